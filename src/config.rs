@@ -1,0 +1,122 @@
+//! Configuration: every flag is also an `ALTAIR_*` environment variable.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Real-time telemetry server for beer taps: pours in over REST, pushed out over WebSockets.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "altair-server", version, about)]
+pub struct Config {
+    /// Address to listen on, e.g. 127.0.0.1:8338. Overrides --port.
+    #[arg(long, env = "ALTAIR_BIND")]
+    pub bind: Option<SocketAddr>,
+
+    /// Port to listen on, on all interfaces (the prototype's PORT variable).
+    #[arg(long, env = "PORT", default_value_t = 8338)]
+    pub port: u16,
+
+    /// Glass catalogue: a JSON list of {name, min, max}, or TOML with [[glass]] tables.
+    /// Default: half 100-300 ml, pint 300-800 ml, stein 800-1000 ml.
+    #[arg(long, env = "ALTAIR_GLASSES", value_name = "FILE")]
+    pub glasses: Option<PathBuf>,
+
+    /// Seconds between reports pushed to subscribers.
+    #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub report_interval: Duration,
+
+    /// Also push a report after every N pours (0: only at the interval).
+    #[arg(
+        long,
+        env = "ALTAIR_REPORT_EVERY",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub report_every: u64,
+
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "ALTAIR_PING_INTERVAL", value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub ping_interval: Duration,
+
+    /// Seconds a subscriber may stay silent (no pong, no frame) before it is dropped.
+    #[arg(long, env = "ALTAIR_PONG_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = seconds)]
+    pub pong_timeout: Duration,
+
+    /// Frames queued per subscriber before it is closed as a slow consumer.
+    #[arg(long, env = "ALTAIR_SUBSCRIBER_QUEUE", value_name = "FRAMES", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub subscriber_queue: u32,
+
+    /// Seconds a closing subscriber gets to take its close frame before the connection drops.
+    #[arg(long, env = "ALTAIR_CLOSE_GRACE", value_name = "SECS", default_value = "3", value_parser = seconds)]
+    pub close_grace: Duration,
+
+    /// Events the bus holds for the WebSocket hub when it falls behind.
+    #[arg(long, env = "ALTAIR_BUS_CAPACITY", value_name = "EVENTS", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub bus_capacity: u32,
+
+    /// Seconds that shutdown waits for requests and sockets before it gives up on them.
+    #[arg(long, env = "ALTAIR_SHUTDOWN_TIMEOUT", value_name = "SECS", default_value = "4", value_parser = seconds)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// The address to listen on: --bind, else all interfaces on --port.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.bind
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, self.port)))
+    }
+}
+
+/// A positive number of seconds, fractions allowed: `10`, `0.25`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 31_536_000.0) {
+        return Err(format!("{text} must be more than 0 and at most a year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_prototype() {
+        let c = Config::try_parse_from(["altair-server", "--port", "8338"]).unwrap();
+        assert_eq!(c.listen_addr(), "0.0.0.0:8338".parse().unwrap());
+        assert_eq!(c.report_interval, Duration::from_secs(10));
+        assert_eq!(c.subscriber_queue, 1024);
+    }
+
+    #[test]
+    fn bind_overrides_port_and_durations_take_fractions() {
+        let c = Config::try_parse_from([
+            "altair-server",
+            "--bind",
+            "127.0.0.1:9000",
+            "--port",
+            "1",
+            "--report-interval",
+            "0.25",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_addr(), "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.report_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn nonsense_durations_are_refused() {
+        for bad in ["0", "-1", "soon", "NaN"] {
+            assert!(
+                Config::try_parse_from(["altair-server", "--ping-interval", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Handlers for pours (`/api/beers`) and `/health`.
+
+use serde::Serialize;
+use warp::Reply as _;
+use warp::http::{HeaderMap, StatusCode, header};
+use warp::reply::Response;
+
+use super::{ApiError, json_with};
+use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
+use crate::server::AppState;
+use crate::store::{ListQuery, Start};
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+#[derive(Serialize)]
+struct One<'a> {
+    beer: &'a Pour,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List {
+    beers: Vec<Pour>,
+    page: usize,
+    page_size: usize,
+    total: u64,
+}
+
+/// `POST /api/beers`: 201 with the stored pour and its `Location`.
+pub async fn create(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    // Devices that send no Content-Type at all are accepted, as the prototype did.
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" {
+            return Err(ApiError::BadRequest(
+                "Content-Type must be application/json".into(),
+            ));
+        }
+    }
+    let body = body?;
+    let new_pour =
+        parse_new_pour(&body, &state.catalogue, Timestamp::now()).map_err(|e| match e {
+            PourError::Malformed(m) => ApiError::BadRequest(m),
+            PourError::Invalid(m) => ApiError::Unprocessable(m),
+        })?;
+    let pour = state.store.insert(new_pour).await?;
+    let mut response = json_with(&One { beer: &pour }, StatusCode::CREATED);
+    let location = header::HeaderValue::from_str(&format!("/api/beers/{}", pour.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// `GET /api/beers`: a page of pours in id order, with the total of all matches.
+pub async fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
+    let (query, page) = parse_list_query(state, raw_query)?;
+    let found = state.store.list(&query).await?;
+    Ok(json_with(
+        &List {
+            beers: found.pours,
+            page,
+            page_size: query.limit,
+            total: found.total,
+        },
+        StatusCode::OK,
+    ))
+}
+
+fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), ApiError> {
+    let mut page: Option<usize> = None;
+    let mut page_size = DEFAULT_PAGE_SIZE;
+    let mut after: Option<u64> = None;
+    let mut query = ListQuery::after(0, DEFAULT_PAGE_SIZE);
+    query.count_total = true;
+    let bad = |name: &str, rule: &str| ApiError::BadRequest(format!("{name} must be {rule}"));
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        match &*key {
+            "page" => {
+                page = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&p| p >= 1)
+                        .ok_or_else(|| bad("page", "an integer of 1 or more"))?,
+                )
+            }
+            "page_size" | "pageSize" => {
+                page_size = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                    .ok_or_else(|| bad("page_size", "an integer from 1 to 1000"))?
+            }
+            "after" => {
+                after = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("after", "a pour id (0 or more)"))?,
+                )
+            }
+            "type" => {
+                let glass = state.catalogue.get(&value).ok_or_else(|| {
+                    ApiError::Unprocessable(format!(
+                        "unknown type {value:?}; valid types: {}",
+                        state.catalogue.names()
+                    ))
+                })?;
+                query.glass = Some(glass.name.clone());
+            }
+            "tapId" => {
+                query.tap_id = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&t| t >= 1)
+                        .ok_or_else(|| bad("tapId", "an integer from 1 to 4294967295"))?,
+                )
+            }
+            "from" => {
+                query.from = Some(
+                    Timestamp::parse(&value).ok_or_else(|| bad("from", "an RFC 3339 date-time"))?,
+                )
+            }
+            "to" => {
+                query.to = Some(
+                    Timestamp::parse(&value).ok_or_else(|| bad("to", "an RFC 3339 date-time"))?,
+                )
+            }
+            // Unknown parameters are ignored, as the prototype did.
+            _ => {}
+        }
+    }
+    query.limit = page_size;
+    query.start = match (after, page) {
+        (Some(_), Some(p)) if p > 1 => {
+            return Err(ApiError::BadRequest(
+                "page and after cannot be combined; follow the cursor with after alone".into(),
+            ));
+        }
+        (Some(after), _) => Start::After(after),
+        (None, page) => Start::Offset((page.unwrap_or(1) - 1).saturating_mul(page_size)),
+    };
+    Ok((query, page.unwrap_or(1)))
+}
+
+/// A path id: digits only, else 400.
+fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!("pour id must be a positive integer, not {text:?}"))
+    })
+}
+
+fn not_found(id: u64) -> ApiError {
+    ApiError::NotFound(format!("no pour with id {id}"))
+}
+
+/// `GET /api/beers/{id}`
+pub async fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let pour = state.store.get(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(json_with(&One { beer: &pour }, StatusCode::OK))
+}
+
+/// `DELETE /api/beers/{id}`: 204.
+pub async fn delete(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    state.store.delete(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
+}
+
+/// `GET /health`
+pub async fn health(state: &AppState) -> Result<Response, ApiError> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Health {
+        status: &'static str,
+        version: &'static str,
+        uptime_seconds: u64,
+        pours: u64,
+        subscribers: usize,
+        store: &'static str,
+    }
+    let stats = state.store.stats().await?;
+    Ok(json_with(
+        &Health {
+            status: "up",
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: state.started.elapsed().as_secs(),
+            pours: stats.pours,
+            subscribers: state.hub.len(),
+            store: state.store.kind(),
+        },
+        StatusCode::OK,
+    ))
+}

@@ -1,0 +1,115 @@
+//! The API's one error type and the one place that turns rejections into JSON errors.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::{StatusCode, header};
+use warp::reject::Reject;
+use warp::{Rejection, Reply};
+
+/// Everything a request can fail with. Each variant's doc names its status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (not JSON, bad query or path value, wrong content type).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such route or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists, the method does not; `allow` lists the methods that do
+    /// (empty when unknown).
+    #[error("method not allowed{}", allowed(allow))]
+    MethodNotAllowed { allow: &'static str },
+    /// 413: the body is over the limit.
+    #[error("body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    /// 422: well-formed, but not acceptable; the message names the field.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 426: a plain request to a WebSocket endpoint.
+    #[error("this endpoint speaks WebSocket only; send an upgrade request")]
+    UpgradeRequired,
+    /// 500: our fault. The cause is logged; the client gets a generic message.
+    #[error("internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn allowed(allow: &str) -> String {
+    if allow.is_empty() {
+        String::new()
+    } else {
+        format!("; use {allow}")
+    }
+}
+
+impl Reject for ApiError {}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    status: u16,
+    message: &'a str,
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> warp::reply::Response {
+        if let ApiError::Internal(cause) = &self {
+            log::error!("internal error: {cause}");
+        }
+        let status = self.status();
+        let message = self.to_string();
+        let body = Body {
+            status: status.as_u16(),
+            message: &message,
+        };
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        let headers = response.headers_mut();
+        if let ApiError::MethodNotAllowed { allow } = self
+            && !allow.is_empty()
+        {
+            headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        if status == StatusCode::UPGRADE_REQUIRED {
+            headers.insert(
+                header::UPGRADE,
+                header::HeaderValue::from_static("websocket"),
+            );
+        }
+        response
+    }
+}
+
+/// Turns any rejection into the JSON error body; the last filter of the route tree.
+pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let error = if let Some(e) = rejection.find::<ApiError>() {
+        e.clone()
+    } else if rejection.is_not_found() {
+        ApiError::NotFound("no such route".into())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed { allow: "" }
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(error.into_response())
+}

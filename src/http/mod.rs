@@ -1,0 +1,222 @@
+//! The HTTP API: one filter per route, in the order of the README's API reference.
+//!
+//! Handlers never reject: they answer errors themselves, so a rejection always means "this
+//! route or method does not exist" and each path's last filter can answer 405 with `Allow`.
+
+mod beers;
+mod error;
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+pub use error::{ApiError, recover};
+
+use crate::server::AppState;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: u64 = 16 * 1024;
+
+/// Every route, with JSON errors for everything that matches none.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let beers = warp::path!("api" / "beers").and(
+        list(state.clone())
+            .or(create(state.clone()))
+            .unify()
+            .or(not_allowed("GET, POST"))
+            .unify(),
+    );
+    let beer = warp::path!("api" / "beers" / String)
+        .and(warp::method())
+        .and(with_state(state.clone()))
+        .then(|id: String, method: Method, state: AppState| async move {
+            match method {
+                Method::GET => answer(beers::show(&state, &id).await),
+                Method::DELETE => answer(beers::delete(&state, &id).await),
+                _ => ApiError::MethodNotAllowed {
+                    allow: "GET, DELETE",
+                }
+                .into_response(),
+            }
+        });
+    beers
+        .or(beer)
+        .unify()
+        .or(glasses(state.clone()))
+        .unify()
+        .or(report(state.clone()))
+        .unify()
+        .or(health(state.clone()))
+        .unify()
+        .or(socket(state))
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// `GET /api/beers?page=&page_size=&type=&tapId=&from=&to=&after=`
+fn list(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .then(|state: AppState, query: String| async move {
+            answer(beers::list(&state, &query).await)
+        })
+        .boxed()
+}
+
+/// `POST /api/beers` with `{"tapId", "volume", "timestamp"?}`
+fn create(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(warp::header::headers_cloned())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |state: AppState, headers: HeaderMap, body: Result<bytes::Bytes, ApiError>| async move {
+                answer(beers::create(&state, &headers, body).await)
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/glasses`
+fn glasses(state: AppState) -> BoxedFilter<(Response,)> {
+    #[derive(Serialize)]
+    struct Glasses<'a> {
+        glasses: &'a [crate::glass::Glass],
+    }
+    warp::path!("api" / "glasses")
+        .and(
+            warp::get()
+                .and(with_state(state))
+                .map(|state: AppState| {
+                    warp::reply::json(&Glasses {
+                        glasses: state.catalogue.glasses(),
+                    })
+                    .into_response()
+                })
+                .or(not_allowed("GET"))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// `GET /api/report`
+fn report(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "report")
+        .and(
+            warp::get()
+                .and(with_state(state))
+                .map(|state: AppState| warp::reply::json(&state.bus.report()).into_response())
+                .or(not_allowed("GET"))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// `GET /health`
+fn health(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("health")
+        .and(
+            warp::get()
+                .and(with_state(state))
+                .then(|state: AppState| async move { answer(beers::health(&state).await) })
+                .or(not_allowed("GET"))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// `GET /sockets/beers` (WebSocket)
+fn socket(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("sockets" / "beers")
+        .and(
+            warp::get()
+                .and(warp::header::headers_cloned())
+                .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+                .and(raw_query())
+                .and(with_state(state))
+                .map(
+                    |headers: HeaderMap,
+                     upgrade: Option<hyper::upgrade::OnUpgrade>,
+                     query: String,
+                     state: AppState| {
+                        answer(crate::ws::handshake(&headers, upgrade, &query, &state))
+                    },
+                )
+                .or(not_allowed("GET"))
+                .unify(),
+        )
+        .boxed()
+}
+
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Any method at a path whose methods are `allow`: 405.
+fn not_allowed(
+    allow: &'static str,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    warp::any().map(move || ApiError::MethodNotAllowed { allow }.into_response())
+}
+
+/// The request body, at most `limit` bytes, with or without a Content-Length; reads no
+/// further than the limit.
+fn body_limited(
+    limit: u64,
+) -> impl Filter<Extract = (Result<bytes::Bytes, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .then(move |length: Option<u64>, body| read_limited(length, body, limit))
+}
+
+async fn read_limited<B: warp::Buf>(
+    length: Option<u64>,
+    body: impl futures::Stream<Item = Result<B, warp::Error>>,
+    limit: u64,
+) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
+    if length.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut collected = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        if (collected.len() + chunk.remaining()) as u64 > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// Turns a handler's result into a response.
+fn answer<R: Reply>(result: Result<R, ApiError>) -> Response {
+    match result {
+        Ok(reply) => reply.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `{"key": value}` with `status`.
+fn json_with<T: Serialize>(value: &T, status: StatusCode) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}

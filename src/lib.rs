@@ -1,0 +1,31 @@
+//! Altair: a real-time telemetry server for beer taps.
+//!
+//! Taps `POST` pours; the server classifies each by glass, stores it, and pushes every new
+//! pour, and a metrics report at an interval, to WebSocket subscribers.
+//!
+//! A pour's path through the modules:
+//!
+//! - [`config`]: flags and `ALTAIR_*` environment variables.
+//! - [`http`]: the REST routes, their handlers, and the one JSON error type.
+//! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
+//! - [`glass`]: the glass catalogue that classifies a volume.
+//! - [`store`]: the async `Store` trait and its in-memory backend; stores publish on the bus.
+//! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a channel.
+//! - [`report`]: incremental metrics and the report document.
+//! - [`hub`]: fan-out of each event, serialized once, to bounded per-subscriber queues.
+//! - [`ws`]: the WebSocket endpoint: handshake, replay with `since`, each connection's loop.
+//! - [`server`]: shared state, the accept loop, background tasks and graceful shutdown.
+
+pub mod bus;
+pub mod config;
+pub mod glass;
+pub mod http;
+pub mod hub;
+pub mod pour;
+pub mod report;
+pub mod server;
+pub mod store;
+pub mod ws;
+
+pub use config::Config;
+pub use server::{RunningServer, Server};

@@ -1,0 +1,290 @@
+//! Pours: what a tap reports, how a request body becomes one, and how one is written out.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::{self, Deserializer};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::glass::Catalogue;
+
+/// A moment, to the millisecond, written as RFC 3339 in UTC (`2026-11-22T21:04:05.123Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Timestamp {
+        Timestamp(Utc::now().timestamp_millis())
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// The timestamp `millis` milliseconds after the Unix epoch.
+    pub fn from_millis(millis: i64) -> Timestamp {
+        Timestamp(millis)
+    }
+
+    /// Parses RFC 3339 (any offset); sub-millisecond digits are dropped.
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| Timestamp(t.timestamp_millis()))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DateTime::<Utc>::from_timestamp_millis(self.0) {
+            Some(t) => f.write_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            // Only reachable for values no parser produced; still print something true.
+            None => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse(&text).ok_or_else(|| de::Error::custom("expected an RFC 3339 date-time"))
+    }
+}
+
+/// A stored pour, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pour {
+    /// Assigned by the server: strictly increasing from 1, never reused.
+    pub id: u64,
+    /// The tap that poured.
+    pub tap_id: u32,
+    /// Volume in ml.
+    pub volume: f64,
+    /// The glass the volume classified as.
+    #[serde(rename = "type")]
+    pub glass: Arc<str>,
+    /// When the device poured (or when the server received it, if the device did not say).
+    pub timestamp: Timestamp,
+}
+
+/// A validated, classified pour that has no id yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPour {
+    pub tap_id: u32,
+    pub volume: f64,
+    pub glass: Arc<str>,
+    pub timestamp: Timestamp,
+}
+
+impl NewPour {
+    /// The pour as stored under `id`.
+    pub fn with_id(self, id: u64) -> Pour {
+        Pour {
+            id,
+            tap_id: self.tap_id,
+            volume: self.volume,
+            glass: self.glass,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// Why a request body is not a pour.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PourError {
+    /// Not JSON at all (400).
+    #[error("{0}")]
+    Malformed(String),
+    /// JSON, but not an acceptable pour (422); the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The body fields are taken raw so that each one gets its own precise message, and so that
+/// numbers like `1e309` reach us as text instead of failing the whole parse.
+#[derive(Deserialize)]
+struct RawPour<'a> {
+    #[serde(rename = "tapId", borrow)]
+    tap_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    volume: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+}
+
+const TAP_ID_RULE: &str = "tapId must be an integer from 1 to 4294967295";
+
+/// Parses and validates a `POST /api/beers` body, classifying the volume with `catalogue`.
+/// `now` is the timestamp used when the body has none.
+pub fn parse_new_pour(
+    body: &[u8],
+    catalogue: &Catalogue,
+    now: Timestamp,
+) -> Result<NewPour, PourError> {
+    let raw: RawPour = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => PourError::Invalid(format!(
+            "body must be a JSON object with tapId and volume: {e}"
+        )),
+        _ => PourError::Malformed(format!("body is not valid JSON: {e}")),
+    })?;
+
+    let tap_id = raw
+        .tap_id
+        .ok_or_else(|| PourError::Invalid("tapId is required".into()))?
+        .get()
+        .parse::<u32>()
+        .ok()
+        .filter(|&id| id >= 1)
+        .ok_or_else(|| PourError::Invalid(TAP_ID_RULE.into()))?;
+
+    let volume_text = raw
+        .volume
+        .ok_or_else(|| PourError::Invalid("volume is required".into()))?
+        .get();
+    // A JSON number starts with a digit or '-'; strings, booleans, null, objects do not.
+    let is_number = volume_text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    let volume = is_number
+        .then(|| volume_text.parse::<f64>().ok())
+        .flatten()
+        .ok_or_else(|| PourError::Invalid("volume must be a number (ml)".into()))?;
+    if !volume.is_finite() {
+        return Err(PourError::Invalid(
+            "volume must be a finite number (ml)".into(),
+        ));
+    }
+    if volume < 0.0 {
+        return Err(PourError::Invalid(format!(
+            "volume must not be negative (got {volume} ml)"
+        )));
+    }
+
+    let timestamp = match raw.timestamp.map(RawValue::get) {
+        None | Some("null") => now,
+        Some(text) => serde_json::from_str::<String>(text)
+            .ok()
+            .and_then(|t| Timestamp::parse(&t))
+            .ok_or_else(|| {
+                PourError::Invalid(
+                    "timestamp must be an RFC 3339 date-time, e.g. 2026-11-22T21:04:05Z".into(),
+                )
+            })?,
+    };
+
+    let glass = catalogue.classify(volume).ok_or_else(|| {
+        PourError::Invalid(format!(
+            "no glass for {volume} ml; accepted {}",
+            catalogue.accepted()
+        ))
+    })?;
+
+    Ok(NewPour {
+        tap_id,
+        volume,
+        glass: glass.name.clone(),
+        timestamp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_763_845_445_123);
+
+    fn parse(body: &str) -> Result<NewPour, PourError> {
+        parse_new_pour(body.as_bytes(), &Catalogue::default(), NOW)
+    }
+
+    fn invalid(body: &str) -> String {
+        match parse(body) {
+            Err(PourError::Invalid(message)) => message,
+            other => panic!("{body}: expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_pour_is_classified_and_stamped_now() {
+        let pour = parse(r#"{"tapId": 3, "volume": 500}"#).unwrap();
+        assert_eq!(pour.tap_id, 3);
+        assert_eq!(pour.volume, 500.0);
+        assert_eq!(&*pour.glass, "pint");
+        assert_eq!(pour.timestamp, NOW);
+    }
+
+    #[test]
+    fn device_timestamp_is_kept_to_the_millisecond() {
+        let pour =
+            parse(r#"{"tapId":1,"volume":200,"timestamp":"2026-11-22T22:04:05.123456+01:00"}"#)
+                .unwrap();
+        assert_eq!(pour.timestamp.to_string(), "2026-11-22T21:04:05.123Z");
+    }
+
+    #[test]
+    fn not_json_is_malformed() {
+        for body in ["", "{", "tapId=3", r#"{"tapId": 3,}"#] {
+            assert!(
+                matches!(parse(body), Err(PourError::Malformed(_))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert!(invalid(r#"[1, 2]"#).contains("JSON object"));
+        assert!(invalid(r#"{"volume": 500}"#).contains("tapId"));
+        assert!(invalid(r#"{"tapId": 1}"#).contains("volume"));
+        for tap in ["0", "-1", "1.5", "\"3\"", "4294967296", "null", "true"] {
+            assert!(invalid(&format!(r#"{{"tapId": {tap}, "volume": 500}}"#)).contains("tapId"));
+        }
+        assert!(invalid(r#"{"tapId": 1, "volume": "500"}"#).contains("volume must be a number"));
+        assert!(invalid(r#"{"tapId": 1, "volume": 1e309}"#).contains("finite"));
+        assert!(invalid(r#"{"tapId": 1, "volume": -5}"#).contains("negative"));
+        assert!(
+            invalid(r#"{"tapId": 1, "volume": 500, "timestamp": "yesterday"}"#)
+                .contains("timestamp")
+        );
+        assert!(invalid(r#"{"tapId": 1, "volume": 500, "timestamp": 17}"#).contains("timestamp"));
+    }
+
+    #[test]
+    fn a_volume_no_glass_holds_says_what_is_accepted() {
+        assert_eq!(
+            invalid(r#"{"tapId": 1, "volume": 1500}"#),
+            "no glass for 1500 ml; accepted 100 to 1000 ml"
+        );
+    }
+
+    #[test]
+    fn largest_tap_id_is_accepted() {
+        assert_eq!(
+            parse(r#"{"tapId":4294967295,"volume":100}"#)
+                .unwrap()
+                .tap_id,
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn pour_serializes_as_the_api_documents() {
+        let pour = parse(r#"{"tapId": 3, "volume": 500}"#).unwrap().with_id(17);
+        assert_eq!(
+            serde_json::to_string(&pour).unwrap(),
+            r#"{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"2025-11-22T21:04:05.123Z"}"#
+        );
+        let back: Pour = serde_json::from_str(&serde_json::to_string(&pour).unwrap()).unwrap();
+        assert_eq!(back, pour);
+    }
+}

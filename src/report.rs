@@ -1,0 +1,314 @@
+//! The metrics report, aggregated incrementally: O(1) work per pour or deletion, never a scan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::glass::Catalogue;
+use crate::pour::{Pour, Timestamp};
+
+/// Seconds kept for the rolling windows (the longest window is an hour).
+const WINDOW_SECONDS: usize = 3600;
+
+/// The report pushed to subscribers and served at `GET /api/report`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub total_pours: u64,
+    pub total_volume_ml: f64,
+    /// One entry per tap with at least one stored pour, by tap id.
+    pub by_tap: Vec<TapTally>,
+    /// One entry per glass in the catalogue, smallest first.
+    pub by_type: Vec<TypeTally>,
+    /// Stored pours whose timestamp lies in the last 60 s.
+    pub pours_last_minute: u64,
+    /// Stored pours whose timestamp lies in the last 3600 s.
+    pub pours_last_hour: u64,
+    pub generated_at: Timestamp,
+}
+
+/// A tap's share of the stored pours.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TapTally {
+    pub tap_id: u32,
+    pub pours: u64,
+    pub volume_ml: f64,
+    /// This tap's pours as a percentage of all pours.
+    pub share_pct: f64,
+}
+
+/// A glass's share of the stored pours.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeTally {
+    #[serde(rename = "type")]
+    pub glass: Arc<str>,
+    pub pours: u64,
+    pub volume_ml: f64,
+}
+
+/// Pours and volume, the volume in microlitres so that adding and removing pours is exact.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    pours: u64,
+    microlitres: i64,
+}
+
+impl Tally {
+    fn add(&mut self, pour: &Pour) {
+        self.pours += 1;
+        self.microlitres += microlitres(pour.volume);
+    }
+
+    fn remove(&mut self, pour: &Pour) {
+        self.pours = self.pours.saturating_sub(1);
+        self.microlitres -= microlitres(pour.volume);
+    }
+
+    fn volume_ml(self) -> f64 {
+        self.microlitres as f64 / 1000.0
+    }
+}
+
+fn microlitres(ml: f64) -> i64 {
+    (ml * 1000.0).round() as i64
+}
+
+/// The running totals behind a [`Report`].
+#[derive(Debug)]
+pub struct Aggregator {
+    glasses: Vec<Arc<str>>,
+    total: Tally,
+    by_glass: Vec<Tally>,
+    by_tap: HashMap<u32, Tally>,
+    /// Pours per second of pour timestamp, a ring indexed by `second % WINDOW_SECONDS`;
+    /// each slot remembers which second it counts so that stale slots are ignored.
+    per_second: Box<[(i64, u64)]>,
+}
+
+impl Aggregator {
+    /// Empty totals for the glasses of `catalogue`.
+    pub fn new(catalogue: &Catalogue) -> Aggregator {
+        let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
+        Aggregator {
+            by_glass: vec![Tally::default(); glasses.len()],
+            glasses,
+            total: Tally::default(),
+            by_tap: HashMap::new(),
+            per_second: vec![(i64::MIN, 0); WINDOW_SECONDS].into_boxed_slice(),
+        }
+    }
+
+    /// Counts a stored pour.
+    pub fn add(&mut self, pour: &Pour, now: Timestamp) {
+        self.total.add(pour);
+        if let Some(tally) = self.glass_tally(&pour.glass) {
+            tally.add(pour);
+        }
+        self.by_tap.entry(pour.tap_id).or_default().add(pour);
+        let second = pour.timestamp.millis().div_euclid(1000);
+        let now_second = now.millis().div_euclid(1000);
+        // Outside the hour (or a clock far ahead): not in any window, now or later.
+        if second <= now_second - WINDOW_SECONDS as i64 || second > now_second + 60 {
+            return;
+        }
+        let slot = &mut self.per_second[second.rem_euclid(WINDOW_SECONDS as i64) as usize];
+        if slot.0 == second {
+            slot.1 += 1;
+        } else if slot.0 < second {
+            *slot = (second, 1);
+        }
+    }
+
+    /// Forgets a deleted pour.
+    pub fn remove(&mut self, pour: &Pour) {
+        self.total.remove(pour);
+        if let Some(tally) = self.glass_tally(&pour.glass) {
+            tally.remove(pour);
+        }
+        if let Some(tally) = self.by_tap.get_mut(&pour.tap_id) {
+            tally.remove(pour);
+            if tally.pours == 0 {
+                self.by_tap.remove(&pour.tap_id);
+            }
+        }
+        let second = pour.timestamp.millis().div_euclid(1000);
+        let slot = &mut self.per_second[second.rem_euclid(WINDOW_SECONDS as i64) as usize];
+        if slot.0 == second {
+            slot.1 = slot.1.saturating_sub(1);
+        }
+    }
+
+    /// Total pours counted.
+    pub fn total_pours(&self) -> u64 {
+        self.total.pours
+    }
+
+    /// The report as of `now`. Costs O(taps + glasses + 3600), never O(pours).
+    pub fn report(&self, now: Timestamp) -> Report {
+        let total = self.total.pours;
+        let share = |pours: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                // Two decimals are plenty for a share, and keep the JSON short.
+                (pours as f64 * 10_000.0 / total as f64).round() / 100.0
+            }
+        };
+        let mut by_tap: Vec<TapTally> = self
+            .by_tap
+            .iter()
+            .map(|(&tap_id, t)| TapTally {
+                tap_id,
+                pours: t.pours,
+                volume_ml: t.volume_ml(),
+                share_pct: share(t.pours),
+            })
+            .collect();
+        by_tap.sort_unstable_by_key(|t| t.tap_id);
+        let by_type = self
+            .glasses
+            .iter()
+            .zip(&self.by_glass)
+            .map(|(glass, t)| TypeTally {
+                glass: glass.clone(),
+                pours: t.pours,
+                volume_ml: t.volume_ml(),
+            })
+            .collect();
+        let now_second = now.millis().div_euclid(1000);
+        let in_last = |seconds: i64| -> u64 {
+            self.per_second
+                .iter()
+                .filter(|(s, _)| *s > now_second - seconds && *s <= now_second)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Report {
+            total_pours: total,
+            total_volume_ml: self.total.volume_ml(),
+            by_tap,
+            by_type,
+            pours_last_minute: in_last(60),
+            pours_last_hour: in_last(WINDOW_SECONDS as i64),
+            generated_at: now,
+        }
+    }
+
+    fn glass_tally(&mut self, name: &str) -> Option<&mut Tally> {
+        let i = self.glasses.iter().position(|g| &**g == name)?;
+        self.by_glass.get_mut(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn pour(id: u64, tap_id: u32, volume: f64, glass: &str, ago_secs: i64) -> Pour {
+        Pour {
+            id,
+            tap_id,
+            volume,
+            glass: glass.into(),
+            timestamp: Timestamp::from_millis(NOW - ago_secs * 1000),
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(NOW)
+    }
+
+    #[test]
+    fn totals_by_tap_and_type() {
+        let mut agg = Aggregator::new(&Catalogue::default());
+        agg.add(&pour(1, 2, 500.0, "pint", 0), now());
+        agg.add(&pour(2, 2, 200.5, "half", 0), now());
+        agg.add(&pour(3, 7, 1000.0, "stein", 0), now());
+        agg.add(&pour(4, 7, 400.0, "pint", 0), now());
+        let r = agg.report(now());
+        assert_eq!(r.total_pours, 4);
+        assert_eq!(r.total_volume_ml, 2100.5);
+        assert_eq!(
+            r.by_tap,
+            vec![
+                TapTally {
+                    tap_id: 2,
+                    pours: 2,
+                    volume_ml: 700.5,
+                    share_pct: 50.0
+                },
+                TapTally {
+                    tap_id: 7,
+                    pours: 2,
+                    volume_ml: 1400.0,
+                    share_pct: 50.0
+                },
+            ]
+        );
+        let types: Vec<(&str, u64, f64)> = r
+            .by_type
+            .iter()
+            .map(|t| (&*t.glass, t.pours, t.volume_ml))
+            .collect();
+        assert_eq!(
+            types,
+            vec![("half", 1, 200.5), ("pint", 2, 900.0), ("stein", 1, 1000.0)]
+        );
+    }
+
+    #[test]
+    fn deletions_are_reflected_exactly() {
+        let mut agg = Aggregator::new(&Catalogue::default());
+        let a = pour(1, 1, 100.1, "half", 0);
+        let b = pour(2, 2, 300.2, "half", 0);
+        agg.add(&a, now());
+        agg.add(&b, now());
+        agg.remove(&a);
+        let r = agg.report(now());
+        assert_eq!(r.total_pours, 1);
+        assert_eq!(r.total_volume_ml, 300.2);
+        assert_eq!(r.by_tap.len(), 1, "a tap with no pours left disappears");
+        assert_eq!(r.by_tap[0].share_pct, 100.0);
+        assert_eq!(r.pours_last_minute, 1);
+        agg.remove(&b);
+        let r = agg.report(now());
+        assert_eq!((r.total_pours, r.total_volume_ml), (0, 0.0));
+        assert_eq!(r.pours_last_hour, 0);
+    }
+
+    #[test]
+    fn rolling_windows_count_by_pour_time() {
+        let mut agg = Aggregator::new(&Catalogue::default());
+        agg.add(&pour(1, 1, 500.0, "pint", 0), now());
+        agg.add(&pour(2, 1, 500.0, "pint", 59), now());
+        agg.add(&pour(3, 1, 500.0, "pint", 61), now());
+        agg.add(&pour(4, 1, 500.0, "pint", 3599), now());
+        agg.add(&pour(5, 1, 500.0, "pint", 3600), now());
+        agg.add(&pour(6, 1, 500.0, "pint", 86_400), now());
+        let r = agg.report(now());
+        assert_eq!(r.pours_last_minute, 2);
+        assert_eq!(r.pours_last_hour, 4);
+        assert_eq!(r.total_pours, 6);
+        // Ten minutes on, the minute window is empty and the hour has lost nothing new.
+        let later = Timestamp::from_millis(NOW + 600_000);
+        let r = agg.report(later);
+        assert_eq!(r.pours_last_minute, 0);
+        assert_eq!(r.pours_last_hour, 3);
+    }
+
+    #[test]
+    fn share_is_rounded_to_two_decimals() {
+        let mut agg = Aggregator::new(&Catalogue::default());
+        for (id, tap) in [(1, 1), (2, 2), (3, 2)] {
+            agg.add(&pour(id, tap, 500.0, "pint", 0), now());
+        }
+        let r = agg.report(now());
+        assert_eq!(r.by_tap[0].share_pct, 33.33);
+        assert_eq!(r.by_tap[1].share_pct, 66.67);
+    }
+}

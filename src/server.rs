@@ -1,0 +1,276 @@
+//! The server's life: shared state, the accept loop, background tasks, graceful shutdown.
+//!
+//! Connections are accepted here, not by `warp::serve`, so that each socket gets
+//! `TCP_NODELAY` (small event frames must not wait for Nagle), each request is logged with
+//! its peer, and header reads time out.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_service::Service;
+use warp::http::Request;
+
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::glass::{Catalogue, CatalogueError};
+use crate::hub::Hub;
+use crate::store::{MemoryStore, Store};
+use crate::ws::SocketSettings;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub bus: Bus,
+    pub hub: Hub,
+    pub catalogue: Arc<Catalogue>,
+    pub started: Instant,
+    pub socket: SocketSettings,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// WebSocket connections, which shutdown waits for.
+    pub tasks: TaskTracker,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server bound to its address, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_timeout: Duration,
+    report_interval: Duration,
+}
+
+/// The peer of a request, put in its extensions for the handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Server {
+    /// Loads the catalogue, builds the store and binds the listening socket.
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let catalogue = match &config.glasses {
+            Some(path) => Catalogue::load(path)?,
+            None => Catalogue::default(),
+        };
+        let addr = config.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let bus = Bus::new(
+            &catalogue,
+            config.bus_capacity as usize,
+            config.report_every,
+        );
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(bus.clone()));
+        let state = AppState {
+            store,
+            bus,
+            hub: Hub::new(config.subscriber_queue as usize),
+            catalogue: Arc::new(catalogue),
+            started: Instant::now(),
+            socket: SocketSettings {
+                ping_interval: config.ping_interval,
+                pong_timeout: config.pong_timeout,
+                close_grace: config.close_grace,
+                report_interval: config.report_interval,
+            },
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        Ok(Server {
+            listener,
+            state,
+            shutdown_timeout: config.shutdown_timeout,
+            report_interval: config.report_interval,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then closes every WebSocket (1001), finishes
+    /// in-flight requests, and returns within the shutdown timeout.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            state,
+            shutdown_timeout,
+            report_interval,
+        } = self;
+        if let Ok(addr) = listener.local_addr() {
+            log::info!(
+                "listening on {addr}; store: {}; glasses: {}",
+                state.store.kind(),
+                state.catalogue.names()
+            );
+        }
+        // Subscribed before the first request, so the hub sees every event.
+        let hub = tokio::spawn(
+            state
+                .hub
+                .clone()
+                .run(state.bus.subscribe(), state.shutdown.clone()),
+        );
+        let reports = tokio::spawn(report_loop(
+            state.bus.clone(),
+            report_interval,
+            state.shutdown.clone(),
+        ));
+        let service = warp::service(crate::http::routes(state.clone()));
+        // HTTP connections, which shutdown lets finish their in-flight request.
+        let connections = TaskTracker::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, don't spin.
+                        log::error!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = stream.set_nodelay(true) {
+                log::debug!("TCP_NODELAY on {peer}: {e}");
+            }
+            let service = service.clone();
+            let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(Peer(peer));
+                let started = Instant::now();
+                let method = request.method().clone();
+                let path = request.uri().path().to_owned();
+                let response = service.clone().call(request);
+                async move {
+                    let response = response.await;
+                    if let Ok(response) = &response {
+                        log::info!(
+                            target: "altair::request",
+                            "{method} {path} {} {:.2}ms {peer}",
+                            response.status().as_u16(),
+                            started.elapsed().as_secs_f64() * 1000.0
+                        );
+                    }
+                    response
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), handler)
+                .with_upgrades();
+            let shutdown = state.shutdown.clone();
+            connections.spawn(async move {
+                let mut connection = std::pin::pin!(connection);
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    _ = shutdown.cancelled() => {
+                        // Finishes the request in flight, then closes; idle ones close now.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = result {
+                    log::debug!("connection from {peer}: {e}");
+                }
+            });
+        }
+
+        drop(listener);
+        log::info!("shutting down: closing WebSockets and finishing requests");
+        state.shutdown.cancel();
+        state.tasks.close();
+        connections.close();
+        let drained = tokio::time::timeout(shutdown_timeout, async {
+            connections.wait().await;
+            state.tasks.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            log::warn!(
+                "shutdown: connections still open after {shutdown_timeout:?}; dropping them"
+            );
+        }
+        let _ = tokio::join!(hub, reports);
+        log::info!("stopped");
+    }
+}
+
+/// Publishes a report every `every` until shutdown.
+async fn report_loop(bus: Bus, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => { bus.publish_report(); }
+        }
+    }
+}
+
+/// A server running in a background task: what tests and embedders start.
+pub struct RunningServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Binds as `config` says and serves in a background task.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr().map_err(|source| StartError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(server.run(async move { stopped.cancelled().await }));
+        Ok(RunningServer { addr, stop, task })
+    }
+
+    /// Begins a graceful shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Shuts down gracefully and waits until the server has stopped.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.stopped().await;
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn stopped(self) {
+        if let Err(e) = self.task.await {
+            log::error!("server task failed: {e}");
+        }
+    }
+}

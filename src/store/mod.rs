@@ -1,0 +1,93 @@
+//! Where pours live: one async trait, so that durable and database backends drop in
+//! without touching the handlers.
+//!
+//! A store publishes every insert and deletion on the [`Bus`](crate::bus::Bus) in commit
+//! order; that is what makes it observable.
+
+mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+use crate::pour::{NewPour, Pour, Timestamp};
+
+/// Where a list page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Skip this many matches (the `page` style).
+    Offset(usize),
+    /// Matches with an id greater than this (the cursor style).
+    After(u64),
+}
+
+/// A list query: filters, where to start, and how many.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub start: Start,
+    pub limit: usize,
+    pub glass: Option<Arc<str>>,
+    pub tap_id: Option<u32>,
+    /// Inclusive lower bound on the pour timestamp.
+    pub from: Option<Timestamp>,
+    /// Inclusive upper bound on the pour timestamp.
+    pub to: Option<Timestamp>,
+    /// Whether to count every match; replays skip it, since time filters make it a scan.
+    pub count_total: bool,
+}
+
+impl ListQuery {
+    /// The next `limit` pours after `id`, unfiltered, without a total.
+    pub fn after(id: u64, limit: usize) -> ListQuery {
+        ListQuery {
+            start: Start::After(id),
+            limit,
+            glass: None,
+            tap_id: None,
+            from: None,
+            to: None,
+            count_total: false,
+        }
+    }
+}
+
+/// One page of a list query, in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub pours: Vec<Pour>,
+    /// Every match of the filters, wherever the page starts (0 when not counted).
+    pub total: u64,
+}
+
+/// Counts for `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Pours stored now.
+    pub pours: u64,
+    /// The highest id ever assigned (0 before the first pour).
+    pub last_id: u64,
+}
+
+/// A backend failed; the message is for the log, never for the client.
+#[derive(Debug, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+/// A pour store.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores `pour` under the next id and publishes it.
+    async fn insert(&self, pour: NewPour) -> Result<Pour, StoreError>;
+    /// The pour with this id.
+    async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError>;
+    /// Deletes and publishes the pour with this id, returning it; `None` if there was none.
+    async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError>;
+    /// A page of matching pours in id order.
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+    /// How many pours there are and the newest id.
+    async fn stats(&self) -> Result<Stats, StoreError>;
+    /// A short name for the logs.
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,372 @@
+//! WebSocket `/sockets/beers`: the handshake, the replay, and each subscriber's connection.
+//!
+//! The upgrade is done here rather than with `warp::ws` so that frames go out as the hub's
+//! shared bytes (warp's `Message::text` copies into a `String` per subscriber) and so that
+//! the socket's buffers can be sized for thousands of mostly idle subscribers.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use warp::http::{HeaderMap, Response, StatusCode, header};
+use warp::reply::Response as WarpResponse;
+
+use crate::glass::Glass;
+use crate::http::ApiError;
+use crate::hub::{Filter, Frame, Kick, Subscription, to_json};
+use crate::server::AppState;
+use crate::store::ListQuery;
+
+/// Client frames larger than this close the connection (1009).
+pub const MAX_CLIENT_FRAME: usize = 4096;
+/// Pours read from the store per replay step.
+const REPLAY_PAGE: usize = 512;
+/// Frames taken from the queue per write at most.
+const BATCH: usize = 256;
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// What a subscriber asked for when it connected.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocketParams {
+    /// `tapId=N`: the subscriber is tap N and is not sent its own pours...
+    pub tap_id: Option<u32>,
+    /// ...unless `echo=true`.
+    pub echo: bool,
+    /// `type=pint` (repeatable): only these glasses' pours.
+    pub glasses: Vec<std::sync::Arc<str>>,
+    /// `since=ID`: replay stored pours after this id first.
+    pub since: Option<u64>,
+}
+
+impl SocketParams {
+    /// Parses the connect-time query string; unknown parameters are ignored.
+    pub fn parse(query: &str, state: &AppState) -> Result<SocketParams, ApiError> {
+        let mut params = SocketParams::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "tapId" => {
+                    params.tap_id = Some(value.parse::<u32>().ok().filter(|&t| t >= 1).ok_or_else(
+                        || {
+                            ApiError::BadRequest(
+                                "tapId must be an integer from 1 to 4294967295".into(),
+                            )
+                        },
+                    )?)
+                }
+                "echo" => {
+                    params.echo = match &*value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(ApiError::BadRequest("echo must be true or false".into())),
+                    }
+                }
+                "type" => {
+                    let glass = state.catalogue.get(&value).ok_or_else(|| {
+                        ApiError::Unprocessable(format!(
+                            "unknown type {value:?}; valid types: {}",
+                            state.catalogue.names()
+                        ))
+                    })?;
+                    params.glasses.push(glass.name.clone());
+                }
+                "since" => {
+                    params.since = Some(value.parse::<u64>().map_err(|_| {
+                        ApiError::BadRequest("since must be a pour id (0 or more)".into())
+                    })?)
+                }
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            own_tap: if self.echo { None } else { self.tap_id },
+            glasses: self.glasses.clone(),
+        }
+    }
+}
+
+/// `GET /sockets/beers`: checks the handshake and the query, answers 101, and serves the
+/// connection in a task that shutdown waits for.
+pub fn handshake(
+    headers: &HeaderMap,
+    on_upgrade: Option<OnUpgrade>,
+    query: &str,
+    state: &AppState,
+) -> Result<WarpResponse, ApiError> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err(ApiError::UpgradeRequired);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return Err(ApiError::BadRequest(
+            "Sec-WebSocket-Version must be 13".into(),
+        ));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
+    let params = SocketParams::parse(query, state)?;
+    let on_upgrade =
+        on_upgrade.ok_or_else(|| ApiError::Internal("connection cannot be upgraded".into()))?;
+
+    let accept = derive_accept_key(key.as_bytes());
+    let state = state.clone();
+    state.tasks.clone().spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    // Clients send little: small read buffers keep idle subscribers cheap.
+                    .read_buffer_size(4096)
+                    .write_buffer_size(16 * 1024)
+                    .max_message_size(Some(MAX_CLIENT_FRAME))
+                    .max_frame_size(Some(MAX_CLIENT_FRAME));
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                serve(socket, params, state).await;
+            }
+            Err(e) => log::debug!("WebSocket upgrade failed: {e}"),
+        }
+    });
+
+    let response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Default::default())
+        .map_err(|e| ApiError::Internal(format!("building the 101 response: {e}")))?;
+    Ok(response)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase", tag = "event", rename = "hello")]
+struct Hello<'a> {
+    last_id: u64,
+    glasses: &'a [Glass],
+    report_interval_seconds: f64,
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Shutdown,
+    Kicked(Kick),
+    TooBig,
+    ClientClosed,
+    Unresponsive,
+    Broken,
+}
+
+impl End {
+    fn close_frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            End::Shutdown => (CloseCode::Away, "server shutting down"),
+            End::Kicked(Kick::SlowConsumer) => (CloseCode::Policy, "slow consumer"),
+            End::Kicked(Kick::Overloaded) => {
+                (CloseCode::Again, "server overloaded; reconnect with since")
+            }
+            End::TooBig => (CloseCode::Size, "message too big"),
+            End::ClientClosed | End::Unresponsive | End::Broken => return None,
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
+
+/// Runs `work` unless shutdown or a kick comes first.
+async fn unless_ended<T>(
+    work: impl Future<Output = T>,
+    kicked: &mut oneshot::Receiver<Kick>,
+    state: &AppState,
+) -> Result<T, End> {
+    tokio::select! {
+        biased;
+        _ = state.shutdown.cancelled() => Err(End::Shutdown),
+        why = kicked => Err(why.map_or(End::Shutdown, End::Kicked)),
+        out = work => Ok(out),
+    }
+}
+
+async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
+    let filter = params.filter();
+    let mut subscription = state.hub.subscribe(filter.clone());
+    let end = match converse(&mut socket, &mut subscription, &params, &filter, &state).await {
+        Ok(end) | Err(end) => end,
+    };
+    // Dropping the subscription discards whatever is still queued for it.
+    drop(subscription);
+    log::debug!("subscriber closed: {end:?}");
+    if let Some(frame) = end.close_frame() {
+        // The close frame gets a grace period to be taken; then the connection is dropped.
+        let _ = tokio::time::timeout(state.socket.close_grace, async {
+            socket.send(Message::Close(Some(frame))).await?;
+            while socket.next().await.is_some() {}
+            Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+        })
+        .await;
+    } else if end == End::ClientClosed {
+        // Flushes the close reply that tungstenite queued on reading the client's close.
+        let _ = tokio::time::timeout(state.socket.close_grace, socket.flush()).await;
+    }
+}
+
+/// The life of one connection: hello, replay, then live frames, pings and client frames.
+async fn converse(
+    socket: &mut Socket,
+    subscription: &mut Subscription,
+    params: &SocketParams,
+    filter: &Filter,
+    state: &AppState,
+) -> Result<End, End> {
+    let kicked = &mut subscription.kicked;
+    // Registered before lastId is read: any pour above lastId reaches the queue.
+    let last_id = match state.store.stats().await {
+        Ok(stats) => stats.last_id,
+        Err(e) => {
+            log::error!("subscriber could not read the store: {e}");
+            return Err(End::Broken);
+        }
+    };
+    let hello = Hello {
+        last_id,
+        glasses: state.catalogue.glasses(),
+        report_interval_seconds: state.socket.report_interval.as_secs_f64(),
+    };
+    unless_ended(
+        socket.send(Message::Text(to_json(&hello).into())),
+        kicked,
+        state,
+    )
+    .await?
+    .map_err(|_| End::Broken)?;
+
+    // Pours at or below `floor` were covered by the replay or predate lastId: not resent.
+    let mut floor = last_id;
+    if let Some(since) = params.since {
+        let replayed = unless_ended(replay(socket, since, filter, state), kicked, state).await?;
+        floor = floor.max(replayed.map_err(|_| End::Broken)?);
+    }
+
+    let ping_every = state.socket.ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => return Ok(End::Shutdown),
+            why = &mut *kicked => return Ok(why.map_or(End::Shutdown, End::Kicked)),
+            n = subscription.frames.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return Ok(End::Shutdown);
+                }
+                let write = write_batch(socket, &mut batch, floor);
+                unless_ended(write, kicked, state).await?.map_err(|_| End::Broken)?;
+            }
+            message = socket.next() => match message {
+                Some(Ok(Message::Close(_))) | None => return Ok(End::ClientClosed),
+                // Pongs and anything else the client says prove it is alive; text is ignored.
+                Some(Ok(_)) => last_heard = Instant::now(),
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => return Ok(End::TooBig),
+                Some(Err(_)) => return Ok(End::Broken),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > state.socket.pong_timeout {
+                    return Ok(End::Unresponsive);
+                }
+                let send = socket.send(Message::Ping(Bytes::new()));
+                unless_ended(send, kicked, state).await?.map_err(|_| End::Broken)?;
+            }
+        }
+    }
+}
+
+/// Feeds every queued frame, then flushes once: one write for the lot, not one per frame.
+async fn write_batch(
+    socket: &mut Socket,
+    batch: &mut Vec<Frame>,
+    floor: u64,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    for frame in batch.drain(..) {
+        if frame.pour_id.is_some_and(|id| id <= floor) {
+            continue;
+        }
+        socket.feed(Message::Text(frame.text)).await?;
+    }
+    socket.flush().await
+}
+
+/// Sends every stored pour after `since` that the filter admits, in id order; returns the
+/// highest id it looked at (0 if none).
+async fn replay(
+    socket: &mut Socket,
+    since: u64,
+    filter: &Filter,
+    state: &AppState,
+) -> Result<u64, ()> {
+    let mut cursor = since;
+    let mut seen = 0;
+    loop {
+        let page = state
+            .store
+            .list(&ListQuery::after(cursor, REPLAY_PAGE))
+            .await
+            .map_err(|e| log::error!("replay could not read the store: {e}"))?;
+        for pour in page.pours.iter().filter(|p| filter.admits(p)) {
+            socket
+                .feed(Message::Text(Frame::pour(pour).text))
+                .await
+                .map_err(|_| ())?;
+        }
+        socket.flush().await.map_err(|_| ())?;
+        match page.pours.last() {
+            Some(last) => {
+                seen = last.id;
+                cursor = last.id;
+            }
+            None => return Ok(seen),
+        }
+        if page.pours.len() < REPLAY_PAGE {
+            return Ok(seen);
+        }
+    }
+}
+
+/// WebSocket timing settings, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketSettings {
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub close_grace: Duration,
+    pub report_interval: Duration,
+}
