@@ -289,4 +289,21 @@ mod tests {
         drop(fast);
         assert!(hub.is_empty());
     }
+
+    #[tokio::test]
+    async fn a_hub_that_falls_behind_the_bus_kicks_everyone_to_resume() {
+        let bus = crate::bus::Bus::new(&crate::glass::Catalogue::default(), 2, 0);
+        let hub = Hub::new(16);
+        let events = bus.subscribe();
+        let mut subscriber = hub.subscribe(Filter::default());
+        for id in 1..=5 {
+            bus.poured(pour(id, 1, "pint"));
+        }
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(hub.clone().run(events, shutdown.clone()));
+        assert_eq!((&mut subscriber.kicked).await, Ok(Kick::Overloaded));
+        assert!(hub.is_empty());
+        shutdown.cancel();
+        running.await.unwrap();
+    }
 }

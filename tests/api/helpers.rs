@@ -1,0 +1,220 @@
+//! Shared test helpers: a real server on port 0, and HTTP and WebSocket clients for it.
+
+use std::time::Duration;
+
+use altair::{Config, RunningServer};
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single awaited event may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A server running in this process, and a client for it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    server: RunningServer,
+}
+
+/// A server with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(&[]).await
+}
+
+/// A server with extra command-line flags.
+pub async fn spawn_with(flags: &[&str]) -> TestApp {
+    let mut argv = vec!["altair-server", "--bind", "127.0.0.1:0"];
+    argv.extend_from_slice(flags);
+    let config = Config::try_parse_from(argv).expect("test flags parse");
+    let server = RunningServer::start(config).await.expect("server starts");
+    TestApp {
+        addr: server.addr,
+        http: reqwest::Client::new(),
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Posts a JSON body as a device would, with the JSON content type.
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/api/beers"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST reaches the server");
+        read_json(response).await
+    }
+
+    /// Posts a pour that must be accepted; returns the stored pour.
+    pub async fn pour(&self, tap_id: u32, volume: f64) -> Value {
+        let (status, body) = self
+            .post_raw(json!({"tapId": tap_id, "volume": volume}).to_string())
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["beer"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET reaches the server");
+        read_json(response).await
+    }
+
+    pub async fn delete(&self, path: &str) -> StatusCode {
+        self.http
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE reaches the server")
+            .status()
+    }
+
+    /// Opens a WebSocket subscription and reads its hello frame.
+    pub async fn subscribe(&self, query: &str) -> (Subscriber, Value) {
+        let mut subscriber = self.connect(query).await;
+        let hello = subscriber.next_json().await;
+        assert_eq!(hello["event"], "hello", "{hello}");
+        (subscriber, hello)
+    }
+
+    /// Opens a WebSocket without reading anything.
+    pub async fn connect(&self, query: &str) -> Subscriber {
+        let url = format!("ws://{}/sockets/beers{}", self.addr, query);
+        let (ws, response) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket handshake succeeds");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        Subscriber { ws }
+    }
+
+    /// Polls `/health` until `subscribers` equals `n`.
+    pub async fn await_subscribers(&self, n: u64) {
+        within(async {
+            loop {
+                let (_, health) = self.get("/health").await;
+                if health["subscribers"] == n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.server.begin_shutdown();
+    }
+
+    pub async fn stopped(self) {
+        self.server.stopped().await;
+    }
+}
+
+pub async fn read_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.expect("body arrives");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {bytes:?}"))
+    };
+    (status, body)
+}
+
+/// Asserts an error answer: the status, and the JSON body `{"status": N, "message": ...}`.
+pub fn assert_error(status: StatusCode, body: &Value, expected: u16) -> String {
+    assert_eq!(status.as_u16(), expected, "{body}");
+    assert_eq!(body["status"], expected, "{body}");
+    let message = body["message"].as_str().expect("message is a string");
+    assert!(!message.is_empty());
+    message.to_owned()
+}
+
+/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .expect("timed out waiting for an event")
+}
+
+/// A WebSocket subscriber.
+pub struct Subscriber {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Subscriber {
+    /// The next text frame, parsed (pings are skipped).
+    pub async fn next_json(&mut self) -> Value {
+        within(async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        return serde_json::from_str(&text).expect("frames are JSON");
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("expected a text frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next frame of kind `event`, skipping others (reports, say).
+    pub async fn next_event(&mut self, event: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["event"] == event {
+                return frame;
+            }
+        }
+    }
+
+    /// The next pour event's pour.
+    pub async fn next_pour(&mut self) -> Value {
+        self.next_event("pour").await["beer"].clone()
+    }
+
+    /// Reads on until the server's close frame, which is returned.
+    pub async fn closed(&mut self) -> CloseFrame {
+        within(async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => {
+                        // Reading on sends our close reply, as a polite client does.
+                        while self.ws.next().await.is_some() {}
+                        return frame;
+                    }
+                    Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                    Some(Ok(_)) => continue,
+                    other => panic!("connection ended without a close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send to server");
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests: a real server on port 0, real HTTP and WebSocket clients.
+//! One binary for all of them, so that it links once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod beers;
+mod classify;
+mod pages;
+mod shutdown;
+mod socket;
