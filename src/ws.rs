@@ -22,7 +22,7 @@ use warp::http::{HeaderMap, Response, StatusCode, header};
 use warp::reply::Response as WarpResponse;
 
 use crate::glass::Glass;
-use crate::http::ApiError;
+use crate::http::{ApiError, glass_param, tap_param};
 use crate::hub::{Filter, Frame, Kick, Subscription, to_json};
 use crate::server::AppState;
 use crate::store::ListQuery;
@@ -55,15 +55,7 @@ impl SocketParams {
         let mut params = SocketParams::default();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
-                "tapId" => {
-                    params.tap_id = Some(value.parse::<u32>().ok().filter(|&t| t >= 1).ok_or_else(
-                        || {
-                            ApiError::BadRequest(
-                                "tapId must be an integer from 1 to 4294967295".into(),
-                            )
-                        },
-                    )?)
-                }
+                "tapId" => params.tap_id = Some(tap_param(&value)?),
                 "echo" => {
                     params.echo = match &*value {
                         "true" | "1" => true,
@@ -71,15 +63,7 @@ impl SocketParams {
                         _ => return Err(ApiError::BadRequest("echo must be true or false".into())),
                     }
                 }
-                "type" => {
-                    let glass = state.catalogue.get(&value).ok_or_else(|| {
-                        ApiError::Unprocessable(format!(
-                            "unknown type {value:?}; valid types: {}",
-                            state.catalogue.names()
-                        ))
-                    })?;
-                    params.glasses.push(glass.name.clone());
-                }
+                "type" => params.glasses.push(glass_param(&state.catalogue, &value)?),
                 "since" => {
                     params.since = Some(value.parse::<u64>().map_err(|_| {
                         ApiError::BadRequest("since must be a pour id (0 or more)".into())

@@ -5,7 +5,7 @@ use warp::Reply as _;
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response;
 
-use super::{ApiError, json_with};
+use super::{ApiError, glass_param, json_with, tap_param};
 use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
 use crate::server::AppState;
 use crate::store::{ListQuery, Start};
@@ -110,24 +110,8 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
                         .map_err(|_| bad("after", "a pour id (0 or more)"))?,
                 )
             }
-            "type" => {
-                let glass = state.catalogue.get(&value).ok_or_else(|| {
-                    ApiError::Unprocessable(format!(
-                        "unknown type {value:?}; valid types: {}",
-                        state.catalogue.names()
-                    ))
-                })?;
-                query.glass = Some(glass.name.clone());
-            }
-            "tapId" => {
-                query.tap_id = Some(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|&t| t >= 1)
-                        .ok_or_else(|| bad("tapId", "an integer from 1 to 4294967295"))?,
-                )
-            }
+            "type" => query.glass = Some(glass_param(&state.catalogue, &value)?),
+            "tapId" => query.tap_id = Some(tap_param(&value)?),
             "from" => {
                 query.from = Some(
                     Timestamp::parse(&value).ok_or_else(|| bad("from", "an RFC 3339 date-time"))?,
@@ -190,6 +174,7 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
         uptime_seconds: u64,
         pours: u64,
         subscribers: usize,
+        subscribers_dropped_slow: u64,
         store: &'static str,
     }
     let stats = state.store.stats().await?;
@@ -200,6 +185,7 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
             uptime_seconds: state.started.elapsed().as_secs(),
             pours: stats.pours,
             subscribers: state.hub.len(),
+            subscribers_dropped_slow: state.hub.dropped_slow(),
             store: state.store.kind(),
         },
         StatusCode::OK,

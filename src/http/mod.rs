@@ -208,6 +208,28 @@ async fn read_limited<B: warp::Buf>(
     Ok(collected.freeze())
 }
 
+/// A `type` query value: a glass in the catalogue, else 422 listing the valid ones.
+pub(crate) fn glass_param(
+    catalogue: &crate::glass::Catalogue,
+    value: &str,
+) -> Result<std::sync::Arc<str>, ApiError> {
+    catalogue.get(value).map(|g| g.name.clone()).ok_or_else(|| {
+        ApiError::Unprocessable(format!(
+            "unknown type {value:?}; valid types: {}",
+            catalogue.names()
+        ))
+    })
+}
+
+/// A `tapId` query value: 1 to 2^32-1, else 400.
+pub(crate) fn tap_param(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|&t| t >= 1)
+        .ok_or_else(|| ApiError::BadRequest("tapId must be an integer from 1 to 4294967295".into()))
+}
+
 /// Turns a handler's result into a response.
 fn answer<R: Reply>(result: Result<R, ApiError>) -> Response {
     match result {

@@ -17,13 +17,8 @@ fn is_rfc3339_millis_utc(text: &str) -> bool {
 async fn post_stores_a_classified_pour_and_says_where() {
     let app = spawn_app().await;
     let response = app
-        .http
-        .post(app.url("/api/beers"))
-        .header("content-type", "application/json")
-        .body(r#"{"tapId": 3, "volume": 500}"#)
-        .send()
-        .await
-        .unwrap();
+        .post_as(Some("application/json"), r#"{"tapId": 3, "volume": 500}"#)
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.headers()["location"], "/api/beers/1");
     let (_, body) = read_json(response).await;
@@ -56,13 +51,7 @@ async fn device_timestamp_is_kept() {
 #[tokio::test]
 async fn a_device_without_content_type_is_still_heard() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .post(app.url("/api/beers"))
-        .body(r#"{"tapId": 1, "volume": 500}"#)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_as(None, r#"{"tapId": 1, "volume": 500}"#).await;
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
@@ -101,13 +90,8 @@ async fn bad_bodies_get_json_errors_and_store_nothing() {
 async fn wrong_content_type_is_400() {
     let app = spawn_app().await;
     let response = app
-        .http
-        .post(app.url("/api/beers"))
-        .header("content-type", "text/plain")
-        .body(r#"{"tapId": 1, "volume": 500}"#)
-        .send()
-        .await
-        .unwrap();
+        .post_as(Some("text/plain"), r#"{"tapId": 1, "volume": 500}"#)
+        .await;
     let (status, body) = read_json(response).await;
     assert!(assert_error(status, &body, 400).contains("Content-Type"));
 }

@@ -47,15 +47,20 @@ impl TestApp {
 
     /// Posts a JSON body as a device would, with the JSON content type.
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(self.url("/api/beers"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("POST reaches the server");
-        read_json(response).await
+        read_json(self.post_as(Some("application/json"), body).await).await
+    }
+
+    /// Posts a body to `/api/beers` with this `Content-Type` (or none).
+    pub async fn post_as(
+        &self,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url("/api/beers")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.expect("POST reaches the server")
     }
 
     /// Posts a pour that must be accepted; returns the stored pour.

@@ -247,4 +247,5 @@ async fn a_subscriber_that_never_reads_is_dropped_while_others_get_everything() 
     let response = app.http.get(app.url("/health")).send().await.unwrap();
     let (_, health) = read_json(response).await;
     assert_eq!(health["subscribers"], 1);
+    assert_eq!(health["subscribersDroppedSlow"], 1);
 }
