@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 use altair::bus::Bus;
 use altair::glass::Catalogue;
 use altair::pour::{NewPour, Timestamp};
-use altair::store::{ListQuery, MemoryStore, Start, Store};
+use altair::store::{Ledger, LedgerSettings, ListQuery, Start, Store};
 
 const ROUNDS: usize = 2000;
 
-async fn filled(n: u64) -> MemoryStore {
+async fn filled(n: u64) -> Ledger {
     let catalogue = Catalogue::default();
-    let store = MemoryStore::new(Bus::new(&catalogue, 16, 0));
+    let settings = LedgerSettings {
+        key_ttl: Duration::from_secs(60),
+        compact_min_bytes: u64::MAX,
+    };
+    let store = Ledger::ephemeral(Bus::new(&catalogue, 16, 0), settings);
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
     for i in 0..n {
         let pour = NewPour {
@@ -26,13 +30,14 @@ async fn filled(n: u64) -> MemoryStore {
             volume: 500.0,
             glass: glasses[(i % 3) as usize].clone(),
             timestamp: Timestamp::from_millis(i as i64 * 1000),
+            device_timestamp: true,
         };
-        store.insert(pour).await.expect("memory insert");
+        store.insert(pour, None).await.expect("memory insert");
     }
     store
 }
 
-async fn median(store: &MemoryStore, query: &ListQuery) -> Duration {
+async fn median(store: &Ledger, query: &ListQuery) -> Duration {
     let mut times = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let started = Instant::now();

@@ -67,11 +67,21 @@ impl Bus {
         aggregator.add(&pour, now);
         let _ = self.inner.sender.send(Event::Poured(pour));
         let every = self.inner.report_every;
-        if every > 0 && aggregator.total_pours() % every == 0 {
+        if every > 0 && aggregator.total_pours().is_multiple_of(every) {
             let report = Arc::new(aggregator.report(now));
             // No receiver is not an error: nobody is listening yet.
             let _ = self.inner.sender.send(Event::Report(report));
         }
+    }
+
+    /// Counts a pour found at start-up, without publishing it.
+    pub fn recovered(&self, pour: &Pour) {
+        self.aggregator().add(pour, Timestamp::now());
+    }
+
+    /// Uncounts a pour whose deletion was found at start-up.
+    pub fn recovered_deletion(&self, pour: &Pour) {
+        self.aggregator().remove(pour);
     }
 
     /// Publishes a deletion.

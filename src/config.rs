@@ -23,6 +23,27 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_GLASSES", value_name = "FILE")]
     pub glasses: Option<PathBuf>,
 
+    /// Directory of the durable store (created if missing; one server at a time).
+    #[arg(
+        long,
+        env = "ALTAIR_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Keep pours in memory only: nothing survives a restart (demos, tests).
+    #[arg(long, env = "ALTAIR_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Seconds an Idempotency-Key is remembered (at least a day by default).
+    #[arg(long, env = "ALTAIR_IDEMPOTENCY_TTL", value_name = "SECS", default_value = "86400", value_parser = seconds)]
+    pub idempotency_ttl: Duration,
+
+    /// Journal size in bytes below which it is never compacted.
+    #[arg(long, env = "ALTAIR_COMPACT_MIN_BYTES", value_name = "BYTES", default_value_t = 64 << 20)]
+    pub compact_min_bytes: u64,
+
     /// Seconds between reports pushed to subscribers.
     #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub report_interval: Duration,

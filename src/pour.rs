@@ -86,6 +86,8 @@ pub struct NewPour {
     pub volume: f64,
     pub glass: Arc<str>,
     pub timestamp: Timestamp,
+    /// Whether the device sent the timestamp (else it is the time of arrival).
+    pub device_timestamp: bool,
 }
 
 impl NewPour {
@@ -170,11 +172,12 @@ pub fn parse_new_pour(
         )));
     }
 
-    let timestamp = match raw.timestamp.map(RawValue::get) {
-        None | Some("null") => now,
+    let (timestamp, device_timestamp) = match raw.timestamp.map(RawValue::get) {
+        None | Some("null") => (now, false),
         Some(text) => serde_json::from_str::<String>(text)
             .ok()
             .and_then(|t| Timestamp::parse(&t))
+            .map(|t| (t, true))
             .ok_or_else(|| {
                 PourError::Invalid(
                     "timestamp must be an RFC 3339 date-time, e.g. 2026-11-22T21:04:05Z".into(),
@@ -194,6 +197,7 @@ pub fn parse_new_pour(
         volume,
         glass: glass.name.clone(),
         timestamp,
+        device_timestamp,
     })
 }
 

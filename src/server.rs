@@ -22,7 +22,7 @@ use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::hub::Hub;
-use crate::store::{MemoryStore, Store};
+use crate::store::{JournalError, Ledger, LedgerSettings, Store};
 use crate::ws::SocketSettings;
 
 /// How long a client may take to send a request's headers.
@@ -48,6 +48,8 @@ pub struct AppState {
 pub enum StartError {
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
+    #[error(transparent)]
+    Store(#[from] JournalError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -68,22 +70,22 @@ pub struct Server {
 pub struct Peer(pub SocketAddr);
 
 impl Server {
-    /// Loads the catalogue, builds the store and binds the listening socket.
+    /// Loads the catalogue, opens (and recovers) the store and binds the listening socket.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         let catalogue = match &config.glasses {
             Some(path) => Catalogue::load(path)?,
             None => Catalogue::default(),
         };
-        let addr = config.listen_addr();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
         let bus = Bus::new(
             &catalogue,
             config.bus_capacity as usize,
             config.report_every,
         );
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(bus.clone()));
+        let store = open_store(&config, &catalogue, &bus).await?;
+        let addr = config.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
         let state = AppState {
             store,
             bus,
@@ -218,8 +220,45 @@ impl Server {
             );
         }
         let _ = tokio::join!(hub, reports);
+        state.store.close().await;
         log::info!("stopped");
     }
+}
+
+/// The ephemeral store, or the durable one recovered from the data directory.
+async fn open_store(
+    config: &Config,
+    catalogue: &Catalogue,
+    bus: &Bus,
+) -> Result<Arc<dyn Store>, StartError> {
+    let settings = LedgerSettings {
+        key_ttl: config.idempotency_ttl,
+        compact_min_bytes: config.compact_min_bytes,
+    };
+    if config.ephemeral {
+        log::warn!("store: in memory only (--ephemeral); pours are lost when the server stops");
+        return Ok(Arc::new(Ledger::ephemeral(bus.clone(), settings)));
+    }
+    let dir = config.data_dir.clone();
+    let catalogue = catalogue.clone();
+    let bus = bus.clone();
+    // Recovery reads the whole journal: off the async workers.
+    let opened = tokio::task::spawn_blocking(move || Ledger::open(&dir, &catalogue, bus, settings))
+        .await
+        .map_err(|e| JournalError::Io {
+            path: config.data_dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    let (ledger, opened) = opened;
+    log::info!(
+        "store: durable journal in {}; recovered {} pours and {} idempotency keys from {} records in {:.0?}",
+        config.data_dir.display(),
+        opened.pours,
+        opened.keys,
+        opened.recovery.records,
+        opened.took
+    );
+    Ok(Arc::new(ledger))
 }
 
 /// Publishes a report every `every` until shutdown.

@@ -8,7 +8,7 @@ use warp::reply::Response;
 use super::{ApiError, glass_param, json_with, tap_param};
 use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
 use crate::server::AppState;
-use crate::store::{ListQuery, Start};
+use crate::store::{Inserted, ListQuery, Start};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -27,7 +27,8 @@ struct List {
     total: u64,
 }
 
-/// `POST /api/beers`: 201 with the stored pour and its `Location`.
+/// `POST /api/beers`: 201 with the stored pour and its `Location`; 200 with the original
+/// pour for a retry under the same `Idempotency-Key`, 409 if the retry's body differs.
 pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
@@ -49,18 +50,44 @@ pub async fn create(
             ));
         }
     }
+    let key = idempotency_key(headers)?;
     let body = body?;
     let new_pour =
         parse_new_pour(&body, &state.catalogue, Timestamp::now()).map_err(|e| match e {
             PourError::Malformed(m) => ApiError::BadRequest(m),
             PourError::Invalid(m) => ApiError::Unprocessable(m),
         })?;
-    let pour = state.store.insert(new_pour).await?;
-    let mut response = json_with(&One { beer: &pour }, StatusCode::CREATED);
+    let (pour, status) = match state.store.insert(new_pour, key.clone()).await? {
+        Inserted::Created(pour) => (pour, StatusCode::CREATED),
+        Inserted::Replayed(pour) => (pour, StatusCode::OK),
+        Inserted::Conflict => {
+            return Err(ApiError::Conflict(format!(
+                "Idempotency-Key {:?} was already used with a different body",
+                key.unwrap_or_default()
+            )));
+        }
+    };
+    let mut response = json_with(&One { beer: &pour }, status);
     let location = header::HeaderValue::from_str(&format!("/api/beers/{}", pour.id))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
+}
+
+/// The `Idempotency-Key` header: 1 to 128 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+    if values.next().is_some() || bytes.is_empty() || bytes.len() > 128 || !printable {
+        return Err(ApiError::Unprocessable(
+            "Idempotency-Key must be one header of 1 to 128 printable ASCII characters".into(),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// `GET /api/beers`: a page of pours in id order, with the total of all matches.

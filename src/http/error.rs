@@ -23,6 +23,9 @@ pub enum ApiError {
     /// 413: the body is over the limit.
     #[error("body is larger than {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// 409: the idempotency key was used before with a different request.
+    #[error("{0}")]
+    Conflict(String),
     /// 422: well-formed, but not acceptable; the message names the field.
     #[error("{0}")]
     Unprocessable(String),
@@ -32,6 +35,9 @@ pub enum ApiError {
     /// 500: our fault. The cause is logged; the client gets a generic message.
     #[error("internal server error")]
     Internal(String),
+    /// 503: the store cannot take writes now. The cause is logged, not sent.
+    #[error("storage unavailable; try again later")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -45,6 +51,8 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -61,7 +69,7 @@ impl Reject for ApiError {}
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        ApiError::Unavailable(e.to_string())
     }
 }
 
@@ -73,8 +81,10 @@ struct Body<'a> {
 
 impl Reply for ApiError {
     fn into_response(self) -> warp::reply::Response {
-        if let ApiError::Internal(cause) = &self {
-            log::error!("internal error: {cause}");
+        match &self {
+            ApiError::Internal(cause) => log::error!("internal error: {cause}"),
+            ApiError::Unavailable(cause) => log::error!("store unavailable: {cause}"),
+            _ => {}
         }
         let status = self.status();
         let message = self.to_string();

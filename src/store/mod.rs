@@ -4,13 +4,18 @@
 //! A store publishes every insert and deletion on the [`Bus`](crate::bus::Bus) in commit
 //! order; that is what makes it observable.
 
-mod memory;
+mod index;
+pub mod journal;
+mod keys;
+mod ledger;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use memory::MemoryStore;
+pub use index::Index;
+pub use journal::JournalError;
+pub use ledger::{Ledger, LedgerSettings, Opened};
 
 use crate::pour::{NewPour, Pour, Timestamp};
 
@@ -70,6 +75,17 @@ pub struct Stats {
     pub last_id: u64,
 }
 
+/// What became of a pour sent to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// Stored under a new id.
+    Created(Pour),
+    /// The idempotency key was seen with the same request: this is the original pour.
+    Replayed(Pour),
+    /// The idempotency key was seen with a different request.
+    Conflict,
+}
+
 /// A backend failed; the message is for the log, never for the client.
 #[derive(Debug, thiserror::Error)]
 #[error("store failure: {0}")]
@@ -78,8 +94,9 @@ pub struct StoreError(pub String);
 /// A pour store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores `pour` under the next id and publishes it.
-    async fn insert(&self, pour: NewPour) -> Result<Pour, StoreError>;
+    /// Stores `pour` under the next id and publishes it, once it is durable; with an
+    /// idempotency `key` seen before, stores nothing and says what the key stood for.
+    async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError>;
     /// The pour with this id.
     async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError>;
     /// Deletes and publishes the pour with this id, returning it; `None` if there was none.
@@ -88,6 +105,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// How many pours there are and the newest id.
     async fn stats(&self) -> Result<Stats, StoreError>;
+    /// Finishes pending writes and releases the store (its directory lock, say).
+    async fn close(&self);
     /// A short name for the logs.
     fn kind(&self) -> &'static str;
 }

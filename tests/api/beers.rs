@@ -277,6 +277,7 @@ async fn overlapping_glasses_refuse_to_start() {
         "altair-server",
         "--bind",
         "127.0.0.1:0",
+        "--ephemeral",
         "--glasses",
         file.to_str().unwrap(),
     ])

@@ -20,6 +20,7 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
     server: RunningServer,
+    flags: Vec<String>,
 }
 
 /// A server with default settings.
@@ -27,9 +28,12 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(&[]).await
 }
 
-/// A server with extra command-line flags.
+/// A server with extra command-line flags; in memory unless they name a `--data-dir`.
 pub async fn spawn_with(flags: &[&str]) -> TestApp {
     let mut argv = vec!["altair-server", "--bind", "127.0.0.1:0"];
+    if !flags.contains(&"--data-dir") {
+        argv.push("--ephemeral");
+    }
     argv.extend_from_slice(flags);
     let config = Config::try_parse_from(argv).expect("test flags parse");
     let server = RunningServer::start(config).await.expect("server starts");
@@ -37,7 +41,15 @@ pub async fn spawn_with(flags: &[&str]) -> TestApp {
         addr: server.addr,
         http: reqwest::Client::new(),
         server,
+        flags: flags.iter().map(|f| f.to_string()).collect(),
     }
+}
+
+/// A durable server with its data in `dir`, plus extra flags.
+pub async fn spawn_durable(dir: &std::path::Path, flags: &[&str]) -> TestApp {
+    let mut all = vec!["--data-dir", dir.to_str().expect("UTF-8 temp path")];
+    all.extend_from_slice(flags);
+    spawn_with(&all).await
 }
 
 impl TestApp {
@@ -123,6 +135,33 @@ impl TestApp {
         .await
     }
 
+    /// Stops the server gracefully and starts it again with the same flags.
+    pub async fn restart(self) -> TestApp {
+        let flags = self.flags.clone();
+        self.server.shutdown().await;
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        spawn_with(&flags).await
+    }
+
+    /// Posts a pour with an `Idempotency-Key`.
+    pub async fn post_keyed(&self, key: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/api/beers"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST reaches the server");
+        read_json(response).await
+    }
+
+    /// Stops the server gracefully.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
     pub fn begin_shutdown(&self) {
         self.server.begin_shutdown();
     }
@@ -158,6 +197,32 @@ pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, future)
         .await
         .expect("timed out waiting for an event")
+}
+
+/// Starts the server binary with `args` and returns it with the address it listens on,
+/// read from its log. Its log is drained in the background so it never blocks on stderr.
+pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split(';').next())
+                .map(str::to_owned)
+        })
+        .expect("the server logs its address");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
 }
 
 /// A WebSocket subscriber.

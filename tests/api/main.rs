@@ -7,6 +7,8 @@ mod helpers;
 
 mod beers;
 mod classify;
+mod crash;
+mod durable;
 mod pages;
 mod shutdown;
 mod socket;

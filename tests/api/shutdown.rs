@@ -1,12 +1,11 @@
 //! Graceful shutdown: sockets get their close frame and the server exits.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::{Subscriber, spawn_app, within};
+use crate::helpers::{Subscriber, spawn_app, spawn_binary, within};
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_1001_and_stops() {
@@ -23,26 +22,7 @@ async fn shutdown_closes_sockets_with_1001_and_stops() {
 
 #[tokio::test]
 async fn sigterm_stops_the_binary_cleanly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_altair-server"))
-        .args(["--bind", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.split("listening on ")
-                .nth(1)
-                .and_then(|rest| rest.split(';').next())
-                .map(str::to_owned)
-        })
-        .expect("the server logs its address");
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-
+    let (mut child, addr) = spawn_binary(&["--ephemeral"]);
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers"))
         .await
         .unwrap();

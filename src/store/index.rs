@@ -1,4 +1,4 @@
-//! The in-memory store: the serving structure for every backend.
+//! The in-memory index: the serving structure for every store.
 //!
 //! Lookup by id is a vector index. Lists use sorted id vectors (all pours, per glass, per
 //! tap) that inserts only append to, because ids grow: an offset page is a slice and a cursor
@@ -7,23 +7,14 @@
 //! appends are the hot path. Time-range filters have no index and scan the narrowest one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use async_trait::async_trait;
+use super::{ListQuery, Page, Start, Stats};
+use crate::pour::Pour;
 
-use super::{ListQuery, Page, Start, Stats, Store, StoreError};
-use crate::bus::Bus;
-use crate::pour::{NewPour, Pour};
-
-/// Pours in memory, indexed; lost when the process stops.
-pub struct MemoryStore {
-    // std RwLock: every critical section is short and synchronous, never held across .await.
-    inner: RwLock<Inner>,
-    bus: Bus,
-}
-
+/// Pours by id, with the indexes that lists use.
 #[derive(Default)]
-struct Inner {
+pub struct Index {
     /// Slot `i` holds the pour with id `i + 1`, or `None` once it is deleted.
     slots: Vec<Option<Pour>>,
     all: Vec<u64>,
@@ -33,35 +24,32 @@ struct Inner {
     per_tap_glass: HashMap<(u32, Arc<str>), u64>,
 }
 
-impl MemoryStore {
-    /// An empty store that publishes on `bus`.
-    pub fn new(bus: Bus) -> MemoryStore {
-        MemoryStore {
-            inner: RwLock::new(Inner::default()),
-            bus,
-        }
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Inner> {
-        // Every mutation below completes or does nothing before it can panic, so a poisoned
-        // lock still guards consistent data.
-        self.inner.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Inner {
-    fn get(&self, id: u64) -> Option<&Pour> {
+impl Index {
+    /// The pour with this id.
+    pub fn get(&self, id: u64) -> Option<&Pour> {
         let index = usize::try_from(id.checked_sub(1)?).ok()?;
         self.slots.get(index)?.as_ref()
     }
 
-    fn insert(&mut self, pour: NewPour) -> Pour {
-        let id = self.slots.len() as u64 + 1;
-        let pour = pour.with_id(id);
+    /// Adds a pour whose id is above every id so far (ids between are left as gaps).
+    pub fn insert(&mut self, pour: Pour) {
+        let Some(slot) = pour
+            .id
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i >= self.slots.len())
+        else {
+            // Callers assign ids in order; an old id here is a bug, and ignoring it keeps
+            // the indexes sorted.
+            log::error!(
+                "index: pour {} is not above the last id {}",
+                pour.id,
+                self.slots.len()
+            );
+            return;
+        };
+        let id = pour.id;
+        self.slots.resize(slot, None);
         self.all.push(id);
         self.by_glass
             .entry(pour.glass.clone())
@@ -72,15 +60,42 @@ impl Inner {
             .per_tap_glass
             .entry((pour.tap_id, pour.glass.clone()))
             .or_default() += 1;
-        self.slots.push(Some(pour.clone()));
-        pour
+        self.slots.push(Some(pour));
+    }
+
+    /// Marks every id up to `last_id` as used, so that the next pour gets a higher one.
+    pub fn reserve_ids(&mut self, last_id: u64) {
+        if let Ok(n) = usize::try_from(last_id)
+            && n > self.slots.len()
+        {
+            self.slots.resize(n, None);
+        }
+    }
+
+    /// The highest id ever assigned (0 before the first).
+    pub fn last_id(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    /// Counts for `/health`.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            pours: self.all.len() as u64,
+            last_id: self.last_id(),
+        }
+    }
+
+    /// Every stored pour in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Pour> {
+        self.pours(&self.all)
     }
 
     fn pours<'a>(&'a self, ids: &'a [u64]) -> impl Iterator<Item = &'a Pour> + 'a {
         ids.iter().filter_map(|&id| self.get(id))
     }
 
-    fn delete(&mut self, id: u64) -> Option<Pour> {
+    /// Removes and returns the pour with this id.
+    pub fn delete(&mut self, id: u64) -> Option<Pour> {
         let index = usize::try_from(id.checked_sub(1)?).ok()?;
         let pour = self.slots.get_mut(index)?.take()?;
         remove_sorted(&mut self.all, id);
@@ -103,7 +118,8 @@ impl Inner {
         Some(pour)
     }
 
-    fn list(&self, q: &ListQuery) -> Page {
+    /// A page of matching pours in id order.
+    pub fn list(&self, q: &ListQuery) -> Page {
         // The narrowest index serves the query; whatever it does not imply is a residual filter.
         let (index, glass_left, tap_left): (&[u64], Option<&str>, Option<u32>) =
             match (q.glass.as_deref(), q.tap_id) {
@@ -173,51 +189,10 @@ fn remove_sorted(ids: &mut Vec<u64>, id: u64) {
     }
 }
 
-#[async_trait]
-impl Store for MemoryStore {
-    async fn insert(&self, pour: NewPour) -> Result<Pour, StoreError> {
-        let mut inner = self.write();
-        let pour = inner.insert(pour);
-        // Published under the lock: events leave in id order.
-        self.bus.poured(pour.clone());
-        Ok(pour)
-    }
-
-    async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError> {
-        Ok(self.read().get(id).cloned())
-    }
-
-    async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError> {
-        let mut inner = self.write();
-        let deleted = inner.delete(id);
-        if let Some(pour) = &deleted {
-            self.bus.deleted(pour.clone());
-        }
-        Ok(deleted)
-    }
-
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        Ok(self.read().list(query))
-    }
-
-    async fn stats(&self) -> Result<Stats, StoreError> {
-        let inner = self.read();
-        Ok(Stats {
-            pours: inner.all.len() as u64,
-            last_id: inner.slots.len() as u64,
-        })
-    }
-
-    fn kind(&self) -> &'static str {
-        "in-memory (ephemeral)"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::glass::Catalogue;
-    use crate::pour::Timestamp;
+    use crate::pour::{NewPour, Timestamp};
 
     fn new_pour(tap_id: u32, glass: &str, secs: i64) -> NewPour {
         NewPour {
@@ -225,13 +200,14 @@ mod tests {
             volume: 500.0,
             glass: glass.into(),
             timestamp: Timestamp::from_millis(secs * 1000),
+            device_timestamp: true,
         }
     }
 
-    fn store_with(pours: &[(u32, &str, i64)]) -> Inner {
-        let mut inner = Inner::default();
+    fn store_with(pours: &[(u32, &str, i64)]) -> Index {
+        let mut inner = Index::default();
         for &(tap, glass, secs) in pours {
-            inner.insert(new_pour(tap, glass, secs));
+            inner.insert(new_pour(tap, glass, secs).with_id(inner.last_id() + 1));
         }
         inner
     }
@@ -300,7 +276,17 @@ mod tests {
     fn ids_are_never_reused_after_deleting_the_newest() {
         let mut inner = store_with(&[(1, "pint", 0); 2]);
         inner.delete(2).unwrap();
-        assert_eq!(inner.insert(new_pour(1, "pint", 0)).id, 3);
+        assert_eq!(inner.last_id(), 2);
+        inner.reserve_ids(5);
+        inner.insert(new_pour(1, "pint", 0).with_id(6));
+        assert_eq!(
+            inner.stats(),
+            Stats {
+                pours: 2,
+                last_id: 6
+            }
+        );
+        assert_eq!(inner.iter().map(|p| p.id).collect::<Vec<_>>(), [1, 6]);
     }
 
     #[test]
@@ -309,31 +295,5 @@ mod tests {
         for id in [0, 2, u64::MAX] {
             assert!(inner.get(id).is_none());
         }
-    }
-
-    #[tokio::test]
-    async fn store_publishes_in_commit_order() {
-        let bus = Bus::new(&Catalogue::default(), 16, 0);
-        let mut events = bus.subscribe();
-        let store = MemoryStore::new(bus);
-        store.insert(new_pour(1, "pint", 0)).await.unwrap();
-        store.insert(new_pour(1, "half", 0)).await.unwrap();
-        store.delete(1).await.unwrap();
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            seen.push(match events.recv().await.unwrap() {
-                crate::bus::Event::Poured(p) => format!("+{}", p.id),
-                crate::bus::Event::Deleted(p) => format!("-{}", p.id),
-                crate::bus::Event::Report(_) => "report".into(),
-            });
-        }
-        assert_eq!(seen, ["+1", "+2", "-1"]);
-        assert_eq!(
-            store.stats().await.unwrap(),
-            Stats {
-                pours: 1,
-                last_id: 2
-            }
-        );
     }
 }

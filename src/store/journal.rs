@@ -1,0 +1,724 @@
+//! The journal: an append-only file of checksummed frames, one frame per group commit.
+//!
+//! ```text
+//! file   = "ALTAIRJ1" frame*
+//! frame  = magic:u32 len:u32 crc32:u32 payload[len]      (little-endian)
+//! payload = record*
+//! ```
+//!
+//! A frame is written whole and fsynced before any pour in it is acknowledged, so a crash
+//! can only tear the last frame, whose pours nobody was told about: recovery keeps the
+//! intact prefix, logs what it dropped and truncates the tail. Damage followed by a valid
+//! frame is something else (acknowledged data is gone), and recovery refuses to guess.
+//! The frame magic lets recovery find a valid frame after damage without trying every
+//! byte offset.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::glass::Catalogue;
+use crate::pour::{Pour, Timestamp};
+
+/// The journal's file name inside the data directory.
+pub const FILE_NAME: &str = "journal";
+/// A compacted journal being written; replaces the journal by rename when complete.
+pub const COMPACT_NAME: &str = "journal.compact";
+const LOCK_NAME: &str = "LOCK";
+const FILE_MAGIC: &[u8; 8] = b"ALTAIRJ1";
+const FRAME_MAGIC: [u8; 4] = 0xA17A_1F4A_u32.to_le_bytes();
+const HEADER: usize = 12;
+/// No frame is larger (a batch of 1024 pours is about 100 KiB).
+const MAX_FRAME: usize = 64 << 20;
+
+const POUR: u8 = 1;
+const DELETE: u8 = 2;
+const KEY: u8 = 3;
+const SEQUENCE: u8 = 4;
+
+/// An idempotency key remembered with its pour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyMeta {
+    pub key: String,
+    pub created: Timestamp,
+    /// Whether the request named the timestamp (part of what "the same body" means).
+    pub device_timestamp: bool,
+}
+
+/// One entry of the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A stored pour, with the idempotency key it was posted under.
+    Pour { pour: Pour, key: Option<KeyMeta> },
+    /// A deletion.
+    Delete { id: u64 },
+    /// A key whose pour has since been deleted; written by compaction.
+    Key { pour: Pour, key: KeyMeta },
+    /// The highest id ever assigned; written by compaction, which drops deleted pours.
+    Sequence { last_id: u64 },
+}
+
+/// Why the journal could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot create data directory {path}: {source}")]
+    Dir { path: PathBuf, source: io::Error },
+    #[error("data directory {path} is in use by another altair-server (lock file {path}/LOCK)")]
+    Locked { path: PathBuf },
+    #[error("cannot use {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not an Altair journal")]
+    Foreign { path: PathBuf },
+    #[error(
+        "journal {path} is damaged at byte {offset} ({reason}) and valid frames follow, so acknowledged pours would be lost; \
+         the server will not start. Move the file aside to start empty, or truncate it to {offset} bytes to keep what precedes the damage"
+    )]
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        reason: &'static str,
+    },
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    pub frames: u64,
+    pub records: u64,
+    /// Bytes of torn tail dropped, and why.
+    pub dropped: Option<(u64, &'static str)>,
+}
+
+/// An open journal, holding the data directory's lock.
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    len: u64,
+    _lock: File,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`, locks the directory, and feeds every
+    /// recovered record to `apply`, in order.
+    pub fn open(
+        dir: &Path,
+        catalogue: &Catalogue,
+        mut apply: impl FnMut(Record),
+    ) -> Result<(Journal, Recovery), JournalError> {
+        fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
+        }
+        // A compaction that did not finish: the journal itself is still whole.
+        let compact = dir.join(COMPACT_NAME);
+        if compact.exists() {
+            log::warn!("removing unfinished compaction {}", compact.display());
+            fs::remove_file(&compact).map_err(io_error(&compact))?;
+        }
+
+        let path = dir.join(FILE_NAME);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        let mut recovery = Recovery::default();
+        let end = if bytes.len() < FILE_MAGIC.len() && FILE_MAGIC.starts_with(&bytes) {
+            // New, or torn while being created.
+            file.set_len(0).map_err(io_error(&path))?;
+            file.write_all(FILE_MAGIC).map_err(io_error(&path))?;
+            file.sync_all().map_err(io_error(&path))?;
+            // The new file's entry, and the directory's own entry if it is new too.
+            sync_dir(dir).map_err(io_error(dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(io_error(parent))?;
+            }
+            FILE_MAGIC.len()
+        } else if !bytes.starts_with(FILE_MAGIC) {
+            return Err(JournalError::Foreign { path });
+        } else {
+            let mut interner = Interner::new(catalogue);
+            let end = scan(&bytes, &path, &mut interner, &mut recovery, &mut apply)?;
+            if end < bytes.len() {
+                file.set_len(end as u64).map_err(io_error(&path))?;
+                file.sync_all().map_err(io_error(&path))?;
+            }
+            end
+        };
+        file.seek(SeekFrom::Start(end as u64))
+            .map_err(io_error(&path))?;
+        Ok((
+            Journal {
+                dir: dir.to_owned(),
+                file,
+                len: end as u64,
+                _lock: lock,
+            },
+            recovery,
+        ))
+    }
+
+    /// Writes one frame and waits until it is on stable storage.
+    pub fn append(&mut self, frame: &mut FrameBuf) -> io::Result<()> {
+        let bytes = frame.seal();
+        self.file.write_all(bytes)?;
+        self.file.sync_data()?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The journal's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the journal holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.len <= FILE_MAGIC.len() as u64
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces the journal with `compacted` (a complete, synced journal written by
+    /// [`write_compacted`]) followed by this journal's bytes from `since` on.
+    pub fn swap_in(&mut self, since: u64) -> io::Result<()> {
+        let compact_path = self.dir.join(COMPACT_NAME);
+        let mut compacted = OpenOptions::new().append(true).open(&compact_path)?;
+        let mut tail = Vec::new();
+        {
+            use std::io::Read;
+            let mut old = File::open(self.dir.join(FILE_NAME))?;
+            old.seek(SeekFrom::Start(since))?;
+            old.read_to_end(&mut tail)?;
+        }
+        compacted.write_all(&tail)?;
+        compacted.sync_all()?;
+        let len = compacted.metadata()?.len();
+        fs::rename(&compact_path, self.dir.join(FILE_NAME))?;
+        sync_dir(&self.dir)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.dir.join(FILE_NAME))?;
+        file.seek(SeekFrom::End(0))?;
+        self.file = file;
+        self.len = len;
+        Ok(())
+    }
+}
+
+/// Writes a compacted journal to `dir/journal.compact` from a snapshot of the live records,
+/// and syncs it. [`Journal::swap_in`] then puts it in place.
+pub fn write_compacted(dir: &Path, records: &[Record]) -> io::Result<()> {
+    let path = dir.join(COMPACT_NAME);
+    let mut file = io::BufWriter::new(File::create(&path)?);
+    file.write_all(FILE_MAGIC)?;
+    for chunk in records.chunks(4096) {
+        let mut frame = FrameBuf::new();
+        for record in chunk {
+            frame.push(record);
+        }
+        file.write_all(frame.seal())?;
+    }
+    let file = file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Scans frames from after the file magic; returns where the intact prefix ends.
+fn scan(
+    bytes: &[u8],
+    path: &Path,
+    interner: &mut Interner,
+    recovery: &mut Recovery,
+    apply: &mut impl FnMut(Record),
+) -> Result<usize, JournalError> {
+    let mut pos = FILE_MAGIC.len();
+    while pos < bytes.len() {
+        match frame_at(bytes, pos) {
+            Ok(payload) => {
+                let mut records = Vec::new();
+                let mut rest = payload;
+                while !rest.is_empty() {
+                    match decode(&mut rest, interner) {
+                        Some(record) => records.push(record),
+                        None => {
+                            return Err(JournalError::Damaged {
+                                path: path.to_owned(),
+                                offset: pos as u64,
+                                reason: "a record this version cannot read",
+                            });
+                        }
+                    }
+                }
+                recovery.frames += 1;
+                recovery.records += records.len() as u64;
+                records.into_iter().for_each(&mut *apply);
+                pos += HEADER + payload.len();
+            }
+            Err(reason) => {
+                // Torn tail, unless a valid frame follows the damage.
+                let later = (pos + 1..bytes.len().saturating_sub(HEADER))
+                    .filter(|&at| bytes[at..].starts_with(&FRAME_MAGIC))
+                    .any(|at| frame_at(bytes, at).is_ok());
+                if later {
+                    return Err(JournalError::Damaged {
+                        path: path.to_owned(),
+                        offset: pos as u64,
+                        reason,
+                    });
+                }
+                let dropped = (bytes.len() - pos) as u64;
+                log::warn!(
+                    "journal {}: dropped a torn tail of {dropped} bytes at byte {pos} ({reason}); \
+                     it held only writes that were never acknowledged",
+                    path.display()
+                );
+                recovery.dropped = Some((dropped, reason));
+                return Ok(pos);
+            }
+        }
+    }
+    Ok(pos)
+}
+
+/// The payload of the frame at `pos`, if it is whole and its checksum matches.
+fn frame_at(bytes: &[u8], pos: usize) -> Result<&[u8], &'static str> {
+    let header = bytes
+        .get(pos..pos + HEADER)
+        .ok_or("incomplete frame header")?;
+    if header[0..4] != FRAME_MAGIC {
+        return Err("no frame marker");
+    }
+    let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let crc = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if len == 0 || len > MAX_FRAME {
+        return Err("impossible frame length");
+    }
+    let payload = bytes
+        .get(pos + HEADER..pos + HEADER + len)
+        .ok_or("incomplete frame")?;
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch");
+    }
+    Ok(payload)
+}
+
+/// A frame being filled with records; the header is written by [`FrameBuf::seal`].
+pub struct FrameBuf {
+    bytes: Vec<u8>,
+}
+
+impl Default for FrameBuf {
+    fn default() -> FrameBuf {
+        FrameBuf::new()
+    }
+}
+
+impl FrameBuf {
+    pub fn new() -> FrameBuf {
+        let mut bytes = Vec::with_capacity(4096);
+        bytes.extend_from_slice(&[0; HEADER]);
+        FrameBuf { bytes }
+    }
+
+    /// Whether no record was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.len() == HEADER
+    }
+
+    /// Appends one record.
+    pub fn push(&mut self, record: &Record) {
+        encode(record, &mut self.bytes);
+    }
+
+    /// Fills in the header and returns the whole frame.
+    fn seal(&mut self) -> &[u8] {
+        let len = (self.bytes.len() - HEADER) as u32;
+        let crc = crc32fast::hash(&self.bytes[HEADER..]);
+        self.bytes[0..4].copy_from_slice(&FRAME_MAGIC);
+        self.bytes[4..8].copy_from_slice(&len.to_le_bytes());
+        self.bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+        &self.bytes
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Glass names and keys are validated short (under 256 bytes) long before they get here.
+    let bytes = &s.as_bytes()[..s.len().min(255)];
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+}
+
+fn put_pour(out: &mut Vec<u8>, pour: &Pour) {
+    out.extend_from_slice(&pour.id.to_le_bytes());
+    out.extend_from_slice(&pour.tap_id.to_le_bytes());
+    out.extend_from_slice(&pour.volume.to_le_bytes());
+    out.extend_from_slice(&pour.timestamp.millis().to_le_bytes());
+    put_str(out, &pour.glass);
+}
+
+fn put_key(out: &mut Vec<u8>, key: &KeyMeta) {
+    out.push(u8::from(key.device_timestamp));
+    put_str(out, &key.key);
+    out.extend_from_slice(&key.created.millis().to_le_bytes());
+}
+
+/// Appends the binary form of `record` to `out`.
+pub fn encode(record: &Record, out: &mut Vec<u8>) {
+    match record {
+        Record::Pour { pour, key } => {
+            out.push(POUR);
+            put_pour(out, pour);
+            match key {
+                None => out.push(0),
+                Some(key) => {
+                    out.push(1);
+                    put_key(out, key);
+                }
+            }
+        }
+        Record::Delete { id } => {
+            out.push(DELETE);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        Record::Key { pour, key } => {
+            out.push(KEY);
+            put_pour(out, pour);
+            put_key(out, key);
+        }
+        Record::Sequence { last_id } => {
+            out.push(SEQUENCE);
+            out.extend_from_slice(&last_id.to_le_bytes());
+        }
+    }
+}
+
+/// Glass names shared by every pour that has them, instead of one string per pour.
+struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn new(catalogue: &Catalogue) -> Interner {
+        Interner(
+            catalogue
+                .glasses()
+                .iter()
+                .map(|g| (g.name.to_string(), g.name.clone()))
+                .collect(),
+        )
+    }
+
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return shared.clone();
+        }
+        // A glass from an older catalogue: kept as it was stored.
+        let shared: Arc<str> = name.into();
+        self.0.insert(name.to_owned(), shared.clone());
+        shared
+    }
+}
+
+struct Reader<'a, 'b> {
+    rest: &'a mut &'b [u8],
+}
+
+impl<'b> Reader<'_, 'b> {
+    fn take(&mut self, n: usize) -> Option<&'b [u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (head, tail) = self.rest.split_at(n);
+        *self.rest = tail;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn str(&mut self) -> Option<&'b str> {
+        let len = self.u8()? as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn pour(&mut self, interner: &mut Interner) -> Option<Pour> {
+        Some(Pour {
+            id: u64::from_le_bytes(self.array()?),
+            tap_id: u32::from_le_bytes(self.array()?),
+            volume: f64::from_le_bytes(self.array()?),
+            timestamp: Timestamp::from_millis(i64::from_le_bytes(self.array()?)),
+            glass: interner.get(self.str()?),
+        })
+    }
+
+    fn key(&mut self) -> Option<KeyMeta> {
+        let device_timestamp = self.u8()? == 1;
+        let key = self.str()?.to_owned();
+        let created = Timestamp::from_millis(i64::from_le_bytes(self.array()?));
+        Some(KeyMeta {
+            key,
+            created,
+            device_timestamp,
+        })
+    }
+}
+
+/// Reads one record from the front of `rest`.
+fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
+    let mut r = Reader { rest };
+    match r.u8()? {
+        POUR => {
+            let pour = r.pour(interner)?;
+            let key = match r.u8()? {
+                0 => None,
+                1 => Some(r.key()?),
+                _ => return None,
+            };
+            Some(Record::Pour { pour, key })
+        }
+        DELETE => Some(Record::Delete {
+            id: u64::from_le_bytes(r.array()?),
+        }),
+        KEY => {
+            let pour = r.pour(interner)?;
+            let key = r.key()?;
+            Some(Record::Key { pour, key })
+        }
+        SEQUENCE => Some(Record::Sequence {
+            last_id: u64::from_le_bytes(r.array()?),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pour(id: u64) -> Pour {
+        Pour {
+            id,
+            tap_id: 7,
+            volume: 512.5,
+            glass: "pint".into(),
+            timestamp: Timestamp::from_millis(1_800_000_000_123),
+        }
+    }
+
+    fn records() -> Vec<Record> {
+        vec![
+            Record::Sequence { last_id: 9 },
+            Record::Pour {
+                pour: pour(10),
+                key: None,
+            },
+            Record::Pour {
+                pour: pour(11),
+                key: Some(KeyMeta {
+                    key: "k-1".into(),
+                    created: Timestamp::from_millis(5),
+                    device_timestamp: true,
+                }),
+            },
+            Record::Delete { id: 10 },
+            Record::Key {
+                pour: pour(3),
+                key: KeyMeta {
+                    key: "old".into(),
+                    created: Timestamp::from_millis(6),
+                    device_timestamp: false,
+                },
+            },
+        ]
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("altair-journal-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn reopen(dir: &Path) -> Result<(Journal, Recovery, Vec<Record>), JournalError> {
+        let mut seen = Vec::new();
+        let (journal, recovery) = Journal::open(dir, &Catalogue::default(), |r| seen.push(r))?;
+        Ok((journal, recovery, seen))
+    }
+
+    fn write(journal: &mut Journal, records: &[Record]) {
+        let mut frame = FrameBuf::new();
+        for r in records {
+            frame.push(r);
+        }
+        journal.append(&mut frame).unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_through_the_file() {
+        let dir = temp_dir("roundtrip");
+        let (mut journal, recovery, seen) = reopen(&dir).unwrap();
+        assert!(seen.is_empty() && journal.is_empty());
+        assert_eq!(recovery, Recovery::default());
+        write(&mut journal, &records()[..2]);
+        write(&mut journal, &records()[2..]);
+        drop(journal);
+        let (_, recovery, seen) = reopen(&dir).unwrap();
+        assert_eq!(seen, records());
+        assert_eq!(
+            (recovery.frames, recovery.records, recovery.dropped),
+            (2, 5, None)
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_frame_is_dropped_and_the_prefix_kept() {
+        let dir = temp_dir("torn");
+        let (mut journal, _, _) = reopen(&dir).unwrap();
+        write(&mut journal, &records()[..2]);
+        let whole = journal.len();
+        write(&mut journal, &records()[2..]);
+        drop(journal);
+        let path = dir.join(FILE_NAME);
+        let full = fs::metadata(&path).unwrap().len();
+        for cut in [whole + 3, whole + 20, full - 1] {
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+            let (mut journal, recovery, seen) = reopen(&dir).unwrap();
+            assert_eq!(seen, records()[..2], "cut at {cut}");
+            assert_eq!(recovery.dropped.unwrap().0, cut - whole);
+            assert_eq!(journal.len(), whole, "the tail is truncated away");
+            // Appends continue after the intact prefix.
+            write(&mut journal, &records()[2..]);
+            drop(journal);
+            assert_eq!(reopen(&dir).unwrap().2, records());
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_a_torn_tail() {
+        let dir = temp_dir("zeros");
+        let (mut journal, _, _) = reopen(&dir).unwrap();
+        write(&mut journal, &records());
+        drop(journal);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.join(FILE_NAME))
+            .unwrap();
+        file.write_all(&[0; 4096]).unwrap();
+        drop(file);
+        let (_, recovery, seen) = reopen(&dir).unwrap();
+        assert_eq!(seen, records());
+        assert_eq!(recovery.dropped.unwrap().0, 4096);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn damage_before_a_valid_frame_refuses_to_start() {
+        let dir = temp_dir("damaged");
+        let (mut journal, _, _) = reopen(&dir).unwrap();
+        write(&mut journal, &records()[..2]);
+        write(&mut journal, &records()[2..]);
+        drop(journal);
+        let path = dir.join(FILE_NAME);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[FILE_MAGIC.len() + HEADER + 3] ^= 0xFF;
+        fs::write(&path, &bytes).unwrap();
+        match reopen(&dir) {
+            Err(JournalError::Damaged { offset, reason, .. }) => {
+                assert_eq!(offset, FILE_MAGIC.len() as u64);
+                assert_eq!(reason, "checksum mismatch");
+            }
+            other => panic!("expected Damaged, got {:?}", other.map(|r| r.2)),
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_opener_is_locked_out() {
+        let dir = temp_dir("lock");
+        let (journal, _, _) = reopen(&dir).unwrap();
+        assert!(matches!(reopen(&dir), Err(JournalError::Locked { .. })));
+        drop(journal);
+        assert!(reopen(&dir).is_ok(), "the lock goes with the journal");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused() {
+        let dir = temp_dir("foreign");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(FILE_NAME), b"hello, world").unwrap();
+        assert!(matches!(reopen(&dir), Err(JournalError::Foreign { .. })));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn compaction_swaps_in_a_snapshot_plus_the_tail() {
+        let dir = temp_dir("compact");
+        let (mut journal, _, _) = reopen(&dir).unwrap();
+        write(&mut journal, &records());
+        let since = journal.len();
+        write(&mut journal, &[Record::Delete { id: 11 }]);
+        let snapshot = vec![Record::Sequence { last_id: 11 }, records()[2].clone()];
+        write_compacted(&dir, &snapshot).unwrap();
+        journal.swap_in(since).unwrap();
+        write(&mut journal, &[Record::Delete { id: 3 }]);
+        drop(journal);
+        let (_, _, seen) = reopen(&dir).unwrap();
+        assert_eq!(
+            seen,
+            [
+                snapshot[0].clone(),
+                snapshot[1].clone(),
+                Record::Delete { id: 11 },
+                Record::Delete { id: 3 }
+            ]
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,530 @@
+//! The store: an in-memory index for reads, one writer thread for every change.
+//!
+//! The writer takes whatever requests are waiting (up to [`MAX_BATCH`]), decides each one
+//! (new id, idempotent replay, conflict, deletion), writes them as one journal frame, fsyncs
+//! once (group commit), and only then applies them to the index, publishes them on the bus
+//! in id order, and answers. So nothing is visible or acknowledged before it is durable, and
+//! one fsync covers every request that arrived while the previous one ran.
+//!
+//! Without a journal (`--ephemeral`) the same writer commits each request in the caller
+//! and skips the disk.
+
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::index::Index;
+use super::journal::{FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
+use super::keys::{Fingerprint, KeyTable, Remembered};
+use super::{Inserted, ListQuery, Page, Stats, Store, StoreError};
+use crate::bus::Bus;
+use crate::glass::Catalogue;
+use crate::pour::{NewPour, Pour, Timestamp};
+
+/// Requests per group commit at most.
+pub const MAX_BATCH: usize = 1024;
+/// Requests waiting for the writer at most; senders wait beyond that.
+const QUEUE: usize = 4 * MAX_BATCH;
+/// Journal bytes per live pour or key above which compaction is worth it.
+const COMPACT_RATIO_BYTES: u64 = 128;
+
+/// Store settings from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerSettings {
+    /// How long idempotency keys are remembered.
+    pub key_ttl: Duration,
+    /// The journal is never compacted below this size.
+    pub compact_min_bytes: u64,
+}
+
+/// The pour store (durable or ephemeral).
+pub struct Ledger {
+    index: Arc<RwLock<Index>>,
+    writer: WriterHandle,
+    kind: &'static str,
+}
+
+/// How requests reach the writer.
+enum WriterHandle {
+    /// Its own thread, batching whatever waits while it fsyncs.
+    Thread(mpsc::Sender<Command>),
+    /// No disk, so nothing to batch for: each request commits in the caller, under a
+    /// short lock (a thread hop per request would cost more than the commit).
+    Inline(Box<std::sync::Mutex<Option<Writer>>>),
+}
+
+enum Command {
+    Insert {
+        pour: NewPour,
+        key: Option<String>,
+        reply: oneshot::Sender<Result<Inserted, StoreError>>,
+    },
+    Delete {
+        id: u64,
+        reply: oneshot::Sender<Result<Option<Pour>, StoreError>>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What recovery did, for the start-up log.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub recovery: Recovery,
+    pub pours: u64,
+    pub keys: usize,
+    pub took: Duration,
+}
+
+fn read(index: &RwLock<Index>) -> RwLockReadGuard<'_, Index> {
+    // The writer never panics mid-update (no unwraps, no indexing past bounds), so a
+    // poisoned lock still guards a consistent index.
+    index.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(index: &RwLock<Index>) -> RwLockWriteGuard<'_, Index> {
+    index.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Ledger {
+    /// A store that keeps nothing on disk.
+    pub fn ephemeral(bus: Bus, settings: LedgerSettings) -> Ledger {
+        Ledger::start(
+            None,
+            Index::default(),
+            KeyTable::new(settings.key_ttl),
+            bus,
+            settings,
+        )
+    }
+
+    /// Opens the journal in `dir`, recovering every pour, deletion, key and the id sequence.
+    pub fn open(
+        dir: &Path,
+        catalogue: &Catalogue,
+        bus: Bus,
+        settings: LedgerSettings,
+    ) -> Result<(Ledger, Opened), JournalError> {
+        let started = Instant::now();
+        let now = Timestamp::now();
+        let mut index = Index::default();
+        let mut keys = KeyTable::new(settings.key_ttl);
+        let remember = |keys: &mut KeyTable, pour: &Pour, meta: KeyMeta| {
+            if keys.alive(meta.created, now) {
+                keys.insert(Remembered {
+                    fingerprint: Fingerprint::of_stored(pour, meta.device_timestamp),
+                    pour: pour.clone(),
+                    meta,
+                });
+            }
+        };
+        let (journal, recovery) = Journal::open(dir, catalogue, |record| match record {
+            Record::Pour { pour, key } => {
+                if let Some(meta) = key {
+                    remember(&mut keys, &pour, meta);
+                }
+                bus.recovered(&pour);
+                index.insert(pour);
+            }
+            Record::Delete { id } => {
+                if let Some(pour) = index.delete(id) {
+                    bus.recovered_deletion(&pour);
+                }
+            }
+            Record::Key { pour, key } => remember(&mut keys, &pour, key),
+            Record::Sequence { last_id } => index.reserve_ids(last_id),
+        })?;
+        let opened = Opened {
+            recovery,
+            pours: index.stats().pours,
+            keys: keys.len(),
+            took: started.elapsed(),
+        };
+        Ok((
+            Ledger::start(Some(journal), index, keys, bus, settings),
+            opened,
+        ))
+    }
+
+    fn start(
+        journal: Option<Journal>,
+        index: Index,
+        keys: KeyTable,
+        bus: Bus,
+        settings: LedgerSettings,
+    ) -> Ledger {
+        let kind = if journal.is_some() {
+            "durable journal"
+        } else {
+            "in-memory (ephemeral)"
+        };
+        let index = Arc::new(RwLock::new(index));
+        let durable = journal.is_some();
+        let writer = Writer {
+            journal,
+            index: index.clone(),
+            bus,
+            keys,
+            failed: None,
+            compaction: None,
+            settings,
+        };
+        let writer = if durable {
+            let (commands, queue) = mpsc::channel(QUEUE);
+            // A plain thread: fsync blocks, and must not hold up the async workers.
+            let spawned = std::thread::Builder::new()
+                .name("altair-writer".into())
+                .spawn(move || writer.run(queue));
+            if let Err(e) = spawned {
+                // The channel closed with the queue: every write answers an error.
+                log::error!("cannot start the store writer thread: {e}");
+            }
+            WriterHandle::Thread(commands)
+        } else {
+            WriterHandle::Inline(Box::new(std::sync::Mutex::new(Some(writer))))
+        };
+        Ledger {
+            index,
+            writer,
+            kind,
+        }
+    }
+
+    /// Hands a command to the writer.
+    async fn send(&self, command: Command) -> Result<(), StoreError> {
+        match &self.writer {
+            WriterHandle::Thread(commands) => commands
+                .send(command)
+                .await
+                .map_err(|_| StoreError("the store is closed".into())),
+            WriterHandle::Inline(writer) => {
+                let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                match writer.as_mut() {
+                    Some(w) => {
+                        if let Some(close) = w.commit(&mut vec![command]) {
+                            *writer = None;
+                            let _ = close.send(());
+                        }
+                    }
+                    None => refuse(command, "the store is closed"),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        answer
+            .await
+            .map_err(|_| StoreError("the store writer stopped".into()))?
+    }
+}
+
+#[async_trait]
+impl Store for Ledger {
+    async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError> {
+        self.ask(|reply| Command::Insert { pour, key, reply }).await
+    }
+
+    async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError> {
+        Ok(read(&self.index).get(id).cloned())
+    }
+
+    async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError> {
+        self.ask(|reply| Command::Delete { id, reply }).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        Ok(read(&self.index).list(query))
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        Ok(read(&self.index).stats())
+    }
+
+    async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Command::Close { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
+
+struct Writer {
+    journal: Option<Journal>,
+    index: Arc<RwLock<Index>>,
+    bus: Bus,
+    keys: KeyTable,
+    /// Set when a journal write failed: the file's state is unknown, so no further write
+    /// is attempted (retrying after a failed fsync can lose data silently).
+    failed: Option<String>,
+    /// A compaction being written by another thread, and where the journal ended when its
+    /// snapshot was taken.
+    compaction: Option<(u64, JoinHandle<std::io::Result<()>>)>,
+    settings: LedgerSettings,
+}
+
+/// A decided request, answered once its frame is durable.
+enum Decided {
+    Created(oneshot::Sender<Result<Inserted, StoreError>>, Pour),
+    Answered(oneshot::Sender<Result<Inserted, StoreError>>, Inserted),
+    Deleting(oneshot::Sender<Result<Option<Pour>, StoreError>>, u64),
+    Missing(oneshot::Sender<Result<Option<Pour>, StoreError>>),
+}
+
+impl Writer {
+    fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = queue.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            if let Some(close) = self.commit(&mut batch) {
+                self.finish_compaction(true);
+                // The journal and its directory lock are released before the answer.
+                drop(self);
+                let _ = close.send(());
+                return;
+            }
+            self.finish_compaction(false);
+            self.maybe_compact();
+        }
+    }
+
+    /// Commits one batch; returns the close request if the batch held one.
+    fn commit(&mut self, batch: &mut Vec<Command>) -> Option<oneshot::Sender<()>> {
+        let now = Timestamp::now();
+        self.keys.expire(now);
+        let mut frame = FrameBuf::new();
+        let mut decided = Vec::with_capacity(batch.len());
+        let mut new_keys = Vec::new();
+        let mut close = None;
+        {
+            let index = read(&self.index);
+            let mut next_id = index.last_id() + 1;
+            for command in batch.drain(..) {
+                if close.is_some() || self.failed.is_some() {
+                    refuse(
+                        command,
+                        self.failed.as_deref().unwrap_or("the store is closed"),
+                    );
+                    continue;
+                }
+                match command {
+                    Command::Insert { pour, key, reply } => {
+                        let fingerprint = Fingerprint::of_request(&pour);
+                        if let Some(known) = key.as_deref().and_then(|k| self.keys.get(k)) {
+                            let answer = if known.fingerprint == fingerprint {
+                                Inserted::Replayed(known.pour.clone())
+                            } else {
+                                Inserted::Conflict
+                            };
+                            decided.push(Decided::Answered(reply, answer));
+                            continue;
+                        }
+                        let device_timestamp = pour.device_timestamp;
+                        let pour = pour.with_id(next_id);
+                        next_id += 1;
+                        let meta = key.map(|key| KeyMeta {
+                            key,
+                            created: now,
+                            device_timestamp,
+                        });
+                        frame.push(&Record::Pour {
+                            pour: pour.clone(),
+                            key: meta.clone(),
+                        });
+                        if let Some(meta) = meta {
+                            new_keys.push(meta.key.clone());
+                            self.keys.insert(Remembered {
+                                fingerprint,
+                                pour: pour.clone(),
+                                meta,
+                            });
+                        }
+                        decided.push(Decided::Created(reply, pour));
+                    }
+                    Command::Delete { id, reply } => {
+                        let already = decided
+                            .iter()
+                            .any(|d| matches!(d, Decided::Deleting(_, other) if *other == id));
+                        if index.get(id).is_some() && !already {
+                            frame.push(&Record::Delete { id });
+                            decided.push(Decided::Deleting(reply, id));
+                        } else {
+                            decided.push(Decided::Missing(reply));
+                        }
+                    }
+                    Command::Close { reply } => close = Some(reply),
+                }
+            }
+        }
+
+        if !frame.is_empty()
+            && let Some(journal) = &mut self.journal
+            && let Err(e) = journal.append(&mut frame)
+        {
+            let reason = format!("journal write failed: {e}");
+            log::error!("{reason}; refusing further writes until restart");
+            for key in new_keys {
+                self.keys.remove(&key);
+            }
+            for d in decided {
+                match d {
+                    Decided::Created(reply, _) | Decided::Answered(reply, _) => {
+                        let _ = reply.send(Err(StoreError(reason.clone())));
+                    }
+                    Decided::Deleting(reply, _) | Decided::Missing(reply) => {
+                        let _ = reply.send(Err(StoreError(reason.clone())));
+                    }
+                }
+            }
+            self.failed = Some(reason);
+            return close;
+        }
+
+        // Durable: now visible, published in id order, and answered.
+        let mut index = write(&self.index);
+        for d in decided {
+            match d {
+                Decided::Created(reply, pour) => {
+                    index.insert(pour.clone());
+                    self.bus.poured(pour.clone());
+                    let _ = reply.send(Ok(Inserted::Created(pour)));
+                }
+                Decided::Answered(reply, answer) => {
+                    let _ = reply.send(Ok(answer));
+                }
+                Decided::Deleting(reply, id) => {
+                    let deleted = index.delete(id);
+                    if let Some(pour) = &deleted {
+                        self.bus.deleted(pour.clone());
+                    }
+                    let _ = reply.send(Ok(deleted));
+                }
+                Decided::Missing(reply) => {
+                    let _ = reply.send(Ok(None));
+                }
+            }
+        }
+        close
+    }
+
+    /// Starts a background compaction when the journal holds mostly dead records.
+    fn maybe_compact(&mut self) {
+        let Some(journal) = &self.journal else { return };
+        if self.compaction.is_some() || self.failed.is_some() {
+            return;
+        }
+        let index = read(&self.index);
+        let live = index.stats().pours + self.keys.len() as u64;
+        let size = journal.len();
+        if size < self.settings.compact_min_bytes || size < live.saturating_mul(COMPACT_RATIO_BYTES)
+        {
+            return;
+        }
+        // The snapshot is taken between batches, so it is exactly the journal up to `size`.
+        let started = Instant::now();
+        let mut key_of = std::collections::HashMap::new();
+        let mut records = Vec::with_capacity(index.stats().pours as usize + self.keys.len() + 1);
+        for remembered in self.keys.iter() {
+            if index.get(remembered.pour.id).is_some() {
+                key_of.insert(remembered.pour.id, remembered.meta.clone());
+            } else {
+                records.push(Record::Key {
+                    pour: remembered.pour.clone(),
+                    key: remembered.meta.clone(),
+                });
+            }
+        }
+        records.extend(index.iter().map(|pour| Record::Pour {
+            pour: pour.clone(),
+            key: key_of.remove(&pour.id),
+        }));
+        // Last, so that recovery has placed every pour before it reserves deleted ids.
+        records.push(Record::Sequence {
+            last_id: index.last_id(),
+        });
+        drop(index);
+        log::info!(
+            "compacting the journal: {size} bytes, {} live records (snapshot took {:?})",
+            records.len(),
+            started.elapsed()
+        );
+        let dir = journal.dir().to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("altair-compact".into())
+            .spawn(move || super::journal::write_compacted(&dir, &records));
+        match spawned {
+            Ok(handle) => self.compaction = Some((size, handle)),
+            Err(e) => log::error!("cannot start compaction: {e}"),
+        }
+    }
+
+    /// Puts a finished compaction in place; with `wait`, waits for a running one first.
+    fn finish_compaction(&mut self, wait: bool) {
+        let finished = self
+            .compaction
+            .as_ref()
+            .is_some_and(|(_, handle)| handle.is_finished());
+        if !(finished || wait) {
+            return;
+        }
+        let (Some((since, handle)), Some(journal)) = (self.compaction.take(), &mut self.journal)
+        else {
+            return;
+        };
+        let written = handle
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("compaction thread panicked")));
+        let before = journal.len();
+        match written.and_then(|()| journal.swap_in(since)) {
+            Ok(()) => log::info!("journal compacted: {before} -> {} bytes", journal.len()),
+            Err(e) => {
+                let compacted = journal.dir().join(super::journal::COMPACT_NAME);
+                if compacted.exists() {
+                    log::error!("compaction failed, keeping the journal as it was: {e}");
+                    let _ = std::fs::remove_file(compacted);
+                } else {
+                    // Renamed into place but not reopened: appends could go to the old file.
+                    let reason = format!("journal swap after compaction failed: {e}");
+                    log::error!("{reason}; refusing further writes until restart");
+                    self.failed = Some(reason);
+                }
+            }
+        }
+    }
+}
+
+fn refuse(command: Command, reason: &str) {
+    let error = || StoreError(reason.to_owned());
+    match command {
+        Command::Insert { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Command::Delete { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Command::Close { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The durable store: restarts, torn tails, idempotent retries, locks, compaction.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::beers::tempdir;
+use crate::helpers::{assert_error, spawn_durable, spawn_with, within};
+
+const BODY: &str = r#"{"tapId": 4, "volume": 500}"#;
+
+fn journal(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("journal")
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempdir("restart");
+    let app = spawn_durable(&dir, &[]).await;
+    app.pour(1, 500.0).await;
+    app.pour(2, 250.0).await;
+    let (status, keyed) = app.post_keyed("key-1", BODY).await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.pour(3, 900.0).await;
+    assert_eq!(app.delete("/api/beers/4").await, StatusCode::NO_CONTENT);
+    let (_, before) = app.get("/api/beers").await;
+    let (_, report_before) = app.get("/api/report").await;
+
+    let app = app.restart().await;
+    let (_, after) = app.get("/api/beers").await;
+    assert_eq!(after, before, "the same pours, ids and content");
+    let (_, report_after) = app.get("/api/report").await;
+    for field in ["totalPours", "totalVolumeMl", "byTap", "byType"] {
+        assert_eq!(report_after[field], report_before[field], "{field}");
+    }
+    // The newest id (4) was deleted; it is still never reused.
+    assert_eq!(app.pour(1, 500.0).await["id"], 5);
+    // And the key is remembered across the restart.
+    let (status, again) = app.post_keyed("key-1", BODY).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, keyed);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_returns_the_original_and_stores_nothing() {
+    let dir = tempdir("idem");
+    let app = spawn_durable(&dir, &[]).await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    let (status, first) = app.post_keyed("abc", BODY).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Same meaning, different bytes: still the same request.
+    let (status, second) = app
+        .post_keyed("abc", r#"{ "volume": 500.0, "tapId": 4 }"#)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second, first);
+
+    let (status, body) = app
+        .post_keyed("abc", r#"{"tapId": 4, "volume": 501}"#)
+        .await;
+    assert!(assert_error(status, &body, 409).contains("abc"));
+
+    app.pour(9, 300.0).await;
+    assert_eq!(subscriber.next_pour().await, first["beer"]);
+    assert_eq!(
+        subscriber.next_pour().await["tapId"],
+        9,
+        "the retry broadcast nothing"
+    );
+    let (_, list) = app.get("/api/beers").await;
+    assert_eq!(list["total"], 2);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_key_is_bound_to_the_device_timestamp_too() {
+    let app = spawn_with(&[]).await;
+    let with_time = r#"{"tapId": 4, "volume": 500, "timestamp": "2026-01-01T00:00:00Z"}"#;
+    assert_eq!(app.post_keyed("t", with_time).await.0, StatusCode::CREATED);
+    assert_eq!(app.post_keyed("t", with_time).await.0, StatusCode::OK);
+    assert_eq!(app.post_keyed("t", BODY).await.0, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_with_one_key_create_one_pour() {
+    let dir = tempdir("concurrent");
+    let app = Arc::new(spawn_durable(&dir, &[]).await);
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.post_keyed("same", BODY).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for request in requests {
+        let (status, body) = within(request).await.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::OK => {}
+            other => panic!("unexpected {other}: {body}"),
+        }
+        ids.insert(body["beer"]["id"].as_u64().unwrap());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1, "every answer is the same pour");
+    let (_, list) = app.get("/api/beers").await;
+    assert_eq!(list["total"], 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn malformed_keys_are_422() {
+    let app = spawn_with(&[]).await;
+    for key in ["", &"k".repeat(129), "caf\u{e9}"] {
+        let response = app
+            .http
+            .post(app.url("/api/beers"))
+            .header("content-type", "application/json")
+            .header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(key.as_bytes()).unwrap(),
+            )
+            .body(BODY)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::helpers::read_json(response).await;
+        assert!(
+            assert_error(status, &body, 422).contains("Idempotency-Key"),
+            "{key:?}"
+        );
+    }
+    assert_eq!(
+        app.post_keyed(&"k".repeat(128), BODY).await.0,
+        StatusCode::CREATED
+    );
+    let (_, list) = app.get("/api/beers").await;
+    assert_eq!(list["total"], 1);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_dropped_and_the_prefix_served() {
+    let dir = tempdir("torn");
+    let app = spawn_durable(&dir, &[]).await;
+    for tap in 1..=5 {
+        app.pour(tap, 500.0).await;
+    }
+    app.shutdown().await;
+    // Cut the last record in half, as a power cut mid-write would.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal(&dir))
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len - 20).unwrap();
+    drop(file);
+
+    let app = spawn_durable(&dir, &[]).await;
+    let (_, list) = app.get("/api/beers").await;
+    let taps: Vec<&Value> = list["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["tapId"])
+        .collect();
+    assert_eq!(taps, [1, 2, 3, 4]);
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["totalPours"], 4);
+    assert_eq!(app.pour(6, 500.0).await["id"], 5);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_directory_is_refused() {
+    let dir = tempdir("locked");
+    let _first = spawn_durable(&dir, &[]).await;
+    let config = <altair::Config as clap::Parser>::try_parse_from([
+        "altair-server",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap();
+    let error = altair::RunningServer::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("in use by another altair-server"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unusable_data_directory_is_one_clear_line_and_a_failed_exit() {
+    let dir = tempdir("unusable");
+    let not_a_dir = dir.join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let journal_is_a_dir = dir.join("data");
+    std::fs::create_dir_all(journal_is_a_dir.join("journal")).unwrap();
+    for (data_dir, says) in [
+        (not_a_dir.join("data"), "cannot create data directory"),
+        (journal_is_a_dir, "cannot use"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].contains(says), "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn deleted_pours_and_their_bytes_are_compacted_away() {
+    let dir = tempdir("compact");
+    let app = spawn_durable(&dir, &["--compact-min-bytes", "2048"]).await;
+    for tap in 1..=100 {
+        app.pour(tap, 500.0).await;
+    }
+    let (status, keyed) = app.post_keyed("kept", BODY).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for id in 1..=95 {
+        assert_eq!(
+            app.delete(&format!("/api/beers/{id}")).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    // Uncompacted, the journal now holds about 7 KiB. Compaction runs in the background;
+    // a later write puts it in place.
+    within(async {
+        loop {
+            app.pour(1, 500.0).await;
+            if std::fs::metadata(journal(&dir)).unwrap().len() < 2048 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (_, before) = app.get("/api/beers?page_size=1000").await;
+    let app = app.restart().await;
+    let (_, after) = app.get("/api/beers?page_size=1000").await;
+    assert_eq!(after, before);
+    assert_eq!(
+        app.post_keyed("kept", BODY).await.1,
+        keyed,
+        "keys survive compaction"
+    );
+    let last = before["beers"].as_array().unwrap().last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(app.pour(1, 500.0).await["id"], last + 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
