@@ -9,7 +9,8 @@
 //! - [`http`]: the REST routes, their handlers, and the one JSON error type.
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
-//! - [`store`]: the async `Store` trait and its in-memory backend; stores publish on the bus.
+//! - [`store`]: the async `Store` trait; an in-memory index behind a group-committing
+//!   journal writer (durable) or none (`--ephemeral`); it publishes on the bus.
 //! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a channel.
 //! - [`report`]: incremental metrics and the report document.
 //! - [`hub`]: fan-out of each event, serialized once, to bounded per-subscriber queues.
