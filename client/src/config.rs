@@ -1,0 +1,203 @@
+//! Configuration: the prototype's `INET_ADDR` and `TAP_ID`, and flags that override them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use reqwest::Url;
+
+/// Plays one beer tap (or many) against an Altair server: posts a pour every interval,
+/// never losing one, and logs what the live feed says.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "altair-client", version, about)]
+pub struct Args {
+    /// Server URL, e.g. http://localhost:8338. Overrides INET_ADDR.
+    #[arg(long, env = "ALTAIR_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Server as host:port (the prototype's variable); used when --server is not given.
+    #[arg(long, env = "INET_ADDR", value_name = "HOST:PORT")]
+    pub inet_addr: Option<String>,
+
+    /// This tap's id (the first of them with --taps).
+    #[arg(long, env = "TAP_ID", default_value_t = 1)]
+    pub tap_id: u32,
+
+    /// Seconds between pours.
+    #[arg(
+        long,
+        env = "ALTAIR_INTERVAL",
+        value_name = "SECS",
+        default_value = "3"
+    )]
+    pub interval: f64,
+
+    /// Pour this many times, then exit once all of them (and anything left in the outbox
+    /// from an earlier run) are acknowledged. Default: pour until stopped.
+    #[arg(long, env = "ALTAIR_COUNT", value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Pour this volume (ml) every time. Default: a realistic mix over the server's glasses.
+    #[arg(long, env = "ALTAIR_VOLUME", value_name = "ML")]
+    pub volume: Option<f64>,
+
+    /// Simulate this many taps, ids TAP_ID to TAP_ID+N-1, each with its own outbox.
+    #[arg(long, env = "ALTAIR_TAPS", value_name = "N", default_value_t = 1)]
+    pub taps: u32,
+
+    /// With --taps: one subscription for all of them instead of one each.
+    #[arg(long, env = "ALTAIR_SHARED_SUBSCRIPTION")]
+    pub shared_subscription: bool,
+
+    /// Where outboxes live (one folder per tap inside).
+    #[arg(
+        long,
+        env = "ALTAIR_CLIENT_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./altair-client"
+    )]
+    pub data_dir: PathBuf,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `http://host:port` with no path.
+    pub server: Url,
+    pub taps: Vec<u32>,
+    pub interval: Duration,
+    pub count: Option<u64>,
+    pub volume: Option<f64>,
+    pub shared_subscription: bool,
+    pub data_dir: PathBuf,
+}
+
+/// A configuration that cannot work; said in one line before anything touches the network.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Args {
+    /// Checks everything that can be checked without the server.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        let text = match (&self.server, &self.inet_addr) {
+            (Some(url), _) => url.clone(),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => "http://localhost:8338".to_owned(),
+        };
+        let server = match Url::parse(&text) {
+            Ok(url) if url.scheme() == "http" && url.host_str().is_some() => url,
+            Ok(url) if url.scheme() != "http" => {
+                return bad(format!(
+                    "server URL {text:?}: only http:// is supported (terminate TLS in front of the server)"
+                ));
+            }
+            Ok(_) => return bad(format!("server URL {text:?} has no host")),
+            Err(e) => return bad(format!("server URL {text:?} is not a URL: {e}")),
+        };
+        if self.tap_id == 0 {
+            return bad("tap id must be 1 or more".into());
+        }
+        if self.taps == 0 {
+            return bad("--taps must be 1 or more".into());
+        }
+        let Some(last) = self.tap_id.checked_add(self.taps - 1) else {
+            return bad(format!(
+                "taps {} to {} go past the largest tap id",
+                self.tap_id,
+                u64::from(self.tap_id) + u64::from(self.taps) - 1
+            ));
+        };
+        if !(self.interval.is_finite() && self.interval > 0.0 && self.interval <= 86_400.0) {
+            return bad(format!(
+                "--interval {} must be more than 0 and at most a day",
+                self.interval
+            ));
+        }
+        if let Some(v) = self.volume
+            && !(v.is_finite() && v > 0.0)
+        {
+            return bad(format!("--volume {v} must be a positive number of ml"));
+        }
+        Ok(Settings {
+            server,
+            taps: (self.tap_id..=last).collect(),
+            interval: Duration::from_secs_f64(self.interval),
+            count: self.count,
+            volume: self.volume,
+            shared_subscription: self.shared_subscription,
+            data_dir: self.data_dir.clone(),
+        })
+    }
+}
+
+impl Settings {
+    /// `http://host:port/path`.
+    pub fn http(&self, path: &str) -> String {
+        format!("{}{}", self.server.as_str().trim_end_matches('/'), path)
+    }
+
+    /// The WebSocket URL of the feed, with a query string.
+    pub fn feed(&self, query: &str) -> String {
+        let base = self.server.as_str().trim_end_matches('/');
+        format!("ws{}/sockets/beers{query}", base.trim_start_matches("http"))
+    }
+
+    /// The outbox folder of one tap.
+    pub fn outbox_dir(&self, tap: u32) -> PathBuf {
+        self.data_dir.join(format!("tap-{tap}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let mut argv = vec!["altair-client"];
+        argv.extend_from_slice(args);
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .settings()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn inet_addr_is_the_fallback_and_server_wins() {
+        let s = parse(&["--inet-addr", "beer:9000"]).unwrap();
+        assert_eq!(s.http("/api/beers"), "http://beer:9000/api/beers");
+        assert_eq!(s.feed("?tapId=1"), "ws://beer:9000/sockets/beers?tapId=1");
+        let s = parse(&["--inet-addr", "beer:9000", "--server", "http://x:1/"]).unwrap();
+        assert_eq!(s.http("/health"), "http://x:1/health");
+    }
+
+    #[test]
+    fn taps_run_from_the_first_id() {
+        assert_eq!(
+            parse(&["--tap-id", "5", "--taps", "3"]).unwrap().taps,
+            [5, 6, 7]
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_one_clear_message() {
+        for (args, says) in [
+            (&["--tap-id", "0"][..], "tap id"),
+            (&["--interval", "0"][..], "--interval"),
+            (&["--interval=-2"][..], "--interval"),
+            (&["--server", "not a url"][..], "not a URL"),
+            (&["--server", "https://x"][..], "only http"),
+            (&["--taps", "0"][..], "--taps"),
+            (
+                &["--tap-id", "4294967295", "--taps", "2"][..],
+                "largest tap id",
+            ),
+            (&["--volume=-1"][..], "--volume"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.contains(says), "{args:?}: {error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The real client binary against a real server on a real port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use altair::{Config, RunningServer};
+use clap::Parser;
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("altair-client-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn server(bind: &str, data: Option<&Path>) -> RunningServer {
+    let mut argv = vec!["altair-server".to_owned(), "--bind".into(), bind.into()];
+    match data {
+        Some(dir) => argv.extend(["--data-dir".into(), dir.display().to_string()]),
+        None => argv.push("--ephemeral".into()),
+    }
+    RunningServer::start(Config::try_parse_from(argv).unwrap())
+        .await
+        .expect("server starts")
+}
+
+/// The client binary, its log lines collected as they come.
+struct Tap {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tap {
+    fn spawn(server: SocketAddr, data: &Path, args: &[&str]) -> Tap {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_altair-client"))
+            .arg("--server")
+            .arg(format!("http://{server}"))
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Tap { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until `n` log lines contain `needle`.
+    async fn await_lines(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "waited for {n} lines with {needle:?}; log:\n{}",
+                self.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for the process to exit by itself; returns its exit code.
+    async fn exited(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client did not exit; log:\n{}",
+                self.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every stored pour of `tap`.
+async fn pours_of(server: SocketAddr, tap: u32) -> Vec<Value> {
+    let body: Value = reqwest::get(format!(
+        "http://{server}/api/beers?tapId={tap}&page_size=1000"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    body["beers"].as_array().unwrap().clone()
+}
+
+async fn post(server: SocketAddr, tap: u32) -> u64 {
+    let response = reqwest::Client::new()
+        .post(format!("http://{server}/api/beers"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"tapId": {tap}, "volume": 500}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["beer"]["id"].as_u64().unwrap()
+}
+
+fn outbox_files(data: &Path, tap: u32) -> usize {
+    std::fs::read_dir(data.join(format!("tap-{tap}")))
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Pour ids of `from_tap` that `listener` logged, in log order.
+fn heard(tap: &Tap, listener: &str, from_tap: u32) -> Vec<u64> {
+    let marker = format!("{listener} | pour #");
+    let from = format!(" from tap {from_tap}:");
+    tap.lines()
+        .iter()
+        .filter(|l| l.contains(&marker) && l.contains(&from))
+        .map(|l| {
+            let rest = &l[l.find(&marker).unwrap() + marker.len()..];
+            rest[..rest.find(' ').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tap_posts_hears_other_taps_and_logs_as_documented() {
+    let server = server("127.0.0.1:0", None).await;
+    let data = tempdir("basic");
+    let mut tap = Tap::spawn(
+        server.addr,
+        &data,
+        &[
+            "--tap-id",
+            "2",
+            "--count",
+            "20",
+            "--interval",
+            "0.05",
+            "--volume",
+            "500",
+        ],
+    );
+    tap.await_lines("tap 2 | subscribed; the server is at pour #", 1)
+        .await;
+    let other = post(server.addr, 3).await;
+    tap.await_lines(
+        &format!("tap 2 | pour #{other} from tap 3: pint, 500 ml"),
+        1,
+    )
+    .await;
+    assert_eq!(tap.exited().await, 0, "{}", tap.lines().join("\n"));
+    assert_eq!(pours_of(server.addr, 2).await.len(), 20);
+    assert_eq!(tap.count("tap 2 | poured 500 ml"), 20);
+    assert_eq!(tap.count("stored as #"), 20);
+    assert!(
+        heard(&tap, "tap 2", 2).is_empty(),
+        "its own pours are not echoed"
+    );
+    assert_eq!(outbox_files(&data, 2), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_restart_loses_nothing_and_repeats_nothing() {
+    let data = tempdir("restart");
+    let store = data.join("server");
+    let first = server("127.0.0.1:0", Some(&store)).await;
+    let addr = first.addr;
+    let mut tap = Tap::spawn(
+        addr,
+        &data.join("client"),
+        &["--tap-id", "5", "--interval", "0.05", "--volume", "500"],
+    );
+    tap.await_lines("tap 5 | subscribed", 1).await;
+    let mut posted = Vec::new();
+    for _ in 0..3 {
+        posted.push(post(addr, 99).await);
+    }
+    tap.await_lines("stored as #", 10).await;
+    first.shutdown().await;
+    tap.await_lines("pour not delivered", 1).await;
+    tap.await_lines("feed lost", 1).await;
+
+    let second = server(&addr.to_string(), Some(&store)).await;
+    // Posted before the tap has reconnected: only since= can bring these back.
+    for _ in 0..3 {
+        posted.push(post(addr, 99).await);
+    }
+    tap.await_lines("tap 5 | resubscribed; resuming after pour #", 1)
+        .await;
+    let last = *posted.last().unwrap();
+    tap.await_lines(&format!("tap 5 | pour #{last} from tap 99"), 1)
+        .await;
+    assert_eq!(
+        heard(&tap, "tap 5", 99),
+        posted,
+        "every event once, in order"
+    );
+
+    tap.signal("-TERM");
+    assert_eq!(tap.exited().await, 0);
+    let generated = tap.count("tap 5 | poured 500 ml");
+    let stored = pours_of(addr, 5).await;
+    let left = outbox_files(&data.join("client"), 5);
+    assert_eq!(
+        stored.len() + left,
+        generated,
+        "every generated pour stored once or still pending"
+    );
+    let stamps: BTreeSet<&str> = stored
+        .iter()
+        .map(|p| p["timestamp"].as_str().unwrap())
+        .collect();
+    assert_eq!(stamps.len(), stored.len(), "no pour stored twice");
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn count_n_with_server_restarts_stores_exactly_n() {
+    let data = tempdir("count");
+    let store = data.join("server");
+    let mut running = server("127.0.0.1:0", Some(&store)).await;
+    let addr = running.addr;
+    let mut tap = Tap::spawn(
+        addr,
+        &data.join("client"),
+        &[
+            "--tap-id",
+            "8",
+            "--count",
+            "30",
+            "--interval",
+            "0.03",
+            "--volume",
+            "250",
+        ],
+    );
+    for delivered in [5, 15] {
+        tap.await_lines("stored as #", delivered).await;
+        running.shutdown().await;
+        tap.await_lines("pour not delivered", 1).await;
+        running = server(&addr.to_string(), Some(&store)).await;
+    }
+    assert_eq!(tap.exited().await, 0, "{}", tap.lines().join("\n"));
+    assert_eq!(pours_of(addr, 8).await.len(), 30);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_killed_tap_delivers_its_outbox_when_it_comes_back() {
+    // A port with nothing on it yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let data = tempdir("killed");
+    let tap = Tap::spawn(
+        addr,
+        &data,
+        &["--tap-id", "7", "--interval", "0.02", "--volume", "500"],
+    );
+    tap.await_lines("tap 7 | poured", 5).await;
+    tap.await_lines("server not reachable", 1).await;
+    drop(tap); // SIGKILL
+    let pending = outbox_files(&data, 7);
+    assert!(pending >= 5, "{pending}");
+
+    let server = server(&addr.to_string(), None).await;
+    let mut tap = Tap::spawn(
+        addr,
+        &data,
+        &["--tap-id", "7", "--count", "1", "--volume", "500"],
+    );
+    assert_eq!(tap.exited().await, 0, "{}", tap.lines().join("\n"));
+    assert_eq!(tap.count(&format!("{pending} pours left in the outbox")), 1);
+    assert_eq!(pours_of(addr, 7).await.len(), pending + 1);
+    assert_eq!(outbox_files(&data, 7), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sigterm_keeps_the_outbox_and_exits_cleanly() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let data = tempdir("sigterm");
+    let mut tap = Tap::spawn(
+        addr,
+        &data,
+        &["--tap-id", "4", "--interval", "0.02", "--volume", "500"],
+    );
+    tap.await_lines("tap 4 | poured", 3).await;
+    tap.signal("-TERM");
+    assert_eq!(tap.exited().await, 0);
+    assert_eq!(outbox_files(&data, 4), tap.count("tap 4 | poured"));
+}
+
+#[tokio::test]
+async fn a_permanent_rejection_is_logged_and_dropped() {
+    let server = server("127.0.0.1:0", None).await;
+    let data = tempdir("rejected");
+    // 5000 ml fits no glass: 422, which no retry can fix.
+    let mut tap = Tap::spawn(
+        server.addr,
+        &data,
+        &[
+            "--tap-id",
+            "6",
+            "--count",
+            "2",
+            "--interval",
+            "0.02",
+            "--volume",
+            "5000",
+        ],
+    );
+    assert_eq!(tap.exited().await, 0);
+    assert_eq!(tap.count("SERVER REJECTED pour of 5000 ml"), 2);
+    assert_eq!(outbox_files(&data, 6), 0);
+    assert!(pours_of(server.addr, 6).await.is_empty());
+    server.shutdown().await;
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_no_network() {
+    for args in [
+        &["--tap-id", "0"][..],
+        &["--interval", "0"],
+        &["--server", "ftp://x"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_altair-client"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("altair-client: "), "{stderr}");
+    }
+}
