@@ -79,9 +79,102 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub bus_capacity: u32,
 
+    /// Tokens file (TOML, SHA-256 hashes only); without it the server is open to anyone.
+    /// Re-read on SIGHUP.
+    #[arg(long, env = "ALTAIR_TOKENS_FILE", value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+
+    /// Refuse to start without a tokens file.
+    #[arg(long, env = "ALTAIR_REQUIRE_AUTH")]
+    pub require_auth: bool,
+
+    /// Paths readable without a token once a tokens file is given (comma-separated).
+    #[arg(
+        long,
+        env = "ALTAIR_PUBLIC",
+        value_name = "PATHS",
+        value_delimiter = ',',
+        default_value = "/health"
+    )]
+    pub public: Vec<String>,
+
+    /// Requests per second per token (per tap without tokens), bursts twice that; 0: no limit.
+    #[arg(
+        long,
+        env = "ALTAIR_RATE_LIMIT",
+        value_name = "N",
+        default_value_t = 50
+    )]
+    pub rate_limit: u32,
+
+    /// Requests per second per client address, bursts twice that; 0: no limit.
+    #[arg(
+        long,
+        env = "ALTAIR_RATE_LIMIT_ADDRESS",
+        value_name = "N",
+        default_value_t = 2000
+    )]
+    pub rate_limit_address: u32,
+
+    /// Most WebSocket subscribers at once; more are refused with 503.
+    #[arg(
+        long,
+        env = "ALTAIR_MAX_SUBSCRIBERS",
+        value_name = "N",
+        default_value_t = 20_000
+    )]
+    pub max_subscribers: usize,
+
+    /// Most open connections at once; more wait in the listen backlog.
+    #[arg(long, env = "ALTAIR_MAX_CONNECTIONS", value_name = "N", default_value_t = 25_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers; also closes idle keep-alive
+    /// connections (slowloris).
+    #[arg(long, env = "ALTAIR_HEADER_TIMEOUT", value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+
+    /// Origins allowed to call the API from a browser (comma-separated); none by default.
+    #[arg(
+        long,
+        env = "ALTAIR_CORS_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
+
     /// Seconds that shutdown waits for requests and sockets before it gives up on them.
     #[arg(long, env = "ALTAIR_SHUTDOWN_TIMEOUT", value_name = "SECS", default_value = "4", value_parser = seconds)]
     pub shutdown_timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tasks other than serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `altair-server token ...`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh random token and the tokens-file entry that admits it.
+    New {
+        /// tap, reader or admin.
+        #[arg(long, value_parser = ["tap", "reader", "admin"])]
+        role: String,
+        /// The tap a tap token may pour for.
+        #[arg(long, required_if_eq("role", "tap"), value_parser = clap::value_parser!(u32).range(1..))]
+        tap_id: Option<u32>,
+        /// A name for logs and rate limits (default: the role, and the tap id).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 impl Config {

@@ -329,4 +329,20 @@ mod tests {
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    proptest::proptest! {
+        /// Classification is the first band, in ascending order, that holds the volume.
+        #[test]
+        fn classification_is_first_match(volume in -100.0f64..1200.0) {
+            let catalogue = Catalogue::default();
+            let expected = catalogue
+                .glasses()
+                .iter()
+                .find(|g| g.min <= volume && volume <= g.max);
+            proptest::prop_assert_eq!(catalogue.classify(volume), expected);
+            if let Some(glass) = catalogue.classify(volume) {
+                proptest::prop_assert!(glass.min <= volume && volume <= glass.max);
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! events, so every one is kicked with a reason that tells it to resume with `since`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -108,6 +108,8 @@ pub struct Hub {
 
 struct Inner {
     subscribers: DashMap<u64, Entry>,
+    /// Connections admitted (from handshake to close), for the subscriber cap.
+    admitted: AtomicUsize,
     next_id: AtomicU64,
     queue_capacity: usize,
     dropped_slow: AtomicU64,
@@ -127,12 +129,22 @@ impl Drop for Subscription {
     }
 }
 
+/// A subscriber's place under the cap; see [`Hub::admit`].
+pub struct Slot(Hub);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.inner.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Hub {
     /// A hub whose subscribers each queue up to `queue_capacity` frames.
     pub fn new(queue_capacity: usize) -> Hub {
         Hub {
             inner: Arc::new(Inner {
                 subscribers: DashMap::new(),
+                admitted: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 queue_capacity: queue_capacity.max(1),
                 dropped_slow: AtomicU64::new(0),
@@ -159,6 +171,14 @@ impl Hub {
             id,
             hub: self.clone(),
         }
+    }
+
+    /// Admits one more connection if fewer than `max` are admitted; the slot is given back
+    /// when the returned guard drops.
+    pub fn admit(&self, max: usize) -> Option<Slot> {
+        let admitted = self.inner.admitted.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(self.clone());
+        (admitted < max).then_some(slot)
     }
 
     /// Subscribers connected now.

@@ -6,7 +6,9 @@
 //! A pour's path through the modules:
 //!
 //! - [`config`]: flags and `ALTAIR_*` environment variables.
-//! - [`http`]: the REST routes, their handlers, and the one JSON error type.
+//! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
+//! - [`http`]: the gate (CORS, rate limits, authentication), the REST routes, their
+//!   handlers, and the one JSON error type.
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
 //! - [`store`]: the async `Store` trait; an in-memory index behind a group-committing
@@ -17,6 +19,7 @@
 //! - [`ws`]: the WebSocket endpoint: handshake, replay with `since`, each connection's loop.
 //! - [`server`]: shared state, the accept loop, background tasks and graceful shutdown.
 
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod glass;

@@ -2,11 +2,18 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use altair::auth::{Auth, Role};
+use altair::config::{Command, TokenCommand};
 use altair::{Config, Server};
 use clap::Parser;
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(command) = &config.command {
+        return run_command(command);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,9 +33,71 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        tokio::spawn(reload_tokens_on_sighup(server.auth()));
         server.run(termination()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// The subcommands that do something other than serve.
+fn run_command(command: &Command) -> ExitCode {
+    match command {
+        Command::Token(TokenCommand::New { role, tap_id, name }) => {
+            let role = match (role.as_str(), tap_id) {
+                ("tap", Some(tap)) => Role::Tap(*tap),
+                ("reader", _) => Role::Reader,
+                ("admin", _) => Role::Admin,
+                _ => {
+                    eprintln!("altair-server: a tap token needs --tap-id");
+                    return ExitCode::from(2);
+                }
+            };
+            let name = name.clone().unwrap_or_else(|| match role {
+                Role::Tap(tap) => format!("tap-{tap}"),
+                Role::Reader => "reader".into(),
+                Role::Admin => "admin".into(),
+            });
+            match altair::auth::new_token(role, &name) {
+                Ok((token, entry)) => {
+                    println!("token (give it to the client; it is not stored anywhere):");
+                    println!("{token}");
+                    println!();
+                    println!("add to the tokens file, then send the server SIGHUP:");
+                    print!("{entry}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("altair-server: no randomness for a token: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Re-reads the tokens file on every SIGHUP; a broken file keeps the tokens in force.
+async fn reload_tokens_on_sighup(auth: Arc<Auth>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            log::warn!("cannot listen for SIGHUP ({e}); tokens reload only on restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        if auth.is_open() {
+            log::warn!("SIGHUP: no tokens file to reload (the server is open)");
+            continue;
+        }
+        match auth.reload() {
+            Ok(n) => log::info!("SIGHUP: tokens file reloaded, {n} tokens in force"),
+            Err(e) => log::error!(
+                "SIGHUP: {e}; keeping the {} tokens in force",
+                auth.token_count()
+            ),
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -135,7 +135,18 @@ pub fn parse_new_pour(
     catalogue: &Catalogue,
     now: Timestamp,
 ) -> Result<NewPour, PourError> {
-    let raw: RawPour = serde_json::from_slice(body).map_err(|e| match e.classify() {
+    // JSON is UTF-8; serde_json would not check the strings of fields it skips.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| PourError::Malformed(format!("body is not valid JSON: not UTF-8 ({e})")))?;
+    // Only an object: serde would also read a struct from an array (`[3, 500, null]`).
+    if !text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    {
+        return Err(PourError::Invalid(
+            "body must be a JSON object with tapId and volume".into(),
+        ));
+    }
+    let raw: RawPour = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => PourError::Invalid(format!(
             "body must be a JSON object with tapId and volume: {e}"
         )),
@@ -246,6 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn only_objects_of_utf8_are_pours() {
+        assert!(invalid("[3, 500, null]").contains("JSON object"));
+        assert!(invalid("null").contains("JSON object"));
+        assert!(matches!(
+            parse_new_pour(
+                b"{\"tapId\":1,\"volume\":500,\"x\":\"\xff\"}",
+                &Catalogue::default(),
+                NOW
+            ),
+            Err(PourError::Malformed(_))
+        ));
+        assert!(matches!(parse("[1, 2"), Err(PourError::Malformed(_))));
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         assert!(invalid(r#"[1, 2]"#).contains("JSON object"));
         assert!(invalid(r#"{"volume": 500}"#).contains("tapId"));
@@ -290,5 +316,25 @@ mod tests {
         );
         let back: Pour = serde_json::from_str(&serde_json::to_string(&pour).unwrap()).unwrap();
         assert_eq!(back, pour);
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all: a pour or an error, never a panic; a pour is always in a band.
+        #[test]
+        fn any_bytes_parse_or_fail_cleanly(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), NOW) {
+                proptest::prop_assert!(pour.tap_id >= 1);
+                proptest::prop_assert!((100.0..=1000.0).contains(&pour.volume));
+            }
+        }
+
+        /// Well-formed bodies with any numbers: accepted exactly when the fields are valid.
+        #[test]
+        fn numbers_are_judged_by_the_rules(tap in proptest::prelude::any::<i64>(), volume in proptest::prelude::any::<f64>()) {
+            let body = format!(r#"{{"tapId": {tap}, "volume": {volume:?}}}"#);
+            let result = parse_new_pour(body.as_bytes(), &Catalogue::default(), NOW);
+            let valid = (1..=i64::from(u32::MAX)).contains(&tap) && (100.0..=1000.0).contains(&volume);
+            proptest::prop_assert_eq!(result.is_ok(), valid, "{}", body);
+        }
     }
 }

@@ -16,17 +16,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
-use warp::http::Request;
+use warp::Reply;
+use warp::http::{Request, header};
 
+use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
+use crate::http::{Gate, GateSettings};
 use crate::hub::Hub;
 use crate::store::{JournalError, Ledger, LedgerSettings, Store};
 use crate::ws::SocketSettings;
-
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -37,6 +37,8 @@ pub struct AppState {
     pub catalogue: Arc<Catalogue>,
     pub started: Instant,
     pub socket: SocketSettings,
+    /// CORS, rate limits and authentication, before routing.
+    pub gate: Arc<Gate>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// WebSocket connections, which shutdown waits for.
@@ -50,6 +52,10 @@ pub enum StartError {
     Catalogue(#[from] CatalogueError),
     #[error(transparent)]
     Store(#[from] JournalError),
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    #[error("--require-auth is set but no tokens file is given (--tokens or ALTAIR_TOKENS_FILE)")]
+    AuthRequired,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,6 +69,8 @@ pub struct Server {
     state: AppState,
     shutdown_timeout: Duration,
     report_interval: Duration,
+    header_timeout: Duration,
+    max_connections: u32,
 }
 
 /// The peer of a request, put in its extensions for the handlers.
@@ -81,6 +89,7 @@ impl Server {
             config.bus_capacity as usize,
             config.report_every,
         );
+        let auth = Arc::new(open_auth(&config)?);
         let store = open_store(&config, &catalogue, &bus).await?;
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
@@ -97,7 +106,16 @@ impl Server {
                 pong_timeout: config.pong_timeout,
                 close_grace: config.close_grace,
                 report_interval: config.report_interval,
+                max_subscribers: config.max_subscribers,
             },
+            gate: Arc::new(Gate::new(
+                auth,
+                &GateSettings {
+                    per_credential: config.rate_limit,
+                    per_address: config.rate_limit_address,
+                    cors_origins: config.cors_origin.clone(),
+                },
+            )),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -106,7 +124,14 @@ impl Server {
             state,
             shutdown_timeout: config.shutdown_timeout,
             report_interval: config.report_interval,
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
         })
+    }
+
+    /// The tokens in force, for reloading them (SIGHUP).
+    pub fn auth(&self) -> Arc<Auth> {
+        self.state.gate.auth().clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -122,6 +147,8 @@ impl Server {
             state,
             shutdown_timeout,
             report_interval,
+            header_timeout,
+            max_connections,
         } = self;
         if let Ok(addr) = listener.local_addr() {
             log::info!(
@@ -142,11 +169,24 @@ impl Server {
             report_interval,
             state.shutdown.clone(),
         ));
+        let upkeep = tokio::spawn(forget_quiet_keys(
+            state.gate.clone(),
+            state.shutdown.clone(),
+        ));
         let service = warp::service(crate::http::routes(state.clone()));
         // HTTP connections, which shutdown lets finish their in-flight request.
         let connections = TaskTracker::new();
+        // At most this many connections: past it, new ones wait in the listen backlog.
+        let open = Arc::new(tokio::sync::Semaphore::new(max_connections as usize));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = open.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
             let (stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -163,32 +203,57 @@ impl Server {
                 log::debug!("TCP_NODELAY on {peer}: {e}");
             }
             let service = service.clone();
+            let gate = state.gate.clone();
             let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(Peer(peer));
-                let started = Instant::now();
-                let method = request.method().clone();
-                let path = request.uri().path().to_owned();
-                let response = service.clone().call(request);
+                let service = service.clone();
+                let gate = gate.clone();
                 async move {
-                    let response = response.await;
-                    if let Ok(response) = &response {
-                        log::info!(
-                            target: "altair::request",
-                            "{method} {path} {} {:.2}ms {peer}",
-                            response.status().as_u16(),
-                            started.elapsed().as_secs_f64() * 1000.0
-                        );
-                    }
-                    response
+                    let started = Instant::now();
+                    let method = request.method().clone();
+                    // The path only: a WebSocket's ?token= must never reach the log.
+                    let path = request.uri().path().to_owned();
+                    let origin = request.headers().get(header::ORIGIN).cloned();
+                    let admitted = match gate.preflight(&method, request.headers()) {
+                        Some(answer) => Err(answer),
+                        None => gate
+                            .admit(
+                                &method,
+                                &path,
+                                request.uri().query(),
+                                request.headers(),
+                                peer.ip(),
+                            )
+                            .map_err(|e| e.into_response()),
+                    };
+                    let mut response = match admitted {
+                        Ok(identity) => {
+                            request.extensions_mut().insert(Peer(peer));
+                            request.extensions_mut().insert(identity);
+                            match service.clone().call(request).await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            }
+                        }
+                        Err(answer) => answer,
+                    };
+                    gate.decorate(origin.as_ref(), &mut response);
+                    log::info!(
+                        target: "altair::request",
+                        "{method} {path} {} {:.2}ms {peer}",
+                        response.status().as_u16(),
+                        started.elapsed().as_secs_f64() * 1000.0
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
                 }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), handler)
                 .with_upgrades();
             let shutdown = state.shutdown.clone();
             connections.spawn(async move {
+                let _permit = permit;
                 let mut connection = std::pin::pin!(connection);
                 let result = tokio::select! {
                     result = connection.as_mut() => result,
@@ -219,9 +284,43 @@ impl Server {
                 "shutdown: connections still open after {shutdown_timeout:?}; dropping them"
             );
         }
-        let _ = tokio::join!(hub, reports);
+        let _ = tokio::join!(hub, reports, upkeep);
         state.store.close().await;
         log::info!("stopped");
+    }
+}
+
+/// Tokens from the tokens file, or an open server (loudly) when there is none.
+fn open_auth(config: &Config) -> Result<Auth, StartError> {
+    match &config.tokens {
+        Some(file) => {
+            let auth = Auth::from_file(file, config.public.clone())?;
+            log::info!(
+                "auth: {} tokens from {}; public without a token: {}",
+                auth.token_count(),
+                file.display(),
+                config.public.join(", ")
+            );
+            Ok(auth)
+        }
+        None if config.require_auth => Err(StartError::AuthRequired),
+        None => {
+            log::warn!(
+                "NO TOKENS FILE: the server is open; anyone who can reach it may post pours as any tap and delete history (set --tokens, or --require-auth to forbid this)"
+            );
+            Ok(Auth::open())
+        }
+    }
+}
+
+/// Rate-limiter keys that went quiet are forgotten every minute.
+async fn forget_quiet_keys(gate: Arc<Gate>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => gate.forget_quiet_keys(),
+        }
     }
 }
 
@@ -277,6 +376,8 @@ async fn report_loop(bus: Bus, every: Duration, shutdown: CancellationToken) {
 pub struct RunningServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its tokens, for reloading them as SIGHUP does.
+    pub auth: Arc<Auth>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -289,10 +390,16 @@ impl RunningServer {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
+        let auth = server.auth();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(server.run(async move { stopped.cancelled().await }));
-        Ok(RunningServer { addr, stop, task })
+        Ok(RunningServer {
+            addr,
+            auth,
+            stop,
+            task,
+        })
     }
 
     /// Begins a graceful shutdown, as SIGTERM does.

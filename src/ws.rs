@@ -114,12 +114,21 @@ pub fn handshake(
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
     let params = SocketParams::parse(query, state)?;
+    let slot = state
+        .hub
+        .admit(state.socket.max_subscribers)
+        .ok_or_else(|| {
+            ApiError::Overloaded(
+                "the server has as many subscribers as it takes; try again later".into(),
+            )
+        })?;
     let on_upgrade =
         on_upgrade.ok_or_else(|| ApiError::Internal("connection cannot be upgraded".into()))?;
 
     let accept = derive_accept_key(key.as_bytes());
     let state = state.clone();
     state.tasks.clone().spawn(async move {
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
@@ -164,6 +173,7 @@ enum End {
     Shutdown,
     Kicked(Kick),
     TooBig,
+    ProtocolError,
     ClientClosed,
     Unresponsive,
     Broken,
@@ -178,6 +188,7 @@ impl End {
                 (CloseCode::Again, "server overloaded; reconnect with since")
             }
             End::TooBig => (CloseCode::Size, "message too big"),
+            End::ProtocolError => (CloseCode::Protocol, "protocol error"),
             End::ClientClosed | End::Unresponsive | End::Broken => return None,
         };
         Some(CloseFrame {
@@ -282,6 +293,7 @@ async fn converse(
                 // Pongs and anything else the client says prove it is alive; text is ignored.
                 Some(Ok(_)) => last_heard = Instant::now(),
                 Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => return Ok(End::TooBig),
+                Some(Err(tokio_tungstenite::tungstenite::Error::Protocol(_))) => return Ok(End::ProtocolError),
                 Some(Err(_)) => return Ok(End::Broken),
             },
             _ = ping.tick() => {
@@ -353,4 +365,6 @@ pub struct SocketSettings {
     pub pong_timeout: Duration,
     pub close_grace: Duration,
     pub report_interval: Duration,
+    /// Subscribers at once at most.
+    pub max_subscribers: usize,
 }

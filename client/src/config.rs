@@ -49,6 +49,15 @@ pub struct Args {
     #[arg(long, env = "ALTAIR_SHARED_SUBSCRIPTION")]
     pub shared_subscription: bool,
 
+    /// Bearer token for a server that requires one (`altair-server token new`).
+    #[arg(
+        long,
+        env = "ALTAIR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Where outboxes live (one folder per tap inside).
     #[arg(
         long,
@@ -70,6 +79,8 @@ pub struct Settings {
     pub volume: Option<f64>,
     pub shared_subscription: bool,
     pub data_dir: PathBuf,
+    /// Sent as `Authorization: Bearer`; never logged.
+    pub token: Option<String>,
 }
 
 /// A configuration that cannot work; said in one line before anything touches the network.
@@ -96,6 +107,11 @@ impl Args {
             Ok(_) => return bad(format!("server URL {text:?} has no host")),
             Err(e) => return bad(format!("server URL {text:?} is not a URL: {e}")),
         };
+        if let Some(token) = &self.token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return bad("--token must be printable ASCII without spaces".into());
+        }
         if self.tap_id == 0 {
             return bad("tap id must be 1 or more".into());
         }
@@ -128,6 +144,7 @@ impl Args {
             volume: self.volume,
             shared_subscription: self.shared_subscription,
             data_dir: self.data_dir.clone(),
+            token: self.token.clone().filter(|t| !t.is_empty()),
         })
     }
 }

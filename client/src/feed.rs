@@ -78,9 +78,16 @@ pub async fn follow(settings: &Settings, listener: Listener, stop: CancellationT
         } else {
             format!("?{}", query.join("&"))
         });
+        let request = match request(&url, settings.token.as_deref()) {
+            Ok(request) => request,
+            Err(e) => {
+                log::error!("{label} | cannot build the subscription request: {e}");
+                return;
+            }
+        };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
-            c = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url)) => c,
+            c = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)) => c,
         };
         let why = match connected {
             Ok(Ok((mut socket, _))) => {
@@ -118,6 +125,25 @@ pub async fn follow(settings: &Settings, listener: Listener, stop: CancellationT
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// The handshake request, with the token as a header (never in the URL, which servers log).
+fn request(
+    url: &str,
+    token: Option<&str>,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::client::Request,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let mut request = url.into_client_request()?;
+    if let Some(token) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|e| tokio_tungstenite::tungstenite::Error::HttpFormat(e.into()))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    Ok(request)
 }
 
 enum Ended {

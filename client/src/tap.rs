@@ -39,6 +39,9 @@ enum Delivery {
     Rejected(StatusCode, String),
     /// Worth retrying: the server is down, busy or failed.
     Retry(String),
+    /// The server refused the token (401/403): the pour is fine, the configuration is
+    /// not, so the pour stays in the outbox until someone fixes the token.
+    Refused(StatusCode, String),
 }
 
 /// A tap: pours and delivers until `stop`, or until `count` pours are delivered.
@@ -161,8 +164,7 @@ async fn glasses(
 ) -> Option<Vec<Glass>> {
     let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP, Rng::new(u64::from(tap) + 1));
     loop {
-        let answer = http
-            .get(settings.http("/api/glasses"))
+        let answer = authorized(http.get(settings.http("/api/glasses")), settings)
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await;
@@ -230,6 +232,17 @@ async fn send_loop(
                 );
                 forget(outbox).await?;
             }
+            Delivery::Refused(status, message) => {
+                let delay = backoff.next_delay();
+                log::error!(
+                    "tap {tap} | SERVER REFUSED THE TOKEN ({status}: {message}); the pour stays in the outbox, retrying in {:.1} s",
+                    delay.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
             Delivery::Retry(why) => {
                 let delay = backoff.next_delay();
                 log::warn!(
@@ -254,8 +267,7 @@ async fn forget(outbox: &Arc<Mutex<Outbox>>) -> std::io::Result<()> {
 }
 
 async fn deliver(settings: &Settings, http: &reqwest::Client, pending: &Pending) -> Delivery {
-    let sent = http
-        .post(settings.http("/api/beers"))
+    let sent = authorized(http.post(settings.http("/api/beers")), settings)
         .timeout(REQUEST_TIMEOUT)
         .header("content-type", "application/json")
         .header("idempotency-key", &pending.key)
@@ -275,6 +287,9 @@ async fn deliver(settings: &Settings, http: &reqwest::Client, pending: &Pending)
         };
     }
     let message = body["message"].as_str().unwrap_or("").to_owned();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Delivery::Refused(status, message);
+    }
     let permanent = status.is_client_error()
         && status != StatusCode::REQUEST_TIMEOUT
         && status != StatusCode::TOO_MANY_REQUESTS;
@@ -282,6 +297,14 @@ async fn deliver(settings: &Settings, http: &reqwest::Client, pending: &Pending)
         Delivery::Rejected(status, message)
     } else {
         Delivery::Retry(format!("HTTP {status} {message}").trim().to_owned())
+    }
+}
+
+/// Adds the bearer token, if there is one.
+fn authorized(request: reqwest::RequestBuilder, settings: &Settings) -> reqwest::RequestBuilder {
+    match &settings.token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
     }
 }
 

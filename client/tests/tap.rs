@@ -369,6 +369,89 @@ async fn a_permanent_rejection_is_logged_and_dropped() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_token_is_sent_and_a_refused_one_keeps_the_pours() {
+    let data = tempdir("token");
+    let mut file = String::new();
+    let (tap_token, entry) = altair::auth::new_token(altair::auth::Role::Tap(2), "tap-2").unwrap();
+    file.push_str(&entry);
+    let (reader_token, entry) =
+        altair::auth::new_token(altair::auth::Role::Reader, "board").unwrap();
+    file.push_str(&entry);
+    let tokens = data.join("tokens.toml");
+    std::fs::write(&tokens, file).unwrap();
+    let argv = [
+        "altair-server",
+        "--bind",
+        "127.0.0.1:0",
+        "--ephemeral",
+        "--tokens",
+        tokens.to_str().unwrap(),
+    ];
+    let server = RunningServer::start(Config::try_parse_from(argv).unwrap())
+        .await
+        .unwrap();
+
+    let mut tap = Tap::spawn(
+        server.addr,
+        &data.join("good"),
+        &[
+            "--tap-id",
+            "2",
+            "--count",
+            "3",
+            "--interval",
+            "0.02",
+            "--token",
+            &tap_token,
+        ],
+    );
+    assert_eq!(tap.exited().await, 0, "{}", tap.lines().join("\n"));
+    assert_eq!(
+        tap.count("tap 2 | subscribed"),
+        1,
+        "the feed took the token too"
+    );
+    assert!(
+        !tap.lines().join("\n").contains(&tap_token),
+        "the token is never logged"
+    );
+
+    // A reader may not pour: the pours wait in the outbox instead of being dropped.
+    let refused = Tap::spawn(
+        server.addr,
+        &data.join("bad"),
+        &[
+            "--tap-id",
+            "2",
+            "--interval",
+            "0.02",
+            "--volume",
+            "500",
+            "--token",
+            &reader_token,
+        ],
+    );
+    refused
+        .await_lines("SERVER REFUSED THE TOKEN (403 Forbidden", 1)
+        .await;
+    refused.signal("-TERM");
+    refused.await_lines("tap 2 | poured", 1).await;
+    drop(refused);
+    assert!(outbox_files(&data.join("bad"), 2) >= 1);
+    let body: Value = reqwest::Client::new()
+        .get(format!("http://{}/api/beers?tapId=2", server.addr))
+        .bearer_auth(&reader_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["total"], 3);
+    server.shutdown().await;
+}
+
 #[test]
 fn bad_configuration_is_one_line_and_no_network() {
     for args in [

@@ -5,7 +5,8 @@ use warp::Reply as _;
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response;
 
-use super::{ApiError, glass_param, json_with, tap_param};
+use super::{ApiError, glass_param, json_with, require, tap_param};
+use crate::auth::{Identity, Need};
 use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
 use crate::server::AppState;
 use crate::store::{Inserted, ListQuery, Start};
@@ -33,6 +34,7 @@ pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<bytes::Bytes, ApiError>,
+    who: Option<Identity>,
 ) -> Result<Response, ApiError> {
     // Devices that send no Content-Type at all are accepted, as the prototype did.
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
@@ -57,6 +59,10 @@ pub async fn create(
             PourError::Malformed(m) => ApiError::BadRequest(m),
             PourError::Invalid(m) => ApiError::Unprocessable(m),
         })?;
+    require(&who, Need::Pour(new_pour.tap_id))?;
+    if let Some(identity) = &who {
+        state.gate.limit_tap(identity, new_pour.tap_id)?;
+    }
     let (pour, status) = match state.store.insert(new_pour, key.clone()).await? {
         Inserted::Created(pour) => (pour, StatusCode::CREATED),
         Inserted::Replayed(pour) => (pour, StatusCode::OK),

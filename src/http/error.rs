@@ -13,6 +13,12 @@ pub enum ApiError {
     /// 400: the request is malformed (not JSON, bad query or path value, wrong content type).
     #[error("{0}")]
     BadRequest(String),
+    /// 401: no token, a malformed one, or one that is not (or no longer) in the tokens file.
+    #[error("{0}")]
+    Unauthorized(crate::auth::AuthFailure),
+    /// 403: the token is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such route or resource.
     #[error("{0}")]
     NotFound(String),
@@ -32,6 +38,12 @@ pub enum ApiError {
     /// 426: a plain request to a WebSocket endpoint.
     #[error("this endpoint speaks WebSocket only; send an upgrade request")]
     UpgradeRequired,
+    /// 429: over a rate limit; `Retry-After` says when to come back.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// 503: a capacity limit (subscribers) is reached; the message says which.
+    #[error("{0}")]
+    Overloaded(String),
     /// 500: our fault. The cause is logged; the client gets a generic message.
     #[error("internal server error")]
     Internal(String),
@@ -45,6 +57,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,6 +115,25 @@ impl Reply for ApiError {
             && !allow.is_empty()
         {
             headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        match &self {
+            ApiError::Unauthorized(failure) => {
+                let challenge = match failure {
+                    crate::auth::AuthFailure::Unknown => "Bearer error=\"invalid_token\"",
+                    _ => "Bearer",
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static(challenge),
+                );
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(*retry_after_secs),
+                );
+            }
+            _ => {}
         }
         if status == StatusCode::UPGRADE_REQUIRED {
             headers.insert(

@@ -5,6 +5,7 @@
 
 mod beers;
 mod error;
+mod gate;
 
 use std::convert::Infallible;
 
@@ -15,7 +16,9 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 pub use error::{ApiError, recover};
+pub use gate::{Gate, GateSettings};
 
+use crate::auth::{Identity, Need};
 use crate::server::AppState;
 
 /// Largest request body accepted.
@@ -33,16 +36,31 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let beer = warp::path!("api" / "beers" / String)
         .and(warp::method())
         .and(with_state(state.clone()))
-        .then(|id: String, method: Method, state: AppState| async move {
-            match method {
-                Method::GET => answer(beers::show(&state, &id).await),
-                Method::DELETE => answer(beers::delete(&state, &id).await),
-                _ => ApiError::MethodNotAllowed {
-                    allow: "GET, DELETE",
+        .and(identity())
+        .then(
+            |id: String, method: Method, state: AppState, who: Option<Identity>| async move {
+                match method {
+                    Method::GET => answer(
+                        async {
+                            require(&who, Need::Read)?;
+                            beers::show(&state, &id).await
+                        }
+                        .await,
+                    ),
+                    Method::DELETE => answer(
+                        async {
+                            require(&who, Need::Delete)?;
+                            beers::delete(&state, &id).await
+                        }
+                        .await,
+                    ),
+                    _ => ApiError::MethodNotAllowed {
+                        allow: "GET, DELETE",
+                    }
+                    .into_response(),
                 }
-                .into_response(),
-            }
-        });
+            },
+        );
     beers
         .or(beer)
         .unify()
@@ -64,9 +82,18 @@ fn list(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
         .and(raw_query())
-        .then(|state: AppState, query: String| async move {
-            answer(beers::list(&state, &query).await)
-        })
+        .and(identity())
+        .then(
+            |state: AppState, query: String, who: Option<Identity>| async move {
+                answer(
+                    async {
+                        require(&who, Need::Read)?;
+                        beers::list(&state, &query).await
+                    }
+                    .await,
+                )
+            },
+        )
         .boxed()
 }
 
@@ -76,9 +103,13 @@ fn create(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(warp::header::headers_cloned())
         .and(body_limited(BODY_LIMIT))
+        .and(identity())
         .then(
-            |state: AppState, headers: HeaderMap, body: Result<bytes::Bytes, ApiError>| async move {
-                answer(beers::create(&state, &headers, body).await)
+            |state: AppState,
+             headers: HeaderMap,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(beers::create(&state, &headers, body, who).await)
             },
         )
         .boxed()
@@ -94,11 +125,13 @@ fn glasses(state: AppState) -> BoxedFilter<(Response,)> {
         .and(
             warp::get()
                 .and(with_state(state))
-                .map(|state: AppState| {
-                    warp::reply::json(&Glasses {
-                        glasses: state.catalogue.glasses(),
-                    })
-                    .into_response()
+                .and(identity())
+                .map(|state: AppState, who: Option<Identity>| {
+                    answer(require(&who, Need::Glasses).map(|()| {
+                        warp::reply::json(&Glasses {
+                            glasses: state.catalogue.glasses(),
+                        })
+                    }))
                 })
                 .or(not_allowed("GET"))
                 .unify(),
@@ -112,7 +145,12 @@ fn report(state: AppState) -> BoxedFilter<(Response,)> {
         .and(
             warp::get()
                 .and(with_state(state))
-                .map(|state: AppState| warp::reply::json(&state.bus.report()).into_response())
+                .and(identity())
+                .map(|state: AppState, who: Option<Identity>| {
+                    answer(
+                        require(&who, Need::Read).map(|()| warp::reply::json(&state.bus.report())),
+                    )
+                })
                 .or(not_allowed("GET"))
                 .unify(),
         )
@@ -141,18 +179,51 @@ fn socket(state: AppState) -> BoxedFilter<(Response,)> {
                 .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
                 .and(raw_query())
                 .and(with_state(state))
+                .and(identity())
                 .map(
                     |headers: HeaderMap,
                      upgrade: Option<hyper::upgrade::OnUpgrade>,
                      query: String,
-                     state: AppState| {
-                        answer(crate::ws::handshake(&headers, upgrade, &query, &state))
+                     state: AppState,
+                     who: Option<Identity>| {
+                        answer(
+                            require(&who, Need::Subscribe).and_then(|()| {
+                                crate::ws::handshake(&headers, upgrade, &query, &state)
+                            }),
+                        )
                     },
                 )
                 .or(not_allowed("GET"))
                 .unify(),
         )
         .boxed()
+}
+
+/// Who is asking, as the gate found out (absent only if the gate did not run).
+fn identity() -> impl Filter<Extract = (Option<Identity>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Identity>()
+}
+
+/// 403 unless `who` may do `need`.
+pub(crate) fn require(who: &Option<Identity>, need: Need) -> Result<(), ApiError> {
+    match who {
+        Some(identity) if identity.allows(need) => Ok(()),
+        // Public paths admit reads without a token; anything more needs one: 401, not 403.
+        Some(Identity::Anonymous) | None => {
+            Err(ApiError::Unauthorized(crate::auth::AuthFailure::Missing))
+        }
+        Some(identity) => Err(ApiError::Forbidden(format!(
+            "{} may not {}",
+            identity.describe(),
+            match need {
+                Need::Read => "read pours or reports".to_owned(),
+                Need::Glasses => "read the glass list".to_owned(),
+                Need::Subscribe => "subscribe".to_owned(),
+                Need::Pour(tap) => format!("post pours for tap {tap}"),
+                Need::Delete => "delete pours".to_owned(),
+            }
+        ))),
+    }
 }
 
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {

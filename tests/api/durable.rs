@@ -199,7 +199,7 @@ async fn a_second_server_on_the_same_directory_is_refused() {
 }
 
 #[test]
-fn an_unusable_data_directory_is_one_clear_line_and_a_failed_exit() {
+fn an_unusable_data_directory_is_one_clear_error_line_and_a_failed_exit() {
     let dir = tempdir("unusable");
     let not_a_dir = dir.join("file");
     std::fs::write(&not_a_dir, "x").unwrap();
@@ -212,7 +212,7 @@ fn an_unusable_data_directory_is_one_clear_line_and_a_failed_exit() {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .output()
             .unwrap();
         assert!(!output.status.success());

@@ -34,6 +34,10 @@ pub async fn spawn_with(flags: &[&str]) -> TestApp {
     if !flags.contains(&"--data-dir") {
         argv.push("--ephemeral");
     }
+    // Tests post faster than any tap; the rate-limit tests set their own limits.
+    if !flags.iter().any(|f| f.starts_with("--rate-limit")) {
+        argv.extend(["--rate-limit", "0", "--rate-limit-address", "0"]);
+    }
     argv.extend_from_slice(flags);
     let config = Config::try_parse_from(argv).expect("test flags parse");
     let server = RunningServer::start(config).await.expect("server starts");
@@ -157,6 +161,11 @@ impl TestApp {
         read_json(response).await
     }
 
+    /// Re-reads the tokens file, as SIGHUP does.
+    pub fn reload_tokens(&self) {
+        self.server.auth.reload().expect("tokens file reloads");
+    }
+
     /// Stops the server gracefully.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
@@ -202,27 +211,56 @@ pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
 /// Starts the server binary with `args` and returns it with the address it listens on,
 /// read from its log. Its log is drained in the background so it never blocks on stderr.
 pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    let (child, addr, _) = spawn_binary_logged(args);
+    (child, addr)
+}
+
+/// [`spawn_binary`], keeping every log line.
+pub fn spawn_binary_logged(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
-        .args(["--bind", "127.0.0.1:0"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "0",
+            "--rate-limit-address",
+            "0",
+        ])
         .args(args)
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the server binary starts");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.split("listening on ")
-                .nth(1)
-                .and_then(|rest| rest.split(';').next())
-                .map(str::to_owned)
-        })
-        .expect("the server logs its address");
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        let found = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .map(str::to_owned);
+        log.lock().expect("log lock").push(line);
+        if found.is_some() {
+            addr = found;
+            break;
+        }
+    }
+    let addr = addr.expect("the server logs its address");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().expect("log lock").push(line);
+        }
+    });
+    (child, addr, log)
 }
 
 /// A WebSocket subscriber.

@@ -9,6 +9,8 @@ mod beers;
 mod classify;
 mod crash;
 mod durable;
+mod hostile;
 mod pages;
+mod security;
 mod shutdown;
 mod socket;

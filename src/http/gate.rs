@@ -1,0 +1,193 @@
+//! What every request passes before routing: CORS, rate limits, authentication.
+//!
+//! Authentication happens here, before any route matches, so that without a token an
+//! unknown path and a known one look alike (401). Authorization (which role may do what)
+//! is each handler's business, since only it knows what is asked (`POST` for which tap).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use warp::Reply;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+
+use super::ApiError;
+use crate::auth::{Auth, AuthFailure, Identity};
+
+/// Requests per second, with bursts of twice that, per key.
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+/// The gate's settings.
+#[derive(Debug, Clone, Default)]
+pub struct GateSettings {
+    /// Requests per second per credential (per tap when open); 0 for no limit.
+    pub per_credential: u32,
+    /// Requests per second per client address; 0 for no limit.
+    pub per_address: u32,
+    /// Origins allowed to call from a browser (CORS); empty for none.
+    pub cors_origins: Vec<String>,
+}
+
+/// CORS, rate limits and authentication.
+pub struct Gate {
+    auth: Arc<Auth>,
+    per_credential: Option<DefaultKeyedRateLimiter<String>>,
+    per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    cors_origins: Vec<HeaderValue>,
+}
+
+const CORS_METHODS: &str = "GET, POST, DELETE";
+const CORS_HEADERS: &str = "authorization, content-type, idempotency-key";
+
+impl Gate {
+    pub fn new(auth: Arc<Auth>, settings: &GateSettings) -> Gate {
+        Gate {
+            auth,
+            per_credential: limiter(settings.per_credential),
+            per_address: limiter(settings.per_address),
+            cors_origins: settings
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+                .collect(),
+        }
+    }
+
+    /// The authentication state (for SIGHUP reloads).
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
+    /// Admits a request, or says why not (401, 429).
+    pub fn admit(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Identity, ApiError> {
+        if let Some(limiter) = &self.per_address {
+            check(limiter, &peer)?;
+        }
+        // A CORS preflight carries no credentials by design.
+        if method == Method::OPTIONS && !self.cors_origins.is_empty() {
+            return Ok(Identity::Anonymous);
+        }
+        // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.
+        let query_token = (path == "/sockets/beers")
+            .then(|| query_param(query?, "token"))
+            .flatten();
+        let identity = self
+            .auth
+            .identify(
+                path,
+                headers
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+                query_token.as_deref(),
+            )
+            .map_err(ApiError::Unauthorized)?;
+        if let (Some(limiter), Some(key)) = (&self.per_credential, identity.limit_key()) {
+            check(limiter, &key)?;
+        }
+        Ok(identity)
+    }
+
+    /// With no tokens, pours are limited per tap instead of per credential.
+    pub fn limit_tap(&self, identity: &Identity, tap: u32) -> Result<(), ApiError> {
+        match (&self.per_credential, identity) {
+            (Some(limiter), Identity::Open) => check(limiter, &format!("tap:{tap}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Answers a CORS preflight, if this is one.
+    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+        if method != Method::OPTIONS
+            || self.cors_origins.is_empty()
+            || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return None;
+        }
+        let origin = headers.get(header::ORIGIN)?;
+        if !self.cors_origins.contains(origin) {
+            return Some(
+                ApiError::Forbidden("this origin may not call the API from a browser".into())
+                    .into_response(),
+            );
+        }
+        let mut response = Response::default();
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(CORS_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        Some(response)
+    }
+
+    /// Adds CORS headers to a response to an allowed origin.
+    pub fn decorate(&self, origin: Option<&HeaderValue>, response: &mut Response) {
+        if let Some(origin) = origin.filter(|o| self.cors_origins.contains(o)) {
+            let h = response.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+
+    /// Forgets keys that have been quiet, so the limiters' memory stays bounded.
+    pub fn forget_quiet_keys(&self) {
+        if let Some(l) = &self.per_credential {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &self.per_address {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), ApiError> {
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    })
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(failure: AuthFailure) -> ApiError {
+        ApiError::Unauthorized(failure)
+    }
+}

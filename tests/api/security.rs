@@ -1,0 +1,533 @@
+//! Who gets in: tokens and roles, public paths, reloads, rate limits, caps, CORS, timeouts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use altair::auth::{Role, new_token};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::beers::tempdir;
+use crate::helpers::{TestApp, assert_error, read_json, spawn_with, within};
+
+/// A tokens file with a tap-3, a reader and an admin token; returns it and the tokens.
+fn tokens_file(dir: &Path) -> (PathBuf, [String; 3]) {
+    let mut text = String::new();
+    let mut tokens = Vec::new();
+    for (role, name) in [
+        (Role::Tap(3), "tap-3"),
+        (Role::Reader, "board"),
+        (Role::Admin, "ops"),
+    ] {
+        let (token, entry) = new_token(role, name).unwrap();
+        text.push_str(&entry);
+        tokens.push(token);
+    }
+    let file = dir.join("tokens.toml");
+    std::fs::write(&file, text).unwrap();
+    (file, tokens.try_into().unwrap())
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut request = app.http.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    let headers = response.headers().clone();
+    let (status, body) = read_json(response).await;
+    (status, body, headers)
+}
+
+const TAP3: &str = r#"{"tapId": 3, "volume": 500}"#;
+const TAP4: &str = r#"{"tapId": 4, "volume": 500}"#;
+
+#[tokio::test]
+async fn roles_decide_who_may_do_what() {
+    use reqwest::Method as M;
+    let dir = tempdir("roles");
+    let (file, [tap, reader, admin]) = tokens_file(&dir);
+    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+
+    // (method, path, token, body, expected status)
+    type Case<'a> = (M, &'a str, Option<&'a str>, Option<&'a str>, u16);
+    let cases: Vec<Case> = vec![
+        (M::GET, "/health", None, None, 200),
+        (M::GET, "/api/beers", None, None, 401),
+        (M::GET, "/nope", None, None, 401),
+        (M::POST, "/api/beers", None, Some(TAP3), 401),
+        (M::POST, "/api/beers", Some(&tap), Some(TAP3), 201),
+        (M::POST, "/api/beers", Some(&tap), Some(TAP4), 403),
+        (M::GET, "/api/beers", Some(&tap), None, 403),
+        (M::GET, "/api/glasses", Some(&tap), None, 200),
+        (M::DELETE, "/api/beers/1", Some(&tap), None, 403),
+        (M::GET, "/api/beers", Some(&reader), None, 200),
+        (M::GET, "/api/beers/1", Some(&reader), None, 200),
+        (M::GET, "/api/report", Some(&reader), None, 200),
+        (M::POST, "/api/beers", Some(&reader), Some(TAP3), 403),
+        (M::DELETE, "/api/beers/1", Some(&reader), None, 403),
+        (M::POST, "/api/beers", Some(&admin), Some(TAP4), 201),
+        (M::DELETE, "/api/beers/1", Some(&admin), None, 204),
+    ];
+    for (method, path, token, body, expected) in cases {
+        let (status, answer, headers) = call(&app, method.clone(), path, token, body).await;
+        assert_eq!(
+            status.as_u16(),
+            expected,
+            "{method} {path} {token:?}: {answer}"
+        );
+        if expected == 401 {
+            assert_eq!(headers["www-authenticate"], "Bearer");
+            assert_error(status, &answer, 401);
+        }
+        if expected == 403 {
+            assert_error(status, &answer, 403);
+        }
+    }
+    let (_, list, _) = call(&app, M::GET, "/api/beers", Some(&admin), None).await;
+    assert_eq!(list["total"], 1, "refused requests stored nothing");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_tokens_are_401() {
+    let dir = tempdir("malformed");
+    let (file, _) = tokens_file(&dir);
+    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    for header in [
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "altair_abc",
+        "Bearer a b",
+    ] {
+        let response = app
+            .http
+            .get(app.url("/api/beers"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read_json(response).await;
+        assert!(
+            assert_error(status, &body, 401).contains("malformed"),
+            "{header:?}"
+        );
+    }
+    let (status, body, headers) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/beers",
+        Some("altair_0000"),
+        None,
+    )
+    .await;
+    assert!(assert_error(status, &body, 401).contains("unknown"));
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_token_stops_working_after_a_reload() {
+    let dir = tempdir("revoke");
+    let (file, [_, reader, admin]) = tokens_file(&dir);
+    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    let get = |token: String| {
+        let app = &app;
+        async move {
+            call(app, reqwest::Method::GET, "/api/beers", Some(&token), None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(get(reader.clone()).await, StatusCode::OK);
+    // Keep only the admin's entry.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kept: String = text
+        .split("[[token]]")
+        .filter(|e| e.contains("\"ops\""))
+        .map(|e| format!("[[token]]{e}"))
+        .collect();
+    std::fs::write(&file, kept).unwrap();
+    app.reload_tokens();
+    assert_eq!(get(reader).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(admin).await, StatusCode::OK);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn public_paths_are_configurable_and_read_only() {
+    let dir = tempdir("public");
+    let (file, _) = tokens_file(&dir);
+    let app = spawn_with(&[
+        "--tokens",
+        file.to_str().unwrap(),
+        "--public",
+        "/api/glasses,/api/beers",
+    ])
+    .await;
+    let (status, _, _) = call(&app, reqwest::Method::GET, "/api/glasses", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = call(&app, reqwest::Method::GET, "/api/beers", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = call(&app, reqwest::Method::POST, "/api/beers", None, Some(TAP3)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "writes always need a token"
+    );
+    let (status, _, _) = call(&app, reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "/health is no longer in the list"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn websockets_take_the_token_in_a_header_or_the_query() {
+    let dir = tempdir("wstoken");
+    let (file, [tap, reader, _]) = tokens_file(&dir);
+    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    let url = format!("ws://{}/sockets/beers", app.addr);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401)
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let (mut by_query, _) = tokio_tungstenite::connect_async(format!("{url}?token={reader}"))
+        .await
+        .unwrap();
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {tap}").parse().unwrap());
+    let (mut by_header, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    for socket in [&mut by_query, &mut by_header] {
+        use futures::StreamExt;
+        let hello = within(socket.next()).await.unwrap().unwrap();
+        assert!(hello.to_text().unwrap().contains("\"hello\""));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_reloads_tokens_on_sighup_and_never_logs_a_query_token() {
+    let dir = tempdir("sighup");
+    let (file, [_, reader, _]) = tokens_file(&dir);
+    let (mut child, addr, log) =
+        crate::helpers::spawn_binary_logged(&["--ephemeral", "--tokens", file.to_str().unwrap()]);
+    let (_socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers?token={reader}"))
+            .await
+            .unwrap();
+    let get = || async {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/api/beers"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(get().await, StatusCode::OK);
+    std::fs::write(&file, "").unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    within(async {
+        while get().await != StatusCode::UNAUTHORIZED {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let text = log.lock().unwrap().join("\n");
+    assert!(text.contains("GET /sockets/beers 101"), "{text}");
+    assert!(!text.contains(&reader), "a token reached the log:\n{text}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn require_auth_without_tokens_refuses_to_start() {
+    let config = <altair::Config as clap::Parser>::try_parse_from([
+        "altair-server",
+        "--bind",
+        "127.0.0.1:0",
+        "--ephemeral",
+        "--require-auth",
+    ])
+    .unwrap();
+    let error = altair::RunningServer::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("--require-auth"), "{error}");
+}
+
+#[tokio::test]
+async fn a_credential_over_its_rate_gets_429_with_retry_after() {
+    let dir = tempdir("rate");
+    let (file, [_, reader, admin]) = tokens_file(&dir);
+    let app = spawn_with(&[
+        "--tokens",
+        file.to_str().unwrap(),
+        "--rate-limit",
+        "2",
+        "--rate-limit-address",
+        "0",
+    ])
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, body, headers) = call(
+            &app,
+            reqwest::Method::GET,
+            "/api/beers",
+            Some(&reader),
+            None,
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_error(status, &body, 429);
+            let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=2).contains(&wait), "{wait}");
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 429],
+        "a burst of twice the rate, then 429"
+    );
+    let (status, _, _) = call(&app, reqwest::Method::GET, "/api/beers", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "other credentials are not slowed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_tokens_each_tap_and_each_address_has_a_rate() {
+    let app = spawn_with(&["--rate-limit", "1", "--rate-limit-address", "0"]).await;
+    let statuses: Vec<u16> = {
+        let mut s = Vec::new();
+        for _ in 0..3 {
+            s.push(app.post_raw(TAP3).await.0.as_u16());
+        }
+        s
+    };
+    assert_eq!(statuses, [201, 201, 429]);
+    assert_eq!(
+        app.post_raw(TAP4).await.0,
+        StatusCode::CREATED,
+        "tap 4 has its own rate"
+    );
+
+    let app = spawn_with(&["--rate-limit", "0", "--rate-limit-address", "2"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(app.get("/health").await.0.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429]);
+}
+
+#[tokio::test]
+async fn subscribers_past_the_cap_get_503() {
+    let app = spawn_with(&["--max-subscribers", "2"]).await;
+    let (first, _) = app.subscribe("").await;
+    let (_second, _) = app.subscribe("").await;
+    let url = format!("ws://{}/sockets/beers", app.addr);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["status"], 503);
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    drop(first);
+    within(async {
+        while tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_follows_the_allow_list() {
+    let app = spawn_app_with_origin(None).await;
+    let response = app
+        .http
+        .get(app.url("/health"))
+        .header("origin", "http://bar.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let dir = tempdir("cors");
+    let (file, _) = tokens_file(&dir);
+    let app = spawn_with(&[
+        "--tokens",
+        file.to_str().unwrap(),
+        "--cors-origin",
+        "http://bar.example",
+    ])
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/beers"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("http://bar.example").await.unwrap();
+    assert_eq!(
+        allowed.status(),
+        StatusCode::NO_CONTENT,
+        "preflights carry no token"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://bar.example"
+    );
+    assert!(
+        allowed.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert_eq!(
+        preflight("http://evil.example").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let response = app
+        .http
+        .get(app.url("/health"))
+        .header("origin", "http://bar.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://bar.example"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+async fn spawn_app_with_origin(origin: Option<&str>) -> TestApp {
+    match origin {
+        Some(origin) => spawn_with(&["--cors-origin", origin]).await,
+        None => spawn_with(&[]).await,
+    }
+}
+
+/// Reads until the server closes the connection; true if it did within the patience.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    within(async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_cut_off() {
+    let app = spawn_with(&["--header-timeout", "0.3"]).await;
+    let mut slowloris = TcpStream::connect(app.addr).await.unwrap();
+    slowloris
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    assert!(closed_by_server(&mut slowloris).await);
+    assert!(closed_by_server(&mut idle).await);
+    // And the server is still there for everyone else.
+    assert_eq!(app.get("/health").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_a_free_one() {
+    let app = spawn_with(&["--max-connections", "1", "--header-timeout", "30"]).await;
+    let mut holder = TcpStream::connect(app.addr).await.unwrap();
+    holder
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = holder.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The connection is kept alive, so the one slot is taken.
+    let mut waiting = TcpStream::connect(app.addr).await.unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut buf)).await;
+    assert!(early.is_err(), "answered while the only slot was taken");
+    drop(holder);
+    let n = within(waiting.read(&mut buf)).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn token_new_prints_a_token_and_its_entry() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["token", "new", "--role", "tap", "--tap-id", "3"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let token = text.lines().find(|l| l.starts_with("altair_")).unwrap();
+    let hash = altair::auth::hex(&altair::auth::sha256(token.as_bytes()));
+    assert!(text.contains(&format!("sha256 = \"{hash}\"")), "{text}");
+    assert!(text.contains("role = \"tap\"\ntap_id = 3"), "{text}");
+    assert!(
+        !text[text.find("[[token]]").unwrap()..].contains(token),
+        "the file gets the hash only"
+    );
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["token", "new", "--role", "tap"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}
