@@ -223,6 +223,7 @@ impl Hub {
         if let Some((_, entry)) = self.inner.subscribers.remove(&id) {
             if why == Kick::SlowConsumer {
                 self.inner.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::subscriber_dropped_slow();
                 log::warn!("subscriber {id} dropped as a slow consumer");
             }
             let _ = entry.kick.send(why);

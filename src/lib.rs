@@ -15,6 +15,7 @@
 //!   journal writer (durable) or none (`--ephemeral`); it publishes on the bus.
 //! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a channel.
 //! - [`report`]: incremental metrics and the report document.
+//! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
 //! - [`hub`]: fan-out of each event, serialized once, to bounded per-subscriber queues.
 //! - [`ws`]: the WebSocket endpoint: handshake, replay with `since`, each connection's loop.
 //! - [`server`]: shared state, the accept loop, background tasks and graceful shutdown.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod glass;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod pour;
 pub mod report;
 pub mod server;

@@ -39,6 +39,8 @@ pub struct AppState {
     pub socket: SocketSettings,
     /// CORS, rate limits and authentication, before routing.
     pub gate: Arc<Gate>,
+    /// Renders `/metrics` (None if another recorder owns the process).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// WebSocket connections, which shutdown waits for.
@@ -116,6 +118,7 @@ impl Server {
                     cors_origins: config.cors_origin.clone(),
                 },
             )),
+            metrics: crate::metrics::install(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -237,6 +240,12 @@ impl Server {
                         Err(answer) => answer,
                     };
                     gate.decorate(origin.as_ref(), &mut response);
+                    crate::metrics::request(
+                        crate::metrics::route_of(&path),
+                        method.as_str(),
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
                     log::info!(
                         target: "altair::request",
                         "{method} {path} {} {:.2}ms {peer}",

@@ -313,12 +313,15 @@ async fn write_batch(
     batch: &mut Vec<Frame>,
     floor: u64,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let mut sent = 0;
     for frame in batch.drain(..) {
         if frame.pour_id.is_some_and(|id| id <= floor) {
             continue;
         }
         socket.feed(Message::Text(frame.text)).await?;
+        sent += 1;
     }
+    crate::metrics::frames_sent(sent);
     socket.flush().await
 }
 

@@ -7,6 +7,7 @@ use warp::reply::Response;
 
 use super::{ApiError, glass_param, json_with, require, tap_param};
 use crate::auth::{Identity, Need};
+use crate::metrics;
 use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
 use crate::server::AppState;
 use crate::store::{Inserted, ListQuery, Start};
@@ -36,6 +37,34 @@ pub async fn create(
     body: Result<bytes::Bytes, ApiError>,
     who: Option<Identity>,
 ) -> Result<Response, ApiError> {
+    let answer = store_pour(state, headers, body, who).await;
+    match &answer {
+        Ok((pour, StatusCode::CREATED)) => metrics::pour_accepted(&pour.glass, pour.tap_id),
+        Ok(_) => metrics::idempotent_replay(),
+        Err(e) => metrics::pour_rejected(match e {
+            ApiError::BadRequest(_) => "malformed",
+            ApiError::PayloadTooLarge { .. } => "too_large",
+            ApiError::Unprocessable(_) => "invalid",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            _ => "unavailable",
+        }),
+    }
+    let (pour, status) = answer?;
+    let mut response = json_with(&One { beer: &pour }, status);
+    let location = header::HeaderValue::from_str(&format!("/api/beers/{}", pour.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+async fn store_pour(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<bytes::Bytes, ApiError>,
+    who: Option<Identity>,
+) -> Result<(Pour, StatusCode), ApiError> {
     // Devices that send no Content-Type at all are accepted, as the prototype did.
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let essence = content_type
@@ -63,21 +92,14 @@ pub async fn create(
     if let Some(identity) = &who {
         state.gate.limit_tap(identity, new_pour.tap_id)?;
     }
-    let (pour, status) = match state.store.insert(new_pour, key.clone()).await? {
-        Inserted::Created(pour) => (pour, StatusCode::CREATED),
-        Inserted::Replayed(pour) => (pour, StatusCode::OK),
-        Inserted::Conflict => {
-            return Err(ApiError::Conflict(format!(
-                "Idempotency-Key {:?} was already used with a different body",
-                key.unwrap_or_default()
-            )));
-        }
-    };
-    let mut response = json_with(&One { beer: &pour }, status);
-    let location = header::HeaderValue::from_str(&format!("/api/beers/{}", pour.id))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    response.headers_mut().insert(header::LOCATION, location);
-    Ok(response)
+    match state.store.insert(new_pour, key.clone()).await? {
+        Inserted::Created(pour) => Ok((pour, StatusCode::CREATED)),
+        Inserted::Replayed(pour) => Ok((pour, StatusCode::OK)),
+        Inserted::Conflict => Err(ApiError::Conflict(format!(
+            "Idempotency-Key {:?} was already used with a different body",
+            key.unwrap_or_default()
+        ))),
+    }
 }
 
 /// The `Idempotency-Key` header: 1 to 128 printable ASCII characters.

@@ -70,6 +70,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(health(state.clone()))
         .unify()
+        .or(metrics(state.clone()))
+        .unify()
         .or(socket(state))
         .unify()
         .recover(recover)
@@ -164,6 +166,39 @@ fn health(state: AppState) -> BoxedFilter<(Response,)> {
             warp::get()
                 .and(with_state(state))
                 .then(|state: AppState| async move { answer(beers::health(&state).await) })
+                .or(not_allowed("GET"))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// `GET /metrics` (Prometheus text format)
+fn metrics(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("metrics")
+        .and(
+            warp::get()
+                .and(with_state(state))
+                .and(identity())
+                .then(|state: AppState, who: Option<Identity>| async move {
+                    answer(
+                        async {
+                            require(&who, Need::Read)?;
+                            let stats = state.store.stats().await?;
+                            crate::metrics::levels(state.hub.len(), stats.pours);
+                            let text = state
+                                .metrics
+                                .as_ref()
+                                .map(|m| m.render())
+                                .unwrap_or_default();
+                            Ok(warp::reply::with_header(
+                                text,
+                                "content-type",
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            ))
+                        }
+                        .await,
+                    )
+                })
                 .or(not_allowed("GET"))
                 .unify(),
         )

@@ -378,9 +378,12 @@ impl Writer {
             }
         }
 
+        let started = Instant::now();
         if !frame.is_empty()
             && let Some(journal) = &mut self.journal
-            && let Err(e) = journal.append(&mut frame)
+            && let Err(e) = journal.append(&mut frame).inspect(|()| {
+                crate::metrics::commit(started.elapsed(), decided.len(), journal.len())
+            })
         {
             let reason = format!("journal write failed: {e}");
             log::error!("{reason}; refusing further writes until restart");

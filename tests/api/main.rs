@@ -10,6 +10,7 @@ mod classify;
 mod crash;
 mod durable;
 mod hostile;
+mod metrics;
 mod pages;
 mod security;
 mod shutdown;

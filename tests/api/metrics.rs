@@ -1,0 +1,92 @@
+//! `GET /metrics`: Prometheus text that parses, and counters that move with pours.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, spawn_with};
+
+/// Every sample of the exposition, by its full series name (`name{labels}`).
+async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let mut samples = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    samples.get(series).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn counters_move_when_pours_are_posted() {
+    let app = spawn_with(&[]).await;
+    // Metrics are per process and tests run side by side: this test's tap is its own.
+    let by_tap = r#"altair_pours_accepted_by_tap_total{tap="4711"}"#;
+    let before = scrape(&app).await;
+    app.pour(4711, 500.0).await;
+    app.pour(4711, 900.0).await;
+    let body = r#"{"tapId": 4711, "volume": 250}"#;
+    assert_eq!(
+        app.post_keyed("metrics-key", body).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.post_keyed("metrics-key", body).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post_raw(r#"{"tapId": 4711, "volume": 5000}"#).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (_subscriber, _) = app.subscribe("").await;
+    let after = scrape(&app).await;
+
+    assert_eq!(get(&after, by_tap) - get(&before, by_tap), 3.0);
+    for (series, at_least) in [
+        (r#"altair_pours_accepted_total{type="pint"}"#, 1.0),
+        (r#"altair_pours_accepted_total{type="stein"}"#, 1.0),
+        ("altair_idempotent_replays_total", 1.0),
+        (r#"altair_pours_rejected_total{reason="invalid"}"#, 1.0),
+        (
+            r#"altair_http_requests_total{route="/api/beers",method="POST",status="201"}"#,
+            3.0,
+        ),
+    ] {
+        assert!(
+            get(&after, series) - get(&before, series) >= at_least,
+            "{series}"
+        );
+    }
+    for series in [
+        r#"altair_build_info{version="0.1.0"}"#,
+        "altair_ws_subscribers",
+        "altair_store_pours",
+        r#"altair_http_request_duration_seconds_bucket{route="/api/beers",le="+Inf"}"#,
+    ] {
+        assert!(after.contains_key(series), "{series} is missing");
+    }
+    assert!(get(&after, "altair_ws_subscribers") >= 1.0);
+}
