@@ -158,6 +158,12 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Ask the local server's /health; exit 0 if it answers 200 (for container health checks).
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value = "3", value_parser = seconds)]
+        timeout: Duration,
+    },
 }
 
 /// `altair-server token ...`

@@ -12,7 +12,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let config = Config::parse();
     if let Some(command) = &config.command {
-        return run_command(command);
+        return run_command(command, &config);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -40,8 +40,9 @@ fn main() -> ExitCode {
 }
 
 /// The subcommands that do something other than serve.
-fn run_command(command: &Command) -> ExitCode {
+fn run_command(command: &Command, config: &Config) -> ExitCode {
     match command {
+        Command::Healthcheck { timeout } => healthcheck(config, *timeout),
         Command::Token(TokenCommand::New { role, tap_id, name }) => {
             let role = match (role.as_str(), tap_id) {
                 ("tap", Some(tap)) => Role::Tap(*tap),
@@ -71,6 +72,39 @@ fn run_command(command: &Command) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `GET /health` on the address the server would listen on, with nothing but std: the
+/// runtime image has no curl.
+fn healthcheck(config: &Config, timeout: std::time::Duration) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut addr = config.listen_addr();
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let answer = (|| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        stream.take(64 * 1024).read_to_string(&mut text)?;
+        Ok(text)
+    })();
+    match answer {
+        Ok(text) if text.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(text) => {
+            eprintln!("unhealthy: {}", text.lines().next().unwrap_or("no answer"));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {addr}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct Args {
     )]
     pub token: Option<String>,
 
+    /// A file holding the bearer token (a docker secret, say); used when --token is not.
+    #[arg(long, env = "ALTAIR_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// Where outboxes live (one folder per tap inside).
     #[arg(
         long,
@@ -107,7 +111,15 @@ impl Args {
             Ok(_) => return bad(format!("server URL {text:?} has no host")),
             Err(e) => return bad(format!("server URL {text:?} is not a URL: {e}")),
         };
-        if let Some(token) = &self.token
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(file)) => match std::fs::read_to_string(file) {
+                Ok(text) => Some(text.trim().to_owned()),
+                Err(e) => return bad(format!("--token-file {}: {e}", file.display())),
+            },
+            (None, None) => None,
+        };
+        if let Some(token) = &token
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
             return bad("--token must be printable ASCII without spaces".into());
@@ -144,7 +156,7 @@ impl Args {
             volume: self.volume,
             shared_subscription: self.shared_subscription,
             data_dir: self.data_dir.clone(),
-            token: self.token.clone().filter(|t| !t.is_empty()),
+            token,
         })
     }
 }
@@ -187,6 +199,20 @@ mod tests {
         assert_eq!(s.feed("?tapId=1"), "ws://beer:9000/sockets/beers?tapId=1");
         let s = parse(&["--inet-addr", "beer:9000", "--server", "http://x:1/"]).unwrap();
         assert_eq!(s.http("/health"), "http://x:1/health");
+    }
+
+    #[test]
+    fn a_token_file_is_read_and_trimmed() {
+        let file = std::env::temp_dir().join(format!("altair-token-{}", std::process::id()));
+        std::fs::write(&file, "altair_abc\n").unwrap();
+        let s = parse(&["--token-file", file.to_str().unwrap()]).unwrap();
+        assert_eq!(s.token.as_deref(), Some("altair_abc"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            parse(&["--token-file", "/nonexistent/token"])
+                .unwrap_err()
+                .contains("--token-file")
+        );
     }
 
     #[test]

@@ -49,3 +49,32 @@ async fn sigterm_stops_the_binary_cleanly() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_says_whether_the_server_is_up() {
+    let (mut child, addr) = spawn_binary(&["--ephemeral"]);
+    let check = |addr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .args(["--bind", addr, "healthcheck", "--timeout", "2"])
+            .output()
+            .unwrap()
+    };
+    let up = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || check(&addr)
+    })
+    .await
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let down = tokio::task::spawn_blocking(move || check(&addr))
+        .await
+        .unwrap();
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy"));
+}
