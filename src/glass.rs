@@ -11,10 +11,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// One kind of glass and the volumes (ml) that count as it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "pint", "min": 300.0, "max": 800.0}))]
 pub struct Glass {
     /// The name pours are classified under, e.g. `pint`.
+    #[schema(value_type = String)]
     pub name: Arc<str>,
     /// Smallest volume in ml, inclusive.
     pub min: f64,

@@ -63,8 +63,9 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// A stored pour, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 17, "tapId": 3, "volume": 500.0, "type": "pint", "timestamp": "2026-11-22T21:04:05.123Z"}))]
 pub struct Pour {
     /// Assigned by the server: strictly increasing from 1, never reused.
     pub id: u64,
@@ -74,8 +75,10 @@ pub struct Pour {
     pub volume: f64,
     /// The glass the volume classified as.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub glass: Arc<str>,
     /// When the device poured (or when the server received it, if the device did not say).
+    #[schema(value_type = String, format = DateTime)]
     pub timestamp: Timestamp,
 }
 

@@ -12,7 +12,7 @@ use crate::pour::{Pour, Timestamp};
 const WINDOW_SECONDS: usize = 3600;
 
 /// The report pushed to subscribers and served at `GET /api/report`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub total_pours: u64,
@@ -25,11 +25,12 @@ pub struct Report {
     pub pours_last_minute: u64,
     /// Stored pours whose timestamp lies in the last 3600 s.
     pub pours_last_hour: u64,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T21:04:05.123Z")]
     pub generated_at: Timestamp,
 }
 
 /// A tap's share of the stored pours.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TapTally {
     pub tap_id: u32,
@@ -40,10 +41,11 @@ pub struct TapTally {
 }
 
 /// A glass's share of the stored pours.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeTally {
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "pint")]
     pub glass: Arc<str>,
     pub pours: u64,
     pub volume_ml: f64,

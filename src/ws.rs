@@ -371,3 +371,23 @@ pub struct SocketSettings {
     /// Subscribers at once at most.
     pub max_subscribers: usize,
 }
+
+/// The frames of `/sockets/beers`, as a schema. The hub writes them (`hub::Wire` and
+/// `Hello` above); a test validates real frames against this.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum SocketEvent {
+    /// First, on connect: pours above `lastId` follow.
+    #[serde(rename_all = "camelCase")]
+    Hello {
+        last_id: u64,
+        glasses: Vec<Glass>,
+        report_interval_seconds: f64,
+    },
+    /// A new pour (and, with `since`, each replayed one).
+    Pour { beer: crate::pour::Pour },
+    /// A pour was deleted.
+    Deleted { id: u64 },
+    /// The report, at the interval and every N pours.
+    Report { report: crate::report::Report },
+}

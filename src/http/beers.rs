@@ -5,7 +5,7 @@ use warp::Reply as _;
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response;
 
-use super::{ApiError, glass_param, json_with, require, tap_param};
+use super::{ApiError, ErrorBody, glass_param, json_with, require, tap_param};
 use crate::auth::{Identity, Need};
 use crate::metrics;
 use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
@@ -15,22 +15,85 @@ use crate::store::{Inserted, ListQuery, Start};
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
 
-#[derive(Serialize)]
-struct One<'a> {
+/// One pour.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PourResponse)]
+pub struct One<'a> {
+    #[schema(value_type = Pour)]
     beer: &'a Pour,
 }
 
-#[derive(Serialize)]
+/// A page of pours.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct List {
+#[schema(as = PourList)]
+pub struct List {
+    /// In id order.
     beers: Vec<Pour>,
     page: usize,
     page_size: usize,
+    /// Every pour that matches the filters, wherever the page starts.
     total: u64,
+}
+
+/// The body of `POST /api/beers`. (Parsed field by field by `parse_new_pour`; a test keeps
+/// this schema and that parser in agreement.)
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"tapId": 3, "volume": 500}))]
+// Only a schema: the handler never builds one.
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct PourRequest {
+    /// The tap, 1 to 4294967295.
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    pub tap_id: u32,
+    /// Volume in ml; classified by the glass catalogue.
+    #[schema(minimum = 0)]
+    pub volume: f64,
+    /// When the device poured (RFC 3339); default: when the server received it.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// `GET /health`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    #[schema(example = "up")]
+    status: &'static str,
+    version: &'static str,
+    uptime_seconds: u64,
+    /// Pours stored now.
+    pours: u64,
+    /// WebSocket subscribers connected now.
+    subscribers: usize,
+    subscribers_dropped_slow: u64,
+    /// The store in use.
+    store: &'static str,
 }
 
 /// `POST /api/beers`: 201 with the stored pour and its `Location`; 200 with the original
 /// pour for a retry under the same `Idempotency-Key`, 409 if the retry's body differs.
+#[utoipa::path(
+    post, path = "/api/beers", tag = "pours",
+    request_body(content = PourRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 printable ASCII characters; a retry with the same key and body returns the original pour")),
+    responses(
+        (status = 201, description = "Stored (on disk before this answer)", body = One,
+         headers(("Location" = String, description = "/api/beers/{id}"))),
+        (status = 200, description = "A retry under the same Idempotency-Key: the original pour, nothing stored", body = One),
+        (status = 400, description = "Not JSON, or not application/json", body = ErrorBody),
+        (status = 401, description = "No or unknown token (with a tokens file)", body = ErrorBody),
+        (status = 403, description = "This token may not pour for this tap", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 422, description = "A field is missing or wrong, or no glass holds the volume", body = ErrorBody,
+         example = json!({"status": 422, "message": "no glass for 1500 ml; accepted 100 to 1000 ml"})),
+        (status = 429, description = "Over the rate limit; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
 pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
@@ -119,6 +182,26 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// `GET /api/beers`: a page of pours in id order, with the total of all matches.
+#[utoipa::path(
+    get, path = "/api/beers", tag = "pours",
+    params(
+        ("page" = Option<u64>, Query, minimum = 1, description = "Page number from 1 (default 1)"),
+        ("page_size" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Pours per page (default 50)"),
+        ("after" = Option<u64>, Query, description = "Cursor: pours with an id above this one"),
+        ("type" = Option<String>, Query, description = "Only this glass"),
+        ("tapId" = Option<u32>, Query, description = "Only this tap"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Pour timestamp at or after"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Pour timestamp at or before"),
+    ),
+    responses(
+        (status = 200, description = "A page (empty past the end)", body = List),
+        (status = 400, description = "A bad parameter value", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 422, description = "Unknown glass type", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
 pub async fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
     let (query, page) = parse_list_query(state, raw_query)?;
     let found = state.store.list(&query).await?;
@@ -206,6 +289,18 @@ fn not_found(id: u64) -> ApiError {
 }
 
 /// `GET /api/beers/{id}`
+#[utoipa::path(
+    get, path = "/api/beers/{id}", tag = "pours",
+    params(("id" = u64, Path, description = "Pour id")),
+    responses(
+        (status = 200, description = "The pour", body = One),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 404, description = "No such pour", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
 pub async fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let pour = state.store.get(id).await?.ok_or_else(|| not_found(id))?;
@@ -213,6 +308,19 @@ pub async fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
 }
 
 /// `DELETE /api/beers/{id}`: 204.
+#[utoipa::path(
+    delete, path = "/api/beers/{id}", tag = "pours",
+    params(("id" = u64, Path, description = "Pour id")),
+    responses(
+        (status = 204, description = "Deleted (on disk before this answer); subscribers get a deleted event"),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may delete", body = ErrorBody),
+        (status = 404, description = "No such pour", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
 pub async fn delete(state: &AppState, id: &str) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     state.store.delete(id).await?.ok_or_else(|| not_found(id))?;
@@ -220,18 +328,11 @@ pub async fn delete(state: &AppState, id: &str) -> Result<Response, ApiError> {
 }
 
 /// `GET /health`
+#[utoipa::path(
+    get, path = "/health", tag = "operations", security(()),
+    responses((status = 200, description = "The server is up", body = Health)),
+)]
 pub async fn health(state: &AppState) -> Result<Response, ApiError> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Health {
-        status: &'static str,
-        version: &'static str,
-        uptime_seconds: u64,
-        pours: u64,
-        subscribers: usize,
-        subscribers_dropped_slow: u64,
-        store: &'static str,
-    }
     let stats = state.store.stats().await?;
     Ok(json_with(
         &Health {
@@ -245,4 +346,30 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
         },
         StatusCode::OK,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::glass::Catalogue;
+
+    #[test]
+    fn the_documented_request_is_what_the_parser_accepts() {
+        for request in [
+            PourRequest {
+                tap_id: 3,
+                volume: 500.0,
+                timestamp: None,
+            },
+            PourRequest {
+                tap_id: u32::MAX,
+                volume: 100.0,
+                timestamp: Some("2026-11-22T21:04:05.123Z".into()),
+            },
+        ] {
+            let body = serde_json::to_vec(&request).unwrap();
+            let pour = parse_new_pour(&body, &Catalogue::default(), Timestamp::now()).unwrap();
+            assert_eq!((pour.tap_id, pour.volume), (request.tap_id, request.volume));
+        }
+    }
 }

@@ -89,10 +89,14 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    status: u16,
-    message: &'a str,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": 422, "message": "no glass for 1500 ml; accepted 100 to 1000 ml"}))]
+pub struct ErrorBody {
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// What was wrong, for a person.
+    pub message: String,
 }
 
 impl Reply for ApiError {
@@ -103,10 +107,9 @@ impl Reply for ApiError {
             _ => {}
         }
         let status = self.status();
-        let message = self.to_string();
-        let body = Body {
+        let body = ErrorBody {
             status: status.as_u16(),
-            message: &message,
+            message: self.to_string(),
         };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), status).into_response();

@@ -79,8 +79,10 @@ impl Gate {
         if let Some(limiter) = &self.per_address {
             check(limiter, &peer)?;
         }
-        // A CORS preflight carries no credentials by design.
-        if method == Method::OPTIONS && !self.cors_origins.is_empty() {
+        // A CORS preflight carries no credentials by design; documentation holds no data.
+        if (method == Method::OPTIONS && !self.cors_origins.is_empty())
+            || super::openapi::is_documentation(path)
+        {
             return Ok(Identity::Anonymous);
         }
         // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.

@@ -6,6 +6,7 @@
 mod beers;
 mod error;
 mod gate;
+pub mod openapi;
 
 use std::convert::Infallible;
 
@@ -15,7 +16,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-pub use error::{ApiError, recover};
+pub use error::{ApiError, ErrorBody, recover};
 pub use gate::{Gate, GateSettings};
 
 use crate::auth::{Identity, Need};
@@ -74,6 +75,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(socket(state))
         .unify()
+        .or(documentation())
+        .unify()
         .recover(recover)
         .unify()
         .boxed()
@@ -119,26 +122,40 @@ fn create(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// `GET /api/glasses`
 fn glasses(state: AppState) -> BoxedFilter<(Response,)> {
-    #[derive(Serialize)]
-    struct Glasses<'a> {
-        glasses: &'a [crate::glass::Glass],
-    }
     warp::path!("api" / "glasses")
         .and(
             warp::get()
                 .and(with_state(state))
                 .and(identity())
-                .map(|state: AppState, who: Option<Identity>| {
-                    answer(require(&who, Need::Glasses).map(|()| {
-                        warp::reply::json(&Glasses {
-                            glasses: state.catalogue.glasses(),
-                        })
-                    }))
-                })
+                .map(|state: AppState, who: Option<Identity>| answer(get_glasses(&state, &who)))
                 .or(not_allowed("GET"))
                 .unify(),
         )
         .boxed()
+}
+
+/// The glass catalogue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GlassList<'a> {
+    /// Smallest first; bands are inclusive and matched first to last.
+    #[schema(value_type = Vec<crate::glass::Glass>)]
+    glasses: &'a [crate::glass::Glass],
+}
+
+#[utoipa::path(
+    get, path = "/api/glasses", tag = "catalogue",
+    responses(
+        (status = 200, description = "The glass catalogue", body = GlassList),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+fn get_glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
+    require(who, Need::Glasses)?;
+    Ok(warp::reply::json(&GlassList {
+        glasses: state.catalogue.glasses(),
+    })
+    .into_response())
 }
 
 /// `GET /api/report`
@@ -148,15 +165,25 @@ fn report(state: AppState) -> BoxedFilter<(Response,)> {
             warp::get()
                 .and(with_state(state))
                 .and(identity())
-                .map(|state: AppState, who: Option<Identity>| {
-                    answer(
-                        require(&who, Need::Read).map(|()| warp::reply::json(&state.bus.report())),
-                    )
-                })
+                .map(|state: AppState, who: Option<Identity>| answer(get_report(&state, &who)))
                 .or(not_allowed("GET"))
                 .unify(),
         )
         .boxed()
+}
+
+#[utoipa::path(
+    get, path = "/api/report", tag = "pours",
+    responses(
+        (status = 200, description = "The current report, as pushed to subscribers", body = crate::report::Report),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+fn get_report(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
+    require(who, Need::Read)?;
+    Ok(warp::reply::json(&state.bus.report()).into_response())
 }
 
 /// `GET /health`
@@ -180,29 +207,64 @@ fn metrics(state: AppState) -> BoxedFilter<(Response,)> {
                 .and(with_state(state))
                 .and(identity())
                 .then(|state: AppState, who: Option<Identity>| async move {
-                    answer(
-                        async {
-                            require(&who, Need::Read)?;
-                            let stats = state.store.stats().await?;
-                            crate::metrics::levels(state.hub.len(), stats.pours);
-                            let text = state
-                                .metrics
-                                .as_ref()
-                                .map(|m| m.render())
-                                .unwrap_or_default();
-                            Ok(warp::reply::with_header(
-                                text,
-                                "content-type",
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            ))
-                        }
-                        .await,
-                    )
+                    answer(get_metrics(&state, &who).await)
                 })
                 .or(not_allowed("GET"))
                 .unify(),
         )
         .boxed()
+}
+
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+    )
+)]
+async fn get_metrics(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
+    require(who, Need::Read)?;
+    let stats = state.store.stats().await?;
+    crate::metrics::levels(state.hub.len(), stats.pours);
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|m| m.render())
+        .unwrap_or_default();
+    Ok(warp::reply::with_header(
+        text,
+        "content-type",
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .into_response())
+}
+
+/// `GET /api/openapi.json`, `GET /api/events.schema.json`, `GET /docs/...`
+fn documentation() -> BoxedFilter<(Response,)> {
+    let document = warp::path!("api" / "openapi.json").and(
+        warp::get()
+            .map(openapi::openapi_json)
+            .or(not_allowed("GET"))
+            .unify(),
+    );
+    let events = warp::path!("api" / "events.schema.json").and(
+        warp::get()
+            .map(openapi::events_schema_json)
+            .or(not_allowed("GET"))
+            .unify(),
+    );
+    let ui = warp::path("docs").and(
+        warp::get()
+            .and(warp::path::full())
+            .and(warp::path::tail())
+            .map(|full: warp::path::FullPath, tail: warp::path::Tail| {
+                openapi::docs(full.as_str(), tail.as_str())
+            })
+            .or(not_allowed("GET"))
+            .unify(),
+    );
+    document.or(events).unify().or(ui).unify().boxed()
 }
 
 /// `GET /sockets/beers` (WebSocket)
@@ -221,17 +283,45 @@ fn socket(state: AppState) -> BoxedFilter<(Response,)> {
                      query: String,
                      state: AppState,
                      who: Option<Identity>| {
-                        answer(
-                            require(&who, Need::Subscribe).and_then(|()| {
-                                crate::ws::handshake(&headers, upgrade, &query, &state)
-                            }),
-                        )
+                        answer(subscribe(&headers, upgrade, &query, &state, &who))
                     },
                 )
                 .or(not_allowed("GET"))
                 .unify(),
         )
         .boxed()
+}
+
+#[utoipa::path(
+    get, path = "/sockets/beers", tag = "live",
+    description = "WebSocket upgrade. Every frame is JSON text with an `event` field (schema `SocketEvent`): \
+        `hello` first, then `pour`, `deleted` and `report` as they happen. Close codes: 1001 shutdown, \
+        1002 protocol error, 1008 slow consumer, 1009 client frame over 4 KiB, 1013 overloaded (reconnect with since).",
+    params(
+        ("tapId" = Option<u32>, Query, description = "I am this tap: its pours are not sent"),
+        ("echo" = Option<bool>, Query, description = "Send this tap's own pours after all"),
+        ("type" = Option<Vec<String>>, Query, explode = true, description = "Only these glasses (repeatable)"),
+        ("since" = Option<u64>, Query, description = "Replay stored pours above this id first, then go live"),
+        ("token" = Option<String>, Query, description = "Bearer token, for browsers that cannot set headers"),
+    ),
+    responses(
+        (status = 101, description = "Switching to WebSocket; frames follow `SocketEvent`", body = crate::ws::SocketEvent),
+        (status = 400, description = "A bad parameter or handshake header", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 422, description = "Unknown glass type", body = ErrorBody),
+        (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 503, description = "As many subscribers as the server takes", body = ErrorBody),
+    )
+)]
+fn subscribe(
+    headers: &HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    query: &str,
+    state: &AppState,
+    who: &Option<Identity>,
+) -> Result<Response, ApiError> {
+    require(who, Need::Subscribe)?;
+    crate::ws::handshake(headers, upgrade, query, state)
 }
 
 /// Who is asking, as the gate found out (absent only if the gate did not run).

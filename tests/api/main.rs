@@ -11,6 +11,7 @@ mod crash;
 mod durable;
 mod hostile;
 mod metrics;
+mod openapi;
 mod pages;
 mod security;
 mod shutdown;

@@ -1,0 +1,226 @@
+//! The OpenAPI document and the WebSocket frame schema against what the server really does.
+
+use std::collections::BTreeSet;
+
+use altair::http::openapi::ROUTES;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_with};
+
+async fn document(app: &TestApp) -> Value {
+    let (status, doc) = app.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    doc
+}
+
+/// A validator for `schema`, a schema out of the document, with the document's components
+/// as `$defs`.
+fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let rewrite = |v: &Value| -> Value {
+        serde_json::from_str(&v.to_string().replace("#/components/schemas/", "#/$defs/")).unwrap()
+    };
+    let mut root = rewrite(schema);
+    let object = root.as_object_mut().expect("schemas are objects");
+    object.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    object.insert("$defs".into(), rewrite(&doc["components"]["schemas"]));
+    jsonschema::validator_for(&root).expect("the document's schemas compile")
+}
+
+/// Checks a real answer against the document: its status must be documented for the route,
+/// and its JSON body must match the documented schema.
+fn check(doc: &Value, method: &str, template: &str, status: StatusCode, body: &Value) {
+    let documented = &doc["paths"][template][method.to_lowercase()]["responses"][status.as_str()];
+    assert!(
+        documented.is_object(),
+        "{method} {template} answered {status}, which is not documented"
+    );
+    if let Some(schema) = documented["content"]["application/json"].get("schema") {
+        let validator = validator(doc, schema);
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status}: {body}\n{errors:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_is_served_and_documented_and_nothing_else_is() {
+    let app = spawn_with(&[]).await;
+    let doc = document(&app).await;
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+
+    app.pour(1, 500.0).await;
+    for (method, template) in ROUTES {
+        let path = template.replace("{id}", "1");
+        let request = app
+            .http
+            .request(method.parse().unwrap(), app.url(&path))
+            .header("content-type", "application/json");
+        let request = if *method == "POST" {
+            request.body(r#"{"tapId": 1, "volume": 500}"#)
+        } else {
+            request
+        };
+        let status = request.send().await.unwrap().status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn real_answers_match_their_documented_schemas() {
+    let app = spawn_with(&[]).await;
+    let doc = document(&app).await;
+    let json_post = |body: &'static str, key: Option<&'static str>| {
+        let mut request = app
+            .http
+            .post(app.url("/api/beers"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send()
+    };
+    let mut answers = Vec::new();
+    for (body, key) in [
+        (r#"{"tapId": 3, "volume": 500}"#, None),
+        (
+            r#"{"tapId": 3, "volume": 250, "timestamp": "2026-11-22T21:04:05Z"}"#,
+            Some("k"),
+        ),
+        (
+            r#"{"tapId": 3, "volume": 250, "timestamp": "2026-11-22T21:04:05Z"}"#,
+            Some("k"),
+        ),
+        (r#"{"tapId": 3, "volume": 300}"#, Some("k")),
+        (r#"{"tapId": 3, "volume": 1500}"#, None),
+        (r#"{"tapId": 3"#, None),
+    ] {
+        answers.push(("POST", "/api/beers", json_post(body, key).await.unwrap()));
+    }
+    for (path, template) in [
+        ("/api/beers", "/api/beers"),
+        ("/api/beers?type=pint&page_size=1", "/api/beers"),
+        ("/api/beers?page=0", "/api/beers"),
+        ("/api/beers?type=goblet", "/api/beers"),
+        ("/api/beers/1", "/api/beers/{id}"),
+        ("/api/beers/99", "/api/beers/{id}"),
+        ("/api/beers/x", "/api/beers/{id}"),
+        ("/api/glasses", "/api/glasses"),
+        ("/api/report", "/api/report"),
+        ("/health", "/health"),
+        ("/sockets/beers", "/sockets/beers"),
+        ("/sockets/beers?type=goblet", "/sockets/beers"),
+    ] {
+        answers.push((
+            "GET",
+            template,
+            app.http.get(app.url(path)).send().await.unwrap(),
+        ));
+    }
+    for path in ["/api/beers/2", "/api/beers/2"] {
+        answers.push((
+            "DELETE",
+            "/api/beers/{id}",
+            app.http.delete(app.url(path)).send().await.unwrap(),
+        ));
+    }
+    let mut statuses = BTreeSet::new();
+    for (method, template, response) in answers {
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        check(&doc, method, template, status, &body);
+        statuses.insert(status.as_u16());
+    }
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 201, 204, 400, 404, 409, 422, 426]),
+        "the answers cover these statuses"
+    );
+}
+
+#[tokio::test]
+async fn websocket_frames_match_the_event_schema() {
+    let app = spawn_with(&["--report-interval", "0.1"]).await;
+    let (status, schema) = app.get("/api/events.schema.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let validator = jsonschema::validator_for(&schema).expect("the event schema compiles");
+    app.pour(1, 500.0).await;
+    let mut subscriber = app.connect("?since=0").await;
+    app.pour(2, 900.0).await;
+    assert_eq!(app.delete("/api/beers/1").await, StatusCode::NO_CONTENT);
+    let mut seen = BTreeSet::new();
+    while seen.len() < 4 {
+        let frame = subscriber.next_json().await;
+        let errors: Vec<String> = validator
+            .iter_errors(&frame)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{frame}: {errors:?}");
+        seen.insert(frame["event"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["hello", "pour", "deleted", "report"].map(String::from))
+    );
+    assert!(
+        !validator.is_valid(&json!({"event": "pour", "beer": {"id": "seventeen"}})),
+        "the schema can fail"
+    );
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary() {
+    let app = spawn_with(&["--tokens", "/dev/null"]).await;
+    let page = app.http.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "documentation needs no token"
+    );
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let init = app
+        .http
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(init.text().await.unwrap().contains("/api/openapi.json"));
+    assert_eq!(document(&app).await["openapi"], "3.1.0");
+    let (status, _) = app.get("/api/beers").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "but the API still does");
+}
