@@ -144,6 +144,13 @@ pub struct Config {
     )]
     pub cors_origin: Vec<String>,
 
+    /// Which requests get an info log line: all, or errors (4xx/5xx) only, successful ones
+    /// then at debug level (RUST_LOG=altair::request=debug shows them). One line per
+    /// request costs ingest throughput at tens of thousands of requests per second.
+    #[arg(long, env = "ALTAIR_REQUEST_LOG", value_name = "WHICH", default_value = "all",
+          value_parser = ["all", "errors"])]
+    pub request_log: String,
+
     /// Seconds that shutdown waits for requests and sockets before it gives up on them.
     #[arg(long, env = "ALTAIR_SHUTDOWN_TIMEOUT", value_name = "SECS", default_value = "4", value_parser = seconds)]
     pub shutdown_timeout: Duration,

@@ -73,6 +73,8 @@ pub struct Server {
     report_interval: Duration,
     header_timeout: Duration,
     max_connections: u32,
+    /// Log successful requests at info (else debug).
+    log_successes: bool,
 }
 
 /// The peer of a request, put in its extensions for the handlers.
@@ -129,6 +131,7 @@ impl Server {
             report_interval: config.report_interval,
             header_timeout: config.header_timeout,
             max_connections: config.max_connections,
+            log_successes: config.request_log == "all",
         })
     }
 
@@ -152,6 +155,7 @@ impl Server {
             report_interval,
             header_timeout,
             max_connections,
+            log_successes,
         } = self;
         if let Ok(addr) = listener.local_addr() {
             log::info!(
@@ -246,10 +250,16 @@ impl Server {
                         response.status().as_u16(),
                         started.elapsed(),
                     );
-                    log::info!(
+                    let status = response.status().as_u16();
+                    let level = if log_successes || status >= 400 {
+                        log::Level::Info
+                    } else {
+                        log::Level::Debug
+                    };
+                    log::log!(
                         target: "altair::request",
-                        "{method} {path} {} {:.2}ms {peer}",
-                        response.status().as_u16(),
+                        level,
+                        "{method} {path} {status} {:.2}ms {peer}",
                         started.elapsed().as_secs_f64() * 1000.0
                     );
                     Ok::<_, std::convert::Infallible>(response)

@@ -7,8 +7,10 @@
 //! - [`feed`]: the WebSocket subscription, one log line per event, resumed with `since`.
 //! - [`protocol`]: the server's JSON, as much as a tap needs.
 //! - [`backoff`], [`random`]: retry delays with jitter, and simulated volumes.
+//! - [`bench`]: `altair-client bench`, the load tool.
 
 pub mod backoff;
+pub mod bench;
 pub mod config;
 pub mod feed;
 pub mod outbox;

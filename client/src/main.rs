@@ -27,6 +27,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(altair_client::config::Command::Bench(scenario)) = &args.command {
+        let ok = runtime.block_on(altair_client::bench::run(&settings, scenario));
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     runtime.block_on(async {
         let stop = CancellationToken::new();
         tokio::spawn(stop_on_signal(stop.clone()));

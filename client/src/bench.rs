@@ -1,0 +1,699 @@
+//! `altair-client bench`: load that measures a server, Altair or the prototype alike.
+//!
+//! It speaks only the prototype's routes (`POST /api/beers`, `GET /api/beers`,
+//! `/sockets/beers`) and reads pour ids out of any frame that carries a `beer`. It reports
+//! its own CPU use, since on a small machine the load tool can be what limits a result.
+//! Every run prints a human summary and, last, one JSON line.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::Settings;
+
+/// What to measure.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Scenario {
+    /// C keep-alive connections posting pours as fast as they are answered.
+    Ingest {
+        /// Concurrent connections.
+        #[arg(short = 'c', long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds to run.
+        #[arg(short = 'd', long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// S subscribers; pours posted at R per second; every delivery matched by pour id.
+    Fanout {
+        /// WebSocket subscribers.
+        #[arg(short = 's', long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Pours per second.
+        #[arg(short = 'r', long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds to post.
+        #[arg(short = 'd', long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// Fills the store to N pours, then times list pages (offset and cursor).
+    Query {
+        /// Pours in the store before timing (posted as needed).
+        #[arg(short = 'n', long, default_value_t = 100_000)]
+        pours: u64,
+        /// Pages to request.
+        #[arg(short = 'q', long, default_value_t = 2000)]
+        requests: usize,
+    },
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Microsecond latencies from 1 µs to 10 min, 3 significant digits.
+#[allow(clippy::expect_used)]
+pub fn histogram() -> Histogram<u64> {
+    // Constant bounds within what hdrhistogram documents as valid: this cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid constant histogram bounds")
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// The CPU time (user + system) this process has used, from /proc (Linux).
+pub fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// How much of one core the tool used over `wall`, in percent.
+fn tool_cpu(start: Option<Duration>, wall: Duration) -> Option<f64> {
+    let used = cpu_time()?.checked_sub(start?)?;
+    Some((used.as_secs_f64() / wall.as_secs_f64() * 1000.0).round() / 10.0)
+}
+
+/// What subscribers received, matched against what was posted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Matching {
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+}
+
+/// Matches one subscriber's received ids (in arrival order) against the posted ids.
+pub fn match_deliveries(posted: &[u64], received: &[u64]) -> Matching {
+    let mut seen = std::collections::HashSet::with_capacity(received.len());
+    let mut m = Matching {
+        expected: posted.len() as u64,
+        ..Matching::default()
+    };
+    let mut highest = 0;
+    for &id in received {
+        if !seen.insert(id) {
+            m.duplicated += 1;
+            continue;
+        }
+        if id < highest {
+            m.out_of_order += 1;
+        }
+        highest = highest.max(id);
+    }
+    let posted_set: std::collections::HashSet<u64> = posted.iter().copied().collect();
+    m.delivered = seen.iter().filter(|id| posted_set.contains(id)).count() as u64;
+    m.lost = m.expected - m.delivered;
+    m
+}
+
+/// The pour id in a frame that carries a pour (`{"event":"pour","beer":{"id":..}}`), found
+/// without parsing the whole frame: the tool must stay cheaper than the server it measures.
+pub fn pour_id(frame: &str) -> Option<u64> {
+    let beer = frame.find("\"beer\"")?;
+    let rest = &frame[beer..];
+    let at = rest.find("\"id\"")? + 4;
+    let digits = rest[at..].trim_start_matches([' ', ':']);
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// One keep-alive HTTP/1.1 connection with a fixed request.
+struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: &str) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends `request` and reads one response; returns its status and body.
+    async fn call(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        let head_end = loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                break end + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while self.buf.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok((status, self.buf[head_end..head_end + length].to_vec()))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn host_port(settings: &Settings) -> String {
+    let host = settings.server.host_str().unwrap_or("localhost");
+    let port = settings.server.port_or_known_default().unwrap_or(8338);
+    format!("{host}:{port}")
+}
+
+fn post_request(settings: &Settings, tap: u32, volume: u32) -> Vec<u8> {
+    let body = format!(r#"{{"tapId": {tap}, "volume": {volume}}}"#);
+    let auth = settings
+        .token
+        .as_ref()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /api/beers HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        host_port(settings),
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn get_request(settings: &Settings, target: &str) -> Vec<u8> {
+    let auth = settings
+        .token
+        .as_ref()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n",
+        host_port(settings)
+    )
+    .into_bytes()
+}
+
+/// Results of `bench ingest`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestResult {
+    pub scenario: &'static str,
+    pub connections: usize,
+    pub seconds: f64,
+    pub pours: u64,
+    pub errors: u64,
+    pub pours_per_second: f64,
+    pub latency: Latency,
+    pub tool_cpu_percent: Option<f64>,
+}
+
+/// `bench ingest`.
+pub async fn ingest(
+    settings: &Settings,
+    connections: usize,
+    seconds: f64,
+) -> Result<IngestResult, String> {
+    let addr = host_port(settings);
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let request = post_request(settings, 1 + c as u32, 200 + (c as u32 * 37) % 700);
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut errors = 0u64;
+            let mut conn = Connection::open(&addr)
+                .await
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            while Instant::now() < until {
+                let sent = Instant::now();
+                match conn.call(&request).await {
+                    Ok((201, _)) => h.saturating_record(sent.elapsed().as_micros() as u64),
+                    Ok(_) => errors += 1,
+                    Err(e) => return Err(format!("connection lost: {e}")),
+                }
+            }
+            Ok::<_, String>((h, errors))
+        }));
+    }
+    let mut all = histogram();
+    let mut errors = 0;
+    for task in tasks {
+        let (h, e) = task.await.map_err(|e| e.to_string())??;
+        all.add(&h).map_err(|e| e.to_string())?;
+        errors += e;
+    }
+    let wall = started.elapsed();
+    Ok(IngestResult {
+        scenario: "ingest",
+        connections,
+        seconds: wall.as_secs_f64(),
+        pours: all.len(),
+        errors,
+        pours_per_second: (all.len() as f64 / wall.as_secs_f64()).round(),
+        latency: Latency::of(&all),
+        tool_cpu_percent: tool_cpu(cpu, wall),
+    })
+}
+
+/// Results of `bench fanout`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutResult {
+    pub scenario: &'static str,
+    pub subscribers: usize,
+    pub connect_seconds: f64,
+    pub rate: f64,
+    pub seconds: f64,
+    pub pours_posted: u64,
+    pub deliveries: u64,
+    pub deliveries_per_second: f64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub delivery_latency: Latency,
+    pub post_latency: Latency,
+    pub tool_cpu_percent: Option<f64>,
+}
+
+/// `bench fanout`.
+pub async fn fanout(
+    settings: &Settings,
+    subscribers: usize,
+    rate: f64,
+    seconds: f64,
+) -> Result<FanoutResult, String> {
+    let url = settings.feed("");
+    let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    let connecting = Instant::now();
+    let mut sockets = Vec::with_capacity(subscribers);
+    // Connect in waves, so that the listen backlog is not what is measured.
+    for wave in (0..subscribers).collect::<Vec<_>>().chunks(256) {
+        let mut handshakes = Vec::new();
+        for _ in wave {
+            let mut request =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                    url.as_str(),
+                )
+                .map_err(|e| e.to_string())?;
+            if let Some(token) = &settings.token {
+                let value = format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| "bad token".to_owned())?;
+                request.headers_mut().insert("authorization", value);
+            }
+            handshakes.push(tokio_tungstenite::connect_async_with_config(
+                request,
+                Some(config),
+                true,
+            ));
+        }
+        for result in futures::future::join_all(handshakes).await {
+            sockets.push(result.map_err(|e| format!("subscribe: {e}"))?.0);
+        }
+    }
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+
+    // Each subscriber records (pour id, arrival) in its own vector: no shared state on
+    // the receiving path. It stops once it has seen the last posted id (or at `stop`).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (last_posted, last_watch) = tokio::sync::watch::channel(u64::MAX);
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            let stop = stop.clone();
+            let mut last = last_watch.clone();
+            tokio::spawn(async move {
+                let mut seen: Vec<(u64, Instant)> = Vec::new();
+                let mut highest = 0;
+                loop {
+                    if highest >= *last.borrow() {
+                        break;
+                    }
+                    let message = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = last.changed() => continue,
+                        m = socket.next() => m,
+                    };
+                    match message {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(id) = pour_id(&text) {
+                                seen.push((id, Instant::now()));
+                                highest = highest.max(id);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let mut post_latency = histogram();
+    let mut conn = Connection::open(&host_port(settings))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut posted = Vec::new();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let total = (rate * seconds).round() as u64;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for n in 0..total {
+        ticker.tick().await;
+        let request = post_request(settings, 1 + (n % 50) as u32, 500);
+        let sent = Instant::now();
+        let (status, body) = conn.call(&request).await.map_err(|e| e.to_string())?;
+        post_latency.saturating_record(sent.elapsed().as_micros() as u64);
+        if status != 201 {
+            return Err(format!(
+                "POST answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        let id = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["beer"]["id"].as_u64())
+            .ok_or("POST answer without beer.id")?;
+        sent_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, sent);
+        posted.push(id);
+    }
+    let posting = started.elapsed();
+    let _ = last_posted.send(posted.last().copied().unwrap_or(0));
+    // Deliveries settle, or 10 s pass and whatever is missing counts as lost.
+    let waiting = tokio::spawn(async move {
+        let mut readers_done = Vec::new();
+        for reader in readers {
+            readers_done.push(reader.await);
+        }
+        readers_done
+    });
+    let stopper = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            stop.cancel();
+        })
+    };
+    let finished = waiting.await.map_err(|e| e.to_string())?;
+    stopper.abort();
+    let sent_at = sent_at
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let mut delivery = histogram();
+    let mut totals = Matching::default();
+    for seen in finished {
+        let seen = seen.map_err(|e| e.to_string())?;
+        let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
+        let m = match_deliveries(&posted, &ids);
+        totals.expected += m.expected;
+        totals.delivered += m.delivered;
+        totals.lost += m.lost;
+        totals.duplicated += m.duplicated;
+        totals.out_of_order += m.out_of_order;
+        for (id, at) in seen {
+            if let Some(sent) = sent_at.get(&id) {
+                delivery.saturating_record(at.saturating_duration_since(*sent).as_micros() as u64);
+            }
+        }
+    }
+    Ok(FanoutResult {
+        scenario: "fanout",
+        subscribers,
+        connect_seconds: (connect_seconds * 1000.0).round() / 1000.0,
+        rate,
+        seconds: posting.as_secs_f64(),
+        pours_posted: posted.len() as u64,
+        deliveries: totals.delivered,
+        deliveries_per_second: (totals.delivered as f64 / posting.as_secs_f64()).round(),
+        lost: totals.lost,
+        duplicated: totals.duplicated,
+        out_of_order: totals.out_of_order,
+        delivery_latency: Latency::of(&delivery),
+        post_latency: Latency::of(&post_latency),
+        tool_cpu_percent: tool_cpu(cpu, started.elapsed()),
+    })
+}
+
+/// Results of `bench query`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryResult {
+    pub scenario: &'static str,
+    pub stored: u64,
+    pub requests: usize,
+    pub page: Latency,
+    pub cursor: Latency,
+    pub pages_per_second: f64,
+    pub tool_cpu_percent: Option<f64>,
+}
+
+/// `bench query`.
+pub async fn query(
+    settings: &Settings,
+    pours: u64,
+    requests: usize,
+) -> Result<QueryResult, String> {
+    let addr = host_port(settings);
+    let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
+    let (_, body) = conn
+        .call(&get_request(settings, "/api/beers?page_size=1"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let stored = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["total"].as_u64())
+        .unwrap_or(0);
+    if stored < pours {
+        // Fill with 32 connections; a filled store is reused by the next run.
+        let missing = pours - stored;
+        let per = missing.div_ceil(32);
+        let mut fillers = Vec::new();
+        for c in 0..32u32 {
+            let request = post_request(settings, 1 + c, 200 + (c * 53) % 700);
+            let addr = addr.clone();
+            fillers.push(tokio::spawn(async move {
+                let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
+                for _ in 0..per {
+                    let (status, _) = conn.call(&request).await.map_err(|e| e.to_string())?;
+                    if status != 201 {
+                        return Err(format!("fill: POST answered {status}"));
+                    }
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        for f in fillers {
+            f.await.map_err(|e| e.to_string())??;
+        }
+    }
+    let stored = stored.max(pours);
+    // A fresh connection: the first one sat idle through the fill, and servers close idle
+    // keep-alive connections (Altair after --header-timeout).
+    let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let mut page = histogram();
+    let mut cursor = histogram();
+    let mut rng = crate::random::Rng::new(7);
+    for n in 0..requests {
+        let (target, h) = if n % 2 == 0 {
+            ("/api/beers?page_size=50".to_owned(), &mut page)
+        } else {
+            let after = (rng.unit() * stored as f64) as u64;
+            (
+                format!("/api/beers?after={after}&page_size=50"),
+                &mut cursor,
+            )
+        };
+        let sent = Instant::now();
+        let (status, _) = conn
+            .call(&get_request(settings, &target))
+            .await
+            .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("GET {target} answered {status}"));
+        }
+        h.saturating_record(sent.elapsed().as_micros() as u64);
+    }
+    let wall = started.elapsed();
+    Ok(QueryResult {
+        scenario: "query",
+        stored,
+        requests,
+        page: Latency::of(&page),
+        cursor: Latency::of(&cursor),
+        pages_per_second: (requests as f64 / wall.as_secs_f64()).round(),
+        tool_cpu_percent: tool_cpu(cpu, wall),
+    })
+}
+
+/// `println!` that ignores a closed stdout.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Runs a scenario, prints the summary and the JSON line; returns whether it succeeded.
+pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
+    let outcome = match *scenario {
+        Scenario::Ingest { connections, duration } => ingest(settings, connections, duration).await.map(|r| {
+            say!(
+                "ingest: {} connections, {:.1} s: {} pours/s, {} errors; latency p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
+                r.connections, r.seconds, r.pours_per_second, r.errors, r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms,
+                cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::Fanout { subscribers, rate, duration } => fanout(settings, subscribers, rate, duration).await.map(|r| {
+            say!(
+                "fanout: {} subscribers (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
+                r.subscribers, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
+                r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, r.post_latency.p99_ms,
+                cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::Query { pours, requests } => query(settings, pours, requests).await.map(|r| {
+            say!(
+                "query: {} pours stored, {} pages: page p50 {} ms, p99 {} ms; cursor p50 {} ms, p99 {} ms; {} pages/s; tool CPU {}",
+                r.stored, r.requests, r.page.p50_ms, r.page.p99_ms, r.cursor.p50_ms, r.cursor.p99_ms, r.pages_per_second,
+                cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+    };
+    match outcome {
+        Ok(Ok(json)) => {
+            // A closed pipe (`| head`) is not worth a panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{json}");
+            true
+        }
+        Ok(Err(e)) => {
+            eprintln!("altair-client bench: cannot write the result: {e}");
+            false
+        }
+        Err(e) => {
+            eprintln!("altair-client bench: {e}");
+            false
+        }
+    }
+}
+
+fn cpu_text(percent: Option<f64>) -> String {
+    percent.map_or("unknown".into(), |p| format!("{p}% of a core"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_counts_losses_duplicates_and_disorder() {
+        let m = match_deliveries(&[1, 2, 3, 4, 5], &[1, 3, 2, 3, 5]);
+        assert_eq!(
+            m,
+            Matching {
+                expected: 5,
+                delivered: 4,
+                lost: 1,
+                duplicated: 1,
+                out_of_order: 1,
+            }
+        );
+        let perfect = match_deliveries(&[7, 8], &[7, 8]);
+        assert_eq!(
+            (perfect.lost, perfect.duplicated, perfect.out_of_order),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn pour_ids_come_out_of_pour_frames_only() {
+        assert_eq!(
+            pour_id(r#"{"event":"pour","beer":{"id":17,"tapId":3,"volume":500.0}}"#),
+            Some(17)
+        );
+        assert_eq!(
+            pour_id(r#"{"event":"pour","beer":{"tapId":3, "id": 42}}"#),
+            Some(42)
+        );
+        assert_eq!(pour_id(r#"{"event":"deleted","id":17}"#), None);
+        assert_eq!(
+            pour_id(r#"{"event":"report","report":{"byTap":[{"tapId":3}]}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn percentiles_are_read_in_milliseconds() {
+        let mut h = histogram();
+        for us in 1..=1000 {
+            h.saturating_record(us * 10);
+        }
+        let l = Latency::of(&h);
+        assert!((l.p50_ms - 5.0).abs() < 0.01, "{l:?}");
+        assert!((l.p99_ms - 9.9).abs() < 0.01, "{l:?}");
+        assert!((l.max_ms - 10.0).abs() < 0.01, "{l:?}");
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_time().is_some());
+    }
+}
