@@ -210,11 +210,7 @@ fn host_port(settings: &Settings) -> String {
 
 fn post_request(settings: &Settings, tap: u32, volume: u32) -> Vec<u8> {
     let body = format!(r#"{{"tapId": {tap}, "volume": {volume}}}"#);
-    let auth = settings
-        .token
-        .as_ref()
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let auth = auth_header(settings);
     format!(
         "POST /api/beers HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         host_port(settings),
@@ -223,12 +219,17 @@ fn post_request(settings: &Settings, tap: u32, volume: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-fn get_request(settings: &Settings, target: &str) -> Vec<u8> {
-    let auth = settings
+/// The `Authorization` header line, if there is a token.
+fn auth_header(settings: &Settings) -> String {
+    settings
         .token
         .as_ref()
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn get_request(settings: &Settings, target: &str) -> Vec<u8> {
+    let auth = auth_header(settings);
     format!(
         "GET {target} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n",
         host_port(settings)

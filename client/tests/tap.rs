@@ -208,6 +208,43 @@ async fn a_tap_posts_hears_other_taps_and_logs_as_documented() {
 }
 
 #[tokio::test]
+async fn many_taps_share_one_subscription_when_asked() {
+    let server = server("127.0.0.1:0", None).await;
+    let data = tempdir("shared");
+    let mut tap = Tap::spawn(
+        server.addr,
+        &data,
+        &[
+            "--tap-id",
+            "2",
+            "--taps",
+            "2",
+            "--shared-subscription",
+            "--count",
+            "3",
+            "--interval",
+            "0.05",
+            "--volume",
+            "500",
+        ],
+    );
+    tap.await_lines("taps 2-3 | subscribed", 1).await;
+    // One feed for both taps, which therefore hears both taps' pours.
+    tap.await_lines(" from tap 2:", 1).await;
+    tap.await_lines(" from tap 3:", 1).await;
+    assert_eq!(tap.exited().await, 0);
+    assert_eq!(tap.count("| subscribed"), 1);
+    assert_eq!(pours_of(server.addr, 2).await.len(), 3);
+    assert_eq!(pours_of(server.addr, 3).await.len(), 3);
+    assert_eq!(
+        outbox_files(&data, 2) + outbox_files(&data, 3),
+        0,
+        "each tap has its own outbox"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_server_restart_loses_nothing_and_repeats_nothing() {
     let data = tempdir("restart");
     let store = data.join("server");

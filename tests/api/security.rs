@@ -13,6 +13,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::beers::tempdir;
 use crate::helpers::{TestApp, assert_error, read_json, spawn_with, within};
 
+/// A server with a tokens file holding a tap-3, a reader and an admin token (plus `flags`);
+/// returns it, the folder to remove, and the tokens.
+async fn spawn_with_tokens(name: &str, flags: &[&str]) -> (TestApp, PathBuf, [String; 3]) {
+    let dir = tempdir(name);
+    let (file, tokens) = tokens_file(&dir);
+    let mut all = vec!["--tokens", file.to_str().unwrap()];
+    all.extend_from_slice(flags);
+    (spawn_with(&all).await, dir, tokens)
+}
+
 /// A tokens file with a tap-3, a reader and an admin token; returns it and the tokens.
 fn tokens_file(dir: &Path) -> (PathBuf, [String; 3]) {
     let mut text = String::new();
@@ -59,9 +69,7 @@ const TAP4: &str = r#"{"tapId": 4, "volume": 500}"#;
 #[tokio::test]
 async fn roles_decide_who_may_do_what() {
     use reqwest::Method as M;
-    let dir = tempdir("roles");
-    let (file, [tap, reader, admin]) = tokens_file(&dir);
-    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    let (app, dir, [tap, reader, admin]) = spawn_with_tokens("roles", &[]).await;
 
     // (method, path, token, body, expected status)
     type Case<'a> = (M, &'a str, Option<&'a str>, Option<&'a str>, u16);
@@ -105,9 +113,7 @@ async fn roles_decide_who_may_do_what() {
 
 #[tokio::test]
 async fn malformed_and_unknown_tokens_are_401() {
-    let dir = tempdir("malformed");
-    let (file, _) = tokens_file(&dir);
-    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    let (app, dir, _) = spawn_with_tokens("malformed", &[]).await;
     for header in [
         "Bearer",
         "Bearer ",
@@ -146,9 +152,7 @@ async fn malformed_and_unknown_tokens_are_401() {
 
 #[tokio::test]
 async fn a_revoked_token_stops_working_after_a_reload() {
-    let dir = tempdir("revoke");
-    let (file, [_, reader, admin]) = tokens_file(&dir);
-    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    let (app, dir, [_, reader, admin]) = spawn_with_tokens("revoke", &[]).await;
     let get = |token: String| {
         let app = &app;
         async move {
@@ -159,6 +163,7 @@ async fn a_revoked_token_stops_working_after_a_reload() {
     };
     assert_eq!(get(reader.clone()).await, StatusCode::OK);
     // Keep only the admin's entry.
+    let file = dir.join("tokens.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let kept: String = text
         .split("[[token]]")
@@ -204,9 +209,7 @@ async fn public_paths_are_configurable_and_read_only() {
 
 #[tokio::test]
 async fn websockets_take_the_token_in_a_header_or_the_query() {
-    let dir = tempdir("wstoken");
-    let (file, [tap, reader, _]) = tokens_file(&dir);
-    let app = spawn_with(&["--tokens", file.to_str().unwrap()]).await;
+    let (app, dir, [tap, reader, _]) = spawn_with_tokens("wstoken", &[]).await;
     let url = format!("ws://{}/sockets/beers", app.addr);
     match tokio_tungstenite::connect_async(url.as_str()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
