@@ -85,11 +85,14 @@ def fmt(t, digits=0):
     f = f"{{:,.{digits}f}}"
     return f"{f.format(m)} ({f.format(lo)} to {f.format(hi)})"
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip():
+    commit += " with uncommitted changes"
 print("# Benchmarks\n")
 print(f"{datetime.date.today()}, commit `{commit}`, `RUNS={runs} DURATION={duration} scripts/bench.sh`.")
 print("Server on core 0, load tool on core 1 (taskset), this 2-core shared machine; each cell is the")
 print(f"median of {runs} runs with the lowest and highest in brackets. Request logs: errors only")
-print("(`--request-log errors`); rate limits off.\n")
+print("(`--request-log errors`); rate limits off. The machine is shared: the same binary has")
+print("measured up to twice as fast or slow in another hour, so compare only runs of one session.\n")
 print("## Ingest, 64 connections\n")
 print("| store | pours/s | p50 ms | p99 ms | max ms | tool CPU % |\n|---|---:|---:|---:|---:|---:|")
 for name, label in [("ingest_memory", "in memory"), ("ingest_durable", "durable (group commit)")]:
