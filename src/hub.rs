@@ -232,13 +232,26 @@ impl Hub {
 
     /// Fans out bus events until `shutdown` or the bus closes.
     pub async fn run(self, mut events: broadcast::Receiver<Event>, shutdown: CancellationToken) {
+        const YIELD_EVERY: u32 = 16;
+        let mut since_yield = 0;
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 event = events.recv() => event,
             };
             match event {
-                Ok(event) => self.deliver(&event),
+                Ok(event) => {
+                    self.deliver(&event);
+                    // Let the writers run every few events: a burst of queued events would
+                    // otherwise be offered all at once (up to the scheduler's budget, 128)
+                    // and could fill a short queue of a subscriber that keeps up perfectly
+                    // well. Not after every event: under load that starves the hub itself.
+                    since_yield += 1;
+                    if since_yield == YIELD_EVERY {
+                        since_yield = 0;
+                        tokio::task::yield_now().await;
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     log::error!(
                         "WebSocket hub fell {missed} events behind; disconnecting every subscriber so they resume with since"

@@ -45,6 +45,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// WebSocket connections, which shutdown waits for.
     pub tasks: TaskTracker,
+    /// The runtime that fans events out: the hub and every WebSocket connection run on
+    /// threads of their own, so that the OS scheduler, not a task queue thousands of writers
+    /// long, decides when a POST runs.
+    pub fanout: tokio::runtime::Handle,
 }
 
 /// Why the server could not start.
@@ -58,6 +62,8 @@ pub enum StartError {
     Tokens(#[from] TokensError),
     #[error("--require-auth is set but no tokens file is given (--tokens or ALTAIR_TOKENS_FILE)")]
     AuthRequired,
+    #[error("cannot start the fan-out runtime: {source}")]
+    Runtime { source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -69,6 +75,8 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    /// Owned here, shut down at the end of `run` (a runtime cannot be dropped in async code).
+    fanout: tokio::runtime::Runtime,
     shutdown_timeout: Duration,
     report_interval: Duration,
     header_timeout: Duration,
@@ -99,6 +107,12 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let fanout = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .thread_name("altair-fanout")
+            .enable_all()
+            .build()
+            .map_err(|source| StartError::Runtime { source })?;
         let state = AppState {
             store,
             bus,
@@ -123,10 +137,12 @@ impl Server {
             metrics: crate::metrics::install(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            fanout: fanout.handle().clone(),
         };
         Ok(Server {
             listener,
             state,
+            fanout,
             shutdown_timeout: config.shutdown_timeout,
             report_interval: config.report_interval,
             header_timeout: config.header_timeout,
@@ -151,6 +167,7 @@ impl Server {
         let Server {
             listener,
             state,
+            fanout,
             shutdown_timeout,
             report_interval,
             header_timeout,
@@ -165,7 +182,7 @@ impl Server {
             );
         }
         // Subscribed before the first request, so the hub sees every event.
-        let hub = tokio::spawn(
+        let hub = state.fanout.spawn(
             state
                 .hub
                 .clone()
@@ -305,6 +322,7 @@ impl Server {
         }
         let _ = tokio::join!(hub, reports, upkeep);
         state.store.close().await;
+        fanout.shutdown_background();
         log::info!("stopped");
     }
 }

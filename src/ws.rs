@@ -126,8 +126,10 @@ pub fn handshake(
         on_upgrade.ok_or_else(|| ApiError::Internal("connection cannot be upgraded".into()))?;
 
     let accept = derive_accept_key(key.as_bytes());
+    let (fanout, tasks) = (state.fanout.clone(), state.tasks.clone());
     let state = state.clone();
-    state.tasks.clone().spawn(async move {
+    // On the fan-out runtime: see `AppState::fanout`.
+    fanout.spawn(tasks.track_future(async move {
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -147,7 +149,7 @@ pub fn handshake(
             }
             Err(e) => log::debug!("WebSocket upgrade failed: {e}"),
         }
-    });
+    }));
 
     let response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
