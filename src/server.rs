@@ -3,6 +3,9 @@
 //! Connections are accepted here, not by `warp::serve`, so that each socket gets
 //! `TCP_NODELAY` (small event frames must not wait for Nagle), each request is logged with
 //! its peer, and header reads time out.
+//!
+//! Two runtimes: the caller's serves HTTP; a second one (`AppState::fanout`) runs the hub
+//! and the WebSocket connections, so that ingest never queues behind fan-out.
 
 use std::future::Future;
 use std::net::SocketAddr;
