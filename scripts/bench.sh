@@ -85,7 +85,7 @@ def fmt(t, digits=0):
     f = f"{{:,.{digits}f}}"
     return f"{f.format(m)} ({f.format(lo)} to {f.format(hi)})"
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip():
+if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"], capture_output=True, text=True).stdout.strip():
     commit += " with uncommitted changes"
 print("# Benchmarks\n")
 print(f"{datetime.date.today()}, commit `{commit}`, `RUNS={runs} DURATION={duration} scripts/bench.sh`.")
