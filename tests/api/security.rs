@@ -179,15 +179,7 @@ async fn a_revoked_token_stops_working_after_a_reload() {
 
 #[tokio::test]
 async fn public_paths_are_configurable_and_read_only() {
-    let dir = tempdir("public");
-    let (file, _) = tokens_file(&dir);
-    let app = spawn_with(&[
-        "--tokens",
-        file.to_str().unwrap(),
-        "--public",
-        "/api/glasses,/api/beers",
-    ])
-    .await;
+    let (app, dir, _) = spawn_with_tokens("public", &["--public", "/api/glasses,/api/beers"]).await;
     let (status, _, _) = call(&app, reqwest::Method::GET, "/api/glasses", None, None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = call(&app, reqwest::Method::GET, "/api/beers", None, None).await;
@@ -398,15 +390,7 @@ async fn cors_is_off_by_default_and_follows_the_allow_list() {
             .is_none()
     );
 
-    let dir = tempdir("cors");
-    let (file, _) = tokens_file(&dir);
-    let app = spawn_with(&[
-        "--tokens",
-        file.to_str().unwrap(),
-        "--cors-origin",
-        "http://bar.example",
-    ])
-    .await;
+    let (app, dir, _) = spawn_with_tokens("cors", &["--cors-origin", "http://bar.example"]).await;
     let preflight = |origin: &'static str| {
         app.http
             .request(reqwest::Method::OPTIONS, app.url("/api/beers"))
