@@ -61,11 +61,29 @@ pub fn route_of(path: &str) -> &'static str {
 
 /// One answered request.
 pub fn request(route: &'static str, method: &str, status: u16, took: Duration) {
-    let method = match method {
-        "GET" | "POST" | "DELETE" | "OPTIONS" | "HEAD" | "PUT" | "PATCH" => method.to_owned(),
-        _ => "other".to_owned(),
+    // Static label values: no allocation per request on the hot path.
+    let method: &'static str = match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        _ => "other",
     };
-    counter!("altair_http_requests_total", "route" => route, "method" => method, "status" => status.to_string())
+    let status: metrics::SharedString = match status {
+        200 => "200".into(),
+        201 => "201".into(),
+        204 => "204".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        404 => "404".into(),
+        422 => "422".into(),
+        429 => "429".into(),
+        other => other.to_string().into(),
+    };
+    counter!("altair_http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     histogram!("altair_http_request_duration_seconds", "route" => route).record(took.as_secs_f64());
 }

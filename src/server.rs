@@ -88,10 +88,6 @@ pub struct Server {
     log_successes: bool,
 }
 
-/// The peer of a request, put in its extensions for the handlers.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
 impl Server {
     /// Loads the catalogue, opens (and recovers) the store and binds the listening socket.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
@@ -254,7 +250,6 @@ impl Server {
                     };
                     let mut response = match admitted {
                         Ok(identity) => {
-                            request.extensions_mut().insert(Peer(peer));
                             request.extensions_mut().insert(identity);
                             match service.clone().call(request).await {
                                 Ok(response) => response,

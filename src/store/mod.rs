@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use index::Index;
 pub use journal::JournalError;
 pub use ledger::{Ledger, LedgerSettings, Opened};
 

@@ -375,14 +375,14 @@ async fn subscribers_past_the_cap_get_503() {
 
 #[tokio::test]
 async fn cors_is_off_by_default_and_follows_the_allow_list() {
-    let app = spawn_app_with_origin(None).await;
-    let response = app
-        .http
-        .get(app.url("/health"))
-        .header("origin", "http://bar.example")
-        .send()
-        .await
-        .unwrap();
+    let health_from = |app: &TestApp, origin: &'static str| {
+        app.http
+            .get(app.url("/health"))
+            .header("origin", origin)
+            .send()
+    };
+    let app = spawn_with(&[]).await;
+    let response = health_from(&app, "http://bar.example").await.unwrap();
     assert!(
         response
             .headers()
@@ -422,25 +422,12 @@ async fn cors_is_off_by_default_and_follows_the_allow_list() {
         preflight("http://evil.example").await.unwrap().status(),
         StatusCode::FORBIDDEN
     );
-    let response = app
-        .http
-        .get(app.url("/health"))
-        .header("origin", "http://bar.example")
-        .send()
-        .await
-        .unwrap();
+    let response = health_from(&app, "http://bar.example").await.unwrap();
     assert_eq!(
         response.headers()["access-control-allow-origin"],
         "http://bar.example"
     );
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-async fn spawn_app_with_origin(origin: Option<&str>) -> TestApp {
-    match origin {
-        Some(origin) => spawn_with(&["--cors-origin", origin]).await,
-        None => spawn_with(&[]).await,
-    }
 }
 
 /// Reads until the server closes the connection; true if it did within the patience.
