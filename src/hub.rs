@@ -12,7 +12,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::Bytes;
+use tokio_tungstenite::tungstenite::protocol::frame::{
+    self as ws,
+    coding::{Data, OpCode},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Event;
@@ -24,8 +28,10 @@ use crate::report::Report;
 pub struct Frame {
     /// The pour's id for pour events, so that a replaying subscriber can drop duplicates.
     pub pour_id: Option<u64>,
-    /// The JSON text.
-    pub text: Utf8Bytes,
+    /// The whole WebSocket text frame, header and JSON. Server frames are not masked, so
+    /// every subscriber is sent these very bytes: nothing is encoded per subscriber.
+    pub wire: Bytes,
+    json_at: usize,
 }
 
 /// The event frames as they go on the wire.
@@ -45,18 +51,31 @@ impl Frame {
             Event::Deleted(pour) => (None, Wire::Deleted { id: pour.id }),
             Event::Report(report) => (None, Wire::Report { report }),
         };
-        Frame {
-            pour_id,
-            text: to_json(&wire).into(),
-        }
+        Frame::text(pour_id, to_json(&wire))
     }
 
     /// The frame for one pour, as replayed to a single subscriber.
     pub fn pour(pour: &Pour) -> Frame {
-        Frame {
-            pour_id: Some(pour.id),
-            text: to_json(&Wire::Pour { beer: pour }).into(),
+        Frame::text(Some(pour.id), to_json(&Wire::Pour { beer: pour }))
+    }
+
+    fn text(pour_id: Option<u64>, json: String) -> Frame {
+        let payload = json.len();
+        let mut wire = Vec::with_capacity(payload + 10);
+        // Writing into a Vec cannot fail.
+        if let Err(e) = ws::Frame::message(json, OpCode::Data(Data::Text), true).format(&mut wire) {
+            log::error!("event frame encoding failed: {e}");
         }
+        Frame {
+            pour_id,
+            json_at: wire.len().saturating_sub(payload),
+            wire: wire.into(),
+        }
+    }
+
+    /// The JSON text the frame carries.
+    pub fn json(&self) -> &[u8] {
+        &self.wire[self.json_at..]
     }
 }
 
@@ -299,11 +318,13 @@ mod tests {
         let f = Frame::of(&Event::Poured(pour(17, 3, "pint")));
         assert_eq!(f.pour_id, Some(17));
         assert_eq!(
-            f.text.as_str(),
-            r#"{"event":"pour","beer":{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"1970-01-01T00:00:00.000Z"}}"#
+            f.json(),
+            br#"{"event":"pour","beer":{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"1970-01-01T00:00:00.000Z"}}"#
         );
         let f = Frame::of(&Event::Deleted(pour(17, 3, "pint")));
-        assert_eq!(f.text.as_str(), r#"{"event":"deleted","id":17}"#);
+        assert_eq!(f.json(), br#"{"event":"deleted","id":17}"#);
+        // A final, unmasked text frame with a 7-bit length.
+        assert_eq!(&f.wire[..2], &[0x81, f.json().len() as u8]);
     }
 
     #[test]

@@ -7,17 +7,21 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::task::Poll;
+
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::{self, Bytes, Message};
 use warp::http::{HeaderMap, Response, StatusCode, header};
 use warp::reply::Response as WarpResponse;
 
@@ -34,7 +38,7 @@ const REPLAY_PAGE: usize = 512;
 /// Frames taken from the queue per write at most.
 const BATCH: usize = 256;
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Socket = WebSocketStream<TcpStream>;
 
 /// What a subscriber asked for when it connected.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -132,21 +136,10 @@ pub fn handshake(
     fanout.spawn(tasks.track_future(async move {
         let _slot = slot;
         match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    // Clients send little: small read buffers keep idle subscribers cheap.
-                    .read_buffer_size(4096)
-                    .write_buffer_size(16 * 1024)
-                    .max_message_size(Some(MAX_CLIENT_FRAME))
-                    .max_frame_size(Some(MAX_CLIENT_FRAME));
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                serve(socket, params, state).await;
-            }
+            Ok(upgraded) => match socket(upgraded).await {
+                Ok(socket) => serve(socket, params, state).await,
+                Err(e) => log::error!("WebSocket upgrade failed: {e}"),
+            },
             Err(e) => log::debug!("WebSocket upgrade failed: {e}"),
         }
     }));
@@ -159,6 +152,25 @@ pub fn handshake(
         .body(Default::default())
         .map_err(|e| ApiError::Internal(format!("building the 101 response: {e}")))?;
     Ok(response)
+}
+
+/// The upgraded connection as a WebSocket over the bare TCP stream, registered with the
+/// fan-out runtime this runs on (it was accepted on the HTTP one). The bare stream is what
+/// lets frames be written with one `try_write` each, past tungstenite's buffers.
+async fn socket(upgraded: Upgraded) -> std::io::Result<Socket> {
+    let parts = upgraded
+        .downcast::<TokioIo<TcpStream>>()
+        .map_err(|_| std::io::Error::other("the connection is not a TCP stream"))?;
+    let tcp = TcpStream::from_std(parts.io.into_inner().into_std()?)?;
+    let config = WebSocketConfig::default()
+        // Clients send little: small read buffers keep idle subscribers cheap.
+        .read_buffer_size(4096)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(Some(MAX_CLIENT_FRAME))
+        .max_frame_size(Some(MAX_CLIENT_FRAME));
+    // Bytes the client sent right after its handshake are already in hyper's buffer.
+    let early = parts.read_buf.to_vec();
+    Ok(WebSocketStream::from_partially_read(tcp, early, Role::Server, Some(config)).await)
 }
 
 #[derive(Serialize)]
@@ -217,7 +229,17 @@ async fn unless_ended<T>(
 async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
     let filter = params.filter();
     let mut subscription = state.hub.subscribe(filter.clone());
-    let end = match converse(&mut socket, &mut subscription, &params, &filter, &state).await {
+    let mut unsent = Bytes::new();
+    let end = match converse(
+        &mut socket,
+        &mut subscription,
+        &mut unsent,
+        &params,
+        &filter,
+        &state,
+    )
+    .await
+    {
         Ok(end) | Err(end) => end,
     };
     // Dropping the subscription discards whatever is still queued for it.
@@ -226,6 +248,8 @@ async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
     if let Some(frame) = end.close_frame() {
         // The close frame gets a grace period to be taken; then the connection is dropped.
         let _ = tokio::time::timeout(state.socket.close_grace, async {
+            // The rest of a frame cut short goes first, or the close frame would land inside it.
+            socket.get_mut().write_all(&unsent).await?;
             socket.send(Message::Close(Some(frame))).await?;
             while socket.next().await.is_some() {}
             Ok::<(), tokio_tungstenite::tungstenite::Error>(())
@@ -241,6 +265,7 @@ async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
 async fn converse(
     socket: &mut Socket,
     subscription: &mut Subscription,
+    unsent: &mut Bytes,
     params: &SocketParams,
     filter: &Filter,
     state: &AppState,
@@ -278,26 +303,56 @@ async fn converse(
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
+    // Read once first: whatever came with the handshake is already buffered, and no
+    // readiness will announce it.
+    let mut read_first = true;
+    let shutdown = state.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
+        // Only a readable socket is read: polling tungstenite on every wake-up for frames to
+        // send would cost each delivery a read attempt.
+        let readable = std::future::poll_fn(|cx| match read_first {
+            true => Poll::Ready(Ok(())),
+            false => socket.get_ref().poll_read_ready(cx),
+        });
         tokio::select! {
             biased;
-            _ = state.shutdown.cancelled() => return Ok(End::Shutdown),
+            _ = &mut shutdown => return Ok(End::Shutdown),
             why = &mut *kicked => return Ok(why.map_or(End::Shutdown, End::Kicked)),
             n = subscription.frames.recv_many(&mut batch, BATCH) => {
                 if n == 0 {
                     return Ok(End::Shutdown);
                 }
-                let write = write_batch(socket, &mut batch, floor);
-                unless_ended(write, kicked, state).await?.map_err(|_| End::Broken)?;
+                let (bytes, sent) = gather(&mut batch, floor);
+                crate::metrics::frames_sent(sent);
+                write_frames(socket, bytes, unsent, kicked, state).await?;
             }
-            message = socket.next() => match message {
-                Some(Ok(Message::Close(_))) | None => return Ok(End::ClientClosed),
-                // Pongs and anything else the client says prove it is alive; text is ignored.
-                Some(Ok(_)) => last_heard = Instant::now(),
-                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => return Ok(End::TooBig),
-                Some(Err(tokio_tungstenite::tungstenite::Error::Protocol(_))) => return Ok(End::ProtocolError),
-                Some(Err(_)) => return Ok(End::Broken),
-            },
+            ready = readable => {
+                read_first = false;
+                if ready.is_err() {
+                    return Ok(End::Broken);
+                }
+                let mut pinged = false;
+                // Every message that can be read now; then back to waiting for readiness.
+                while let Some(message) = next_now(socket).await {
+                    match message {
+                        Some(Ok(Message::Close(_))) | None => return Ok(End::ClientClosed),
+                        // Pongs and anything else the client says prove it is alive; text
+                        // is ignored.
+                        Some(Ok(message)) => {
+                            pinged |= message.is_ping();
+                            last_heard = Instant::now();
+                        }
+                        Some(Err(tungstenite::Error::Capacity(_))) => return Ok(End::TooBig),
+                        Some(Err(tungstenite::Error::Protocol(_))) => return Ok(End::ProtocolError),
+                        Some(Err(_)) => return Ok(End::Broken),
+                    }
+                }
+                if pinged {
+                    // tungstenite queued the pong: out before any frame written past it.
+                    unless_ended(socket.flush(), kicked, state).await?.map_err(|_| End::Broken)?;
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > state.socket.pong_timeout {
                     return Ok(End::Unresponsive);
@@ -309,22 +364,72 @@ async fn converse(
     }
 }
 
-/// Feeds every queued frame, then flushes once: one write for the lot, not one per frame.
-async fn write_batch(
-    socket: &mut Socket,
-    batch: &mut Vec<Frame>,
-    floor: u64,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let mut sent = 0;
-    for frame in batch.drain(..) {
-        if frame.pour_id.is_some_and(|id| id <= floor) {
-            continue;
+/// The next message if one can be read without waiting: `None` when the socket has nothing
+/// more for now, `Some(None)` when the client is gone.
+async fn next_now(socket: &mut Socket) -> Option<Option<tungstenite::Result<Message>>> {
+    std::future::poll_fn(|cx| match socket.poll_next_unpin(cx) {
+        Poll::Ready(message) => Poll::Ready(Some(message)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// The queued frames above `floor` as one buffer, and how many they are: written with one
+/// system call, not one per frame. A lone frame is the hub's own bytes, not a copy.
+fn gather(batch: &mut Vec<Frame>, floor: u64) -> (Bytes, usize) {
+    batch.retain(|frame| frame.pour_id.is_none_or(|id| id > floor));
+    let sent = batch.len();
+    let bytes = match batch.as_slice() {
+        [one] => one.wire.clone(),
+        frames => {
+            let mut joined = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
+            for frame in frames {
+                joined.extend_from_slice(&frame.wire);
+            }
+            joined.into()
         }
-        socket.feed(Message::Text(frame.text)).await?;
-        sent += 1;
+    };
+    batch.clear();
+    (bytes, sent)
+}
+
+/// Writes whole frames straight to the TCP stream: at once if the socket takes them, else
+/// waiting (and giving up on shutdown or a kick, with what is left in `unsent`).
+///
+/// Safe past tungstenite because its own buffer is empty whenever this runs: every `send`
+/// flushes, and a pong it queued on reading a ping is flushed right after the read.
+async fn write_frames(
+    socket: &mut Socket,
+    bytes: Bytes,
+    unsent: &mut Bytes,
+    kicked: &mut oneshot::Receiver<Kick>,
+    state: &AppState,
+) -> Result<(), End> {
+    if bytes.is_empty() {
+        return Ok(());
     }
-    crate::metrics::frames_sent(sent);
-    socket.flush().await
+    let written = match socket.get_ref().try_write(&bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return Err(End::Broken),
+    };
+    if written < bytes.len() {
+        *unsent = bytes.slice(written..);
+        let rest = async {
+            while !unsent.is_empty() {
+                let n = socket.get_mut().write(unsent).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                *unsent = unsent.slice(n..);
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        unless_ended(rest, kicked, state)
+            .await?
+            .map_err(|_| End::Broken)?;
+    }
+    Ok(())
 }
 
 /// Sends every stored pour after `since` that the filter admits, in id order; returns the
@@ -343,13 +448,14 @@ async fn replay(
             .list(&ListQuery::after(cursor, REPLAY_PAGE))
             .await
             .map_err(|e| log::error!("replay could not read the store: {e}"))?;
-        for pour in page.pours.iter().filter(|p| filter.admits(p)) {
-            socket
-                .feed(Message::Text(Frame::pour(pour).text))
-                .await
-                .map_err(|_| ())?;
-        }
-        socket.flush().await.map_err(|_| ())?;
+        let mut frames: Vec<Frame> = page
+            .pours
+            .iter()
+            .filter(|p| filter.admits(p))
+            .map(Frame::pour)
+            .collect();
+        let (bytes, _) = gather(&mut frames, 0);
+        socket.get_mut().write_all(&bytes).await.map_err(|_| ())?;
         match page.pours.last() {
             Some(last) => {
                 seen = last.id;

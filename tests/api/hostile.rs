@@ -181,16 +181,15 @@ async fn path_tricks_and_odd_queries_are_answered_plainly() {
     unharmed(&app, 1).await;
 }
 
-/// A raw WebSocket handshake; returns the stream after the 101 response.
-async fn raw_socket(app: &TestApp) -> TcpStream {
+const HANDSHAKE: &[u8] =
+    b"GET /sockets/beers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+      Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// A raw WebSocket handshake, followed in the same write by `then`; returns the stream
+/// after the 101 response.
+async fn raw_socket_with(app: &TestApp, then: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream
-        .write_all(
-            b"GET /sockets/beers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    stream.write_all(&[HANDSHAKE, then].concat()).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8];
@@ -205,30 +204,57 @@ async fn raw_socket(app: &TestApp) -> TcpStream {
     stream
 }
 
-/// Reads server frames (unmasked) until a close frame; returns its code.
-async fn close_code(stream: &mut TcpStream) -> u16 {
+async fn raw_socket(app: &TestApp) -> TcpStream {
+    raw_socket_with(app, b"").await
+}
+
+/// Reads one server frame (unmasked): its opcode and payload.
+async fn raw_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     within(async {
-        loop {
-            let mut head = [0u8; 2];
-            stream.read_exact(&mut head).await.unwrap();
-            let mut len = u64::from(head[1] & 0x7f);
-            if len == 126 {
-                let mut ext = [0u8; 2];
-                stream.read_exact(&mut ext).await.unwrap();
-                len = u64::from(u16::from_be_bytes(ext));
-            } else if len == 127 {
-                let mut ext = [0u8; 8];
-                stream.read_exact(&mut ext).await.unwrap();
-                len = u64::from_be_bytes(ext);
-            }
-            let mut payload = vec![0u8; len as usize];
-            stream.read_exact(&mut payload).await.unwrap();
-            if head[0] & 0x0f == 0x8 {
-                return u16::from_be_bytes([payload[0], payload[1]]);
-            }
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.unwrap();
+        let mut len = u64::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut ext = [0u8; 2];
+            stream.read_exact(&mut ext).await.unwrap();
+            len = u64::from(u16::from_be_bytes(ext));
+        } else if len == 127 {
+            let mut ext = [0u8; 8];
+            stream.read_exact(&mut ext).await.unwrap();
+            len = u64::from_be_bytes(ext);
         }
+        let mut payload = vec![0u8; len as usize];
+        stream.read_exact(&mut payload).await.unwrap();
+        (head[0] & 0x0f, payload)
     })
     .await
+}
+
+/// Reads server frames until a close frame; returns its code.
+async fn close_code(stream: &mut TcpStream) -> u16 {
+    loop {
+        if let (0x8, payload) = raw_frame(stream).await {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frame_sent_with_the_handshake_is_answered() {
+    let app = spawn_app().await;
+    // A masked ping (zero mask) in the same packet as the upgrade request: the server has
+    // it buffered before the socket is a WebSocket, and must still read it.
+    let mut stream = raw_socket_with(&app, b"\x89\x84\x00\x00\x00\x00ping").await;
+    let (opcode, hello) = raw_frame(&mut stream).await;
+    assert_eq!(opcode, 0x1);
+    assert!(hello.starts_with(br#"{"event":"hello""#));
+    assert_eq!(raw_frame(&mut stream).await, (0xA, b"ping".to_vec()));
+    // And frames go on after the pong, whole.
+    let posted = app.pour(1, 500.0).await;
+    let (opcode, pour) = raw_frame(&mut stream).await;
+    assert_eq!(opcode, 0x1);
+    let pour: serde_json::Value = serde_json::from_slice(&pour).unwrap();
+    assert_eq!(pour["beer"], posted);
 }
 
 #[tokio::test]
