@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use crate::config::Settings;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use subscriber::Subscriber;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::Settings;
+mod subscriber;
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -327,35 +326,16 @@ pub async fn fanout(
     rate: f64,
     seconds: f64,
 ) -> Result<FanoutResult, String> {
-    let url = settings.feed("");
-    let config = WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0);
+    let (addr, extra) = (host_port(settings), auth_header(settings));
     let connecting = Instant::now();
     let mut sockets = Vec::with_capacity(subscribers);
     // Connect in waves, so that the listen backlog is not what is measured.
     for wave in (0..subscribers).collect::<Vec<_>>().chunks(256) {
-        let mut handshakes = Vec::new();
-        for _ in wave {
-            let mut request =
-                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                    url.as_str(),
-                )
-                .map_err(|e| e.to_string())?;
-            if let Some(token) = &settings.token {
-                let value = format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| "bad token".to_owned())?;
-                request.headers_mut().insert("authorization", value);
-            }
-            handshakes.push(tokio_tungstenite::connect_async_with_config(
-                request,
-                Some(config),
-                true,
-            ));
-        }
+        let handshakes = wave
+            .iter()
+            .map(|_| Subscriber::connect(&addr, &addr, "/sockets/beers", &extra));
         for result in futures::future::join_all(handshakes).await {
-            sockets.push(result.map_err(|e| format!("subscribe: {e}"))?.0);
+            sockets.push(result.map_err(|e| format!("subscribe: {e}"))?);
         }
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();
@@ -372,24 +352,27 @@ pub async fn fanout(
             tokio::spawn(async move {
                 let mut seen: Vec<(u64, Instant)> = Vec::new();
                 let mut highest = 0;
+                let stopped = stop.cancelled();
+                tokio::pin!(stopped);
                 loop {
                     if highest >= *last.borrow() {
                         break;
                     }
-                    let message = tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = last.changed() => continue,
-                        m = socket.next() => m,
-                    };
-                    match message {
-                        Some(Ok(Message::Text(text))) => {
-                            if let Some(id) = pour_id(&text) {
-                                seen.push((id, Instant::now()));
-                                highest = highest.max(id);
-                            }
+                    // Frames that came in one read arrived together: one clock reading.
+                    let mut now = None;
+                    let read = socket.read(|frame| {
+                        if let Some(id) = std::str::from_utf8(frame).ok().and_then(pour_id) {
+                            seen.push((id, *now.get_or_insert_with(Instant::now)));
+                            highest = highest.max(id);
                         }
-                        Some(Ok(_)) => {}
-                        _ => break,
+                    });
+                    let open = tokio::select! {
+                        _ = &mut stopped => break,
+                        _ = last.changed() => continue,
+                        open = read => open,
+                    };
+                    if !matches!(open, Ok(true)) {
+                        break;
                     }
                 }
                 seen
