@@ -1,17 +1,22 @@
 //! WebSocket fan-out: one task turns each bus event into a frame, once, and offers the same
-//! bytes to every subscriber's bounded queue.
+//! bytes to every subscriber.
+//!
+//! Each subscriber's bytes go through its [`Lane`]: written by the hub directly while the
+//! socket takes them, queued for the subscriber's own task when it does not.
 //!
 //! The hub never waits on a subscriber. A subscriber whose queue is full is a slow consumer:
 //! it is removed, told why through its kick channel, and counted; the others go on. If the
 //! hub itself falls behind the bus (the bus channel overflowed), every subscriber has missed
 //! events, so every one is kicked with a reason that tells it to resume with `since`.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use dashmap::DashMap;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, broadcast, oneshot};
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::{
     self as ws,
@@ -114,9 +119,189 @@ pub enum Kick {
 }
 
 struct Entry {
-    queue: mpsc::Sender<Frame>,
+    lane: Arc<Lane>,
     filter: Filter,
     kick: oneshot::Sender<Kick>,
+}
+
+/// The way from the hub to one subscriber's socket.
+///
+/// While the subscriber's task has nothing to write, the lane is *direct*: the hub writes
+/// each frame to the socket itself, with one non-blocking system call and no task to wake.
+/// When a write would block or comes out short, or the task needs the socket (a ping, the
+/// pong tungstenite owes, the hello and replay), the lane is *held*: frames queue, up to the
+/// queue's capacity, and the task writes them out and hands the socket back once the queue
+/// is empty. Both switches happen under the lane's lock, so frames never interleave and
+/// never leave out of order.
+pub struct Lane {
+    state: Mutex<LaneState>,
+    /// Rung when the subscriber's task has frames to write.
+    pub ready: Notify,
+    /// Weak: the connection closes when its task lets go, even while the hub's roster
+    /// still lists the lane.
+    stream: Weak<TcpStream>,
+}
+
+#[derive(Default)]
+struct LaneState {
+    direct: bool,
+    /// Over: nothing more is written or queued.
+    closed: bool,
+    queue: VecDeque<Frame>,
+    /// The rest of a frame the hub wrote only part of: it goes first.
+    unsent: Bytes,
+    /// Pours at or below this were replayed or predate the subscription: not sent.
+    floor: u64,
+}
+
+enum Offer {
+    /// This many frames went to the socket.
+    Written(usize),
+    Queued,
+    Full,
+}
+
+/// Frames as one buffer; a lone frame is its own bytes, not a copy.
+fn join<'a>(frames: impl Iterator<Item = &'a Frame>) -> Bytes {
+    let mut frames = frames.peekable();
+    let Some(first) = frames.next() else {
+        return Bytes::new();
+    };
+    if frames.peek().is_none() {
+        return first.wire.clone();
+    }
+    let mut joined = first.wire.to_vec();
+    for frame in frames {
+        joined.extend_from_slice(&frame.wire);
+    }
+    joined.into()
+}
+
+/// Frames taken from a held lane, to be written in one go.
+pub struct Batch {
+    pub bytes: Bytes,
+    pub frames: usize,
+}
+
+impl Lane {
+    fn new(stream: &Arc<TcpStream>) -> Lane {
+        Lane {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            stream: Arc::downgrade(stream),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, LaneState> {
+        // Nothing panics while holding it; if something did, the state is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one round's `frames` (those the subscriber's filter admits; `joined` is all
+    /// of them as one buffer when that is every frame of the round): written with one
+    /// system call, queued, or refused because the queue is full.
+    fn offer(&self, frames: &[&Frame], joined: Option<&Bytes>, capacity: usize) -> Offer {
+        let mut state = self.state();
+        let Some(stream) = self.stream.upgrade().filter(|_| !state.closed) else {
+            return Offer::Queued;
+        };
+        let floor = state.floor;
+        let fresh = |f: &&&Frame| f.pour_id.is_none_or(|id| id > floor);
+        if state.direct {
+            let count = frames.iter().filter(fresh).count();
+            let bytes = match joined {
+                Some(joined) if count == frames.len() => joined.clone(),
+                _ => join(frames.iter().filter(fresh).copied()),
+            };
+            if bytes.is_empty() {
+                return Offer::Queued;
+            }
+            match stream.try_write(&bytes) {
+                Ok(n) if n == bytes.len() => return Offer::Written(count),
+                Ok(n) => state.unsent = bytes.slice(n..),
+                // Would block, or broken: the task writes them, or finds out.
+                Err(_) => state
+                    .queue
+                    .extend(frames.iter().filter(fresh).map(|f| (*f).clone())),
+            }
+            state.direct = false;
+        } else {
+            let was_empty = state.queue.is_empty();
+            for frame in frames.iter().filter(fresh) {
+                if state.queue.len() >= capacity {
+                    return Offer::Full;
+                }
+                state.queue.push_back((*frame).clone());
+            }
+            if !was_empty || state.queue.is_empty() {
+                // Rung already for what was queued, and not yet taken; or nothing new.
+                return Offer::Queued;
+            }
+        }
+        drop(state);
+        self.ready.notify_one();
+        Offer::Queued
+    }
+
+    /// The subscriber's task is about to write through the socket itself: frames queue.
+    pub fn hold(&self) {
+        self.state().direct = false;
+    }
+
+    /// Raises the floor: pours at or below `floor` are not sent from now on.
+    pub fn raise_floor(&self, floor: u64) {
+        let mut state = self.state();
+        state.floor = state.floor.max(floor);
+    }
+
+    /// What is queued (at most `max` frames) as one buffer; `None`, with the lane direct
+    /// again, once nothing is left.
+    pub fn take(&self, max: usize) -> Option<Batch> {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        if state.closed {
+            return None;
+        }
+        let mut bytes = std::mem::take(&mut state.unsent);
+        let mut joined: Option<Vec<u8>> = None;
+        let mut frames = 0;
+        while frames < max {
+            let Some(frame) = state.queue.pop_front() else {
+                break;
+            };
+            if frame.pour_id.is_some_and(|id| id <= state.floor) {
+                continue;
+            }
+            if bytes.is_empty() {
+                // A lone frame goes out as the hub's own bytes, not a copy.
+                bytes = frame.wire;
+            } else {
+                joined
+                    .get_or_insert_with(|| Vec::from(&bytes[..]))
+                    .extend_from_slice(&frame.wire);
+            }
+            frames += 1;
+        }
+        if let Some(joined) = joined {
+            bytes = joined.into();
+        }
+        if bytes.is_empty() {
+            // Only skipped frames stop short of `max`: the queue is empty.
+            state.direct = true;
+            return None;
+        }
+        Some(Batch { bytes, frames })
+    }
+
+    /// Ends the lane; returns the rest of a frame the hub cut short, which must go out
+    /// before anything else is written.
+    pub fn close(&self) -> Bytes {
+        let mut state = self.state();
+        state.closed = true;
+        state.direct = false;
+        state.queue.clear();
+        std::mem::take(&mut state.unsent)
+    }
 }
 
 /// A cheap-to-clone handle on the subscriber registry.
@@ -127,6 +312,8 @@ pub struct Hub {
 
 struct Inner {
     subscribers: DashMap<u64, Entry>,
+    /// Bumped on every subscribe and unsubscribe, so the hub knows to re-read the map.
+    version: AtomicU64,
     /// Connections admitted (from handshake to close), for the subscriber cap.
     admitted: AtomicUsize,
     next_id: AtomicU64,
@@ -134,9 +321,9 @@ struct Inner {
     dropped_slow: AtomicU64,
 }
 
-/// A registered subscriber's end: its queue and its kick notice. Dropping it unregisters.
+/// A registered subscriber's end: its lane and its kick notice. Dropping it unregisters.
 pub struct Subscription {
-    pub frames: mpsc::Receiver<Frame>,
+    pub lane: Arc<Lane>,
     pub kicked: oneshot::Receiver<Kick>,
     id: u64,
     hub: Hub,
@@ -144,7 +331,9 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.lane.close();
         self.hub.inner.subscribers.remove(&self.id);
+        self.hub.inner.version.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -157,12 +346,21 @@ impl Drop for Slot {
     }
 }
 
+/// The hub's own copy of the subscriber list: delivering walks it without touching the
+/// map's locks, which connecting and leaving subscribers take.
+#[derive(Default)]
+struct Roster {
+    version: u64,
+    entries: Vec<(u64, Arc<Lane>, Filter)>,
+}
+
 impl Hub {
     /// A hub whose subscribers each queue up to `queue_capacity` frames.
     pub fn new(queue_capacity: usize) -> Hub {
         Hub {
             inner: Arc::new(Inner {
                 subscribers: DashMap::new(),
+                version: AtomicU64::new(1),
                 admitted: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 queue_capacity: queue_capacity.max(1),
@@ -171,21 +369,23 @@ impl Hub {
         }
     }
 
-    /// Registers a subscriber: every event the hub handles from now on is offered to it.
-    pub fn subscribe(&self, filter: Filter) -> Subscription {
+    /// Registers a subscriber on `stream`: every event the hub handles from now on is
+    /// offered to it. The lane starts held, for the hello and the replay.
+    pub fn subscribe(&self, filter: Filter, stream: &Arc<TcpStream>) -> Subscription {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (queue, frames) = mpsc::channel(self.inner.queue_capacity);
+        let lane = Arc::new(Lane::new(stream));
         let (kick, kicked) = oneshot::channel();
         self.inner.subscribers.insert(
             id,
             Entry {
-                queue,
+                lane: lane.clone(),
                 filter,
                 kick,
             },
         );
+        self.inner.version.fetch_add(1, Ordering::Release);
         Subscription {
-            frames,
+            lane,
             kicked,
             id,
             hub: self.clone(),
@@ -215,24 +415,50 @@ impl Hub {
         self.inner.dropped_slow.load(Ordering::Relaxed)
     }
 
-    /// Offers one event to every subscriber; never waits.
-    pub fn deliver(&self, event: &Event) {
-        let frame = Frame::of(event);
-        let mut slow = Vec::new();
-        for entry in self.inner.subscribers.iter() {
-            if let Event::Poured(pour) = event
-                && !entry.filter.admits(pour)
-            {
+    fn refresh(&self, roster: &mut Roster) {
+        let version = self.inner.version.load(Ordering::Acquire);
+        if version != roster.version {
+            roster.entries.clear();
+            roster.entries.extend(
+                self.inner
+                    .subscribers
+                    .iter()
+                    .map(|e| (*e.key(), e.lane.clone(), e.filter.clone())),
+            );
+            roster.version = version;
+        }
+    }
+
+    /// Offers one round of events to every subscriber; never waits.
+    fn deliver(&self, events: &[Event], roster: &mut Roster) {
+        self.refresh(roster);
+        let frames: Vec<Frame> = events.iter().map(Frame::of).collect();
+        let joined = join(frames.iter());
+        let (mut slow, mut written) = (Vec::new(), 0);
+        let mut picked = Vec::with_capacity(frames.len());
+        for (id, lane, filter) in &roster.entries {
+            picked.clear();
+            picked.extend(
+                events
+                    .iter()
+                    .zip(&frames)
+                    .filter(|(event, _)| match event {
+                        Event::Poured(pour) => filter.admits(pour),
+                        _ => true,
+                    })
+                    .map(|(_, frame)| frame),
+            );
+            if picked.is_empty() {
                 continue;
             }
-            match entry.queue.try_send(frame.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => slow.push(*entry.key()),
-                // The subscriber is going away; its Subscription drop unregisters it.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            let all = (picked.len() == frames.len()).then_some(&joined);
+            match lane.offer(&picked, all, self.inner.queue_capacity) {
+                Offer::Written(n) => written += n,
+                Offer::Queued => {}
+                Offer::Full => slow.push(*id),
             }
         }
-        // Removed after the iteration: removing while iterating a DashMap deadlocks.
+        crate::metrics::frames_sent(written);
         for id in slow {
             self.kick(id, Kick::SlowConsumer);
         }
@@ -240,6 +466,7 @@ impl Hub {
 
     fn kick(&self, id: u64, why: Kick) {
         if let Some((_, entry)) = self.inner.subscribers.remove(&id) {
+            self.inner.version.fetch_add(1, Ordering::Release);
             if why == Kick::SlowConsumer {
                 self.inner.dropped_slow.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::subscriber_dropped_slow();
@@ -249,38 +476,48 @@ impl Hub {
         }
     }
 
-    /// Fans out bus events until `shutdown` or the bus closes.
+    /// Fans out bus events until `shutdown` or the bus closes. It runs on a thread of its
+    /// own: a round of writes to thousands of sockets takes milliseconds without a pause,
+    /// which would stall any task sharing its thread.
     pub async fn run(self, mut events: broadcast::Receiver<Event>, shutdown: CancellationToken) {
-        const YIELD_EVERY: u32 = 16;
-        let mut since_yield = 0;
+        // Half a queue: a round offered to a lane whose task holds it for a moment (to send
+        // a ping) must not fill its queue.
+        let most = (self.inner.queue_capacity / 2).clamp(1, 256);
+        let mut round = Vec::with_capacity(most);
+        let mut roster = Roster::default();
         loop {
-            let event = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 event = events.recv() => event,
             };
-            match event {
+            let mut lagged = match first {
                 Ok(event) => {
-                    self.deliver(&event);
-                    // Let the writers run every few events: a burst of queued events would
-                    // otherwise be offered all at once (up to the scheduler's budget, 128)
-                    // and could fill a short queue of a subscriber that keeps up perfectly
-                    // well. Not after every event: under load that starves the hub itself.
-                    since_yield += 1;
-                    if since_yield == YIELD_EVERY {
-                        since_yield = 0;
-                        tokio::task::yield_now().await;
-                    }
+                    round.push(event);
+                    None
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    log::error!(
-                        "WebSocket hub fell {missed} events behind; disconnecting every subscriber so they resume with since"
-                    );
-                    let ids: Vec<u64> = self.inner.subscribers.iter().map(|e| *e.key()).collect();
-                    for id in ids {
-                        self.kick(id, Kick::Overloaded);
-                    }
-                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => Some(missed),
                 Err(broadcast::error::RecvError::Closed) => return,
+            };
+            // Whatever else is waiting joins the round: one write per subscriber for all.
+            while lagged.is_none() && round.len() < most {
+                match events.try_recv() {
+                    Ok(event) => round.push(event),
+                    Err(broadcast::error::TryRecvError::Lagged(missed)) => lagged = Some(missed),
+                    Err(_) => break,
+                }
+            }
+            if !round.is_empty() {
+                self.deliver(&round, &mut roster);
+                round.clear();
+            }
+            if let Some(missed) = lagged {
+                log::error!(
+                    "WebSocket hub fell {missed} events behind; disconnecting every subscriber so they resume with since"
+                );
+                let ids: Vec<u64> = self.inner.subscribers.iter().map(|e| *e.key()).collect();
+                for id in ids {
+                    self.kick(id, Kick::Overloaded);
+                }
             }
         }
     }
@@ -327,16 +564,74 @@ mod tests {
         assert_eq!(&f.wire[..2], &[0x81, f.json().len() as u8]);
     }
 
-    #[test]
-    fn a_full_queue_kicks_only_that_subscriber() {
+    /// A connected pair: the server's end for the hub, and the client's end to read.
+    async fn pair() -> (Arc<TcpStream>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (Arc::new(accepted.unwrap().0), client.unwrap())
+    }
+
+    fn deliver(hub: &Hub, event: Event) -> Frame {
+        hub.deliver(std::slice::from_ref(&event), &mut Roster::default());
+        Frame::of(&event)
+    }
+
+    #[tokio::test]
+    async fn a_direct_lane_writes_to_the_socket_and_a_held_one_queues() {
+        use tokio::io::AsyncReadExt;
+        let hub = Hub::new(8);
+        let (server, mut client) = pair().await;
+        let sub = hub.subscribe(Filter::default(), &server);
+        // Held at first (the task owes a hello): queued.
+        let first = deliver(&hub, Event::Poured(pour(1, 1, "pint")));
+        let batch = sub.lane.take(16).unwrap();
+        assert_eq!((batch.bytes, batch.frames), (first.wire, 1));
+        assert!(sub.lane.take(16).is_none(), "nothing left: direct again");
+        // Direct: the hub's bytes are on the socket, with no task involved.
+        let second = deliver(&hub, Event::Poured(pour(2, 1, "pint")));
+        let mut read = vec![0u8; second.wire.len()];
+        client.read_exact(&mut read).await.unwrap();
+        assert_eq!(read, second.wire);
+        // Held again: two frames queue and leave as one buffer, in order.
+        sub.lane.hold();
+        let third = deliver(&hub, Event::Poured(pour(3, 1, "pint")));
+        let fourth = deliver(&hub, Event::Poured(pour(4, 1, "pint")));
+        let batch = sub.lane.take(16).unwrap();
+        assert_eq!(batch.frames, 2);
+        assert_eq!(batch.bytes, [third.wire, fourth.wire].concat());
+        // Pours at or below the floor are not sent.
+        sub.lane.raise_floor(5);
+        sub.lane.hold();
+        deliver(&hub, Event::Poured(pour(5, 1, "pint")));
+        assert!(sub.lane.take(16).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_would_block_gets_its_frames_queued() {
+        let hub = Hub::new(8);
+        let (server, _client) = pair().await;
+        let sub = hub.subscribe(Filter::default(), &server);
+        assert!(sub.lane.take(16).is_none());
+        // Fill the socket's buffers: the client never reads.
+        let junk = vec![0u8; 64 * 1024];
+        while server.try_write(&junk).is_ok() {}
+        let frame = deliver(&hub, Event::Poured(pour(1, 1, "pint")));
+        let batch = sub.lane.take(16).unwrap();
+        assert_eq!((batch.bytes, batch.frames), (frame.wire, 1));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kicks_only_that_subscriber() {
         let hub = Hub::new(2);
-        let mut slow = hub.subscribe(Filter::default());
-        let mut fast = hub.subscribe(Filter::default());
+        let (slow_end, _a) = pair().await;
+        let (fast_end, _b) = pair().await;
+        let mut slow = hub.subscribe(Filter::default(), &slow_end);
+        let mut fast = hub.subscribe(Filter::default(), &fast_end);
         for id in 1..=3 {
-            hub.deliver(&Event::Poured(pour(id, 1, "pint")));
-            while let Ok(frame) = fast.frames.try_recv() {
-                assert!(frame.pour_id.is_some());
-            }
+            deliver(&hub, Event::Poured(pour(id, 1, "pint")));
+            // The fast one's task keeps up; the slow one's never takes anything.
+            while fast.lane.take(16).is_some() {}
         }
         assert_eq!(slow.kicked.try_recv(), Ok(Kick::SlowConsumer));
         assert!(fast.kicked.try_recv().is_err());
@@ -350,7 +645,8 @@ mod tests {
         let bus = crate::bus::Bus::new(&crate::glass::Catalogue::default(), 2, 0);
         let hub = Hub::new(16);
         let events = bus.subscribe();
-        let mut subscriber = hub.subscribe(Filter::default());
+        let (end, _client) = pair().await;
+        let mut subscriber = hub.subscribe(Filter::default(), &end);
         for id in 1..=5 {
             bus.poured(pour(id, 1, "pint"));
         }

@@ -16,7 +16,8 @@
 //! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a channel.
 //! - [`report`]: incremental metrics and the report document.
 //! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
-//! - [`hub`]: fan-out of each event, serialized once, to bounded per-subscriber queues.
+//! - [`hub`]: fan-out of each event, serialized once, written by the hub straight to each
+//!   subscriber's socket, or to its bounded queue when the socket is busy.
 //! - [`ws`]: the WebSocket endpoint: handshake, replay with `since`, each connection's loop.
 //! - [`server`]: shared state, the accept loop, background tasks and graceful shutdown.
 

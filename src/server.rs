@@ -4,8 +4,11 @@
 //! `TCP_NODELAY` (small event frames must not wait for Nagle), each request is logged with
 //! its peer, and header reads time out.
 //!
-//! Two runtimes: the caller's serves HTTP; a second one (`AppState::fanout`) runs the hub
-//! and the WebSocket connections, so that ingest never queues behind fan-out.
+//! Three places where work runs: the caller's runtime serves HTTP; the hub has a thread of
+//! its own, since a round of writes to thousands of sockets runs for milliseconds without a
+//! pause; a second runtime (`AppState::fanout`) runs each WebSocket connection's task. The
+//! OS scheduler, not a task queue, shares the CPU among them, so ingest never queues behind
+//! fan-out.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,9 +51,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// WebSocket connections, which shutdown waits for.
     pub tasks: TaskTracker,
-    /// The runtime that fans events out: the hub and every WebSocket connection run on
-    /// threads of their own, so that the OS scheduler, not a task queue thousands of writers
-    /// long, decides when a POST runs.
+    /// The runtime of the WebSocket connections' tasks (hello, replay, pings, and the writes
+    /// the hub hands over), apart from HTTP's, so that the OS scheduler, not a task queue
+    /// thousands of connections long, decides when a POST runs.
     pub fanout: tokio::runtime::Handle,
 }
 
@@ -65,7 +68,7 @@ pub enum StartError {
     Tokens(#[from] TokensError),
     #[error("--require-auth is set but no tokens file is given (--tokens or ALTAIR_TOKENS_FILE)")]
     AuthRequired,
-    #[error("cannot start the fan-out runtime: {source}")]
+    #[error("cannot start the fan-out threads: {source}")]
     Runtime { source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -80,6 +83,8 @@ pub struct Server {
     state: AppState,
     /// Owned here, shut down at the end of `run` (a runtime cannot be dropped in async code).
     fanout: tokio::runtime::Runtime,
+    /// The hub's own single-threaded runtime, moved to its thread by `run`.
+    hub: tokio::runtime::Runtime,
     shutdown_timeout: Duration,
     report_interval: Duration,
     header_timeout: Duration,
@@ -112,6 +117,9 @@ impl Server {
             .enable_all()
             .build()
             .map_err(|source| StartError::Runtime { source })?;
+        let hub = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|source| StartError::Runtime { source })?;
         let state = AppState {
             store,
             bus,
@@ -142,6 +150,7 @@ impl Server {
             listener,
             state,
             fanout,
+            hub,
             shutdown_timeout: config.shutdown_timeout,
             report_interval: config.report_interval,
             header_timeout: config.header_timeout,
@@ -167,6 +176,7 @@ impl Server {
             listener,
             state,
             fanout,
+            hub,
             shutdown_timeout,
             report_interval,
             header_timeout,
@@ -181,12 +191,27 @@ impl Server {
             );
         }
         // Subscribed before the first request, so the hub sees every event.
-        let hub = state.fanout.spawn(
-            state
-                .hub
-                .clone()
-                .run(state.bus.subscribe(), state.shutdown.clone()),
-        );
+        let fan_out = state
+            .hub
+            .clone()
+            .run(state.bus.subscribe(), state.shutdown.clone());
+        let (hub_done, hub_stopped) = tokio::sync::oneshot::channel();
+        let hub_thread = std::thread::Builder::new()
+            .name("altair-hub".into())
+            .spawn(move || {
+                hub.block_on(fan_out);
+                let _ = hub_done.send(());
+            });
+        if let Err(e) = hub_thread {
+            // Still correct on the fan-out runtime, only slower to share the CPU fairly.
+            log::warn!("cannot start the hub thread ({e}); the hub runs on the fan-out runtime");
+            state.fanout.spawn(
+                state
+                    .hub
+                    .clone()
+                    .run(state.bus.subscribe(), state.shutdown.clone()),
+            );
+        }
         let reports = tokio::spawn(report_loop(
             state.bus.clone(),
             report_interval,
@@ -318,7 +343,7 @@ impl Server {
                 "shutdown: connections still open after {shutdown_timeout:?}; dropping them"
             );
         }
-        let _ = tokio::join!(hub, reports, upkeep);
+        let _ = tokio::join!(hub_stopped, reports, upkeep);
         state.store.close().await;
         fanout.shutdown_background();
         log::info!("stopped");

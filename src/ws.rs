@@ -5,15 +5,17 @@
 //! the socket's buffers can be sized for thousands of mostly idle subscribers.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
-
-use std::task::Poll;
 
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -27,7 +29,7 @@ use warp::reply::Response as WarpResponse;
 
 use crate::glass::Glass;
 use crate::http::{ApiError, glass_param, tap_param};
-use crate::hub::{Filter, Frame, Kick, Subscription, to_json};
+use crate::hub::{Filter, Frame, Kick, Lane, Subscription, to_json};
 use crate::server::AppState;
 use crate::store::ListQuery;
 
@@ -35,10 +37,10 @@ use crate::store::ListQuery;
 pub const MAX_CLIENT_FRAME: usize = 4096;
 /// Pours read from the store per replay step.
 const REPLAY_PAGE: usize = 512;
-/// Frames taken from the queue per write at most.
+/// Frames taken from a held lane per write at most.
 const BATCH: usize = 256;
 
-type Socket = WebSocketStream<TcpStream>;
+type Socket = WebSocketStream<Shared>;
 
 /// What a subscriber asked for when it connected.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,7 +139,7 @@ pub fn handshake(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => match socket(upgraded).await {
-                Ok(socket) => serve(socket, params, state).await,
+                Ok((tcp, socket)) => serve(tcp, socket, params, state).await,
                 Err(e) => log::error!("WebSocket upgrade failed: {e}"),
             },
             Err(e) => log::debug!("WebSocket upgrade failed: {e}"),
@@ -156,12 +158,12 @@ pub fn handshake(
 
 /// The upgraded connection as a WebSocket over the bare TCP stream, registered with the
 /// fan-out runtime this runs on (it was accepted on the HTTP one). The bare stream is what
-/// lets frames be written with one `try_write` each, past tungstenite's buffers.
-async fn socket(upgraded: Upgraded) -> std::io::Result<Socket> {
+/// lets the hub write frames with one `try_write` each, past tungstenite's buffers.
+async fn socket(upgraded: Upgraded) -> io::Result<(Arc<TcpStream>, Socket)> {
     let parts = upgraded
         .downcast::<TokioIo<TcpStream>>()
-        .map_err(|_| std::io::Error::other("the connection is not a TCP stream"))?;
-    let tcp = TcpStream::from_std(parts.io.into_inner().into_std()?)?;
+        .map_err(|_| io::Error::other("the connection is not a TCP stream"))?;
+    let tcp = Arc::new(TcpStream::from_std(parts.io.into_inner().into_std()?)?);
     let config = WebSocketConfig::default()
         // Clients send little: small read buffers keep idle subscribers cheap.
         .read_buffer_size(4096)
@@ -170,7 +172,14 @@ async fn socket(upgraded: Upgraded) -> std::io::Result<Socket> {
         .max_frame_size(Some(MAX_CLIENT_FRAME));
     // Bytes the client sent right after its handshake are already in hyper's buffer.
     let early = parts.read_buf.to_vec();
-    Ok(WebSocketStream::from_partially_read(tcp, early, Role::Server, Some(config)).await)
+    let socket = WebSocketStream::from_partially_read(
+        Shared(tcp.clone()),
+        early,
+        Role::Server,
+        Some(config),
+    )
+    .await;
+    Ok((tcp, socket))
 }
 
 #[derive(Serialize)]
@@ -226,9 +235,10 @@ async fn unless_ended<T>(
     }
 }
 
-async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
+async fn serve(tcp: Arc<TcpStream>, mut socket: Socket, params: SocketParams, state: AppState) {
     let filter = params.filter();
-    let mut subscription = state.hub.subscribe(filter.clone());
+    let mut subscription = state.hub.subscribe(filter.clone(), &tcp);
+    drop(tcp);
     let mut unsent = Bytes::new();
     let end = match converse(
         &mut socket,
@@ -242,17 +252,19 @@ async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
     {
         Ok(end) | Err(end) => end,
     };
-    // Dropping the subscription discards whatever is still queued for it.
+    // From here the hub writes nothing more; whatever is still queued is discarded. Of a
+    // frame cut short, by the hub or by this task (never both), the rest must go first.
+    let cut = subscription.lane.close();
     drop(subscription);
     log::debug!("subscriber closed: {end:?}");
     if let Some(frame) = end.close_frame() {
         // The close frame gets a grace period to be taken; then the connection is dropped.
         let _ = tokio::time::timeout(state.socket.close_grace, async {
-            // The rest of a frame cut short goes first, or the close frame would land inside it.
             socket.get_mut().write_all(&unsent).await?;
+            socket.get_mut().write_all(&cut).await?;
             socket.send(Message::Close(Some(frame))).await?;
             while socket.next().await.is_some() {}
-            Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+            Ok::<(), tungstenite::Error>(())
         })
         .await;
     } else if end == End::ClientClosed {
@@ -270,8 +282,9 @@ async fn converse(
     filter: &Filter,
     state: &AppState,
 ) -> Result<End, End> {
+    let lane = subscription.lane.clone();
     let kicked = &mut subscription.kicked;
-    // Registered before lastId is read: any pour above lastId reaches the queue.
+    // Registered before lastId is read: any pour above lastId reaches the lane.
     let last_id = match state.store.stats().await {
         Ok(stats) => stats.last_id,
         Err(e) => {
@@ -279,6 +292,7 @@ async fn converse(
             return Err(End::Broken);
         }
     };
+    lane.raise_floor(last_id);
     let hello = Hello {
         last_id,
         glasses: state.catalogue.glasses(),
@@ -292,46 +306,39 @@ async fn converse(
     .await?
     .map_err(|_| End::Broken)?;
 
-    // Pours at or below `floor` were covered by the replay or predate lastId: not resent.
-    let mut floor = last_id;
     if let Some(since) = params.since {
         let replayed = unless_ended(replay(socket, since, filter, state), kicked, state).await?;
-        floor = floor.max(replayed.map_err(|_| End::Broken)?);
+        // Live pours the replay covered are not sent again.
+        lane.raise_floor(replayed.map_err(|_| End::Broken)?);
     }
+    // What queued meanwhile goes out; then the hub writes to the socket itself.
+    drain(socket, &lane, unsent, kicked, state).await?;
 
     let ping_every = state.socket.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
-    let mut batch = Vec::with_capacity(BATCH);
     // Read once first: whatever came with the handshake is already buffered, and no
     // readiness will announce it.
     let mut read_first = true;
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
     loop {
-        // Only a readable socket is read: polling tungstenite on every wake-up for frames to
-        // send would cost each delivery a read attempt.
         let readable = std::future::poll_fn(|cx| match read_first {
             true => Poll::Ready(Ok(())),
-            false => socket.get_ref().poll_read_ready(cx),
+            false => socket.get_ref().0.poll_read_ready(cx),
         });
         tokio::select! {
             biased;
             _ = &mut shutdown => return Ok(End::Shutdown),
             why = &mut *kicked => return Ok(why.map_or(End::Shutdown, End::Kicked)),
-            n = subscription.frames.recv_many(&mut batch, BATCH) => {
-                if n == 0 {
-                    return Ok(End::Shutdown);
-                }
-                let (bytes, sent) = gather(&mut batch, floor);
-                crate::metrics::frames_sent(sent);
-                write_frames(socket, bytes, unsent, kicked, state).await?;
-            }
+            _ = lane.ready.notified() => drain(socket, &lane, unsent, kicked, state).await?,
             ready = readable => {
                 read_first = false;
                 if ready.is_err() {
                     return Ok(End::Broken);
                 }
+                // Reading may make tungstenite write (a pong, a close reply).
+                lane.hold();
                 let mut pinged = false;
                 // Every message that can be read now; then back to waiting for readiness.
                 while let Some(message) = next_now(socket).await {
@@ -352,16 +359,35 @@ async fn converse(
                     // tungstenite queued the pong: out before any frame written past it.
                     unless_ended(socket.flush(), kicked, state).await?.map_err(|_| End::Broken)?;
                 }
+                drain(socket, &lane, unsent, kicked, state).await?;
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > state.socket.pong_timeout {
                     return Ok(End::Unresponsive);
                 }
+                lane.hold();
                 let send = socket.send(Message::Ping(Bytes::new()));
                 unless_ended(send, kicked, state).await?.map_err(|_| End::Broken)?;
+                drain(socket, &lane, unsent, kicked, state).await?;
             }
         }
     }
+}
+
+/// Writes out what queued on the lane while it was held, then hands the socket back to the
+/// hub.
+async fn drain(
+    socket: &mut Socket,
+    lane: &Lane,
+    unsent: &mut Bytes,
+    kicked: &mut oneshot::Receiver<Kick>,
+    state: &AppState,
+) -> Result<(), End> {
+    while let Some(batch) = lane.take(BATCH) {
+        crate::metrics::frames_sent(batch.frames);
+        write_frames(socket, batch.bytes, unsent, kicked, state).await?;
+    }
+    Ok(())
 }
 
 /// The next message if one can be read without waiting: `None` when the socket has nothing
@@ -374,30 +400,12 @@ async fn next_now(socket: &mut Socket) -> Option<Option<tungstenite::Result<Mess
     .await
 }
 
-/// The queued frames above `floor` as one buffer, and how many they are: written with one
-/// system call, not one per frame. A lone frame is the hub's own bytes, not a copy.
-fn gather(batch: &mut Vec<Frame>, floor: u64) -> (Bytes, usize) {
-    batch.retain(|frame| frame.pour_id.is_none_or(|id| id > floor));
-    let sent = batch.len();
-    let bytes = match batch.as_slice() {
-        [one] => one.wire.clone(),
-        frames => {
-            let mut joined = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
-            for frame in frames {
-                joined.extend_from_slice(&frame.wire);
-            }
-            joined.into()
-        }
-    };
-    batch.clear();
-    (bytes, sent)
-}
-
 /// Writes whole frames straight to the TCP stream: at once if the socket takes them, else
 /// waiting (and giving up on shutdown or a kick, with what is left in `unsent`).
 ///
 /// Safe past tungstenite because its own buffer is empty whenever this runs: every `send`
-/// flushes, and a pong it queued on reading a ping is flushed right after the read.
+/// flushes, and a pong it queued on reading a ping is flushed right after the read. Safe
+/// beside the hub because the lane is held meanwhile.
 async fn write_frames(
     socket: &mut Socket,
     bytes: Bytes,
@@ -408,7 +416,7 @@ async fn write_frames(
     if bytes.is_empty() {
         return Ok(());
     }
-    let written = match socket.get_ref().try_write(&bytes) {
+    let written = match socket.get_ref().0.try_write(&bytes) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(_) => return Err(End::Broken),
@@ -448,13 +456,10 @@ async fn replay(
             .list(&ListQuery::after(cursor, REPLAY_PAGE))
             .await
             .map_err(|e| log::error!("replay could not read the store: {e}"))?;
-        let mut frames: Vec<Frame> = page
-            .pours
-            .iter()
-            .filter(|p| filter.admits(p))
-            .map(Frame::pour)
-            .collect();
-        let (bytes, _) = gather(&mut frames, 0);
+        let mut bytes = Vec::new();
+        for pour in page.pours.iter().filter(|p| filter.admits(p)) {
+            bytes.extend_from_slice(&Frame::pour(pour).wire);
+        }
         socket.get_mut().write_all(&bytes).await.map_err(|_| ())?;
         match page.pours.last() {
             Some(last) => {
@@ -466,6 +471,56 @@ async fn replay(
         if page.pours.len() < REPLAY_PAGE {
             return Ok(seen);
         }
+    }
+}
+
+/// The TCP stream as tungstenite's transport, shared with the hub, which writes frames to
+/// it directly while the subscriber's lane is direct (see [`Lane`]). Reads and writes go
+/// through readiness and `try_*`, which need only `&TcpStream`.
+pub struct Shared(Arc<TcpStream>);
+
+impl AsyncRead for Shared {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// The connection closes when the last handle on the stream drops.
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

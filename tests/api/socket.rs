@@ -256,3 +256,21 @@ async fn a_subscriber_that_never_reads_is_dropped_while_others_get_everything() 
     assert_eq!(health["subscribers"], 1);
     assert_eq!(health["subscribersDroppedSlow"], 1);
 }
+
+#[tokio::test]
+async fn a_client_that_closes_is_disconnected_at_once() {
+    let app = spawn_app().await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    // One pour, so the hub has written to this subscriber directly before it leaves.
+    app.pour(1, 500.0).await;
+    subscriber.next_pour().await;
+    subscriber.ws.close(None).await.unwrap();
+    // The server answers the close and drops the connection without waiting for anything
+    // else to happen (no further event, no grace timeout).
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while subscriber.ws.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection stayed open after the close");
+    app.await_subscribers(0).await;
+}
