@@ -75,15 +75,18 @@ pub struct Subscriber {
     start: usize,
     /// A fragmented message, until its last frame.
     message: Vec<u8>,
+    quick_acks: bool,
 }
 
 impl Subscriber {
-    /// Opens `ws://{host}{target}` through `addr`, with `extra` header lines.
+    /// Opens `ws://{host}{target}` through `addr`, with `extra` header lines; see
+    /// `bench fanout --quick-acks`.
     pub async fn connect(
         addr: &str,
         host: &str,
         target: &str,
         extra: &str,
+        quick_acks: bool,
     ) -> io::Result<Subscriber> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
@@ -97,6 +100,7 @@ impl Subscriber {
             buf: Vec::with_capacity(4096),
             start: 0,
             message: Vec::new(),
+            quick_acks,
         };
         subscriber.stream.write_all(request.as_bytes()).await?;
         let head_end = loop {
@@ -127,7 +131,12 @@ impl Subscriber {
             self.buf.reserve(self.buf.capacity().max(4096));
         }
         // Into the spare capacity: nothing is zeroed first.
-        self.stream.read_buf(&mut self.buf).await
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        if !self.quick_acks {
+            // Not permanent (tcp(7)): set again after every read.
+            let _ = self.stream.set_quickack(false);
+        }
+        Ok(n)
     }
 
     /// Waits for data, then hands every complete text or binary message to `message`;
