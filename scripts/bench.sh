@@ -12,7 +12,8 @@ SERVER_CORE=${SERVER_CORE:-0}
 TOOL_CORE=${TOOL_CORE:-1}
 PORT=${PORT:-18338}
 out=$(mktemp -d)
-trap 'pkill -f "altair-server --bind 127.0.0.1:$PORT" 2>/dev/null || true; rm -rf "$out"' EXIT
+started=$(date -u +%H:%M)
+trap 'pkill -f "altair-server --bind 127.0.0.1:$PORT" 2>/dev/null || true; [ -n "${hog:-}" ] && kill "$hog" 2>/dev/null; rm -rf "$out"' EXIT
 
 command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is needed" >&2; exit 1; }
 cargo build --release --quiet
@@ -47,7 +48,13 @@ run() { # name, server flags (one string), tool args...
 run ingest_memory "--ephemeral" ingest -c 64 -d "$DURATION"
 run ingest_durable "" ingest -c 64 -d "$DURATION"
 run fanout_1000 "--ephemeral" fanout -s 1000 -r 100 -d "$DURATION"
+run fanout_1000_quick "--ephemeral" fanout -s 1000 -r 100 -d "$DURATION" --quick-acks
 run fanout_5000 "--ephemeral" fanout -s 5000 -r 100 -d "$DURATION"
+# The same with a busy loop sharing the server's core: what a slow hour looks like to it.
+taskset -c "$SERVER_CORE" sh -c 'while :; do :; done' &
+hog=$!
+run fanout_5000_hog "--ephemeral" fanout -s 5000 -r 100 -d "$DURATION"
+kill "$hog"
 for rate in 25 50 100; do
   run "fanout_10000_r$rate" "--ephemeral" fanout -s 10000 -r "$rate" -d "$DURATION"
 done
@@ -68,9 +75,9 @@ for i in $(seq "$RUNS"); do
   echo "{\"idle_subscriber_kib\": $per, \"server_rss_before_kib\": $before, \"server_rss_10k_kib\": $during}" >>"$out/memory.jsonl"
 done
 
-python3 - "$out" "$RUNS" "$DURATION" <<'PY' >BENCHMARKS.md
+python3 - "$out" "$RUNS" "$DURATION" "$started" <<'PY' >BENCHMARKS.md
 import json, statistics, subprocess, sys, datetime, pathlib
-out, runs, duration = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+out, runs, duration, started = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 def load(name):
     return [json.loads(l) for l in (out / f"{name}.jsonl").read_text().splitlines() if l.strip()]
 def med(rows, *path):
@@ -88,7 +95,8 @@ commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=
 if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"], capture_output=True, text=True).stdout.strip():
     commit += " with uncommitted changes"
 print("# Benchmarks\n")
-print(f"{datetime.date.today()}, commit `{commit}`, `RUNS={runs} DURATION={duration} scripts/bench.sh`.")
+now = datetime.datetime.now(datetime.timezone.utc)
+print(f"{now:%Y-%m-%d}, {started} to {now:%H:%M} UTC, commit `{commit}`, `RUNS={runs} DURATION={duration} scripts/bench.sh`.")
 print("Server on core 0, load tool on core 1 (taskset), this 2-core shared machine; each cell is the")
 print(f"median of {runs} runs with the lowest and highest in brackets. Request logs: errors only")
 print("(`--request-log errors`); rate limits off. The machine is shared: the same binary has")
@@ -101,12 +109,15 @@ for name, label in [("ingest_memory", "in memory"), ("ingest_durable", "durable 
 print("\n## Fan-out\n")
 print("| subscribers | pours/s | deliveries/s | lost | dup | disorder | delivery p50 ms | p99 ms | max ms | POST p99 ms | connect s | tool CPU % |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-names = ["fanout_1000", "fanout_5000"] + [f"fanout_10000_r{r}" for r in (25, 50, 100)]
-for name in names:
+names = {"fanout_1000": "", "fanout_1000_quick": " (tool: `--quick-acks`)", "fanout_5000": "",
+         "fanout_5000_hog": " (busy loop on the server's core)"}
+names.update({f"fanout_10000_r{r}": "" for r in (25, 50, 100)})
+for name, note in names.items():
     r = load(name)
-    print(f"| {r[0]['subscribers']:,} | {r[0]['rate']:g} | {fmt(med(r,'deliveries_per_second'))} | {max(x['lost'] for x in r)} | {max(x['duplicated'] for x in r)} | {max(x['out_of_order'] for x in r)} | "
+    print(f"| {r[0]['subscribers']:,}{note} | {r[0]['rate']:g} | {fmt(med(r,'deliveries_per_second'))} | {max(x['lost'] for x in r)} | {max(x['duplicated'] for x in r)} | {max(x['out_of_order'] for x in r)} | "
           f"{fmt(med(r,'delivery_latency','p50_ms'),1)} | {fmt(med(r,'delivery_latency','p99_ms'),1)} | {fmt(med(r,'delivery_latency','max_ms'),1)} | {fmt(med(r,'post_latency','p99_ms'),2)} | {fmt(med(r,'connect_seconds'),2)} | {fmt(med(r,'tool_cpu_percent'))} |")
-print("\n(lost, dup and disorder: the worst of the runs.)\n")
+print("\n(lost, dup and disorder: the worst of the runs. The tool's subscribers delay their ACKs")
+print("unless `--quick-acks`; the busy-loop row shares the server's core with `sh -c 'while :; do :; done'`.)\n")
 print("## Query, page of 50\n")
 print("| stored pours | offset page p50 ms | p99 ms | cursor page p50 ms | p99 ms | pages/s |\n|---:|---:|---:|---:|---:|---:|")
 for name in ["query_1k", "query_1m"]:
