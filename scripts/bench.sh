@@ -55,6 +55,8 @@ taskset -c "$SERVER_CORE" sh -c 'while :; do :; done' &
 hog=$!
 run fanout_5000_hog "--ephemeral" fanout -s 5000 -r 100 -d "$DURATION"
 kill "$hog"
+wait "$hog" 2>/dev/null || true
+hog=
 for rate in 25 50 100; do
   run "fanout_10000_r$rate" "--ephemeral" fanout -s 10000 -r "$rate" -d "$DURATION"
 done
