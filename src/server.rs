@@ -118,6 +118,7 @@ impl Server {
             .build()
             .map_err(|source| StartError::Runtime { source })?;
         let hub = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .map_err(|source| StartError::Runtime { source })?;
         let state = AppState {
