@@ -436,6 +436,10 @@ impl Hub {
     /// Offers one round of events to every subscriber; never waits.
     fn deliver(&self, events: &[Event], roster: &mut Roster) {
         self.refresh(roster);
+        if roster.entries.is_empty() {
+            // Nobody to serialize for.
+            return;
+        }
         let frames: Vec<Frame> = events.iter().map(Frame::of).collect();
         let joined = join(frames.iter());
         let (mut slow, mut written) = (Vec::new(), 0);

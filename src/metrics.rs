@@ -4,11 +4,11 @@
 //! start several) shares it. Label values are bounded: routes are templates, glass types
 //! come from the catalogue, and per-tap series stop at [`MAX_TAP_SERIES`] taps.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use dashmap::DashMap;
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Taps with a series of their own; pours from more taps count under `tap="other"`.
@@ -59,9 +59,14 @@ pub fn route_of(path: &str) -> &'static str {
     }
 }
 
+/// A route, method and status's request counter, and the route's latency histogram.
+type RequestSeries = DashMap<(&'static str, &'static str, u16), (Counter, Histogram)>;
+
 /// One answered request.
 pub fn request(route: &'static str, method: &str, status: u16, took: Duration) {
-    // Static label values: no allocation per request on the hot path.
+    // Series handles are looked up once per label set: building a labelled key and finding
+    // it in the recorder was about 3,500 instructions a request (callgrind).
+    static SERIES: LazyLock<RequestSeries> = LazyLock::new(DashMap::new);
     let method: &'static str = match method {
         "GET" => "GET",
         "POST" => "POST",
@@ -72,36 +77,44 @@ pub fn request(route: &'static str, method: &str, status: u16, took: Duration) {
         "PATCH" => "PATCH",
         _ => "other",
     };
-    let status: metrics::SharedString = match status {
-        200 => "200".into(),
-        201 => "201".into(),
-        204 => "204".into(),
-        400 => "400".into(),
-        401 => "401".into(),
-        404 => "404".into(),
-        422 => "422".into(),
-        429 => "429".into(),
-        other => other.to_string().into(),
+    let record = |(requests, latency): &(Counter, Histogram)| {
+        requests.increment(1);
+        latency.record(took.as_secs_f64());
     };
-    counter!("altair_http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    histogram!("altair_http_request_duration_seconds", "route" => route).record(took.as_secs_f64());
+    let key = (route, method, status);
+    match SERIES.get(&key) {
+        Some(series) => record(&series),
+        None => record(&SERIES.entry(key).or_insert_with(|| {
+            (
+                counter!("altair_http_requests_total", "route" => route, "method" => method, "status" => status.to_string()),
+                histogram!("altair_http_request_duration_seconds", "route" => route),
+            )
+        })),
+    }
 }
 
 /// A pour stored.
 pub fn pour_accepted(glass: &str, tap: u32) {
-    counter!("altair_pours_accepted_total", "type" => glass.to_owned()).increment(1);
-    counter!("altair_pours_accepted_by_tap_total", "tap" => tap_label(tap)).increment(1);
-}
-
-fn tap_label(tap: u32) -> String {
-    static SEEN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap_or_else(PoisonError::into_inner);
-    let seen = seen.get_or_insert_with(HashSet::new);
-    if seen.contains(&tap) || (seen.len() < MAX_TAP_SERIES && seen.insert(tap)) {
-        tap.to_string()
-    } else {
-        "other".to_owned()
+    static BY_GLASS: LazyLock<DashMap<Box<str>, Counter>> = LazyLock::new(DashMap::new);
+    static BY_TAP: LazyLock<DashMap<u32, Counter>> = LazyLock::new(DashMap::new);
+    static OTHER_TAPS: LazyLock<Counter> =
+        LazyLock::new(|| counter!("altair_pours_accepted_by_tap_total", "tap" => "other"));
+    match BY_GLASS.get(glass) {
+        Some(counter) => counter.increment(1),
+        None => BY_GLASS
+            .entry(glass.into())
+            .or_insert_with(|| counter!("altair_pours_accepted_total", "type" => glass.to_owned()))
+            .increment(1),
+    }
+    match BY_TAP.get(&tap) {
+        Some(counter) => counter.increment(1),
+        None if BY_TAP.len() < MAX_TAP_SERIES => BY_TAP
+            .entry(tap)
+            .or_insert_with(
+                || counter!("altair_pours_accepted_by_tap_total", "tap" => tap.to_string()),
+            )
+            .increment(1),
+        None => OTHER_TAPS.increment(1),
     }
 }
 
