@@ -69,7 +69,12 @@ for i in $(seq "$RUNS"); do
   before=$(rss_kib)
   "${tool[@]}" fanout -s 10000 -r 0.2 -d 6 >/dev/null &
   tool_pid=$!
-  sleep 4
+  # Read once all 10,000 are connected (the tool then idles for 6 s).
+  for _ in $(seq 200); do
+    [ "$(curl -fs "http://127.0.0.1:$PORT/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["subscribers"])')" = 10000 ] && break
+    sleep 0.1
+  done
+  sleep 1
   during=$(rss_kib)
   wait "$tool_pid"
   stop_server
