@@ -333,6 +333,13 @@ pub struct Subscription {
     hub: Hub,
 }
 
+impl Subscription {
+    /// The subscriber's number, unique in this process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.lane.close();

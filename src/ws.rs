@@ -282,7 +282,7 @@ async fn converse(
     filter: &Filter,
     state: &AppState,
 ) -> Result<End, End> {
-    let lane = subscription.lane.clone();
+    let (lane, id) = (subscription.lane.clone(), subscription.id());
     let kicked = &mut subscription.kicked;
     // Registered before lastId is read: any pour above lastId reaches the lane.
     let last_id = match state.store.stats().await {
@@ -315,7 +315,12 @@ async fn converse(
     drain(socket, &lane, unsent, kicked, state).await?;
 
     let ping_every = state.socket.ping_interval;
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    // The first ping comes between half and one and a half intervals in, spread by the
+    // subscriber's id: subscribers that connected together must not all be pinged, and
+    // answer, in the same millisecond, every interval, while the hub is writing to them.
+    let spread = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as u32; // 0..1024
+    let first = ping_every / 2 + ping_every * spread / 1024;
+    let mut ping = tokio::time::interval_at(Instant::now() + first, ping_every);
     let mut last_heard = Instant::now();
     // Read once first: whatever came with the handshake is already buffered, and no
     // readiness will announce it.
