@@ -352,13 +352,16 @@ pub async fn fanout(
     // the receiving path. It stops once it has seen the last posted id (or at `stop`).
     let stop = tokio_util::sync::CancellationToken::new();
     let (last_posted, last_watch) = tokio::sync::watch::channel(u64::MAX);
+    let expected = (rate * seconds).round() as usize + 16;
     let readers: Vec<_> = sockets
         .into_iter()
         .map(|mut socket| {
             let stop = stop.clone();
             let mut last = last_watch.clone();
             tokio::spawn(async move {
-                let mut seen: Vec<(u64, Instant)> = Vec::new();
+                // Sized up front: growing, every subscriber would copy its vector at the
+                // same pour count, a stall of the tool that reads as server latency.
+                let mut seen: Vec<(u64, Instant)> = Vec::with_capacity(expected);
                 let mut highest = 0;
                 let stopped = stop.cancelled();
                 tokio::pin!(stopped);
