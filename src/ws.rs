@@ -139,7 +139,7 @@ pub fn handshake(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => match socket(upgraded).await {
-                Ok((tcp, socket)) => serve(tcp, socket, params, state).await,
+                Ok(socket) => serve(socket, params, state).await,
                 Err(e) => log::error!("WebSocket upgrade failed: {e}"),
             },
             Err(e) => log::debug!("WebSocket upgrade failed: {e}"),
@@ -159,7 +159,7 @@ pub fn handshake(
 /// The upgraded connection as a WebSocket over the bare TCP stream, registered with the
 /// fan-out runtime this runs on (it was accepted on the HTTP one). The bare stream is what
 /// lets the hub write frames with one `try_write` each, past tungstenite's buffers.
-async fn socket(upgraded: Upgraded) -> io::Result<(Arc<TcpStream>, Socket)> {
+async fn socket(upgraded: Upgraded) -> io::Result<Socket> {
     let parts = upgraded
         .downcast::<TokioIo<TcpStream>>()
         .map_err(|_| io::Error::other("the connection is not a TCP stream"))?;
@@ -172,14 +172,7 @@ async fn socket(upgraded: Upgraded) -> io::Result<(Arc<TcpStream>, Socket)> {
         .max_frame_size(Some(MAX_CLIENT_FRAME));
     // Bytes the client sent right after its handshake are already in hyper's buffer.
     let early = parts.read_buf.to_vec();
-    let socket = WebSocketStream::from_partially_read(
-        Shared(tcp.clone()),
-        early,
-        Role::Server,
-        Some(config),
-    )
-    .await;
-    Ok((tcp, socket))
+    Ok(WebSocketStream::from_partially_read(Shared(tcp), early, Role::Server, Some(config)).await)
 }
 
 #[derive(Serialize)]
@@ -235,10 +228,9 @@ async fn unless_ended<T>(
     }
 }
 
-async fn serve(tcp: Arc<TcpStream>, mut socket: Socket, params: SocketParams, state: AppState) {
+async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
     let filter = params.filter();
-    let mut subscription = state.hub.subscribe(filter.clone(), &tcp);
-    drop(tcp);
+    let mut subscription = state.hub.subscribe(filter.clone(), &socket.get_ref().0);
     let mut unsent = Bytes::new();
     let end = match converse(
         &mut socket,
