@@ -357,12 +357,39 @@ impl Drop for Slot {
     }
 }
 
-/// The hub's own copy of the subscriber list: delivering walks it without touching the
-/// map's locks, which connecting and leaving subscribers take.
-#[derive(Default)]
+/// The hub's own copy of its shard's subscribers: delivering walks it without touching
+/// the map's locks, which connecting and leaving subscribers take.
 struct Roster {
+    shard: Shard,
     version: u64,
     entries: Vec<(u64, Arc<Lane>, Filter)>,
+}
+
+impl Roster {
+    fn new(shard: Shard) -> Roster {
+        Roster {
+            shard,
+            version: 0,
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// Which subscribers one hub thread writes to: those whose id is `index` modulo `count`.
+/// One thread per core, so that writing to sockets is not bounded by one core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Every subscriber, for a single hub thread.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    fn has(self, id: u64) -> bool {
+        id % self.count.max(1) == self.index
+    }
 }
 
 impl Hub {
@@ -434,6 +461,7 @@ impl Hub {
                 self.inner
                     .subscribers
                     .iter()
+                    .filter(|e| roster.shard.has(*e.key()))
                     .map(|e| (*e.key(), e.lane.clone(), e.filter.clone())),
             );
             roster.version = version;
@@ -491,15 +519,20 @@ impl Hub {
         }
     }
 
-    /// Fans out bus events until `shutdown` or the bus closes. It runs on a thread of its
-    /// own: a round of writes to thousands of sockets takes milliseconds without a pause,
-    /// which would stall any task sharing its thread.
-    pub async fn run(self, mut events: broadcast::Receiver<Event>, shutdown: CancellationToken) {
+    /// Fans out bus events to `shard`'s subscribers until `shutdown` or the bus closes. It
+    /// runs on a thread of its own: a round of writes to thousands of sockets takes
+    /// milliseconds without a pause, which would stall any task sharing its thread.
+    pub async fn run(
+        self,
+        shard: Shard,
+        mut events: broadcast::Receiver<Event>,
+        shutdown: CancellationToken,
+    ) {
         // Half a queue: a round offered to a lane whose task holds it for a moment (to send
         // a ping) must not fill its queue.
         let most = (self.inner.queue_capacity / 2).clamp(1, 256);
         let mut round = Vec::with_capacity(most);
-        let mut roster = Roster::default();
+        let mut roster = Roster::new(shard);
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -537,7 +570,13 @@ impl Hub {
                 log::error!(
                     "WebSocket hub fell {missed} events behind; disconnecting every subscriber so they resume with since"
                 );
-                let ids: Vec<u64> = self.inner.subscribers.iter().map(|e| *e.key()).collect();
+                let ids: Vec<u64> = self
+                    .inner
+                    .subscribers
+                    .iter()
+                    .map(|e| *e.key())
+                    .filter(|id| shard.has(*id))
+                    .collect();
                 for id in ids {
                     self.kick(id, Kick::Overloaded);
                 }
@@ -596,7 +635,7 @@ mod tests {
     }
 
     fn deliver(hub: &Hub, event: Event) -> Frame {
-        hub.deliver(std::slice::from_ref(&event), &mut Roster::default());
+        hub.deliver(std::slice::from_ref(&event), &mut Roster::new(Shard::ALL));
         Frame::of(&event)
     }
 
@@ -628,6 +667,31 @@ mod tests {
         sub.lane.hold();
         deliver(&hub, Event::Poured(pour(5, 1, "pint")));
         assert!(sub.lane.take(16).is_none());
+    }
+
+    #[tokio::test]
+    async fn each_hub_thread_writes_to_its_own_shard_only() {
+        let hub = Hub::new(8);
+        let (a, _a) = pair().await;
+        let (b, _b) = pair().await;
+        let (odd, even) = (
+            hub.subscribe(Filter::default(), &a),
+            hub.subscribe(Filter::default(), &b),
+        );
+        assert_eq!((odd.id() % 2, even.id() % 2), (1, 0));
+        let event = Event::Poured(pour(1, 1, "pint"));
+        hub.deliver(
+            std::slice::from_ref(&event),
+            &mut Roster::new(Shard { index: 0, count: 2 }),
+        );
+        assert!(odd.lane.take(16).is_none());
+        assert!(even.lane.take(16).is_some());
+        odd.lane.hold(); // Taking nothing made it direct; held, the frame is seen queued.
+        hub.deliver(
+            std::slice::from_ref(&event),
+            &mut Roster::new(Shard { index: 1, count: 2 }),
+        );
+        assert!(odd.lane.take(16).is_some());
     }
 
     #[tokio::test]
@@ -674,7 +738,7 @@ mod tests {
             bus.poured(pour(id, 1, "pint"));
         }
         let shutdown = CancellationToken::new();
-        let running = tokio::spawn(hub.clone().run(events, shutdown.clone()));
+        let running = tokio::spawn(hub.clone().run(Shard::ALL, events, shutdown.clone()));
         assert_eq!((&mut subscriber.kicked).await, Ok(Kick::Overloaded));
         assert!(hub.is_empty());
         shutdown.cancel();

@@ -4,9 +4,10 @@
 //! `TCP_NODELAY` (small event frames must not wait for Nagle), each request is logged with
 //! its peer, and header reads time out.
 //!
-//! Three places where work runs: the caller's runtime serves HTTP; the hub has a thread of
-//! its own, since a round of writes to thousands of sockets runs for milliseconds without a
-//! pause; a second runtime (`AppState::fanout`) runs each WebSocket connection's task. The
+//! Three places where work runs: the caller's runtime serves HTTP; the hub has a thread per
+//! core, each writing to its share of the subscribers, since a round of writes to thousands
+//! of sockets runs for milliseconds without a pause; a second runtime (`AppState::fanout`)
+//! runs each WebSocket connection's task. The
 //! OS scheduler, not a task queue, shares the CPU among them, so ingest never queues behind
 //! fan-out.
 
@@ -30,7 +31,7 @@ use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{Gate, GateSettings};
-use crate::hub::Hub;
+use crate::hub::{Hub, Shard};
 use crate::store::{JournalError, Ledger, LedgerSettings, Store};
 use crate::ws::SocketSettings;
 
@@ -83,8 +84,9 @@ pub struct Server {
     state: AppState,
     /// Owned here, shut down at the end of `run` (a runtime cannot be dropped in async code).
     fanout: tokio::runtime::Runtime,
-    /// The hub's own single-threaded runtime, moved to its thread by `run`.
-    hub: tokio::runtime::Runtime,
+    /// The hub threads' own single-threaded runtimes, one a core, moved to their threads
+    /// by `run`.
+    hubs: Vec<tokio::runtime::Runtime>,
     shutdown_timeout: Duration,
     report_interval: Duration,
     header_timeout: Duration,
@@ -111,15 +113,20 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let fanout = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .worker_threads(cores)
             .thread_name("altair-fanout")
             .enable_all()
             .build()
             .map_err(|source| StartError::Runtime { source })?;
-        let hub = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
+        let hubs = (0..cores)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StartError::Runtime { source })?;
         let state = AppState {
             store,
@@ -151,7 +158,7 @@ impl Server {
             listener,
             state,
             fanout,
-            hub,
+            hubs,
             shutdown_timeout: config.shutdown_timeout,
             report_interval: config.report_interval,
             header_timeout: config.header_timeout,
@@ -177,7 +184,7 @@ impl Server {
             listener,
             state,
             fanout,
-            hub,
+            hubs,
             shutdown_timeout,
             report_interval,
             header_timeout,
@@ -192,26 +199,32 @@ impl Server {
             );
         }
         // Subscribed before the first request, so the hub sees every event.
-        let fan_out = state
-            .hub
-            .clone()
-            .run(state.bus.subscribe(), state.shutdown.clone());
-        let (hub_done, hub_stopped) = tokio::sync::oneshot::channel();
-        let hub_thread = std::thread::Builder::new()
-            .name("altair-hub".into())
-            .spawn(move || {
-                hub.block_on(fan_out);
-                let _ = hub_done.send(());
-            });
-        if let Err(e) = hub_thread {
-            // Still correct on the fan-out runtime, only slower to share the CPU fairly.
-            log::warn!("cannot start the hub thread ({e}); the hub runs on the fan-out runtime");
-            state.fanout.spawn(
+        let count = hubs.len() as u64;
+        let mut hubs_stopped = Vec::new();
+        for (index, runtime) in (0..count).zip(hubs) {
+            let shard = Shard { index, count };
+            let fan_out =
                 state
                     .hub
                     .clone()
-                    .run(state.bus.subscribe(), state.shutdown.clone()),
-            );
+                    .run(shard, state.bus.subscribe(), state.shutdown.clone());
+            let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+            hubs_stopped.push(stopped);
+            let thread = std::thread::Builder::new()
+                .name(format!("altair-hub-{index}"))
+                .spawn(move || {
+                    runtime.block_on(fan_out);
+                    drop(done);
+                });
+            if let Err(e) = thread {
+                // Still correct on the fan-out runtime, only slower to share the CPU fairly.
+                log::warn!("cannot start hub thread {index} ({e}); it runs on the fan-out runtime");
+                state.fanout.spawn(state.hub.clone().run(
+                    shard,
+                    state.bus.subscribe(),
+                    state.shutdown.clone(),
+                ));
+            }
         }
         let reports = tokio::spawn(report_loop(
             state.bus.clone(),
@@ -344,7 +357,7 @@ impl Server {
                 "shutdown: connections still open after {shutdown_timeout:?}; dropping them"
             );
         }
-        let _ = tokio::join!(hub_stopped, reports, upkeep);
+        let _ = tokio::join!(futures::future::join_all(hubs_stopped), reports, upkeep);
         state.store.close().await;
         fanout.shutdown_background();
         log::info!("stopped");
