@@ -201,21 +201,26 @@ impl Lane {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes one round's `frames` (those the subscriber's filter admits; `joined` is all
-    /// of them as one buffer when that is every frame of the round): written with one
-    /// system call, queued, or refused because the queue is full.
-    fn offer(&self, frames: &[&Frame], joined: Option<&Bytes>, capacity: usize) -> Offer {
+    /// Takes the `frames` a subscriber is owed (those its filter admits; `joined` is all of
+    /// them as one buffer when that is available): written with one system call, queued,
+    /// or refused because the queue is full.
+    fn offer<'a>(
+        &self,
+        frames: impl Iterator<Item = &'a Frame> + Clone,
+        joined: Option<&Bytes>,
+        capacity: usize,
+    ) -> Offer {
         let mut state = self.state();
         let Some(stream) = self.stream.upgrade().filter(|_| !state.closed) else {
             return Offer::Queued;
         };
         let floor = state.floor;
-        let fresh = |f: &&&Frame| f.pour_id.is_none_or(|id| id > floor);
+        let fresh = move |f: &&Frame| f.pour_id.is_none_or(|id| id > floor);
         if state.direct {
-            let count = frames.iter().filter(fresh).count();
+            let count = frames.clone().filter(fresh).count();
             let bytes = match joined {
-                Some(joined) if count == frames.len() => joined.clone(),
-                _ => join(frames.iter().filter(fresh).copied()),
+                Some(joined) if count == frames.clone().count() => joined.clone(),
+                _ => join(frames.clone().filter(fresh)),
             };
             if bytes.is_empty() {
                 return Offer::Queued;
@@ -224,18 +229,16 @@ impl Lane {
                 Ok(n) if n == bytes.len() => return Offer::Written(count),
                 Ok(n) => state.unsent = bytes.slice(n..),
                 // Would block, or broken: the task writes them, or finds out.
-                Err(_) => state
-                    .queue
-                    .extend(frames.iter().filter(fresh).map(|f| (*f).clone())),
+                Err(_) => state.queue.extend(frames.filter(fresh).cloned()),
             }
             state.direct = false;
         } else {
             let was_empty = state.queue.is_empty();
-            for frame in frames.iter().filter(fresh) {
+            for frame in frames.filter(fresh) {
                 if state.queue.len() >= capacity {
                     return Offer::Full;
                 }
-                state.queue.push_back((*frame).clone());
+                state.queue.push_back(frame.clone());
             }
             if !was_empty || state.queue.is_empty() {
                 // Rung already for what was queued, and not yet taken; or nothing new.
@@ -357,20 +360,79 @@ impl Drop for Slot {
     }
 }
 
-/// The hub's own copy of its shard's subscribers: delivering walks it without touching
-/// the map's locks, which connecting and leaving subscribers take.
-struct Roster {
+/// One hub thread's state: its copy of its shard's subscribers (delivering walks it without
+/// touching the map's locks, which connecting and leaving subscribers take), each with the
+/// next event it is owed, and the events some subscriber is still owed.
+///
+/// The hub sweeps its subscribers in a circle. Each, when its turn comes, is written every
+/// event it is owed, in one system call; events that arrive during a sweep are taken in
+/// every 64 subscribers, so the rest of the sweep already carries them. An event therefore
+/// waits at most about one sweep, not for the sweep in progress to end and then for its
+/// own turn in the next.
+struct Sweep {
     shard: Shard,
     version: u64,
-    entries: Vec<(u64, Arc<Lane>, Filter)>,
+    members: Vec<Member>,
+    /// Events by sequence number, from `base` on.
+    log: VecDeque<Item>,
+    base: u64,
+    /// The sequence number of the next event taken from the bus.
+    next: u64,
+    /// `next` at the last refresh: a subscriber that joins is owed everything from here,
+    /// since it registered before the next refresh but perhaps after these were taken.
+    /// (Pours among them that predate it are below its floor and not sent.)
+    since_refresh: u64,
 }
 
-impl Roster {
-    fn new(shard: Shard) -> Roster {
-        Roster {
+struct Member {
+    id: u64,
+    lane: Arc<Lane>,
+    filter: Filter,
+    /// The next event it is owed.
+    cursor: u64,
+}
+
+struct Item {
+    event: Event,
+    frame: Frame,
+}
+
+impl Sweep {
+    fn new(shard: Shard) -> Sweep {
+        Sweep {
             shard,
             version: 0,
-            entries: Vec::new(),
+            members: Vec::new(),
+            log: VecDeque::new(),
+            base: 0,
+            next: 0,
+            since_refresh: 0,
+        }
+    }
+
+    fn append(&mut self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            let frame = Frame::of(&event);
+            self.log.push_back(Item { event, frame });
+            self.next += 1;
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.members.iter().all(|m| m.cursor >= self.next)
+    }
+
+    /// Drops what every subscriber has been sent (and no joining one can be owed).
+    fn trim(&mut self) {
+        let keep_from = self
+            .members
+            .iter()
+            .map(|m| m.cursor)
+            .min()
+            .unwrap_or(self.next)
+            .min(self.since_refresh);
+        while self.base < keep_from && self.log.pop_front().is_some() {
+            self.base += 1;
         }
     }
 }
@@ -453,58 +515,80 @@ impl Hub {
         self.inner.dropped_slow.load(Ordering::Relaxed)
     }
 
-    fn refresh(&self, roster: &mut Roster) {
+    /// Re-reads the shard's subscribers if any came or went. Called after events are taken
+    /// from the bus and before they are written: whoever registered before they were taken
+    /// gets them.
+    fn refresh(&self, sweep: &mut Sweep) {
         let version = self.inner.version.load(Ordering::Acquire);
-        if version != roster.version {
-            roster.entries.clear();
-            roster.entries.extend(
+        if version != sweep.version {
+            let mut cursors: std::collections::HashMap<u64, u64> =
+                sweep.members.iter().map(|m| (m.id, m.cursor)).collect();
+            sweep.members.clear();
+            let joining = sweep.since_refresh;
+            sweep.members.extend(
                 self.inner
                     .subscribers
                     .iter()
-                    .filter(|e| roster.shard.has(*e.key()))
-                    .map(|e| (*e.key(), e.lane.clone(), e.filter.clone())),
+                    .filter(|e| sweep.shard.has(*e.key()))
+                    .map(|e| Member {
+                        id: *e.key(),
+                        lane: e.lane.clone(),
+                        filter: e.filter.clone(),
+                        cursor: cursors.remove(e.key()).unwrap_or(joining),
+                    }),
             );
-            roster.version = version;
+            sweep.version = version;
         }
+        sweep.since_refresh = sweep.next;
     }
 
-    /// Offers one round of events to every subscriber; never waits.
-    fn deliver(&self, events: &[Event], roster: &mut Roster) {
-        self.refresh(roster);
-        if roster.entries.is_empty() {
-            // Nobody to serialize for.
-            return;
-        }
-        let frames: Vec<Frame> = events.iter().map(Frame::of).collect();
-        let joined = join(frames.iter());
+    /// One sweep: every subscriber is written what it is owed. `more` is asked every 64
+    /// subscribers for events that arrived meanwhile; the rest of the sweep carries them.
+    fn sweep(&self, sweep: &mut Sweep, mut more: impl FnMut(&mut Sweep)) {
         let (mut slow, mut written) = (Vec::new(), 0);
-        let mut picked = Vec::with_capacity(frames.len());
-        for (id, lane, filter) in &roster.entries {
-            picked.clear();
-            picked.extend(
-                events
-                    .iter()
-                    .zip(&frames)
-                    .filter(|(event, _)| match event {
-                        Event::Poured(pour) => filter.admits(pour),
-                        _ => true,
-                    })
-                    .map(|(_, frame)| frame),
-            );
-            if picked.is_empty() {
+        // The buffer of every frame from one cursor on: most subscribers are owed the same.
+        let mut joined: Option<(u64, u64, Bytes)> = None;
+        for i in 0..sweep.members.len() {
+            if i % 64 == 63 {
+                more(sweep);
+            }
+            let (next, base) = (sweep.next, sweep.base);
+            let member = &sweep.members[i];
+            let cursor = member.cursor;
+            if cursor >= next {
                 continue;
             }
-            let all = (picked.len() == frames.len()).then_some(&joined);
-            match lane.offer(&picked, all, self.inner.queue_capacity) {
-                Offer::Written(n) => written += n,
-                Offer::Queued => {}
-                Offer::Full => slow.push(*id),
+            let owed = sweep
+                .log
+                .range((cursor - base) as usize..(next - base) as usize);
+            let filter = &member.filter;
+            let picked = owed
+                .filter(move |item| match &item.event {
+                    Event::Poured(pour) => filter.admits(pour),
+                    _ => true,
+                })
+                .map(|item| &item.frame);
+            let count = picked.clone().count() as u64;
+            let all = count == next - cursor;
+            let cached = |(c, n, _): &(u64, u64, Bytes)| (*c, *n) == (cursor, next);
+            if all && !joined.as_ref().is_some_and(cached) {
+                joined = Some((cursor, next, join(picked.clone())));
             }
+            let whole = joined.as_ref().filter(|_| all).map(|(_, _, bytes)| bytes);
+            if count > 0 {
+                match member.lane.offer(picked, whole, self.inner.queue_capacity) {
+                    Offer::Written(n) => written += n,
+                    Offer::Queued => {}
+                    Offer::Full => slow.push(member.id),
+                }
+            }
+            sweep.members[i].cursor = next;
         }
         crate::metrics::frames_sent(written);
         for id in slow {
             self.kick(id, Kick::SlowConsumer);
         }
+        sweep.trim();
     }
 
     fn kick(&self, id: u64, why: Kick) {
@@ -520,69 +604,101 @@ impl Hub {
     }
 
     /// Fans out bus events to `shard`'s subscribers until `shutdown` or the bus closes. It
-    /// runs on a thread of its own: a round of writes to thousands of sockets takes
-    /// milliseconds without a pause, which would stall any task sharing its thread.
+    /// runs on a thread of its own: a sweep over thousands of sockets takes milliseconds
+    /// without a pause, which would stall any task sharing its thread.
     pub async fn run(
         self,
         shard: Shard,
         mut events: broadcast::Receiver<Event>,
         shutdown: CancellationToken,
     ) {
-        // Half a queue: a round offered to a lane whose task holds it for a moment (to send
-        // a ping) must not fill its queue.
+        // Half a queue at a time: what a lane whose task holds it for a moment (to send a
+        // ping) is offered must not fill its queue.
         let most = (self.inner.queue_capacity / 2).clamp(1, 256);
-        let mut round = Vec::with_capacity(most);
-        let mut roster = Roster::new(shard);
+        let mut sweep = Sweep::new(shard);
+        let mut taken = Vec::with_capacity(most);
         loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                event = events.recv() => event,
-            };
-            let mut lagged = match first {
-                Ok(event) => {
-                    round.push(event);
-                    None
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => Some(missed),
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            // Whatever else is waiting joins the round: one write per subscriber for all.
-            while lagged.is_none() && round.len() < most {
-                match events.try_recv() {
-                    Ok(event) => round.push(event),
-                    Err(broadcast::error::TryRecvError::Lagged(missed)) => lagged = Some(missed),
-                    Err(_) => break,
+            if sweep.caught_up() {
+                let first = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    event = events.recv() => event,
+                };
+                match first {
+                    Ok(event) => taken.push(event),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        self.overloaded(&mut sweep, missed);
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
-            if !round.is_empty() {
-                let started = Instant::now();
-                self.deliver(&round, &mut roster);
-                round.clear();
-                // Wake at most once a millisecond: every wake-up of this thread costs the
-                // core two context switches, as much as a POST itself, and at thousands of
-                // pours a second they were a third of ingest. A quick round waits out the
-                // rest of the millisecond so that what comes meanwhile goes in the next one.
-                if let Some(rest) = LINGER.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(rest).await;
-                }
+            let started = Instant::now();
+            let mut lagged = take_waiting(&mut events, &mut taken, most);
+            self.refresh(&mut sweep);
+            if sweep.members.is_empty() {
+                // Nobody to serialize for.
+                taken.clear();
+            } else {
+                sweep.append(taken.drain(..));
+                self.sweep(&mut sweep, |sweep| {
+                    if lagged.is_none() {
+                        lagged = take_waiting(&mut events, &mut taken, most);
+                        sweep.append(taken.drain(..));
+                    }
+                });
             }
             if let Some(missed) = lagged {
-                log::error!(
-                    "WebSocket hub fell {missed} events behind; disconnecting every subscriber so they resume with since"
-                );
-                let ids: Vec<u64> = self
-                    .inner
-                    .subscribers
-                    .iter()
-                    .map(|e| *e.key())
-                    .filter(|id| shard.has(*id))
-                    .collect();
-                for id in ids {
-                    self.kick(id, Kick::Overloaded);
-                }
+                self.overloaded(&mut sweep, missed);
+            }
+            // Wake at most once a millisecond: every wake-up of this thread costs the
+            // core two context switches, as much as a POST itself, and at thousands of
+            // pours a second they were a third of ingest. A quick sweep waits out the rest
+            // of the millisecond so that what comes meanwhile goes in the next one.
+            if let Some(rest) = LINGER.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
             }
         }
     }
+
+    /// The hub fell behind the bus: its subscribers missed events, so each is told to
+    /// resume with `since`.
+    fn overloaded(&self, sweep: &mut Sweep, missed: u64) {
+        log::error!(
+            "WebSocket hub fell {missed} events behind; disconnecting every subscriber so they resume with since"
+        );
+        let ids: Vec<u64> = self
+            .inner
+            .subscribers
+            .iter()
+            .map(|e| *e.key())
+            .filter(|id| sweep.shard.has(*id))
+            .collect();
+        for id in ids {
+            self.kick(id, Kick::Overloaded);
+        }
+        sweep.log.clear();
+        sweep.base = sweep.next;
+        sweep.since_refresh = sweep.next;
+        for member in &mut sweep.members {
+            member.cursor = sweep.next;
+        }
+    }
+}
+
+/// Takes what is waiting on the bus, up to `most` events; the number missed if it lagged.
+fn take_waiting(
+    events: &mut broadcast::Receiver<Event>,
+    taken: &mut Vec<Event>,
+    most: usize,
+) -> Option<u64> {
+    while taken.len() < most {
+        match events.try_recv() {
+            Ok(event) => taken.push(event),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => return Some(missed),
+            Err(_) => break,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -634,9 +750,60 @@ mod tests {
         (Arc::new(accepted.unwrap().0), client.unwrap())
     }
 
-    fn deliver(hub: &Hub, event: Event) -> Frame {
-        hub.deliver(std::slice::from_ref(&event), &mut Roster::new(Shard::ALL));
+    /// One sweep of a fresh hub thread of `shard` over one event.
+    fn deliver_in(hub: &Hub, shard: Shard, event: Event) -> Frame {
+        let mut sweep = Sweep::new(shard);
+        hub.refresh(&mut sweep);
+        sweep.append([event.clone()]);
+        hub.sweep(&mut sweep, |_| {});
         Frame::of(&event)
+    }
+
+    fn deliver(hub: &Hub, event: Event) -> Frame {
+        deliver_in(hub, Shard::ALL, event)
+    }
+
+    #[tokio::test]
+    async fn a_sweep_carries_events_that_arrive_during_it() {
+        let hub = Hub::new(8);
+        let mut ends = Vec::new();
+        let mut subs = Vec::new();
+        for _ in 0..70 {
+            let (end, client) = pair().await;
+            subs.push(hub.subscribe(Filter::default(), &end));
+            ends.push((end, client));
+        }
+        let lane_of = |id: u64| &subs.iter().find(|s| s.id() == id).unwrap().lane;
+        let mut sweep = Sweep::new(Shard::ALL);
+        hub.refresh(&mut sweep);
+        sweep.append([Event::Poured(pour(1, 1, "pint"))]);
+        // Pour 2 arrives while the sweep is under way (it is asked for after 63 visits).
+        let mut arrived = false;
+        hub.sweep(&mut sweep, |sweep| {
+            if !arrived {
+                arrived = true;
+                sweep.append([Event::Poured(pour(2, 1, "pint"))]);
+            }
+        });
+        let order: Vec<u64> = sweep.members.iter().map(|m| m.id).collect();
+        // Those visited before it came got pour 1; the rest got both, in one go.
+        assert_eq!(lane_of(order[0]).take(16).unwrap().frames, 1);
+        assert_eq!(lane_of(order[69]).take(16).unwrap().frames, 2);
+        // A subscriber that registers now is owed what was taken since the last refresh.
+        let (end, _client) = pair().await;
+        let late = hub.subscribe(Filter::default(), &end);
+        // The next sweep brings pour 2 to the first ones; the late one gets 1 and 2.
+        hub.refresh(&mut sweep);
+        hub.sweep(&mut sweep, |_| {});
+        let batch = lane_of(order[0]).take(16).unwrap();
+        assert_eq!(
+            batch.bytes,
+            Frame::of(&Event::Poured(pour(2, 1, "pint"))).wire
+        );
+        assert_eq!(late.lane.take(16).unwrap().frames, 2);
+        // Everyone has everything: the log is empty again.
+        assert!(sweep.caught_up());
+        assert!(sweep.log.is_empty());
     }
 
     #[tokio::test]
@@ -680,17 +847,11 @@ mod tests {
         );
         assert_eq!((odd.id() % 2, even.id() % 2), (1, 0));
         let event = Event::Poured(pour(1, 1, "pint"));
-        hub.deliver(
-            std::slice::from_ref(&event),
-            &mut Roster::new(Shard { index: 0, count: 2 }),
-        );
+        deliver_in(&hub, Shard { index: 0, count: 2 }, event.clone());
         assert!(odd.lane.take(16).is_none());
         assert!(even.lane.take(16).is_some());
         odd.lane.hold(); // Taking nothing made it direct; held, the frame is seen queued.
-        hub.deliver(
-            std::slice::from_ref(&event),
-            &mut Roster::new(Shard { index: 1, count: 2 }),
-        );
+        deliver_in(&hub, Shard { index: 1, count: 2 }, event);
         assert!(odd.lane.take(16).is_some());
     }
 
