@@ -29,7 +29,7 @@ use crate::bus::Event;
 use crate::pour::Pour;
 use crate::report::Report;
 
-/// The shortest time between the starts of two rounds of fan-out.
+/// The shortest time between the starts of two sweeps of fan-out.
 const LINGER: Duration = Duration::from_millis(1);
 
 /// One serialized event, shared by every subscriber that gets it.

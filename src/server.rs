@@ -5,7 +5,7 @@
 //! its peer, and header reads time out.
 //!
 //! Three places where work runs: the caller's runtime serves HTTP; the hub has a thread per
-//! core, each writing to its share of the subscribers, since a round of writes to thousands
+//! core, each writing to its share of the subscribers, since a sweep of writes to thousands
 //! of sockets runs for milliseconds without a pause; a second runtime (`AppState::fanout`)
 //! runs each WebSocket connection's task. The
 //! OS scheduler, not a task queue, shares the CPU among them, so ingest never queues behind
