@@ -1,5 +1,6 @@
-//! WebSocket fan-out: one task turns each bus event into a frame, once, and offers the same
-//! bytes to every subscriber.
+//! WebSocket fan-out. Each hub thread (one per core, each with its shard of the
+//! subscribers) turns every bus event into a frame once and sweeps its subscribers in a
+//! circle, writing each, in one system call, the frames it is owed.
 //!
 //! Each subscriber's bytes go through its [`Lane`]: written by the hub directly while the
 //! socket takes them, queued for the subscriber's own task when it does not.
