@@ -1,5 +1,6 @@
 //! Shared test helpers: a real server on port 0, and HTTP and WebSocket clients for it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use altair::{Config, RunningServer};
@@ -80,6 +81,23 @@ impl TestApp {
     }
 
     /// Posts a pour that must be accepted; returns the stored pour.
+    /// Taps 1 to `taps` each post `each` pours at once, from tasks of their own.
+    pub async fn pour_from_taps(self: &Arc<Self>, taps: u32, each: usize) {
+        let posters: Vec<_> = (1..=taps)
+            .map(|tap| {
+                let app = self.clone();
+                tokio::spawn(async move {
+                    for _ in 0..each {
+                        app.pour(tap, 500.0).await;
+                    }
+                })
+            })
+            .collect();
+        for poster in posters {
+            poster.await.unwrap();
+        }
+    }
+
     pub async fn pour(&self, tap_id: u32, volume: f64) -> Value {
         let (status, body) = self
             .post_raw(json!({"tapId": tap_id, "volume": volume}).to_string())

@@ -284,19 +284,7 @@ async fn frames_stay_whole_and_in_order_while_pings_take_the_socket_back_and_for
     for _ in 0..3 {
         subscribers.push(app.subscribe("").await.0);
     }
-    let posters: Vec<_> = (0..3)
-        .map(|tap| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                for _ in 0..100 {
-                    app.pour(tap + 1, 500.0).await;
-                }
-            })
-        })
-        .collect();
-    for poster in posters {
-        poster.await.unwrap();
-    }
+    app.pour_from_taps(3, 100).await;
     for mut subscriber in subscribers {
         // Reading answers the pings; every pour arrives once, in id order, as valid JSON.
         let mut last = 0;
@@ -314,19 +302,7 @@ async fn a_replay_larger_than_the_socket_buffers_arrives_whole_then_live() {
     let app = Arc::new(spawn_app().await);
     // 8,000 pours, about 1.2 MB of frames: more than the socket buffers hold, so the replay
     // has to wait for the client to read, several times.
-    let posters: Vec<_> = (0..16)
-        .map(|tap| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                for _ in 0..500 {
-                    app.pour(tap + 1, 500.0).await;
-                }
-            })
-        })
-        .collect();
-    for poster in posters {
-        poster.await.unwrap();
-    }
+    app.pour_from_taps(16, 500).await;
     let (mut subscriber, _) = app.subscribe("?since=0").await;
     for expected in 1..=8000u64 {
         assert_eq!(subscriber.next_pour().await["id"], expected);
