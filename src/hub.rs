@@ -41,7 +41,6 @@ pub struct Frame {
     /// The whole WebSocket text frame, header and JSON. Server frames are not masked, so
     /// every subscriber is sent these very bytes: nothing is encoded per subscriber.
     pub wire: Bytes,
-    json_at: usize,
 }
 
 /// The event frames as they go on the wire.
@@ -70,22 +69,26 @@ impl Frame {
     }
 
     fn text(pour_id: Option<u64>, json: String) -> Frame {
-        let payload = json.len();
-        let mut wire = Vec::with_capacity(payload + 10);
+        let mut wire = Vec::with_capacity(json.len() + 10);
         // Writing into a Vec cannot fail.
         if let Err(e) = ws::Frame::message(json, OpCode::Data(Data::Text), true).format(&mut wire) {
             log::error!("event frame encoding failed: {e}");
         }
         Frame {
             pour_id,
-            json_at: wire.len().saturating_sub(payload),
             wire: wire.into(),
         }
     }
 
-    /// The JSON text the frame carries.
+    /// The JSON text the frame carries, after its header (2, 4 or 10 bytes by length).
+    #[cfg(test)]
     pub fn json(&self) -> &[u8] {
-        &self.wire[self.json_at..]
+        let header = match self.wire[1] & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        &self.wire[header..]
     }
 }
 

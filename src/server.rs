@@ -200,30 +200,28 @@ impl Server {
         }
         // Subscribed before the first request, so the hub sees every event.
         let count = hubs.len() as u64;
+        let fan_out = |shard| {
+            state
+                .hub
+                .clone()
+                .run(shard, state.bus.subscribe(), state.shutdown.clone())
+        };
         let mut hubs_stopped = Vec::new();
         for (index, runtime) in (0..count).zip(hubs) {
             let shard = Shard { index, count };
-            let fan_out =
-                state
-                    .hub
-                    .clone()
-                    .run(shard, state.bus.subscribe(), state.shutdown.clone());
+            let work = fan_out(shard);
             let (done, stopped) = tokio::sync::oneshot::channel::<()>();
             hubs_stopped.push(stopped);
             let thread = std::thread::Builder::new()
                 .name(format!("altair-hub-{index}"))
                 .spawn(move || {
-                    runtime.block_on(fan_out);
+                    runtime.block_on(work);
                     drop(done);
                 });
             if let Err(e) = thread {
                 // Still correct on the fan-out runtime, only slower to share the CPU fairly.
                 log::warn!("cannot start hub thread {index} ({e}); it runs on the fan-out runtime");
-                state.fanout.spawn(state.hub.clone().run(
-                    shard,
-                    state.bus.subscribe(),
-                    state.shutdown.clone(),
-                ));
+                state.fanout.spawn(fan_out(shard));
             }
         }
         let reports = tokio::spawn(report_loop(
