@@ -3,23 +3,26 @@
 //! Taps `POST` pours; the server classifies each by glass, stores it, and pushes every new
 //! pour, and a metrics report at an interval, to WebSocket subscribers.
 //!
-//! A pour's path through the modules:
+//! The modules, top to bottom: each uses only modules listed below it (a test in
+//! `tests/api/architecture.rs` keeps it so).
 //!
-//! - [`config`]: flags and `ALTAIR_*` environment variables.
-//! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
-//! - [`http`]: the gate (CORS, rate limits, authentication), the REST routes, their
-//!   handlers, and the one JSON error type.
-//! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
-//! - [`glass`]: the glass catalogue that classifies a volume.
-//! - [`store`]: the async `Store` trait; an in-memory index behind a group-committing
-//!   journal writer (durable) or none (`--ephemeral`); it publishes on the bus.
-//! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a channel.
-//! - [`report`]: incremental metrics and the report document.
-//! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
+//! - [`server`]: builds the shared state; the accept loop, background tasks and graceful
+//!   shutdown.
+//! - [`http`]: the gate (CORS, origins, rate limits, authentication), the shared state, the
+//!   routes and their handlers, the WebSocket endpoint (handshake, replay with `since`, each
+//!   connection's loop), the OpenAPI document, and the one JSON error type.
 //! - [`hub`]: fan-out of each event, serialized once, written by the hub straight to each
 //!   subscriber's socket, or to its bounded queue when the socket is busy.
-//! - [`ws`]: the WebSocket endpoint: handshake, replay with `since`, each connection's loop.
-//! - [`server`]: shared state, the accept loop, background tasks and graceful shutdown.
+//! - [`store`]: the async `Store` trait; an in-memory index behind a group-committing
+//!   journal writer (durable) or none (`--ephemeral`); it publishes on the bus.
+//! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a
+//!   channel.
+//! - [`report`]: incremental metrics and the report document.
+//! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
+//! - [`glass`]: the glass catalogue that classifies a volume.
+//! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
+//! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
+//! - [`config`]: flags and `ALTAIR_*` environment variables.
 
 pub mod auth;
 pub mod bus;
@@ -32,7 +35,6 @@ pub mod pour;
 pub mod report;
 pub mod server;
 pub mod store;
-pub mod ws;
 
 pub use config::Config;
 pub use server::{RunningServer, Server};

@@ -1,4 +1,4 @@
-//! The server's life: shared state, the accept loop, background tasks, graceful shutdown.
+//! The server's life: building the shared state, the accept loop, background tasks, graceful shutdown.
 //!
 //! Connections are accepted here, not by `warp::serve`, so that each socket gets
 //! `TCP_NODELAY` (small event frames must not wait for Nagle), each request is logged with
@@ -30,33 +30,9 @@ use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
-use crate::http::{Gate, GateSettings};
+use crate::http::{AppState, Gate, GateSettings, SocketSettings};
 use crate::hub::{Hub, Shard};
 use crate::store::{JournalError, Ledger, LedgerSettings, Store};
-use crate::ws::SocketSettings;
-
-/// Everything a handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub bus: Bus,
-    pub hub: Hub,
-    pub catalogue: Arc<Catalogue>,
-    pub started: Instant,
-    pub socket: SocketSettings,
-    /// CORS, rate limits and authentication, before routing.
-    pub gate: Arc<Gate>,
-    /// Renders `/metrics` (None if another recorder owns the process).
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
-    /// WebSocket connections, which shutdown waits for.
-    pub tasks: TaskTracker,
-    /// The runtime of the WebSocket connections' tasks (hello, replay, pings, and the writes
-    /// the hub hands over), apart from HTTP's, so that the OS scheduler, not a task queue
-    /// thousands of connections long, decides when a POST runs.
-    pub fanout: tokio::runtime::Handle,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

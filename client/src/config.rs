@@ -70,17 +70,6 @@ pub struct Args {
         default_value = "./altair-client"
     )]
     pub data_dir: PathBuf,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Other things the client does than playing taps.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Load-test a server (prints a summary, then one JSON line).
-    #[command(subcommand)]
-    Bench(crate::bench::Scenario),
 }
 
 /// A checked configuration.

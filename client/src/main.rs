@@ -2,12 +2,32 @@
 
 use std::process::ExitCode;
 
+use altair_client::bench::Scenario;
 use altair_client::config::Args;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// Plays one beer tap (or many) against an Altair server: posts a pour every interval,
+/// never losing one, and logs what the live feed says.
+#[derive(Debug, Parser)]
+#[command(name = "altair-client", version, about)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Other things the client does than playing taps.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Load-test a server (prints a summary, then one JSON line).
+    #[command(subcommand)]
+    Bench(Scenario),
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let Cli { args, command } = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // Checked before anything touches the network.
     let settings = match args.settings() {
@@ -27,7 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(altair_client::config::Command::Bench(scenario)) = &args.command {
+    if let Some(Command::Bench(scenario)) = &command {
         let ok = runtime.block_on(altair_client::bench::run(&settings, scenario));
         return if ok {
             ExitCode::SUCCESS

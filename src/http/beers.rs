@@ -1,15 +1,17 @@
-//! Handlers for pours (`/api/beers`) and `/health`.
+//! Handlers for pours (`/api/beers`), the glass list and the report.
 
 use serde::Serialize;
 use warp::Reply as _;
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response;
 
-use super::{ApiError, ErrorBody, glass_param, json_with, require, tap_param};
+use super::error::{ApiError, ErrorBody};
+use super::reply::json_with;
+use super::request::{glass_param, require, tap_param};
+use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
 use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
-use crate::server::AppState;
 use crate::store::{Inserted, ListQuery, Start};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -54,23 +56,6 @@ pub struct PourRequest {
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
-}
-
-/// `GET /health`.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Health {
-    #[schema(example = "up")]
-    status: &'static str,
-    version: &'static str,
-    uptime_seconds: u64,
-    /// Pours stored now.
-    pours: u64,
-    /// WebSocket subscribers connected now.
-    subscribers: usize,
-    subscribers_dropped_slow: u64,
-    /// The store in use.
-    store: &'static str,
 }
 
 /// `POST /api/beers`: 201 with the stored pour and its `Location`; 200 with the original
@@ -327,25 +312,42 @@ pub async fn delete(state: &AppState, id: &str) -> Result<Response, ApiError> {
     Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }
 
-/// `GET /health`
+/// The glass catalogue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GlassList<'a> {
+    /// Smallest first; bands are inclusive and matched first to last.
+    #[schema(value_type = Vec<crate::glass::Glass>)]
+    glasses: &'a [crate::glass::Glass],
+}
+
 #[utoipa::path(
-    get, path = "/health", tag = "operations", security(()),
-    responses((status = 200, description = "The server is up", body = Health)),
+    get, path = "/api/glasses", tag = "catalogue",
+    responses(
+        (status = 200, description = "The glass catalogue", body = GlassList),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
 )]
-pub async fn health(state: &AppState) -> Result<Response, ApiError> {
-    let stats = state.store.stats().await?;
-    Ok(json_with(
-        &Health {
-            status: "up",
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_seconds: state.started.elapsed().as_secs(),
-            pours: stats.pours,
-            subscribers: state.hub.len(),
-            subscribers_dropped_slow: state.hub.dropped_slow(),
-            store: state.store.kind(),
-        },
-        StatusCode::OK,
-    ))
+pub fn glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
+    require(who, Need::Glasses)?;
+    Ok(warp::reply::json(&GlassList {
+        glasses: state.catalogue.glasses(),
+    })
+    .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/report", tag = "pours",
+    responses(
+        (status = 200, description = "The current report, as pushed to subscribers", body = crate::report::Report),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+pub fn report(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
+    require(who, Need::Read)?;
+    Ok(warp::reply::json(&state.bus.report()).into_response())
 }
 
 #[cfg(test)]

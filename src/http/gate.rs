@@ -14,7 +14,7 @@ use warp::Reply;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::auth::{Auth, AuthFailure, Identity};
 
 /// Requests per second, with bursts of twice that, per key.
@@ -80,9 +80,7 @@ impl Gate {
             check(limiter, &peer)?;
         }
         // A CORS preflight carries no credentials by design; documentation holds no data.
-        if (method == Method::OPTIONS && !self.cors_origins.is_empty())
-            || super::openapi::is_documentation(path)
-        {
+        if (method == Method::OPTIONS && !self.cors_origins.is_empty()) || is_documentation(path) {
             return Ok(Identity::Anonymous);
         }
         // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.
@@ -192,4 +190,12 @@ impl From<AuthFailure> for ApiError {
     fn from(failure: AuthFailure) -> ApiError {
         ApiError::Unauthorized(failure)
     }
+}
+
+/// Paths that serve documentation only: no token needed.
+pub fn is_documentation(path: &str) -> bool {
+    path == "/api/openapi.json"
+        || path == "/api/events.schema.json"
+        || path == "/docs"
+        || path.starts_with("/docs/")
 }

@@ -11,7 +11,8 @@ use warp::Reply;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
-use super::beers;
+use super::error::ApiError;
+use super::{beers, operations, socket};
 
 /// Every route the server serves, as (method, path template). The tests check that each
 /// one is served and documented, and that nothing else is documented.
@@ -29,14 +30,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/events.schema.json"),
 ];
 
-/// Paths that serve documentation only: no token needed.
-pub fn is_documentation(path: &str) -> bool {
-    path == "/api/openapi.json"
-        || path == "/api/events.schema.json"
-        || path == "/docs"
-        || path.starts_with("/docs/")
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -50,15 +43,15 @@ pub fn is_documentation(path: &str) -> bool {
         beers::list,
         beers::show,
         beers::delete,
-        beers::health,
-        super::get_glasses,
-        super::get_report,
-        super::get_metrics,
-        super::subscribe,
+        operations::health,
+        beers::glasses,
+        beers::report,
+        operations::metrics,
+        socket::subscribe,
         openapi_json,
         events_schema_json,
     ),
-    components(schemas(beers::PourRequest, crate::ws::SocketEvent)),
+    components(schemas(beers::PourRequest, socket::SocketEvent)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -151,7 +144,7 @@ pub fn docs(full_path: &str, tail: &str) -> Response {
             }
             response
         }
-        Ok(None) => super::ApiError::NotFound("no such documentation file".into()).into_response(),
-        Err(e) => super::ApiError::Internal(format!("swagger ui: {e}")).into_response(),
+        Ok(None) => ApiError::NotFound("no such documentation file".into()).into_response(),
+        Err(e) => ApiError::Internal(format!("swagger ui: {e}")).into_response(),
     }
 }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod architecture;
 mod beers;
 mod classify;
 mod crash;

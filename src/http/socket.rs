@@ -9,7 +9,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
@@ -27,10 +26,13 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message};
 use warp::http::{HeaderMap, Response, StatusCode, header};
 use warp::reply::Response as WarpResponse;
 
+use super::error::ApiError;
+use super::error::ErrorBody;
+use super::request::{glass_param, require, tap_param};
+use super::state::AppState;
+use crate::auth::{Identity, Need};
 use crate::glass::Glass;
-use crate::http::{ApiError, glass_param, tap_param};
 use crate::hub::{Filter, Frame, Kick, Lane, Subscription, to_json};
-use crate::server::AppState;
 use crate::store::ListQuery;
 
 /// Client frames larger than this close the connection (1009).
@@ -89,9 +91,41 @@ impl SocketParams {
     }
 }
 
+#[utoipa::path(
+    get, path = "/sockets/beers", tag = "live",
+    description = "WebSocket upgrade. Every frame is JSON text with an `event` field (schema `SocketEvent`): \
+        `hello` first, then `pour`, `deleted` and `report` as they happen. Close codes: 1001 shutdown, \
+        1002 protocol error, 1008 slow consumer, 1009 client frame over 4 KiB, 1013 overloaded (reconnect with since).",
+    params(
+        ("tapId" = Option<u32>, Query, description = "I am this tap: its pours are not sent"),
+        ("echo" = Option<bool>, Query, description = "Send this tap's own pours after all"),
+        ("type" = Option<Vec<String>>, Query, explode = true, description = "Only these glasses (repeatable)"),
+        ("since" = Option<u64>, Query, description = "Replay stored pours above this id first, then go live"),
+        ("token" = Option<String>, Query, description = "Bearer token, for browsers that cannot set headers"),
+    ),
+    responses(
+        (status = 101, description = "Switching to WebSocket; frames follow `SocketEvent`", body = SocketEvent),
+        (status = 400, description = "A bad parameter or handshake header", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 422, description = "Unknown glass type", body = ErrorBody),
+        (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 503, description = "As many subscribers as the server takes", body = ErrorBody),
+    )
+)]
+pub fn subscribe(
+    headers: &HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    query: &str,
+    state: &AppState,
+    who: &Option<Identity>,
+) -> Result<WarpResponse, ApiError> {
+    require(who, Need::Subscribe)?;
+    handshake(headers, upgrade, query, state)
+}
+
 /// `GET /sockets/beers`: checks the handshake and the query, answers 101, and serves the
 /// connection in a task that shutdown waits for.
-pub fn handshake(
+fn handshake(
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
     query: &str,
@@ -519,17 +553,6 @@ impl AsyncWrite for Shared {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-/// WebSocket timing settings, from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct SocketSettings {
-    pub ping_interval: Duration,
-    pub pong_timeout: Duration,
-    pub close_grace: Duration,
-    pub report_interval: Duration,
-    /// Subscribers at once at most.
-    pub max_subscribers: usize,
 }
 
 /// The frames of `/sockets/beers`, as a schema. The hub writes them (`hub::Wire` and

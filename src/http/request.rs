@@ -1,0 +1,116 @@
+//! What the routes take from a request: the caller's identity, the query string, the body
+//! (bounded), and the query values several routes share.
+
+use std::convert::Infallible;
+
+use warp::Filter;
+use warp::Reply;
+use warp::reply::Response;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::auth::{Identity, Need};
+
+/// Who is asking, as the gate found out (absent only if the gate did not run).
+pub fn identity() -> impl Filter<Extract = (Option<Identity>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Identity>()
+}
+
+/// 403 unless `who` may do `need`.
+pub fn require(who: &Option<Identity>, need: Need) -> Result<(), ApiError> {
+    match who {
+        Some(identity) if identity.allows(need) => Ok(()),
+        // Public paths admit reads without a token; anything more needs one: 401, not 403.
+        Some(Identity::Anonymous) | None => {
+            Err(ApiError::Unauthorized(crate::auth::AuthFailure::Missing))
+        }
+        Some(identity) => Err(ApiError::Forbidden(format!(
+            "{} may not {}",
+            identity.describe(),
+            match need {
+                Need::Read => "read pours or reports".to_owned(),
+                Need::Glasses => "read the glass list".to_owned(),
+                Need::Subscribe => "subscribe".to_owned(),
+                Need::Pour(tap) => format!("post pours for tap {tap}"),
+                Need::Delete => "delete pours".to_owned(),
+            }
+        ))),
+    }
+}
+
+pub fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The query string, empty when there is none.
+pub fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Any method at a path whose methods are `allow`: 405.
+pub fn not_allowed(
+    allow: &'static str,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    warp::any().map(move || ApiError::MethodNotAllowed { allow }.into_response())
+}
+
+/// The request body, at most `limit` bytes, with or without a Content-Length; reads no
+/// further than the limit.
+pub fn body_limited(
+    limit: u64,
+) -> impl Filter<Extract = (Result<bytes::Bytes, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .then(move |length: Option<u64>, body| read_limited(length, body, limit))
+}
+
+async fn read_limited<B: warp::Buf>(
+    length: Option<u64>,
+    body: impl futures::Stream<Item = Result<B, warp::Error>>,
+    limit: u64,
+) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
+    if length.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut collected = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        if (collected.len() + chunk.remaining()) as u64 > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// A `type` query value: a glass in the catalogue, else 422 listing the valid ones.
+pub fn glass_param(
+    catalogue: &crate::glass::Catalogue,
+    value: &str,
+) -> Result<std::sync::Arc<str>, ApiError> {
+    catalogue.get(value).map(|g| g.name.clone()).ok_or_else(|| {
+        ApiError::Unprocessable(format!(
+            "unknown type {value:?}; valid types: {}",
+            catalogue.names()
+        ))
+    })
+}
+
+/// A `tapId` query value: 1 to 2^32-1, else 400.
+pub fn tap_param(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|&t| t >= 1)
+        .ok_or_else(|| ApiError::BadRequest("tapId must be an integer from 1 to 4294967295".into()))
+}

@@ -1,0 +1,48 @@
+//! What every handler shares: the store, the bus, the hub, the gate and the settings. The
+//! server builds it; the routes use it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::gate::Gate;
+use crate::bus::Bus;
+use crate::glass::Catalogue;
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub bus: Bus,
+    pub hub: Hub,
+    pub catalogue: Arc<Catalogue>,
+    pub started: Instant,
+    pub socket: SocketSettings,
+    /// CORS, origin checks, rate limits and authentication, before routing.
+    pub gate: Arc<Gate>,
+    /// Renders `/metrics` (None if another recorder owns the process).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// WebSocket connections, which shutdown waits for.
+    pub tasks: TaskTracker,
+    /// The runtime of the WebSocket connections' tasks (hello, replay, pings, and the writes
+    /// the hub hands over), apart from HTTP's, so that the OS scheduler, not a task queue
+    /// thousands of connections long, decides when a POST runs.
+    pub fanout: tokio::runtime::Handle,
+}
+
+/// WebSocket timing settings, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketSettings {
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub close_grace: Duration,
+    pub report_interval: Duration,
+    /// Subscribers at once at most.
+    pub max_subscribers: usize,
+}
