@@ -45,6 +45,8 @@ pub struct Gate {
     cors_origins: Vec<HeaderValue>,
 }
 
+/// The WebSocket endpoint: the one GET that browsers from other origins may not make.
+const SOCKET_PATH: &str = "/sockets/beers";
 const CORS_METHODS: &str = "GET, POST, DELETE";
 const CORS_HEADERS: &str = "authorization, content-type, idempotency-key";
 
@@ -79,12 +81,13 @@ impl Gate {
         if let Some(limiter) = &self.per_address {
             check(limiter, &peer)?;
         }
-        // A CORS preflight carries no credentials by design; documentation holds no data.
-        if (method == Method::OPTIONS && !self.cors_origins.is_empty()) || is_documentation(path) {
+        self.check_origin(method, path, headers)?;
+        // Documentation holds no data.
+        if is_documentation(path) {
             return Ok(Identity::Anonymous);
         }
         // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.
-        let query_token = (path == "/sockets/beers")
+        let query_token = (path == SOCKET_PATH)
             .then(|| query_param(query?, "token"))
             .flatten();
         let identity = self
@@ -111,11 +114,47 @@ impl Gate {
         }
     }
 
-    /// Answers a CORS preflight, if this is one.
+    /// A browser's request from a page of another origin that would change something or
+    /// open the live feed: 403 unless that origin is allowed. A browser attaches `Origin`
+    /// to every such request, and a "simple" POST (no preflight) still reaches the server,
+    /// so CORS headers alone do not stop it. Devices and tools send no `Origin`.
+    fn check_origin(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return Ok(());
+        };
+        let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if (reads && path != SOCKET_PATH) || self.origin_allowed(origin, headers) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(
+            "requests from a web page of another origin may not change data or subscribe \
+             (allow the origin with --cors-origin)"
+                .into(),
+        ))
+    }
+
+    /// On the allow-list, or the server's own origin (its `Host`), as for a page it serves.
+    fn origin_allowed(&self, origin: &HeaderValue, headers: &HeaderMap) -> bool {
+        if self.cors_origins.contains(origin) {
+            return true;
+        }
+        let authority = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, a)| a);
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    }
+
+    /// Answers a CORS preflight, if this is one: 204 for an allowed origin, else 403.
     pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
-        if method != Method::OPTIONS
-            || self.cors_origins.is_empty()
-            || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        if method != Method::OPTIONS || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
             return None;
         }

@@ -505,3 +505,115 @@ fn token_new_prints_a_token_and_its_entry() {
         .unwrap();
     assert!(!missing.status.success());
 }
+
+/// A foreign page's "simple" POST: no Content-Type, so the browser sends no preflight.
+async fn post_from_page(app: &TestApp, origin: &str) -> (StatusCode, Value) {
+    let response = app
+        .http
+        .post(app.url("/api/beers"))
+        .header("origin", origin)
+        .body(r#"{"tapId": 3, "volume": 500}"#)
+        .send()
+        .await
+        .unwrap();
+    read_json(response).await
+}
+
+/// A WebSocket handshake carrying `Origin`: the status the server answered with.
+async fn handshake_from(app: &TestApp, origin: &str) -> u16 {
+    let mut request = format!("ws://{}/sockets/beers", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_another_origin_can_neither_pour_nor_subscribe_in_open_mode() {
+    let app = spawn_with(&["--cors-origin", "http://bar.example"]).await;
+    let (status, body) = post_from_page(&app, "http://evil.example").await;
+    let message = assert_error(status, &body, 403);
+    assert!(message.contains("origin"), "{message}");
+    let (status, body) = post_from_page(&app, "null").await;
+    assert_error(status, &body, 403);
+    let (_, listed) = app.get("/api/beers").await;
+    assert_eq!(listed["total"], 0, "nothing was stored: {listed}");
+    let delete = app
+        .http
+        .delete(app.url("/api/beers/1"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+    assert_eq!(handshake_from(&app, "http://evil.example").await, 403);
+
+    // Devices send no Origin; allowed origins and the server's own pages pass.
+    app.pour(3, 500.0).await;
+    let (status, _) = post_from_page(&app, "http://bar.example").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let own = format!("http://{}", app.addr);
+    let (status, _) = post_from_page(&app, &own).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(handshake_from(&app, "http://bar.example").await, 101);
+    assert_eq!(handshake_from(&app, &own).await, 101);
+    // Reading from another origin is harmless: the browser keeps the answer from the page.
+    let read = app
+        .http
+        .get(app.url("/api/beers"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert!(read.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_page_of_another_origin_is_refused_even_with_a_valid_token() {
+    let (app, dir, [_, reader, admin]) = spawn_with_tokens("origin-token", &[]).await;
+    let response = app
+        .http
+        .delete(app.url("/api/beers/1"))
+        .bearer_auth(&admin)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read_json(response).await;
+    assert_error(status, &body, 403);
+    let mut request = format!("ws://{}/sockets/beers?token={reader}", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_preflight_from_an_origin_not_allowed_is_403_by_default() {
+    let app = spawn_with(&[]).await;
+    let response = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/beers"))
+        .header("origin", "http://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read_json(response).await;
+    assert_error(status, &body, 403);
+}
