@@ -14,10 +14,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +200,13 @@ impl TokenSet {
         found
     }
 
+    /// Whether `credential`'s token is still here, with the same role.
+    pub fn holds(&self, credential: &Credential) -> bool {
+        self.credentials
+            .iter()
+            .any(|c| constant_time_eq(&c.hash, &credential.hash) && c.role == credential.role)
+    }
+
     pub fn len(&self) -> usize {
         self.credentials.len()
     }
@@ -213,7 +221,8 @@ impl TokenSet {
 pub struct Auth {
     /// None: open mode.
     file: Option<PathBuf>,
-    tokens: RwLock<Arc<TokenSet>>,
+    /// The tokens in force; holders of a receiver (open WebSockets) hear of every reload.
+    tokens: watch::Sender<Arc<TokenSet>>,
     public: Vec<String>,
 }
 
@@ -240,7 +249,7 @@ impl Auth {
     pub fn open() -> Auth {
         Auth {
             file: None,
-            tokens: RwLock::new(Arc::default()),
+            tokens: watch::Sender::new(Arc::default()),
             public: Vec::new(),
         }
     }
@@ -250,7 +259,7 @@ impl Auth {
         let tokens = TokenSet::load(file)?;
         Ok(Auth {
             file: Some(file.to_owned()),
-            tokens: RwLock::new(Arc::new(tokens)),
+            tokens: watch::Sender::new(Arc::new(tokens)),
             public,
         })
     }
@@ -272,15 +281,17 @@ impl Auth {
         };
         let tokens = TokenSet::load(file)?;
         let count = tokens.len();
-        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tokens);
+        self.tokens.send_replace(Arc::new(tokens));
         Ok(count)
     }
 
     fn tokens(&self) -> Arc<TokenSet> {
-        self.tokens
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.tokens.borrow().clone()
+    }
+
+    /// The tokens in force, changing with every reload.
+    pub fn watch(&self) -> watch::Receiver<Arc<TokenSet>> {
+        self.tokens.subscribe()
     }
 
     /// Who sent a request: from its `Authorization` header, else (WebSockets only) a
@@ -382,7 +393,7 @@ mod tests {
         let set = TokenSet::parse(&text).unwrap();
         let auth = Auth {
             file: Some("tokens.toml".into()),
-            tokens: RwLock::new(Arc::new(set)),
+            tokens: watch::Sender::new(Arc::new(set)),
             public: vec!["/health".into()],
         };
         (auth, tokens)

@@ -124,6 +124,8 @@ pub enum Kick {
     SlowConsumer,
     /// The hub fell behind the bus and the subscriber missed events.
     Overloaded,
+    /// The credential it subscribed with was revoked.
+    Revoked,
 }
 
 struct Entry {
@@ -595,7 +597,8 @@ impl Hub {
         sweep.trim();
     }
 
-    fn kick(&self, id: u64, why: Kick) {
+    /// Ends subscriber `id`'s subscription, telling it why; nothing if it is gone already.
+    pub fn kick(&self, id: u64, why: Kick) {
         if let Some((_, entry)) = self.inner.subscribers.remove(&id) {
             self.inner.version.fetch_add(1, Ordering::Release);
             if why == Kick::SlowConsumer {

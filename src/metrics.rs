@@ -138,6 +138,11 @@ pub fn subscriber_dropped_slow() {
     counter!("altair_ws_subscribers_dropped_slow_total").increment(1);
 }
 
+/// A subscriber closed because its token was revoked.
+pub fn subscriber_revoked() {
+    counter!("altair_ws_subscribers_revoked_total").increment(1);
+}
+
 /// One durable commit (write and fsync of a journal frame) of `requests` requests.
 pub fn commit(took: Duration, requests: usize, journal_bytes: u64) {
     histogram!("altair_store_commit_duration_seconds").record(took.as_secs_f64());

@@ -30,7 +30,7 @@ use super::error::ApiError;
 use super::error::ErrorBody;
 use super::request::{glass_param, require, tap_param};
 use super::state::AppState;
-use crate::auth::{Identity, Need};
+use crate::auth::{Credential, Identity, Need, TokenSet};
 use crate::glass::Glass;
 use crate::hub::{Filter, Frame, Kick, Lane, Subscription, to_json};
 use crate::store::ListQuery;
@@ -120,7 +120,12 @@ pub fn subscribe(
     who: &Option<Identity>,
 ) -> Result<WarpResponse, ApiError> {
     require(who, Need::Subscribe)?;
-    handshake(headers, upgrade, query, state)
+    // A token's subscriber is closed when a reload revokes the token.
+    let credential = match who {
+        Some(Identity::Token(credential)) => Some(credential.clone()),
+        _ => None,
+    };
+    handshake(headers, upgrade, query, state, credential)
 }
 
 /// `GET /sockets/beers`: checks the handshake and the query, answers 101, and serves the
@@ -130,6 +135,7 @@ fn handshake(
     on_upgrade: Option<OnUpgrade>,
     query: &str,
     state: &AppState,
+    credential: Option<Arc<Credential>>,
 ) -> Result<WarpResponse, ApiError> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -173,7 +179,7 @@ fn handshake(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => match socket(upgraded).await {
-                Ok(socket) => serve(socket, params, state).await,
+                Ok(socket) => serve(socket, params, credential, state).await,
                 Err(e) => log::error!("WebSocket upgrade failed: {e}"),
             },
             Err(e) => log::debug!("WebSocket upgrade failed: {e}"),
@@ -238,6 +244,7 @@ impl End {
                 (CloseCode::Again, "server overloaded; reconnect with since")
             }
             End::TooBig => (CloseCode::Size, "message too big"),
+            End::Kicked(Kick::Revoked) => (CloseCode::Policy, "token revoked"),
             End::ProtocolError => (CloseCode::Protocol, "protocol error"),
             End::ClientClosed | End::Unresponsive | End::Broken => return None,
         };
@@ -262,9 +269,19 @@ async fn unless_ended<T>(
     }
 }
 
-async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
+async fn serve(
+    mut socket: Socket,
+    params: SocketParams,
+    credential: Option<Arc<Credential>>,
+    state: AppState,
+) {
     let filter = params.filter();
     let mut subscription = state.hub.subscribe(filter.clone(), &socket.get_ref().0);
+    let _watch = credential.map(|credential| {
+        let watch = state.gate.auth().watch();
+        let revoke = kick_when_revoked(credential, watch, state.hub.clone(), subscription.id());
+        AbortOnDrop(state.fanout.spawn(revoke))
+    });
     let mut unsent = Bytes::new();
     let end = match converse(
         &mut socket,
@@ -296,6 +313,38 @@ async fn serve(mut socket: Socket, params: SocketParams, state: AppState) {
     } else if end == End::ClientClosed {
         // Flushes the close reply that tungstenite queued on reading the client's close.
         let _ = tokio::time::timeout(state.socket.close_grace, socket.flush()).await;
+    }
+}
+
+/// Kicks subscriber `id` once a reload of the tokens no longer holds `credential`.
+async fn kick_when_revoked(
+    credential: Arc<Credential>,
+    mut tokens: tokio::sync::watch::Receiver<Arc<TokenSet>>,
+    hub: crate::hub::Hub,
+    id: u64,
+) {
+    loop {
+        if !tokens.borrow_and_update().holds(&credential) {
+            log::info!(
+                "subscriber {id}: token {:?} was revoked; closing",
+                credential.name
+            );
+            crate::metrics::subscriber_revoked();
+            hub.kick(id, Kick::Revoked);
+            return;
+        }
+        if tokens.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Aborts a task when dropped: a watcher lives as long as its connection.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -8,7 +8,16 @@ use crate::helpers::{TestApp, spawn_with};
 
 /// Every sample of the exposition, by its full series name (`name{labels}`).
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    scrape_as(app, None).await
+}
+
+/// [`scrape`] with a bearer token.
+pub async fn scrape_as(app: &TestApp, token: Option<&str>) -> HashMap<String, f64> {
+    let mut request = app.http.get(app.url("/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()["content-type"]

@@ -1,5 +1,6 @@
 //! Who gets in: tokens and roles, public paths, reloads, rate limits, caps, CORS, timeouts.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::beers::tempdir;
 use crate::helpers::{TestApp, assert_error, read_json, spawn_with, within};
+use crate::metrics::scrape_as;
 
 /// A server with a tokens file holding a tap-3, a reader and an admin token (plus `flags`);
 /// returns it, the folder to remove, and the tokens.
@@ -174,6 +176,50 @@ async fn a_revoked_token_stops_working_after_a_reload() {
     app.reload_tokens();
     assert_eq!(get(reader).await, StatusCode::UNAUTHORIZED);
     assert_eq!(get(admin).await, StatusCode::OK);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_closes_the_sockets_of_revoked_tokens_only() {
+    let (app, dir, [tap, reader, admin]) = spawn_with_tokens("revoke-socket", &[]).await;
+    let revoked_count = |samples: HashMap<String, f64>| {
+        samples
+            .get("altair_ws_subscribers_revoked_total")
+            .copied()
+            .unwrap_or_default()
+    };
+    let before = revoked_count(scrape_as(&app, Some(&admin)).await);
+    let (mut kept, _) = app.subscribe(&format!("?token={tap}")).await;
+    let (mut revoked, _) = app.subscribe(&format!("?token={reader}")).await;
+    let file = dir.join("tokens.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let without_reader: String = text
+        .split("[[token]]")
+        .filter(|e| !e.trim().is_empty() && !e.contains("\"board\""))
+        .map(|e| format!("[[token]]{e}"))
+        .collect();
+    std::fs::write(&file, without_reader).unwrap();
+    app.reload_tokens();
+
+    let frame = revoked.closed().await;
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason, "token revoked");
+    let (status, _, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/beers",
+        Some(&tap),
+        Some(TAP3),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        kept.next_pour().await["tapId"],
+        3,
+        "the other token's socket lives on"
+    );
+    let after = revoked_count(scrape_as(&app, Some(&admin)).await);
+    assert!(after > before, "counted: {before} -> {after}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
