@@ -151,6 +151,11 @@ pub struct Config {
           value_parser = ["all", "errors"])]
     pub request_log: String,
 
+    /// Seconds between the log lines that sum up each address's refused requests (4xx past
+    /// a few an interval, and every 429), which never get a line each.
+    #[arg(long, env = "ALTAIR_REFUSAL_LOG_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub refusal_log_interval: Duration,
+
     /// Seconds that shutdown waits for requests and sockets before it gives up on them.
     #[arg(long, env = "ALTAIR_SHUTDOWN_TIMEOUT", value_name = "SECS", default_value = "4", value_parser = seconds)]
     pub shutdown_timeout: Duration,

@@ -21,6 +21,7 @@
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
 //! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
+//! - [`human`]: counts and durations written for people in log lines.
 //! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
 //! - [`config`]: flags and `ALTAIR_*` environment variables.
 
@@ -30,6 +31,7 @@ pub mod config;
 pub mod glass;
 pub mod http;
 pub mod hub;
+pub mod human;
 pub mod metrics;
 pub mod pour;
 pub mod report;

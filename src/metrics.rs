@@ -138,6 +138,11 @@ pub fn subscriber_dropped_slow() {
     counter!("altair_ws_subscribers_dropped_slow_total").increment(1);
 }
 
+/// A refusal counted in a summary line instead of a line of its own.
+pub fn log_lines_suppressed() {
+    counter!("altair_log_request_lines_suppressed_total").increment(1);
+}
+
 /// A subscriber closed because its token was revoked.
 pub fn subscriber_revoked() {
     counter!("altair_ws_subscribers_revoked_total").increment(1);

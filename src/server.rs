@@ -30,7 +30,7 @@ use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
-use crate::http::{AppState, Gate, GateSettings, SocketSettings};
+use crate::http::{AppState, Gate, GateSettings, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
 use crate::store::{JournalError, Ledger, LedgerSettings, Store};
 
@@ -67,8 +67,8 @@ pub struct Server {
     report_interval: Duration,
     header_timeout: Duration,
     max_connections: u32,
-    /// Log successful requests at info (else debug).
-    log_successes: bool,
+    /// One line per request, refusals summed up per address.
+    request_log: Arc<RequestLog>,
 }
 
 impl Server {
@@ -139,7 +139,10 @@ impl Server {
             report_interval: config.report_interval,
             header_timeout: config.header_timeout,
             max_connections: config.max_connections,
-            log_successes: config.request_log == "all",
+            request_log: Arc::new(RequestLog::new(
+                config.request_log == "all",
+                config.refusal_log_interval,
+            )),
         })
     }
 
@@ -165,7 +168,7 @@ impl Server {
             report_interval,
             header_timeout,
             max_connections,
-            log_successes,
+            request_log,
         } = self;
         if let Ok(addr) = listener.local_addr() {
             log::info!(
@@ -205,8 +208,9 @@ impl Server {
             report_interval,
             state.shutdown.clone(),
         ));
-        let upkeep = tokio::spawn(forget_quiet_keys(
+        let upkeep = tokio::spawn(upkeep(
             state.gate.clone(),
+            request_log.clone(),
             state.shutdown.clone(),
         ));
         let service = warp::service(crate::http::routes(state.clone()));
@@ -240,9 +244,11 @@ impl Server {
             }
             let service = service.clone();
             let gate = state.gate.clone();
+            let request_log = request_log.clone();
             let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 let service = service.clone();
                 let gate = gate.clone();
+                let request_log = request_log.clone();
                 async move {
                     let started = Instant::now();
                     let method = request.method().clone();
@@ -278,17 +284,12 @@ impl Server {
                         response.status().as_u16(),
                         started.elapsed(),
                     );
-                    let status = response.status().as_u16();
-                    let level = if log_successes || status >= 400 {
-                        log::Level::Info
-                    } else {
-                        log::Level::Debug
-                    };
-                    log::log!(
-                        target: "altair::request",
-                        level,
-                        "{method} {path} {status} {:.2}ms {peer}",
-                        started.elapsed().as_secs_f64() * 1000.0
+                    request_log.record(
+                        &method,
+                        &path,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                        peer,
                     );
                     Ok::<_, std::convert::Infallible>(response)
                 }
@@ -361,13 +362,20 @@ fn open_auth(config: &Config) -> Result<Auth, StartError> {
     }
 }
 
-/// Rate-limiter keys that went quiet are forgotten every minute.
-async fn forget_quiet_keys(gate: Arc<Gate>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+/// Refusals are summed up in the log every interval; rate-limiter keys that went quiet are
+/// forgotten every minute.
+async fn upkeep(gate: Arc<Gate>, request_log: Arc<RequestLog>, shutdown: CancellationToken) {
+    let every = request_log.interval();
+    let mut summaries = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut forget = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => gate.forget_quiet_keys(),
+            _ = shutdown.cancelled() => {
+                request_log.summarize();
+                return;
+            }
+            _ = summaries.tick() => request_log.summarize(),
+            _ = forget.tick() => gate.forget_quiet_keys(),
         }
     }
 }

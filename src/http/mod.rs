@@ -14,6 +14,7 @@ pub mod gate;
 pub mod openapi;
 pub mod reply;
 pub mod request;
+pub mod request_log;
 pub mod socket;
 pub mod state;
 
@@ -27,6 +28,7 @@ use warp::{Filter, Reply};
 
 pub use error::{ApiError, ErrorBody, recover};
 pub use gate::{Gate, GateSettings};
+pub use request_log::RequestLog;
 pub use state::{AppState, SocketSettings};
 
 use crate::auth::{Identity, Need};

@@ -29,16 +29,22 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(&[]).await
 }
 
+/// Tests post faster than any tap: no rate limits, unless `args` set their own.
+fn unlimited_unless_set(args: &[&str]) -> &'static [&'static str] {
+    if args.iter().any(|f| f.starts_with("--rate-limit")) {
+        &[]
+    } else {
+        &["--rate-limit", "0", "--rate-limit-address", "0"]
+    }
+}
+
 /// A server with extra command-line flags; in memory unless they name a `--data-dir`.
 pub async fn spawn_with(flags: &[&str]) -> TestApp {
     let mut argv = vec!["altair-server", "--bind", "127.0.0.1:0"];
     if !flags.contains(&"--data-dir") {
         argv.push("--ephemeral");
     }
-    // Tests post faster than any tap; the rate-limit tests set their own limits.
-    if !flags.iter().any(|f| f.starts_with("--rate-limit")) {
-        argv.extend(["--rate-limit", "0", "--rate-limit-address", "0"]);
-    }
+    argv.extend_from_slice(unlimited_unless_set(flags));
     argv.extend_from_slice(flags);
     let config = Config::try_parse_from(argv).expect("test flags parse");
     let server = RunningServer::start(config).await.expect("server starts");
@@ -226,9 +232,33 @@ pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
         .expect("timed out waiting for an event")
 }
 
+/// A spawned process, killed when dropped: a test that fails leaves nothing running (and
+/// nothing holding the test's output pipes open).
+pub struct Process(pub std::process::Child);
+
+impl std::ops::Deref for Process {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the server binary with `args` and returns it with the address it listens on,
 /// read from its log. Its log is drained in the background so it never blocks on stderr.
-pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+pub fn spawn_binary(args: &[&str]) -> (Process, String) {
     let (child, addr, _) = spawn_binary_logged(args);
     (child, addr)
 }
@@ -237,25 +267,21 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
 pub fn spawn_binary_logged(
     args: &[&str],
 ) -> (
-    std::process::Child,
+    Process,
     String,
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 ) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "0",
-            "--rate-limit-address",
-            "0",
-        ])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the server binary starts");
+    let mut child = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .args(["--bind", "127.0.0.1:0"])
+            .args(unlimited_unless_set(args))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server binary starts"),
+    );
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
     let mut addr = None;

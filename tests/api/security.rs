@@ -663,3 +663,64 @@ async fn a_preflight_from_an_origin_not_allowed_is_403_by_default() {
     let (status, body) = read_json(response).await;
     assert_error(status, &body, 403);
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_requests_is_summed_up_in_the_log_not_a_line_each() {
+    let (_server, addr, log) = crate::helpers::spawn_binary_logged(&[
+        "--ephemeral",
+        "--rate-limit-address",
+        "5",
+        "--request-log",
+        "errors",
+        "--refusal-log-interval",
+        "0.5",
+    ]);
+    // One client, one connection, for a second.
+    let http = reqwest::Client::new();
+    let (mut refused, started) = (0u64, std::time::Instant::now());
+    while started.elapsed() < Duration::from_secs(1) {
+        let status = http
+            .get(format!("http://{addr}/api/glasses"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        refused += u64::from(status == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(refused > 100, "the flood was refused: {refused}");
+    let summed = |lines: &[String]| -> u64 {
+        lines
+            .iter()
+            .filter_map(|l| l.split("address 127.0.0.1: ").nth(1))
+            .filter_map(|rest| rest.split(" requests refused").next())
+            .map(|n| n.replace(',', "").parse::<u64>().unwrap())
+            .sum()
+    };
+    within(async {
+        while summed(&log.lock().unwrap()) < refused {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let lines = log.lock().unwrap().clone();
+    assert_eq!(
+        summed(&lines),
+        refused,
+        "the exact count:\n{}",
+        lines.join("\n")
+    );
+    let request_lines = lines
+        .iter()
+        .filter(|l| l.contains("altair::request"))
+        .count();
+    assert!(
+        request_lines <= 5,
+        "{refused} refusals took {request_lines} lines:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("(429 ×")),
+        "{}",
+        lines.join("\n")
+    );
+}
