@@ -405,14 +405,24 @@ async fn open_store(
             source: std::io::Error::other(e.to_string()),
         })??;
     let (ledger, opened) = opened;
-    log::info!(
-        "store: durable journal in {}; recovered {} pours and {} idempotency keys from {} records in {:.0?}",
-        config.data_dir.display(),
-        opened.pours,
-        opened.keys,
-        opened.recovery.records,
-        opened.took
-    );
+    let last_id = ledger.stats().await.map_or(0, |s| s.last_id);
+    // Absolute: a relative --data-dir follows the working directory, and an empty store
+    // opened from the wrong folder must not look like lost pours.
+    let dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    if opened.recovery.records == 0 {
+        log::info!("store: opened {}: empty, a new journal", dir.display());
+    } else {
+        log::info!(
+            "store: opened {}: {} {}, last id {}; {} idempotency keys; {} records read in {:.0?}",
+            dir.display(),
+            crate::human::count(opened.pours),
+            if opened.pours == 1 { "pour" } else { "pours" },
+            crate::human::count(last_id),
+            crate::human::count(opened.keys as u64),
+            crate::human::count(opened.recovery.records),
+            opened.took
+        );
+    }
     Ok(Arc::new(ledger))
 }
 

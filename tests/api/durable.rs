@@ -266,3 +266,46 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
     assert_eq!(app.pour(1, 500.0).await["id"], last + 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_log_says_which_data_directory_was_opened_and_what_it_held() {
+    let dir = tempdir("where-data-lives");
+    let absolute = std::fs::canonicalize(&dir).unwrap().join("data");
+    let opened_line = |log: &std::sync::Mutex<Vec<String>>| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("store: opened"))
+            .cloned()
+            .expect("a line says what was opened")
+    };
+    {
+        // A relative --data-dir, as the default is.
+        let (_server, addr, log) = crate::helpers::spawn_binary_in(&dir, &["--data-dir", "data"]);
+        let line = opened_line(&log);
+        assert!(
+            line.contains(&format!("opened {}: empty", absolute.display())),
+            "{line}"
+        );
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            let response = http
+                .post(format!("http://{addr}/api/beers"))
+                .body(r#"{"tapId": 1, "volume": 500}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+    }
+    let (_server, _, log) = crate::helpers::spawn_binary_in(&dir, &["--data-dir", "data"]);
+    let line = opened_line(&log);
+    assert!(
+        line.contains(&format!(
+            "opened {}: 3 pours, last id 3",
+            absolute.display()
+        )),
+        "{line}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

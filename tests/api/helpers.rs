@@ -264,16 +264,19 @@ pub fn spawn_binary(args: &[&str]) -> (Process, String) {
 }
 
 /// [`spawn_binary`], keeping every log line.
-pub fn spawn_binary_logged(
-    args: &[&str],
-) -> (
-    Process,
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) {
+pub fn spawn_binary_logged(args: &[&str]) -> (Process, String, Log) {
+    spawn_binary_in(&std::env::current_dir().expect("a working directory"), args)
+}
+
+/// A process's log lines, collected as they come.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`spawn_binary_logged`], started in the folder `cwd`.
+pub fn spawn_binary_in(cwd: &std::path::Path, args: &[&str]) -> (Process, String, Log) {
     use std::io::{BufRead, BufReader};
     let mut child = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .current_dir(cwd)
             .args(["--bind", "127.0.0.1:0"])
             .args(unlimited_unless_set(args))
             .args(args)
