@@ -104,6 +104,11 @@ impl Bus {
         self.aggregator().report(Timestamp::now())
     }
 
+    /// The types of stored pours that the catalogue does not define, with their pours.
+    pub fn retired_glasses(&self) -> Vec<(Arc<str>, u64)> {
+        self.aggregator().retired()
+    }
+
     fn aggregator(&self) -> MutexGuard<'_, Aggregator> {
         // The aggregator holds plain counters: a panic elsewhere cannot leave it half-updated
         // in a way worse than refusing to serve, so poisoning is ignored.

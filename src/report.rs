@@ -19,7 +19,8 @@ pub struct Report {
     pub total_volume_ml: f64,
     /// One entry per tap with at least one stored pour, by tap id.
     pub by_tap: Vec<TapTally>,
-    /// One entry per glass in the catalogue, smallest first.
+    /// One entry per glass in the catalogue, smallest first; then one per type that stored
+    /// pours have but the catalogue no longer defines, by name. They add up to the totals.
     pub by_type: Vec<TypeTally>,
     /// Stored pours whose timestamp lies in the last 60 s.
     pub pours_last_minute: u64,
@@ -84,6 +85,8 @@ pub struct Aggregator {
     glasses: Vec<Arc<str>>,
     total: Tally,
     by_glass: Vec<Tally>,
+    /// Types of stored pours that the catalogue does not define (it changed), by name.
+    retired: Vec<(Arc<str>, Tally)>,
     by_tap: HashMap<u32, Tally>,
     /// Pours per second of pour timestamp, a ring indexed by `second % WINDOW_SECONDS`;
     /// each slot remembers which second it counts so that stale slots are ignored.
@@ -97,6 +100,7 @@ impl Aggregator {
         Aggregator {
             by_glass: vec![Tally::default(); glasses.len()],
             glasses,
+            retired: Vec::new(),
             total: Tally::default(),
             by_tap: HashMap::new(),
             per_second: vec![(i64::MIN, 0); WINDOW_SECONDS].into_boxed_slice(),
@@ -106,9 +110,7 @@ impl Aggregator {
     /// Counts a stored pour.
     pub fn add(&mut self, pour: &Pour, now: Timestamp) {
         self.total.add(pour);
-        if let Some(tally) = self.glass_tally(&pour.glass) {
-            tally.add(pour);
-        }
+        self.glass_tally(&pour.glass).add(pour);
         self.by_tap.entry(pour.tap_id).or_default().add(pour);
         let second = pour.timestamp.millis().div_euclid(1000);
         let now_second = now.millis().div_euclid(1000);
@@ -127,9 +129,8 @@ impl Aggregator {
     /// Forgets a deleted pour.
     pub fn remove(&mut self, pour: &Pour) {
         self.total.remove(pour);
-        if let Some(tally) = self.glass_tally(&pour.glass) {
-            tally.remove(pour);
-        }
+        self.glass_tally(&pour.glass).remove(pour);
+        self.retired.retain(|(_, t)| t.pours > 0);
         if let Some(tally) = self.by_tap.get_mut(&pour.tap_id) {
             tally.remove(pour);
             if tally.pours == 0 {
@@ -174,6 +175,7 @@ impl Aggregator {
             .glasses
             .iter()
             .zip(&self.by_glass)
+            .chain(self.retired.iter().map(|(glass, t)| (glass, t)))
             .map(|(glass, t)| TypeTally {
                 glass: glass.clone(),
                 pours: t.pours,
@@ -199,9 +201,27 @@ impl Aggregator {
         }
     }
 
-    fn glass_tally(&mut self, name: &str) -> Option<&mut Tally> {
-        let i = self.glasses.iter().position(|g| &**g == name)?;
-        self.by_glass.get_mut(i)
+    /// The types of stored pours that the catalogue does not define, with their pours.
+    pub fn retired(&self) -> Vec<(Arc<str>, u64)> {
+        self.retired
+            .iter()
+            .map(|(g, t)| (g.clone(), t.pours))
+            .collect()
+    }
+
+    /// The tally of glass `name`: the catalogue's, else a retired type's, added if new.
+    fn glass_tally(&mut self, name: &Arc<str>) -> &mut Tally {
+        if let Some(i) = self.glasses.iter().position(|g| **g == **name) {
+            return &mut self.by_glass[i];
+        }
+        let at = match self.retired.binary_search_by(|(g, _)| (**g).cmp(&**name)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.retired.insert(at, (name.clone(), Tally::default()));
+                at
+            }
+        };
+        &mut self.retired[at].1
     }
 }
 
@@ -223,6 +243,32 @@ mod tests {
 
     fn now() -> Timestamp {
         Timestamp::from_millis(NOW)
+    }
+
+    #[test]
+    fn types_the_catalogue_no_longer_defines_are_reported_while_pours_have_them() {
+        let mut agg = Aggregator::new(&Catalogue::default());
+        agg.add(&pour(1, 1, 500.0, "schooner", 0), now());
+        agg.add(&pour(2, 1, 500.0, "pint", 0), now());
+        agg.add(&pour(3, 1, 500.0, "growler", 0), now());
+        let types = |agg: &Aggregator| -> Vec<(String, u64)> {
+            let r = agg.report(now());
+            r.by_type
+                .iter()
+                .map(|t| (t.glass.to_string(), t.pours))
+                .collect()
+        };
+        let expected = [
+            ("half", 0),
+            ("pint", 1),
+            ("stein", 0),
+            ("growler", 1),
+            ("schooner", 1),
+        ];
+        assert_eq!(types(&agg), expected.map(|(g, n)| (g.to_owned(), n)));
+        agg.remove(&pour(3, 1, 500.0, "growler", 0));
+        assert_eq!(agg.retired(), vec![("schooner".into(), 1)]);
+        assert_eq!(types(&agg).len(), 4, "a type with no pour left goes");
     }
 
     #[test]

@@ -85,6 +85,17 @@ impl Server {
         );
         let auth = Arc::new(open_auth(&config)?);
         let store = open_store(&config, &catalogue, &bus).await?;
+        let retired = bus.retired_glasses();
+        if !retired.is_empty() {
+            let types: Vec<String> = retired
+                .iter()
+                .map(|(glass, pours)| format!("{glass} ({} pours)", crate::human::count(*pours)))
+                .collect();
+            log::warn!(
+                "glasses: stored pours have types the catalogue no longer defines: {}; they stay valid filters and stay in the report",
+                types.join(", ")
+            );
+        }
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
             .await

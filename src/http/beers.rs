@@ -233,7 +233,7 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
                         .map_err(|_| bad("after", "a pour id (0 or more)"))?,
                 )
             }
-            "type" => query.glass = Some(glass_param(&state.catalogue, &value)?),
+            "type" => query.glass = Some(glass_param(state, &value)?),
             "tapId" => query.tap_id = Some(tap_param(&value)?),
             "from" => {
                 query.from = Some(

@@ -93,17 +93,20 @@ async fn read_limited<B: warp::Buf>(
     Ok(collected.freeze())
 }
 
-/// A `type` query value: a glass in the catalogue, else 422 listing the valid ones.
-pub fn glass_param(
-    catalogue: &crate::glass::Catalogue,
-    value: &str,
-) -> Result<std::sync::Arc<str>, ApiError> {
-    catalogue.get(value).map(|g| g.name.clone()).ok_or_else(|| {
-        ApiError::Unprocessable(format!(
-            "unknown type {value:?}; valid types: {}",
-            catalogue.names()
-        ))
-    })
+/// A `type` query value: a glass in the catalogue, or a type that stored pours still have
+/// from an older catalogue; else 422 listing the valid ones.
+pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>, ApiError> {
+    if let Some(glass) = state.catalogue.get(value) {
+        return Ok(glass.name.clone());
+    }
+    let retired = state.bus.retired_glasses();
+    if let Some((glass, _)) = retired.into_iter().find(|(g, _)| &**g == value) {
+        return Ok(glass);
+    }
+    Err(ApiError::Unprocessable(format!(
+        "unknown type {value:?}; valid types: {}",
+        state.catalogue.names()
+    )))
 }
 
 /// A `tapId` query value: 1 to 2^32-1, else 400.

@@ -71,7 +71,7 @@ impl SocketParams {
                         _ => return Err(ApiError::BadRequest("echo must be true or false".into())),
                     }
                 }
-                "type" => params.glasses.push(glass_param(&state.catalogue, &value)?),
+                "type" => params.glasses.push(glass_param(state, &value)?),
                 "since" => {
                     params.since = Some(value.parse::<u64>().map_err(|_| {
                         ApiError::BadRequest("since must be a pour id (0 or more)".into())

@@ -309,3 +309,62 @@ async fn the_log_says_which_data_directory_was_opened_and_what_it_held() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn types_of_stored_pours_stay_filters_and_in_the_report_when_the_catalogue_changes() {
+    let dir = tempdir("catalogue-change");
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let http = reqwest::Client::new();
+    {
+        let (_server, addr, _) = crate::helpers::spawn_binary_in(&dir, &["--data-dir", data]);
+        for volume in [500, 500, 250] {
+            let response = http
+                .post(format!("http://{addr}/api/beers"))
+                .body(format!(r#"{{"tapId": 1, "volume": {volume}}}"#))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+    }
+    // The bar drops the pint for a "schooner".
+    let glasses = dir.join("glasses.json");
+    std::fs::write(
+        &glasses,
+        r#"[{"name": "half", "min": 100, "max": 300}, {"name": "schooner", "min": 300, "max": 1000}]"#,
+    )
+    .unwrap();
+    let (_server, addr, log) = crate::helpers::spawn_binary_in(
+        &dir,
+        &["--data-dir", data, "--glasses", glasses.to_str().unwrap()],
+    );
+    let get = |path: &str| {
+        let request = http.get(format!("http://{addr}{path}")).send();
+        async move {
+            let response = request.await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, pints) = get("/api/beers?type=pint").await;
+    assert_eq!(status, StatusCode::OK, "{pints}");
+    assert_eq!(pints["total"], 2, "{pints}");
+    let (_, report) = get("/api/report").await;
+    let by_type = report["byType"].as_array().unwrap();
+    let names: Vec<&str> = by_type
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["half", "schooner", "pint"], "{report}");
+    let summed: u64 = by_type.iter().map(|t| t["pours"].as_u64().unwrap()).sum();
+    assert_eq!(summed, report["totalPours"].as_u64().unwrap(), "{report}");
+    let (status, _) = get("/api/beers?type=pilsner").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "still unknown");
+    let warned = log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("no longer defines: pint (2 pours)"));
+    assert!(warned, "{:?}", log.lock().unwrap());
+    std::fs::remove_dir_all(dir).unwrap();
+}
