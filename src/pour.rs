@@ -172,7 +172,32 @@ struct RawPour<'a> {
     timestamp: Option<&'a RawValue>,
 }
 
-const TAP_ID_RULE: &str = "tapId must be an integer from 1 to 4294967295";
+/// The smallest tap id. The bounds are stated once, here: the parsers and the OpenAPI
+/// document both read them.
+pub const TAP_ID_MIN: u32 = 1;
+/// The largest tap id.
+pub const TAP_ID_MAX: u32 = u32::MAX;
+
+/// What a tap id must be, for error messages.
+pub fn tap_id_rule() -> String {
+    format!("tapId must be an integer from {TAP_ID_MIN} to {TAP_ID_MAX}")
+}
+
+/// A tap id from its decimal text, if it is one.
+pub fn parse_tap_id(text: &str) -> Option<u32> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|id| (TAP_ID_MIN..=TAP_ID_MAX).contains(id))
+}
+
+/// A number as the client wrote it, cut short for a message: `1e308`, not 309 digits.
+fn as_sent(text: &str) -> String {
+    const MAX: usize = 24;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
 
 /// Parses and validates a `POST /api/beers` body, classifying the volume with `catalogue`.
 /// `now` is the timestamp used when the body has none.
@@ -202,11 +227,8 @@ pub fn parse_new_pour(
     let tap_id = raw
         .tap_id
         .ok_or_else(|| PourError::Invalid("tapId is required".into()))?
-        .get()
-        .parse::<u32>()
-        .ok()
-        .filter(|&id| id >= 1)
-        .ok_or_else(|| PourError::Invalid(TAP_ID_RULE.into()))?;
+        .get();
+    let tap_id = parse_tap_id(tap_id).ok_or_else(|| PourError::Invalid(tap_id_rule()))?;
 
     let volume_text = raw
         .volume
@@ -225,7 +247,8 @@ pub fn parse_new_pour(
     }
     if volume < 0.0 {
         return Err(PourError::Invalid(format!(
-            "volume must not be negative (got {volume} ml)"
+            "volume must not be negative (got {} ml)",
+            as_sent(volume_text)
         )));
     }
 
@@ -244,7 +267,8 @@ pub fn parse_new_pour(
 
     let glass = catalogue.classify(volume).ok_or_else(|| {
         PourError::Invalid(format!(
-            "no glass for {volume} ml; accepted {}",
+            "no glass for {} ml; accepted {}",
+            as_sent(volume_text),
             catalogue.accepted()
         ))
     })?;

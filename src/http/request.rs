@@ -109,11 +109,7 @@ pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>,
     )))
 }
 
-/// A `tapId` query value: 1 to 2^32-1, else 400.
+/// A `tapId` query value, else 400.
 pub fn tap_param(value: &str) -> Result<u32, ApiError> {
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|&t| t >= 1)
-        .ok_or_else(|| ApiError::BadRequest("tapId must be an integer from 1 to 4294967295".into()))
+    crate::pour::parse_tap_id(value).ok_or_else(|| ApiError::BadRequest(crate::pour::tap_id_rule()))
 }

@@ -29,6 +29,12 @@ async fn volumes_at_the_band_edges() {
         ("-5", "volume must not be negative (got -5 ml)"),
         (r#""500""#, "volume must be a number (ml)"),
         ("1e309", "volume must be a finite number (ml)"),
+        // As sent, not as 309 digits.
+        ("1e308", "no glass for 1e308 ml; accepted 100 to 1000 ml"),
+        (
+            "-1.000000000000000000000000000001",
+            "volume must not be negative (got -1.000000000000000000000… ml)",
+        ),
     ];
     for (volume, message) in refused {
         let (status, body) = app
