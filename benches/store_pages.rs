@@ -71,27 +71,27 @@ async fn main() {
     let cases: Vec<Case> = vec![
         (
             "page 1, 50 a page",
-            Box::new(|_| query(Start::Offset(0), None, None)),
+            Box::new(|_| query(Start::offset(0), None, None)),
         ),
         (
             "last page by offset",
-            Box::new(|n| query(Start::Offset(n as usize - 50), None, None)),
+            Box::new(|n| query(Start::offset(n as usize - 50), None, None)),
         ),
         (
             "cursor page mid-store",
-            Box::new(|n| query(Start::After(n / 2), None, None)),
+            Box::new(|n| query(Start::after(n / 2), None, None)),
         ),
         (
             "type=pint page 1",
-            Box::new(|_| query(Start::Offset(0), Some("pint"), None)),
+            Box::new(|_| query(Start::offset(0), Some("pint"), None)),
         ),
         (
             "tapId=3 cursor page",
-            Box::new(|n| query(Start::After(n / 2), None, Some(3))),
+            Box::new(|n| query(Start::after(n / 2), None, Some(3))),
         ),
         (
             "tapId=3&type=pint page 1",
-            Box::new(|_| query(Start::Offset(0), Some("pint"), Some(3))),
+            Box::new(|_| query(Start::offset(0), Some("pint"), Some(3))),
         ),
     ];
     println!("| page | 1,000 pours | 1,000,000 pours | ratio |");

@@ -269,6 +269,11 @@ impl Auth {
         self.file.is_none()
     }
 
+    /// Paths readable without a token (when there are tokens).
+    pub fn public(&self) -> &[String] {
+        &self.public
+    }
+
     /// How many tokens are loaded.
     pub fn token_count(&self) -> usize {
         self.tokens().len()

@@ -183,11 +183,22 @@ pub fn tap_id_rule() -> String {
     format!("tapId must be an integer from {TAP_ID_MIN} to {TAP_ID_MAX}")
 }
 
-/// A tap id from its decimal text, if it is one.
+/// A tap id from its JSON or decimal text, if it is one. `3.0` and `3e0` are 3: JSON
+/// Schema counts a number with no fraction as an integer.
 pub fn parse_tap_id(text: &str) -> Option<u32> {
-    text.parse::<u32>()
-        .ok()
-        .filter(|id| (TAP_ID_MIN..=TAP_ID_MAX).contains(id))
+    let id = match text.parse::<u32>() {
+        Ok(id) => id,
+        Err(_) => {
+            let number = text
+                .starts_with(|c: char| c.is_ascii_digit())
+                .then(|| text.parse::<f64>().ok())
+                .flatten()?;
+            let whole = number.fract() == 0.0 && number <= f64::from(u32::MAX);
+            // In range and whole: the cast is exact.
+            whole.then_some(number as u32)?
+        }
+    };
+    (TAP_ID_MIN..=TAP_ID_MAX).contains(&id).then_some(id)
 }
 
 /// A number as the client wrote it, cut short for a message: `1e308`, not 309 digits.
@@ -285,6 +296,26 @@ pub fn parse_new_pour(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tap_id_is_any_whole_number_in_range_however_written() {
+        for (text, id) in [
+            ("3", Some(3)),
+            ("3.0", Some(3)),
+            ("3e0", Some(3)),
+            ("4294967295.0", Some(u32::MAX)),
+            ("3.5", None),
+            ("0", None),
+            ("0.0", None),
+            ("-1.0", None),
+            ("4294967296", None),
+            ("4294967296.0", None),
+            ("1e400", None),
+            ("\"3\"", None),
+        ] {
+            assert_eq!(parse_tap_id(text), id, "{text}");
+        }
+    }
 
     const NOW: Timestamp = Timestamp(1_763_845_445_123);
 

@@ -115,7 +115,19 @@ impl Server {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StartError::Runtime { source })?;
+        let openapi = crate::http::openapi::document_for(&crate::http::openapi::Served {
+            open: auth.is_open(),
+            public: auth.public(),
+            catalogue: &catalogue,
+            types: catalogue
+                .glasses()
+                .iter()
+                .map(|g| g.name.to_string())
+                .chain(retired.iter().map(|(g, _)| g.to_string()))
+                .collect(),
+        });
         let state = AppState {
+            openapi: serde_json::to_vec(&openapi).unwrap_or_default().into(),
             store,
             bus,
             hub: Hub::new(config.subscriber_queue as usize),

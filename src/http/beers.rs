@@ -7,7 +7,7 @@ use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{glass_param, require, tap_param};
+use super::request::{glass_param, require, tap_param, whole_number};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
@@ -46,8 +46,7 @@ pub struct List {
 // Only a schema: the handler never builds one.
 #[cfg_attr(not(test), allow(dead_code))]
 pub struct PourRequest {
-    /// The tap, 1 to 4294967295.
-    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    /// The tap.
     pub tap_id: u32,
     /// Volume in ml; classified by the glass catalogue.
     #[schema(minimum = 0)]
@@ -58,12 +57,15 @@ pub struct PourRequest {
     pub timestamp: Option<String>,
 }
 
-/// `POST /api/beers`: 201 with the stored pour and its `Location`; 200 with the original
-/// pour for a retry under the same `Idempotency-Key`, 409 if the retry's body differs.
+/// Store a pour
+///
+/// 201 with the stored pour and its `Location`; 200 with the original pour for a retry
+/// under the same `Idempotency-Key`, 409 if the retry's body differs.
 #[utoipa::path(
     post, path = "/api/beers", tag = "pours",
     request_body(content = PourRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 printable ASCII characters; a retry with the same key and body returns the original pour")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "1 to 128 printable ASCII characters; a retry with the same key and body returns the original pour")),
     responses(
         (status = 201, description = "Stored (on disk before this answer)", body = One,
          headers(("Location" = String, description = "/api/beers/{id}"))),
@@ -71,7 +73,7 @@ pub struct PourRequest {
         (status = 400, description = "Not JSON, or not application/json", body = ErrorBody),
         (status = 401, description = "No or unknown token (with a tokens file)", body = ErrorBody),
         (status = 403, description = "This token may not pour for this tap", body = ErrorBody),
-        (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used with another body, or its pour was deleted since", body = ErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 422, description = "A field is missing or wrong, or no glass holds the volume", body = ErrorBody,
          example = json!({"status": 422, "message": "no glass for 1500 ml; accepted 100 to 1000 ml"})),
@@ -142,6 +144,15 @@ async fn store_pour(
     }
     match state.store.insert(new_pour, key.clone()).await? {
         Inserted::Created(pour) => Ok((pour, StatusCode::CREATED)),
+        // A 2xx naming a pour that answers 404 would contradict itself: the device is told
+        // its pour arrived, and that it is gone.
+        Inserted::Replayed(pour) if state.store.get(pour.id).await?.is_none() => {
+            Err(ApiError::Conflict(format!(
+                "Idempotency-Key {:?} stored pour {} before, which has been deleted since; nothing was stored",
+                key.unwrap_or_default(),
+                pour.id
+            )))
+        }
         Inserted::Replayed(pour) => Ok((pour, StatusCode::OK)),
         Inserted::Conflict => Err(ApiError::Conflict(format!(
             "Idempotency-Key {:?} was already used with a different body",
@@ -166,7 +177,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// `GET /api/beers`: a page of pours in id order, with the total of all matches.
+/// List pours
+///
+/// A page of pours in id order, with the total of all matches.
 #[utoipa::path(
     get, path = "/api/beers", tag = "pours",
     params(
@@ -212,11 +225,10 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
         match &*key {
             "page" => {
                 page = Some(
-                    value
-                        .parse()
-                        .ok()
+                    whole_number(&value)
+                        .and_then(|p| usize::try_from(p).ok())
                         .filter(|&p| p >= 1)
-                        .ok_or_else(|| bad("page", "an integer of 1 or more"))?,
+                        .ok_or_else(|| bad("page", "an integer from 1 to 2^63-1"))?,
                 )
             }
             "page_size" | "pageSize" => {
@@ -228,9 +240,7 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
             }
             "after" => {
                 after = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad("after", "a pour id (0 or more)"))?,
+                    whole_number(&value).ok_or_else(|| bad("after", "a pour id (0 to 2^63-1)"))?,
                 )
             }
             "type" => query.glass = Some(glass_param(state, &value)?),
@@ -250,22 +260,20 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
         }
     }
     query.limit = page_size;
-    query.start = match (after, page) {
-        (Some(_), Some(p)) if p > 1 => {
-            return Err(ApiError::BadRequest(
-                "page and after cannot be combined; follow the cursor with after alone".into(),
-            ));
-        }
-        (Some(after), _) => Start::After(after),
-        (None, page) => Start::Offset((page.unwrap_or(1) - 1).saturating_mul(page_size)),
+    // A page counts from the cursor when both are given.
+    query.start = Start {
+        after: after.unwrap_or(0),
+        offset: (page.unwrap_or(1) - 1).saturating_mul(page_size),
     };
     Ok((query, page.unwrap_or(1)))
 }
 
 /// A path id: digits only, else 400.
 fn parse_id(text: &str) -> Result<u64, ApiError> {
-    text.parse::<u64>().map_err(|_| {
-        ApiError::BadRequest(format!("pour id must be a positive integer, not {text:?}"))
+    whole_number(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "pour id must be an integer from 0 to 2^63-1, not {text:?}"
+        ))
     })
 }
 
@@ -273,7 +281,7 @@ fn not_found(id: u64) -> ApiError {
     ApiError::NotFound(format!("no pour with id {id}"))
 }
 
-/// `GET /api/beers/{id}`
+/// Read one pour
 #[utoipa::path(
     get, path = "/api/beers/{id}", tag = "pours",
     params(("id" = u64, Path, description = "Pour id")),
@@ -292,7 +300,9 @@ pub async fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
     Ok(json_with(&One { beer: &pour }, StatusCode::OK))
 }
 
-/// `DELETE /api/beers/{id}`: 204.
+/// Delete a pour
+///
+/// Subscribers are sent a `deleted` event.
 #[utoipa::path(
     delete, path = "/api/beers/{id}", tag = "pours",
     params(("id" = u64, Path, description = "Pour id")),
@@ -320,6 +330,7 @@ pub struct GlassList<'a> {
     glasses: &'a [crate::glass::Glass],
 }
 
+/// The glass catalogue
 #[utoipa::path(
     get, path = "/api/glasses", tag = "catalogue",
     responses(
@@ -336,6 +347,7 @@ pub fn glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, Api
     .into_response())
 }
 
+/// The current report
 #[utoipa::path(
     get, path = "/api/report", tag = "pours",
     responses(

@@ -86,9 +86,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(metrics(state.clone()))
         .unify()
-        .or(socket(state))
+        .or(socket(state.clone()))
         .unify()
-        .or(documentation())
+        .or(documentation(state))
         .unify()
         .recover(recover)
         .unify()
@@ -191,10 +191,11 @@ fn metrics(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// `GET /api/openapi.json`, `GET /api/events.schema.json`, `GET /docs/...`
-fn documentation() -> BoxedFilter<(Response,)> {
+fn documentation(state: AppState) -> BoxedFilter<(Response,)> {
     let document = warp::path!("api" / "openapi.json").and(
         warp::get()
-            .map(openapi::openapi_json)
+            .and(with_state(state))
+            .map(|state: AppState| openapi::openapi_json(&state))
             .or(not_allowed("GET"))
             .unify(),
     );

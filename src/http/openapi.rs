@@ -12,7 +12,9 @@ use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::state::AppState;
 use super::{beers, operations, socket};
+use crate::glass::Catalogue;
 
 /// Every route the server serves, as (method, path template). The tests check that each
 /// one is served and documented, and that nothing else is documented.
@@ -34,9 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[openapi(
     info(
         title = "Altair",
-        description = "Real-time telemetry for beer taps: pours in over REST, out over WebSockets. \
-            With a tokens file, send `Authorization: Bearer <token>` (roles: tap, reader, admin); \
-            every route but /health then also answers 401, 403 and 429.",
+        description = "Real-time telemetry for beer taps: pours in over REST, out over WebSockets.",
     ),
     paths(
         beers::create,
@@ -76,15 +76,189 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document as JSON, built once.
+/// What the served document says of the server it describes, which its configuration
+/// decides.
+pub struct Served<'a> {
+    /// No tokens file: no route asks for a token.
+    pub open: bool,
+    /// Paths readable without a token when there are tokens.
+    pub public: &'a [String],
+    /// The glasses, whose bands bound an acceptable volume.
+    pub catalogue: &'a Catalogue,
+    /// Every valid `type` filter: the catalogue's glasses and the types stored pours have
+    /// from an older catalogue.
+    pub types: Vec<String>,
+}
+
+/// The document as generated from the code, with the bounds of [`crate::pour`]: the same
+/// for every server.
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
             log::error!("OpenAPI document: {e}");
             json!({})
-        })
+        });
+        bound_tap_ids(&mut doc);
+        doc
     })
+}
+
+/// The document as this server serves it: its auth mode and its glass catalogue.
+pub fn document_for(served: &Served) -> Value {
+    let mut doc = document().clone();
+    bound_volumes(&mut doc, served.catalogue);
+    enumerate_types(&mut doc, &served.types);
+    if served.open {
+        describe_open(&mut doc);
+    } else {
+        describe_tokens(&mut doc, served.public);
+    }
+    doc
+}
+
+/// Every `tapId`, parameter or property, as the parsers take it.
+fn bound_tap_ids(value: &mut Value) {
+    let schema = || {
+        json!({
+            "type": "integer",
+            "format": "int64",
+            "minimum": crate::pour::TAP_ID_MIN,
+            "maximum": crate::pour::TAP_ID_MAX,
+        })
+    };
+    match value {
+        Value::Object(map) => {
+            if map.get("name").and_then(Value::as_str) == Some("tapId")
+                && map.contains_key("schema")
+            {
+                map.insert("schema".into(), schema());
+            }
+            if let Some(Value::Object(properties)) = map.get_mut("properties")
+                && let Some(Value::Object(tap)) = properties.get_mut("tapId")
+            {
+                let description = tap.remove("description");
+                let Value::Object(mut bounded) = schema() else {
+                    return;
+                };
+                if let Some(description) = description {
+                    bounded.insert("description".into(), description);
+                }
+                *tap = bounded;
+            }
+            map.values_mut().for_each(bound_tap_ids);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_tap_ids),
+        _ => {}
+    }
+}
+
+/// Every `type` parameter (a glass) takes one of `types`.
+fn enumerate_types(doc: &mut Value, types: &[String]) {
+    for (_, _, operation) in each_operation(doc) {
+        let Some(Value::Array(parameters)) = operation.get_mut("parameters") else {
+            continue;
+        };
+        for parameter in parameters.iter_mut().filter(|p| p["name"] == "type") {
+            let schema = &mut parameter["schema"];
+            let target = match schema["type"].as_str() {
+                Some("array") => &mut schema["items"],
+                _ => schema,
+            };
+            target["enum"] = json!(types);
+        }
+    }
+}
+
+/// A posted volume: within the catalogue's bands.
+fn bound_volumes(doc: &mut Value, catalogue: &Catalogue) {
+    let glasses = catalogue.glasses();
+    let min = glasses.iter().map(|g| g.min).fold(f64::INFINITY, f64::min);
+    let max = glasses
+        .iter()
+        .map(|g| g.max)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if let Some(volume) = doc.pointer_mut("/components/schemas/PourRequest/properties/volume")
+        && min.is_finite()
+        && max.is_finite()
+    {
+        volume["minimum"] = json!(min);
+        volume["maximum"] = json!(max);
+        volume["description"] = json!(format!(
+            "Volume in ml; classified by the glass catalogue, which accepts {}.",
+            catalogue.accepted()
+        ));
+    }
+}
+
+/// No tokens file: nothing asks for a token, and nothing answers 401.
+fn describe_open(doc: &mut Value) {
+    if let Some(doc) = doc.as_object_mut() {
+        doc.remove("security");
+    }
+    if let Some(Value::Object(components)) = doc.get_mut("components") {
+        components.remove("securitySchemes");
+    }
+    for (_, _, operation) in each_operation(doc) {
+        operation.remove("security");
+        if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+            responses.remove("401");
+        }
+    }
+    doc["info"]["description"] = json!(format!(
+        "{} This server is open: no route asks for a token.",
+        doc["info"]["description"].as_str().unwrap_or_default()
+    ));
+}
+
+/// A tokens file: every route needs a bearer token but the documentation, and reads of
+/// the public paths, which take one or none.
+fn describe_tokens(doc: &mut Value, public: &[String]) {
+    for (path, method, operation) in each_operation(doc) {
+        let anyone = super::gate::is_documentation(&path);
+        if anyone {
+            operation.insert("security".into(), json!([{}]));
+            if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+                responses.remove("401");
+            }
+        } else if method == "get" && public.contains(&path) {
+            operation.insert("security".into(), json!([{}, {"bearer": []}]));
+        } else {
+            // The document's default: a bearer token.
+            operation.remove("security");
+            if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+                responses
+                    .entry("401")
+                    .or_insert_with(|| json!({"description": "No or unknown token"}));
+            }
+        }
+    }
+    doc["info"]["description"] = json!(format!(
+        "{} Send `Authorization: Bearer <token>` (roles: tap, reader, admin); without one, \
+         every route answers 401 but the documentation and the public paths ({}), which \
+         may be read without.",
+        doc["info"]["description"].as_str().unwrap_or_default(),
+        public.join(", ")
+    ));
+}
+
+/// Every operation of the document, with its path and method.
+fn each_operation(doc: &mut Value) -> Vec<(String, String, &mut serde_json::Map<String, Value>)> {
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (path, item) in paths.iter_mut() {
+        let Value::Object(methods) = item else {
+            continue;
+        };
+        for (method, operation) in methods.iter_mut() {
+            if let Value::Object(operation) = operation {
+                found.push((path.clone(), method.clone(), operation));
+            }
+        }
+    }
+    found
 }
 
 /// A JSON Schema (2020-12) for one WebSocket frame, from the document's components.
@@ -106,14 +280,21 @@ pub fn events_schema() -> &'static Value {
     })
 }
 
+/// This document
 #[utoipa::path(
     get, path = "/api/openapi.json", tag = "documentation", security(()),
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
-pub fn openapi_json() -> Response {
-    warp::reply::json(document()).into_response()
+pub fn openapi_json(state: &AppState) -> Response {
+    let mut response = Response::new(state.openapi.clone().into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
+/// The JSON Schema of a WebSocket frame
 #[utoipa::path(
     get, path = "/api/events.schema.json", tag = "documentation", security(()),
     responses((status = 200, description = "JSON Schema of a WebSocket frame", content_type = "application/json"))

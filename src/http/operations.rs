@@ -28,7 +28,7 @@ pub struct Health {
     store: &'static str,
 }
 
-/// `GET /health`
+/// Whether the server is up
 #[utoipa::path(
     get, path = "/health", tag = "operations", security(()),
     responses((status = 200, description = "The server is up", body = Health)),
@@ -49,6 +49,7 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
     ))
 }
 
+/// Prometheus metrics
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses(

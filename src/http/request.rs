@@ -109,6 +109,15 @@ pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>,
     )))
 }
 
+/// A whole number from 0 to 2^63-1: what the document's `int64` promises for ids and
+/// pages, and what a 64-bit signed column (PostgreSQL's `bigint`) holds.
+pub fn whole_number(value: &str) -> Option<u64> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| i64::try_from(n).is_ok())
+}
+
 /// A `tapId` query value, else 400.
 pub fn tap_param(value: &str) -> Result<u32, ApiError> {
     crate::pour::parse_tap_id(value).ok_or_else(|| ApiError::BadRequest(crate::pour::tap_id_rule()))

@@ -28,7 +28,7 @@ use warp::reply::Response as WarpResponse;
 
 use super::error::ApiError;
 use super::error::ErrorBody;
-use super::request::{glass_param, require, tap_param};
+use super::request::{glass_param, require, tap_param, whole_number};
 use super::state::AppState;
 use crate::auth::{Credential, Identity, Need, TokenSet};
 use crate::glass::Glass;
@@ -73,8 +73,8 @@ impl SocketParams {
                 }
                 "type" => params.glasses.push(glass_param(state, &value)?),
                 "since" => {
-                    params.since = Some(value.parse::<u64>().map_err(|_| {
-                        ApiError::BadRequest("since must be a pour id (0 or more)".into())
+                    params.since = Some(whole_number(&value).ok_or_else(|| {
+                        ApiError::BadRequest("since must be a pour id (0 to 2^63-1)".into())
                     })?)
                 }
                 _ => {}
@@ -91,6 +91,7 @@ impl SocketParams {
     }
 }
 
+/// Follow the live feed
 #[utoipa::path(
     get, path = "/sockets/beers", tag = "live",
     description = "WebSocket upgrade. Every frame is JSON text with an `event` field (schema `SocketEvent`): \

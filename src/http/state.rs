@@ -24,6 +24,8 @@ pub struct AppState {
     pub socket: SocketSettings,
     /// CORS, origin checks, rate limits and authentication, before routing.
     pub gate: Arc<Gate>,
+    /// The OpenAPI document as this server serves it (its auth mode, its glasses).
+    pub openapi: bytes::Bytes,
     /// Renders `/metrics` (None if another recorder owns the process).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Cancelled when the server starts shutting down.

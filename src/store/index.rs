@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{ListQuery, Page, Start, Stats};
+use super::{ListQuery, Page, Stats};
 use crate::pour::Pour;
 
 /// Pours by id, with the indexes that lists use.
@@ -136,14 +136,8 @@ impl Index {
                     }
                 }
             };
-        let begin = match q.start {
-            Start::After(after) => index.partition_point(|&id| id <= after),
-            Start::Offset(_) => 0,
-        };
-        let skip = match q.start {
-            Start::Offset(offset) => offset,
-            Start::After(_) => 0,
-        };
+        let begin = index.partition_point(|&id| id <= q.start.after);
+        let skip = q.start.offset;
         let time_filtered = q.from.is_some() || q.to.is_some();
 
         if glass_left.is_none() && tap_left.is_none() && !time_filtered {
@@ -193,6 +187,7 @@ fn remove_sorted(ids: &mut Vec<u64>, id: u64) {
 mod tests {
     use super::*;
     use crate::pour::{NewPour, Timestamp};
+    use crate::store::Start;
 
     fn new_pour(tap_id: u32, glass: &str, secs: i64) -> NewPour {
         NewPour {
@@ -237,7 +232,7 @@ mod tests {
             (1, "pint", 40),
             (2, "half", 50),
         ]);
-        let mut q = query(Start::Offset(0), 10);
+        let mut q = query(Start::offset(0), 10);
         q.tap_id = Some(1);
         q.glass = Some("pint".into());
         let page = inner.list(&q);
@@ -248,7 +243,7 @@ mod tests {
         let page = inner.list(&q);
         assert_eq!((ids(&page), page.total), (vec![3, 4], 2));
 
-        let mut q = query(Start::Offset(1), 2);
+        let mut q = query(Start::offset(1), 2);
         q.glass = Some("pint".into());
         q.to = Some(Timestamp::from_millis(40_000));
         let page = inner.list(&q);
@@ -261,11 +256,11 @@ mod tests {
         inner.delete(3).unwrap();
         assert!(inner.delete(3).is_none());
         assert!(inner.get(3).is_none());
-        assert_eq!(ids(&inner.list(&query(Start::After(2), 2))), vec![4, 5]);
-        let page = inner.list(&query(Start::Offset(2), 2));
+        assert_eq!(ids(&inner.list(&query(Start::after(2), 2))), vec![4, 5]);
+        let page = inner.list(&query(Start::offset(2), 2));
         assert_eq!((ids(&page), page.total), (vec![4, 5], 5));
-        assert!(inner.list(&query(Start::Offset(99), 2)).pours.is_empty());
-        let mut q = query(Start::After(1), 10);
+        assert!(inner.list(&query(Start::offset(99), 2)).pours.is_empty());
+        let mut q = query(Start::after(1), 10);
         q.tap_id = Some(1);
         q.glass = Some("pint".into());
         let page = inner.list(&q);

@@ -18,13 +18,26 @@ pub use ledger::{Ledger, LedgerSettings, Opened};
 
 use crate::pour::{NewPour, Pour, Timestamp};
 
-/// Where a list page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// Skip this many matches (the `page` style).
-    Offset(usize),
-    /// Matches with an id greater than this (the cursor style).
-    After(u64),
+/// Where a list page starts: past the id `after` (the cursor style), then `offset`
+/// matches on (the `page` style); both may be used together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Start {
+    /// Only pours with an id above this one (0: from the first).
+    pub after: u64,
+    /// Skip this many matches.
+    pub offset: usize,
+}
+
+impl Start {
+    /// The `offset`-th match on.
+    pub fn offset(offset: usize) -> Start {
+        Start { after: 0, offset }
+    }
+
+    /// Matches with an id above `after`.
+    pub fn after(after: u64) -> Start {
+        Start { after, offset: 0 }
+    }
 }
 
 /// A list query: filters, where to start, and how many.
@@ -46,7 +59,7 @@ impl ListQuery {
     /// The next `limit` pours after `id`, unfiltered, without a total.
     pub fn after(id: u64, limit: usize) -> ListQuery {
         ListQuery {
-            start: Start::After(id),
+            start: Start::after(id),
             limit,
             glass: None,
             tap_id: None,

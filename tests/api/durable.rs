@@ -75,6 +75,23 @@ async fn a_retry_with_the_same_key_returns_the_original_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_retry_of_a_pour_deleted_since_is_409_and_stores_nothing() {
+    let app = spawn_with(&[]).await;
+    let (status, first) = app.post_keyed("gone", BODY).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = first["beer"]["id"].as_u64().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/beers/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = app.post_keyed("gone", BODY).await;
+    let message = assert_error(status, &body, 409);
+    assert!(message.contains("deleted"), "{message}");
+    let (_, list) = app.get("/api/beers").await;
+    assert_eq!(list["total"], 0, "{list}");
+}
+
+#[tokio::test]
 async fn a_key_is_bound_to_the_device_timestamp_too() {
     let app = spawn_with(&[]).await;
     let with_time = r#"{"tapId": 4, "volume": 500, "timestamp": "2026-01-01T00:00:00Z"}"#;

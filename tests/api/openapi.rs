@@ -224,3 +224,101 @@ async fn swagger_ui_is_served_from_the_binary() {
     let (status, _) = app.get("/api/beers").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "but the API still does");
 }
+
+/// Each operation's security requirement as the document states it (its own, else the
+/// document's).
+fn security_of(doc: &Value, method: &str, path: &str) -> Value {
+    doc["paths"][path][method]
+        .get("security")
+        .unwrap_or(&doc["security"])
+        .clone()
+}
+
+#[tokio::test]
+async fn an_open_server_documents_no_token_at_all() {
+    let app = spawn_with(&[]).await;
+    let doc = document(&app).await;
+    for (method, path) in ROUTES {
+        let method = method.to_lowercase();
+        assert!(
+            security_of(&doc, &method, path).is_null(),
+            "{method} {path} asks for a token on an open server"
+        );
+        assert!(
+            doc["paths"][path][&method]["responses"]
+                .get("401")
+                .is_none(),
+            "{method} {path} documents a 401 it never answers"
+        );
+    }
+    assert!(doc["components"].get("securitySchemes").is_none());
+}
+
+#[tokio::test]
+async fn a_server_with_tokens_documents_them_where_it_asks_for_them() {
+    let dir = crate::beers::tempdir("openapi-tokens");
+    let (_, entry) = altair::auth::new_token(altair::auth::Role::Admin, "ops").unwrap();
+    let file = dir.join("tokens.toml");
+    std::fs::write(&file, entry).unwrap();
+    let app = spawn_with(&[
+        "--tokens",
+        file.to_str().unwrap(),
+        "--public",
+        "/health,/api/glasses",
+    ])
+    .await;
+    let doc = document(&app).await;
+    let bearer = json!([{"bearer": []}]);
+    assert_eq!(security_of(&doc, "post", "/api/beers"), bearer);
+    assert_eq!(security_of(&doc, "get", "/api/beers"), bearer);
+    assert_eq!(security_of(&doc, "get", "/metrics"), bearer);
+    assert!(
+        doc["paths"]["/api/beers"]["get"]["responses"]
+            .get("401")
+            .is_some()
+    );
+    // Public paths read with a token or without; documentation needs none.
+    assert_eq!(
+        security_of(&doc, "get", "/health"),
+        json!([{}, {"bearer": []}])
+    );
+    assert_eq!(
+        security_of(&doc, "get", "/api/glasses"),
+        json!([{}, {"bearer": []}])
+    );
+    assert_eq!(security_of(&doc, "get", "/api/openapi.json"), json!([{}]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn tap_id_bounds_are_the_parsers_everywhere_the_document_names_a_tap() {
+    let app = spawn_with(&[]).await;
+    let doc = document(&app).await;
+    let mut seen = 0;
+    let mut walk = vec![&doc];
+    while let Some(value) = walk.pop() {
+        match value {
+            Value::Object(map) => {
+                let schema = if map.get("name") == Some(&json!("tapId")) {
+                    map.get("schema")
+                } else {
+                    None
+                };
+                let property = map.get("properties").and_then(|p| p.get("tapId"));
+                for tap in schema.into_iter().chain(property) {
+                    seen += 1;
+                    assert_eq!(tap["minimum"], u64::from(altair::pour::TAP_ID_MIN), "{tap}");
+                    assert_eq!(tap["maximum"], u64::from(altair::pour::TAP_ID_MAX), "{tap}");
+                }
+                walk.extend(map.values());
+            }
+            Value::Array(items) => walk.extend(items),
+            _ => {}
+        }
+    }
+    assert!(seen >= 4, "query, socket, request body and pour: {seen}");
+    // And the server takes the largest.
+    let (status, _) = app.get("/api/beers?tapId=4294967295").await;
+    assert_eq!(status, StatusCode::OK);
+    app.pour(u32::MAX, 500.0).await;
+}

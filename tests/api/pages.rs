@@ -58,16 +58,38 @@ async fn page_parameters_are_checked() {
         "after=-3",
         "tapId=0",
         "from=yesterday",
-        "page=2&after=5",
+        // Past what the document's int64 (and a bigint column) holds.
+        "page=9223372036854775808",
+        "after=9223372036854775808",
     ] {
         let (status, body) = app.get(&format!("/api/beers?{query}")).await;
         assert_error(status, &body, 400);
     }
     let (status, _) = app.get("/api/beers?page_size=1000").await;
     assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.get("/api/beers/9223372036854775808").await;
+    assert_error(status, &body, 400);
     let (status, body) = app.get("/api/beers?type=goblet").await;
     let message = assert_error(status, &body, 422);
     assert!(message.contains("half, pint, stein"), "{message}");
+}
+
+#[tokio::test]
+async fn a_page_counts_from_the_cursor_when_both_are_given() {
+    let app = spawn_app().await;
+    for _ in 0..10 {
+        app.pour(1, 500.0).await;
+    }
+    let (status, body) = app.get("/api/beers?after=3&page=2&page_size=2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<u64> = body["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [6, 7], "{body}");
+    assert_eq!(body["page"], 2);
 }
 
 #[tokio::test]
