@@ -46,10 +46,16 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
         Command::Token(TokenCommand::New { role, tap_id, name }) => {
             let role = match (role.as_str(), tap_id) {
                 ("tap", Some(tap)) => Role::Tap(*tap),
-                ("reader", _) => Role::Reader,
-                ("admin", _) => Role::Admin,
-                _ => {
+                ("reader", None) => Role::Reader,
+                ("admin", None) => Role::Admin,
+                ("tap", None) => {
                     eprintln!("altair-server: a tap token needs --tap-id");
+                    return ExitCode::from(2);
+                }
+                (role, _) => {
+                    eprintln!(
+                        "altair-server: --tap-id is for tap tokens only; a {role} token is not tied to a tap"
+                    );
                     return ExitCode::from(2);
                 }
             };

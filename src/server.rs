@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use warp::Reply;
-use warp::http::{Request, header};
+use warp::http::{Method, Request, header};
 
 use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
@@ -293,6 +293,11 @@ impl Server {
                     let mut response = match admitted {
                         Ok(identity) => {
                             request.extensions_mut().insert(identity);
+                            // HEAD is GET without the body (load balancers check health
+                            // with it); hyper leaves the body out of a HEAD's answer.
+                            if method == Method::HEAD {
+                                *request.method_mut() = Method::GET;
+                            }
                             match service.clone().call(request).await {
                                 Ok(response) => response,
                                 Err(never) => match never {},

@@ -297,3 +297,21 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    for path in ["/health", "/api/beers", "/api/glasses"] {
+        let get = app.http.get(app.url(path)).send().await.unwrap();
+        let head = app.http.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(head.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            head.headers()["content-type"],
+            get.headers()["content-type"]
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}: no body");
+    }
+    let head = app.http.head(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+}

@@ -550,6 +550,17 @@ fn token_new_prints_a_token_and_its_entry() {
         .output()
         .unwrap();
     assert!(!missing.status.success());
+    let stray = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["token", "new", "--role", "reader", "--tap-id", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stray.status.code(),
+        Some(2),
+        "a tap id on a reader is refused"
+    );
+    assert!(String::from_utf8_lossy(&stray.stderr).contains("--tap-id is for tap tokens only"));
+    assert!(stray.stdout.is_empty(), "no token printed");
 }
 
 /// A foreign page's "simple" POST: no Content-Type, so the browser sends no preflight.
