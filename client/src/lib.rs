@@ -26,7 +26,7 @@ use config::Settings;
 use feed::Listener;
 
 /// Runs every tap and its feed until `stop` (or until `--count` is done); returns the first
-/// tap failure, if any.
+/// tap failure, if any: an outbox it could not keep, or pours the server rejected for good.
 pub async fn run(settings: Settings, stop: CancellationToken) -> Result<(), tap::TapError> {
     let settings = Arc::new(settings);
     let http = reqwest::Client::new();
@@ -66,7 +66,11 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> Result<(), tap:
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 log::error!("{e}");
-                stop.cancel();
+                // A tap that could not keep its outbox stops the rest; one whose pours
+                // were rejected is done, and the others carry on.
+                if !matches!(e, tap::TapError::Rejected { .. }) {
+                    stop.cancel();
+                }
                 if result.is_ok() {
                     result = Err(e);
                 }

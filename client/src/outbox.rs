@@ -29,7 +29,13 @@ pub struct Outbox {
     dir: PathBuf,
     queue: VecDeque<Pending>,
     next_seq: u64,
+    /// Holds the folder's lock: two clients sending one outbox would send, and drop, each
+    /// other's pours. Released when the outbox drops (or the process dies).
+    _lock: fs::File,
 }
+
+/// The lock file inside an outbox folder.
+const LOCK_NAME: &str = "LOCK";
 
 fn file_name(seq: u64) -> String {
     format!("{seq:020}.json")
@@ -40,6 +46,21 @@ impl Outbox {
     /// Unreadable files are moved aside as `*.bad` and logged, never silently dropped.
     pub fn open(dir: &Path) -> io::Result<Outbox> {
         fs::create_dir_all(dir)?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_NAME))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "in use by another client (one client per tap id and data directory)",
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
         let mut queue = Vec::new();
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
@@ -69,6 +90,7 @@ impl Outbox {
             dir: dir.to_owned(),
             queue: queue.into(),
             next_seq,
+            _lock: lock,
         })
     }
 
@@ -129,6 +151,19 @@ mod tests {
     }
 
     #[test]
+    fn one_outbox_folder_has_one_client_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("altair-outbox-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let first = Outbox::open(&dir).unwrap();
+        let second = Outbox::open(&dir).unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        assert!(second.to_string().contains("another client"), "{second}");
+        drop(first);
+        Outbox::open(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn pending_pours_survive_a_reopen_in_order() {
         let dir = std::env::temp_dir().join(format!("altair-outbox-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -158,6 +193,7 @@ mod tests {
         outbox.pop().unwrap();
         outbox.pop().unwrap();
         assert!(outbox.is_empty());
+        drop(outbox);
         assert!(Outbox::open(&dir).unwrap().is_empty());
         fs::remove_dir_all(dir).unwrap();
     }

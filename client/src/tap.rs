@@ -29,6 +29,11 @@ pub enum TapError {
         dir: String,
         source: std::io::Error,
     },
+    /// It finished, but the server rejected some pours for good (each logged as it came).
+    #[error(
+        "tap {tap}: {rejected} pours were rejected for good by the server (see SERVER REJECTED above)"
+    )]
+    Rejected { tap: u32, rejected: u64 },
 }
 
 /// What the sender decided about one attempt.
@@ -90,7 +95,14 @@ pub async fn run(
         Ok(Err(e)) => return Err(outbox_error(e)),
         Err(e) => return Err(outbox_error(std::io::Error::other(e))),
     }
-    sent.map_err(outbox_error)
+    // A run that finished by itself (--count) says whether all its pours were stored; a
+    // stopped one was asked to stop, and rejections are in its log.
+    match sent.map_err(outbox_error)? {
+        rejected if rejected > 0 && !stop.is_cancelled() => {
+            Err(TapError::Rejected { tap, rejected })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
@@ -197,20 +209,21 @@ async fn send_loop(
     wake: &Notify,
     stop: &CancellationToken,
     pouring_done: &CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP, Rng::new(u64::from(tap) + 2));
+    let mut rejected = 0;
     loop {
         // Between sends, never during one: a stop keeps the rest in the outbox.
         if stop.is_cancelled() {
-            return Ok(());
+            return Ok(rejected);
         }
         let next = lock(outbox).front().cloned();
         let Some(pending) = next else {
             if pouring_done.is_cancelled() {
-                return Ok(());
+                return Ok(rejected);
             }
             tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
+                _ = stop.cancelled() => return Ok(rejected),
                 _ = wake.notified() => continue,
             }
         };
@@ -230,6 +243,7 @@ async fn send_loop(
                     pending.pour.volume,
                     pending.pour.timestamp
                 );
+                rejected += 1;
                 forget(outbox).await?;
             }
             Delivery::Refused(status, message) => {
@@ -239,7 +253,7 @@ async fn send_loop(
                     delay.as_secs_f64()
                 );
                 tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
+                    _ = stop.cancelled() => return Ok(rejected),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -251,7 +265,7 @@ async fn send_loop(
                     delay.as_secs_f64()
                 );
                 tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
+                    _ = stop.cancelled() => return Ok(rejected),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }

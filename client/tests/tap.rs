@@ -399,8 +399,9 @@ async fn a_permanent_rejection_is_logged_and_dropped() {
             "5000",
         ],
     );
-    assert_eq!(tap.exited().await, 0);
+    assert_eq!(tap.exited().await, 1, "a --count run with rejections fails");
     assert_eq!(tap.count("SERVER REJECTED pour of 5000 ml"), 2);
+    assert_eq!(tap.count("2 pours were rejected for good"), 1);
     assert_eq!(outbox_files(&data, 6), 0);
     assert!(pours_of(server.addr, 6).await.is_empty());
     server.shutdown().await;
@@ -505,4 +506,24 @@ fn bad_configuration_is_one_line_and_no_network() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.starts_with("altair-client: "), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn a_second_client_for_the_same_tap_and_outbox_is_refused() {
+    let server = server("127.0.0.1:0", None).await;
+    let data = tempdir("two-clients");
+    let args = ["--tap-id", "8", "--interval", "0.05", "--volume", "500"];
+    let first = Tap::spawn(server.addr, &data, &args);
+    first.await_lines("tap 8 | poured", 1).await;
+    let mut second = Tap::spawn(server.addr, &data, &args);
+    assert_eq!(second.exited().await, 1, "{}", second.lines().join("\n"));
+    assert_eq!(
+        second.count("in use by another client"),
+        1,
+        "{}",
+        second.lines().join("\n")
+    );
+    first.await_lines("stored as", 2).await;
+    drop(first);
+    server.shutdown().await;
 }
