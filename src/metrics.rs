@@ -41,6 +41,39 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Every documented series that a scrape should show before its first event, at zero, so
+/// that dashboards and alerts see a 0 and not a missing series. `glasses` are the types
+/// pours are counted under.
+pub fn start_at_zero(glasses: &[&str]) {
+    for glass in glasses {
+        counter!("altair_pours_accepted_total", "type" => glass.to_string()).increment(0);
+    }
+    for reason in REJECTION_REASONS {
+        counter!("altair_pours_rejected_total", "reason" => *reason).increment(0);
+    }
+    for name in [
+        "altair_idempotent_replays_total",
+        "altair_ws_frames_sent_total",
+        "altair_ws_subscribers_dropped_slow_total",
+        "altair_ws_subscribers_revoked_total",
+        "altair_log_request_lines_suppressed_total",
+    ] {
+        counter!(name).increment(0);
+    }
+    gauge!("altair_ws_subscribers").set(0.0);
+}
+
+/// Why a pour is refused, as `altair_pours_rejected_total` labels it.
+pub const REJECTION_REASONS: &[&str] = &[
+    "malformed",
+    "too_large",
+    "invalid",
+    "conflict",
+    "forbidden",
+    "rate_limited",
+    "unavailable",
+];
+
 /// The route template of a path, so that ids do not make a series each.
 pub fn route_of(path: &str) -> &'static str {
     match path {
@@ -128,7 +161,7 @@ pub fn pour_rejected(reason: &'static str) {
     counter!("altair_pours_rejected_total", "reason" => reason).increment(1);
 }
 
-/// Frames written to subscribers.
+/// Event frames written to subscribers: hello, replayed and live pours, deletions, reports.
 pub fn frames_sent(n: usize) {
     counter!("altair_ws_frames_sent_total").increment(n as u64);
 }

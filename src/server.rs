@@ -126,6 +126,9 @@ impl Server {
                 .chain(retired.iter().map(|(g, _)| g.to_string()))
                 .collect(),
         });
+        let metrics = crate::metrics::install();
+        let glasses: Vec<&str> = catalogue.glasses().iter().map(|g| &*g.name).collect();
+        crate::metrics::start_at_zero(&glasses);
         let state = AppState {
             openapi: serde_json::to_vec(&openapi).unwrap_or_default().into(),
             store,
@@ -148,7 +151,7 @@ impl Server {
                     cors_origins: config.cors_origin.clone(),
                 },
             )),
-            metrics: crate::metrics::install(),
+            metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             fanout: fanout.handle().clone(),

@@ -381,6 +381,7 @@ async fn converse(
     )
     .await?
     .map_err(|_| End::Broken)?;
+    crate::metrics::frames_sent(1);
 
     if let Some(since) = params.since {
         let replayed = unless_ended(replay(socket, since, filter, state), kicked, state).await?;
@@ -537,11 +538,13 @@ async fn replay(
             .list(&ListQuery::after(cursor, REPLAY_PAGE))
             .await
             .map_err(|e| log::error!("replay could not read the store: {e}"))?;
-        let mut bytes = Vec::new();
+        let (mut bytes, mut frames) = (Vec::new(), 0);
         for pour in page.pours.iter().filter(|p| filter.admits(p)) {
             bytes.extend_from_slice(&Frame::pour(pour).wire);
+            frames += 1;
         }
         socket.get_mut().write_all(&bytes).await.map_err(|_| ())?;
+        crate::metrics::frames_sent(frames);
         match page.pours.last() {
             Some(last) => {
                 seen = last.id;

@@ -99,3 +99,60 @@ async fn counters_move_when_pours_are_posted() {
     }
     assert!(get(&after, "altair_ws_subscribers") >= 1.0);
 }
+
+/// The exposition of a server binary (a process of its own, so the values are its alone).
+async fn scrape_binary(addr: &str) -> HashMap<String, f64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series.to_owned(), value.parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn documented_series_start_at_zero_and_frames_count_hello_and_replay() {
+    let (_server, addr) = crate::helpers::spawn_binary(&["--ephemeral"]);
+    let fresh = scrape_binary(&addr).await;
+    for series in [
+        r#"altair_pours_accepted_total{type="half"}"#,
+        r#"altair_pours_accepted_total{type="pint"}"#,
+        r#"altair_pours_rejected_total{reason="invalid"}"#,
+        r#"altair_pours_rejected_total{reason="rate_limited"}"#,
+        "altair_idempotent_replays_total",
+        "altair_ws_frames_sent_total",
+        "altair_ws_subscribers_dropped_slow_total",
+        "altair_ws_subscribers_revoked_total",
+        "altair_ws_subscribers",
+    ] {
+        assert_eq!(fresh.get(series), Some(&0.0), "{series} before any event");
+    }
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let posted = http
+            .post(format!("http://{addr}/api/beers"))
+            .body(r#"{"tapId": 1, "volume": 500}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), StatusCode::CREATED);
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers?since=0"))
+        .await
+        .unwrap();
+    let mut subscriber = crate::helpers::Subscriber { ws };
+    subscriber.next_event("hello").await;
+    for _ in 0..3 {
+        subscriber.next_pour().await;
+    }
+    let after = scrape_binary(&addr).await;
+    assert_eq!(
+        after["altair_ws_frames_sent_total"], 4.0,
+        "the hello and three replayed pours"
+    );
+}
