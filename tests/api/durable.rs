@@ -304,16 +304,7 @@ async fn the_log_says_which_data_directory_was_opened_and_what_it_held() {
             line.contains(&format!("opened {}: empty", absolute.display())),
             "{line}"
         );
-        let http = reqwest::Client::new();
-        for _ in 0..3 {
-            let response = http
-                .post(format!("http://{addr}/api/beers"))
-                .body(r#"{"tapId": 1, "volume": 500}"#)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::CREATED);
-        }
+        crate::helpers::pour_to(&addr, &[500, 500, 500]).await;
     }
     let (_server, _, log) = crate::helpers::spawn_binary_in(&dir, &["--data-dir", "data"]);
     let line = opened_line(&log);
@@ -335,15 +326,7 @@ async fn types_of_stored_pours_stay_filters_and_in_the_report_when_the_catalogue
     let http = reqwest::Client::new();
     {
         let (_server, addr, _) = crate::helpers::spawn_binary_in(&dir, &["--data-dir", data]);
-        for volume in [500, 500, 250] {
-            let response = http
-                .post(format!("http://{addr}/api/beers"))
-                .body(format!(r#"{{"tapId": 1, "volume": {volume}}}"#))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::CREATED);
-        }
+        crate::helpers::pour_to(&addr, &[500, 500, 250]).await;
     }
     // The bar drops the pint for a "schooner".
     let glasses = dir.join("glasses.json");

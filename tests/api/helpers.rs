@@ -310,6 +310,21 @@ pub fn spawn_binary_in(cwd: &std::path::Path, args: &[&str]) -> (Process, String
     (child, addr, log)
 }
 
+/// Posts pours of these volumes for tap 1 to the server at `addr` (a binary's, say), as a
+/// device does; each must be stored.
+pub async fn pour_to(addr: &str, volumes: &[u32]) {
+    let http = reqwest::Client::new();
+    for volume in volumes {
+        let response = http
+            .post(format!("http://{addr}/api/beers"))
+            .body(format!(r#"{{"tapId": 1, "volume": {volume}}}"#))
+            .send()
+            .await
+            .expect("POST reaches the server");
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+}
+
 /// A WebSocket subscriber.
 pub struct Subscriber {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

@@ -132,16 +132,7 @@ async fn documented_series_start_at_zero_and_frames_count_hello_and_replay() {
     ] {
         assert_eq!(fresh.get(series), Some(&0.0), "{series} before any event");
     }
-    let http = reqwest::Client::new();
-    for _ in 0..3 {
-        let posted = http
-            .post(format!("http://{addr}/api/beers"))
-            .body(r#"{"tapId": 1, "volume": 500}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(posted.status(), StatusCode::CREATED);
-    }
+    crate::helpers::pour_to(&addr, &[500, 500, 500]).await;
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers?since=0"))
         .await
         .unwrap();
