@@ -32,6 +32,26 @@ pub struct Config {
     )]
     pub data_dir: PathBuf,
 
+    /// PostgreSQL to keep pours in, shared by several servers: a URL
+    /// (postgres://user@host/db) or key=value string (host=/run/postgresql dbname=altair).
+    /// DATABASE_URL is read too. Without it, the embedded journal in --data-dir.
+    #[arg(
+        long,
+        env = "ALTAIR_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// A file holding the database password (a docker secret, say); wins over one in the URL.
+    #[arg(long, env = "ALTAIR_DATABASE_PASSWORD_FILE", value_name = "FILE")]
+    pub database_password_file: Option<PathBuf>,
+
+    /// Seconds between each server's looks for new pours in the database when no
+    /// notification has come.
+    #[arg(long, env = "ALTAIR_DATABASE_POLL_INTERVAL", value_name = "SECS", default_value = "0.25", value_parser = seconds)]
+    pub database_poll_interval: Duration,
+
     /// Keep pours in memory only: nothing survives a restart (demos, tests).
     #[arg(long, env = "ALTAIR_EPHEMERAL")]
     pub ephemeral: bool,
@@ -170,6 +190,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create or upgrade the database schema (--database-url), then exit. Servers do this
+    /// at start too; this is for operators who run migrations as a step of their own.
+    Migrate,
     /// Ask the local server's /health; exit 0 if it answers 200 (for container health checks).
     Healthcheck {
         /// Seconds to wait for the answer.
@@ -196,6 +219,15 @@ pub enum TokenCommand {
 }
 
 impl Config {
+    /// The database's connection string: --database-url or ALTAIR_DATABASE_URL, else
+    /// DATABASE_URL, as most PostgreSQL tooling reads it.
+    pub fn database(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|url| !url.trim().is_empty())
+    }
+
     /// The address to listen on: --bind, else all interfaces on --port.
     pub fn listen_addr(&self) -> SocketAddr {
         self.bind

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
 fn run_command(command: &Command, config: &Config) -> ExitCode {
     match command {
         Command::Healthcheck { timeout } => healthcheck(config, *timeout),
+        Command::Migrate => migrate(config),
         Command::Token(TokenCommand::New { role, tap_id, name }) => {
             let role = match (role.as_str(), tap_id) {
                 ("tap", Some(tap)) => Role::Tap(*tap),
@@ -78,6 +79,49 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `altair-server migrate`: the schema brought up to date, said in one line.
+fn migrate(config: &Config) -> ExitCode {
+    let settings = match altair::server::database_settings(config) {
+        Ok(Some(settings)) => settings,
+        Ok(None) => {
+            eprintln!("altair-server: migrate needs --database-url (or DATABASE_URL)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("altair-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("altair-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(altair::store::postgres::migrate_only(&settings)) {
+        Ok((place, applied)) if applied.is_empty() => {
+            println!(
+                "{place}: the schema is up to date (v{})",
+                altair::store::postgres::schema_version()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok((place, applied)) => {
+            let versions: Vec<String> = applied.iter().map(|v| format!("v{v}")).collect();
+            println!("{place}: applied {}", versions.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("altair-server: {e}");
+            ExitCode::FAILURE
         }
     }
 }

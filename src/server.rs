@@ -32,7 +32,8 @@ use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, Gate, GateSettings, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
-use crate::store::{JournalError, Ledger, LedgerSettings, Store};
+use crate::store::postgres::PgError;
+use crate::store::{JournalError, Ledger, LedgerSettings, PgSettings, PgStore, Store};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,10 @@ pub enum StartError {
     Catalogue(#[from] CatalogueError),
     #[error(transparent)]
     Store(#[from] JournalError),
+    #[error(transparent)]
+    Database(#[from] PgError),
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Tokens(#[from] TokensError),
     #[error("--require-auth is set but no tokens file is given (--tokens or ALTAIR_TOKENS_FILE)")]
@@ -411,12 +416,69 @@ async fn upkeep(gate: Arc<Gate>, request_log: Arc<RequestLog>, shutdown: Cancell
     }
 }
 
-/// The ephemeral store, or the durable one recovered from the data directory.
+/// The database's settings from the configuration, its password read from its file.
+pub fn database_settings(config: &Config) -> Result<Option<PgSettings>, StartError> {
+    let Some(url) = config.database() else {
+        return Ok(None);
+    };
+    let password = match &config.database_password_file {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| {
+                    StartError::Config(format!(
+                        "cannot read --database-password-file {}: {e}",
+                        file.display()
+                    ))
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(Some(PgSettings {
+        url,
+        password,
+        key_ttl: config.idempotency_ttl,
+        poll_interval: config.database_poll_interval,
+    }))
+}
+
+/// The PostgreSQL store if a database is named; else the ephemeral store, or the durable
+/// one recovered from the data directory.
 async fn open_store(
     config: &Config,
     catalogue: &Catalogue,
     bus: &Bus,
 ) -> Result<Arc<dyn Store>, StartError> {
+    if let Some(settings) = database_settings(config)? {
+        if config.ephemeral {
+            return Err(StartError::Config(
+                "--ephemeral and --database-url name two different stores; choose one".into(),
+            ));
+        }
+        let (store, opened) = PgStore::open(settings, bus.clone()).await?;
+        let migrated = match opened.migrated.as_slice() {
+            [] => String::new(),
+            versions => format!(
+                ", migrated now to {}",
+                versions
+                    .iter()
+                    .map(|v| format!("v{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        log::info!(
+            "store: PostgreSQL at {} (schema v{}{migrated}): {} {}, last id {}; read in {:.0?}",
+            opened.place,
+            opened.schema,
+            crate::human::count(opened.pours),
+            if opened.pours == 1 { "pour" } else { "pours" },
+            crate::human::count(opened.last_id),
+            opened.took
+        );
+        return Ok(Arc::new(store));
+    }
     let settings = LedgerSettings {
         key_ttl: config.idempotency_ttl,
         compact_min_bytes: config.compact_min_bytes,

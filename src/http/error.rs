@@ -136,6 +136,10 @@ impl Reply for ApiError {
                     header::HeaderValue::from(*retry_after_secs),
                 );
             }
+            // The store comes back by itself (a database restarting, say): try again soon.
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(2u64));
+            }
             _ => {}
         }
         if status == StatusCode::UPGRADE_REQUIRED {

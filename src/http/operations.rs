@@ -10,42 +10,72 @@ use super::reply::json_with;
 use super::request::require;
 use super::state::AppState;
 use crate::auth::{Identity, Need};
+use crate::store::Condition;
 
 /// `GET /health`.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
+    /// `up`, or `degraded` (answered with 503) when the store cannot serve.
     #[schema(example = "up")]
     status: &'static str,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// For how long it has been degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    degraded_seconds: Option<u64>,
     version: &'static str,
     uptime_seconds: u64,
-    /// Pours stored now.
-    pours: u64,
+    /// Pours stored now (absent when the store cannot say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pours: Option<u64>,
     /// WebSocket subscribers connected now.
     subscribers: usize,
     subscribers_dropped_slow: u64,
-    /// The store in use.
+    /// The store in use: `journal`, `memory` or `postgres`.
     store: &'static str,
 }
 
 /// Whether the server is up
 #[utoipa::path(
     get, path = "/health", tag = "operations", security(()),
-    responses((status = 200, description = "The server is up", body = Health)),
+    responses(
+        (status = 200, description = "The server is up", body = Health),
+        (status = 503, description = "The store cannot serve (the database is unreachable, say): load balancers should send requests elsewhere", body = Health),
+    ),
 )]
 pub async fn health(state: &AppState) -> Result<Response, ApiError> {
-    let stats = state.store.stats().await?;
+    let stats = state.store.stats().await;
+    let condition = match (state.store.condition(), &stats) {
+        (Condition::Ready, Err(e)) => Condition::Degraded {
+            reason: e.to_string(),
+            since: std::time::Instant::now(),
+        },
+        (condition, _) => condition,
+    };
+    let (status, reason, degraded_seconds, code) = match condition {
+        Condition::Ready => ("up", None, None, StatusCode::OK),
+        Condition::Degraded { reason, since } => (
+            "degraded",
+            Some(reason),
+            Some(since.elapsed().as_secs()),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    };
     Ok(json_with(
         &Health {
-            status: "up",
+            status,
+            reason,
+            degraded_seconds,
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: state.started.elapsed().as_secs(),
-            pours: stats.pours,
+            pours: stats.ok().map(|s| s.pours),
             subscribers: state.hub.len(),
             subscribers_dropped_slow: state.hub.dropped_slow(),
             store: state.store.kind(),
         },
-        StatusCode::OK,
+        code,
     ))
 }
 

@@ -8,6 +8,7 @@ mod index;
 pub mod journal;
 mod keys;
 mod ledger;
+pub mod postgres;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 
 pub use journal::JournalError;
 pub use ledger::{Ledger, LedgerSettings, Opened};
+pub use postgres::{PgOpened, PgSettings, PgStore};
 
 use crate::pour::{NewPour, Pour, Timestamp};
 
@@ -99,9 +101,20 @@ pub enum Inserted {
 }
 
 /// A backend failed; the message is for the log, never for the client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("store failure: {0}")]
 pub struct StoreError(pub String);
+
+/// Whether a store can serve now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Ready,
+    /// It cannot serve (writes, or anything): why, and since when.
+    Degraded {
+        reason: String,
+        since: std::time::Instant,
+    },
+}
 
 /// A pour store.
 #[async_trait]
@@ -121,4 +134,8 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
     /// A short name for the logs.
     fn kind(&self) -> &'static str;
+    /// Whether it can serve now, for `/health`.
+    fn condition(&self) -> Condition {
+        Condition::Ready
+    }
 }

@@ -38,10 +38,11 @@ fn unlimited_unless_set(args: &[&str]) -> &'static [&'static str] {
     }
 }
 
-/// A server with extra command-line flags; in memory unless they name a `--data-dir`.
+/// A server with extra command-line flags; in memory unless they name a `--data-dir` or a
+/// `--database-url`.
 pub async fn spawn_with(flags: &[&str]) -> TestApp {
     let mut argv = vec!["altair-server", "--bind", "127.0.0.1:0"];
-    if !flags.contains(&"--data-dir") {
+    if !flags.contains(&"--data-dir") && !flags.contains(&"--database-url") {
         argv.push("--ephemeral");
     }
     argv.extend_from_slice(unlimited_unless_set(flags));

@@ -1,0 +1,580 @@
+//! The PostgreSQL store: several servers share one database.
+//!
+//! Each server has one writer task that commits whatever requests are waiting as one
+//! transaction (group commit). Every writing transaction first locks the one row of
+//! `altair_counters` and takes pour ids and event numbers from it, and holds that lock to
+//! its commit: so ids follow commit order on every server, and a reader that sees event N
+//! has already been able to see every event below it. (A sequence would not do: its values
+//! are taken at insert, and two transactions can commit out of order, so that a reader
+//! tailing `id > last` skips the lower id for good.)
+//!
+//! Every server tails the event log and publishes what it reads on its own bus, in order,
+//! once: that is how a pour posted to one server reaches the subscribers and the report of
+//! every server. A payload-free `NOTIFY` after each commit wakes the tailers; they also poll,
+//! so a lost notification or a dropped connection delays an event and never loses it.
+
+mod schema;
+mod tailer;
+mod writer;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::TryStreamExt;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_util::sync::CancellationToken;
+
+pub use schema::SchemaError;
+
+use super::{Condition, Inserted, ListQuery, Page, Stats, Store, StoreError};
+use crate::bus::Bus;
+use crate::pour::{NewPour, Pour, Timestamp};
+
+/// The channel name of the wake-up notifications.
+const CHANNEL: &str = "altair_events";
+/// Requests per transaction at most.
+const MAX_BATCH: usize = 512;
+/// Connections for reads.
+const POOL_SIZE: usize = 8;
+/// How long a change waits for this server to publish it before it is answered anyway.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings from the configuration.
+#[derive(Clone)]
+pub struct PgSettings {
+    /// A `postgres://` URL or `key=value` connection string.
+    pub url: String,
+    /// The password, from a file; wins over one in the URL.
+    pub password: Option<String>,
+    /// How long idempotency keys are remembered.
+    pub key_ttl: Duration,
+    /// How often each server looks for new events without a notification.
+    pub poll_interval: Duration,
+}
+
+/// Why the PostgreSQL store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("--database-url is not a connection string: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("cannot reach PostgreSQL at {place}: {source}")]
+    Connect {
+        place: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL at {place}: {source}")]
+    Schema { place: String, source: SchemaError },
+    #[error("PostgreSQL at {place}: reading the pours: {source}")]
+    Load {
+        place: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL: {0}")]
+    Pool(String),
+}
+
+/// What opening found, for the start-up log.
+#[derive(Debug, Clone)]
+pub struct PgOpened {
+    /// Where, without credentials: `host=/run/postgresql dbname=altair user=altair`.
+    pub place: String,
+    pub schema: i32,
+    /// Migrations applied now.
+    pub migrated: Vec<i32>,
+    pub pours: u64,
+    pub last_id: u64,
+    pub took: Duration,
+}
+
+/// Whether the database answers, as the writer and the tailer last found; each change is
+/// logged once.
+pub struct Health {
+    state: Mutex<HealthState>,
+}
+
+struct HealthState {
+    down: Option<(Instant, String)>,
+}
+
+impl Health {
+    fn new() -> Health {
+        Health {
+            state: Mutex::new(HealthState { down: None }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The database answered.
+    fn up(&self) {
+        let mut state = self.lock();
+        if let Some((since, _)) = state.down.take() {
+            log::warn!(
+                "store: PostgreSQL is reachable again after {}",
+                crate::human::duration(since.elapsed())
+            );
+        }
+    }
+
+    /// The database did not answer.
+    fn down(&self, why: &str) {
+        let mut state = self.lock();
+        if state.down.is_none() {
+            log::error!(
+                "store: PostgreSQL is unreachable ({why}); writes and reads answer 503 until it is back"
+            );
+            state.down = Some((Instant::now(), why.to_owned()));
+        }
+    }
+
+    fn condition(&self) -> Condition {
+        match &self.lock().down {
+            None => Condition::Ready,
+            Some((since, why)) => Condition::Degraded {
+                reason: format!("database unreachable: {why}"),
+                since: *since,
+            },
+        }
+    }
+}
+
+/// The store.
+pub struct PgStore {
+    pool: Pool,
+    writer: mpsc::Sender<writer::Command>,
+    /// The last event this server's tailer has published.
+    published: watch::Sender<u64>,
+    health: Arc<Health>,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// `host=... dbname=... user=...`: where, never with the password.
+fn place(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config
+        .get_ports()
+        .first()
+        .map(|p| format!(" port={p}"))
+        .unwrap_or_default();
+    format!(
+        "host={}{port} dbname={} user={}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default)")
+    )
+}
+
+/// The connection settings, with the password from its file.
+fn connection_config(settings: &PgSettings) -> Result<tokio_postgres::Config, PgError> {
+    let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(PgError::Url)?;
+    if let Some(password) = &settings.password {
+        config.password(password.as_bytes());
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("altair");
+    Ok(config)
+}
+
+/// A connection, its driver running in the background.
+async fn connect(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            log::debug!("PostgreSQL connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// The schema version this binary writes.
+pub fn schema_version() -> i32 {
+    schema::current()
+}
+
+/// Applies the migrations to the database of `settings` (`altair-server migrate`).
+pub async fn migrate_only(settings: &PgSettings) -> Result<(String, Vec<i32>), PgError> {
+    let config = connection_config(settings)?;
+    let place = place(&config);
+    let client = connect(&config).await.map_err(|source| PgError::Connect {
+        place: place.clone(),
+        source,
+    })?;
+    let applied = schema::migrate(&client)
+        .await
+        .map_err(|source| PgError::Schema {
+            place: place.clone(),
+            source,
+        })?;
+    Ok((place, applied))
+}
+
+impl PgStore {
+    /// Connects, migrates, counts every live pour into `bus`'s report, and starts the
+    /// writer and the tailer, which publishes every event after the ones counted.
+    pub async fn open(settings: PgSettings, bus: Bus) -> Result<(PgStore, PgOpened), PgError> {
+        let started = Instant::now();
+        let config = connection_config(&settings)?;
+        let place = place(&config);
+        let mut client = connect(&config).await.map_err(|source| PgError::Connect {
+            place: place.clone(),
+            source,
+        })?;
+        let migrated = schema::migrate(&client)
+            .await
+            .map_err(|source| PgError::Schema {
+                place: place.clone(),
+                source,
+            })?;
+        let load_error = |source| PgError::Load {
+            place: place.clone(),
+            source,
+        };
+        // One snapshot: the pours counted are exactly those of the events up to last_seq.
+        let snapshot = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(load_error)?;
+        let counters = snapshot
+            .query_one("SELECT last_pour_id, last_seq FROM altair_counters", &[])
+            .await
+            .map_err(load_error)?;
+        let (last_id, last_seq): (i64, i64) = (counters.get(0), counters.get(1));
+        let rows = snapshot
+            .query_raw(
+                "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours WHERE NOT deleted ORDER BY id",
+                std::iter::empty::<&(dyn ToSql + Sync)>(),
+            )
+            .await
+            .map_err(load_error)?;
+        let mut rows = std::pin::pin!(rows);
+        let mut glasses = Glasses::default();
+        let mut pours = 0u64;
+        while let Some(row) = rows.try_next().await.map_err(load_error)? {
+            bus.recovered(&pour_from(&row, 0, &mut glasses));
+            pours += 1;
+        }
+        snapshot.commit().await.map_err(load_error)?;
+
+        let health = Arc::new(Health::new());
+        let stop = CancellationToken::new();
+        let (sender, commands) = mpsc::channel(4 * MAX_BATCH);
+        let woken = Arc::new(Notify::new());
+        // Named by role, so that an operator (or a test) can tell the connections apart.
+        let named = |role: &str| {
+            let mut named = config.clone();
+            named.application_name(format!("altair-{role}"));
+            named
+        };
+        let writer = writer::Writer::new(
+            named("writer"),
+            health.clone(),
+            settings.key_ttl,
+            woken.clone(),
+        );
+        let mut tasks = vec![tokio::spawn(writer.run(commands))];
+        let published = watch::Sender::new(u64::try_from(last_seq).unwrap_or(0));
+        tasks.push(tokio::spawn(tailer::run(tailer::Tailer {
+            config: named("tailer"),
+            bus,
+            health: health.clone(),
+            published: published.clone(),
+            woken,
+            poll: settings.poll_interval,
+            stop: stop.clone(),
+        })));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
+        tasks.push(tokio::spawn(forget_old_keys(
+            pool.clone(),
+            settings.key_ttl,
+            stop.clone(),
+        )));
+        let store = PgStore {
+            pool,
+            writer: sender,
+            published,
+            health,
+            stop,
+            tasks: Mutex::new(tasks),
+        };
+        let opened = PgOpened {
+            place,
+            schema: schema::current(),
+            migrated,
+            pours,
+            last_id: u64::try_from(last_id).unwrap_or(0),
+            took: started.elapsed(),
+        };
+        Ok((store, opened))
+    }
+
+    /// A pooled connection for a read, or 503.
+    async fn reader(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        match self.pool.get().await {
+            Ok(client) => Ok(client),
+            Err(e) => {
+                self.health.down(&e.to_string());
+                Err(StoreError(format!("database unreachable: {e}")))
+            }
+        }
+    }
+
+    /// The result of a read, noting whether the database answered.
+    fn answered<T>(&self, result: Result<T, tokio_postgres::Error>) -> Result<T, StoreError> {
+        match result {
+            Ok(value) => {
+                self.health.up();
+                Ok(value)
+            }
+            Err(e) => {
+                if e.is_closed() || e.as_db_error().is_none() {
+                    self.health.down(&e.to_string());
+                }
+                Err(StoreError(format!("database: {e}")))
+            }
+        }
+    }
+
+    /// Waits until this server has published event `seq`, so that whoever posted a pour
+    /// finds it in this server's report and feed once answered, as with every store. If
+    /// the tailer is cut off, the request is answered anyway after a while: the change is
+    /// committed, and the feed catches up when the tailer is back.
+    async fn published(&self, seq: u64) {
+        if seq == 0 {
+            return;
+        }
+        let mut published = self.published.subscribe();
+        let wait = published.wait_for(|&last| last >= seq);
+        if tokio::time::timeout(PUBLISH_PATIENCE, wait).await.is_err() {
+            log::debug!("event {seq} is committed but not yet published here");
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(command(reply))
+            .await
+            .map_err(|_| StoreError("the database writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("the database writer has stopped".into()))?
+    }
+}
+
+/// Glass names as shared strings, one allocation per name rather than per pour.
+#[derive(Default)]
+struct Glasses(HashMap<String, Arc<str>>);
+
+impl Glasses {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        match self.0.get(name) {
+            Some(glass) => glass.clone(),
+            None => {
+                let glass: Arc<str> = name.into();
+                self.0.insert(name.to_owned(), glass.clone());
+                glass
+            }
+        }
+    }
+}
+
+/// The pour in columns `at..at+5` of `row`: id, tap_id, volume, glass, poured_at_ms.
+fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pour {
+    let id: i64 = row.get(at);
+    let tap_id: i64 = row.get(at + 1);
+    Pour {
+        id: u64::try_from(id).unwrap_or(0),
+        tap_id: u32::try_from(tap_id).unwrap_or(0),
+        volume: row.get(at + 2),
+        glass: glasses.get(row.get(at + 3)),
+        timestamp: Timestamp::from_millis(row.get(at + 4)),
+    }
+}
+
+/// A pour id as the database stores it.
+fn db_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+/// Keys past their time are deleted every minute (they are ignored from the moment they
+/// expire, deleted or not).
+async fn forget_old_keys(pool: Pool, ttl: Duration, stop: CancellationToken) {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = Timestamp::now().millis().saturating_sub(ttl_ms);
+        if let Ok(client) = pool.get().await
+            && let Err(e) = client
+                .execute("DELETE FROM altair_keys WHERE created_ms <= $1", &[&cutoff])
+                .await
+        {
+            log::debug!("forgetting old idempotency keys: {e}");
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError> {
+        let (inserted, seq) = self
+            .ask(|reply| writer::Command::Insert { pour, key, reply })
+            .await?;
+        self.published(seq).await;
+        Ok(inserted)
+    }
+
+    async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError> {
+        let client = self.reader().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours WHERE id = $1 AND NOT deleted",
+                &[&db_id(id)],
+            )
+            .await;
+        Ok(self
+            .answered(row)?
+            .map(|row| pour_from(&row, 0, &mut Glasses::default())))
+    }
+
+    async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError> {
+        let (deleted, seq) = self
+            .ask(|reply| writer::Command::Delete { id, reply })
+            .await?;
+        self.published(seq).await;
+        Ok(deleted)
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let client = self.reader().await?;
+        let after = db_id(q.start.after);
+        let offset = i64::try_from(q.start.offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let tap = q.tap_id.map(i64::from);
+        let glass = q.glass.as_deref();
+        let from = q.from.map(Timestamp::millis);
+        let to = q.to.map(Timestamp::millis);
+        // One statement for every combination of filters: an absent filter is NULL.
+        let filters = "NOT deleted
+            AND ($1::bigint IS NULL OR tap_id = $1)
+            AND ($2::text IS NULL OR glass = $2)
+            AND ($3::bigint IS NULL OR poured_at_ms >= $3)
+            AND ($4::bigint IS NULL OR poured_at_ms <= $4)";
+        let page = client
+            .query(
+                &format!(
+                    "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours
+                     WHERE {filters} AND id > $5 ORDER BY id OFFSET $6 LIMIT $7"
+                ),
+                &[&tap, &glass, &from, &to, &after, &offset, &limit],
+            )
+            .await;
+        let mut glasses = Glasses::default();
+        let pours = self
+            .answered(page)?
+            .iter()
+            .map(|row| pour_from(row, 0, &mut glasses))
+            .collect();
+        let total = if !q.count_total {
+            0
+        } else if from.is_some() || to.is_some() {
+            // Time filters have no count kept: a scan, as in every store.
+            let row = client
+                .query_one(
+                    &format!("SELECT count(*) FROM altair_pours WHERE {filters}"),
+                    &[&tap, &glass, &from, &to],
+                )
+                .await;
+            self.answered(row)?.get::<_, i64>(0)
+        } else {
+            let row = client
+                .query_one(
+                    "SELECT coalesce(sum(pours), 0)::bigint FROM altair_counts
+                     WHERE ($1::bigint IS NULL OR tap_id = $1) AND ($2::text IS NULL OR glass = $2)",
+                    &[&tap, &glass],
+                )
+                .await;
+            self.answered(row)?.get::<_, i64>(0)
+        };
+        Ok(Page {
+            pours,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        let client = self.reader().await?;
+        let row = client
+            .query_one(
+                "SELECT last_pour_id, (SELECT coalesce(sum(pours), 0)::bigint FROM altair_counts)
+                 FROM altair_counters",
+                &[],
+            )
+            .await;
+        let row = self.answered(row)?;
+        Ok(Stats {
+            last_id: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            pours: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+        })
+    }
+
+    async fn close(&self) {
+        let _ = self.ask(|reply| writer::Command::Close { reply }).await;
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.pool.close();
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn condition(&self) -> Condition {
+        self.health.condition()
+    }
+}

@@ -1,0 +1,374 @@
+//! The server's one writer: every waiting insert goes into one transaction (group commit);
+//! a deletion, rare, gets one of its own. Nothing is answered before its commit, and a
+//! payload-free NOTIFY follows each commit, outside it: a NOTIFY inside the transaction
+//! would hold a cluster-wide lock through the commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_postgres::Client;
+
+use super::{CHANNEL, Glasses, Health, MAX_BATCH, connect, db_id, pour_from};
+use crate::pour::{NewPour, Pour, Timestamp};
+use crate::store::keys::Fingerprint;
+use crate::store::{Inserted, StoreError};
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// What the writer is asked.
+///
+/// Changes are answered with the number of the event they logged (0 for none), which the
+/// store waits for its own tailer to publish before it answers the request.
+pub enum Command {
+    Insert {
+        pour: NewPour,
+        key: Option<String>,
+        reply: Reply<(Inserted, u64)>,
+    },
+    Delete {
+        id: u64,
+        reply: Reply<(Option<Pour>, u64)>,
+    },
+    Close {
+        reply: Reply<()>,
+    },
+}
+
+type Insert = (NewPour, Option<String>, Reply<(Inserted, u64)>);
+
+pub struct Writer {
+    config: tokio_postgres::Config,
+    client: Option<Client>,
+    health: Arc<Health>,
+    key_ttl_ms: i64,
+    /// Wakes this server's tailer at once, without the round trip of a notification.
+    local_tailer: Arc<Notify>,
+}
+
+impl Writer {
+    pub fn new(
+        config: tokio_postgres::Config,
+        health: Arc<Health>,
+        key_ttl: Duration,
+        local_tailer: Arc<Notify>,
+    ) -> Writer {
+        Writer {
+            config,
+            client: None,
+            health,
+            key_ttl_ms: i64::try_from(key_ttl.as_millis()).unwrap_or(i64::MAX),
+            local_tailer,
+        }
+    }
+
+    /// Serves commands until `Close`, or until every sender is gone.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            let mut inserts = Vec::new();
+            for command in batch {
+                match command {
+                    Command::Insert { pour, key, reply } => inserts.push((pour, key, reply)),
+                    Command::Delete { id, reply } => {
+                        self.commit_inserts(std::mem::take(&mut inserts)).await;
+                        let deleted = self.delete(id).await;
+                        let _ = reply.send(deleted);
+                    }
+                    Command::Close { reply } => {
+                        self.commit_inserts(std::mem::take(&mut inserts)).await;
+                        let _ = reply.send(Ok(()));
+                        return;
+                    }
+                }
+            }
+            self.commit_inserts(inserts).await;
+        }
+    }
+
+    /// The writer's connection, made anew if there is none or it broke.
+    async fn connection(&mut self) -> Result<&Client, StoreError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            match connect(&self.config).await {
+                Ok(client) => self.client = Some(client),
+                Err(e) => {
+                    self.health.down(&e.to_string());
+                    return Err(StoreError(format!("database unreachable: {e}")));
+                }
+            }
+        }
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError("no database connection".into()))
+    }
+
+    /// What a failed transaction means: the database may be gone (noted, and the
+    /// connection dropped), or it refused this one.
+    fn failed(&mut self, e: &tokio_postgres::Error) -> StoreError {
+        if e.is_closed() || e.as_db_error().is_none() {
+            self.health.down(&e.to_string());
+            self.client = None;
+        }
+        StoreError(format!("database: {e}"))
+    }
+
+    async fn commit_inserts(&mut self, inserts: Vec<Insert>) {
+        if inserts.is_empty() {
+            return;
+        }
+        let key_ttl_ms = self.key_ttl_ms;
+        let result = match self.connection().await {
+            Ok(client) => {
+                let requests: Vec<(&NewPour, Option<&str>)> =
+                    inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
+                in_transaction(client, insert(client, &requests, key_ttl_ms)).await
+            }
+            Err(e) => {
+                for (_, _, reply) in inserts {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        match result {
+            Ok(answers) => {
+                self.health.up();
+                self.notify().await;
+                for ((_, _, reply), answer) in inserts.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                let error = self.failed(&e);
+                for (_, _, reply) in inserts {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    async fn delete(&mut self, id: u64) -> Result<(Option<Pour>, u64), StoreError> {
+        let client = self.connection().await?;
+        match in_transaction(client, delete(client, id)).await {
+            Ok(deleted) => {
+                self.health.up();
+                if deleted.0.is_some() {
+                    self.notify().await;
+                }
+                Ok(deleted)
+            }
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
+    /// Wakes every server's tailer; if it is lost, their polling finds the events.
+    async fn notify(&mut self) {
+        self.local_tailer.notify_one();
+        if let Some(client) = &self.client
+            && let Err(e) = client.batch_execute(&format!("NOTIFY {CHANNEL}")).await
+        {
+            log::debug!("NOTIFY failed (the tailers' polling covers it): {e}");
+        }
+    }
+}
+
+/// Runs `work` between BEGIN and COMMIT, or ROLLBACK if it fails.
+async fn in_transaction<T>(
+    client: &Client,
+    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    client.batch_execute("BEGIN").await?;
+    match work.await {
+        Ok(value) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Locks the counters row (held to the commit: the next writer waits) and returns the last
+/// pour id and event number.
+async fn lock_counters(client: &Client) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT last_pour_id, last_seq FROM altair_counters FOR UPDATE",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Decides and writes a batch of inserts, in order; one answer each.
+async fn insert(
+    client: &Client,
+    requests: &[(&NewPour, Option<&str>)],
+    key_ttl_ms: i64,
+) -> Result<Vec<(Inserted, u64)>, tokio_postgres::Error> {
+    let (mut last_id, mut last_seq) = lock_counters(client).await?;
+    let now = Timestamp::now().millis();
+    let keys: Vec<&str> = requests.iter().filter_map(|(_, k)| *k).collect();
+    // The pours that live keys stored, and whether the device timed them.
+    let mut known: HashMap<String, (Pour, bool)> = HashMap::new();
+    if !keys.is_empty() {
+        let rows = client
+            .query(
+                "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.device_time
+                 FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
+                 WHERE k.key = ANY($1) AND k.created_ms > $2",
+                &[&keys, &now.saturating_sub(key_ttl_ms)],
+            )
+            .await?;
+        let mut glasses = Glasses::default();
+        for row in rows {
+            let pour = pour_from(&row, 1, &mut glasses);
+            known.insert(row.get(0), (pour, row.get(6)));
+        }
+    }
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut rows = NewRows::default();
+    let mut counts: HashMap<(i64, &str), i64> = HashMap::new();
+    for (request, key) in requests {
+        if let Some((stored, device_time)) = key.and_then(|k| known.get(k)) {
+            let same =
+                Fingerprint::of_stored(stored, *device_time) == Fingerprint::of_request(request);
+            let answer = if same {
+                Inserted::Replayed(stored.clone())
+            } else {
+                Inserted::Conflict
+            };
+            answers.push((answer, 0));
+            continue;
+        }
+        last_id += 1;
+        last_seq += 1;
+        let pour = (*request)
+            .clone()
+            .with_id(u64::try_from(last_id).unwrap_or(0));
+        rows.ids.push(last_id);
+        rows.taps.push(i64::from(pour.tap_id));
+        rows.volumes.push(pour.volume);
+        rows.glasses.push(pour.glass.to_string());
+        rows.times.push(pour.timestamp.millis());
+        rows.device_times.push(request.device_timestamp);
+        rows.seqs.push(last_seq);
+        *counts
+            .entry((i64::from(pour.tap_id), &request.glass))
+            .or_default() += 1;
+        if let Some(key) = key {
+            rows.keys.push((*key).to_owned());
+            rows.key_ids.push(last_id);
+            known.insert((*key).to_owned(), (pour.clone(), request.device_timestamp));
+        }
+        answers.push((
+            Inserted::Created(pour),
+            u64::try_from(last_seq).unwrap_or(0),
+        ));
+    }
+    if rows.ids.is_empty() {
+        return Ok(answers);
+    }
+    client
+        .execute(
+            "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[])",
+            &[&rows.ids, &rows.taps, &rows.volumes, &rows.glasses, &rows.times, &rows.device_times],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO altair_events (seq, pour_id, deleted)
+             SELECT seq, id, false FROM unnest($1::bigint[], $2::bigint[]) AS e (seq, id)",
+            &[&rows.seqs, &rows.ids],
+        )
+        .await?;
+    if !rows.keys.is_empty() {
+        // An expired key may still have its row: it is taken over.
+        client
+            .execute(
+                "INSERT INTO altair_keys (key, pour_id, created_ms)
+                 SELECT key, id, $3 FROM unnest($1::text[], $2::bigint[]) AS k (key, id)
+                 ON CONFLICT (key) DO UPDATE SET pour_id = excluded.pour_id, created_ms = excluded.created_ms",
+                &[&rows.keys, &rows.key_ids, &now],
+            )
+            .await?;
+    }
+    let (count_taps, (count_glasses, count_pours)): (Vec<i64>, (Vec<&str>, Vec<i64>)) = counts
+        .iter()
+        .map(|((tap, glass), n)| (*tap, (*glass, *n)))
+        .unzip();
+    client
+        .execute(
+            "INSERT INTO altair_counts (tap_id, glass, pours)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+             ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours",
+            &[&count_taps, &count_glasses, &count_pours],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE altair_counters SET last_pour_id = $1, last_seq = $2",
+            &[&last_id, &last_seq],
+        )
+        .await?;
+    Ok(answers)
+}
+
+/// The columns of the pours a batch stores.
+#[derive(Default)]
+struct NewRows {
+    ids: Vec<i64>,
+    taps: Vec<i64>,
+    volumes: Vec<f64>,
+    glasses: Vec<String>,
+    times: Vec<i64>,
+    device_times: Vec<bool>,
+    seqs: Vec<i64>,
+    keys: Vec<String>,
+    key_ids: Vec<i64>,
+}
+
+/// Marks pour `id` deleted and logs the event; the pour, or None if there was none, and the
+/// event's number.
+async fn delete(client: &Client, id: u64) -> Result<(Option<Pour>, u64), tokio_postgres::Error> {
+    let (_, last_seq) = lock_counters(client).await?;
+    let Some(row) = client
+        .query_opt(
+            "UPDATE altair_pours SET deleted = true WHERE id = $1 AND NOT deleted
+             RETURNING id, tap_id, volume, glass, poured_at_ms",
+            &[&db_id(id)],
+        )
+        .await?
+    else {
+        return Ok((None, 0));
+    };
+    let pour = pour_from(&row, 0, &mut Glasses::default());
+    let seq = last_seq + 1;
+    client
+        .execute(
+            "INSERT INTO altair_events (seq, pour_id, deleted) VALUES ($1, $2, true)",
+            &[&seq, &db_id(id)],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE altair_counts SET pours = pours - 1 WHERE tap_id = $1 AND glass = $2",
+            &[&i64::from(pour.tap_id), &&*pour.glass],
+        )
+        .await?;
+    client
+        .execute("UPDATE altair_counters SET last_seq = $1", &[&seq])
+        .await?;
+    Ok((Some(pour), u64::try_from(seq).unwrap_or(0)))
+}

@@ -1,0 +1,281 @@
+//! The store contract: what a user of the API observes of the store, written once and run
+//! against every store the server has (the journal and PostgreSQL), so they cannot drift.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::beers::tempdir;
+use crate::helpers::{TestApp, assert_error, spawn_with};
+use crate::postgres::Postgres;
+
+/// Where a server under test keeps its pours.
+enum Backend {
+    Journal(std::path::PathBuf),
+    Postgres(Postgres),
+}
+
+impl Backend {
+    fn journal(name: &str) -> Option<Backend> {
+        Some(Backend::Journal(tempdir(&format!("contract-{name}"))))
+    }
+
+    fn postgres(_: &str) -> Option<Backend> {
+        Postgres::start().map(Backend::Postgres)
+    }
+
+    /// A server on this store (a new one on the same data after a restart).
+    async fn server(&self) -> TestApp {
+        match self {
+            Backend::Journal(dir) => spawn_with(&["--data-dir", dir.to_str().unwrap()]).await,
+            Backend::Postgres(pg) => spawn_with(&["--database-url", &pg.url()]).await,
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Journal(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Each contract as a test per store.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod journal {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::journal(stringify!($name)) {
+                        super::$name(&backend).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::postgres(stringify!($name)) {
+                        super::$name(&backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    ids_increase_from_one_and_are_never_reused,
+    a_pour_is_read_deleted_and_gone,
+    pages_filters_and_totals,
+    idempotency_keys_replay_conflict_and_race,
+    subscribers_hear_pours_and_deletions_in_order_and_since_replays,
+    the_report_counts_every_pour_and_deletion,
+    everything_survives_a_restart,
+);
+
+fn ids(page: &Value) -> Vec<u64> {
+    page["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect()
+}
+
+async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
+    let app = backend.server().await;
+    for expected in 1..=3 {
+        assert_eq!(app.pour(1, 500.0).await["id"], expected);
+    }
+    assert_eq!(app.delete("/api/beers/3").await, StatusCode::NO_CONTENT);
+    assert_eq!(app.pour(1, 500.0).await["id"], 4, "3 is not given again");
+}
+
+async fn a_pour_is_read_deleted_and_gone(backend: &Backend) {
+    let app = backend.server().await;
+    let pour = app.pour(7, 250.0).await;
+    assert_eq!(pour["type"], "half");
+    let (status, body) = app.get("/api/beers/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["beer"], pour);
+    assert_eq!(app.delete("/api/beers/1").await, StatusCode::NO_CONTENT);
+    let (status, body) = app.get("/api/beers/1").await;
+    assert_error(status, &body, 404);
+    assert_eq!(app.delete("/api/beers/1").await, StatusCode::NOT_FOUND);
+    assert_eq!(app.delete("/api/beers/99").await, StatusCode::NOT_FOUND);
+}
+
+async fn pages_filters_and_totals(backend: &Backend) {
+    let app = backend.server().await;
+    // Ids 1..=9: taps 1, 2, 3 in turn; halves, pints and steins in turn; an hour apart.
+    for i in 0..9u32 {
+        let volume = [250, 500, 900][(i % 3) as usize];
+        let body = format!(
+            r#"{{"tapId": {}, "volume": {volume}, "timestamp": "2026-01-01T{:02}:00:00Z"}}"#,
+            i % 3 + 1,
+            i + 10
+        );
+        assert_eq!(app.post_raw(body).await.0, StatusCode::CREATED);
+    }
+    assert_eq!(app.delete("/api/beers/5").await, StatusCode::NO_CONTENT);
+    for (query, expected, total) in [
+        ("page_size=3", vec![1, 2, 3], 8),
+        ("page=2&page_size=3", vec![4, 6, 7], 8),
+        ("after=4&page_size=2", vec![6, 7], 8),
+        ("after=4&page=2&page_size=2", vec![8, 9], 8),
+        ("tapId=1", vec![1, 4, 7], 3),
+        ("type=pint", vec![2, 8], 2),
+        ("tapId=2&type=pint", vec![2, 8], 2),
+        ("tapId=3&type=stein", vec![3, 6, 9], 3),
+        (
+            "from=2026-01-01T12:00:00Z&to=2026-01-01T15:00:00Z",
+            vec![3, 4, 6],
+            3,
+        ),
+        ("from=2026-01-01T12:00:00Z&tapId=1&page_size=1", vec![4], 2),
+        ("page=9", vec![], 8),
+    ] {
+        let (status, page) = app.get(&format!("/api/beers?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        assert_eq!(ids(&page), expected, "{query}: {page}");
+        assert_eq!(page["total"], total, "{query}: {page}");
+    }
+    let (_, health) = app.get("/health").await;
+    assert_eq!(health["pours"], 8);
+}
+
+async fn idempotency_keys_replay_conflict_and_race(backend: &Backend) {
+    let app = Arc::new(backend.server().await);
+    let body = r#"{"tapId": 4, "volume": 500}"#;
+    let (status, first) = app.post_keyed("k-1", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again) = app.post_keyed("k-1", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    let (status, other) = app
+        .post_keyed("k-1", r#"{"tapId": 4, "volume": 501}"#)
+        .await;
+    assert_error(status, &other, 409);
+    // Twenty at once with one key: one pour.
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.post_keyed("k-race", body).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for racer in racers {
+        let (status, answer) = racer.await.unwrap();
+        created += usize::from(status == StatusCode::CREATED);
+        ids.insert(answer["beer"]["id"].as_u64().unwrap());
+    }
+    assert_eq!(
+        (created, ids.len()),
+        (1, 1),
+        "one pour, one answer: {ids:?}"
+    );
+    let id = *ids.first().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/beers/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = app.post_keyed("k-race", body).await;
+    assert_error(status, &body, 409);
+    let (_, page) = app.get("/api/beers").await;
+    assert_eq!(page["total"], 1, "{page}");
+}
+
+async fn subscribers_hear_pours_and_deletions_in_order_and_since_replays(backend: &Backend) {
+    let app = Arc::new(backend.server().await);
+    let (mut live, hello) = app.subscribe("").await;
+    assert_eq!(hello["lastId"], 0);
+    app.pour_from_taps(3, 10).await;
+    let mut heard = Vec::new();
+    for _ in 0..30 {
+        heard.push(live.next_pour().await["id"].as_u64().unwrap());
+    }
+    assert_eq!(
+        heard,
+        (1..=30).collect::<Vec<_>>(),
+        "every pour once, in order"
+    );
+    assert_eq!(app.delete("/api/beers/7").await, StatusCode::NO_CONTENT);
+    assert_eq!(live.next_event("deleted").await["id"], 7);
+    let (mut late, _) = app.subscribe("?since=25").await;
+    for expected in 26..=30 {
+        assert_eq!(late.next_pour().await["id"], expected);
+    }
+    app.pour(9, 500.0).await;
+    assert_eq!(
+        late.next_pour().await["id"],
+        31,
+        "then live, no gap, no repeat"
+    );
+    assert_eq!(live.next_pour().await["id"], 31);
+}
+
+async fn the_report_counts_every_pour_and_deletion(backend: &Backend) {
+    let app = backend.server().await;
+    for (tap, volume) in [(1, 500.0), (1, 250.0), (2, 900.0), (2, 500.0)] {
+        app.pour(tap, volume).await;
+    }
+    assert_eq!(app.delete("/api/beers/1").await, StatusCode::NO_CONTENT);
+    // Once answered, a change is in this server's report, whatever the store.
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["totalPours"], 3, "{report}");
+    assert_eq!(report["totalVolumeMl"], 1650.0, "{report}");
+    let by_type: Vec<(String, u64)> = report["byType"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["type"].as_str().unwrap().to_owned(),
+                t["pours"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_type,
+        [("half".into(), 1), ("pint".into(), 1), ("stein".into(), 1)]
+    );
+    let taps: Vec<u64> = report["byTap"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["pours"].as_u64().unwrap())
+        .collect();
+    assert_eq!(taps, [1, 2], "{report}");
+}
+
+async fn everything_survives_a_restart(backend: &Backend) {
+    let app = backend.server().await;
+    app.pour(1, 500.0).await;
+    app.pour(2, 250.0).await;
+    assert_eq!(
+        app.post_keyed("k-restart", r#"{"tapId": 5, "volume": 500}"#)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.delete("/api/beers/1").await, StatusCode::NO_CONTENT);
+    app.shutdown().await;
+    let app = backend.server().await;
+    let (_, page) = app.get("/api/beers").await;
+    assert_eq!(ids(&page), [2, 3]);
+    assert_eq!(
+        app.post_keyed("k-restart", r#"{"tapId": 5, "volume": 500}"#)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(app.pour(1, 500.0).await["id"], 4);
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["totalPours"], 3, "{report}");
+}

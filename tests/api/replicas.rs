@@ -1,0 +1,364 @@
+//! Several servers on one PostgreSQL database: every behaviour of one server holds across
+//! them, and every subscriber on every server hears every pour once, in order, whichever
+//! server it was posted to, through lost notifications, held transactions and outages.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Subscriber, TestApp, assert_error, spawn_with, within};
+use crate::postgres::Postgres;
+
+/// A server on the cluster's database, with extra flags.
+async fn replica(pg: &Postgres, flags: &[&str]) -> Arc<TestApp> {
+    let url = pg.url();
+    let mut all = vec!["--database-url", url.as_str()];
+    all.extend_from_slice(flags);
+    Arc::new(spawn_with(&all).await)
+}
+
+async fn replicas(pg: &Postgres, n: usize) -> Vec<Arc<TestApp>> {
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        servers.push(replica(pg, &[]).await);
+    }
+    servers
+}
+
+/// The next `n` pour ids a subscriber hears.
+async fn hear(subscriber: &mut Subscriber, n: usize) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(subscriber.next_pour().await["id"].as_u64().unwrap());
+    }
+    ids
+}
+
+/// Every stored pour's id, by REST.
+async fn stored_ids(app: &TestApp) -> Vec<u64> {
+    let (_, page) = app.get("/api/beers?page_size=1000").await;
+    page["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// Posts `each` pours from each of `taps` taps, the taps spread over `servers`, all at once.
+async fn pour_everywhere(servers: &[Arc<TestApp>], taps: u32, each: usize) {
+    let posters: Vec<_> = (1..=taps)
+        .map(|tap| {
+            let app = servers[tap as usize % servers.len()].clone();
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    app.pour(tap, 500.0).await;
+                }
+            })
+        })
+        .collect();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_subscriber_on_every_server_hears_every_pour_once_in_order() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 3).await;
+    let mut subscribers = Vec::new();
+    for server in &servers {
+        for _ in 0..2 {
+            subscribers.push(server.subscribe("").await.0);
+        }
+    }
+    pour_everywhere(&servers, 6, 15).await;
+    let stored = stored_ids(&servers[0]).await;
+    assert_eq!(
+        stored,
+        (1..=90).collect::<Vec<_>>(),
+        "ids are dense and ordered"
+    );
+    for server in &servers[1..] {
+        assert_eq!(
+            stored_ids(server).await,
+            stored,
+            "every server serves the same pours"
+        );
+    }
+    for subscriber in &mut subscribers {
+        assert_eq!(hear(subscriber, 90).await, stored);
+    }
+    // Reports count every pour, from whichever server.
+    for server in &servers {
+        let (_, report) = server.get("/api/report").await;
+        assert_eq!(report["totalPours"], 90, "{report}");
+    }
+}
+
+#[tokio::test]
+async fn a_deletion_on_one_server_reaches_the_subscribers_and_reports_of_all() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let (mut far, _) = servers[1].subscribe("").await;
+    servers[0].pour(1, 500.0).await;
+    assert_eq!(far.next_pour().await["id"], 1);
+    assert_eq!(
+        servers[0].delete("/api/beers/1").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(far.next_event("deleted").await["id"], 1);
+    let (status, body) = servers[1].get("/api/beers/1").await;
+    assert_error(status, &body, 404);
+    let (_, report) = servers[1].get("/api/report").await;
+    assert_eq!(report["totalPours"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn a_dropped_listen_connection_delays_nothing_for_good() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let (mut far, _) = servers[1].subscribe("").await;
+    pour_everywhere(&servers[..1], 2, 5).await;
+    assert_eq!(hear(&mut far, 10).await, (1..=10).collect::<Vec<_>>());
+    let db = pg.client().await;
+    let killed = db
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'altair-tailer'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 2, "both servers' listeners");
+    pour_everywhere(&servers[..1], 2, 5).await;
+    assert_eq!(hear(&mut far, 10).await, (11..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_writer_holding_its_transaction_makes_the_others_wait_and_no_id_is_skipped() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let (mut subscriber, _) = servers[1].subscribe("").await;
+    servers[0].pour(1, 500.0).await;
+    // Another writer's transaction, held open with the counters row locked.
+    let held = pg.client().await;
+    held.batch_execute("BEGIN; SELECT * FROM altair_counters FOR UPDATE")
+        .await
+        .unwrap();
+    let posting = tokio::spawn({
+        let servers = servers.clone();
+        async move { pour_everywhere(&servers, 4, 3).await }
+    });
+    // Wait until both servers' writers are queued behind the held lock.
+    let db = pg.client().await;
+    within(async {
+        loop {
+            let waiting: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'altair-writer' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    held.batch_execute("COMMIT").await.unwrap();
+    posting.await.unwrap();
+    assert_eq!(
+        hear(&mut subscriber, 13).await,
+        (1..=13).collect::<Vec<_>>()
+    );
+    assert_eq!(stored_ids(&servers[0]).await, (1..=13).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn since_on_another_server_replays_exactly_then_goes_live() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let (mut first, _) = servers[0].subscribe("").await;
+    pour_everywhere(&servers, 2, 5).await;
+    assert_eq!(hear(&mut first, 4).await, [1, 2, 3, 4]);
+    drop(first);
+    let (mut again, hello) = servers[1].subscribe("?since=4").await;
+    assert_eq!(hello["lastId"], 10);
+    assert_eq!(hear(&mut again, 6).await, (5..=10).collect::<Vec<_>>());
+    servers[0].pour(3, 250.0).await;
+    assert_eq!(hear(&mut again, 1).await, [11]);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_retried_on_another_server_returns_the_original() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 3).await;
+    let body = r#"{"tapId": 2, "volume": 500}"#;
+    let (status, first) = servers[0].post_keyed("tap-2-pour-1", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again) = servers[1].post_keyed("tap-2-pour-1", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    let (status, other) = servers[2]
+        .post_keyed("tap-2-pour-1", r#"{"tapId": 2, "volume": 250}"#)
+        .await;
+    assert_error(status, &other, 409);
+    assert_eq!(stored_ids(&servers[2]).await, [1]);
+}
+
+/// Posts pours with keys until `stop`, retrying each until it is stored, as the tap client
+/// does; returns the ids acknowledged and how many answers were 503.
+async fn post_until(
+    app: Arc<TestApp>,
+    tap: u32,
+    stop: tokio_util::sync::CancellationToken,
+) -> (Vec<u64>, usize) {
+    let (mut ids, mut unavailable) = (Vec::new(), 0);
+    let mut n = 0;
+    while !stop.is_cancelled() {
+        n += 1;
+        let key = format!("tap-{tap}-{n}");
+        let body = json!({"tapId": tap, "volume": 500}).to_string();
+        loop {
+            let response = app
+                .http
+                .post(app.url("/api/beers"))
+                .header("idempotency-key", &key)
+                .body(body.clone())
+                .send()
+                .await;
+            let Ok(response) = response else { continue };
+            let status = response.status();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                unavailable += 1;
+                assert!(response.headers().contains_key("retry-after"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let answer: Value = response.json().await.unwrap();
+            assert!(status.is_success(), "{status}: {answer}");
+            ids.push(answer["beer"]["id"].as_u64().unwrap());
+            break;
+        }
+    }
+    (ids, unavailable)
+}
+
+#[tokio::test]
+async fn postgres_stopped_and_started_mid_load_loses_nothing_and_subscribers_resume() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let mut subscribers = Vec::new();
+    for server in &servers {
+        subscribers.push(server.subscribe("").await.0);
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let posters: Vec<_> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| tokio::spawn(post_until(server.clone(), i as u32 + 1, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pg.stop();
+    // While it is down: /health says so, with a status a load balancer acts on.
+    within(async {
+        loop {
+            let (status, health) = servers[0].get("/health").await;
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(health["status"], "degraded", "{health}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pg.start_server();
+    within(async {
+        while servers[0].get("/health").await.0 != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    for poster in posters {
+        let (ids, unavailable) = poster.await.unwrap();
+        refused += unavailable;
+        acknowledged.extend(ids);
+    }
+    assert!(refused > 0, "writes during the outage were answered 503");
+    let stored = stored_ids(&servers[1]).await;
+    assert_eq!(
+        stored.iter().copied().collect::<BTreeSet<_>>(),
+        acknowledged,
+        "every acknowledged pour is stored, once"
+    );
+    assert_eq!(stored, (1..=stored.len() as u64).collect::<Vec<_>>());
+    for subscriber in &mut subscribers {
+        assert_eq!(
+            hear(subscriber, stored.len()).await,
+            stored,
+            "no gap across the outage"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_server_is_refused_in_one_line() {
+    let Some(pg) = Postgres::start() else { return };
+    drop(replica(&pg, &[]).await);
+    pg.client()
+        .await
+        .batch_execute("INSERT INTO altair_schema (version) VALUES (999)")
+        .await
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--bind", "127.0.0.1:0", "--database-url", &pg.url()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("version 999, newer than this server knows"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_and_says_so_without_the_password() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = crate::beers::tempdir("pg-password");
+    let secret = dir.join("password");
+    std::fs::write(&secret, "s3cret-not-for-logs\n").unwrap();
+    let migrate = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .args(["--database-url", url, "--database-password-file"])
+            .arg(&secret)
+            .arg("migrate")
+            .output()
+            .unwrap()
+    };
+    let first = migrate(&pg.url());
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(said.contains("applied v1"), "{said}");
+    assert!(!said.contains("s3cret"));
+    let again = migrate(&pg.url());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v1)"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
