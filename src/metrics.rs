@@ -189,9 +189,13 @@ pub fn commit(took: Duration, requests: usize, journal_bytes: u64) {
 }
 
 /// Levels read at scrape time.
-pub fn levels(subscribers: usize, pours: u64) {
+pub fn levels(subscribers: usize, pours: Option<u64>, store: &'static str, serving: bool) {
     gauge!("altair_ws_subscribers").set(subscribers as f64);
-    gauge!("altair_store_pours").set(pours as f64);
+    if let Some(pours) = pours {
+        gauge!("altair_store_pours").set(pours as f64);
+    }
+    // 1 while the store (journal, memory or postgres) can serve; 0 while it cannot.
+    gauge!("altair_store_up", "store" => store).set(if serving { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]

@@ -90,8 +90,15 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
 )]
 pub async fn metrics(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
     require(who, Need::Read)?;
-    let stats = state.store.stats().await?;
-    crate::metrics::levels(state.hub.len(), stats.pours);
+    // Scraped whatever the store's state: an outage is when the numbers matter most.
+    let stats = state.store.stats().await.ok();
+    let serving = stats.is_some() && state.store.condition() == Condition::Ready;
+    crate::metrics::levels(
+        state.hub.len(),
+        stats.map(|s| s.pours),
+        state.store.kind(),
+        serving,
+    );
     let text = state
         .metrics
         .as_ref()

@@ -272,12 +272,18 @@ async fn postgres_stopped_and_started_mid_load_loses_nothing_and_subscribers_res
             let (status, health) = servers[0].get("/health").await;
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 assert_eq!(health["status"], "degraded", "{health}");
+                assert!(
+                    health["reason"].as_str().unwrap().contains("database"),
+                    "{health}"
+                );
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
+    let metrics = crate::metrics::scrape_as(&servers[0], None).await;
+    assert_eq!(metrics[r#"altair_store_up{store="postgres"}"#], 0.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     pg.start_server();
     within(async {
@@ -286,6 +292,8 @@ async fn postgres_stopped_and_started_mid_load_loses_nothing_and_subscribers_res
         }
     })
     .await;
+    let metrics = crate::metrics::scrape_as(&servers[0], None).await;
+    assert_eq!(metrics[r#"altair_store_up{store="postgres"}"#], 1.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
     let mut acknowledged = BTreeSet::new();
@@ -361,4 +369,80 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
     let again = migrate(&pg.url());
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v1)"));
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_server_killed_under_load_loses_no_acknowledged_pour() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.url();
+    let (mut doomed, doomed_addr) = crate::helpers::spawn_binary(&["--database-url", &url]);
+    let (_survivor, survivor_addr) = crate::helpers::spawn_binary(&["--database-url", &url]);
+    let http = reqwest::Client::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Each poster starts on the doomed server and, like a load balancer, fails over to the
+    // other with the same key when it does not answer.
+    let posters: Vec<_> = (1..=4u32)
+        .map(|tap| {
+            let (http, stop) = (http.clone(), stop.clone());
+            let addrs = [doomed_addr.clone(), survivor_addr.clone()];
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut n = 0;
+                while !stop.is_cancelled() {
+                    n += 1;
+                    let key = format!("tap-{tap}-{n}");
+                    for attempt in 0.. {
+                        let addr = &addrs[usize::from(attempt > 0)];
+                        let sent = http
+                            .post(format!("http://{addr}/api/beers"))
+                            .header("idempotency-key", &key)
+                            .body(json!({"tapId": tap, "volume": 500}).to_string())
+                            .timeout(Duration::from_secs(5))
+                            .send()
+                            .await;
+                        if let Ok(response) = sent
+                            && response.status().is_success()
+                        {
+                            let answer: Value = response.json().await.unwrap();
+                            acknowledged.push(answer["beer"]["id"].as_u64().unwrap());
+                            break;
+                        }
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let mut acknowledged = BTreeSet::new();
+    for poster in posters {
+        acknowledged.extend(poster.await.unwrap());
+    }
+    let page: Value = http
+        .get(format!("http://{survivor_addr}/api/beers?page_size=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: BTreeSet<u64> = page["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert!(
+        acknowledged.len() > 20,
+        "the load ran: {}",
+        acknowledged.len()
+    );
+    // Every acknowledged pour is there; and nothing else: a retry of a pour the killed
+    // server had committed got the same pour back, not a second one.
+    assert_eq!(stored, acknowledged);
+    assert_eq!(stored.len() as u64, page["total"].as_u64().unwrap());
 }
