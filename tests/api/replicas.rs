@@ -446,3 +446,29 @@ async fn a_server_killed_under_load_loses_no_acknowledged_pour() {
     assert_eq!(stored, acknowledged);
     assert_eq!(stored.len() as u64, page["total"].as_u64().unwrap());
 }
+
+#[tokio::test]
+async fn a_server_started_before_its_database_waits_for_it() {
+    let Some(pg) = Postgres::start() else { return };
+    let pg = Arc::new(pg);
+    pg.stop();
+    let starter = std::thread::spawn({
+        let pg = pg.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(700));
+            pg.start_server();
+        }
+    });
+    let (_server, addr, log) = crate::helpers::spawn_binary_logged(&["--database-url", &pg.url()]);
+    starter.join().unwrap();
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("waiting for PostgreSQL")),
+        "{:?}",
+        log.lock().unwrap()
+    );
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}

@@ -44,6 +44,8 @@ const MAX_BATCH: usize = 512;
 const POOL_SIZE: usize = 8;
 /// How long a change waits for this server to publish it before it is answered anyway.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
+/// How long a starting server waits for its database.
+const START_PATIENCE: Duration = Duration::from_secs(60);
 /// How long connecting may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -206,6 +208,43 @@ async fn connect(
     Ok(client)
 }
 
+/// A first connection, waited for: servers and their database start together, and the
+/// database is often the slower.
+async fn connect_at_start(
+    config: &tokio_postgres::Config,
+    place: &str,
+) -> Result<tokio_postgres::Client, PgError> {
+    let deadline = Instant::now() + START_PATIENCE;
+    let mut retry = Duration::from_millis(200);
+    loop {
+        match connect(config).await {
+            Ok(client) => return Ok(client),
+            // Refused for a reason waiting will not change (a password, a database name).
+            Err(source)
+                if Instant::now() + retry > deadline
+                    || source.code().is_some_and(|c| {
+                        *c != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW
+                    }) =>
+            {
+                return Err(PgError::Connect {
+                    place: place.to_owned(),
+                    source,
+                });
+            }
+            Err(e) => {
+                if retry == Duration::from_millis(200) {
+                    log::warn!(
+                        "store: waiting for PostgreSQL at {place} ({e}); giving up after {}",
+                        crate::human::duration(START_PATIENCE)
+                    );
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// The schema version this binary writes.
 pub fn schema_version() -> i32 {
     schema::current()
@@ -235,10 +274,7 @@ impl PgStore {
         let started = Instant::now();
         let config = connection_config(&settings)?;
         let place = place(&config);
-        let mut client = connect(&config).await.map_err(|source| PgError::Connect {
-            place: place.clone(),
-            source,
-        })?;
+        let mut client = connect_at_start(&config, &place).await?;
         let migrated = schema::migrate(&client)
             .await
             .map_err(|source| PgError::Schema {
