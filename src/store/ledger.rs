@@ -159,9 +159,9 @@ impl Ledger {
         settings: LedgerSettings,
     ) -> Ledger {
         let kind = if journal.is_some() {
-            "durable journal"
+            "journal"
         } else {
-            "in-memory (ephemeral)"
+            "memory"
         };
         let index = Arc::new(RwLock::new(index));
         let durable = journal.is_some();
