@@ -42,7 +42,7 @@ async fn post_until_gone(addr: String, tap: u32) -> Vec<Value> {
 
 /// Every stored pour, by id, walking the cursor.
 async fn stored(addr: &str) -> BTreeMap<u64, Value> {
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let mut all = BTreeMap::new();
     let mut after = 0;
     loop {
@@ -73,7 +73,9 @@ async fn check(addr: &str, acked: &BTreeMap<u64, Value>) {
             "acknowledged pour {id} is missing or changed"
         );
     }
-    let response = reqwest::get(format!("http://{addr}/api/report"))
+    let response = crate::helpers::http_client()
+        .get(format!("http://{addr}/api/report"))
+        .send()
         .await
         .unwrap();
     let (_, report) = read_json(response).await;
@@ -124,7 +126,7 @@ async fn acknowledged_pours_survive_sigkill_at_any_moment() {
     check(&addr, &acked).await;
     // The sequence goes on above every id ever acknowledged.
     let highest = *acked.keys().last().unwrap();
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http_client()
         .post(format!("http://{addr}/api/beers"))
         .header("content-type", "application/json")
         .body(r#"{"tapId": 1, "volume": 500}"#)

@@ -323,7 +323,7 @@ async fn types_of_stored_pours_stay_filters_and_in_the_report_when_the_catalogue
     let dir = tempdir("catalogue-change");
     let data = dir.join("data");
     let data = data.to_str().unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     {
         let (_server, addr, _) = crate::helpers::spawn_binary_in(&dir, &["--data-dir", data]);
         crate::helpers::pour_to(&addr, &[500, 500, 250]).await;

@@ -16,6 +16,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single awaited event may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// An HTTP client whose requests fail after a while instead of hanging the test run.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(3 * PATIENCE)
+        .build()
+        .expect("an HTTP client")
+}
+
 /// A server running in this process, and a client for it.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
@@ -51,7 +59,7 @@ pub async fn spawn_with(flags: &[&str]) -> TestApp {
     let server = RunningServer::start(config).await.expect("server starts");
     TestApp {
         addr: server.addr,
-        http: reqwest::Client::new(),
+        http: http_client(),
         server,
         flags: flags.iter().map(|f| f.to_string()).collect(),
     }
@@ -143,7 +151,7 @@ impl TestApp {
     /// Opens a WebSocket without reading anything.
     pub async fn connect(&self, query: &str) -> Subscriber {
         let url = format!("ws://{}/sockets/beers{}", self.addr, query);
-        let (ws, response) = tokio_tungstenite::connect_async(url)
+        let (ws, response) = within(tokio_tungstenite::connect_async(url))
             .await
             .expect("WebSocket handshake succeeds");
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
@@ -314,7 +322,7 @@ pub fn spawn_binary_in(cwd: &std::path::Path, args: &[&str]) -> (Process, String
 /// Posts pours of these volumes for tap 1 to the server at `addr` (a binary's, say), as a
 /// device does; each must be stored.
 pub async fn pour_to(addr: &str, volumes: &[u32]) {
-    let http = reqwest::Client::new();
+    let http = http_client();
     for volume in volumes {
         let response = http
             .post(format!("http://{addr}/api/beers"))

@@ -102,7 +102,9 @@ async fn counters_move_when_pours_are_posted() {
 
 /// The exposition of a server binary (a process of its own, so the values are its alone).
 async fn scrape_binary(addr: &str) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+    let text = crate::helpers::http_client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()

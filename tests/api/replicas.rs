@@ -377,7 +377,7 @@ async fn a_server_killed_under_load_loses_no_acknowledged_pour() {
     let url = pg.url();
     let (mut doomed, doomed_addr) = crate::helpers::spawn_binary(&["--database-url", &url]);
     let (_survivor, survivor_addr) = crate::helpers::spawn_binary(&["--database-url", &url]);
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let stop = tokio_util::sync::CancellationToken::new();
     // Each poster starts on the doomed server and, like a load balancer, fails over to the
     // other with the same key when it does not answer.
@@ -469,6 +469,10 @@ async fn a_server_started_before_its_database_waits_for_it() {
         "{:?}",
         log.lock().unwrap()
     );
-    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    let health = crate::helpers::http_client()
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }

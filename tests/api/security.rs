@@ -282,7 +282,7 @@ async fn the_binary_reloads_tokens_on_sighup_and_never_logs_a_query_token() {
             .await
             .unwrap();
     let get = || async {
-        reqwest::Client::new()
+        crate::helpers::http_client()
             .get(format!("http://{addr}/api/beers"))
             .bearer_auth(&reader)
             .send()
@@ -687,7 +687,7 @@ async fn a_flood_of_refused_requests_is_summed_up_in_the_log_not_a_line_each() {
         "0.5",
     ]);
     // One client, one connection, for a second.
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let (mut refused, started) = (0u64, std::time::Instant::now());
     while started.elapsed() < Duration::from_secs(1) {
         let status = http

@@ -29,6 +29,10 @@ pub enum Scenario {
         /// Seconds to run.
         #[arg(short = 'd', long, default_value_t = 10.0)]
         duration: f64,
+        /// Another server of the same database (HOST:PORT, repeatable): the connections
+        /// are spread over all of them.
+        #[arg(long, value_name = "HOST:PORT")]
+        also: Vec<String>,
     },
     /// S subscribers; pours posted at R per second; every delivery matched by pour id.
     Fanout {
@@ -47,6 +51,11 @@ pub enum Scenario {
         /// acknowledges, half of the tool's CPU, and some of the server's.
         #[arg(long)]
         quick_acks: bool,
+        /// Another server of the same database (HOST:PORT, repeatable): S subscribers on
+        /// each server, and the pours posted to each in turn, so that most deliveries cross
+        /// from one server to another.
+        #[arg(long, value_name = "HOST:PORT")]
+        also: Vec<String>,
     },
     /// Fills the store to N pours, then times list pages (offset and cursor).
     Query {
@@ -207,6 +216,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The server of `settings`, then the others.
+fn servers(settings: &Settings, also: &[String]) -> Vec<String> {
+    std::iter::once(host_port(settings))
+        .chain(also.iter().cloned())
+        .collect()
+}
+
 fn host_port(settings: &Settings) -> String {
     let host = settings.server.host_str().unwrap_or("localhost");
     let port = settings.server.port_or_known_default().unwrap_or(8338);
@@ -246,6 +262,8 @@ fn get_request(settings: &Settings, target: &str) -> Vec<u8> {
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestResult {
     pub scenario: &'static str,
+    /// Servers the connections were spread over.
+    pub servers: usize,
     pub connections: usize,
     pub seconds: f64,
     pub pours: u64,
@@ -260,15 +278,16 @@ pub async fn ingest(
     settings: &Settings,
     connections: usize,
     seconds: f64,
+    also: &[String],
 ) -> Result<IngestResult, String> {
-    let addr = host_port(settings);
+    let servers = servers(settings, also);
     let cpu = cpu_time();
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for c in 0..connections {
         let request = post_request(settings, 1 + c as u32, 200 + (c as u32 * 37) % 700);
-        let addr = addr.clone();
+        let addr = servers[c % servers.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut errors = 0u64;
@@ -296,6 +315,7 @@ pub async fn ingest(
     let wall = started.elapsed();
     Ok(IngestResult {
         scenario: "ingest",
+        servers: servers.len(),
         connections,
         seconds: wall.as_secs_f64(),
         pours: all.len(),
@@ -310,6 +330,8 @@ pub async fn ingest(
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutResult {
     pub scenario: &'static str,
+    /// Servers the subscribers were spread over (and the pours posted to, in turn).
+    pub servers: usize,
     pub subscribers: usize,
     pub connect_seconds: f64,
     pub rate: f64,
@@ -333,17 +355,20 @@ pub async fn fanout(
     rate: f64,
     seconds: f64,
     quick_acks: bool,
+    also: &[String],
 ) -> Result<FanoutResult, String> {
-    let (addr, extra) = (host_port(settings), auth_header(settings));
+    let (servers, extra) = (servers(settings, also), auth_header(settings));
     let connecting = Instant::now();
-    let mut sockets = Vec::with_capacity(subscribers);
+    let mut sockets = Vec::with_capacity(subscribers * servers.len());
     // Connect in waves, so that the listen backlog is not what is measured.
-    for wave in (0..subscribers).collect::<Vec<_>>().chunks(256) {
-        let handshakes = wave
-            .iter()
-            .map(|_| Subscriber::connect(&addr, &addr, "/sockets/beers", &extra, quick_acks));
-        for result in futures::future::join_all(handshakes).await {
-            sockets.push(result.map_err(|e| format!("subscribe: {e}"))?);
+    for addr in &servers {
+        for wave in (0..subscribers).collect::<Vec<_>>().chunks(256) {
+            let handshakes = wave
+                .iter()
+                .map(|_| Subscriber::connect(addr, addr, "/sockets/beers", &extra, quick_acks));
+            for result in futures::future::join_all(handshakes).await {
+                sockets.push(result.map_err(|e| format!("subscribe: {e}"))?);
+            }
         }
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();
@@ -395,9 +420,10 @@ pub async fn fanout(
     let started = Instant::now();
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let mut post_latency = histogram();
-    let mut conn = Connection::open(&host_port(settings))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut conns = Vec::with_capacity(servers.len());
+    for addr in &servers {
+        conns.push(Connection::open(addr).await.map_err(|e| e.to_string())?);
+    }
     let mut posted = Vec::new();
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let total = (rate * seconds).round() as u64;
@@ -407,6 +433,7 @@ pub async fn fanout(
         ticker.tick().await;
         let request = post_request(settings, 1 + (n % 50) as u32, 500);
         let sent = Instant::now();
+        let conn = &mut conns[n as usize % servers.len()];
         let (status, body) = conn.call(&request).await.map_err(|e| e.to_string())?;
         post_latency.saturating_record(sent.elapsed().as_micros() as u64);
         if status != 201 {
@@ -467,7 +494,8 @@ pub async fn fanout(
     }
     Ok(FanoutResult {
         scenario: "fanout",
-        subscribers,
+        servers: servers.len(),
+        subscribers: subscribers * servers.len(),
         connect_seconds: (connect_seconds * 1000.0).round() / 1000.0,
         rate,
         seconds: posting.as_secs_f64(),
@@ -586,25 +614,25 @@ macro_rules! say {
 
 /// Runs a scenario, prints the summary and the JSON line; returns whether it succeeded.
 pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
-    let outcome = match *scenario {
-        Scenario::Ingest { connections, duration } => ingest(settings, connections, duration).await.map(|r| {
+    let outcome = match scenario {
+        &Scenario::Ingest { connections, duration, ref also } => ingest(settings, connections, duration, also).await.map(|r| {
             say!(
-                "ingest: {} connections, {:.1} s: {} pours/s, {} errors; latency p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
-                r.connections, r.seconds, r.pours_per_second, r.errors, r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms,
+                "ingest: {} servers, {} connections, {:.1} s: {} pours/s, {} errors; latency p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
+                r.servers, r.connections, r.seconds, r.pours_per_second, r.errors, r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms,
                 cpu_text(r.tool_cpu_percent)
             );
             serde_json::to_string(&r)
         }),
-        Scenario::Fanout { subscribers, rate, duration, quick_acks } => fanout(settings, subscribers, rate, duration, quick_acks).await.map(|r| {
+        &Scenario::Fanout { subscribers, rate, duration, quick_acks, ref also } => fanout(settings, subscribers, rate, duration, quick_acks, also).await.map(|r| {
             say!(
-                "fanout: {} subscribers (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
-                r.subscribers, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
+                "fanout: {} servers, {} subscribers (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
+                r.servers, r.subscribers, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
                 r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, r.post_latency.p99_ms,
                 cpu_text(r.tool_cpu_percent)
             );
             serde_json::to_string(&r)
         }),
-        Scenario::Query { pours, requests } => query(settings, pours, requests).await.map(|r| {
+        &Scenario::Query { pours, requests } => query(settings, pours, requests).await.map(|r| {
             say!(
                 "query: {} pours stored, {} pages: page p50 {} ms, p99 {} ms; cursor p50 {} ms, p99 {} ms; {} pages/s; tool CPU {}",
                 r.stored, r.requests, r.page.p50_ms, r.page.p99_ms, r.cursor.p50_ms, r.cursor.p99_ms, r.pages_per_second,
