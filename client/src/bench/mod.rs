@@ -614,8 +614,8 @@ macro_rules! say {
 
 /// Runs a scenario, prints the summary and the JSON line; returns whether it succeeded.
 pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
-    let outcome = match scenario {
-        &Scenario::Ingest { connections, duration, ref also } => ingest(settings, connections, duration, also).await.map(|r| {
+    let outcome = match *scenario {
+        Scenario::Ingest { connections, duration, ref also } => ingest(settings, connections, duration, also).await.map(|r| {
             say!(
                 "ingest: {} servers, {} connections, {:.1} s: {} pours/s, {} errors; latency p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
                 r.servers, r.connections, r.seconds, r.pours_per_second, r.errors, r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms,
@@ -623,7 +623,7 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
             );
             serde_json::to_string(&r)
         }),
-        &Scenario::Fanout { subscribers, rate, duration, quick_acks, ref also } => fanout(settings, subscribers, rate, duration, quick_acks, also).await.map(|r| {
+        Scenario::Fanout { subscribers, rate, duration, quick_acks, ref also } => fanout(settings, subscribers, rate, duration, quick_acks, also).await.map(|r| {
             say!(
                 "fanout: {} servers, {} subscribers (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
                 r.servers, r.subscribers, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
@@ -632,7 +632,7 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
             );
             serde_json::to_string(&r)
         }),
-        &Scenario::Query { pours, requests } => query(settings, pours, requests).await.map(|r| {
+        Scenario::Query { pours, requests } => query(settings, pours, requests).await.map(|r| {
             say!(
                 "query: {} pours stored, {} pages: page p50 {} ms, p99 {} ms; cursor p50 {} ms, p99 {} ms; {} pages/s; tool CPU {}",
                 r.stored, r.requests, r.page.p50_ms, r.page.p99_ms, r.cursor.p50_ms, r.cursor.p99_ms, r.pages_per_second,
