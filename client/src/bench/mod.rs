@@ -57,6 +57,8 @@ pub enum Scenario {
         #[arg(long, value_name = "HOST:PORT")]
         also: Vec<String>,
     },
+    /// One subscriber with since=0: how fast the stored pours are replayed to it.
+    Replay,
     /// Fills the store to N pours, then times list pages (offset and cursor).
     Query {
         /// Pours in the store before timing (posted as needed).
@@ -512,6 +514,63 @@ pub async fn fanout(
     })
 }
 
+/// Results of `bench replay`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayResult {
+    pub scenario: &'static str,
+    /// Pours replayed (the hello's lastId, less deletions).
+    pub pours: u64,
+    pub seconds: f64,
+    pub pours_per_second: f64,
+}
+
+/// `bench replay`: reads the hello, then every replayed pour up to its lastId.
+pub async fn replay(settings: &Settings) -> Result<ReplayResult, String> {
+    let addr = host_port(settings);
+    let started = Instant::now();
+    let mut socket = Subscriber::connect(
+        &addr,
+        &addr,
+        "/sockets/beers?since=0",
+        &auth_header(settings),
+        false,
+    )
+    .await
+    .map_err(|e| format!("subscribe: {e}"))?;
+    let (mut last_id, mut highest, mut pours) = (None, 0u64, 0u64);
+    while last_id.is_none_or(|last| highest < last) {
+        let open = tokio::time::timeout(
+            Duration::from_secs(30),
+            socket.read(|frame| {
+                let Ok(text) = std::str::from_utf8(frame) else {
+                    return;
+                };
+                if let Some(id) = pour_id(text) {
+                    highest = id;
+                    pours += 1;
+                } else if text.contains("\"hello\"") {
+                    last_id = serde_json::from_str::<serde_json::Value>(text)
+                        .ok()
+                        .and_then(|v| v["lastId"].as_u64());
+                }
+            }),
+        )
+        .await
+        .map_err(|_| "the replay stalled for 30 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+        if !open {
+            return Err("the server closed the connection".into());
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ReplayResult {
+        scenario: "replay",
+        pours,
+        seconds: (seconds * 1000.0).round() / 1000.0,
+        pours_per_second: (pours as f64 / seconds).round(),
+    })
+}
+
 /// Results of `bench query`.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryResult {
@@ -630,6 +689,10 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
                 r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, r.post_latency.p99_ms,
                 cpu_text(r.tool_cpu_percent)
             );
+            serde_json::to_string(&r)
+        }),
+        Scenario::Replay => replay(settings).await.map(|r| {
+            say!("replay: {} pours in {:.2} s: {} pours/s", r.pours, r.seconds, r.pours_per_second);
             serde_json::to_string(&r)
         }),
         Scenario::Query { pours, requests } => query(settings, pours, requests).await.map(|r| {

@@ -191,6 +191,9 @@ fn connection_config(settings: &PgSettings) -> Result<tokio_postgres::Config, Pg
         config.password(password.as_bytes());
     }
     config.connect_timeout(CONNECT_TIMEOUT);
+    // A database host that vanishes without a word is noticed in seconds, not hours.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(10));
     config.application_name("altair");
     Ok(config)
 }

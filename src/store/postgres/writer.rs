@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
 
 use super::{CHANNEL, Glasses, Health, MAX_BATCH, connect, db_id, pour_from};
 use crate::pour::{NewPour, Pour, Timestamp};
@@ -40,7 +41,7 @@ type Insert = (NewPour, Option<String>, Reply<(Inserted, u64)>);
 
 pub struct Writer {
     config: tokio_postgres::Config,
-    client: Option<Client>,
+    client: Option<Connection>,
     health: Arc<Health>,
     key_ttl_ms: i64,
     /// Wakes this server's tailer at once, without the round trip of a notification.
@@ -94,10 +95,10 @@ impl Writer {
     }
 
     /// The writer's connection, made anew if there is none or it broke.
-    async fn connection(&mut self) -> Result<&Client, StoreError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
+    async fn connection(&mut self) -> Result<&Connection, StoreError> {
+        if self.client.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.client = None;
-            match connect(&self.config).await {
+            match connect_writer(&self.config).await {
                 Ok(client) => self.client = Some(client),
                 Err(e) => {
                     self.health.down(&e.to_string());
@@ -126,10 +127,10 @@ impl Writer {
         }
         let key_ttl_ms = self.key_ttl_ms;
         let result = match self.connection().await {
-            Ok(client) => {
+            Ok(connection) => {
                 let requests: Vec<(&NewPour, Option<&str>)> =
                     inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
-                in_transaction(client, insert(client, &requests, key_ttl_ms)).await
+                insert(connection, &requests, key_ttl_ms).await
             }
             Err(e) => {
                 for (_, _, reply) in inserts {
@@ -156,8 +157,9 @@ impl Writer {
     }
 
     async fn delete(&mut self, id: u64) -> Result<(Option<Pour>, u64), StoreError> {
-        let client = self.connection().await?;
-        match in_transaction(client, delete(client, id)).await {
+        let connection = self.connection().await?;
+        let client = &connection.client;
+        match in_transaction(client, delete(connection, id)).await {
             Ok(deleted) => {
                 self.health.up();
                 if deleted.0.is_some() {
@@ -172,11 +174,96 @@ impl Writer {
     /// Wakes every server's tailer; if it is lost, their polling finds the events.
     async fn notify(&mut self) {
         self.local_tailer.notify_one();
-        if let Some(client) = &self.client
-            && let Err(e) = client.batch_execute(&format!("NOTIFY {CHANNEL}")).await
+        if let Some(connection) = &self.client
+            && let Err(e) = connection
+                .client
+                .batch_execute(&format!("NOTIFY {CHANNEL}"))
+                .await
         {
             log::debug!("NOTIFY failed (the tailers' polling covers it): {e}");
         }
+    }
+}
+
+/// A writer's connection. Its transactions hold the counters row that every server's
+/// writes wait for: if this server stops talking mid-transaction (frozen, or cut off by
+/// the network), PostgreSQL ends the transaction after a few seconds, releasing the row,
+/// rather than when it notices the dead connection.
+async fn connect_writer(
+    config: &tokio_postgres::Config,
+) -> Result<Connection, tokio_postgres::Error> {
+    let client = connect(config).await?;
+    client
+        .batch_execute(
+            "SET idle_in_transaction_session_timeout = '5s'; SET statement_timeout = '10s'",
+        )
+        .await?;
+    let statements = Statements::prepare(&client).await?;
+    Ok(Connection { client, statements })
+}
+
+/// The writer's connection and its statements, prepared once. Prepared, a statement goes
+/// out the moment its future is first polled, so that several joined futures go out in
+/// order in one flight (pipelined): a batch costs two round trips, whatever its size.
+pub struct Connection {
+    client: Client,
+    statements: Statements,
+}
+
+struct Statements {
+    lock_counters: Statement,
+    known_keys: Statement,
+    insert_pours: Statement,
+    insert_events: Statement,
+    insert_keys: Statement,
+    add_counts: Statement,
+    set_counters: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            lock_counters: client
+                .prepare("SELECT last_pour_id, last_seq FROM altair_counters FOR UPDATE")
+                .await?,
+            known_keys: client
+                .prepare(
+                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.device_time
+                     FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
+                     WHERE k.key = ANY($1) AND k.created_ms > $2",
+                )
+                .await?,
+            insert_pours: client
+                .prepare(
+                    "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[])",
+                )
+                .await?,
+            insert_events: client
+                .prepare(
+                    "INSERT INTO altair_events (seq, pour_id, deleted)
+                     SELECT seq, id, false FROM unnest($1::bigint[], $2::bigint[]) AS e (seq, id)",
+                )
+                .await?,
+            // An expired key may still have its row: it is taken over.
+            insert_keys: client
+                .prepare(
+                    "INSERT INTO altair_keys (key, pour_id, created_ms)
+                     SELECT key, id, $3 FROM unnest($1::text[], $2::bigint[]) AS k (key, id)
+                     ON CONFLICT (key) DO UPDATE SET pour_id = excluded.pour_id, created_ms = excluded.created_ms",
+                )
+                .await?,
+            add_counts: client
+                .prepare(
+                    "INSERT INTO altair_counts (tap_id, glass, pours)
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+                     ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours",
+                )
+                .await?,
+            set_counters: client
+                .prepare("UPDATE altair_counters SET last_pour_id = $1, last_seq = $2")
+                .await?,
+        })
     }
 }
 
@@ -200,41 +287,51 @@ async fn in_transaction<T>(
 
 /// Locks the counters row (held to the commit: the next writer waits) and returns the last
 /// pour id and event number.
-async fn lock_counters(client: &Client) -> Result<(i64, i64), tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "SELECT last_pour_id, last_seq FROM altair_counters FOR UPDATE",
-            &[],
-        )
+async fn lock_counters(connection: &Connection) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = connection
+        .client
+        .query_one(&connection.statements.lock_counters, &[])
         .await?;
     Ok((row.get(0), row.get(1)))
 }
 
-/// Decides and writes a batch of inserts, in order; one answer each.
+/// Decides and writes a batch of inserts, in order; one answer each. Two flights: BEGIN,
+/// the lock and the keys' pours; then every write and COMMIT. If any statement fails the
+/// transaction is aborted (PostgreSQL answers its COMMIT with a rollback), and the error
+/// is returned.
 async fn insert(
-    client: &Client,
+    connection: &Connection,
     requests: &[(&NewPour, Option<&str>)],
     key_ttl_ms: i64,
 ) -> Result<Vec<(Inserted, u64)>, tokio_postgres::Error> {
-    let (mut last_id, mut last_seq) = lock_counters(client).await?;
+    let (client, statements) = (&connection.client, &connection.statements);
     let now = Timestamp::now().millis();
     let keys: Vec<&str> = requests.iter().filter_map(|(_, k)| *k).collect();
+    let cutoff = now.saturating_sub(key_ttl_ms);
+    let looked_up = async {
+        if keys.is_empty() {
+            Ok(Vec::new())
+        } else {
+            client
+                .query(&statements.known_keys, &[&keys, &cutoff])
+                .await
+        }
+    };
+    let first = futures::try_join!(
+        client.batch_execute("BEGIN"),
+        lock_counters(connection),
+        looked_up
+    );
+    let (_, (mut last_id, mut last_seq), key_rows) = match first {
+        Ok(answers) => answers,
+        Err(e) => return Err(rolled_back(client, e).await),
+    };
     // The pours that live keys stored, and whether the device timed them.
     let mut known: HashMap<String, (Pour, bool)> = HashMap::new();
-    if !keys.is_empty() {
-        let rows = client
-            .query(
-                "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.device_time
-                 FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
-                 WHERE k.key = ANY($1) AND k.created_ms > $2",
-                &[&keys, &now.saturating_sub(key_ttl_ms)],
-            )
-            .await?;
-        let mut glasses = Glasses::default();
-        for row in rows {
-            let pour = pour_from(&row, 1, &mut glasses);
-            known.insert(row.get(0), (pour, row.get(6)));
-        }
+    let mut glasses = Glasses::default();
+    for row in key_rows {
+        let pour = pour_from(&row, 1, &mut glasses);
+        known.insert(row.get(0), (pour, row.get(6)));
     }
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
@@ -277,52 +374,53 @@ async fn insert(
         ));
     }
     if rows.ids.is_empty() {
-        return Ok(answers);
-    }
-    client
-        .execute(
-            "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[])",
-            &[&rows.ids, &rows.taps, &rows.volumes, &rows.glasses, &rows.times, &rows.device_times],
-        )
-        .await?;
-    client
-        .execute(
-            "INSERT INTO altair_events (seq, pour_id, deleted)
-             SELECT seq, id, false FROM unnest($1::bigint[], $2::bigint[]) AS e (seq, id)",
-            &[&rows.seqs, &rows.ids],
-        )
-        .await?;
-    if !rows.keys.is_empty() {
-        // An expired key may still have its row: it is taken over.
-        client
-            .execute(
-                "INSERT INTO altair_keys (key, pour_id, created_ms)
-                 SELECT key, id, $3 FROM unnest($1::text[], $2::bigint[]) AS k (key, id)
-                 ON CONFLICT (key) DO UPDATE SET pour_id = excluded.pour_id, created_ms = excluded.created_ms",
-                &[&rows.keys, &rows.key_ids, &now],
-            )
-            .await?;
+        return match client.batch_execute("COMMIT").await {
+            Ok(()) => Ok(answers),
+            Err(e) => Err(rolled_back(client, e).await),
+        };
     }
     let (count_taps, (count_glasses, count_pours)): (Vec<i64>, (Vec<&str>, Vec<i64>)) = counts
         .iter()
         .map(|((tap, glass), n)| (*tap, (*glass, *n)))
         .unzip();
-    client
-        .execute(
-            "INSERT INTO altair_counts (tap_id, glass, pours)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
-             ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours",
-            &[&count_taps, &count_glasses, &count_pours],
-        )
-        .await?;
-    client
-        .execute(
-            "UPDATE altair_counters SET last_pour_id = $1, last_seq = $2",
-            &[&last_id, &last_seq],
-        )
-        .await?;
-    Ok(answers)
+    let keyed = async {
+        if rows.keys.is_empty() {
+            Ok(0)
+        } else {
+            client
+                .execute(&statements.insert_keys, &[&rows.keys, &rows.key_ids, &now])
+                .await
+        }
+    };
+    let pours: [&(dyn ToSql + Sync); 6] = [
+        &rows.ids,
+        &rows.taps,
+        &rows.volumes,
+        &rows.glasses,
+        &rows.times,
+        &rows.device_times,
+    ];
+    let events: [&(dyn ToSql + Sync); 2] = [&rows.seqs, &rows.ids];
+    let counted: [&(dyn ToSql + Sync); 3] = [&count_taps, &count_glasses, &count_pours];
+    let counters: [&(dyn ToSql + Sync); 2] = [&last_id, &last_seq];
+    let written = futures::try_join!(
+        client.execute(&statements.insert_pours, &pours),
+        client.execute(&statements.insert_events, &events),
+        keyed,
+        client.execute(&statements.add_counts, &counted),
+        client.execute(&statements.set_counters, &counters),
+        client.batch_execute("COMMIT"),
+    );
+    match written {
+        Ok(_) => Ok(answers),
+        Err(e) => Err(rolled_back(client, e).await),
+    }
+}
+
+/// Ends an aborted transaction, if the connection still stands; returns the error.
+async fn rolled_back(client: &Client, error: tokio_postgres::Error) -> tokio_postgres::Error {
+    let _ = client.batch_execute("ROLLBACK").await;
+    error
 }
 
 /// The columns of the pours a batch stores.
@@ -341,8 +439,12 @@ struct NewRows {
 
 /// Marks pour `id` deleted and logs the event; the pour, or None if there was none, and the
 /// event's number.
-async fn delete(client: &Client, id: u64) -> Result<(Option<Pour>, u64), tokio_postgres::Error> {
-    let (_, last_seq) = lock_counters(client).await?;
+async fn delete(
+    connection: &Connection,
+    id: u64,
+) -> Result<(Option<Pour>, u64), tokio_postgres::Error> {
+    let client = &connection.client;
+    let (_, last_seq) = lock_counters(connection).await?;
     let Some(row) = client
         .query_opt(
             "UPDATE altair_pours SET deleted = true WHERE id = $1 AND NOT deleted
