@@ -169,7 +169,7 @@ for store in journal postgres; do
 done
 echo "replay and query: done" >&2
 
-python3 - "$out" "$RUNS" "$DURATION" "$started" <<'PY' >"$work/section.md"
+python3 - "$out" "$RUNS" "$DURATION" "$started" "$("$pgbin/postgres" --version)" <<'PY' >"$work/section.md"
 import json, statistics, subprocess, sys, datetime, pathlib
 out, runs, duration, started = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 def load(name):
@@ -188,7 +188,7 @@ def fmt(t, digits=0):
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"], capture_output=True, text=True).stdout.strip():
     commit += " with uncommitted changes"
-pg = subprocess.run(["sh", "-c", "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1 | xargs -I{} {}/postgres --version"], capture_output=True, text=True).stdout.strip()
+pg = sys.argv[5]
 now = datetime.datetime.now(datetime.timezone.utc)
 print("<!-- postgres:begin (written by scripts/bench-postgres.sh) -->")
 print("## PostgreSQL\n")
