@@ -137,10 +137,9 @@ fill_sql() { # pours
          SELECT g, 1 + g % 50, (ARRAY[250, 500, 900])[1 + g % 3], (ARRAY['half', 'pint', 'stein'])[1 + g % 3],
                 (extract(epoch FROM now()) * 1000)::bigint - ($1 - g) * 10, false
          FROM generate_series(1, $1) g;
-       INSERT INTO altair_events (seq, pour_id, deleted) SELECT g, g, false FROM generate_series(1, $1) g;
        INSERT INTO altair_counts (tap_id, glass, pours)
          SELECT tap_id, glass, count(*) FROM altair_pours GROUP BY 1, 2;
-       UPDATE altair_counters SET last_pour_id = $1, last_seq = $1;
+       UPDATE altair_counters SET last_pour_id = $1;
        ANALYZE;"
 }
 for store in journal postgres; do

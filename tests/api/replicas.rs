@@ -476,3 +476,35 @@ async fn a_server_started_before_its_database_waits_for_it() {
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn pours_and_deletions_reach_every_server_in_the_order_they_happened() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let (mut far, _) = servers[1].subscribe("").await;
+    let mut happened = Vec::new();
+    // Alternating servers: pour, pour, delete, pour, delete, delete, pour.
+    for (i, step) in ["p", "p", "d1", "p", "d3", "d2", "p"].iter().enumerate() {
+        let server = &servers[i % 2];
+        if let Some(id) = step.strip_prefix('d') {
+            assert_eq!(
+                server.delete(&format!("/api/beers/{id}")).await,
+                StatusCode::NO_CONTENT
+            );
+            happened.push(format!("deleted {id}"));
+        } else {
+            let pour = server.pour(1, 500.0).await;
+            happened.push(format!("pour {}", pour["id"]));
+        }
+    }
+    let mut heard = Vec::new();
+    while heard.len() < happened.len() {
+        let frame = far.next_json().await;
+        match frame["event"].as_str() {
+            Some("pour") => heard.push(format!("pour {}", frame["beer"]["id"])),
+            Some("deleted") => heard.push(format!("deleted {}", frame["id"])),
+            _ => {}
+        }
+    }
+    assert_eq!(heard, happened);
+}

@@ -2,13 +2,17 @@
 //!
 //! Each server has one writer task that commits whatever requests are waiting as one
 //! transaction (group commit). Every writing transaction first locks the one row of
-//! `altair_counters` and takes pour ids and event numbers from it, and holds that lock to
+//! `altair_counters` and takes pour ids and deletion numbers from it, and holds that lock to
 //! its commit: so ids follow commit order on every server, and a reader that sees event N
 //! has already been able to see every event below it. (A sequence would not do: its values
 //! are taken at insert, and two transactions can commit out of order, so that a reader
 //! tailing `id > last` skips the lower id for good.)
 //!
-//! Every server tails the event log and publishes what it reads on its own bus, in order,
+//! The log every server follows is the pours in id order with the deletions between them
+//! (`altair_deletions`, each after the pour that was last when it committed): a pour is
+//! written once, and following the log is a range scan of the primary key.
+//!
+//! Every server tails the log and publishes what it reads on its own bus, in order,
 //! once: that is how a pour posted to one server reaches the subscribers and the report of
 //! every server. A payload-free `NOTIFY` after each commit wakes the tailers; they also poll,
 //! so a lost notification or a dropped connection delays an event and never loses it.
@@ -37,7 +41,7 @@ use crate::bus::Bus;
 use crate::pour::{NewPour, Pour, Timestamp};
 
 /// The channel name of the wake-up notifications.
-const CHANNEL: &str = "altair_events";
+const CHANNEL: &str = "altair_log";
 /// Requests per transaction at most.
 const MAX_BATCH: usize = 512;
 /// Connections for reads.
@@ -154,8 +158,8 @@ impl Health {
 pub struct PgStore {
     pool: Pool,
     writer: mpsc::Sender<writer::Command>,
-    /// The last event this server's tailer has published.
-    published: watch::Sender<u64>,
+    /// How far this server's tailer has published the log.
+    published: watch::Sender<Position>,
     health: Arc<Health>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -288,7 +292,7 @@ impl PgStore {
             place: place.clone(),
             source,
         };
-        // One snapshot: the pours counted are exactly those of the events up to last_seq.
+        // One snapshot: the pours counted are exactly those of the log up to its position.
         let snapshot = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -297,10 +301,13 @@ impl PgStore {
             .await
             .map_err(load_error)?;
         let counters = snapshot
-            .query_one("SELECT last_pour_id, last_seq FROM altair_counters", &[])
+            .query_one(
+                "SELECT last_pour_id, last_deletion FROM altair_counters",
+                &[],
+            )
             .await
             .map_err(load_error)?;
-        let (last_id, last_seq): (i64, i64) = (counters.get(0), counters.get(1));
+        let (last_id, last_deletion): (i64, i64) = (counters.get(0), counters.get(1));
         let rows = snapshot
             .query_raw(
                 "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours WHERE NOT deleted ORDER BY id",
@@ -334,7 +341,10 @@ impl PgStore {
             woken.clone(),
         );
         let mut tasks = vec![tokio::spawn(writer.run(commands))];
-        let published = watch::Sender::new(u64::try_from(last_seq).unwrap_or(0));
+        let published = watch::Sender::new(Position {
+            pour: u64::try_from(last_id).unwrap_or(0),
+            deletion: u64::try_from(last_deletion).unwrap_or(0),
+        });
         tasks.push(tokio::spawn(tailer::run(tailer::Tailer {
             config: named("tailer"),
             bus,
@@ -409,18 +419,15 @@ impl PgStore {
         }
     }
 
-    /// Waits until this server has published event `seq`, so that whoever posted a pour
+    /// Waits until this server has published `mark`, so that whoever posted a pour
     /// finds it in this server's report and feed once answered, as with every store. If
     /// the tailer is cut off, the request is answered anyway after a while: the change is
     /// committed, and the feed catches up when the tailer is back.
-    async fn published(&self, seq: u64) {
-        if seq == 0 {
-            return;
-        }
+    async fn published(&self, mark: Mark) {
         let mut published = self.published.subscribe();
-        let wait = published.wait_for(|&last| last >= seq);
+        let wait = published.wait_for(|&at| mark.is_published(at));
         if tokio::time::timeout(PUBLISH_PATIENCE, wait).await.is_err() {
-            log::debug!("event {seq} is committed but not yet published here");
+            log::debug!("{mark:?} is committed but not yet published here");
         }
     }
 
@@ -436,6 +443,31 @@ impl PgStore {
         answer
             .await
             .map_err(|_| StoreError("the database writer has stopped".into()))?
+    }
+}
+
+/// How far the log is published: the last pour and the last deletion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub pour: u64,
+    pub deletion: u64,
+}
+
+/// The event a change logged, which its request waits to see published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Nothing,
+    Pour(u64),
+    Deletion(u64),
+}
+
+impl Mark {
+    fn is_published(self, at: Position) -> bool {
+        match self {
+            Mark::Nothing => true,
+            Mark::Pour(id) => at.pour >= id,
+            Mark::Deletion(seq) => at.deletion >= seq,
+        }
     }
 }
 
@@ -498,10 +530,10 @@ async fn forget_old_keys(pool: Pool, ttl: Duration, stop: CancellationToken) {
 #[async_trait]
 impl Store for PgStore {
     async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError> {
-        let (inserted, seq) = self
+        let (inserted, mark) = self
             .ask(|reply| writer::Command::Insert { pour, key, reply })
             .await?;
-        self.published(seq).await;
+        self.published(mark).await;
         Ok(inserted)
     }
 
@@ -519,10 +551,10 @@ impl Store for PgStore {
     }
 
     async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError> {
-        let (deleted, seq) = self
+        let (deleted, mark) = self
             .ask(|reply| writer::Command::Delete { id, reply })
             .await?;
-        self.published(seq).await;
+        self.published(mark).await;
         Ok(deleted)
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use super::{CHANNEL, Glasses, Health, pour_from};
+use super::{CHANNEL, Glasses, Health, Position, pour_from};
 use crate::bus::Bus;
 
 /// Events read per query at most.
@@ -25,12 +25,16 @@ pub struct Tailer {
     pub config: tokio_postgres::Config,
     pub bus: Bus,
     pub health: Arc<Health>,
-    /// The last event published so far, for requests that wait for theirs.
-    pub published: watch::Sender<u64>,
+    /// How far the log is published, for requests that wait for their event.
+    pub published: watch::Sender<Position>,
     /// This server's writer committed something.
     pub woken: Arc<Notify>,
     pub poll: Duration,
     pub stop: CancellationToken,
+}
+
+fn db_position(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Publishes every event after the last one published until `stop`.
@@ -85,11 +89,20 @@ async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
     };
     let result = async {
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // The next events: pours by id and deletions by number, merged in log order (a
+        // deletion after the pour that was last when it committed). Each side is read in
+        // its own order, which is the merged order's: the first PAGE of the merge needs
+        // no more than the first PAGE of each.
         let statement = client
             .prepare(
-                "SELECT e.seq, e.deleted, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms
-                 FROM altair_events e JOIN altair_pours p ON p.id = e.pour_id
-                 WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+                "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms FROM (
+                     (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms
+                      FROM altair_pours WHERE id > $1 ORDER BY id LIMIT $3)
+                     UNION ALL
+                     (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms
+                      FROM altair_deletions d JOIN altair_pours p ON p.id = d.pour_id
+                      WHERE d.seq > $2 ORDER BY d.seq LIMIT $3)
+                 ) AS events ORDER BY at, kind, seq LIMIT $3",
             )
             .await?;
         health.up();
@@ -99,19 +112,22 @@ async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
         loop {
             // Everything there is, page by page.
             loop {
-                let mut last = *published.borrow();
-                let after = i64::try_from(last).unwrap_or(i64::MAX);
-                let rows = client.query(&statement, &[&after, &PAGE]).await?;
+                let mut at = *published.borrow();
+                let (pours, deletions) = (db_position(at.pour), db_position(at.deletion));
+                let rows = client
+                    .query(&statement, &[&pours, &deletions, &PAGE])
+                    .await?;
                 for row in &rows {
                     let pour = pour_from(row, 2, &mut glasses);
-                    if row.get::<_, bool>(1) {
-                        bus.deleted(pour);
-                    } else {
+                    if row.get::<_, i32>(0) == 0 {
+                        at.pour = pour.id;
                         bus.poured(pour);
+                    } else {
+                        at.deletion = u64::try_from(row.get::<_, i64>(1)).unwrap_or(at.deletion);
+                        bus.deleted(pour);
                     }
-                    last = u64::try_from(row.get::<_, i64>(0)).unwrap_or(last);
                 }
-                published.send_replace(last);
+                published.send_replace(at);
                 if (rows.len() as i64) < PAGE {
                     break;
                 }

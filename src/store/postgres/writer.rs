@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::{CHANNEL, Glasses, Health, MAX_BATCH, connect, db_id, pour_from};
+use super::{CHANNEL, Glasses, Health, MAX_BATCH, Mark, connect, db_id, pour_from};
 use crate::pour::{NewPour, Pour, Timestamp};
 use crate::store::keys::Fingerprint;
 use crate::store::{Inserted, StoreError};
@@ -20,24 +20,24 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// What the writer is asked.
 ///
-/// Changes are answered with the number of the event they logged (0 for none), which the
-/// store waits for its own tailer to publish before it answers the request.
+/// Changes are answered with the event they logged, which the store waits for its own
+/// tailer to publish before it answers the request.
 pub enum Command {
     Insert {
         pour: NewPour,
         key: Option<String>,
-        reply: Reply<(Inserted, u64)>,
+        reply: Reply<(Inserted, Mark)>,
     },
     Delete {
         id: u64,
-        reply: Reply<(Option<Pour>, u64)>,
+        reply: Reply<(Option<Pour>, Mark)>,
     },
     Close {
         reply: Reply<()>,
     },
 }
 
-type Insert = (NewPour, Option<String>, Reply<(Inserted, u64)>);
+type Insert = (NewPour, Option<String>, Reply<(Inserted, Mark)>);
 
 pub struct Writer {
     config: tokio_postgres::Config,
@@ -156,7 +156,7 @@ impl Writer {
         }
     }
 
-    async fn delete(&mut self, id: u64) -> Result<(Option<Pour>, u64), StoreError> {
+    async fn delete(&mut self, id: u64) -> Result<(Option<Pour>, Mark), StoreError> {
         let connection = self.connection().await?;
         let client = &connection.client;
         match in_transaction(client, delete(connection, id)).await {
@@ -214,17 +214,16 @@ struct Statements {
     lock_counters: Statement,
     known_keys: Statement,
     insert_pours: Statement,
-    insert_events: Statement,
     insert_keys: Statement,
     add_counts: Statement,
-    set_counters: Statement,
+    set_last_pour: Statement,
 }
 
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
             lock_counters: client
-                .prepare("SELECT last_pour_id, last_seq FROM altair_counters FOR UPDATE")
+                .prepare("SELECT last_pour_id, last_deletion FROM altair_counters FOR UPDATE")
                 .await?,
             known_keys: client
                 .prepare(
@@ -237,12 +236,6 @@ impl Statements {
                 .prepare(
                     "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
                      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[])",
-                )
-                .await?,
-            insert_events: client
-                .prepare(
-                    "INSERT INTO altair_events (seq, pour_id, deleted)
-                     SELECT seq, id, false FROM unnest($1::bigint[], $2::bigint[]) AS e (seq, id)",
                 )
                 .await?,
             // An expired key may still have its row: it is taken over.
@@ -260,8 +253,8 @@ impl Statements {
                      ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours",
                 )
                 .await?,
-            set_counters: client
-                .prepare("UPDATE altair_counters SET last_pour_id = $1, last_seq = $2")
+            set_last_pour: client
+                .prepare("UPDATE altair_counters SET last_pour_id = $1")
                 .await?,
         })
     }
@@ -286,7 +279,7 @@ async fn in_transaction<T>(
 }
 
 /// Locks the counters row (held to the commit: the next writer waits) and returns the last
-/// pour id and event number.
+/// pour id and deletion number.
 async fn lock_counters(connection: &Connection) -> Result<(i64, i64), tokio_postgres::Error> {
     let row = connection
         .client
@@ -303,7 +296,7 @@ async fn insert(
     connection: &Connection,
     requests: &[(&NewPour, Option<&str>)],
     key_ttl_ms: i64,
-) -> Result<Vec<(Inserted, u64)>, tokio_postgres::Error> {
+) -> Result<Vec<(Inserted, Mark)>, tokio_postgres::Error> {
     let (client, statements) = (&connection.client, &connection.statements);
     let now = Timestamp::now().millis();
     let keys: Vec<&str> = requests.iter().filter_map(|(_, k)| *k).collect();
@@ -322,7 +315,7 @@ async fn insert(
         lock_counters(connection),
         looked_up
     );
-    let (_, (mut last_id, mut last_seq), key_rows) = match first {
+    let (_, (mut last_id, _), key_rows) = match first {
         Ok(answers) => answers,
         Err(e) => return Err(rolled_back(client, e).await),
     };
@@ -345,11 +338,10 @@ async fn insert(
             } else {
                 Inserted::Conflict
             };
-            answers.push((answer, 0));
+            answers.push((answer, Mark::Nothing));
             continue;
         }
         last_id += 1;
-        last_seq += 1;
         let pour = (*request)
             .clone()
             .with_id(u64::try_from(last_id).unwrap_or(0));
@@ -359,7 +351,6 @@ async fn insert(
         rows.glasses.push(pour.glass.to_string());
         rows.times.push(pour.timestamp.millis());
         rows.device_times.push(request.device_timestamp);
-        rows.seqs.push(last_seq);
         *counts
             .entry((i64::from(pour.tap_id), &request.glass))
             .or_default() += 1;
@@ -368,10 +359,8 @@ async fn insert(
             rows.key_ids.push(last_id);
             known.insert((*key).to_owned(), (pour.clone(), request.device_timestamp));
         }
-        answers.push((
-            Inserted::Created(pour),
-            u64::try_from(last_seq).unwrap_or(0),
-        ));
+        let mark = Mark::Pour(pour.id);
+        answers.push((Inserted::Created(pour), mark));
     }
     if rows.ids.is_empty() {
         return match client.batch_execute("COMMIT").await {
@@ -400,15 +389,13 @@ async fn insert(
         &rows.times,
         &rows.device_times,
     ];
-    let events: [&(dyn ToSql + Sync); 2] = [&rows.seqs, &rows.ids];
     let counted: [&(dyn ToSql + Sync); 3] = [&count_taps, &count_glasses, &count_pours];
-    let counters: [&(dyn ToSql + Sync); 2] = [&last_id, &last_seq];
+    let counters: [&(dyn ToSql + Sync); 1] = [&last_id];
     let written = futures::try_join!(
         client.execute(&statements.insert_pours, &pours),
-        client.execute(&statements.insert_events, &events),
         keyed,
         client.execute(&statements.add_counts, &counted),
-        client.execute(&statements.set_counters, &counters),
+        client.execute(&statements.set_last_pour, &counters),
         client.batch_execute("COMMIT"),
     );
     match written {
@@ -432,19 +419,18 @@ struct NewRows {
     glasses: Vec<String>,
     times: Vec<i64>,
     device_times: Vec<bool>,
-    seqs: Vec<i64>,
     keys: Vec<String>,
     key_ids: Vec<i64>,
 }
 
-/// Marks pour `id` deleted and logs the event; the pour, or None if there was none, and the
-/// event's number.
+/// Marks pour `id` deleted and logs the deletion, after the last pour; the pour, or None if
+/// there was none, and the deletion.
 async fn delete(
     connection: &Connection,
     id: u64,
-) -> Result<(Option<Pour>, u64), tokio_postgres::Error> {
+) -> Result<(Option<Pour>, Mark), tokio_postgres::Error> {
     let client = &connection.client;
-    let (_, last_seq) = lock_counters(connection).await?;
+    let (last_pour_id, last_deletion) = lock_counters(connection).await?;
     let Some(row) = client
         .query_opt(
             "UPDATE altair_pours SET deleted = true WHERE id = $1 AND NOT deleted
@@ -453,14 +439,14 @@ async fn delete(
         )
         .await?
     else {
-        return Ok((None, 0));
+        return Ok((None, Mark::Nothing));
     };
     let pour = pour_from(&row, 0, &mut Glasses::default());
-    let seq = last_seq + 1;
+    let seq = last_deletion + 1;
     client
         .execute(
-            "INSERT INTO altair_events (seq, pour_id, deleted) VALUES ($1, $2, true)",
-            &[&seq, &db_id(id)],
+            "INSERT INTO altair_deletions (seq, after_pour_id, pour_id) VALUES ($1, $2, $3)",
+            &[&seq, &last_pour_id, &db_id(id)],
         )
         .await?;
     client
@@ -470,7 +456,7 @@ async fn delete(
         )
         .await?;
     client
-        .execute("UPDATE altair_counters SET last_seq = $1", &[&seq])
+        .execute("UPDATE altair_counters SET last_deletion = $1", &[&seq])
         .await?;
-    Ok((Some(pour), u64::try_from(seq).unwrap_or(0)))
+    Ok((Some(pour), Mark::Deletion(u64::try_from(seq).unwrap_or(0))))
 }
