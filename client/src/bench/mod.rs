@@ -373,6 +373,10 @@ pub async fn fanout(
             }
         }
     }
+    // Every pour posted from here on is owed to every subscriber.
+    for socket in &mut sockets {
+        socket.hello().await.map_err(|e| format!("no hello: {e}"))?;
+    }
     let connect_seconds = connecting.elapsed().as_secs_f64();
 
     // Each subscriber records (pour id, arrival) in its own vector: no shared state on

@@ -141,10 +141,33 @@ impl Subscriber {
 
     /// Waits for data, then hands every complete text or binary message to `message`;
     /// answers pings. `Ok(false)` once the server has closed.
-    pub async fn read(&mut self, mut message: impl FnMut(&[u8])) -> io::Result<bool> {
+    pub async fn read(&mut self, message: impl FnMut(&[u8])) -> io::Result<bool> {
         if self.fill().await? == 0 {
             return Ok(false);
         }
+        self.take_frames(message).await
+    }
+
+    /// Waits for the server's hello: the subscription is live from there on (the 101 may
+    /// come before the server has registered the subscriber).
+    pub async fn hello(&mut self) -> io::Result<()> {
+        let seen = std::cell::Cell::new(false);
+        let note = |m: &[u8]| seen.set(seen.get() || m.starts_with(br#"{"event":"hello""#));
+        // It may have come with the handshake's answer.
+        let mut open = self.take_frames(note).await?;
+        while !seen.get() && open {
+            open = self.read(note).await?;
+        }
+        if seen.get() {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::UnexpectedEof.into())
+        }
+    }
+
+    /// Hands every complete message in the buffer to `message` and answers pings;
+    /// `Ok(false)` if the server closed.
+    async fn take_frames(&mut self, mut message: impl FnMut(&[u8])) -> io::Result<bool> {
         let mut pongs = Vec::new();
         while let Some(frame) = parse_frame(&self.buf[self.start..])? {
             let payload = self.start + frame.payload_at..self.start + frame.len;

@@ -43,7 +43,9 @@ pub async fn migrate(client: &Client) -> Result<Vec<i32>, SchemaError> {
 async fn apply(client: &Client) -> Result<Vec<i32>, SchemaError> {
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS altair_schema (
+            // The NOTICE that the table exists already is for every start but the first.
+            "SET client_min_messages TO warning;
+             CREATE TABLE IF NOT EXISTS altair_schema (
                  version integer PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now()
              )",
