@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::beers::tempdir;
-use crate::helpers::{TestApp, assert_error, spawn_with};
+use crate::helpers::{TestApp, assert_error, ids_of, spawn_with};
 use crate::postgres::Postgres;
 
 /// Where a server under test keeps its pours.
@@ -78,15 +77,6 @@ contract!(
     everything_survives_a_restart,
 );
 
-fn ids(page: &Value) -> Vec<u64> {
-    page["beers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect()
-}
-
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
     let app = backend.server().await;
     for expected in 1..=3 {
@@ -142,7 +132,7 @@ async fn pages_filters_and_totals(backend: &Backend) {
     ] {
         let (status, page) = app.get(&format!("/api/beers?{query}")).await;
         assert_eq!(status, StatusCode::OK, "{query}: {page}");
-        assert_eq!(ids(&page), expected, "{query}: {page}");
+        assert_eq!(ids_of(&page), expected, "{query}: {page}");
         assert_eq!(page["total"], total, "{query}: {page}");
     }
     let (_, health) = app.get("/health").await;
@@ -268,7 +258,7 @@ async fn everything_survives_a_restart(backend: &Backend) {
     app.shutdown().await;
     let app = backend.server().await;
     let (_, page) = app.get("/api/beers").await;
-    assert_eq!(ids(&page), [2, 3]);
+    assert_eq!(ids_of(&page), [2, 3]);
     assert_eq!(
         app.post_keyed("k-restart", r#"{"tapId": 5, "volume": 500}"#)
             .await

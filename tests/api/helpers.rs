@@ -98,19 +98,7 @@ impl TestApp {
     /// Posts a pour that must be accepted; returns the stored pour.
     /// Taps 1 to `taps` each post `each` pours at once, from tasks of their own.
     pub async fn pour_from_taps(self: &Arc<Self>, taps: u32, each: usize) {
-        let posters: Vec<_> = (1..=taps)
-            .map(|tap| {
-                let app = self.clone();
-                tokio::spawn(async move {
-                    for _ in 0..each {
-                        app.pour(tap, 500.0).await;
-                    }
-                })
-            })
-            .collect();
-        for poster in posters {
-            poster.await.unwrap();
-        }
+        pour_from_taps_on(std::slice::from_ref(self), taps, each).await;
     }
 
     pub async fn pour(&self, tap_id: u32, volume: f64) -> Value {
@@ -317,6 +305,34 @@ pub fn spawn_binary_in(cwd: &std::path::Path, args: &[&str]) -> (Process, String
         }
     });
     (child, addr, log)
+}
+
+/// Taps 1 to `taps` each post `each` pours at once, from tasks of their own, the taps spread
+/// over `servers`.
+pub async fn pour_from_taps_on(servers: &[Arc<TestApp>], taps: u32, each: usize) {
+    let posters: Vec<_> = (1..=taps)
+        .map(|tap| {
+            let app = servers[tap as usize % servers.len()].clone();
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    app.pour(tap, 500.0).await;
+                }
+            })
+        })
+        .collect();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+}
+
+/// The ids of a page of pours (`{"beers": [...]}`), in order.
+pub fn ids_of(page: &Value) -> Vec<u64> {
+    page["beers"]
+        .as_array()
+        .expect("a page of pours")
+        .iter()
+        .map(|p| p["id"].as_u64().expect("a pour id"))
+        .collect()
 }
 
 /// Posts pours of these volumes for tap 1 to the server at `addr` (a binary's, say), as a

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Subscriber, TestApp, assert_error, spawn_with, within};
+use crate::helpers::{Subscriber, TestApp, assert_error, ids_of, spawn_with, within};
 use crate::postgres::Postgres;
 
 /// A server on the cluster's database, with extra flags.
@@ -39,30 +39,12 @@ async fn hear(subscriber: &mut Subscriber, n: usize) -> Vec<u64> {
 
 /// Every stored pour's id, by REST.
 async fn stored_ids(app: &TestApp) -> Vec<u64> {
-    let (_, page) = app.get("/api/beers?page_size=1000").await;
-    page["beers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect()
+    ids_of(&app.get("/api/beers?page_size=1000").await.1)
 }
 
 /// Posts `each` pours from each of `taps` taps, the taps spread over `servers`, all at once.
 async fn pour_everywhere(servers: &[Arc<TestApp>], taps: u32, each: usize) {
-    let posters: Vec<_> = (1..=taps)
-        .map(|tap| {
-            let app = servers[tap as usize % servers.len()].clone();
-            tokio::spawn(async move {
-                for _ in 0..each {
-                    app.pour(tap, 500.0).await;
-                }
-            })
-        })
-        .collect();
-    for poster in posters {
-        poster.await.unwrap();
-    }
+    crate::helpers::pour_from_taps_on(servers, taps, each).await;
 }
 
 #[tokio::test]
@@ -430,12 +412,7 @@ async fn a_server_killed_under_load_loses_no_acknowledged_pour() {
         .json()
         .await
         .unwrap();
-    let stored: BTreeSet<u64> = page["beers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect();
+    let stored: BTreeSet<u64> = ids_of(&page).into_iter().collect();
     assert!(
         acknowledged.len() > 20,
         "the load ran: {}",
