@@ -19,7 +19,7 @@ if ! "$venv/bin/st" --version 2>/dev/null | grep -q "4.32.5"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${pins[@]}"
 fi
 cargo build --quiet --bin altair-server
-server=target/debug/altair-server
+server="${CARGO_TARGET_DIR:-target}/debug/altair-server"
 
 work=$(mktemp -d)
 pid=
