@@ -30,8 +30,8 @@ RUN groupadd --system --gid 10001 altair \
 COPY --from=build /src/target/release/altair-server /src/target/release/altair-client /usr/local/bin/
 USER 10001:10001
 WORKDIR /var/lib/altair
+# The journal is ./data in the working directory: /var/lib/altair/data.
 ENV ALTAIR_BIND=0.0.0.0:8338 \
-    ALTAIR_DATA_DIR=/var/lib/altair/data \
     ALTAIR_CLIENT_DATA_DIR=/var/lib/altair/client \
     RUST_LOG=info
 EXPOSE 8338

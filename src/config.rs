@@ -24,17 +24,14 @@ pub struct Config {
     pub glasses: Option<PathBuf>,
 
     /// Directory of the durable store (created if missing; one server at a time).
-    #[arg(
-        long,
-        env = "ALTAIR_DATA_DIR",
-        value_name = "DIR",
-        default_value = "./data"
-    )]
-    pub data_dir: PathBuf,
+    /// Default: ./data, in the directory the server starts in.
+    #[arg(long, env = "ALTAIR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// PostgreSQL to keep pours in, shared by several servers: a URL
     /// (postgres://user@host/db) or key=value string (host=/run/postgresql dbname=altair).
-    /// DATABASE_URL is read too. Without it, the embedded journal in --data-dir.
+    /// DATABASE_URL is read too, unless --ephemeral or --data-dir names another store.
+    /// Without any, the embedded journal in --data-dir.
     #[arg(
         long,
         env = "ALTAIR_DATABASE_URL",
@@ -222,10 +219,24 @@ impl Config {
     /// The database's connection string: --database-url or ALTAIR_DATABASE_URL, else
     /// DATABASE_URL, as most PostgreSQL tooling reads it.
     pub fn database(&self) -> Option<String> {
+        self.database_or(std::env::var("DATABASE_URL").ok())
+    }
+
+    /// [`Config::database`] with `generic` as DATABASE_URL: a variable that other tools
+    /// share, so it never overrides a store named here (--ephemeral, --data-dir).
+    fn database_or(&self, generic: Option<String>) -> Option<String> {
+        let named_here = self.ephemeral || self.data_dir.is_some();
         self.database_url
             .clone()
-            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .or(if named_here { None } else { generic })
             .filter(|url| !url.trim().is_empty())
+    }
+
+    /// The journal's directory: --data-dir, else ./data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./data"))
     }
 
     /// The address to listen on: --bind, else all interfaces on --port.
@@ -272,6 +283,29 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen_addr(), "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.report_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn database_url_does_not_override_a_store_named_here() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["altair-server"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).unwrap()
+        };
+        let generic = || Some("host=/db".to_owned());
+        assert_eq!(
+            parse(&[]).database_or(generic()).as_deref(),
+            Some("host=/db")
+        );
+        assert_eq!(parse(&["--ephemeral"]).database_or(generic()), None);
+        assert_eq!(parse(&["--data-dir", "/d"]).database_or(generic()), None);
+        assert_eq!(
+            parse(&["--database-url", "host=/own"])
+                .database_or(generic())
+                .as_deref(),
+            Some("host=/own")
+        );
+        assert_eq!(parse(&[]).data_dir(), PathBuf::from("./data"));
     }
 
     #[test]

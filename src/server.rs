@@ -487,21 +487,21 @@ async fn open_store(
         log::warn!("store: in memory only (--ephemeral); pours are lost when the server stops");
         return Ok(Arc::new(Ledger::ephemeral(bus.clone(), settings)));
     }
-    let dir = config.data_dir.clone();
+    let dir = config.data_dir();
     let catalogue = catalogue.clone();
     let bus = bus.clone();
     // Recovery reads the whole journal: off the async workers.
     let opened = tokio::task::spawn_blocking(move || Ledger::open(&dir, &catalogue, bus, settings))
         .await
         .map_err(|e| JournalError::Io {
-            path: config.data_dir.clone(),
+            path: config.data_dir(),
             source: std::io::Error::other(e.to_string()),
         })??;
     let (ledger, opened) = opened;
     let last_id = ledger.stats().await.map_or(0, |s| s.last_id);
     // Absolute: a relative --data-dir follows the working directory, and an empty store
     // opened from the wrong folder must not look like lost pours.
-    let dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let dir = std::fs::canonicalize(config.data_dir()).unwrap_or_else(|_| config.data_dir());
     if opened.recovery.records == 0 {
         log::info!("store: opened {}: empty, a new journal", dir.display());
     } else {
