@@ -16,6 +16,14 @@ use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// An HTTP client whose requests fail after a while instead of hanging the test run.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap()
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("altair-client-test-{}-{name}", std::process::id()));
@@ -119,19 +127,21 @@ impl Drop for Tap {
 
 /// Every stored pour of `tap`.
 async fn pours_of(server: SocketAddr, tap: u32) -> Vec<Value> {
-    let body: Value = reqwest::get(format!(
-        "http://{server}/api/beers?tapId={tap}&page_size=1000"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let body: Value = http()
+        .get(format!(
+            "http://{server}/api/beers?tapId={tap}&page_size=1000"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     body["beers"].as_array().unwrap().clone()
 }
 
 async fn post(server: SocketAddr, tap: u32) -> u64 {
-    let response = reqwest::Client::new()
+    let response = http()
         .post(format!("http://{server}/api/beers"))
         .header("content-type", "application/json")
         .body(format!(r#"{{"tapId": {tap}, "volume": 500}}"#))
@@ -477,7 +487,7 @@ async fn a_token_is_sent_and_a_refused_one_keeps_the_pours() {
     refused.await_lines("tap 2 | poured", 1).await;
     drop(refused);
     assert!(outbox_files(&data.join("bad"), 2) >= 1);
-    let body: Value = reqwest::Client::new()
+    let body: Value = http()
         .get(format!("http://{}/api/beers?tapId=2", server.addr))
         .bearer_auth(&reader_token)
         .send()
