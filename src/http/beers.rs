@@ -146,13 +146,10 @@ async fn store_pour(
         Inserted::Created(pour) => Ok((pour, StatusCode::CREATED)),
         // A 2xx naming a pour that answers 404 would contradict itself: the device is told
         // its pour arrived, and that it is gone.
-        Inserted::Replayed(pour) if state.store.get(pour.id).await?.is_none() => {
-            Err(ApiError::Conflict(format!(
-                "Idempotency-Key {:?} stored pour {} before, which has been deleted since; nothing was stored",
-                key.unwrap_or_default(),
-                pour.id
-            )))
-        }
+        Inserted::Deleted(id) => Err(ApiError::Conflict(format!(
+            "Idempotency-Key {:?} stored pour {id} before, which has been deleted since; nothing was stored",
+            key.unwrap_or_default()
+        ))),
         Inserted::Replayed(pour) => Ok((pour, StatusCode::OK)),
         Inserted::Conflict => Err(ApiError::Conflict(format!(
             "Idempotency-Key {:?} was already used with a different body",

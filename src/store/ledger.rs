@@ -332,10 +332,18 @@ impl Writer {
                     Command::Insert { pour, key, reply } => {
                         let fingerprint = Fingerprint::of_request(&pour);
                         if let Some(known) = key.as_deref().and_then(|k| self.keys.get(k)) {
-                            let answer = if known.fingerprint == fingerprint {
-                                Inserted::Replayed(known.pour.clone())
-                            } else {
+                            let id = known.pour.id;
+                            // Pours of this batch are not in the index yet, and are above it.
+                            let deleted = (id <= index.last_id() && index.get(id).is_none())
+                                || decided.iter().any(
+                                    |d| matches!(d, Decided::Deleting(_, other) if *other == id),
+                                );
+                            let answer = if known.fingerprint != fingerprint {
                                 Inserted::Conflict
+                            } else if deleted {
+                                Inserted::Deleted(id)
+                            } else {
+                                Inserted::Replayed(known.pour.clone())
                             };
                             decided.push(Decided::Answered(reply, answer));
                             continue;

@@ -98,6 +98,9 @@ pub enum Inserted {
     Replayed(Pour),
     /// The idempotency key was seen with a different request.
     Conflict,
+    /// The idempotency key was seen with the same request, but its pour (this id) has been
+    /// deleted since: nothing is stored again.
+    Deleted(u64),
 }
 
 /// A backend failed; the message is for the log, never for the client.

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::{CHANNEL, Glasses, Health, MAX_BATCH, Mark, connect, db_id, pour_from};
+use super::{CHANNEL, Glasses, Health, MAX_BATCH, Mark, connect, db_id, pour_from, unreachable};
 use crate::pour::{NewPour, Pour, Timestamp};
 use crate::store::keys::Fingerprint;
 use crate::store::{Inserted, StoreError};
@@ -114,7 +114,7 @@ impl Writer {
     /// What a failed transaction means: the database may be gone (noted, and the
     /// connection dropped), or it refused this one.
     fn failed(&mut self, e: &tokio_postgres::Error) -> StoreError {
-        if e.is_closed() || e.as_db_error().is_none() {
+        if unreachable(e) {
             self.health.down(&e.to_string());
             self.client = None;
         }
@@ -227,7 +227,7 @@ impl Statements {
                 .await?,
             known_keys: client
                 .prepare(
-                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.device_time
+                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.device_time, p.deleted
                      FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
                      WHERE k.key = ANY($1) AND k.created_ms > $2",
                 )
@@ -319,24 +319,25 @@ async fn insert(
         Ok(answers) => answers,
         Err(e) => return Err(rolled_back(client, e).await),
     };
-    // The pours that live keys stored, and whether the device timed them.
-    let mut known: HashMap<String, (Pour, bool)> = HashMap::new();
+    // The pours that live keys stored, whether the device timed them, and whether they
+    // have been deleted since.
+    let mut known: HashMap<String, (Pour, bool, bool)> = HashMap::new();
     let mut glasses = Glasses::default();
     for row in key_rows {
         let pour = pour_from(&row, 1, &mut glasses);
-        known.insert(row.get(0), (pour, row.get(6)));
+        known.insert(row.get(0), (pour, row.get(6), row.get(7)));
     }
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
     let mut counts: HashMap<(i64, &str), i64> = HashMap::new();
     for (request, key) in requests {
-        if let Some((stored, device_time)) = key.and_then(|k| known.get(k)) {
+        if let Some((stored, device_time, deleted)) = key.and_then(|k| known.get(k)) {
             let same =
                 Fingerprint::of_stored(stored, *device_time) == Fingerprint::of_request(request);
-            let answer = if same {
-                Inserted::Replayed(stored.clone())
-            } else {
-                Inserted::Conflict
+            let answer = match (same, deleted) {
+                (false, _) => Inserted::Conflict,
+                (true, true) => Inserted::Deleted(stored.id),
+                (true, false) => Inserted::Replayed(stored.clone()),
             };
             answers.push((answer, Mark::Nothing));
             continue;
@@ -357,7 +358,10 @@ async fn insert(
         if let Some(key) = key {
             rows.keys.push((*key).to_owned());
             rows.key_ids.push(last_id);
-            known.insert((*key).to_owned(), (pour.clone(), request.device_timestamp));
+            known.insert(
+                (*key).to_owned(),
+                (pour.clone(), request.device_timestamp, false),
+            );
         }
         let mark = Mark::Pour(pour.id);
         answers.push((Inserted::Created(pour), mark));
