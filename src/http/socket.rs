@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Bytes, Message};
+use tokio_util::task::AbortOnDropHandle;
 use warp::http::{HeaderMap, Response, StatusCode, header};
 use warp::reply::Response as WarpResponse;
 
@@ -281,7 +282,8 @@ async fn serve(
     let _watch = credential.map(|credential| {
         let watch = state.gate.auth().watch();
         let revoke = kick_when_revoked(credential, watch, state.hub.clone(), subscription.id());
-        AbortOnDrop(state.fanout.spawn(revoke))
+        // The watcher lives as long as its connection.
+        AbortOnDropHandle::new(state.fanout.spawn(revoke))
     });
     let mut unsent = Bytes::new();
     let end = match converse(
@@ -337,15 +339,6 @@ async fn kick_when_revoked(
         if tokens.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// Aborts a task when dropped: a watcher lives as long as its connection.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -411,7 +411,7 @@ impl PgStore {
                 Ok(value)
             }
             Err(e) => {
-                if e.is_closed() || e.as_db_error().is_none() {
+                if unreachable(&e) {
                     self.health.down(&e.to_string());
                 }
                 Err(StoreError(format!("database: {e}")))
@@ -499,6 +499,11 @@ fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pou
         glass: glasses.get(row.get(at + 3)),
         timestamp: Timestamp::from_millis(row.get(at + 4)),
     }
+}
+
+/// Whether an error says the database is gone, rather than that it refused a statement.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    e.is_closed() || e.as_db_error().is_none()
 }
 
 /// A pour id as the database stores it.
