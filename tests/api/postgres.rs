@@ -118,14 +118,7 @@ impl Postgres {
     /// Runs a PostgreSQL program (as `postgres` when root), with the data folder last if
     /// `with_data`; panics with its output if it fails.
     fn run(&self, program: &str, args: &[&str], with_data: bool) {
-        let binary = self.bin.join(program);
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&binary);
-            c
-        } else {
-            Command::new(&binary)
-        };
+        let mut command = self.command(program);
         command.args(args);
         if with_data {
             command.arg(self.dir.join("data"));
@@ -140,6 +133,18 @@ impl Postgres {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// A PostgreSQL program, run as `postgres` when the tests run as root.
+    fn command(&self, program: &str) -> Command {
+        let binary = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        }
     }
 
     /// Starts the server (again, after [`Postgres::stop`]).
@@ -179,15 +184,8 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"));
-            c
-        } else {
-            Command::new(self.bin.join("pg_ctl"))
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl")
             .args(["-m", "immediate", "stop", "-D"])
             .arg(&data)
             .stdout(Stdio::null())
