@@ -8,9 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use altair::anomaly::Burst;
 use altair::bus::Bus;
 use altair::glass::Catalogue;
-use altair::pour::{Pour, Timestamp};
+use altair::pour::{Flags, Pour, Timestamp};
 use altair::store::journal::{FrameBuf, Journal, KeyMeta, Record};
 use altair::store::{Ledger, LedgerSettings, Store};
 
@@ -32,6 +33,7 @@ fn main() {
                 volume: 100.0 + (id % 900) as f64,
                 glass: glasses[(id % 3) as usize].clone(),
                 timestamp: Timestamp::from_millis(now.millis() - (POURS - id) as i64),
+                flags: Flags::NONE,
             };
             let key = (id % 10 == 0).then(|| KeyMeta {
                 key: format!("device-{id}"),
@@ -57,6 +59,7 @@ fn main() {
     let settings = LedgerSettings {
         key_ttl: Duration::from_secs(86_400),
         compact_min_bytes: u64::MAX,
+        burst: Burst { max_flow: 200.0 },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -9,9 +9,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use altair::anomaly::Burst;
 use altair::bus::Bus;
 use altair::glass::Catalogue;
-use altair::pour::{NewPour, Timestamp};
+use altair::pour::{Flags, NewPour, Timestamp};
 use altair::store::{Ledger, LedgerSettings, ListQuery, Start, Store};
 
 const ROUNDS: usize = 2000;
@@ -21,6 +22,7 @@ async fn filled(n: u64) -> Ledger {
     let settings = LedgerSettings {
         key_ttl: Duration::from_secs(60),
         compact_min_bytes: u64::MAX,
+        burst: Burst { max_flow: 200.0 },
     };
     let store = Ledger::ephemeral(Bus::new(&catalogue, 16, 0), settings);
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
@@ -31,6 +33,7 @@ async fn filled(n: u64) -> Ledger {
             glass: glasses[(i % 3) as usize].clone(),
             timestamp: Timestamp::from_millis(i as i64 * 1000),
             device_timestamp: true,
+            flags: Flags::NONE,
         };
         store.insert(pour, None).await.expect("memory insert");
     }
@@ -54,6 +57,7 @@ fn query(start: Start, glass: Option<&str>, tap_id: Option<u32>) -> ListQuery {
         limit: 50,
         glass: glass.map(Arc::from),
         tap_id,
+        flag: None,
         from: None,
         to: None,
         count_total: true,

@@ -61,6 +61,39 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_COMPACT_MIN_BYTES", value_name = "BYTES", default_value_t = 64 << 20)]
     pub compact_min_bytes: u64,
 
+    /// Largest volume one pour can be (ml); more is a broken meter, refused with 422.
+    #[arg(long, env = "ALTAIR_MAX_VOLUME", value_name = "ML", default_value = "5000", value_parser = millilitres)]
+    pub max_volume: f64,
+
+    /// Refuse pours whose volume no glass holds (422, as the prototype did) instead of
+    /// storing them as type `unclassified`, flagged.
+    #[arg(long, env = "ALTAIR_REJECT_UNCLASSIFIED")]
+    pub reject_unclassified: bool,
+
+    /// Pours below this volume (ml) are flagged `tiny`: ghost pours, drips the meter saw.
+    #[arg(long, env = "ALTAIR_TINY_BELOW", value_name = "ML", default_value = "20", value_parser = millilitres)]
+    pub tiny_below: f64,
+
+    /// Pours more than this percentage above their glass's nominal serving are flagged
+    /// `overPour`.
+    #[arg(long, env = "ALTAIR_OVER_POUR_TOLERANCE", value_name = "PERCENT", default_value = "10", value_parser = percent)]
+    pub over_pour_tolerance: f64,
+
+    /// When the bar is open, in --timezone: daily windows, comma-separated, a window may
+    /// cross midnight (16:00-02:00). Pours outside are flagged `afterHours`. Default:
+    /// always open.
+    #[arg(long, env = "ALTAIR_OPENING_HOURS", value_name = "HH:MM-HH:MM,...", value_parser = OpeningHours::parse)]
+    pub opening_hours: Option<OpeningHours>,
+
+    /// The bar's time zone (IANA name, e.g. Europe/Berlin), for opening hours.
+    #[arg(long, env = "ALTAIR_TIMEZONE", value_name = "ZONE", default_value = "UTC", value_parser = time_zone)]
+    pub timezone: chrono_tz::Tz,
+
+    /// The fastest a tap pours (ml/s). A pour that ends sooner after its tap's previous
+    /// one than its volume takes at this rate is flagged `burst`.
+    #[arg(long, env = "ALTAIR_MAX_FLOW", value_name = "ML_PER_S", default_value = "200", value_parser = millilitres)]
+    pub max_flow: f64,
+
     /// Seconds between reports pushed to subscribers.
     #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub report_interval: Duration,
@@ -246,6 +279,73 @@ impl Config {
     }
 }
 
+/// Daily opening hours: windows of seconds since local midnight, `[start, end)`; a window
+/// whose end is before its start crosses midnight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpeningHours {
+    windows: Vec<(u32, u32)>,
+}
+
+impl OpeningHours {
+    /// Parses `HH:MM-HH:MM[,HH:MM-HH:MM...]`; `24:00` may end a window.
+    pub fn parse(text: &str) -> Result<OpeningHours, String> {
+        let clock = |part: &str, end: bool| -> Option<u32> {
+            let (h, m) = part.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            let whole_day = end && h == 24 && m == 0;
+            ((h < 24 && m < 60) || whole_day).then_some(h * 3600 + m * 60)
+        };
+        let windows = text
+            .split(',')
+            .map(|window| {
+                let (start, end) = window.split_once('-')?;
+                let (start, end) = (clock(start, false)?, clock(end, true)?);
+                (start != end).then_some((start, end))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                format!(
+                    "{text:?} is not opening hours: expected HH:MM-HH:MM windows, comma-separated, \
+                     each of some length (16:00-02:00 crosses midnight)"
+                )
+            })?;
+        Ok(OpeningHours { windows })
+    }
+
+    /// Whether `second` (since local midnight) lies in a window.
+    pub fn contains(&self, second: u32) -> bool {
+        self.windows.iter().any(|&(start, end)| {
+            if start < end {
+                (start..end).contains(&second)
+            } else {
+                second >= start || second < end
+            }
+        })
+    }
+}
+
+/// A time zone by its IANA name.
+fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an IANA time zone name (e.g. Europe/Berlin, UTC)"))
+}
+
+/// A positive, finite number of millilitres (or millilitres a second).
+fn millilitres(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ml) if ml > 0.0 && ml.is_finite() => Ok(ml),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+/// A percentage from 0 up.
+fn percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(pct) if pct >= 0.0 && pct.is_finite() => Ok(pct),
+        _ => Err(format!("{text:?} is not a percentage (0 or more)")),
+    }
+}
+
 /// A positive number of seconds, fractions allowed: `10`, `0.25`.
 fn seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
@@ -306,6 +406,32 @@ mod tests {
             Some("host=/own")
         );
         assert_eq!(parse(&[]).data_dir(), PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn opening_hours_take_windows_that_may_cross_midnight() {
+        let h = |hh: u32, mm: u32| hh * 3600 + mm * 60;
+        let late = OpeningHours::parse("16:00-02:00").unwrap();
+        assert!(late.contains(h(16, 0)) && late.contains(h(23, 59)) && late.contains(0));
+        assert!(late.contains(h(2, 0) - 1) && !late.contains(h(2, 0)));
+        assert!(!late.contains(h(15, 59)) && !late.contains(h(12, 0)));
+        let split = OpeningHours::parse("11:30-14:00, 17:00-24:00").unwrap();
+        assert!(split.contains(h(11, 30)) && !split.contains(h(14, 0)));
+        assert!(split.contains(h(23, 59)) && !split.contains(0));
+        for bad in [
+            "",
+            "16-02",
+            "16:00",
+            "25:00-02:00",
+            "10:00-10:00",
+            "10:60-11:00",
+            "24:00-02:00",
+        ] {
+            assert!(OpeningHours::parse(bad).is_err(), "{bad}");
+        }
+        let c = Config::try_parse_from(["altair-server", "--timezone", "Europe/Berlin"]).unwrap();
+        assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
+        assert!(Config::try_parse_from(["altair-server", "--timezone", "Mars/Olympus"]).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// One kind of glass and the volumes (ml) that count as it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "pint", "min": 300.0, "max": 800.0}))]
+#[schema(example = json!({"name": "pint", "min": 300.0, "max": 800.0, "nominal": 568.0}))]
 pub struct Glass {
     /// The name pours are classified under, e.g. `pint`.
     #[schema(value_type = String)]
@@ -22,7 +22,14 @@ pub struct Glass {
     pub min: f64,
     /// Largest volume in ml, inclusive.
     pub max: f64,
+    /// The serving the glass is meant to hold (ml), inside its band; pours more than the
+    /// over-pour tolerance above it are flagged. None: never an over-pour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal: Option<f64>,
 }
+
+/// The type of a pour whose volume no glass holds; no glass may take the name.
+pub const UNCLASSIFIED: &str = "unclassified";
 
 /// Why a catalogue was refused.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +51,17 @@ pub enum CatalogueError {
         "glass {name:?} has an empty or invalid band: min {min}, max {max} (need 0 <= min < max)"
     )]
     EmptyBand { name: String, min: f64, max: f64 },
-    /// A name is blank or used twice.
-    #[error("glass name {0:?} is blank or used more than once")]
+    /// A name is blank, used twice, or the reserved `unclassified`.
+    #[error("glass name {0:?} is blank, used more than once, or reserved (\"unclassified\")")]
     BadName(String),
+    /// A nominal serving outside the glass's band.
+    #[error("glass {name:?} has nominal {nominal} ml outside its band {min} to {max} ml")]
+    BadNominal {
+        name: String,
+        nominal: f64,
+        min: f64,
+        max: f64,
+    },
     /// Two bands share more than a boundary point.
     #[error(
         "glasses {lower:?} ({lower_min} to {lower_max} ml) and {upper:?} ({upper_min} to {upper_max} ml) overlap"
@@ -65,6 +80,8 @@ pub enum CatalogueError {
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     glasses: Vec<Glass>,
+    /// [`UNCLASSIFIED`], shared by every pour that has it.
+    unclassified: Arc<str>,
 }
 
 #[derive(Deserialize)]
@@ -80,7 +97,8 @@ impl Catalogue {
         }
         for (i, glass) in glasses.iter().enumerate() {
             let blank = glass.name.trim().is_empty();
-            if blank || glasses[..i].iter().any(|g| g.name == glass.name) {
+            let taken = glasses[..i].iter().any(|g| g.name == glass.name);
+            if blank || taken || &*glass.name == UNCLASSIFIED {
                 return Err(CatalogueError::BadName(glass.name.to_string()));
             }
             // `!(a < b)` rather than `a >= b` so that NaN bounds are refused too.
@@ -89,6 +107,16 @@ impl Catalogue {
             if empty {
                 return Err(CatalogueError::EmptyBand {
                     name: glass.name.to_string(),
+                    min: glass.min,
+                    max: glass.max,
+                });
+            }
+            if let Some(nominal) = glass.nominal
+                && !(glass.min..=glass.max).contains(&nominal)
+            {
+                return Err(CatalogueError::BadNominal {
+                    name: glass.name.to_string(),
+                    nominal,
                     min: glass.min,
                     max: glass.max,
                 });
@@ -108,7 +136,10 @@ impl Catalogue {
                 });
             }
         }
-        Ok(Catalogue { glasses })
+        Ok(Catalogue {
+            glasses,
+            unclassified: UNCLASSIFIED.into(),
+        })
     }
 
     /// Reads a catalogue file: a JSON list of `{name, min, max}`, or TOML with one
@@ -144,6 +175,11 @@ impl Catalogue {
         self.glasses
             .iter()
             .find(|g| g.min <= volume && volume <= g.max)
+    }
+
+    /// The type of pours no glass holds, as a shared name.
+    pub fn unclassified(&self) -> Arc<str> {
+        self.unclassified.clone()
     }
 
     /// The glass called `name`, if there is one.
@@ -191,19 +227,22 @@ impl fmt::Display for Accepted<'_> {
 }
 
 impl Default for Catalogue {
-    /// The prototype's glasses: half 100 to 300 ml, pint to 800 ml, stein to 1000 ml.
+    /// The prototype's glasses: half 100 to 300 ml, pint to 800 ml, stein to 1000 ml;
+    /// served as an imperial half pint (284 ml), a pint (568 ml) and a litre.
     fn default() -> Catalogue {
-        let glass = |name: &str, min, max| Glass {
+        let glass = |name: &str, min, max, nominal| Glass {
             name: name.into(),
             min,
             max,
+            nominal: Some(nominal),
         };
         Catalogue {
             glasses: vec![
-                glass("half", 100.0, 300.0),
-                glass("pint", 300.0, 800.0),
-                glass("stein", 800.0, 1000.0),
+                glass("half", 100.0, 300.0, 284.0),
+                glass("pint", 300.0, 800.0, 568.0),
+                glass("stein", 800.0, 1000.0, 1000.0),
             ],
+            unclassified: UNCLASSIFIED.into(),
         }
     }
 }
@@ -248,11 +287,13 @@ mod tests {
                 name: "a".into(),
                 min: 100.0,
                 max: 400.0,
+                nominal: None,
             },
             Glass {
                 name: "b".into(),
                 min: 300.0,
                 max: 800.0,
+                nominal: None,
             },
         ])
         .unwrap_err();
@@ -267,6 +308,7 @@ mod tests {
                 name: "x".into(),
                 min,
                 max,
+                nominal: None,
             }])
             .unwrap_err();
             assert!(
@@ -286,9 +328,35 @@ mod tests {
             name: "pint".into(),
             min,
             max,
+            nominal: None,
         };
         let err = Catalogue::new(vec![g(1.0, 2.0), g(3.0, 4.0)]).unwrap_err();
         assert!(matches!(err, CatalogueError::BadName(_)));
+        let reserved = Glass {
+            name: UNCLASSIFIED.into(),
+            ..g(1.0, 2.0)
+        };
+        let err = Catalogue::new(vec![reserved]).unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn a_nominal_serving_must_lie_in_its_band() {
+        let g = |nominal| Glass {
+            name: "pint".into(),
+            min: 300.0,
+            max: 800.0,
+            nominal: Some(nominal),
+        };
+        assert!(Catalogue::new(vec![g(568.0)]).is_ok());
+        assert!(Catalogue::new(vec![g(300.0)]).is_ok());
+        for bad in [299.0, 800.5, f64::NAN] {
+            let err = Catalogue::new(vec![g(bad)]).unwrap_err();
+            assert!(matches!(err, CatalogueError::BadNominal { .. }), "{bad}");
+        }
+        let toml = "[[glass]]\nname = \"pint\"\nmin = 300\nmax = 800\nnominal = 473\n";
+        let parsed: TomlCatalogue = toml::from_str(toml).unwrap();
+        assert_eq!(parsed.glass[0].nominal, Some(473.0));
     }
 
     #[test]
@@ -302,11 +370,13 @@ mod tests {
                 name: "a".into(),
                 min: 100.0,
                 max: 300.0,
+                nominal: None,
             },
             Glass {
                 name: "b".into(),
                 min: 400.0,
                 max: 1000.0,
+                nominal: None,
             },
         ])
         .unwrap();

@@ -18,6 +18,7 @@
 //! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a
 //!   channel.
 //! - [`report`]: incremental metrics and the report document.
+//! - [`anomaly`]: the rules that flag a pour (tiny, over-pour, after hours, burst).
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
 //! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
@@ -25,6 +26,7 @@
 //! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
 //! - [`config`]: flags and `ALTAIR_*` environment variables.
 
+pub mod anomaly;
 pub mod auth;
 pub mod bus;
 pub mod config;

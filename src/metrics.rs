@@ -43,10 +43,13 @@ pub fn install() -> Option<PrometheusHandle> {
 
 /// Every documented series that a scrape should show before its first event, at zero, so
 /// that dashboards and alerts see a 0 and not a missing series. `glasses` are the types
-/// pours are counted under.
-pub fn start_at_zero(glasses: &[&str]) {
+/// pours are counted under, `flags` the flags.
+pub fn start_at_zero(glasses: &[&str], flags: &[&'static str]) {
     for glass in glasses {
         counter!("altair_pours_accepted_total", "type" => glass.to_string()).increment(0);
+    }
+    for flag in flags {
+        counter!("altair_pours_flagged_total", "flag" => *flag).increment(0);
     }
     for reason in REJECTION_REASONS {
         counter!("altair_pours_rejected_total", "reason" => *reason).increment(0);
@@ -150,6 +153,11 @@ pub fn pour_accepted(glass: &str, tap: u32) {
             .increment(1),
         None => OTHER_TAPS.increment(1),
     }
+}
+
+/// Counts a flag of a pour this server stored.
+pub fn pour_flagged(flag: &'static str) {
+    counter!("altair_pours_flagged_total", "flag" => flag).increment(1);
 }
 
 /// A retry answered with the original pour.

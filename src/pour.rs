@@ -105,10 +105,124 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// Something about a pour that a bar manager should look at. The pour is stored all the
+/// same: it is beer that left the keg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Flag {
+    /// Below the smallest real pour (`--tiny-below`): a ghost pour, a drip the meter saw.
+    Tiny,
+    /// No glass in the catalogue holds its volume.
+    Unclassified,
+    /// More than `--over-pour-tolerance` above its glass's nominal serving.
+    OverPour,
+    /// Poured outside `--opening-hours`, in `--timezone`.
+    AfterHours,
+    /// Closer to the tap's previous pour than the tap can pour its volume at
+    /// `--max-flow`: a double report, or a meter gone wrong.
+    Burst,
+}
+
+impl Flag {
+    /// Every flag, in the order they are listed.
+    pub const ALL: [Flag; 5] = [
+        Flag::Tiny,
+        Flag::Unclassified,
+        Flag::OverPour,
+        Flag::AfterHours,
+        Flag::Burst,
+    ];
+
+    /// The flag's name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::Tiny => "tiny",
+            Flag::Unclassified => "unclassified",
+            Flag::OverPour => "overPour",
+            Flag::AfterHours => "afterHours",
+            Flag::Burst => "burst",
+        }
+    }
+
+    /// The flag called `name`, if there is one.
+    pub fn parse(name: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The names, comma separated, for error messages.
+    pub fn names() -> String {
+        Flag::ALL.map(Flag::name).join(", ")
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The set of flags a pour carries: one byte, as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// No flag.
+    pub const NONE: Flags = Flags(0);
+
+    /// The set stored as `bits`; bits no flag of this version uses are kept as they are.
+    pub fn from_bits(bits: u8) -> Flags {
+        Flags(bits)
+    }
+
+    /// The stored form.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// This set with `flag` too.
+    #[must_use]
+    pub fn with(self, flag: Flag) -> Flags {
+        Flags(self.0 | flag.bit())
+    }
+
+    /// Whether `flag` is in the set.
+    pub fn contains(self, flag: Flag) -> bool {
+        self.0 & flag.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The flags in the set, in [`Flag::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl FromIterator<Flag> for Flags {
+    fn from_iter<I: IntoIterator<Item = Flag>>(flags: I) -> Flags {
+        flags.into_iter().fold(Flags::NONE, Flags::with)
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Flags, D::Error> {
+        Ok(Vec::<Flag>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
 /// A stored pour, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"id": 17, "tapId": 3, "volume": 500.0, "type": "pint", "timestamp": "2026-11-22T21:04:05.123Z"}))]
+#[schema(example = json!({"id": 17, "tapId": 3, "volume": 500.0, "type": "pint", "timestamp": "2026-11-22T21:04:05.123Z", "flags": []}))]
 pub struct Pour {
     /// Assigned by the server: strictly increasing from 1, never reused.
     pub id: u64,
@@ -116,13 +230,17 @@ pub struct Pour {
     pub tap_id: u32,
     /// Volume in ml.
     pub volume: f64,
-    /// The glass the volume classified as.
+    /// The glass the volume classified as; `unclassified` when no glass holds it.
     #[serde(rename = "type")]
     #[schema(value_type = String)]
     pub glass: Arc<str>,
     /// When the device poured (or when the server received it, if the device did not say).
     #[schema(value_type = String, format = DateTime)]
     pub timestamp: Timestamp,
+    /// What looked wrong about the pour when it arrived (empty for most); never changes.
+    #[serde(default)]
+    #[schema(value_type = Vec<Flag>)]
+    pub flags: Flags,
 }
 
 /// A validated, classified pour that has no id yet.
@@ -134,6 +252,8 @@ pub struct NewPour {
     pub timestamp: Timestamp,
     /// Whether the device sent the timestamp (else it is the time of arrival).
     pub device_timestamp: bool,
+    /// Flags found so far; the store adds the ones that depend on earlier pours.
+    pub flags: Flags,
 }
 
 impl NewPour {
@@ -145,6 +265,7 @@ impl NewPour {
             volume: self.volume,
             glass: self.glass,
             timestamp: self.timestamp,
+            flags: self.flags,
         }
     }
 }
@@ -210,11 +331,31 @@ fn as_sent(text: &str) -> String {
     }
 }
 
+/// What a pour's volume must be to be stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Intake {
+    /// No tap pours more at once (ml); above it is a broken meter, not beer.
+    pub max_volume: f64,
+    /// Refuse volumes no glass holds (422), as the prototype did, instead of storing them
+    /// as `unclassified`.
+    pub reject_unclassified: bool,
+}
+
+impl Default for Intake {
+    fn default() -> Intake {
+        Intake {
+            max_volume: 5000.0,
+            reject_unclassified: false,
+        }
+    }
+}
+
 /// Parses and validates a `POST /api/beers` body, classifying the volume with `catalogue`.
 /// `now` is the timestamp used when the body has none.
 pub fn parse_new_pour(
     body: &[u8],
     catalogue: &Catalogue,
+    intake: &Intake,
     now: Timestamp,
 ) -> Result<NewPour, PourError> {
     // JSON is UTF-8; serde_json would not check the strings of fields it skips.
@@ -256,9 +397,10 @@ pub fn parse_new_pour(
             "volume must be a finite number (ml)".into(),
         ));
     }
-    if volume < 0.0 {
+    if volume <= 0.0 || volume > intake.max_volume {
         return Err(PourError::Invalid(format!(
-            "volume must not be negative (got {} ml)",
+            "volume must be more than 0 and at most {} ml (got {} ml)",
+            intake.max_volume,
             as_sent(volume_text)
         )));
     }
@@ -276,20 +418,28 @@ pub fn parse_new_pour(
             })?,
     };
 
-    let glass = catalogue.classify(volume).ok_or_else(|| {
-        PourError::Invalid(format!(
-            "no glass for {} ml; accepted {}",
-            as_sent(volume_text),
-            catalogue.accepted()
-        ))
-    })?;
+    let (glass, flags) = match catalogue.classify(volume) {
+        Some(glass) => (glass.name.clone(), Flags::NONE),
+        None if intake.reject_unclassified => {
+            return Err(PourError::Invalid(format!(
+                "no glass for {} ml; accepted {}",
+                as_sent(volume_text),
+                catalogue.accepted()
+            )));
+        }
+        None => (
+            catalogue.unclassified(),
+            Flags::NONE.with(Flag::Unclassified),
+        ),
+    };
 
     Ok(NewPour {
         tap_id,
         volume,
-        glass: glass.name.clone(),
+        glass,
         timestamp,
         device_timestamp,
+        flags,
     })
 }
 
@@ -352,11 +502,25 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<NewPour, PourError> {
-        parse_new_pour(body.as_bytes(), &Catalogue::default(), NOW)
+        parse_new_pour(
+            body.as_bytes(),
+            &Catalogue::default(),
+            &Intake::default(),
+            NOW,
+        )
     }
 
+    const STRICT: Intake = Intake {
+        max_volume: 5000.0,
+        reject_unclassified: true,
+    };
+
     fn invalid(body: &str) -> String {
-        match parse(body) {
+        invalid_with(body, &Intake::default())
+    }
+
+    fn invalid_with(body: &str, intake: &Intake) -> String {
+        match parse_new_pour(body.as_bytes(), &Catalogue::default(), intake, NOW) {
             Err(PourError::Invalid(message)) => message,
             other => panic!("{body}: expected 422, got {other:?}"),
         }
@@ -397,6 +561,7 @@ mod tests {
             parse_new_pour(
                 b"{\"tapId\":1,\"volume\":500,\"x\":\"\xff\"}",
                 &Catalogue::default(),
+                &Intake::default(),
                 NOW
             ),
             Err(PourError::Malformed(_))
@@ -414,7 +579,13 @@ mod tests {
         }
         assert!(invalid(r#"{"tapId": 1, "volume": "500"}"#).contains("volume must be a number"));
         assert!(invalid(r#"{"tapId": 1, "volume": 1e309}"#).contains("finite"));
-        assert!(invalid(r#"{"tapId": 1, "volume": -5}"#).contains("negative"));
+        for volume in ["-5", "0", "-0", "5000.001", "1e300"] {
+            let message = invalid(&format!(r#"{{"tapId": 1, "volume": {volume}}}"#));
+            assert!(
+                message.contains("more than 0 and at most 5000 ml"),
+                "{volume}: {message}"
+            );
+        }
         assert!(
             invalid(r#"{"tapId": 1, "volume": 500, "timestamp": "yesterday"}"#)
                 .contains("timestamp")
@@ -423,9 +594,20 @@ mod tests {
     }
 
     #[test]
-    fn a_volume_no_glass_holds_says_what_is_accepted() {
+    fn a_volume_no_glass_holds_is_stored_unclassified_unless_refused() {
+        for volume in [6.0, 99.9, 1000.5, 5000.0] {
+            let pour = parse(&format!(r#"{{"tapId": 1, "volume": {volume}}}"#)).unwrap();
+            assert_eq!(&*pour.glass, "unclassified", "{volume}");
+            assert_eq!(pour.flags.iter().collect::<Vec<_>>(), [Flag::Unclassified]);
+        }
+        assert!(
+            parse(r#"{"tapId": 1, "volume": 500}"#)
+                .unwrap()
+                .flags
+                .is_empty()
+        );
         assert_eq!(
-            invalid(r#"{"tapId": 1, "volume": 1500}"#),
+            invalid_with(r#"{"tapId": 1, "volume": 1500}"#, &STRICT),
             "no glass for 1500 ml; accepted 100 to 1000 ml"
         );
     }
@@ -445,19 +627,31 @@ mod tests {
         let pour = parse(r#"{"tapId": 3, "volume": 500}"#).unwrap().with_id(17);
         assert_eq!(
             serde_json::to_string(&pour).unwrap(),
-            r#"{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"2025-11-22T21:04:05.123Z"}"#
+            r#"{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"2025-11-22T21:04:05.123Z","flags":[]}"#
         );
         let back: Pour = serde_json::from_str(&serde_json::to_string(&pour).unwrap()).unwrap();
         assert_eq!(back, pour);
+        let mut flagged = pour.clone();
+        flagged.flags = Flags::NONE.with(Flag::Burst).with(Flag::Tiny);
+        let json = serde_json::to_string(&flagged).unwrap();
+        assert!(json.ends_with(r#""flags":["tiny","burst"]}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Pour>(&json).unwrap(), flagged);
+        for flag in Flag::ALL {
+            assert_eq!(Flag::parse(flag.name()), Some(flag));
+            assert_eq!(serde_json::to_value(flag).unwrap(), flag.name());
+        }
     }
 
     proptest::proptest! {
         /// Any bytes at all: a pour or an error, never a panic; a pour is always in a band.
         #[test]
         fn any_bytes_parse_or_fail_cleanly(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), NOW) {
+            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), &STRICT, NOW) {
                 proptest::prop_assert!(pour.tap_id >= 1);
                 proptest::prop_assert!((100.0..=1000.0).contains(&pour.volume));
+            }
+            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), &Intake::default(), NOW) {
+                proptest::prop_assert!(pour.volume > 0.0 && pour.volume <= 5000.0);
             }
         }
 
@@ -465,9 +659,13 @@ mod tests {
         #[test]
         fn numbers_are_judged_by_the_rules(tap in proptest::prelude::any::<i64>(), volume in proptest::prelude::any::<f64>()) {
             let body = format!(r#"{{"tapId": {tap}, "volume": {volume:?}}}"#);
-            let result = parse_new_pour(body.as_bytes(), &Catalogue::default(), NOW);
-            let valid = (1..=i64::from(u32::MAX)).contains(&tap) && (100.0..=1000.0).contains(&volume);
-            proptest::prop_assert_eq!(result.is_ok(), valid, "{}", body);
+            let tap_ok = (1..=i64::from(u32::MAX)).contains(&tap);
+            let strict = parse_new_pour(body.as_bytes(), &Catalogue::default(), &STRICT, NOW);
+            let valid = tap_ok && (100.0..=1000.0).contains(&volume);
+            proptest::prop_assert_eq!(strict.is_ok(), valid, "{}", body);
+            let stored = parse_new_pour(body.as_bytes(), &Catalogue::default(), &Intake::default(), NOW);
+            let valid = tap_ok && volume > 0.0 && volume <= 5000.0;
+            proptest::prop_assert_eq!(stored.is_ok(), valid, "{}", body);
         }
     }
 }

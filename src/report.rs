@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::glass::Catalogue;
-use crate::pour::{Pour, Timestamp};
+use crate::pour::{Flag, Pour, Timestamp};
 
 /// Seconds kept for the rolling windows (the longest window is an hour).
 const WINDOW_SECONDS: usize = 3600;
@@ -19,9 +19,12 @@ pub struct Report {
     pub total_volume_ml: f64,
     /// One entry per tap with at least one stored pour, by tap id.
     pub by_tap: Vec<TapTally>,
-    /// One entry per glass in the catalogue, smallest first; then one per type that stored
-    /// pours have but the catalogue no longer defines, by name. They add up to the totals.
+    /// One entry per glass in the catalogue, smallest first; then `unclassified`; then one
+    /// per type that stored pours have but the catalogue no longer defines, by name. They
+    /// add up to the totals.
     pub by_type: Vec<TypeTally>,
+    /// Stored pours with each flag (a pour may have several).
+    pub flagged: FlagCounts,
     /// Stored pours whose timestamp lies in the last 60 s.
     pub pours_last_minute: u64,
     /// Stored pours whose timestamp lies in the last 3600 s.
@@ -50,6 +53,34 @@ pub struct TypeTally {
     pub glass: Arc<str>,
     pub pours: u64,
     pub volume_ml: f64,
+}
+
+/// Stored pours per flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagCounts {
+    pub tiny: u64,
+    pub unclassified: u64,
+    pub over_pour: u64,
+    pub after_hours: u64,
+    pub burst: u64,
+}
+
+impl FlagCounts {
+    fn count(&mut self, flag: Flag) -> &mut u64 {
+        match flag {
+            Flag::Tiny => &mut self.tiny,
+            Flag::Unclassified => &mut self.unclassified,
+            Flag::OverPour => &mut self.over_pour,
+            Flag::AfterHours => &mut self.after_hours,
+            Flag::Burst => &mut self.burst,
+        }
+    }
+
+    /// The count for `flag`.
+    pub fn get(mut self, flag: Flag) -> u64 {
+        *self.count(flag)
+    }
 }
 
 /// Pours and volume, the volume in microlitres so that adding and removing pours is exact.
@@ -88,6 +119,7 @@ pub struct Aggregator {
     /// Types of stored pours that the catalogue does not define (it changed), by name.
     retired: Vec<(Arc<str>, Tally)>,
     by_tap: HashMap<u32, Tally>,
+    flagged: FlagCounts,
     /// Pours per second of pour timestamp, a ring indexed by `second % WINDOW_SECONDS`;
     /// each slot remembers which second it counts so that stale slots are ignored.
     per_second: Box<[(i64, u64)]>,
@@ -96,13 +128,19 @@ pub struct Aggregator {
 impl Aggregator {
     /// Empty totals for the glasses of `catalogue`.
     pub fn new(catalogue: &Catalogue) -> Aggregator {
-        let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
+        let glasses: Vec<Arc<str>> = catalogue
+            .glasses()
+            .iter()
+            .map(|g| g.name.clone())
+            .chain([catalogue.unclassified()])
+            .collect();
         Aggregator {
             by_glass: vec![Tally::default(); glasses.len()],
             glasses,
             retired: Vec::new(),
             total: Tally::default(),
             by_tap: HashMap::new(),
+            flagged: FlagCounts::default(),
             per_second: vec![(i64::MIN, 0); WINDOW_SECONDS].into_boxed_slice(),
         }
     }
@@ -112,6 +150,9 @@ impl Aggregator {
         self.total.add(pour);
         self.glass_tally(&pour.glass).add(pour);
         self.by_tap.entry(pour.tap_id).or_default().add(pour);
+        for flag in pour.flags.iter() {
+            *self.flagged.count(flag) += 1;
+        }
         let second = pour.timestamp.millis().div_euclid(1000);
         let now_second = now.millis().div_euclid(1000);
         // Outside the hour (or a clock far ahead): not in any window, now or later.
@@ -131,6 +172,10 @@ impl Aggregator {
         self.total.remove(pour);
         self.glass_tally(&pour.glass).remove(pour);
         self.retired.retain(|(_, t)| t.pours > 0);
+        for flag in pour.flags.iter() {
+            let count = self.flagged.count(flag);
+            *count = count.saturating_sub(1);
+        }
         if let Some(tally) = self.by_tap.get_mut(&pour.tap_id) {
             tally.remove(pour);
             if tally.pours == 0 {
@@ -195,6 +240,7 @@ impl Aggregator {
             total_volume_ml: self.total.volume_ml(),
             by_tap,
             by_type,
+            flagged: self.flagged,
             pours_last_minute: in_last(60),
             pours_last_hour: in_last(WINDOW_SECONDS as i64),
             generated_at: now,
@@ -233,6 +279,7 @@ mod tests {
 
     fn pour(id: u64, tap_id: u32, volume: f64, glass: &str, ago_secs: i64) -> Pour {
         Pour {
+            flags: crate::pour::Flags::NONE,
             id,
             tap_id,
             volume,
@@ -262,13 +309,14 @@ mod tests {
             ("half", 0),
             ("pint", 1),
             ("stein", 0),
+            ("unclassified", 0),
             ("growler", 1),
             ("schooner", 1),
         ];
         assert_eq!(types(&agg), expected.map(|(g, n)| (g.to_owned(), n)));
         agg.remove(&pour(3, 1, 500.0, "growler", 0));
         assert_eq!(agg.retired(), vec![("schooner".into(), 1)]);
-        assert_eq!(types(&agg).len(), 4, "a type with no pour left goes");
+        assert_eq!(types(&agg).len(), 5, "a type with no pour left goes");
     }
 
     #[test]
@@ -305,7 +353,39 @@ mod tests {
             .collect();
         assert_eq!(
             types,
-            vec![("half", 1, 200.5), ("pint", 2, 900.0), ("stein", 1, 1000.0)]
+            vec![
+                ("half", 1, 200.5),
+                ("pint", 2, 900.0),
+                ("stein", 1, 1000.0),
+                ("unclassified", 0, 0.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn flags_are_counted_while_their_pours_are_stored() {
+        let mut agg = Aggregator::new(&Catalogue::default());
+        let flagged = |id, flags: &[Flag]| Pour {
+            flags: flags.iter().copied().collect(),
+            ..pour(id, 1, 6.0, "unclassified", 0)
+        };
+        let (a, b) = (
+            flagged(1, &[Flag::Tiny, Flag::Unclassified]),
+            flagged(2, &[Flag::Tiny, Flag::Burst]),
+        );
+        agg.add(&a, now());
+        agg.add(&b, now());
+        agg.add(&pour(3, 1, 500.0, "pint", 0), now());
+        let counts = agg.report(now()).flagged;
+        assert_eq!((counts.tiny, counts.unclassified, counts.burst), (2, 1, 1));
+        assert_eq!((counts.over_pour, counts.after_hours), (0, 0));
+        agg.remove(&a);
+        let counts = agg.report(now()).flagged;
+        assert_eq!((counts.tiny, counts.unclassified, counts.burst), (1, 0, 1));
+        let json = serde_json::to_value(agg.report(now())).unwrap();
+        assert_eq!(
+            json["flagged"],
+            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1})
         );
     }
 

@@ -26,12 +26,14 @@ use tower_service::Service;
 use warp::Reply;
 use warp::http::{Method, Request, header};
 
+use crate::anomaly::Rules;
 use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, Gate, GateSettings, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
+use crate::pour::Intake;
 use crate::store::postgres::PgError;
 use crate::store::{JournalError, Ledger, LedgerSettings, PgSettings, PgStore, Store};
 
@@ -128,18 +130,27 @@ impl Server {
                 .glasses()
                 .iter()
                 .map(|g| g.name.to_string())
+                .chain([crate::glass::UNCLASSIFIED.to_owned()])
                 .chain(retired.iter().map(|(g, _)| g.to_string()))
                 .collect(),
+            intake: intake(&config),
         });
         let metrics = crate::metrics::install();
-        let glasses: Vec<&str> = catalogue.glasses().iter().map(|g| &*g.name).collect();
-        crate::metrics::start_at_zero(&glasses);
+        let glasses: Vec<&str> = catalogue
+            .glasses()
+            .iter()
+            .map(|g| &*g.name)
+            .chain([crate::glass::UNCLASSIFIED])
+            .collect();
+        crate::metrics::start_at_zero(&glasses, &crate::pour::Flag::ALL.map(|f| f.name()));
         let state = AppState {
             openapi: serde_json::to_vec(&openapi).unwrap_or_default().into(),
             store,
             bus,
             hub: Hub::new(config.subscriber_queue as usize),
             catalogue: Arc::new(catalogue),
+            intake: intake(&config),
+            rules: Arc::new(Rules::from_config(&config)),
             started: Instant::now(),
             socket: SocketSettings {
                 ping_interval: config.ping_interval,
@@ -440,7 +451,16 @@ pub fn database_settings(config: &Config) -> Result<Option<PgSettings>, StartErr
         password,
         key_ttl: config.idempotency_ttl,
         poll_interval: config.database_poll_interval,
+        burst: Rules::from_config(config).burst,
     }))
+}
+
+/// What a pour's volume must be to be stored.
+fn intake(config: &Config) -> Intake {
+    Intake {
+        max_volume: config.max_volume,
+        reject_unclassified: config.reject_unclassified,
+    }
 }
 
 /// The PostgreSQL store if a database is named; else the ephemeral store, or the durable
@@ -482,6 +502,7 @@ async fn open_store(
     let settings = LedgerSettings {
         key_ttl: config.idempotency_ttl,
         compact_min_bytes: config.compact_min_bytes,
+        burst: Rules::from_config(config).burst,
     };
     if config.ephemeral {
         log::warn!("store: in memory only (--ephemeral); pours are lost when the server stops");

@@ -394,7 +394,7 @@ async fn sigterm_keeps_the_outbox_and_exits_cleanly() {
 async fn a_permanent_rejection_is_logged_and_dropped() {
     let server = server("127.0.0.1:0", None).await;
     let data = tempdir("rejected");
-    // 5000 ml fits no glass: 422, which no retry can fix.
+    // 6000 ml is more than a tap pours at once: 422, which no retry can fix.
     let mut tap = Tap::spawn(
         server.addr,
         &data,
@@ -406,11 +406,11 @@ async fn a_permanent_rejection_is_logged_and_dropped() {
             "--interval",
             "0.02",
             "--volume",
-            "5000",
+            "6000",
         ],
     );
     assert_eq!(tap.exited().await, 1, "a --count run with rejections fails");
-    assert_eq!(tap.count("SERVER REJECTED pour of 5000 ml"), 2);
+    assert_eq!(tap.count("SERVER REJECTED pour of 6000 ml"), 2);
     assert_eq!(tap.count("2 pours were rejected for good"), 1);
     assert_eq!(outbox_files(&data, 6), 0);
     assert!(pours_of(server.addr, 6).await.is_empty());

@@ -11,7 +11,7 @@ use super::request::{glass_param, require, tap_param, whole_number};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
-use crate::pour::{Pour, PourError, Timestamp, parse_new_pour};
+use crate::pour::{Flag, Pour, PourError, Timestamp, parse_new_pour};
 use crate::store::{Inserted, ListQuery, Start};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -89,7 +89,12 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let answer = store_pour(state, headers, body, who).await;
     match &answer {
-        Ok((pour, StatusCode::CREATED)) => metrics::pour_accepted(&pour.glass, pour.tap_id),
+        Ok((pour, StatusCode::CREATED)) => {
+            metrics::pour_accepted(&pour.glass, pour.tap_id);
+            pour.flags
+                .iter()
+                .for_each(|f| metrics::pour_flagged(f.name()));
+        }
         Ok(_) => metrics::idempotent_replay(),
         Err(e) => metrics::pour_rejected(match e {
             ApiError::BadRequest(_) => "malformed",
@@ -133,11 +138,12 @@ async fn store_pour(
     }
     let key = idempotency_key(headers)?;
     let body = body?;
-    let new_pour =
-        parse_new_pour(&body, &state.catalogue, Timestamp::now()).map_err(|e| match e {
+    let mut new_pour = parse_new_pour(&body, &state.catalogue, &state.intake, Timestamp::now())
+        .map_err(|e| match e {
             PourError::Malformed(m) => ApiError::BadRequest(m),
             PourError::Invalid(m) => ApiError::Unprocessable(m),
         })?;
+    state.rules.assess(&mut new_pour, &state.catalogue);
     require(&who, Need::Pour(new_pour.tap_id))?;
     if let Some(identity) = &who {
         state.gate.limit_tap(identity, new_pour.tap_id)?;
@@ -183,7 +189,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         ("page" = Option<u64>, Query, minimum = 1, description = "Page number from 1 (default 1)"),
         ("page_size" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Pours per page (default 50)"),
         ("after" = Option<u64>, Query, description = "Cursor: pours with an id above this one"),
-        ("type" = Option<String>, Query, description = "Only this glass"),
+        ("type" = Option<String>, Query, description = "Only this glass (or `unclassified`)"),
+        ("flag" = Option<Flag>, Query, description = "Only pours with this flag"),
         ("tapId" = Option<u32>, Query, description = "Only this tap"),
         ("from" = Option<String>, Query, format = DateTime, description = "Pour timestamp at or after"),
         ("to" = Option<String>, Query, format = DateTime, description = "Pour timestamp at or before"),
@@ -193,7 +200,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
-        (status = 422, description = "Unknown glass type", body = ErrorBody),
+        (status = 422, description = "Unknown glass type or flag", body = ErrorBody),
         (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
@@ -242,6 +249,14 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
             }
             "type" => query.glass = Some(glass_param(state, &value)?),
             "tapId" => query.tap_id = Some(tap_param(&value)?),
+            "flag" => {
+                query.flag = Some(Flag::parse(&value).ok_or_else(|| {
+                    ApiError::Unprocessable(format!(
+                        "unknown flag {value:?}; valid flags: {}",
+                        Flag::names()
+                    ))
+                })?)
+            }
             "from" => {
                 query.from = Some(
                     Timestamp::parse(&value).ok_or_else(|| bad("from", "an RFC 3339 date-time"))?,
@@ -379,7 +394,13 @@ mod tests {
             },
         ] {
             let body = serde_json::to_vec(&request).unwrap();
-            let pour = parse_new_pour(&body, &Catalogue::default(), Timestamp::now()).unwrap();
+            let pour = parse_new_pour(
+                &body,
+                &Catalogue::default(),
+                &Default::default(),
+                Timestamp::now(),
+            )
+            .unwrap();
             assert_eq!((pour.tap_id, pour.volume), (request.tap_id, request.volume));
         }
     }

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use super::{beers, operations, socket};
 use crate::glass::Catalogue;
+use crate::pour::Intake;
 
 /// Every route the server serves, as (method, path template). The tests check that each
 /// one is served and documented, and that nothing else is documented.
@@ -88,6 +89,8 @@ pub struct Served<'a> {
     /// Every valid `type` filter: the catalogue's glasses and the types stored pours have
     /// from an older catalogue.
     pub types: Vec<String>,
+    /// The volumes stored.
+    pub intake: Intake,
 }
 
 /// The document as generated from the code, with the bounds of [`crate::pour`]: the same
@@ -107,7 +110,7 @@ pub fn document() -> &'static Value {
 /// The document as this server serves it: its auth mode and its glass catalogue.
 pub fn document_for(served: &Served) -> Value {
     let mut doc = document().clone();
-    bound_volumes(&mut doc, served.catalogue);
+    bound_volumes(&mut doc, served.catalogue, &served.intake);
     enumerate_types(&mut doc, &served.types);
     if served.open {
         describe_open(&mut doc);
@@ -170,25 +173,40 @@ fn enumerate_types(doc: &mut Value, types: &[String]) {
     }
 }
 
-/// A posted volume: within the catalogue's bands.
-fn bound_volumes(doc: &mut Value, catalogue: &Catalogue) {
-    let glasses = catalogue.glasses();
-    let min = glasses.iter().map(|g| g.min).fold(f64::INFINITY, f64::min);
-    let max = glasses
-        .iter()
-        .map(|g| g.max)
-        .fold(f64::NEG_INFINITY, f64::max);
-    if let Some(volume) = doc.pointer_mut("/components/schemas/PourRequest/properties/volume")
-        && min.is_finite()
-        && max.is_finite()
-    {
-        volume["minimum"] = json!(min);
-        volume["maximum"] = json!(max);
-        volume["description"] = json!(format!(
-            "Volume in ml; classified by the glass catalogue, which accepts {}.",
+/// A posted volume: more than 0 and at most the maximum; with `--reject-unclassified`,
+/// within the catalogue's bands too.
+fn bound_volumes(doc: &mut Value, catalogue: &Catalogue, intake: &Intake) {
+    let Some(volume) = doc.pointer_mut("/components/schemas/PourRequest/properties/volume") else {
+        return;
+    };
+    let Some(volume) = volume.as_object_mut() else {
+        return;
+    };
+    volume.remove("minimum");
+    volume.insert("exclusiveMinimum".into(), json!(0));
+    volume.insert("maximum".into(), json!(intake.max_volume));
+    let description = if intake.reject_unclassified {
+        let glasses = catalogue.glasses();
+        let min = glasses.iter().map(|g| g.min).fold(f64::INFINITY, f64::min);
+        let max = glasses.iter().map(|g| g.max).fold(0.0, f64::max);
+        if min > 0.0 {
+            volume.remove("exclusiveMinimum");
+            volume.insert("minimum".into(), json!(min));
+        }
+        volume.insert("maximum".into(), json!(max.min(intake.max_volume)));
+        format!(
+            "Volume in ml; classified by the glass catalogue, which accepts {}; others are refused.",
             catalogue.accepted()
-        ));
-    }
+        )
+    } else {
+        format!(
+            "Volume in ml, more than 0 and at most {} ml; classified by the glass catalogue ({}), \
+             any other volume is stored as type `unclassified`, flagged.",
+            intake.max_volume,
+            catalogue.accepted()
+        )
+    };
+    volume.insert("description".into(), json!(description));
 }
 
 /// No tokens file: nothing asks for a token, and nothing answers 401.

@@ -99,13 +99,17 @@ pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>,
     if let Some(glass) = state.catalogue.get(value) {
         return Ok(glass.name.clone());
     }
+    if value == crate::glass::UNCLASSIFIED {
+        return Ok(state.catalogue.unclassified());
+    }
     let retired = state.bus.retired_glasses();
     if let Some((glass, _)) = retired.into_iter().find(|(g, _)| &**g == value) {
         return Ok(glass);
     }
     Err(ApiError::Unprocessable(format!(
-        "unknown type {value:?}; valid types: {}",
-        state.catalogue.names()
+        "unknown type {value:?}; valid types: {}, {}",
+        state.catalogue.names(),
+        crate::glass::UNCLASSIFIED
     )))
 }
 

@@ -8,9 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::gate::Gate;
+use crate::anomaly::Rules;
 use crate::bus::Bus;
 use crate::glass::Catalogue;
 use crate::hub::Hub;
+use crate::pour::Intake;
 use crate::store::Store;
 
 /// Everything a handler needs; cheap to clone.
@@ -20,6 +22,10 @@ pub struct AppState {
     pub bus: Bus,
     pub hub: Hub,
     pub catalogue: Arc<Catalogue>,
+    /// What volumes are stored.
+    pub intake: Intake,
+    /// What flags a pour earns.
+    pub rules: Arc<Rules>,
     pub started: Instant,
     pub socket: SocketSettings,
     /// CORS, origin checks, rate limits and authentication, before routing.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{ListQuery, Page, Stats};
-use crate::pour::Pour;
+use crate::pour::{Flag, Pour};
 
 /// Pours by id, with the indexes that lists use.
 #[derive(Default)]
@@ -20,6 +20,7 @@ pub struct Index {
     all: Vec<u64>,
     by_glass: HashMap<Arc<str>, Vec<u64>>,
     by_tap: HashMap<u32, Vec<u64>>,
+    by_flag: HashMap<Flag, Vec<u64>>,
     /// Live pours per (tap, glass), so that a total for both filters is O(1).
     per_tap_glass: HashMap<(u32, Arc<str>), u64>,
 }
@@ -56,6 +57,9 @@ impl Index {
             .or_default()
             .push(id);
         self.by_tap.entry(pour.tap_id).or_default().push(id);
+        for flag in pour.flags.iter() {
+            self.by_flag.entry(flag).or_default().push(id);
+        }
         *self
             .per_tap_glass
             .entry((pour.tap_id, pour.glass.clone()))
@@ -108,6 +112,11 @@ impl Index {
                 self.by_tap.remove(&pour.tap_id);
             }
         }
+        for flag in pour.flags.iter() {
+            if let Some(ids) = self.by_flag.get_mut(&flag) {
+                remove_sorted(ids, id);
+            }
+        }
         let key = (pour.tap_id, pour.glass.clone());
         if let Some(n) = self.per_tap_glass.get_mut(&key) {
             *n -= 1;
@@ -120,27 +129,28 @@ impl Index {
 
     /// A page of matching pours in id order.
     pub fn list(&self, q: &ListQuery) -> Page {
-        // The narrowest index serves the query; whatever it does not imply is a residual filter.
-        let (index, glass_left, tap_left): (&[u64], Option<&str>, Option<u32>) =
-            match (q.glass.as_deref(), q.tap_id) {
-                (None, None) => (&self.all, None, None),
-                (Some(glass), None) => (ids_of(self.by_glass.get(glass)), None, None),
-                (None, Some(tap)) => (ids_of(self.by_tap.get(&tap)), None, None),
-                (Some(glass), Some(tap)) => {
-                    let by_glass = ids_of(self.by_glass.get(glass));
-                    let by_tap = ids_of(self.by_tap.get(&tap));
-                    if by_tap.len() <= by_glass.len() {
-                        (by_tap, Some(glass), None)
-                    } else {
-                        (by_glass, None, Some(tap))
-                    }
-                }
-            };
+        // The narrowest index serves the query; the filters it does not imply are checked
+        // pour by pour.
+        let mut sources: Vec<(&[u64], Filter)> = Vec::with_capacity(3);
+        if let Some(glass) = q.glass.as_deref() {
+            sources.push((ids_of(self.by_glass.get(glass)), Filter::Glass));
+        }
+        if let Some(tap) = q.tap_id {
+            sources.push((ids_of(self.by_tap.get(&tap)), Filter::Tap));
+        }
+        if let Some(flag) = q.flag {
+            sources.push((ids_of(self.by_flag.get(&flag)), Filter::Flag));
+        }
+        let filters = sources.len();
+        let (index, served) = sources
+            .into_iter()
+            .min_by_key(|(ids, _)| ids.len())
+            .unwrap_or((&self.all, Filter::None));
         let begin = index.partition_point(|&id| id <= q.start.after);
         let skip = q.start.offset;
         let time_filtered = q.from.is_some() || q.to.is_some();
 
-        if glass_left.is_none() && tap_left.is_none() && !time_filtered {
+        if filters <= 1 && !time_filtered {
             let start = begin.saturating_add(skip).min(index.len());
             let end = start.saturating_add(q.limit).min(index.len());
             return Page {
@@ -150,8 +160,9 @@ impl Index {
         }
 
         let matches = |p: &&Pour| {
-            glass_left.is_none_or(|g| &*p.glass == g)
-                && tap_left.is_none_or(|t| p.tap_id == t)
+            (served == Filter::Glass || q.glass.as_deref().is_none_or(|g| &*p.glass == g))
+                && (served == Filter::Tap || q.tap_id.is_none_or(|t| p.tap_id == t))
+                && (served == Filter::Flag || q.flag.is_none_or(|f| p.flags.contains(f)))
                 && q.from.is_none_or(|from| p.timestamp >= from)
                 && q.to.is_none_or(|to| p.timestamp <= to)
         };
@@ -162,15 +173,30 @@ impl Index {
             .take(q.limit)
             .cloned()
             .collect();
-        let total = match (q.count_total, time_filtered, q.glass.clone(), q.tap_id) {
-            (false, _, _, _) => 0,
-            (true, false, Some(glass), Some(tap)) => {
+        let total = match (
+            q.count_total,
+            time_filtered,
+            q.glass.clone(),
+            q.tap_id,
+            q.flag,
+        ) {
+            (false, ..) => 0,
+            (true, false, Some(glass), Some(tap), None) => {
                 self.per_tap_glass.get(&(tap, glass)).copied().unwrap_or(0)
             }
-            (true, _, _, _) => self.pours(index).filter(matches).count() as u64,
+            (true, ..) => self.pours(index).filter(matches).count() as u64,
         };
         Page { pours, total }
     }
+}
+
+/// Which filter the index a list reads already applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    None,
+    Glass,
+    Tap,
+    Flag,
 }
 
 fn ids_of(ids: Option<&Vec<u64>>) -> &[u64] {
@@ -186,7 +212,7 @@ fn remove_sorted(ids: &mut Vec<u64>, id: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pour::{NewPour, Timestamp};
+    use crate::pour::{Flags, NewPour, Timestamp};
     use crate::store::Start;
 
     fn new_pour(tap_id: u32, glass: &str, secs: i64) -> NewPour {
@@ -196,6 +222,7 @@ mod tests {
             glass: glass.into(),
             timestamp: Timestamp::from_millis(secs * 1000),
             device_timestamp: true,
+            flags: Flags::NONE,
         }
     }
 
@@ -217,10 +244,64 @@ mod tests {
             limit,
             glass: None,
             tap_id: None,
+            flag: None,
             from: None,
             to: None,
             count_total: true,
         }
+    }
+
+    #[test]
+    fn flags_filter_alone_and_with_the_others() {
+        let mut inner = Index::default();
+        let flagged = [
+            (1, "pint", Flags::NONE),
+            (1, "half", Flags::NONE.with(Flag::Tiny)),
+            (2, "half", Flags::NONE.with(Flag::Tiny).with(Flag::Burst)),
+            (1, "pint", Flags::NONE.with(Flag::Burst)),
+            (2, "pint", Flags::NONE),
+            (1, "half", Flags::NONE.with(Flag::Tiny)),
+        ];
+        for (i, &(tap, glass, flags)) in flagged.iter().enumerate() {
+            let mut pour = new_pour(tap, glass, i as i64);
+            pour.flags = flags;
+            inner.insert(pour.with_id(i as u64 + 1));
+        }
+        let list = |inner: &Index, flag, tap, glass: Option<&str>, start| {
+            let mut q = query(start, 2);
+            (q.flag, q.tap_id, q.glass) = (Some(flag), tap, glass.map(Into::into));
+            let page = inner.list(&q);
+            (ids(&page), page.total)
+        };
+        assert_eq!(
+            list(&inner, Flag::Tiny, None, None, Start::offset(0)),
+            (vec![2, 3], 3)
+        );
+        assert_eq!(
+            list(&inner, Flag::Tiny, None, None, Start::after(3)),
+            (vec![6], 3)
+        );
+        assert_eq!(
+            list(&inner, Flag::Tiny, Some(1), None, Start::offset(0)),
+            (vec![2, 6], 2)
+        );
+        assert_eq!(
+            list(&inner, Flag::Burst, Some(2), Some("half"), Start::offset(0)),
+            (vec![3], 1)
+        );
+        assert_eq!(
+            list(&inner, Flag::OverPour, None, None, Start::offset(0)),
+            (vec![], 0)
+        );
+        inner.delete(3).unwrap();
+        assert_eq!(
+            list(&inner, Flag::Tiny, None, None, Start::offset(0)),
+            (vec![2, 6], 2)
+        );
+        assert_eq!(
+            list(&inner, Flag::Burst, None, None, Start::offset(0)),
+            (vec![4], 1)
+        );
     }
 
     #[test]

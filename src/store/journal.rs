@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::glass::Catalogue;
-use crate::pour::{Pour, Timestamp};
+use crate::pour::{Flags, Pour, Timestamp};
 
 /// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "journal";
@@ -33,10 +33,19 @@ const HEADER: usize = 12;
 /// No frame is larger (a batch of 1024 pours is about 100 KiB).
 const MAX_FRAME: usize = 64 << 20;
 
-const POUR: u8 = 1;
+// Record tags. A new layout gets a new tag, and recovery reads every tag ever written, so
+// that a newer server opens an older journal as it stands.
+/// A pour as journals before flags wrote it (read only).
+const POUR_V1: u8 = 1;
 const DELETE: u8 = 2;
-const KEY: u8 = 3;
+/// A key's deleted pour, as journals before flags wrote it (read only).
+const KEY_V1: u8 = 3;
 const SEQUENCE: u8 = 4;
+/// A pour with its flags.
+const POUR: u8 = 5;
+/// A key's deleted pour, with its flags.
+const KEY: u8 = 6;
+const TAP: u8 = 7;
 
 /// An idempotency key remembered with its pour.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +67,8 @@ pub enum Record {
     Key { pour: Pour, key: KeyMeta },
     /// The highest id ever assigned; written by compaction, which drops deleted pours.
     Sequence { last_id: u64 },
+    /// The latest time a tap reported a pour at, deleted or not; written by compaction.
+    Tap { tap_id: u32, latest: Timestamp },
 }
 
 /// Why the journal could not be opened.
@@ -390,6 +401,7 @@ fn put_pour(out: &mut Vec<u8>, pour: &Pour) {
     out.extend_from_slice(&pour.volume.to_le_bytes());
     out.extend_from_slice(&pour.timestamp.millis().to_le_bytes());
     put_str(out, &pour.glass);
+    out.push(pour.flags.bits());
 }
 
 fn put_key(out: &mut Vec<u8>, key: &KeyMeta) {
@@ -424,6 +436,11 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
         Record::Sequence { last_id } => {
             out.push(SEQUENCE);
             out.extend_from_slice(&last_id.to_le_bytes());
+        }
+        Record::Tap { tap_id, latest } => {
+            out.push(TAP);
+            out.extend_from_slice(&tap_id.to_le_bytes());
+            out.extend_from_slice(&latest.millis().to_le_bytes());
         }
     }
 }
@@ -480,13 +497,19 @@ impl<'b> Reader<'_, 'b> {
         std::str::from_utf8(self.take(len)?).ok()
     }
 
-    fn pour(&mut self, interner: &mut Interner) -> Option<Pour> {
+    /// A pour; `flagged` for the layout with flags.
+    fn pour(&mut self, interner: &mut Interner, flagged: bool) -> Option<Pour> {
         Some(Pour {
             id: u64::from_le_bytes(self.array()?),
             tap_id: u32::from_le_bytes(self.array()?),
             volume: f64::from_le_bytes(self.array()?),
             timestamp: Timestamp::from_millis(i64::from_le_bytes(self.array()?)),
             glass: interner.get(self.str()?),
+            flags: if flagged {
+                Flags::from_bits(self.u8()?)
+            } else {
+                Flags::NONE
+            },
         })
     }
 
@@ -506,8 +529,8 @@ impl<'b> Reader<'_, 'b> {
 fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
     let mut r = Reader { rest };
     match r.u8()? {
-        POUR => {
-            let pour = r.pour(interner)?;
+        tag @ (POUR | POUR_V1) => {
+            let pour = r.pour(interner, tag == POUR)?;
             let key = match r.u8()? {
                 0 => None,
                 1 => Some(r.key()?),
@@ -518,13 +541,17 @@ fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
         DELETE => Some(Record::Delete {
             id: u64::from_le_bytes(r.array()?),
         }),
-        KEY => {
-            let pour = r.pour(interner)?;
+        tag @ (KEY | KEY_V1) => {
+            let pour = r.pour(interner, tag == KEY)?;
             let key = r.key()?;
             Some(Record::Key { pour, key })
         }
         SEQUENCE => Some(Record::Sequence {
             last_id: u64::from_le_bytes(r.array()?),
+        }),
+        TAP => Some(Record::Tap {
+            tap_id: u32::from_le_bytes(r.array()?),
+            latest: Timestamp::from_millis(i64::from_le_bytes(r.array()?)),
         }),
         _ => None,
     }
@@ -541,6 +568,7 @@ mod tests {
             volume: 512.5,
             glass: "pint".into(),
             timestamp: Timestamp::from_millis(1_800_000_000_123),
+            flags: Flags::from_bits(0b1_0001),
         }
     }
 
@@ -567,6 +595,10 @@ mod tests {
                     created: Timestamp::from_millis(6),
                     device_timestamp: false,
                 },
+            },
+            Record::Tap {
+                tap_id: 7,
+                latest: Timestamp::from_millis(1_800_000_001_000),
             },
         ]
     }
@@ -605,8 +637,68 @@ mod tests {
         assert_eq!(seen, records());
         assert_eq!(
             (recovery.frames, recovery.records, recovery.dropped),
-            (2, 5, None)
+            (2, 6, None)
         );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_written_before_flags_is_read_as_it_stands() {
+        // Written by the release before flags: pours 1, 2 (posted with key fixture-key-2),
+        // 3 and 4, then pour 3 deleted.
+        let dir = temp_dir("v1");
+        fs::create_dir_all(&dir).unwrap();
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/journal-v1/journal"
+        );
+        fs::copy(fixture, dir.join(FILE_NAME)).unwrap();
+        let (mut journal, recovery, seen) = reopen(&dir).unwrap();
+        assert_eq!(recovery.dropped, None);
+        let at = |minute: i64| {
+            Timestamp::parse("2026-11-20T20:00:00Z").unwrap().millis() + minute * 60_000
+        };
+        let old = |id, tap_id, volume, glass: &str, minute| Pour {
+            id,
+            tap_id,
+            volume,
+            glass: glass.into(),
+            timestamp: Timestamp::from_millis(at(minute)),
+            flags: Flags::NONE,
+        };
+        let Record::Pour { key: Some(key), .. } = &seen[1] else {
+            panic!("pour 2 has its key: {:?}", seen[1]);
+        };
+        assert_eq!(
+            (key.key.as_str(), key.device_timestamp),
+            ("fixture-key-2", true)
+        );
+        assert_eq!(
+            seen,
+            [
+                Record::Pour {
+                    pour: old(1, 1, 500.0, "pint", 0),
+                    key: None
+                },
+                Record::Pour {
+                    pour: old(2, 2, 250.0, "half", 1),
+                    key: Some(key.clone())
+                },
+                Record::Pour {
+                    pour: old(3, 1, 900.0, "stein", 2),
+                    key: None
+                },
+                Record::Pour {
+                    pour: old(4, 3, 330.0, "pint", 3),
+                    key: None
+                },
+                Record::Delete { id: 3 },
+            ]
+        );
+        // New records follow the old ones in the same file.
+        write(&mut journal, &records()[1..2]);
+        drop(journal);
+        assert_eq!(reopen(&dir).unwrap().2[5], records()[1]);
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -9,6 +9,7 @@
 //! Without a journal (`--ephemeral`) the same writer commits each request in the caller
 //! and skips the disk.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -21,9 +22,10 @@ use super::index::Index;
 use super::journal::{FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
 use super::keys::{Fingerprint, KeyTable, Remembered};
 use super::{Inserted, ListQuery, Page, Stats, Store, StoreError};
+use crate::anomaly::Burst;
 use crate::bus::Bus;
 use crate::glass::Catalogue;
-use crate::pour::{NewPour, Pour, Timestamp};
+use crate::pour::{Flag, NewPour, Pour, Timestamp};
 
 /// Requests per group commit at most.
 pub const MAX_BATCH: usize = 1024;
@@ -39,6 +41,16 @@ pub struct LedgerSettings {
     pub key_ttl: Duration,
     /// The journal is never compacted below this size.
     pub compact_min_bytes: u64,
+    /// How fast a tap pours, for the `burst` flag.
+    pub burst: Burst,
+}
+
+/// The latest time each tap reported a pour at, deleted or not: what `burst` compares with.
+type Latest = HashMap<u32, Timestamp>;
+
+fn saw(latest: &mut Latest, tap_id: u32, at: Timestamp) {
+    let seen = latest.entry(tap_id).or_insert(at);
+    *seen = (*seen).max(at);
 }
 
 /// The pour store (durable or ephemeral).
@@ -98,6 +110,7 @@ impl Ledger {
             None,
             Index::default(),
             KeyTable::new(settings.key_ttl),
+            Latest::new(),
             bus,
             settings,
         )
@@ -114,6 +127,7 @@ impl Ledger {
         let now = Timestamp::now();
         let mut index = Index::default();
         let mut keys = KeyTable::new(settings.key_ttl);
+        let mut latest = Latest::new();
         let remember = |keys: &mut KeyTable, pour: &Pour, meta: KeyMeta| {
             if keys.alive(meta.created, now) {
                 keys.insert(Remembered {
@@ -128,6 +142,7 @@ impl Ledger {
                 if let Some(meta) = key {
                     remember(&mut keys, &pour, meta);
                 }
+                saw(&mut latest, pour.tap_id, pour.timestamp);
                 bus.recovered(&pour);
                 index.insert(pour);
             }
@@ -138,6 +153,7 @@ impl Ledger {
             }
             Record::Key { pour, key } => remember(&mut keys, &pour, key),
             Record::Sequence { last_id } => index.reserve_ids(last_id),
+            Record::Tap { tap_id, latest: at } => saw(&mut latest, tap_id, at),
         })?;
         let opened = Opened {
             recovery,
@@ -146,7 +162,7 @@ impl Ledger {
             took: started.elapsed(),
         };
         Ok((
-            Ledger::start(Some(journal), index, keys, bus, settings),
+            Ledger::start(Some(journal), index, keys, latest, bus, settings),
             opened,
         ))
     }
@@ -155,6 +171,7 @@ impl Ledger {
         journal: Option<Journal>,
         index: Index,
         keys: KeyTable,
+        latest: Latest,
         bus: Bus,
         settings: LedgerSettings,
     ) -> Ledger {
@@ -170,6 +187,7 @@ impl Ledger {
             index: index.clone(),
             bus,
             keys,
+            latest,
             failed: None,
             compaction: None,
             settings,
@@ -269,6 +287,7 @@ struct Writer {
     index: Arc<RwLock<Index>>,
     bus: Bus,
     keys: KeyTable,
+    latest: Latest,
     /// Set when a journal write failed: the file's state is unknown, so no further write
     /// is attempted (retrying after a failed fsync can lose data silently).
     failed: Option<String>,
@@ -348,6 +367,12 @@ impl Writer {
                             decided.push(Decided::Answered(reply, answer));
                             continue;
                         }
+                        let mut pour = pour;
+                        let previous = self.latest.get(&pour.tap_id).copied();
+                        if self.settings.burst.between(previous, &pour) {
+                            pour.flags = pour.flags.with(Flag::Burst);
+                        }
+                        saw(&mut self.latest, pour.tap_id, pour.timestamp);
                         let device_timestamp = pour.device_timestamp;
                         let pour = pour.with_id(next_id);
                         next_id += 1;
@@ -470,6 +495,11 @@ impl Writer {
             pour: pour.clone(),
             key: key_of.remove(&pour.id),
         }));
+        records.extend(
+            self.latest
+                .iter()
+                .map(|(&tap_id, &latest)| Record::Tap { tap_id, latest }),
+        );
         // Last, so that recovery has placed every pour before it reserves deleted ids.
         records.push(Record::Sequence {
             last_id: index.last_id(),

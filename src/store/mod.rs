@@ -18,7 +18,7 @@ pub use journal::JournalError;
 pub use ledger::{Ledger, LedgerSettings, Opened};
 pub use postgres::{PgOpened, PgSettings, PgStore};
 
-use crate::pour::{NewPour, Pour, Timestamp};
+use crate::pour::{Flag, NewPour, Pour, Timestamp};
 
 /// Where a list page starts: past the id `after` (the cursor style), then `offset`
 /// matches on (the `page` style); both may be used together.
@@ -49,6 +49,8 @@ pub struct ListQuery {
     pub limit: usize,
     pub glass: Option<Arc<str>>,
     pub tap_id: Option<u32>,
+    /// Only pours with this flag.
+    pub flag: Option<Flag>,
     /// Inclusive lower bound on the pour timestamp.
     pub from: Option<Timestamp>,
     /// Inclusive upper bound on the pour timestamp.
@@ -65,6 +67,7 @@ impl ListQuery {
             limit,
             glass: None,
             tap_id: None,
+            flag: None,
             from: None,
             to: None,
             count_total: false,

@@ -221,7 +221,12 @@ async fn report_endpoint_reflects_pours_and_deletions() {
             {"type": "half", "pours": 1, "volumeMl": 250.0},
             {"type": "pint", "pours": 1, "volumeMl": 500.0},
             {"type": "stein", "pours": 0, "volumeMl": 0.0},
+            {"type": "unclassified", "pours": 0, "volumeMl": 0.0},
         ])
+    );
+    assert_eq!(
+        report["flagged"],
+        json!({"tiny": 0, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 0})
     );
     assert!(report["generatedAt"].is_string());
 }
@@ -233,9 +238,9 @@ async fn glasses_are_served_and_configurable() {
     assert_eq!(
         body["glasses"],
         json!([
-            {"name": "half", "min": 100.0, "max": 300.0},
-            {"name": "pint", "min": 300.0, "max": 800.0},
-            {"name": "stein", "min": 800.0, "max": 1000.0},
+            {"name": "half", "min": 100.0, "max": 300.0, "nominal": 284.0},
+            {"name": "pint", "min": 300.0, "max": 800.0, "nominal": 568.0},
+            {"name": "stein", "min": 800.0, "max": 1000.0, "nominal": 1000.0},
         ])
     );
 
@@ -256,7 +261,9 @@ async fn glasses_are_served_and_configurable() {
         .collect();
     assert_eq!(names, ["shot", "mass"]);
     assert_eq!(app.pour(1, 1050.0).await["type"], "mass");
-    let (status, body) = app.post_raw(r#"{"tapId": 1, "volume": 500}"#).await;
+    assert_eq!(app.pour(2, 500.0).await["type"], "unclassified");
+    let strict = spawn_with(&["--glasses", file.to_str().unwrap(), "--reject-unclassified"]).await;
+    let (status, body) = strict.post_raw(r#"{"tapId": 1, "volume": 500}"#).await;
     assert_eq!(
         assert_error(status, &body, 422),
         "no glass for 500 ml; accepted 20 to 60, 900 to 1100 ml"

@@ -24,16 +24,28 @@ async fn volumes_at_the_band_edges() {
     }
 
     let refused = [
-        ("99.9", "no glass for 99.9 ml; accepted 100 to 1000 ml"),
-        ("1000.1", "no glass for 1000.1 ml; accepted 100 to 1000 ml"),
-        ("-5", "volume must not be negative (got -5 ml)"),
+        (
+            "-5",
+            "volume must be more than 0 and at most 5000 ml (got -5 ml)",
+        ),
+        (
+            "0",
+            "volume must be more than 0 and at most 5000 ml (got 0 ml)",
+        ),
+        (
+            "5000.1",
+            "volume must be more than 0 and at most 5000 ml (got 5000.1 ml)",
+        ),
         (r#""500""#, "volume must be a number (ml)"),
         ("1e309", "volume must be a finite number (ml)"),
         // As sent, not as 309 digits.
-        ("1e308", "no glass for 1e308 ml; accepted 100 to 1000 ml"),
+        (
+            "1e308",
+            "volume must be more than 0 and at most 5000 ml (got 1e308 ml)",
+        ),
         (
             "-1.000000000000000000000000000001",
-            "volume must not be negative (got -1.000000000000000000000… ml)",
+            "volume must be more than 0 and at most 5000 ml (got -1.000000000000000000000… ml)",
         ),
     ];
     for (volume, message) in refused {

@@ -26,10 +26,21 @@ impl Backend {
 
     /// A server on this store (a new one on the same data after a restart).
     async fn server(&self) -> TestApp {
-        match self {
-            Backend::Journal(dir) => spawn_with(&["--data-dir", dir.to_str().unwrap()]).await,
-            Backend::Postgres(pg) => spawn_with(&["--database-url", &pg.url()]).await,
-        }
+        self.server_with(&[]).await
+    }
+
+    /// A server on this store, with more flags.
+    async fn server_with(&self, flags: &[&str]) -> TestApp {
+        let url;
+        let mut argv = match self {
+            Backend::Journal(dir) => vec!["--data-dir", dir.to_str().unwrap()],
+            Backend::Postgres(pg) => {
+                url = pg.url();
+                vec!["--database-url", &url]
+            }
+        };
+        argv.extend_from_slice(flags);
+        spawn_with(&argv).await
     }
 }
 
@@ -75,6 +86,7 @@ contract!(
     subscribers_hear_pours_and_deletions_in_order_and_since_replays,
     the_report_counts_every_pour_and_deletion,
     everything_survives_a_restart,
+    flags_are_stored_filtered_counted_and_kept_across_a_restart,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -233,7 +245,12 @@ async fn the_report_counts_every_pour_and_deletion(backend: &Backend) {
         .collect();
     assert_eq!(
         by_type,
-        [("half".into(), 1), ("pint".into(), 1), ("stein".into(), 1)]
+        [
+            ("half".into(), 1),
+            ("pint".into(), 1),
+            ("stein".into(), 1),
+            ("unclassified".into(), 0)
+        ]
     );
     let taps: Vec<u64> = report["byTap"]
         .as_array()
@@ -268,4 +285,84 @@ async fn everything_survives_a_restart(backend: &Backend) {
     assert_eq!(app.pour(1, 500.0).await["id"], 4);
     let (_, report) = app.get("/api/report").await;
     assert_eq!(report["totalPours"], 3, "{report}");
+}
+
+/// The flags of a pour as the API shows them.
+fn flags_of(pour: &serde_json::Value) -> Vec<&str> {
+    pour["flags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no flags in {pour}"))
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect()
+}
+
+async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &Backend) {
+    const HOURS: &[&str] = &["--opening-hours", "16:00-02:00"];
+    let app = backend.server_with(HOURS).await;
+    let post = |tap: u32, volume: f64, at: &str| {
+        let body = format!(r#"{{"tapId": {tap}, "volume": {volume}, "timestamp": "{at}"}}"#);
+        let app = &app;
+        async move {
+            let (status, body) = app.post_raw(body).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["beer"].clone()
+        }
+    };
+    // A ghost drip; a pint poured to 650 ml a second later (it takes 3.25 s at 200 ml/s);
+    // a pint at 03:10; a litre and a half; a plain pint.
+    let ghost = post(1, 6.0, "2026-11-20T20:00:00Z").await;
+    assert_eq!(ghost["type"], "unclassified");
+    assert_eq!(flags_of(&ghost), ["tiny", "unclassified"]);
+    assert_eq!(
+        flags_of(&post(1, 650.0, "2026-11-20T20:00:01Z").await),
+        ["overPour", "burst"]
+    );
+    assert_eq!(
+        flags_of(&post(2, 500.0, "2026-11-21T03:10:00Z").await),
+        ["afterHours"]
+    );
+    assert_eq!(
+        flags_of(&post(2, 1500.0, "2026-11-21T20:00:00Z").await),
+        ["unclassified"]
+    );
+    assert!(flags_of(&post(3, 500.0, "2026-11-20T20:00:00Z").await).is_empty());
+
+    let listed = |query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, page) = app.get(&format!("/api/beers?{query}")).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {page}");
+            (ids_of(&page), page["total"].as_u64().unwrap())
+        }
+    };
+    assert_eq!(listed("flag=burst").await, (vec![2], 1));
+    assert_eq!(listed("flag=unclassified").await, (vec![1, 4], 2));
+    assert_eq!(listed("type=unclassified").await, (vec![1, 4], 2));
+    assert_eq!(listed("flag=unclassified&tapId=2").await, (vec![4], 1));
+    assert_eq!(listed("flag=tiny&page_size=1&page=2").await, (vec![], 1));
+    let (status, body) = app.get("/api/beers?flag=ghost").await;
+    assert!(
+        assert_error(status, &body, 422).contains("overPour"),
+        "{body}"
+    );
+
+    let flagged = |report: &serde_json::Value| report["flagged"].clone();
+    let expected = serde_json::json!({"tiny": 1, "unclassified": 2, "overPour": 1, "afterHours": 1, "burst": 1});
+    assert_eq!(flagged(&app.get("/api/report").await.1), expected);
+    assert_eq!(app.delete("/api/beers/4").await, StatusCode::NO_CONTENT);
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["flagged"]["unclassified"], 1, "{report}");
+
+    app.shutdown().await;
+    let app = backend.server_with(HOURS).await;
+    let (_, one) = app.get("/api/beers/2").await;
+    assert_eq!(flags_of(&one["beer"]), ["overPour", "burst"]);
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["flagged"]["unclassified"], 1, "{report}");
+    assert_eq!(report["flagged"]["burst"], 1, "{report}");
+    // Tap 1's latest pour (20:00:01) is remembered: half a litre a second later is a burst.
+    let body = r#"{"tapId": 1, "volume": 500, "timestamp": "2026-11-20T20:00:02Z"}"#;
+    let (_, again) = app.post_raw(body).await;
+    assert_eq!(flags_of(&again["beer"]), ["burst"]);
 }

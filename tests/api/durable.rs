@@ -250,6 +250,8 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
     }
     let (status, keyed) = app.post_keyed("kept", BODY).await;
     assert_eq!(status, StatusCode::CREATED);
+    let (_, seven) = app.get("/api/beers/7").await;
+    let seven = altair::pour::Timestamp::parse(seven["beer"]["timestamp"].as_str().unwrap());
     for id in 1..=95 {
         assert_eq!(
             app.delete(&format!("/api/beers/{id}")).await,
@@ -281,6 +283,16 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
         .as_u64()
         .unwrap();
     assert_eq!(app.pour(1, 500.0).await["id"], last + 1);
+    // Tap 7's pour is compacted away, but not when it last poured: a pour a second later is
+    // still a burst.
+    let second_later = altair::pour::Timestamp::from_millis(seven.unwrap().millis() + 1000);
+    let body = format!(r#"{{"tapId": 7, "volume": 500, "timestamp": "{second_later}"}}"#);
+    let (_, pour) = app.post_raw(body).await;
+    assert_eq!(
+        pour["beer"]["flags"],
+        serde_json::json!(["burst"]),
+        "{pour}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -355,7 +367,11 @@ async fn types_of_stored_pours_stay_filters_and_in_the_report_when_the_catalogue
         .iter()
         .map(|t| t["type"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["half", "schooner", "pint"], "{report}");
+    assert_eq!(
+        names,
+        ["half", "schooner", "unclassified", "pint"],
+        "{report}"
+    );
     let summed: u64 = by_type.iter().map(|t| t["pours"].as_u64().unwrap()).sum();
     assert_eq!(summed, report["totalPours"].as_u64().unwrap(), "{report}");
     let (status, _) = get("/api/beers?type=pilsner").await;

@@ -11,6 +11,7 @@ mod classify;
 mod contract;
 mod crash;
 mod durable;
+mod flags;
 mod hostile;
 mod metrics;
 mod openapi;

@@ -67,7 +67,7 @@ async fn counters_move_when_pours_are_posted() {
     );
     assert_eq!(app.post_keyed("metrics-key", body).await.0, StatusCode::OK);
     assert_eq!(
-        app.post_raw(r#"{"tapId": 4711, "volume": 5000}"#).await.0,
+        app.post_raw(r#"{"tapId": 4711, "volume": 5001}"#).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     let (_subscriber, _) = app.subscribe("").await;
@@ -79,6 +79,8 @@ async fn counters_move_when_pours_are_posted() {
         (r#"altair_pours_accepted_total{type="stein"}"#, 1.0),
         ("altair_idempotent_replays_total", 1.0),
         (r#"altair_pours_rejected_total{reason="invalid"}"#, 1.0),
+        // 900 ml from tap 4711 a few ms after its 500 ml.
+        (r#"altair_pours_flagged_total{flag="burst"}"#, 1.0),
         (
             r#"altair_http_requests_total{route="/api/beers",method="POST",status="201"}"#,
             3.0,
@@ -124,8 +126,11 @@ async fn documented_series_start_at_zero_and_frames_count_hello_and_replay() {
     for series in [
         r#"altair_pours_accepted_total{type="half"}"#,
         r#"altair_pours_accepted_total{type="pint"}"#,
+        r#"altair_pours_accepted_total{type="unclassified"}"#,
         r#"altair_pours_rejected_total{reason="invalid"}"#,
         r#"altair_pours_rejected_total{reason="rate_limited"}"#,
+        r#"altair_pours_flagged_total{flag="tiny"}"#,
+        r#"altair_pours_flagged_total{flag="burst"}"#,
         "altair_idempotent_replays_total",
         "altair_ws_frames_sent_total",
         "altair_ws_subscribers_dropped_slow_total",

@@ -346,10 +346,10 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
         String::from_utf8_lossy(&first.stderr)
     );
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(said.contains("applied v1"), "{said}");
+    assert!(said.contains("applied v1, v2"), "{said}");
     assert!(!said.contains("s3cret"));
     let again = migrate(&pg.url());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v1)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v2)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -484,4 +484,72 @@ async fn pours_and_deletions_reach_every_server_in_the_order_they_happened() {
         }
     }
     assert_eq!(heard, happened);
+}
+
+#[tokio::test]
+async fn bursts_are_judged_against_the_tap_s_previous_pour_on_any_server() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let post = |server: usize, at: &str| {
+        let body = format!(r#"{{"tapId": 9, "volume": 500, "timestamp": "{at}"}}"#);
+        let server = servers[server].clone();
+        async move {
+            let (status, body) = server.post_raw(body).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["beer"]["flags"].clone()
+        }
+    };
+    // 500 ml takes 2.5 s at 200 ml/s.
+    assert_eq!(post(0, "2026-11-20T20:00:00Z").await, json!([]));
+    assert_eq!(post(1, "2026-11-20T20:00:01Z").await, json!(["burst"]));
+    assert_eq!(post(0, "2026-11-20T20:00:03.500Z").await, json!([]));
+    for server in &servers {
+        let (_, page) = server.get("/api/beers?flag=burst").await;
+        assert_eq!(ids_of(&page), [2], "{page}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_before_flags_is_migrated_and_keeps_its_pours() {
+    let Some(pg) = Postgres::start() else { return };
+    let client = pg.client().await;
+    // The schema and rows as the release before flags left them.
+    let at = |second: u32| {
+        altair::pour::Timestamp::parse(&format!("2026-11-20T20:00:{second:02}Z"))
+            .unwrap()
+            .millis()
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE altair_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+             {}
+             INSERT INTO altair_schema (version) VALUES (1);
+             INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
+                 VALUES (1, 1, 500, 'pint', {}, true), (2, 2, 250, 'half', {}, true);
+             INSERT INTO altair_counts (tap_id, glass, pours) VALUES (1, 'pint', 1), (2, 'half', 1);
+             UPDATE altair_counters SET last_pour_id = 2;",
+            include_str!("../../src/store/postgres/migrations/0001_pours.sql"),
+            at(0),
+            at(10),
+        ))
+        .await
+        .unwrap();
+    let server = replica(&pg, &[]).await;
+    let (_, page) = server.get("/api/beers").await;
+    assert_eq!(ids_of(&page), [1, 2]);
+    assert_eq!(page["beers"][0]["flags"], json!([]), "{page}");
+    let (_, report) = server.get("/api/report").await;
+    assert_eq!(report["totalPours"], 2);
+    // Tap 1 last poured at :00, as the old rows say: a pint at :01 is a burst.
+    let body = r#"{"tapId": 1, "volume": 500, "timestamp": "2026-11-20T20:00:01Z"}"#;
+    let (status, pour) = server.post_raw(body).await;
+    assert_eq!(status, StatusCode::CREATED, "{pour}");
+    assert_eq!(pour["beer"]["id"], 3);
+    assert_eq!(pour["beer"]["flags"], json!(["burst"]));
+    let version: i32 = client
+        .query_one("SELECT max(version) FROM altair_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
 }

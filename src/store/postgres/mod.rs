@@ -37,8 +37,9 @@ use tokio_util::sync::CancellationToken;
 pub use schema::SchemaError;
 
 use super::{Condition, Inserted, ListQuery, Page, Stats, Store, StoreError};
+use crate::anomaly::Burst;
 use crate::bus::Bus;
-use crate::pour::{NewPour, Pour, Timestamp};
+use crate::pour::{Flags, NewPour, Pour, Timestamp};
 
 /// The channel name of the wake-up notifications.
 const CHANNEL: &str = "altair_log";
@@ -64,6 +65,8 @@ pub struct PgSettings {
     pub key_ttl: Duration,
     /// How often each server looks for new events without a notification.
     pub poll_interval: Duration,
+    /// How fast a tap pours, for the `burst` flag.
+    pub burst: Burst,
 }
 
 /// Why the PostgreSQL store could not open.
@@ -310,7 +313,7 @@ impl PgStore {
         let (last_id, last_deletion): (i64, i64) = (counters.get(0), counters.get(1));
         let rows = snapshot
             .query_raw(
-                "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours WHERE NOT deleted ORDER BY id",
+                &format!("SELECT {POUR_COLUMNS} FROM altair_pours WHERE NOT deleted ORDER BY id"),
                 std::iter::empty::<&(dyn ToSql + Sync)>(),
             )
             .await
@@ -338,6 +341,7 @@ impl PgStore {
             named("writer"),
             health.clone(),
             settings.key_ttl,
+            settings.burst,
             woken.clone(),
         );
         let mut tasks = vec![tokio::spawn(writer.run(commands))];
@@ -488,16 +492,21 @@ impl Glasses {
     }
 }
 
-/// The pour in columns `at..at+5` of `row`: id, tap_id, volume, glass, poured_at_ms.
+/// A pour's columns, in the order [`pour_from`] reads them.
+const POUR_COLUMNS: &str = "id, tap_id, volume, glass, poured_at_ms, flags";
+
+/// The pour in columns `at..at+6` of `row`: [`POUR_COLUMNS`].
 fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pour {
     let id: i64 = row.get(at);
     let tap_id: i64 = row.get(at + 1);
+    let flags: i16 = row.get(at + 5);
     Pour {
         id: u64::try_from(id).unwrap_or(0),
         tap_id: u32::try_from(tap_id).unwrap_or(0),
         volume: row.get(at + 2),
         glass: glasses.get(row.get(at + 3)),
         timestamp: Timestamp::from_millis(row.get(at + 4)),
+        flags: Flags::from_bits(u8::try_from(flags).unwrap_or(0)),
     }
 }
 
@@ -546,7 +555,7 @@ impl Store for PgStore {
         let client = self.reader().await?;
         let row = client
             .query_opt(
-                "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours WHERE id = $1 AND NOT deleted",
+                &format!("SELECT {POUR_COLUMNS} FROM altair_pours WHERE id = $1 AND NOT deleted"),
                 &[&db_id(id)],
             )
             .await;
@@ -572,19 +581,23 @@ impl Store for PgStore {
         let glass = q.glass.as_deref();
         let from = q.from.map(Timestamp::millis);
         let to = q.to.map(Timestamp::millis);
-        // One statement for every combination of filters: an absent filter is NULL.
+        let flag = q.flag.map(|f| i16::from(Flags::NONE.with(f).bits()));
+        // One statement for every combination of filters: an absent filter is NULL. (The
+        // statement is planned with its values, so an absent one costs nothing, and a flag
+        // filter reads the index of flagged pours.)
         let filters = "NOT deleted
             AND ($1::bigint IS NULL OR tap_id = $1)
             AND ($2::text IS NULL OR glass = $2)
             AND ($3::bigint IS NULL OR poured_at_ms >= $3)
-            AND ($4::bigint IS NULL OR poured_at_ms <= $4)";
+            AND ($4::bigint IS NULL OR poured_at_ms <= $4)
+            AND ($5::smallint IS NULL OR (flags <> 0 AND flags & $5 <> 0))";
         let page = client
             .query(
                 &format!(
-                    "SELECT id, tap_id, volume, glass, poured_at_ms FROM altair_pours
-                     WHERE {filters} AND id > $5 ORDER BY id OFFSET $6 LIMIT $7"
+                    "SELECT {POUR_COLUMNS} FROM altair_pours
+                     WHERE {filters} AND id > $6 ORDER BY id OFFSET $7 LIMIT $8"
                 ),
-                &[&tap, &glass, &from, &to, &after, &offset, &limit],
+                &[&tap, &glass, &from, &to, &flag, &after, &offset, &limit],
             )
             .await;
         let mut glasses = Glasses::default();
@@ -595,12 +608,12 @@ impl Store for PgStore {
             .collect();
         let total = if !q.count_total {
             0
-        } else if from.is_some() || to.is_some() {
-            // Time filters have no count kept: a scan, as in every store.
+        } else if from.is_some() || to.is_some() || flag.is_some() {
+            // Time and flag filters have no count kept: a scan, as in every store.
             let row = client
                 .query_one(
                     &format!("SELECT count(*) FROM altair_pours WHERE {filters}"),
-                    &[&tap, &glass, &from, &to],
+                    &[&tap, &glass, &from, &to, &flag],
                 )
                 .await;
             self.answered(row)?.get::<_, i64>(0)

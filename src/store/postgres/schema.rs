@@ -6,7 +6,10 @@
 use tokio_postgres::Client;
 
 /// Every migration, oldest first: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_pours.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_pours.sql")),
+    (2, include_str!("migrations/0002_flags.sql")),
+];
 
 /// The schema version this binary writes.
 pub fn current() -> i32 {

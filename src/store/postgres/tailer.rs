@@ -95,11 +95,11 @@ async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
         // no more than the first PAGE of each.
         let statement = client
             .prepare(
-                "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms FROM (
-                     (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms
+                "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms, flags FROM (
+                     (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms, flags
                       FROM altair_pours WHERE id > $1 ORDER BY id LIMIT $3)
                      UNION ALL
-                     (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms
+                     (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags
                       FROM altair_deletions d JOIN altair_pours p ON p.id = d.pour_id
                       WHERE d.seq > $2 ORDER BY d.seq LIMIT $3)
                  ) AS events ORDER BY at, kind, seq LIMIT $3",

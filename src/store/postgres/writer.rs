@@ -12,7 +12,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::{CHANNEL, Glasses, Health, MAX_BATCH, Mark, connect, db_id, pour_from, unreachable};
-use crate::pour::{NewPour, Pour, Timestamp};
+use crate::anomaly::Burst;
+use crate::pour::{Flag, NewPour, Pour, Timestamp};
 use crate::store::keys::Fingerprint;
 use crate::store::{Inserted, StoreError};
 
@@ -44,6 +45,7 @@ pub struct Writer {
     client: Option<Connection>,
     health: Arc<Health>,
     key_ttl_ms: i64,
+    burst: Burst,
     /// Wakes this server's tailer at once, without the round trip of a notification.
     local_tailer: Arc<Notify>,
 }
@@ -53,6 +55,7 @@ impl Writer {
         config: tokio_postgres::Config,
         health: Arc<Health>,
         key_ttl: Duration,
+        burst: Burst,
         local_tailer: Arc<Notify>,
     ) -> Writer {
         Writer {
@@ -60,6 +63,7 @@ impl Writer {
             client: None,
             health,
             key_ttl_ms: i64::try_from(key_ttl.as_millis()).unwrap_or(i64::MAX),
+            burst,
             local_tailer,
         }
     }
@@ -125,12 +129,12 @@ impl Writer {
         if inserts.is_empty() {
             return;
         }
-        let key_ttl_ms = self.key_ttl_ms;
+        let (key_ttl_ms, burst) = (self.key_ttl_ms, self.burst);
         let result = match self.connection().await {
             Ok(connection) => {
                 let requests: Vec<(&NewPour, Option<&str>)> =
                     inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
-                insert(connection, &requests, key_ttl_ms).await
+                insert(connection, &requests, key_ttl_ms, burst).await
             }
             Err(e) => {
                 for (_, _, reply) in inserts {
@@ -213,7 +217,9 @@ pub struct Connection {
 struct Statements {
     lock_counters: Statement,
     known_keys: Statement,
+    latest_of_taps: Statement,
     insert_pours: Statement,
+    set_latest: Statement,
     insert_keys: Statement,
     add_counts: Statement,
     set_last_pour: Statement,
@@ -227,15 +233,26 @@ impl Statements {
                 .await?,
             known_keys: client
                 .prepare(
-                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.device_time, p.deleted
+                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.device_time, p.deleted
                      FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
                      WHERE k.key = ANY($1) AND k.created_ms > $2",
                 )
                 .await?,
+            latest_of_taps: client
+                .prepare("SELECT tap_id, latest_pour_ms FROM altair_taps WHERE tap_id = ANY($1)")
+                .await?,
             insert_pours: client
                 .prepare(
-                    "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
-                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[])",
+                    "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time, flags)
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[], $7::int2[])",
+                )
+                .await?,
+            set_latest: client
+                .prepare(
+                    "INSERT INTO altair_taps (tap_id, latest_pour_ms)
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[])
+                     ON CONFLICT (tap_id) DO UPDATE
+                     SET latest_pour_ms = greatest(altair_taps.latest_pour_ms, excluded.latest_pour_ms)",
                 )
                 .await?,
             // An expired key may still have its row: it is taken over.
@@ -289,13 +306,16 @@ async fn lock_counters(connection: &Connection) -> Result<(i64, i64), tokio_post
 }
 
 /// Decides and writes a batch of inserts, in order; one answer each. Two flights: BEGIN,
-/// the lock and the keys' pours; then every write and COMMIT. If any statement fails the
+/// the lock, the keys' pours and the taps' latest pour times (read after the lock is
+/// granted, so every server judges bursts against the same previous pour); then every
+/// write and COMMIT. If any statement fails the
 /// transaction is aborted (PostgreSQL answers its COMMIT with a rollback), and the error
 /// is returned.
 async fn insert(
     connection: &Connection,
     requests: &[(&NewPour, Option<&str>)],
     key_ttl_ms: i64,
+    burst: Burst,
 ) -> Result<Vec<(Inserted, Mark)>, tokio_postgres::Error> {
     let (client, statements) = (&connection.client, &connection.statements);
     let now = Timestamp::now().millis();
@@ -310,12 +330,17 @@ async fn insert(
                 .await
         }
     };
+    let mut taps: Vec<i64> = requests.iter().map(|(p, _)| i64::from(p.tap_id)).collect();
+    taps.sort_unstable();
+    taps.dedup();
+    let taps: [&(dyn ToSql + Sync); 1] = [&taps];
     let first = futures::try_join!(
         client.batch_execute("BEGIN"),
         lock_counters(connection),
-        looked_up
+        looked_up,
+        client.query(&statements.latest_of_taps, &taps),
     );
-    let (_, (mut last_id, _), key_rows) = match first {
+    let (_, (mut last_id, _), key_rows, tap_rows) = match first {
         Ok(answers) => answers,
         Err(e) => return Err(rolled_back(client, e).await),
     };
@@ -325,11 +350,19 @@ async fn insert(
     let mut glasses = Glasses::default();
     for row in key_rows {
         let pour = pour_from(&row, 1, &mut glasses);
-        known.insert(row.get(0), (pour, row.get(6), row.get(7)));
+        known.insert(row.get(0), (pour, row.get(7), row.get(8)));
     }
+    let mut latest: HashMap<u32, Timestamp> = tap_rows
+        .iter()
+        .map(|row| {
+            let tap: i64 = row.get(0);
+            let at = Timestamp::from_millis(row.get(1));
+            (u32::try_from(tap).unwrap_or(0), at)
+        })
+        .collect();
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
-    let mut counts: HashMap<(i64, &str), i64> = HashMap::new();
+    let mut counts: HashMap<(i64, Arc<str>), i64> = HashMap::new();
     for (request, key) in requests {
         if let Some((stored, device_time, deleted)) = key.and_then(|k| known.get(k)) {
             let same =
@@ -343,17 +376,22 @@ async fn insert(
             continue;
         }
         last_id += 1;
-        let pour = (*request)
-            .clone()
-            .with_id(u64::try_from(last_id).unwrap_or(0));
+        let mut request = (*request).clone();
+        if burst.between(latest.get(&request.tap_id).copied(), &request) {
+            request.flags = request.flags.with(Flag::Burst);
+        }
+        let seen = latest.entry(request.tap_id).or_insert(request.timestamp);
+        *seen = (*seen).max(request.timestamp);
+        let pour = request.clone().with_id(u64::try_from(last_id).unwrap_or(0));
         rows.ids.push(last_id);
         rows.taps.push(i64::from(pour.tap_id));
         rows.volumes.push(pour.volume);
         rows.glasses.push(pour.glass.to_string());
         rows.times.push(pour.timestamp.millis());
         rows.device_times.push(request.device_timestamp);
+        rows.flags.push(i16::from(pour.flags.bits()));
         *counts
-            .entry((i64::from(pour.tap_id), &request.glass))
+            .entry((i64::from(pour.tap_id), pour.glass.clone()))
             .or_default() += 1;
         if let Some(key) = key {
             rows.keys.push((*key).to_owned());
@@ -374,7 +412,7 @@ async fn insert(
     }
     let (count_taps, (count_glasses, count_pours)): (Vec<i64>, (Vec<&str>, Vec<i64>)) = counts
         .iter()
-        .map(|((tap, glass), n)| (*tap, (*glass, *n)))
+        .map(|((tap, glass), n)| (*tap, (&**glass, *n)))
         .unzip();
     let keyed = async {
         if rows.keys.is_empty() {
@@ -385,18 +423,25 @@ async fn insert(
                 .await
         }
     };
-    let pours: [&(dyn ToSql + Sync); 6] = [
+    let pours: [&(dyn ToSql + Sync); 7] = [
         &rows.ids,
         &rows.taps,
         &rows.volumes,
         &rows.glasses,
         &rows.times,
         &rows.device_times,
+        &rows.flags,
     ];
+    let (latest_taps, latest_times): (Vec<i64>, Vec<i64>) = latest
+        .iter()
+        .map(|(tap, at)| (i64::from(*tap), at.millis()))
+        .unzip();
+    let latest: [&(dyn ToSql + Sync); 2] = [&latest_taps, &latest_times];
     let counted: [&(dyn ToSql + Sync); 3] = [&count_taps, &count_glasses, &count_pours];
     let counters: [&(dyn ToSql + Sync); 1] = [&last_id];
     let written = futures::try_join!(
         client.execute(&statements.insert_pours, &pours),
+        client.execute(&statements.set_latest, &latest),
         keyed,
         client.execute(&statements.add_counts, &counted),
         client.execute(&statements.set_last_pour, &counters),
@@ -423,6 +468,7 @@ struct NewRows {
     glasses: Vec<String>,
     times: Vec<i64>,
     device_times: Vec<bool>,
+    flags: Vec<i16>,
     keys: Vec<String>,
     key_ids: Vec<i64>,
 }
@@ -438,7 +484,7 @@ async fn delete(
     let Some(row) = client
         .query_opt(
             "UPDATE altair_pours SET deleted = true WHERE id = $1 AND NOT deleted
-             RETURNING id, tap_id, volume, glass, poured_at_ms",
+             RETURNING id, tap_id, volume, glass, poured_at_ms, flags",
             &[&db_id(id)],
         )
         .await?
