@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use altair::anomaly::Burst;
 use altair::bus::Bus;
 use altair::glass::Catalogue;
+use altair::keg::CellarSettings;
 use altair::pour::{Flags, Pour, Timestamp};
 use altair::store::journal::{FrameBuf, Journal, KeyMeta, Record};
 use altair::store::{Ledger, LedgerSettings, Store};
@@ -67,8 +68,13 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let (ledger, opened) =
-            Ledger::open(&dir, &catalogue, Bus::new(&catalogue, 16, 0), settings).expect("open");
+        let (ledger, opened) = Ledger::open(
+            &dir,
+            &catalogue,
+            Bus::new(&catalogue, CellarSettings::new(15.0, &catalogue), 16, 0),
+            settings,
+        )
+        .expect("open");
         times.push(started.elapsed());
         assert_eq!(opened.pours, POURS - POURS / 100);
         runtime.block_on(ledger.close());

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use altair::anomaly::Burst;
 use altair::bus::Bus;
 use altair::glass::Catalogue;
+use altair::keg::CellarSettings;
 use altair::pour::{Flags, NewPour, Timestamp};
 use altair::store::{Ledger, LedgerSettings, ListQuery, Start, Store};
 
@@ -24,7 +25,10 @@ async fn filled(n: u64) -> Ledger {
         compact_min_bytes: u64::MAX,
         burst: Burst { max_flow: 200.0 },
     };
-    let store = Ledger::ephemeral(Bus::new(&catalogue, 16, 0), settings);
+    let store = Ledger::ephemeral(
+        Bus::new(&catalogue, CellarSettings::new(15.0, &catalogue), 16, 0),
+        settings,
+    );
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
     for i in 0..n {
         let pour = NewPour {

@@ -62,6 +62,8 @@ pub enum Need {
     Pour(u32),
     /// Delete a pour.
     Delete,
+    /// Tap, correct and finish kegs.
+    Manage,
 }
 
 /// Who is asking.
@@ -87,7 +89,7 @@ impl Identity {
                 Role::Tap(tap) => match need {
                     Need::Pour(other) => other == tap,
                     Need::Glasses | Need::Subscribe => true,
-                    Need::Read | Need::Delete => false,
+                    Need::Read | Need::Delete | Need::Manage => false,
                 },
             },
         }

@@ -94,6 +94,15 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_MAX_FLOW", value_name = "ML_PER_S", default_value = "200", value_parser = millilitres)]
     pub max_flow: f64,
 
+    /// A keg is low (and subscribers hear so, once) at or under this percentage of its size.
+    #[arg(long, env = "ALTAIR_KEG_LOW_PERCENT", value_name = "PERCENT", default_value = "15", value_parser = percent)]
+    pub keg_low_percent: f64,
+
+    /// Seconds without a pour after which a tap with a keg on is quiet, while the bar is
+    /// open (--opening-hours).
+    #[arg(long, env = "ALTAIR_QUIET_AFTER", value_name = "SECS", default_value = "1800", value_parser = seconds)]
+    pub quiet_after: Duration,
+
     /// Seconds between reports pushed to subscribers.
     #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub report_interval: Duration,

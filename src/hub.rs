@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::{
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Event;
+use crate::keg::KegEvent;
 use crate::pour::Pour;
 use crate::report::Report;
 
@@ -47,9 +48,19 @@ pub struct Frame {
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
 enum Wire<'a> {
-    Pour { beer: &'a Pour },
-    Deleted { id: u64 },
-    Report { report: &'a Report },
+    Pour {
+        beer: &'a Pour,
+    },
+    Deleted {
+        id: u64,
+    },
+    Report {
+        report: &'a Report,
+    },
+    Keg {
+        #[serde(flatten)]
+        detail: &'a KegEvent,
+    },
 }
 
 impl Frame {
@@ -59,6 +70,7 @@ impl Frame {
             Event::Poured(pour) => (Some(pour.id), Wire::Pour { beer: pour }),
             Event::Deleted(pour) => (None, Wire::Deleted { id: pour.id }),
             Event::Report(report) => (None, Wire::Report { report }),
+            Event::Keg(detail) => (None, Wire::Keg { detail }),
         };
         Frame::text(pour_id, to_json(&wire))
     }
@@ -898,7 +910,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_hub_that_falls_behind_the_bus_kicks_everyone_to_resume() {
-        let bus = crate::bus::Bus::new(&crate::glass::Catalogue::default(), 2, 0);
+        let catalogue = crate::glass::Catalogue::default();
+        let kegs = crate::keg::CellarSettings::new(15.0, &catalogue);
+        let bus = crate::bus::Bus::new(&catalogue, kegs, 2, 0);
         let hub = Hub::new(16);
         let events = bus.subscribe();
         let (end, _client) = pair().await;

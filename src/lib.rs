@@ -17,6 +17,8 @@
 //!   journal writer (durable) or none (`--ephemeral`); it publishes on the bus.
 //! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a
 //!   channel.
+//! - [`keg`]: kegs and taps, a state machine fed the store's log: levels, pace, forecasts,
+//!   and keg events.
 //! - [`report`]: incremental metrics and the report document.
 //! - [`anomaly`]: the rules that flag a pour (tiny, over-pour, after hours, burst).
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
@@ -34,6 +36,7 @@ pub mod glass;
 pub mod http;
 pub mod hub;
 pub mod human;
+pub mod keg;
 pub mod metrics;
 pub mod pour;
 pub mod report;

@@ -121,16 +121,19 @@ pub enum Flag {
     /// Closer to the tap's previous pour than the tap can pour its volume at
     /// `--max-flow`: a double report, or a meter gone wrong.
     Burst,
+    /// Poured from a keg that had nothing left: the keg's size is wrong.
+    EmptyKeg,
 }
 
 impl Flag {
     /// Every flag, in the order they are listed.
-    pub const ALL: [Flag; 5] = [
+    pub const ALL: [Flag; 6] = [
         Flag::Tiny,
         Flag::Unclassified,
         Flag::OverPour,
         Flag::AfterHours,
         Flag::Burst,
+        Flag::EmptyKeg,
     ];
 
     /// The flag's name in the API.
@@ -141,6 +144,7 @@ impl Flag {
             Flag::OverPour => "overPour",
             Flag::AfterHours => "afterHours",
             Flag::Burst => "burst",
+            Flag::EmptyKeg => "emptyKeg",
         }
     }
 

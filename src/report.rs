@@ -25,6 +25,8 @@ pub struct Report {
     pub by_type: Vec<TypeTally>,
     /// Stored pours with each flag (a pour may have several).
     pub flagged: FlagCounts,
+    /// The kegs on tap now, by tap.
+    pub levels: Vec<Level>,
     /// Stored pours whose timestamp lies in the last 60 s.
     pub pours_last_minute: u64,
     /// Stored pours whose timestamp lies in the last 3600 s.
@@ -55,6 +57,20 @@ pub struct TypeTally {
     pub volume_ml: f64,
 }
 
+/// How full a tap's keg is.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Level {
+    pub tap_id: u32,
+    pub keg_id: u64,
+    pub beverage: String,
+    pub remaining_ml: f64,
+    /// Remaining as a percentage of the keg's size.
+    pub percent: f64,
+    pub low: bool,
+    pub empty: bool,
+}
+
 /// Stored pours per flag.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -64,6 +80,7 @@ pub struct FlagCounts {
     pub over_pour: u64,
     pub after_hours: u64,
     pub burst: u64,
+    pub empty_keg: u64,
 }
 
 impl FlagCounts {
@@ -74,6 +91,7 @@ impl FlagCounts {
             Flag::OverPour => &mut self.over_pour,
             Flag::AfterHours => &mut self.after_hours,
             Flag::Burst => &mut self.burst,
+            Flag::EmptyKeg => &mut self.empty_keg,
         }
     }
 
@@ -241,6 +259,7 @@ impl Aggregator {
             by_tap,
             by_type,
             flagged: self.flagged,
+            levels: Vec::new(),
             pours_last_minute: in_last(60),
             pours_last_hour: in_last(WINDOW_SECONDS as i64),
             generated_at: now,
@@ -385,7 +404,7 @@ mod tests {
         let json = serde_json::to_value(agg.report(now())).unwrap();
         assert_eq!(
             json["flagged"],
-            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1})
+            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1, "emptyKeg": 0})
         );
     }
 

@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, Gate, GateSettings, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
+use crate::keg::CellarSettings;
 use crate::pour::Intake;
 use crate::store::postgres::PgError;
 use crate::store::{JournalError, Ledger, LedgerSettings, PgSettings, PgStore, Store};
@@ -87,6 +88,7 @@ impl Server {
         };
         let bus = Bus::new(
             &catalogue,
+            CellarSettings::new(config.keg_low_percent, &catalogue),
             config.bus_capacity as usize,
             config.report_every,
         );
@@ -151,6 +153,7 @@ impl Server {
             catalogue: Arc::new(catalogue),
             intake: intake(&config),
             rules: Arc::new(Rules::from_config(&config)),
+            quiet_after: config.quiet_after,
             started: Instant::now(),
             socket: SocketSettings {
                 ping_interval: config.ping_interval,

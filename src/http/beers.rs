@@ -7,7 +7,7 @@ use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{glass_param, require, tap_param, whole_number};
+use super::request::{glass_param, json_content, require, tap_param, whole_number};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
@@ -120,22 +120,7 @@ async fn store_pour(
     body: Result<bytes::Bytes, ApiError>,
     who: Option<Identity>,
 ) -> Result<(Pour, StatusCode), ApiError> {
-    // Devices that send no Content-Type at all are accepted, as the prototype did.
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/json" {
-            return Err(ApiError::BadRequest(
-                "Content-Type must be application/json".into(),
-            ));
-        }
-    }
+    json_content(headers)?;
     let key = idempotency_key(headers)?;
     let body = body?;
     let mut new_pour = parse_new_pour(&body, &state.catalogue, &state.intake, Timestamp::now())

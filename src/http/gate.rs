@@ -47,7 +47,7 @@ pub struct Gate {
 
 /// The WebSocket endpoint: the one GET that browsers from other origins may not make.
 const SOCKET_PATH: &str = "/sockets/beers";
-const CORS_METHODS: &str = "GET, POST, DELETE";
+const CORS_METHODS: &str = "GET, POST, PATCH, DELETE";
 const CORS_HEADERS: &str = "authorization, content-type, idempotency-key";
 
 impl Gate {

@@ -6,7 +6,7 @@
 //!
 //! Inside, modules only look down: [`error`] and [`gate`] know nothing of routes; [`state`]
 //! holds what handlers share; [`request`] and [`reply`] are what every handler uses;
-//! `beers`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; this
+//! `beers`, `kegs`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; this
 //! file is the table of routes.
 
 pub mod error;
@@ -19,6 +19,7 @@ pub mod socket;
 pub mod state;
 
 mod beers;
+mod kegs;
 mod operations;
 
 use warp::filters::BoxedFilter;
@@ -80,6 +81,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(glasses(state.clone()))
         .unify()
+        .or(keg_routes(state.clone()))
+        .unify()
         .or(report(state.clone()))
         .unify()
         .or(health(state.clone()))
@@ -130,6 +133,112 @@ fn create(state: AppState) -> BoxedFilter<(Response,)> {
                 answer(beers::create(&state, &headers, body, who).await)
             },
         )
+        .boxed()
+}
+
+/// `/api/kegs`, `/api/kegs/sizes`, `/api/kegs/{id}`, `/api/kegs/{id}/finish`, `/api/taps`
+fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let read = |state: &AppState| with_state(state.clone()).and(identity());
+    let all = warp::path!("api" / "kegs").and(
+        warp::get()
+            .and(read(&state))
+            .and(raw_query())
+            .map(|state: AppState, who: Option<Identity>, query: String| {
+                answer(require(&who, Need::Read).and_then(|()| kegs::list(&state, &query)))
+            })
+            .or(warp::post()
+                .and(read(&state))
+                .and(warp::header::headers_cloned())
+                .and(body_limited(BODY_LIMIT))
+                .then(
+                    |state: AppState,
+                     who: Option<Identity>,
+                     headers: HeaderMap,
+                     body: Result<bytes::Bytes, ApiError>| async move {
+                        answer(
+                            async {
+                                require(&who, Need::Manage)?;
+                                kegs::create(&state, &headers, body).await
+                            }
+                            .await,
+                        )
+                    },
+                ))
+            .unify()
+            .or(not_allowed("GET, POST"))
+            .unify(),
+    );
+    let sizes = warp::path!("api" / "kegs" / "sizes").and(
+        warp::get()
+            .and(identity())
+            .map(|who: Option<Identity>| answer(require(&who, Need::Read).map(|()| kegs::sizes())))
+            .or(not_allowed("GET"))
+            .unify(),
+    );
+    let one = warp::path!("api" / "kegs" / String)
+        .and(warp::method())
+        .and(read(&state))
+        .and(warp::header::headers_cloned())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |id: String,
+             method: Method,
+             state: AppState,
+             who: Option<Identity>,
+             headers: HeaderMap,
+             body: Result<bytes::Bytes, ApiError>| async move {
+                match method {
+                    Method::GET => {
+                        answer(require(&who, Need::Read).and_then(|()| kegs::show(&state, &id)))
+                    }
+                    Method::PATCH => answer(
+                        async {
+                            require(&who, Need::Manage)?;
+                            kegs::correct(&state, &id, &headers, body).await
+                        }
+                        .await,
+                    ),
+                    _ => ApiError::MethodNotAllowed {
+                        allow: "GET, PATCH",
+                    }
+                    .into_response(),
+                }
+            },
+        );
+    let finish = warp::path!("api" / "kegs" / String / "finish")
+        .and(warp::method())
+        .and(read(&state))
+        .then(
+            |id: String, method: Method, state: AppState, who: Option<Identity>| async move {
+                if method != Method::POST {
+                    return ApiError::MethodNotAllowed { allow: "POST" }.into_response();
+                }
+                answer(
+                    async {
+                        require(&who, Need::Manage)?;
+                        kegs::finish(&state, &id).await
+                    }
+                    .await,
+                )
+            },
+        );
+    let taps = warp::path!("api" / "taps").and(
+        warp::get()
+            .and(read(&state))
+            .map(|state: AppState, who: Option<Identity>| {
+                answer(require(&who, Need::Read).map(|()| kegs::taps(&state)))
+            })
+            .or(not_allowed("GET"))
+            .unify(),
+    );
+    all.or(sizes)
+        .unify()
+        .or(one)
+        .unify()
+        .or(finish)
+        .unify()
+        .or(taps)
+        .unify()
         .boxed()
 }
 

@@ -13,7 +13,7 @@ use warp::reply::Response;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{beers, operations, socket};
+use super::{beers, kegs, operations, socket};
 use crate::glass::Catalogue;
 use crate::pour::Intake;
 
@@ -25,6 +25,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/beers/{id}"),
     ("DELETE", "/api/beers/{id}"),
     ("GET", "/api/glasses"),
+    ("GET", "/api/kegs"),
+    ("POST", "/api/kegs"),
+    ("GET", "/api/kegs/sizes"),
+    ("GET", "/api/kegs/{id}"),
+    ("PATCH", "/api/kegs/{id}"),
+    ("POST", "/api/kegs/{id}/finish"),
+    ("GET", "/api/taps"),
     ("GET", "/api/report"),
     ("GET", "/health"),
     ("GET", "/metrics"),
@@ -47,6 +54,13 @@ pub const ROUTES: &[(&str, &str)] = &[
         operations::health,
         beers::glasses,
         beers::report,
+        kegs::create,
+        kegs::list,
+        kegs::sizes,
+        kegs::show,
+        kegs::correct,
+        kegs::finish,
+        kegs::taps,
         operations::metrics,
         socket::subscribe,
         openapi_json,
@@ -58,6 +72,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     tags(
         (name = "pours", description = "Pours and the report"),
         (name = "catalogue", description = "The glass catalogue"),
+        (name = "kegs", description = "Kegs on taps, their levels, and the taps"),
         (name = "live", description = "The WebSocket feed"),
         (name = "operations", description = "Health and metrics"),
         (name = "documentation", description = "This document"),

@@ -33,6 +33,7 @@ pub fn require(who: &Option<Identity>, need: Need) -> Result<(), ApiError> {
                 Need::Subscribe => "subscribe".to_owned(),
                 Need::Pour(tap) => format!("post pours for tap {tap}"),
                 Need::Delete => "delete pours".to_owned(),
+                Need::Manage => "change kegs".to_owned(),
             }
         ))),
     }
@@ -125,4 +126,26 @@ pub fn whole_number(value: &str) -> Option<u64> {
 /// A `tapId` query value, else 400.
 pub fn tap_param(value: &str) -> Result<u32, ApiError> {
     crate::pour::parse_tap_id(value).ok_or_else(|| ApiError::BadRequest(crate::pour::tap_id_rule()))
+}
+
+/// A request body's `Content-Type` must be JSON, or absent: devices that send none at all
+/// are accepted, as the prototype did.
+pub fn json_content(headers: &warp::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(content_type) = headers.get(warp::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = content_type
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" {
+        return Err(ApiError::BadRequest(
+            "Content-Type must be application/json".into(),
+        ));
+    }
+    Ok(())
 }

@@ -619,4 +619,14 @@ pub enum SocketEvent {
     Deleted { id: u64 },
     /// The report, at the interval and every N pours.
     Report { report: crate::report::Report },
+    /// Something happened to a keg: tapped, corrected, low, empty, finished; right after
+    /// the pour or the change that caused it.
+    Keg {
+        kind: crate::keg::KegEventKind,
+        /// The keg events' own sequence, from 1, the same on every server.
+        seq: u64,
+        /// The id of the last pour before it.
+        after: u64,
+        keg: crate::keg::KegView,
+    },
 }

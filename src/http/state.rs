@@ -26,6 +26,8 @@ pub struct AppState {
     pub intake: Intake,
     /// What flags a pour earns.
     pub rules: Arc<Rules>,
+    /// How long a tap with a keg on may go without a pour, while open, before it is quiet.
+    pub quiet_after: Duration,
     pub started: Instant,
     pub socket: SocketSettings,
     /// CORS, origin checks, rate limits and authentication, before routing.

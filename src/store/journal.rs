@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::glass::Catalogue;
+use crate::keg::KegOp;
 use crate::pour::{Flags, Pour, Timestamp};
 
 /// The journal's file name inside the data directory.
@@ -46,6 +47,8 @@ const POUR: u8 = 5;
 /// A key's deleted pour, with its flags.
 const KEY: u8 = 6;
 const TAP: u8 = 7;
+const KEG: u8 = 8;
+const KEG_MARKS: u8 = 9;
 
 /// An idempotency key remembered with its pour.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +72,11 @@ pub enum Record {
     Sequence { last_id: u64 },
     /// The latest time a tap reported a pour at, deleted or not; written by compaction.
     Tap { tap_id: u32, latest: Timestamp },
+    /// A keg operation, logged after pour `after`.
+    Keg { op: KegOp, after: u64 },
+    /// What the kegs have announced (JSON, see [`crate::keg::Marks`]); written by
+    /// compaction, which drops the deleted pours that some announcements followed.
+    KegMarks { marks: String },
 }
 
 /// Why the journal could not be opened.
@@ -442,7 +450,21 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&tap_id.to_le_bytes());
             out.extend_from_slice(&latest.millis().to_le_bytes());
         }
+        Record::Keg { op, after } => {
+            out.push(KEG);
+            out.extend_from_slice(&after.to_le_bytes());
+            put_long_str(out, &op.to_json());
+        }
+        Record::KegMarks { marks } => {
+            out.push(KEG_MARKS);
+            put_long_str(out, marks);
+        }
     }
+}
+
+fn put_long_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Glass names shared by every pour that has them, instead of one string per pour.
@@ -494,6 +516,11 @@ impl<'b> Reader<'_, 'b> {
 
     fn str(&mut self) -> Option<&'b str> {
         let len = self.u8()? as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn long_str(&mut self) -> Option<&'b str> {
+        let len = u32::from_le_bytes(self.array()?) as usize;
         std::str::from_utf8(self.take(len)?).ok()
     }
 
@@ -553,6 +580,14 @@ fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
             tap_id: u32::from_le_bytes(r.array()?),
             latest: Timestamp::from_millis(i64::from_le_bytes(r.array()?)),
         }),
+        KEG => {
+            let after = u64::from_le_bytes(r.array()?);
+            let op = KegOp::from_json(r.long_str()?)?;
+            Some(Record::Keg { op, after })
+        }
+        KEG_MARKS => Some(Record::KegMarks {
+            marks: r.long_str()?.to_owned(),
+        }),
         _ => None,
     }
 }
@@ -600,6 +635,19 @@ mod tests {
                 tap_id: 7,
                 latest: Timestamp::from_millis(1_800_000_001_000),
             },
+            Record::Keg {
+                op: KegOp::Tap {
+                    tap_id: 7,
+                    beverage: "Märzen \"dunkel\"".into(),
+                    size_ul: 50_000_000,
+                    start_ul: 40_000_000,
+                    at: Timestamp::from_millis(1_800_000_002_000),
+                },
+                after: 11,
+            },
+            Record::KegMarks {
+                marks: r#"{"events":3}"#.into(),
+            },
         ]
     }
 
@@ -637,7 +685,7 @@ mod tests {
         assert_eq!(seen, records());
         assert_eq!(
             (recovery.frames, recovery.records, recovery.dropped),
-            (2, 6, None)
+            (2, 8, None)
         );
         fs::remove_dir_all(dir).unwrap();
     }

@@ -25,6 +25,7 @@ use super::{Inserted, ListQuery, Page, Stats, Store, StoreError};
 use crate::anomaly::Burst;
 use crate::bus::Bus;
 use crate::glass::Catalogue;
+use crate::keg::{KegError, KegOp, Marks};
 use crate::pour::{Flag, NewPour, Pour, Timestamp};
 
 /// Requests per group commit at most.
@@ -79,6 +80,10 @@ enum Command {
         id: u64,
         reply: oneshot::Sender<Result<Option<Pour>, StoreError>>,
     },
+    Keg {
+        op: KegOp,
+        reply: oneshot::Sender<Result<Result<u64, KegError>, StoreError>>,
+    },
     Close {
         reply: oneshot::Sender<()>,
     },
@@ -110,7 +115,7 @@ impl Ledger {
             None,
             Index::default(),
             KeyTable::new(settings.key_ttl),
-            Latest::new(),
+            (Latest::new(), Vec::new()),
             bus,
             settings,
         )
@@ -128,6 +133,7 @@ impl Ledger {
         let mut index = Index::default();
         let mut keys = KeyTable::new(settings.key_ttl);
         let mut latest = Latest::new();
+        let mut keg_ops = Vec::new();
         let remember = |keys: &mut KeyTable, pour: &Pour, meta: KeyMeta| {
             if keys.alive(meta.created, now) {
                 keys.insert(Remembered {
@@ -154,6 +160,16 @@ impl Ledger {
             Record::Key { pour, key } => remember(&mut keys, &pour, key),
             Record::Sequence { last_id } => index.reserve_ids(last_id),
             Record::Tap { tap_id, latest: at } => saw(&mut latest, tap_id, at),
+            Record::Keg { op, after } => {
+                bus.recovered_keg_op(&op, after);
+                keg_ops.push((op, after));
+            }
+            Record::KegMarks { marks } => match serde_json::from_str::<Marks>(&marks) {
+                Ok(marks) => bus.cellar(|c| c.restore(&marks)),
+                Err(e) => log::warn!(
+                    "journal: unreadable keg marks ({e}); kegs may announce a level again"
+                ),
+            },
         })?;
         let opened = Opened {
             recovery,
@@ -162,7 +178,7 @@ impl Ledger {
             took: started.elapsed(),
         };
         Ok((
-            Ledger::start(Some(journal), index, keys, latest, bus, settings),
+            Ledger::start(Some(journal), index, keys, (latest, keg_ops), bus, settings),
             opened,
         ))
     }
@@ -171,7 +187,7 @@ impl Ledger {
         journal: Option<Journal>,
         index: Index,
         keys: KeyTable,
-        latest: Latest,
+        (latest, keg_ops): (Latest, Vec<(KegOp, u64)>),
         bus: Bus,
         settings: LedgerSettings,
     ) -> Ledger {
@@ -188,6 +204,7 @@ impl Ledger {
             bus,
             keys,
             latest,
+            keg_ops,
             failed: None,
             compaction: None,
             settings,
@@ -262,6 +279,10 @@ impl Store for Ledger {
         self.ask(|reply| Command::Delete { id, reply }).await
     }
 
+    async fn keg(&self, op: KegOp) -> Result<Result<u64, KegError>, StoreError> {
+        self.ask(|reply| Command::Keg { op, reply }).await
+    }
+
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         Ok(read(&self.index).list(query))
     }
@@ -288,6 +309,8 @@ struct Writer {
     bus: Bus,
     keys: KeyTable,
     latest: Latest,
+    /// Every keg operation and the pour it came after, for compaction to keep.
+    keg_ops: Vec<(KegOp, u64)>,
     /// Set when a journal write failed: the file's state is unknown, so no further write
     /// is attempted (retrying after a failed fsync can lose data silently).
     failed: Option<String>,
@@ -303,15 +326,26 @@ enum Decided {
     Answered(oneshot::Sender<Result<Inserted, StoreError>>, Inserted),
     Deleting(oneshot::Sender<Result<Option<Pour>, StoreError>>, u64),
     Missing(oneshot::Sender<Result<Option<Pour>, StoreError>>),
+    Keg(KegReply, Result<(KegOp, u64, u64), KegError>),
 }
+
+type KegReply = oneshot::Sender<Result<Result<u64, KegError>, StoreError>>;
 
 impl Writer {
     fn run(mut self, mut queue: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = queue.blocking_recv() {
+        let mut held: Option<Command> = None;
+        while let Some(first) = held.take().or_else(|| queue.blocking_recv()) {
+            // A keg operation is committed alone: it is checked against kegs that every
+            // earlier change has reached.
+            let alone = matches!(first, Command::Keg { .. });
             batch.push(first);
-            while batch.len() < MAX_BATCH {
+            while !alone && batch.len() < MAX_BATCH {
                 match queue.try_recv() {
+                    Ok(keg @ Command::Keg { .. }) => {
+                        held = Some(keg);
+                        break;
+                    }
                     Ok(command) => batch.push(command),
                     Err(_) => break,
                 }
@@ -336,6 +370,8 @@ impl Writer {
         let mut decided = Vec::with_capacity(batch.len());
         let mut new_keys = Vec::new();
         let mut close = None;
+        // Volume decided per tap in this batch, not yet drawn from its keg.
+        let mut pending: HashMap<u32, i64> = HashMap::new();
         {
             let index = read(&self.index);
             let mut next_id = index.last_id() + 1;
@@ -372,6 +408,11 @@ impl Writer {
                         if self.settings.burst.between(previous, &pour) {
                             pour.flags = pour.flags.with(Flag::Burst);
                         }
+                        let drawn = pending.entry(pour.tap_id).or_default();
+                        if self.bus.cellar(|c| c.empty_before(pour.tap_id, *drawn)) {
+                            pour.flags = pour.flags.with(Flag::EmptyKeg);
+                        }
+                        *drawn += crate::keg::microlitres(pour.volume);
                         saw(&mut self.latest, pour.tap_id, pour.timestamp);
                         let device_timestamp = pour.device_timestamp;
                         let pour = pour.with_id(next_id);
@@ -406,6 +447,17 @@ impl Writer {
                             decided.push(Decided::Missing(reply));
                         }
                     }
+                    Command::Keg { op, reply } => {
+                        let after = next_id - 1;
+                        let checked = self.bus.cellar(|c| c.check(&op));
+                        if checked.is_ok() {
+                            frame.push(&Record::Keg {
+                                op: op.clone(),
+                                after,
+                            });
+                        }
+                        decided.push(Decided::Keg(reply, checked.map(|id| (op, after, id))));
+                    }
                     Command::Close { reply } => close = Some(reply),
                 }
             }
@@ -429,6 +481,9 @@ impl Writer {
                         let _ = reply.send(Err(StoreError(reason.clone())));
                     }
                     Decided::Deleting(reply, _) | Decided::Missing(reply) => {
+                        let _ = reply.send(Err(StoreError(reason.clone())));
+                    }
+                    Decided::Keg(reply, _) => {
                         let _ = reply.send(Err(StoreError(reason.clone())));
                     }
                 }
@@ -458,6 +513,14 @@ impl Writer {
                 }
                 Decided::Missing(reply) => {
                     let _ = reply.send(Ok(None));
+                }
+                Decided::Keg(reply, checked) => {
+                    let answer = checked.map(|(op, after, id)| {
+                        self.bus.keg_op(&op, after);
+                        self.keg_ops.push((op, after));
+                        id
+                    });
+                    let _ = reply.send(Ok(answer));
                 }
             }
         }
@@ -491,10 +554,29 @@ impl Writer {
                 });
             }
         }
-        records.extend(index.iter().map(|pour| Record::Pour {
-            pour: pour.clone(),
-            key: key_of.remove(&pour.id),
+        // Keg operations keep their places among the pours: which pours a keg took
+        // depends on them.
+        let mut ops = self.keg_ops.iter().peekable();
+        for pour in index.iter() {
+            while let Some((op, after)) = ops.next_if(|(_, after)| *after < pour.id) {
+                records.push(Record::Keg {
+                    op: op.clone(),
+                    after: *after,
+                });
+            }
+            records.push(Record::Pour {
+                pour: pour.clone(),
+                key: key_of.remove(&pour.id),
+            });
+        }
+        records.extend(ops.map(|(op, after)| Record::Keg {
+            op: op.clone(),
+            after: *after,
         }));
+        let marks = self.bus.cellar(|c| c.marks());
+        records.push(Record::KegMarks {
+            marks: serde_json::to_string(&marks).unwrap_or_default(),
+        });
         records.extend(
             self.latest
                 .iter()
@@ -562,6 +644,9 @@ fn refuse(command: Command, reason: &str) {
             let _ = reply.send(Err(error()));
         }
         Command::Delete { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Command::Keg { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
         Command::Close { reply } => {

@@ -18,6 +18,7 @@ pub use journal::JournalError;
 pub use ledger::{Ledger, LedgerSettings, Opened};
 pub use postgres::{PgOpened, PgSettings, PgStore};
 
+use crate::keg::{KegError, KegOp};
 use crate::pour::{Flag, NewPour, Pour, Timestamp};
 
 /// Where a list page starts: past the id `after` (the cursor style), then `offset`
@@ -132,6 +133,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError>;
     /// Deletes and publishes the pour with this id, returning it; `None` if there was none.
     async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError>;
+    /// Logs and publishes a keg operation, if it applies (else why not); the id of the
+    /// keg it made or changed.
+    async fn keg(&self, op: KegOp) -> Result<Result<u64, KegError>, StoreError>;
     /// A page of matching pours in id order.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// How many pours there are and the newest id.

@@ -87,6 +87,8 @@ contract!(
     the_report_counts_every_pour_and_deletion,
     everything_survives_a_restart,
     flags_are_stored_filtered_counted_and_kept_across_a_restart,
+    kegs_draw_down_announce_each_level_once_and_survive_a_restart,
+    keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -348,7 +350,7 @@ async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &B
     );
 
     let flagged = |report: &serde_json::Value| report["flagged"].clone();
-    let expected = serde_json::json!({"tiny": 1, "unclassified": 2, "overPour": 1, "afterHours": 1, "burst": 1});
+    let expected = serde_json::json!({"tiny": 1, "unclassified": 2, "overPour": 1, "afterHours": 1, "burst": 1, "emptyKeg": 0});
     assert_eq!(flagged(&app.get("/api/report").await.1), expected);
     assert_eq!(app.delete("/api/beers/4").await, StatusCode::NO_CONTENT);
     let (_, report) = app.get("/api/report").await;
@@ -365,4 +367,228 @@ async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &B
     let body = r#"{"tapId": 1, "volume": 500, "timestamp": "2026-11-20T20:00:02Z"}"#;
     let (_, again) = app.post_raw(body).await;
     assert_eq!(flags_of(&again["beer"]), ["burst"]);
+}
+
+/// What a subscriber heard next, in short: `pour 3`, `keg low 1`, `deleted 2`.
+async fn heard(subscriber: &mut crate::helpers::Subscriber) -> String {
+    let frame = subscriber.next_change().await;
+    match frame["event"].as_str().unwrap() {
+        "pour" => format!("pour {}", frame["beer"]["id"]),
+        "deleted" => format!("deleted {}", frame["id"]),
+        "keg" => format!(
+            "keg {} {}",
+            frame["kind"].as_str().unwrap(),
+            frame["keg"]["id"]
+        ),
+        other => panic!("unexpected {other}: {frame}"),
+    }
+}
+
+async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: &Backend) {
+    let app = backend.server().await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    let (status, tapped) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 1000}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tapped}");
+    let keg = &tapped["keg"];
+    assert_eq!(
+        (keg["id"].as_u64(), keg["remainingMl"].as_f64()),
+        (Some(1), Some(1000.0))
+    );
+    assert_eq!(
+        (keg["percent"].as_f64(), keg["status"].as_str()),
+        (Some(100.0), Some("current"))
+    );
+    assert_eq!(heard(&mut subscriber).await, "keg tapped 1");
+    // 15 % of a litre is 150 ml: low once 850 ml are drawn, empty at 1000.
+    app.pour(1, 500.0).await;
+    app.pour(1, 349.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 1");
+    assert_eq!(heard(&mut subscriber).await, "pour 2");
+    app.pour(1, 1.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 3");
+    assert_eq!(heard(&mut subscriber).await, "keg low 1");
+    let last = app.pour(1, 150.0).await;
+    assert!(
+        !last["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&"emptyKeg".into())
+    );
+    assert_eq!(heard(&mut subscriber).await, "pour 4");
+    assert_eq!(heard(&mut subscriber).await, "keg empty 1");
+    let (_, over) = app
+        .post_raw(r#"{"tapId": 1, "volume": 100, "timestamp": "2030-01-01T00:00:00Z"}"#)
+        .await;
+    assert_eq!(
+        over["beer"]["flags"],
+        serde_json::json!(["emptyKeg"]),
+        "{over}"
+    );
+    assert_eq!(heard(&mut subscriber).await, "pour 5");
+    let (_, keg) = app.get("/api/kegs/1").await;
+    assert_eq!(keg["keg"]["remainingMl"], -100.0);
+    assert_eq!(
+        (keg["keg"]["low"].as_bool(), keg["keg"]["empty"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(app.delete("/api/beers/5").await, StatusCode::NO_CONTENT);
+    assert_eq!(heard(&mut subscriber).await, "deleted 5");
+    let (_, keg) = app.get("/api/kegs/1").await;
+    assert_eq!(
+        keg["keg"]["remainingMl"], 0.0,
+        "a deleted pour gives its volume back"
+    );
+
+    // Kegbot's mistake, put right: the keg was twice that size. 1000 ml left of 2000.
+    let (status, corrected) = app
+        .send_json(
+            "PATCH",
+            "/api/kegs/1",
+            r#"{"sizeMl": 2000, "beverage": "Pils vom Fass"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{corrected}");
+    assert_eq!(corrected["keg"]["remainingMl"], 1000.0);
+    assert_eq!(corrected["keg"]["percent"], 50.0);
+    assert_eq!(heard(&mut subscriber).await, "keg corrected 1");
+    let (status, body) = app.send_json("PATCH", "/api/kegs/1", r#"{}"#).await;
+    assert_error(status, &body, 422);
+    let (_, before) = app.get("/api/kegs/1").await;
+
+    app.shutdown().await;
+    let app = backend.server().await;
+    let (_, after) = app.get("/api/kegs/1").await;
+    assert_eq!(
+        after, before,
+        "kegs are what the log says, after a restart too"
+    );
+    let (mut subscriber, _) = app.subscribe("").await;
+    // 200 ml left of 2000 is under 15 %, but the keg said it was low already.
+    app.pour(1, 800.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 6");
+    let (status, second) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 1, "beverage": "Helles", "size": "euro-30"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["keg"]["id"], 2);
+    assert_eq!(second["keg"]["sizeMl"], 30_000.0);
+    assert_eq!(
+        heard(&mut subscriber).await,
+        "keg finished 1",
+        "not low again"
+    );
+    assert_eq!(heard(&mut subscriber).await, "keg tapped 2");
+    let (status, body) = app.post_json("/api/kegs/1/finish", "").await;
+    assert!(assert_error(status, &body, 409).contains("finished"));
+    let (status, body) = app.post_json("/api/kegs/99/finish", "").await;
+    assert_error(status, &body, 404);
+    let ids = |body: &serde_json::Value| -> Vec<u64> {
+        body["kegs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&app.get("/api/kegs?status=current").await.1), [2]);
+    assert_eq!(ids(&app.get("/api/kegs?status=finished").await.1), [1]);
+    assert_eq!(ids(&app.get("/api/kegs?tapId=1").await.1), [1, 2]);
+    app.pour(1, 500.0).await;
+    let (_, taps) = app.get("/api/taps").await;
+    let tap = &taps["taps"][0];
+    assert_eq!(
+        (tap["tapId"].as_u64(), tap["keg"]["id"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(tap["keg"]["remainingMl"], 29_500.0);
+    assert!(tap["paceMlPerHour"].as_f64().unwrap() >= 500.0, "{taps}");
+    assert!(tap["forecastEmptyAt"].is_string(), "{taps}");
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["levels"][0]["kegId"], 2, "{report}");
+    assert_eq!(report["levels"][0]["remainingMl"], 29_500.0, "{report}");
+}
+
+async fn keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change(backend: &Backend) {
+    let app = Arc::new(backend.server().await);
+    let (status, _) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 1, "beverage": "Pils", "size": "euro-50"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Pours of 333.3 ml from tap 1 and tap 2, and a new keg on tap 1, all at once.
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.pour(1 + i % 2, 333.3).await["id"].as_u64().unwrap()
+        }));
+    }
+    let changed = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.post_json(
+                "/api/kegs",
+                r#"{"tapId": 1, "beverage": "Dunkel", "sizeMl": 20000}"#,
+            )
+            .await
+        })
+    };
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    assert_eq!(changed.await.unwrap().0, StatusCode::CREATED);
+    // Delete every third pour, concurrently.
+    let deletions: Vec<_> = ids
+        .iter()
+        .filter(|id| *id % 3 == 0)
+        .map(|id| {
+            let app = app.clone();
+            let path = format!("/api/beers/{id}");
+            tokio::spawn(async move { app.delete(&path).await })
+        })
+        .collect();
+    for deletion in deletions {
+        assert_eq!(deletion.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    // Whatever the interleaving, both kegs hold exactly what their tap's live pours took.
+    let (_, one) = app.get("/api/kegs/1").await;
+    let (_, two) = app.get("/api/kegs/2").await;
+    let (_, live) = app.get("/api/beers?tapId=1&page_size=1000").await;
+    let tap_one = live["beers"].as_array().unwrap().len() as f64;
+    let drawn = one["keg"]["drawnMl"].as_f64().unwrap() + two["keg"]["drawnMl"].as_f64().unwrap();
+    assert_eq!(
+        (drawn * 1000.0).round(),
+        (tap_one * 333_300.0).round(),
+        "{one} {two}"
+    );
+    for keg in [&one["keg"], &two["keg"]] {
+        let (start, drawn, left) = (
+            keg["startMl"].as_f64().unwrap(),
+            keg["drawnMl"].as_f64().unwrap(),
+            keg["remainingMl"].as_f64().unwrap(),
+        );
+        assert_eq!(
+            ((start - drawn) * 1000.0).round(),
+            (left * 1000.0).round(),
+            "{keg}"
+        );
+    }
+    assert_eq!(one["keg"]["status"], "finished");
+    // And a server that reads the log afresh finds the same.
+    let app = Arc::into_inner(app).expect("the tasks are done");
+    app.shutdown().await;
+    let app = backend.server().await;
+    assert_eq!(app.get("/api/kegs/1").await.1, one);
+    assert_eq!(app.get("/api/kegs/2").await.1, two);
 }

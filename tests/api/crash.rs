@@ -64,8 +64,58 @@ async fn stored(addr: &str) -> BTreeMap<u64, Value> {
     all
 }
 
-async fn check(addr: &str, acked: &BTreeMap<u64, Value>) {
+/// Taps a keg on `tap`; the keg, if the server acknowledged it.
+async fn tap_keg(addr: &str, tap: u32, beverage: &str) -> Option<Value> {
+    let response = crate::helpers::http_client()
+        .post(format!("http://{addr}/api/kegs"))
+        .header("content-type", "application/json")
+        .body(json!({"tapId": tap, "beverage": beverage, "size": "euro-50"}).to_string())
+        .send()
+        .await
+        .ok()?;
+    let (status, body) = read_json(response).await;
+    (status == StatusCode::CREATED).then(|| body["keg"].clone())
+}
+
+/// Every acknowledged keg is there as tapped, and the kegs hold every stored pour (every
+/// tap has had a keg on since before its first pour).
+async fn check_kegs(addr: &str, kegs: &BTreeMap<u64, Value>, stored: &BTreeMap<u64, Value>) {
+    let response = crate::helpers::http_client()
+        .get(format!("http://{addr}/api/kegs"))
+        .send()
+        .await
+        .unwrap();
+    let (_, listed) = read_json(response).await;
+    let listed: BTreeMap<u64, Value> = listed["kegs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["id"].as_u64().unwrap(), k.clone()))
+        .collect();
+    for (id, keg) in kegs {
+        let found = listed
+            .get(id)
+            .unwrap_or_else(|| panic!("acknowledged keg {id} is missing"));
+        assert_eq!(
+            (&found["tapId"], &found["beverage"]),
+            (&keg["tapId"], &keg["beverage"])
+        );
+    }
+    let drawn: f64 = listed
+        .values()
+        .map(|k| k["drawnMl"].as_f64().unwrap())
+        .sum();
+    let poured: f64 = stored.values().map(|p| p["volume"].as_f64().unwrap()).sum();
+    assert_eq!(
+        (drawn * 1000.0).round(),
+        (poured * 1000.0).round(),
+        "the kegs hold every pour"
+    );
+}
+
+async fn check(addr: &str, acked: &BTreeMap<u64, Value>, kegs: &BTreeMap<u64, Value>) {
     let stored = stored(addr).await;
+    check_kegs(addr, kegs, &stored).await;
     for (id, pour) in acked {
         assert_eq!(
             stored.get(id),
@@ -93,12 +143,24 @@ async fn acknowledged_pours_survive_sigkill_at_any_moment() {
     let dir = tempdir("crash");
     let data_dir = dir.to_str().unwrap().to_owned();
     let mut acked: BTreeMap<u64, Value> = BTreeMap::new();
+    let mut kegs: BTreeMap<u64, Value> = BTreeMap::new();
     for round in 0..ROUNDS {
         let (mut child, addr) = spawn_binary(&["--data-dir", &data_dir]);
-        check(&addr, &acked).await;
+        check(&addr, &acked, &kegs).await;
+        if round == 0 {
+            for tap in 1..=CLIENTS {
+                let keg = tap_keg(&addr, tap, "first").await.expect("a keg is tapped");
+                kegs.insert(keg["id"].as_u64().unwrap(), keg);
+            }
+        }
         let clients: Vec<_> = (1..=CLIENTS)
             .map(|tap| tokio::spawn(post_until_gone(addr.clone(), tap)))
             .collect();
+        // A keg change under load, which the kill may cut short.
+        let change = {
+            let addr = addr.clone();
+            tokio::spawn(async move { tap_keg(&addr, round % CLIENTS + 1, "next").await })
+        };
         // A kill point somewhere in 100..600 ms, different each round and each run.
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -110,6 +172,9 @@ async fn acknowledged_pours_survive_sigkill_at_any_moment() {
         .await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        if let Some(keg) = change.await.unwrap() {
+            kegs.insert(keg["id"].as_u64().unwrap(), keg);
+        }
         let before = acked.len();
         for client in clients {
             for pour in client.await.unwrap() {
@@ -123,7 +188,7 @@ async fn acknowledged_pours_survive_sigkill_at_any_moment() {
         eprintln!("round {round}: {} pours acknowledged", acked.len() - before);
     }
     let (mut child, addr) = spawn_binary(&["--data-dir", &data_dir]);
-    check(&addr, &acked).await;
+    check(&addr, &acked, &kegs).await;
     // The sequence goes on above every id ever acknowledged.
     let highest = *acked.keys().last().unwrap();
     let response = crate::helpers::http_client()

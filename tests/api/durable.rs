@@ -244,10 +244,27 @@ fn an_unusable_data_directory_is_one_clear_error_line_and_a_failed_exit() {
 #[tokio::test]
 async fn deleted_pours_and_their_bytes_are_compacted_away() {
     let dir = tempdir("compact");
-    let app = spawn_durable(&dir, &["--compact-min-bytes", "2048"]).await;
+    let app = spawn_durable(&dir, &["--compact-min-bytes", "4096"]).await;
+    let keg = |tap: u32| {
+        let body = format!(r#"{{"tapId": {tap}, "beverage": "Pils", "sizeMl": 1000}}"#);
+        let app = &app;
+        async move {
+            assert_eq!(
+                app.post_json("/api/kegs", &body).await.0,
+                StatusCode::CREATED
+            )
+        }
+    };
+    // Kegs between the pours: each takes its tap's pours after it, and keeps them.
+    keg(100).await;
     for tap in 1..=100 {
         app.pour(tap, 500.0).await;
+        if tap == 50 {
+            keg(98).await;
+            keg(100).await;
+        }
     }
+    keg(99).await;
     let (status, keyed) = app.post_keyed("kept", BODY).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, seven) = app.get("/api/beers/7").await;
@@ -258,12 +275,12 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
             StatusCode::NO_CONTENT
         );
     }
-    // Uncompacted, the journal now holds about 7 KiB. Compaction runs in the background;
+    // Uncompacted, the journal now holds about 8 KiB. Compaction runs in the background;
     // a later write puts it in place.
     within(async {
         loop {
             app.pour(1, 500.0).await;
-            if std::fs::metadata(journal(&dir)).unwrap().len() < 2048 {
+            if std::fs::metadata(journal(&dir)).unwrap().len() < 4096 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -271,9 +288,19 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
     })
     .await;
     let (_, before) = app.get("/api/beers?page_size=1000").await;
+    let (_, kegs_before) = app.get("/api/kegs").await;
     let app = app.restart().await;
     let (_, after) = app.get("/api/beers?page_size=1000").await;
     assert_eq!(after, before);
+    let (_, kegs_after) = app.get("/api/kegs").await;
+    assert_eq!(kegs_after, kegs_before, "kegs survive compaction");
+    let drawn: Vec<f64> = kegs_after["kegs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["drawnMl"].as_f64().unwrap())
+        .collect();
+    assert_eq!(drawn, [0.0, 500.0, 500.0, 0.0], "{kegs_after}");
     assert_eq!(
         app.post_keyed("kept", BODY).await.1,
         keyed,

@@ -182,6 +182,24 @@ impl TestApp {
         read_json(response).await
     }
 
+    /// Sends a JSON body with `method` (POST, PATCH) to `path`.
+    pub async fn send_json(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method.parse().expect("a method"), self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the request reaches the server");
+        read_json(response).await
+    }
+
+    /// POSTs a JSON body to `path`.
+    pub async fn post_json(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        self.send_json("POST", path, body).await
+    }
+
     /// Re-reads the tokens file, as SIGHUP does.
     pub fn reload_tokens(&self) {
         self.server.auth.reload().expect("tokens file reloads");
@@ -377,6 +395,17 @@ impl Subscriber {
         loop {
             let frame = self.next_json().await;
             if frame["event"] == event {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame that is not a report (reports come at their interval, whatever
+    /// else happens).
+    pub async fn next_change(&mut self) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["event"] != "report" {
                 return frame;
             }
         }

@@ -76,10 +76,13 @@ async fn every_route_is_served_and_documented_and_nothing_else_is() {
             .http
             .request(method.parse().unwrap(), app.url(&path))
             .header("content-type", "application/json");
-        let request = if *method == "POST" {
-            request.body(r#"{"tapId": 1, "volume": 500}"#)
-        } else {
-            request
+        let request = match (*method, *template) {
+            ("POST", "/api/beers") => request.body(r#"{"tapId": 1, "volume": 500}"#),
+            ("POST", "/api/kegs") => {
+                request.body(r#"{"tapId": 1, "beverage": "Pils", "size": "euro-50"}"#)
+            }
+            ("PATCH", _) => request.body(r#"{"spillMl": 100}"#),
+            _ => request,
         };
         let status = request.send().await.unwrap().status();
         assert!(
@@ -121,7 +124,40 @@ async fn real_answers_match_their_documented_schemas() {
     ] {
         answers.push(("POST", "/api/beers", json_post(body, key).await.unwrap()));
     }
+    let keg_post = |path: String, body: &'static str| {
+        app.http
+            .post(app.url(&path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        r#"{"tapId": 3, "beverage": "Helles", "size": "half-barrel", "remainingMl": 20000}"#,
+        r#"{"tapId": 3, "beverage": "Helles", "size": "pony"}"#,
+    ] {
+        let answer = keg_post("/api/kegs".into(), body).await.unwrap();
+        answers.push(("POST", "/api/kegs", answer));
+    }
+    for _ in 0..2 {
+        let answer = keg_post("/api/kegs/1/finish".into(), "").await.unwrap();
+        answers.push(("POST", "/api/kegs/{id}/finish", answer));
+    }
+    let patch = app
+        .http
+        .patch(app.url("/api/kegs/1"))
+        .header("content-type", "application/json")
+        .body(r#"{"beverage": "Dunkel"}"#)
+        .send()
+        .await
+        .unwrap();
+    answers.push(("PATCH", "/api/kegs/{id}", patch));
     for (path, template) in [
+        ("/api/kegs", "/api/kegs"),
+        ("/api/kegs?status=finished", "/api/kegs"),
+        ("/api/kegs/1", "/api/kegs/{id}"),
+        ("/api/kegs/9", "/api/kegs/{id}"),
+        ("/api/kegs/sizes", "/api/kegs/sizes"),
+        ("/api/taps", "/api/taps"),
         ("/api/beers", "/api/beers"),
         ("/api/beers?type=pint&page_size=1", "/api/beers"),
         ("/api/beers?page=0", "/api/beers"),
@@ -177,8 +213,15 @@ async fn websocket_frames_match_the_event_schema() {
     let mut subscriber = app.connect("?since=0").await;
     app.pour(2, 900.0).await;
     assert_eq!(app.delete("/api/beers/1").await, StatusCode::NO_CONTENT);
+    let (status, body) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 2, "beverage": "Pils", "sizeMl": 1000}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut seen = BTreeSet::new();
-    while seen.len() < 4 {
+    while seen.len() < 5 {
         let frame = subscriber.next_json().await;
         let errors: Vec<String> = validator
             .iter_errors(&frame)
@@ -189,7 +232,7 @@ async fn websocket_frames_match_the_event_schema() {
     }
     assert_eq!(
         seen,
-        BTreeSet::from(["hello", "pour", "deleted", "report"].map(String::from))
+        BTreeSet::from(["hello", "pour", "deleted", "report", "keg"].map(String::from))
     );
     assert!(
         !validator.is_valid(&json!({"event": "pour", "beer": {"id": "seventeen"}})),

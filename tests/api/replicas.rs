@@ -346,10 +346,10 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
         String::from_utf8_lossy(&first.stderr)
     );
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(said.contains("applied v1, v2"), "{said}");
+    assert!(said.contains("applied v1, v2, v3"), "{said}");
     assert!(!said.contains("s3cret"));
     let again = migrate(&pg.url());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v2)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v3)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -551,5 +551,61 @@ async fn a_database_from_before_flags_is_migrated_and_keeps_its_pours() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, altair::store::postgres::schema_version());
+}
+
+#[tokio::test]
+async fn kegs_are_the_same_on_every_server_and_each_event_is_heard_once_everywhere() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let mut subscribers = Vec::new();
+    for server in &servers {
+        subscribers.push(server.subscribe("").await.0);
+    }
+    let (status, body) = servers[0]
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 4, "beverage": "Pils", "sizeMl": 1000}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Pours from either server draw the same keg: low at 850 ml, empty at 1000.
+    servers[1].pour(4, 500.0).await;
+    servers[0].pour(4, 400.0).await;
+    servers[1].pour(4, 100.0).await;
+    // The keg is empty, though the last pour was posted to the other server.
+    let (_, over) = servers[0].post_raw(r#"{"tapId": 4, "volume": 200}"#).await;
+    let flags = over["beer"]["flags"].as_array().unwrap();
+    assert!(flags.contains(&json!("emptyKeg")), "{over}");
+    for subscriber in &mut subscribers {
+        let mut kegs = Vec::new();
+        let mut pours = 0;
+        while pours < 4 {
+            let frame = subscriber.next_change().await;
+            match frame["event"].as_str() {
+                Some("pour") => pours += 1,
+                Some("keg") => kegs.push((
+                    frame["kind"].as_str().unwrap().to_owned(),
+                    frame["after"].as_u64().unwrap(),
+                    frame["seq"].as_u64().unwrap(),
+                )),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            kegs,
+            [
+                ("tapped".to_owned(), 0, 1),
+                ("low".to_owned(), 2, 2),
+                ("empty".to_owned(), 3, 3)
+            ]
+        );
+    }
+    // A server that starts now reads the same kegs off the log.
+    let late = replica(&pg, &[]).await;
+    let keg = |server: Arc<TestApp>| async move { server.get("/api/kegs/1").await.1 };
+    let first = keg(servers[0].clone()).await;
+    assert_eq!(first["keg"]["remainingMl"], -200.0, "{first}");
+    assert_eq!(keg(servers[1].clone()).await, first);
+    assert_eq!(keg(late).await, first);
 }

@@ -39,6 +39,7 @@ pub use schema::SchemaError;
 use super::{Condition, Inserted, ListQuery, Page, Stats, Store, StoreError};
 use crate::anomaly::Burst;
 use crate::bus::Bus;
+use crate::keg::{KegError, KegOp};
 use crate::pour::{Flags, NewPour, Pour, Timestamp};
 
 /// The channel name of the wake-up notifications.
@@ -305,27 +306,56 @@ impl PgStore {
             .map_err(load_error)?;
         let counters = snapshot
             .query_one(
-                "SELECT last_pour_id, last_deletion FROM altair_counters",
+                "SELECT last_pour_id, last_deletion, last_keg_op FROM altair_counters",
                 &[],
             )
             .await
             .map_err(load_error)?;
-        let (last_id, last_deletion): (i64, i64) = (counters.get(0), counters.get(1));
+        let (last_id, last_deletion, last_keg_op): (i64, i64, i64) =
+            (counters.get(0), counters.get(1), counters.get(2));
+        // The whole log, as the tailer would have published it: every pour (deleted ones
+        // too), and the deletions and keg operations between them, so that the kegs are
+        // what a server that ran all along has (the same levels, the same announcements).
+        let mut glasses = Glasses::default();
+        let others = snapshot
+            .query(
+                "SELECT d.after_pour_id, 1, d.seq, NULL::text, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags
+                 FROM altair_deletions d JOIN altair_pours p ON p.id = d.pour_id
+                 UNION ALL
+                 SELECT after_pour_id, 2, seq, op, NULL, NULL, NULL, NULL, NULL, NULL FROM altair_keg_ops
+                 ORDER BY 1, 2, 3",
+                &[],
+            )
+            .await
+            .map_err(load_error)?;
+        let mut others = others.iter().peekable();
+        let replay_until =
+            |at: i64,
+             others: &mut std::iter::Peekable<std::slice::Iter<'_, tokio_postgres::Row>>,
+             glasses: &mut Glasses| {
+                while let Some(row) = others.next_if(|row| row.get::<_, i64>(0) < at) {
+                    replay_other(&bus, row, glasses);
+                }
+            };
         let rows = snapshot
             .query_raw(
-                &format!("SELECT {POUR_COLUMNS} FROM altair_pours WHERE NOT deleted ORDER BY id"),
+                &format!("SELECT {POUR_COLUMNS} FROM altair_pours ORDER BY id"),
                 std::iter::empty::<&(dyn ToSql + Sync)>(),
             )
             .await
             .map_err(load_error)?;
         let mut rows = std::pin::pin!(rows);
-        let mut glasses = Glasses::default();
         let mut pours = 0u64;
         while let Some(row) = rows.try_next().await.map_err(load_error)? {
-            bus.recovered(&pour_from(&row, 0, &mut glasses));
+            let pour = pour_from(&row, 0, &mut glasses);
+            replay_until(db_id(pour.id), &mut others, &mut glasses);
+            bus.recovered(&pour);
             pours += 1;
         }
+        replay_until(i64::MAX, &mut others, &mut glasses);
         snapshot.commit().await.map_err(load_error)?;
+        let deletions = u64::try_from(last_deletion).unwrap_or(0);
+        let pours = pours.saturating_sub(deletions);
 
         let health = Arc::new(Health::new());
         let stop = CancellationToken::new();
@@ -337,18 +367,21 @@ impl PgStore {
             named.application_name(format!("altair-{role}"));
             named
         };
+        let published = watch::Sender::new(Position {
+            pour: u64::try_from(last_id).unwrap_or(0),
+            deletion: u64::try_from(last_deletion).unwrap_or(0),
+            keg_op: u64::try_from(last_keg_op).unwrap_or(0),
+        });
         let writer = writer::Writer::new(
             named("writer"),
             health.clone(),
             settings.key_ttl,
             settings.burst,
+            bus.clone(),
+            published.subscribe(),
             woken.clone(),
         );
         let mut tasks = vec![tokio::spawn(writer.run(commands))];
-        let published = watch::Sender::new(Position {
-            pour: u64::try_from(last_id).unwrap_or(0),
-            deletion: u64::try_from(last_deletion).unwrap_or(0),
-        });
         tasks.push(tokio::spawn(tailer::run(tailer::Tailer {
             config: named("tailer"),
             bus,
@@ -450,11 +483,34 @@ impl PgStore {
     }
 }
 
-/// How far the log is published: the last pour and the last deletion.
+/// How far the log is published: the last pour, deletion and keg operation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Position {
     pub pour: u64,
     pub deletion: u64,
+    pub keg_op: u64,
+}
+
+impl Position {
+    /// Whether everything up to `other` is published.
+    fn reached(self, other: Position) -> bool {
+        self.pour >= other.pour && self.deletion >= other.deletion && self.keg_op >= other.keg_op
+    }
+}
+
+/// Replays a deletion or keg operation row of the start-up query, without publishing.
+fn replay_other(bus: &Bus, row: &tokio_postgres::Row, glasses: &mut Glasses) {
+    let after: i64 = row.get(0);
+    match row.get::<_, i32>(1) {
+        1 => bus.recovered_deletion(&pour_from(row, 4, glasses)),
+        _ => match KegOp::from_json(row.get(3)) {
+            Some(op) => bus.recovered_keg_op(&op, u64::try_from(after).unwrap_or(0)),
+            None => log::error!(
+                "keg operation {} is unreadable; skipped",
+                row.get::<_, i64>(2)
+            ),
+        },
+    }
 }
 
 /// The event a change logged, which its request waits to see published.
@@ -463,6 +519,7 @@ pub enum Mark {
     Nothing,
     Pour(u64),
     Deletion(u64),
+    KegOp(u64),
 }
 
 impl Mark {
@@ -471,6 +528,7 @@ impl Mark {
             Mark::Nothing => true,
             Mark::Pour(id) => at.pour >= id,
             Mark::Deletion(seq) => at.deletion >= seq,
+            Mark::KegOp(seq) => at.keg_op >= seq,
         }
     }
 }
@@ -570,6 +628,12 @@ impl Store for PgStore {
             .await?;
         self.published(mark).await;
         Ok(deleted)
+    }
+
+    async fn keg(&self, op: KegOp) -> Result<Result<u64, KegError>, StoreError> {
+        let (done, mark) = self.ask(|reply| writer::Command::Keg { op, reply }).await?;
+        self.published(mark).await;
+        Ok(done)
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {

@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_pours.sql")),
     (2, include_str!("migrations/0002_flags.sql")),
+    (3, include_str!("migrations/0003_kegs.sql")),
 ];
 
 /// The schema version this binary writes.

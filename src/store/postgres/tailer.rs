@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CHANNEL, Glasses, Health, Position, pour_from};
 use crate::bus::Bus;
+use crate::keg::KegOp;
 
 /// Events read per query at most.
 const PAGE: i64 = 1024;
@@ -95,13 +96,16 @@ async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
         // no more than the first PAGE of each.
         let statement = client
             .prepare(
-                "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms, flags FROM (
-                     (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms, flags
+                "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms, flags, op, at FROM (
+                     (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms, flags, NULL::text AS op
                       FROM altair_pours WHERE id > $1 ORDER BY id LIMIT $3)
                      UNION ALL
-                     (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags
+                     (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, NULL
                       FROM altair_deletions d JOIN altair_pours p ON p.id = d.pour_id
                       WHERE d.seq > $2 ORDER BY d.seq LIMIT $3)
+                     UNION ALL
+                     (SELECT 2, after_pour_id, seq, NULL, NULL, NULL, NULL, NULL, NULL, op
+                      FROM altair_keg_ops WHERE seq > $4 ORDER BY seq LIMIT $3)
                  ) AS events ORDER BY at, kind, seq LIMIT $3",
             )
             .await?;
@@ -113,18 +117,36 @@ async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
             // Everything there is, page by page.
             loop {
                 let mut at = *published.borrow();
-                let (pours, deletions) = (db_position(at.pour), db_position(at.deletion));
+                let (pours, deletions, ops) = (
+                    db_position(at.pour),
+                    db_position(at.deletion),
+                    db_position(at.keg_op),
+                );
                 let rows = client
-                    .query(&statement, &[&pours, &deletions, &PAGE])
+                    .query(&statement, &[&pours, &deletions, &PAGE, &ops])
                     .await?;
                 for row in &rows {
-                    let pour = pour_from(row, 2, &mut glasses);
-                    if row.get::<_, i32>(0) == 0 {
-                        at.pour = pour.id;
-                        bus.poured(pour);
-                    } else {
-                        at.deletion = u64::try_from(row.get::<_, i64>(1)).unwrap_or(at.deletion);
-                        bus.deleted(pour);
+                    let seq = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+                    match row.get::<_, i32>(0) {
+                        0 => {
+                            let pour = pour_from(row, 2, &mut glasses);
+                            at.pour = pour.id;
+                            bus.poured(pour);
+                        }
+                        1 => {
+                            at.deletion = seq;
+                            bus.deleted(pour_from(row, 2, &mut glasses));
+                        }
+                        _ => {
+                            at.keg_op = seq;
+                            let after = u64::try_from(row.get::<_, i64>(9)).unwrap_or(0);
+                            match KegOp::from_json(row.get(8)) {
+                                Some(op) => {
+                                    bus.keg_op(&op, after);
+                                }
+                                None => log::error!("keg operation {seq} is unreadable; skipped"),
+                            }
+                        }
                     }
                 }
                 published.send_replace(at);

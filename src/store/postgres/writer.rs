@@ -7,12 +7,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::{CHANNEL, Glasses, Health, MAX_BATCH, Mark, connect, db_id, pour_from, unreachable};
+use super::{
+    CHANNEL, Glasses, Health, MAX_BATCH, Mark, Position, connect, db_id, pour_from, unreachable,
+};
 use crate::anomaly::Burst;
+use crate::bus::Bus;
+use crate::keg::{KegError, KegOp, microlitres};
 use crate::pour::{Flag, NewPour, Pour, Timestamp};
 use crate::store::keys::Fingerprint;
 use crate::store::{Inserted, StoreError};
@@ -33,6 +37,10 @@ pub enum Command {
         id: u64,
         reply: Reply<(Option<Pour>, Mark)>,
     },
+    Keg {
+        op: KegOp,
+        reply: Reply<(Result<u64, KegError>, Mark)>,
+    },
     Close {
         reply: Reply<()>,
     },
@@ -46,6 +54,9 @@ pub struct Writer {
     health: Arc<Health>,
     key_ttl_ms: i64,
     burst: Burst,
+    /// What this server's tailer has published: kegs are judged once it has reached
+    /// every change committed before.
+    view: View,
     /// Wakes this server's tailer at once, without the round trip of a notification.
     local_tailer: Arc<Notify>,
 }
@@ -56,6 +67,8 @@ impl Writer {
         health: Arc<Health>,
         key_ttl: Duration,
         burst: Burst,
+        bus: Bus,
+        published: watch::Receiver<Position>,
         local_tailer: Arc<Notify>,
     ) -> Writer {
         Writer {
@@ -64,6 +77,7 @@ impl Writer {
             health,
             key_ttl_ms: i64::try_from(key_ttl.as_millis()).unwrap_or(i64::MAX),
             burst,
+            view: View { bus, published },
             local_tailer,
         }
     }
@@ -86,6 +100,11 @@ impl Writer {
                         self.commit_inserts(std::mem::take(&mut inserts)).await;
                         let deleted = self.delete(id).await;
                         let _ = reply.send(deleted);
+                    }
+                    Command::Keg { op, reply } => {
+                        self.commit_inserts(std::mem::take(&mut inserts)).await;
+                        let done = self.keg(op).await;
+                        let _ = reply.send(done);
                     }
                     Command::Close { reply } => {
                         self.commit_inserts(std::mem::take(&mut inserts)).await;
@@ -116,13 +135,20 @@ impl Writer {
     }
 
     /// What a failed transaction means: the database may be gone (noted, and the
-    /// connection dropped), or it refused this one.
-    fn failed(&mut self, e: &tokio_postgres::Error) -> StoreError {
-        if unreachable(e) {
-            self.health.down(&e.to_string());
-            self.client = None;
+    /// connection dropped), or it refused this one, or this server's tailer is behind.
+    fn failed(&mut self, e: &Failure) -> StoreError {
+        match e {
+            Failure::Database(e) => {
+                if unreachable(e) {
+                    self.health.down(&e.to_string());
+                    self.client = None;
+                }
+                StoreError(format!("database: {e}"))
+            }
+            Failure::Behind => {
+                StoreError("this server has not read the database's latest changes in time".into())
+            }
         }
-        StoreError(format!("database: {e}"))
     }
 
     async fn commit_inserts(&mut self, inserts: Vec<Insert>) {
@@ -130,11 +156,12 @@ impl Writer {
             return;
         }
         let (key_ttl_ms, burst) = (self.key_ttl_ms, self.burst);
+        let mut view = self.view.clone();
         let result = match self.connection().await {
             Ok(connection) => {
                 let requests: Vec<(&NewPour, Option<&str>)> =
                     inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
-                insert(connection, &requests, key_ttl_ms, burst).await
+                insert(connection, &requests, key_ttl_ms, burst, &mut view).await
             }
             Err(e) => {
                 for (_, _, reply) in inserts {
@@ -157,6 +184,22 @@ impl Writer {
                     let _ = reply.send(Err(error.clone()));
                 }
             }
+        }
+    }
+
+    async fn keg(&mut self, op: KegOp) -> Result<(Result<u64, KegError>, Mark), StoreError> {
+        let mut view = self.view.clone();
+        let connection = self.connection().await?;
+        let client = &connection.client;
+        match in_transaction(client, keg(connection, op, &mut view)).await {
+            Ok(done) => {
+                self.health.up();
+                if done.1 != Mark::Nothing {
+                    self.notify().await;
+                }
+                Ok(done)
+            }
+            Err(e) => Err(self.failed(&e)),
         }
     }
 
@@ -229,7 +272,9 @@ impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
             lock_counters: client
-                .prepare("SELECT last_pour_id, last_deletion FROM altair_counters FOR UPDATE")
+                .prepare(
+                    "SELECT last_pour_id, last_deletion, last_keg_op FROM altair_counters FOR UPDATE",
+                )
                 .await?,
             known_keys: client
                 .prepare(
@@ -277,11 +322,25 @@ impl Statements {
     }
 }
 
+/// Why a transaction did not commit.
+#[derive(Debug)]
+enum Failure {
+    Database(tokio_postgres::Error),
+    /// This server's tailer did not reach the log's end in time.
+    Behind,
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
+        Failure::Database(e)
+    }
+}
+
 /// Runs `work` between BEGIN and COMMIT, or ROLLBACK if it fails.
 async fn in_transaction<T>(
     client: &Client,
-    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, tokio_postgres::Error> {
+    work: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     client.batch_execute("BEGIN").await?;
     match work.await {
         Ok(value) => {
@@ -295,28 +354,57 @@ async fn in_transaction<T>(
     }
 }
 
-/// Locks the counters row (held to the commit: the next writer waits) and returns the last
-/// pour id and deletion number.
-async fn lock_counters(connection: &Connection) -> Result<(i64, i64), tokio_postgres::Error> {
+/// The counters row, locked (held to the commit: the next writer waits): where the log
+/// ends.
+async fn lock_counters(connection: &Connection) -> Result<Position, tokio_postgres::Error> {
     let row = connection
         .client
         .query_one(&connection.statements.lock_counters, &[])
         .await?;
-    Ok((row.get(0), row.get(1)))
+    let at = |i| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+    Ok(Position {
+        pour: at(0),
+        deletion: at(1),
+        keg_op: at(2),
+    })
+}
+
+/// How long a writer holding the counters lock waits for its own tailer to reach the log's
+/// end (well under the 5 s after which PostgreSQL ends an idle transaction).
+const CATCH_UP: Duration = Duration::from_secs(3);
+
+/// The kegs as this server's tailer has published them.
+#[derive(Clone)]
+struct View {
+    bus: Bus,
+    published: watch::Receiver<Position>,
+}
+
+impl View {
+    /// Waits until this server has published the log up to `end`, so that its kegs are
+    /// the database's.
+    async fn reach(&mut self, end: Position) -> Result<&Bus, Failure> {
+        let reached = self.published.wait_for(|at| at.reached(end));
+        match tokio::time::timeout(CATCH_UP, reached).await {
+            Ok(Ok(_)) => Ok(&self.bus),
+            _ => Err(Failure::Behind),
+        }
+    }
 }
 
 /// Decides and writes a batch of inserts, in order; one answer each. Two flights: BEGIN,
 /// the lock, the keys' pours and the taps' latest pour times (read after the lock is
-/// granted, so every server judges bursts against the same previous pour); then every
-/// write and COMMIT. If any statement fails the
-/// transaction is aborted (PostgreSQL answers its COMMIT with a rollback), and the error
-/// is returned.
+/// granted, so every server judges bursts against the same previous pour); then, once this
+/// server's kegs have reached the log's end (for the emptyKeg flag), every write and
+/// COMMIT. If any statement fails the transaction is aborted (PostgreSQL answers its
+/// COMMIT with a rollback), and the error is returned.
 async fn insert(
     connection: &Connection,
     requests: &[(&NewPour, Option<&str>)],
     key_ttl_ms: i64,
     burst: Burst,
-) -> Result<Vec<(Inserted, Mark)>, tokio_postgres::Error> {
+    view: &mut View,
+) -> Result<Vec<(Inserted, Mark)>, Failure> {
     let (client, statements) = (&connection.client, &connection.statements);
     let now = Timestamp::now().millis();
     let keys: Vec<&str> = requests.iter().filter_map(|(_, k)| *k).collect();
@@ -340,10 +428,20 @@ async fn insert(
         looked_up,
         client.query(&statements.latest_of_taps, &taps),
     );
-    let (_, (mut last_id, _), key_rows, tap_rows) = match first {
+    let (_, end, key_rows, tap_rows) = match first {
         Ok(answers) => answers,
-        Err(e) => return Err(rolled_back(client, e).await),
+        Err(e) => return Err(rolled_back(client, e).await.into()),
     };
+    let bus = match view.reach(end).await {
+        Ok(bus) => bus,
+        Err(behind) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(behind);
+        }
+    };
+    let mut last_id = db_id(end.pour);
+    // Volume decided per tap in this batch, not yet drawn from its keg.
+    let mut pending: HashMap<u32, i64> = HashMap::new();
     // The pours that live keys stored, whether the device timed them, and whether they
     // have been deleted since.
     let mut known: HashMap<String, (Pour, bool, bool)> = HashMap::new();
@@ -380,6 +478,11 @@ async fn insert(
         if burst.between(latest.get(&request.tap_id).copied(), &request) {
             request.flags = request.flags.with(Flag::Burst);
         }
+        let drawn = pending.entry(request.tap_id).or_default();
+        if bus.cellar(|c| c.empty_before(request.tap_id, *drawn)) {
+            request.flags = request.flags.with(Flag::EmptyKeg);
+        }
+        *drawn += microlitres(request.volume);
         let seen = latest.entry(request.tap_id).or_insert(request.timestamp);
         *seen = (*seen).max(request.timestamp);
         let pour = request.clone().with_id(u64::try_from(last_id).unwrap_or(0));
@@ -407,7 +510,7 @@ async fn insert(
     if rows.ids.is_empty() {
         return match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(answers),
-            Err(e) => Err(rolled_back(client, e).await),
+            Err(e) => Err(rolled_back(client, e).await.into()),
         };
     }
     let (count_taps, (count_glasses, count_pours)): (Vec<i64>, (Vec<&str>, Vec<i64>)) = counts
@@ -449,7 +552,7 @@ async fn insert(
     );
     match written {
         Ok(_) => Ok(answers),
-        Err(e) => Err(rolled_back(client, e).await),
+        Err(e) => Err(rolled_back(client, e).await.into()),
     }
 }
 
@@ -475,12 +578,10 @@ struct NewRows {
 
 /// Marks pour `id` deleted and logs the deletion, after the last pour; the pour, or None if
 /// there was none, and the deletion.
-async fn delete(
-    connection: &Connection,
-    id: u64,
-) -> Result<(Option<Pour>, Mark), tokio_postgres::Error> {
+async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark), Failure> {
     let client = &connection.client;
-    let (last_pour_id, last_deletion) = lock_counters(connection).await?;
+    let end = lock_counters(connection).await?;
+    let (last_pour_id, last_deletion) = (db_id(end.pour), db_id(end.deletion));
     let Some(row) = client
         .query_opt(
             "UPDATE altair_pours SET deleted = true WHERE id = $1 AND NOT deleted
@@ -509,4 +610,34 @@ async fn delete(
         .execute("UPDATE altair_counters SET last_deletion = $1", &[&seq])
         .await?;
     Ok((Some(pour), Mark::Deletion(u64::try_from(seq).unwrap_or(0))))
+}
+
+/// Checks a keg operation against the kegs as of the log's end and, if it applies, logs it
+/// after the last pour; the keg's id (or why not), and the operation logged.
+async fn keg(
+    connection: &Connection,
+    op: KegOp,
+    view: &mut View,
+) -> Result<(Result<u64, KegError>, Mark), Failure> {
+    let end = lock_counters(connection).await?;
+    let checked = view.reach(end).await?.cellar(|c| c.check(&op));
+    let Ok(id) = checked else {
+        return Ok((checked, Mark::Nothing));
+    };
+    let seq = end.keg_op + 1;
+    connection
+        .client
+        .execute(
+            "INSERT INTO altair_keg_ops (seq, after_pour_id, op) VALUES ($1, $2, $3)",
+            &[&db_id(seq), &db_id(end.pour), &op.to_json()],
+        )
+        .await?;
+    connection
+        .client
+        .execute(
+            "UPDATE altair_counters SET last_keg_op = $1",
+            &[&db_id(seq)],
+        )
+        .await?;
+    Ok((Ok(id), Mark::KegOp(seq)))
 }

@@ -1,0 +1,412 @@
+//! Handlers for kegs (`/api/kegs`) and taps (`/api/taps`).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use warp::Reply as _;
+use warp::http::{HeaderMap, StatusCode, header};
+use warp::reply::Response;
+
+use super::error::{ApiError, ErrorBody};
+use super::reply::json_with;
+use super::request::{json_content, tap_param, whole_number};
+use super::state::AppState;
+use crate::keg::{KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named};
+use crate::pour::{Timestamp, parse_tap_id, tap_id_rule};
+
+/// No keg is bigger (ml): a 1,000 L tank.
+const MAX_KEG_ML: f64 = 1_000_000.0;
+/// The longest beverage name.
+const MAX_BEVERAGE: usize = 100;
+
+/// One keg.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = KegResponse)]
+pub struct OneKeg {
+    keg: KegView,
+}
+
+/// Kegs in id order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KegList {
+    kegs: Vec<KegView>,
+}
+
+/// Every tap that has a keg or has poured.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TapList {
+    taps: Vec<TapView>,
+}
+
+/// The keg sizes `size` takes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SizeList {
+    sizes: &'static [KegSize],
+}
+
+/// The body of `POST /api/kegs`: `size` or `sizeMl`, one of them.
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"tapId": 3, "beverage": "Helles", "size": "euro-50"}))]
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct NewKeg {
+    /// The tap it goes on; the tap's current keg, if any, is finished.
+    pub tap_id: u32,
+    /// What it holds, 1 to 100 characters.
+    pub beverage: String,
+    /// A named size (`GET /api/kegs/sizes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// The size in ml.
+    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_ml: Option<f64>,
+    /// What a part-used keg holds, in ml; default: its size.
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_ml: Option<f64>,
+}
+
+/// The body of `PATCH /api/kegs/{id}`: at least one field.
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"sizeMl": 30000, "spillMl": 500}))]
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct KegCorrection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beverage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_ml: Option<f64>,
+    /// Beer lost, in ml: it comes off the level (not on a finished keg).
+    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spill_ml: Option<f64>,
+}
+
+/// The body as a JSON object.
+fn object(
+    headers: &HeaderMap,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Map<String, Value>, ApiError> {
+    json_content(headers)?;
+    let body = body?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(ApiError::Unprocessable("body must be a JSON object".into())),
+        Err(e) => Err(ApiError::BadRequest(format!("body is not valid JSON: {e}"))),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::Unprocessable(message.into())
+}
+
+/// A beverage name: 1 to 100 characters, no control characters, trimmed.
+fn beverage(value: &Value) -> Result<String, ApiError> {
+    let rule = || {
+        invalid(format!(
+            "beverage must be a name of 1 to {MAX_BEVERAGE} characters"
+        ))
+    };
+    let name = value.as_str().ok_or_else(rule)?.trim();
+    let length = name.chars().count();
+    if length == 0 || length > MAX_BEVERAGE || name.chars().any(char::is_control) {
+        return Err(rule());
+    }
+    Ok(name.to_owned())
+}
+
+/// Millilitres from 0 (or above 0) to the largest keg.
+fn volume(name: &str, value: &Value, zero: bool) -> Result<f64, ApiError> {
+    let ml = value
+        .as_f64()
+        .filter(|ml| ml.is_finite() && *ml <= MAX_KEG_ML && (*ml > 0.0 || (zero && *ml == 0.0)));
+    ml.ok_or_else(|| {
+        let low = if zero { "from 0" } else { "more than 0" };
+        invalid(format!(
+            "{name} must be a number of ml {low} to {MAX_KEG_ML}"
+        ))
+    })
+}
+
+/// The size from `size` (a name) or `sizeMl`; at most one of them. None if neither.
+fn size(fields: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
+    match (fields.get("size"), fields.get("sizeMl")) {
+        (Some(_), Some(_)) => Err(invalid("give size or sizeMl, not both")),
+        (Some(name), None) => {
+            let known = name.as_str().and_then(size_named).ok_or_else(|| {
+                let names: Vec<&str> = SIZES.iter().map(|s| s.name).collect();
+                invalid(format!(
+                    "size must be one of {}, or give sizeMl",
+                    names.join(", ")
+                ))
+            })?;
+            Ok(Some(known.ml))
+        }
+        (None, Some(ml)) => volume("sizeMl", ml, false).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// What the store made of an operation: the keg as it is now.
+async fn applied(state: &AppState, op: KegOp) -> Result<KegView, ApiError> {
+    match state.store.keg(op).await? {
+        Ok(id) => state
+            .bus
+            .cellar(|c| c.get(id))
+            .ok_or_else(|| ApiError::Internal(format!("keg {id} was logged but is not known"))),
+        Err(KegError::NotFound(id)) => Err(not_found(id)),
+        Err(e @ KegError::Finished(_)) => Err(ApiError::Conflict(e.to_string())),
+    }
+}
+
+fn not_found(id: u64) -> ApiError {
+    ApiError::NotFound(format!("no keg with id {id}"))
+}
+
+fn keg_id(text: &str) -> Result<u64, ApiError> {
+    whole_number(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "keg id must be an integer from 0 to 2^63-1, not {text:?}"
+        ))
+    })
+}
+
+/// Tap a keg
+///
+/// Puts a keg on a tap; the tap's current keg, if any, is finished. Subscribers hear
+/// `finished` and `tapped` (and `low` for a keg tapped at or under the low level).
+#[utoipa::path(
+    post, path = "/api/kegs", tag = "kegs",
+    request_body = NewKeg,
+    responses(
+        (status = 201, description = "Tapped; Location names it", body = OneKeg),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
+        (status = 422, description = "A field is missing or wrong; the message names it", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let fields = object(headers, body)?;
+    let tap_id = fields
+        .get("tapId")
+        .and_then(|v| {
+            v.is_number()
+                .then(|| parse_tap_id(&v.to_string()))
+                .flatten()
+        })
+        .ok_or_else(|| invalid(tap_id_rule()))?;
+    let beverage = beverage(fields.get("beverage").unwrap_or(&Value::Null))?;
+    let size_ml = size(&fields)?.ok_or_else(|| invalid("size (a name) or sizeMl is required"))?;
+    let start_ml = match fields.get("remainingMl") {
+        None => size_ml,
+        Some(value) => {
+            let ml = volume("remainingMl", value, true)?;
+            if ml > size_ml {
+                return Err(invalid(format!(
+                    "remainingMl ({ml}) is more than the keg's size ({size_ml} ml)"
+                )));
+            }
+            ml
+        }
+    };
+    let keg = applied(
+        state,
+        KegOp::Tap {
+            tap_id,
+            beverage,
+            size_ul: microlitres(size_ml),
+            start_ul: microlitres(start_ml),
+            at: Timestamp::now(),
+        },
+    )
+    .await?;
+    let location = header::HeaderValue::from_str(&format!("/api/kegs/{}", keg.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = json_with(&OneKeg { keg }, StatusCode::CREATED);
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// List kegs
+#[utoipa::path(
+    get, path = "/api/kegs", tag = "kegs",
+    params(
+        ("tapId" = Option<u32>, Query, description = "Only this tap's kegs"),
+        ("status" = Option<String>, Query, description = "`current` (on a tap) or `finished`"),
+    ),
+    responses(
+        (status = 200, description = "Kegs in id order", body = KegList),
+        (status = 400, description = "A bad parameter value", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
+    let (mut tap_id, mut finished) = (None, None);
+    for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+        match &*key {
+            "tapId" => tap_id = Some(tap_param(&value)?),
+            "status" => {
+                finished = Some(match &*value {
+                    "current" => false,
+                    "finished" => true,
+                    _ => {
+                        return Err(ApiError::BadRequest(
+                            "status must be current or finished".into(),
+                        ));
+                    }
+                })
+            }
+            _ => {}
+        }
+    }
+    let kegs = state.bus.cellar(|c| c.list(tap_id, finished));
+    Ok(json_with(&KegList { kegs }, StatusCode::OK))
+}
+
+/// Read one keg
+#[utoipa::path(
+    get, path = "/api/kegs/{id}", tag = "kegs",
+    params(("id" = u64, Path, description = "Keg id")),
+    responses(
+        (status = 200, description = "The keg", body = OneKeg),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 404, description = "No such keg", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let id = keg_id(id)?;
+    let keg = state
+        .bus
+        .cellar(|c| c.get(id))
+        .ok_or_else(|| not_found(id))?;
+    Ok(json_with(&OneKeg { keg }, StatusCode::OK))
+}
+
+/// Correct a keg
+///
+/// A new beverage name or size (a finished keg's too), or a spill, which comes off the
+/// level. Subscribers hear `corrected`, then `low` or `empty` if it crossed one.
+#[utoipa::path(
+    patch, path = "/api/kegs/{id}", tag = "kegs",
+    params(("id" = u64, Path, description = "Keg id")),
+    request_body = KegCorrection,
+    responses(
+        (status = 200, description = "The keg as corrected", body = OneKeg),
+        (status = 400, description = "The id is not a number, or the body not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
+        (status = 404, description = "No such keg", body = ErrorBody),
+        (status = 409, description = "A spill on a finished keg", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
+        (status = 422, description = "A field is wrong, or none is given", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn correct(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let keg_id = keg_id(id)?;
+    let fields = object(headers, body)?;
+    let beverage = fields.get("beverage").map(beverage).transpose()?;
+    let size_ul = size(&fields)?.map(microlitres);
+    let spill_ul = match fields.get("spillMl") {
+        Some(value) => microlitres(volume("spillMl", value, false)?),
+        None => 0,
+    };
+    if beverage.is_none() && size_ul.is_none() && spill_ul == 0 {
+        return Err(invalid("give beverage, size, sizeMl or spillMl"));
+    }
+    let op = KegOp::Correct {
+        keg_id,
+        beverage,
+        size_ul,
+        spill_ul,
+        at: Timestamp::now(),
+    };
+    let keg = applied(state, op).await?;
+    Ok(json_with(&OneKeg { keg }, StatusCode::OK))
+}
+
+/// Finish a keg
+///
+/// Takes it off its tap. Subscribers hear `finished`.
+#[utoipa::path(
+    post, path = "/api/kegs/{id}/finish", tag = "kegs",
+    params(("id" = u64, Path, description = "Keg id")),
+    responses(
+        (status = 200, description = "The keg, finished", body = OneKeg),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
+        (status = 404, description = "No such keg", body = ErrorBody),
+        (status = 409, description = "Finished already", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn finish(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let keg_id = keg_id(id)?;
+    let op = KegOp::Finish {
+        keg_id,
+        at: Timestamp::now(),
+    };
+    let keg = applied(state, op).await?;
+    Ok(json_with(&OneKeg { keg }, StatusCode::OK))
+}
+
+/// Keg sizes
+///
+/// The sizes `POST /api/kegs` takes by name, with their volumes.
+#[utoipa::path(
+    get, path = "/api/kegs/sizes", tag = "kegs",
+    responses(
+        (status = 200, description = "The named sizes", body = SizeList),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+pub fn sizes() -> Response {
+    warp::reply::json(&SizeList { sizes: SIZES }).into_response()
+}
+
+/// Taps
+///
+/// Every tap that has a keg or has poured: its keg and level, its pace over the last hour,
+/// when the keg runs out at that pace, its last pour, and whether it is quiet.
+#[utoipa::path(
+    get, path = "/api/taps", tag = "kegs",
+    responses(
+        (status = 200, description = "Taps by id", body = TapList),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+pub fn taps(state: &AppState) -> Response {
+    let now = Timestamp::now();
+    let open = state.rules.open_at(now);
+    let quiet_ms = i64::try_from(state.quiet_after.as_millis()).unwrap_or(i64::MAX);
+    let taps = state.bus.cellar(|c| c.taps(now, quiet_ms, open));
+    json_with(&TapList { taps }, StatusCode::OK)
+}

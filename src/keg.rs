@@ -1,0 +1,818 @@
+//! Kegs and taps: what is on each tap, how much is left, and the events a bar manager
+//! wants to hear (tapped, low, empty, finished).
+//!
+//! The [`Cellar`] is a state machine fed the store's log in order: pours, deletions and
+//! keg operations. It decides nothing the log does not already say, so every server that
+//! reads the same log (a restart, a replica) holds the same kegs, derives the same events
+//! at the same places, and announces each once. Operations are checked against it before
+//! they are logged ([`Cellar::check`]), so the log holds only operations that apply.
+//!
+//! Volumes are kept in whole microlitres, so that drawing a pour and giving it back on
+//! deletion cancel exactly, whatever the order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::glass::Catalogue;
+use crate::pour::{Pour, Timestamp};
+
+/// A keg size bars order by name.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KegSize {
+    pub name: &'static str,
+    pub ml: f64,
+    pub description: &'static str,
+}
+
+/// A US gallon in ml.
+const GALLON_ML: f64 = 3_785.411_784;
+
+/// The sizes `POST /api/kegs` takes by name.
+pub const SIZES: &[KegSize] = &[
+    KegSize {
+        name: "half-barrel",
+        ml: 15.5 * GALLON_ML,
+        description: "US half barrel, 15.5 gal (58.67 L)",
+    },
+    KegSize {
+        name: "quarter-barrel",
+        ml: 7.75 * GALLON_ML,
+        description: "US quarter barrel, 7.75 gal (29.34 L)",
+    },
+    KegSize {
+        name: "sixth-barrel",
+        ml: 31.0 / 6.0 * GALLON_ML,
+        description: "US sixth barrel, 5.17 gal (19.56 L)",
+    },
+    KegSize {
+        name: "corny",
+        ml: 5.0 * GALLON_ML,
+        description: "Cornelius keg, 5 gal (18.93 L)",
+    },
+    KegSize {
+        name: "euro-50",
+        ml: 50_000.0,
+        description: "European 50 L keg",
+    },
+    KegSize {
+        name: "euro-30",
+        ml: 30_000.0,
+        description: "European 30 L keg",
+    },
+    KegSize {
+        name: "euro-20",
+        ml: 20_000.0,
+        description: "European 20 L keg",
+    },
+];
+
+/// The size called `name`.
+pub fn size_named(name: &str) -> Option<&'static KegSize> {
+    SIZES.iter().find(|s| s.name == name)
+}
+
+/// Whole microlitres of `ml`.
+pub fn microlitres(ml: f64) -> i64 {
+    (ml * 1000.0).round() as i64
+}
+
+fn ml(microlitres: i64) -> f64 {
+    microlitres as f64 / 1000.0
+}
+
+/// A change to the kegs, as the log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum KegOp {
+    /// A keg goes on a tap; the tap's previous keg is finished.
+    #[serde(rename_all = "camelCase")]
+    Tap {
+        tap_id: u32,
+        beverage: String,
+        size_ul: i64,
+        /// What it held when tapped (a part-used keg holds less than its size).
+        start_ul: i64,
+        at: Timestamp,
+    },
+    /// A correction: a new beverage name or size, or beer lost (a spill).
+    #[serde(rename_all = "camelCase")]
+    Correct {
+        keg_id: u64,
+        beverage: Option<String>,
+        size_ul: Option<i64>,
+        spill_ul: i64,
+        at: Timestamp,
+    },
+    /// Taken off its tap.
+    #[serde(rename_all = "camelCase")]
+    Finish { keg_id: u64, at: Timestamp },
+}
+
+impl KegOp {
+    /// The form the log stores.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// An operation from its stored form.
+    pub fn from_json(text: &str) -> Option<KegOp> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// Why an operation cannot apply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KegError {
+    #[error("no keg with id {0}")]
+    NotFound(u64),
+    #[error("keg {0} is finished; it cannot be changed or finished again")]
+    Finished(u64),
+}
+
+/// One keg.
+#[derive(Debug, Clone, PartialEq)]
+struct Keg {
+    id: u64,
+    tap_id: u32,
+    beverage: String,
+    size_ul: i64,
+    start_ul: i64,
+    drawn_ul: i64,
+    spilled_ul: i64,
+    tapped_at: Timestamp,
+    finished_at: Option<Timestamp>,
+    /// It takes its tap's pours with ids above this one...
+    after_pour: u64,
+    /// ...up to this one, once finished.
+    until_pour: Option<u64>,
+    /// Low and empty are announced once in a keg's life.
+    low_announced: bool,
+    empty_announced: bool,
+}
+
+impl Keg {
+    fn remaining_ul(&self) -> i64 {
+        self.start_ul - self.drawn_ul - self.spilled_ul
+    }
+
+    fn holds(&self, pour: &Pour) -> bool {
+        pour.tap_id == self.tap_id
+            && pour.id > self.after_pour
+            && self.until_pour.is_none_or(|until| pour.id <= until)
+    }
+}
+
+/// A keg as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KegView {
+    pub id: u64,
+    pub tap_id: u32,
+    pub beverage: String,
+    /// The keg's size in ml.
+    pub size_ml: f64,
+    /// What it held when tapped, in ml (less than its size if it was part-used).
+    pub start_ml: f64,
+    /// Drawn by stored pours (a deleted pour gives its volume back).
+    pub drawn_ml: f64,
+    /// Lost, as corrections reported.
+    pub spilled_ml: f64,
+    /// What is left: start, less drawn and spilled; below 0 when more was poured than
+    /// the keg's stated size allows (its size is wrong).
+    pub remaining_ml: f64,
+    /// Remaining as a percentage of the size, 0 to 100.
+    pub percent: f64,
+    /// Whole servings of each glass with a nominal serving left.
+    pub servings_left: Vec<Servings>,
+    /// `current` while on its tap, else `finished`.
+    pub status: &'static str,
+    /// At or under the low level.
+    pub low: bool,
+    /// Nothing left.
+    pub empty: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub tapped_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Servings of one glass.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Servings {
+    #[serde(rename = "type")]
+    pub glass: String,
+    pub servings: u64,
+}
+
+/// Something that happened to a keg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum KegEventKind {
+    Tapped,
+    Corrected,
+    Low,
+    Empty,
+    Finished,
+}
+
+/// A keg event: what happened, the keg as it is after, and where in the log it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KegEvent {
+    pub kind: KegEventKind,
+    /// The keg events' own sequence, from 1, the same on every server.
+    pub seq: u64,
+    /// The id of the last pour before it (the pour that caused it, for low and empty).
+    pub after: u64,
+    pub keg: KegView,
+}
+
+/// A tap's recent pours, for its pace.
+#[derive(Debug, Default, Clone)]
+struct TapLog {
+    /// Live pours of the last hour by pour timestamp: (timestamp, id, µl).
+    recent: VecDeque<(Timestamp, u64, i64)>,
+    /// The latest timestamp the tap reported a pour at (deleted ones included).
+    last_pour: Option<Timestamp>,
+    pours: u64,
+}
+
+/// A tap as `GET /api/taps` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TapView {
+    pub tap_id: u32,
+    /// Its current keg, if one is tapped.
+    pub keg: Option<KegView>,
+    /// ml poured in the last hour.
+    pub pace_ml_per_hour: f64,
+    /// When the current keg runs out at that pace; none without a keg or a pace.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub forecast_empty_at: Option<Timestamp>,
+    /// The latest timestamp the tap reported a pour at (deleted pours included: the tap
+    /// did pour them).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_pour_at: Option<Timestamp>,
+    /// A keg is on, the bar is open, and nothing has poured for the quiet time.
+    pub quiet: bool,
+}
+
+/// What the kegs have announced, so that a log whose deleted pours were dropped
+/// (compaction) announces nothing twice: the event count, and (keg, low, empty) for each
+/// keg that announced something.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Marks {
+    pub events: u64,
+    #[serde(default)]
+    pub announced: Vec<(u64, bool, bool)>,
+}
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct CellarSettings {
+    /// A keg is low at or under this percentage of its size.
+    pub low_pct: f64,
+    /// (glass, nominal µl) for servings left.
+    pub servings: Vec<(String, i64)>,
+}
+
+impl CellarSettings {
+    pub fn new(low_pct: f64, catalogue: &Catalogue) -> CellarSettings {
+        CellarSettings {
+            low_pct,
+            servings: catalogue
+                .glasses()
+                .iter()
+                .filter_map(|g| Some((g.name.to_string(), microlitres(g.nominal?))))
+                .filter(|(_, ul)| *ul > 0)
+                .collect(),
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Every keg and tap, as the log says.
+#[derive(Debug)]
+pub struct Cellar {
+    settings: CellarSettings,
+    kegs: Vec<Keg>,
+    /// Each tap's current keg (an index into `kegs`).
+    current: BTreeMap<u32, usize>,
+    taps: BTreeMap<u32, TapLog>,
+    /// The last pour id the log has reached.
+    last_pour: u64,
+    events: u64,
+    /// Kegs by tap, for finding the keg a deleted pour drew from.
+    by_tap: HashMap<u32, Vec<usize>>,
+}
+
+impl Cellar {
+    pub fn new(settings: CellarSettings) -> Cellar {
+        Cellar {
+            settings,
+            kegs: Vec::new(),
+            current: BTreeMap::new(),
+            taps: BTreeMap::new(),
+            last_pour: 0,
+            events: 0,
+            by_tap: HashMap::new(),
+        }
+    }
+
+    /// Whether `op` applies now; the id the keg it makes or changes has.
+    pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
+        match op {
+            KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
+            KegOp::Correct { keg_id, .. } | KegOp::Finish { keg_id, .. } => {
+                let keg = self.keg(*keg_id).ok_or(KegError::NotFound(*keg_id))?;
+                match (op, keg.finished_at) {
+                    // A finished keg's name or size may still be put right; nothing else.
+                    (KegOp::Correct { spill_ul: 0, .. }, _) | (_, None) => Ok(*keg_id),
+                    _ => Err(KegError::Finished(*keg_id)),
+                }
+            }
+        }
+    }
+
+    fn keg(&self, id: u64) -> Option<&Keg> {
+        self.kegs.get(usize::try_from(id.checked_sub(1)?).ok()?)
+    }
+
+    /// Whether the current keg of `tap_id` has nothing left once `pending` µl more are
+    /// drawn (pours decided but not yet applied).
+    pub fn empty_before(&self, tap_id: u32, pending: i64) -> bool {
+        self.current
+            .get(&tap_id)
+            .is_some_and(|&k| self.kegs[k].remaining_ul() - pending <= 0)
+    }
+
+    /// Applies a logged operation at its place (after pour `after`); the events it makes.
+    pub fn apply_op(&mut self, op: &KegOp, after: u64) -> Vec<KegEvent> {
+        self.last_pour = self.last_pour.max(after);
+        let mut events = Vec::new();
+        match op {
+            KegOp::Tap {
+                tap_id,
+                beverage,
+                size_ul,
+                start_ul,
+                at,
+            } => {
+                if let Some(previous) = self.current.remove(tap_id) {
+                    self.finish(previous, *at, after, &mut events);
+                }
+                let index = self.kegs.len();
+                self.kegs.push(Keg {
+                    id: index as u64 + 1,
+                    tap_id: *tap_id,
+                    beverage: beverage.clone(),
+                    size_ul: *size_ul,
+                    start_ul: *start_ul,
+                    drawn_ul: 0,
+                    spilled_ul: 0,
+                    tapped_at: *at,
+                    finished_at: None,
+                    after_pour: after,
+                    until_pour: None,
+                    low_announced: false,
+                    empty_announced: false,
+                });
+                self.current.insert(*tap_id, index);
+                self.by_tap.entry(*tap_id).or_default().push(index);
+                events.push(self.event(KegEventKind::Tapped, index));
+                self.levels(index, &mut events);
+            }
+            KegOp::Correct {
+                keg_id,
+                beverage,
+                size_ul,
+                spill_ul,
+                ..
+            } => {
+                let Some(index) = self.index(*keg_id) else {
+                    return events;
+                };
+                let keg = &mut self.kegs[index];
+                if let Some(beverage) = beverage {
+                    keg.beverage = beverage.clone();
+                }
+                if let Some(size) = size_ul {
+                    // A keg tapped full is still full at its corrected size.
+                    if keg.start_ul == keg.size_ul {
+                        keg.start_ul = *size;
+                    }
+                    keg.size_ul = *size;
+                }
+                keg.spilled_ul += spill_ul;
+                events.push(self.event(KegEventKind::Corrected, index));
+                self.levels(index, &mut events);
+            }
+            KegOp::Finish { keg_id, at } => {
+                if let Some(index) = self.index(*keg_id) {
+                    let tap = self.kegs[index].tap_id;
+                    if self.current.get(&tap) == Some(&index) {
+                        self.current.remove(&tap);
+                    }
+                    self.finish(index, *at, after, &mut events);
+                }
+            }
+        }
+        events
+    }
+
+    fn index(&self, id: u64) -> Option<usize> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        (index < self.kegs.len()).then_some(index)
+    }
+
+    fn finish(&mut self, index: usize, at: Timestamp, after: u64, events: &mut Vec<KegEvent>) {
+        let keg = &mut self.kegs[index];
+        if keg.finished_at.is_some() {
+            return;
+        }
+        keg.finished_at = Some(at);
+        keg.until_pour = Some(after);
+        events.push(self.event(KegEventKind::Finished, index));
+    }
+
+    /// Draws a stored pour from its tap's keg; the events it causes.
+    pub fn poured(&mut self, pour: &Pour) -> Vec<KegEvent> {
+        self.last_pour = self.last_pour.max(pour.id);
+        let volume = microlitres(pour.volume);
+        let tap = self.taps.entry(pour.tap_id).or_default();
+        tap.pours += 1;
+        tap.last_pour = tap.last_pour.max(Some(pour.timestamp));
+        // Only the last hour counts for the pace (a pour timed in the future waits its turn).
+        let hour_ago = Timestamp::now().millis() - HOUR_MS;
+        if pour.timestamp.millis() > hour_ago {
+            tap.recent.push_back((pour.timestamp, pour.id, volume));
+        }
+        while tap
+            .recent
+            .front()
+            .is_some_and(|(t, _, _)| t.millis() <= hour_ago)
+        {
+            tap.recent.pop_front();
+        }
+        let mut events = Vec::new();
+        if let Some(&index) = self.current.get(&pour.tap_id) {
+            self.kegs[index].drawn_ul += volume;
+            self.levels(index, &mut events);
+        }
+        events
+    }
+
+    /// Gives a deleted pour's volume back to the keg it drew from.
+    pub fn deleted(&mut self, pour: &Pour) {
+        let volume = microlitres(pour.volume);
+        if let Some(tap) = self.taps.get_mut(&pour.tap_id) {
+            tap.recent.retain(|(_, id, _)| *id != pour.id);
+            tap.pours = tap.pours.saturating_sub(1);
+        }
+        let kegs = self.by_tap.get(&pour.tap_id).map_or(&[][..], Vec::as_slice);
+        if let Some(&index) = kegs.iter().rev().find(|&&k| self.kegs[k].holds(pour)) {
+            self.kegs[index].drawn_ul -= volume;
+        }
+    }
+
+    /// Announces low and empty, each once in a keg's life.
+    fn levels(&mut self, index: usize, events: &mut Vec<KegEvent>) {
+        let keg = &self.kegs[index];
+        let low_ul = (keg.size_ul as f64 * self.settings.low_pct / 100.0).round() as i64;
+        let (remaining, low_done, empty_done) =
+            (keg.remaining_ul(), keg.low_announced, keg.empty_announced);
+        if remaining <= low_ul && !low_done {
+            self.kegs[index].low_announced = true;
+            events.push(self.event(KegEventKind::Low, index));
+        }
+        if remaining <= 0 && !empty_done {
+            self.kegs[index].empty_announced = true;
+            events.push(self.event(KegEventKind::Empty, index));
+        }
+    }
+
+    fn event(&mut self, kind: KegEventKind, index: usize) -> KegEvent {
+        self.events += 1;
+        KegEvent {
+            kind,
+            seq: self.events,
+            after: self.last_pour,
+            keg: self.view(index),
+        }
+    }
+
+    fn view(&self, index: usize) -> KegView {
+        let keg = &self.kegs[index];
+        let remaining = keg.remaining_ul();
+        let percent = if keg.size_ul > 0 {
+            (remaining.max(0) as f64 * 10_000.0 / keg.size_ul as f64).round() / 100.0
+        } else {
+            0.0
+        };
+        let low_ul = (keg.size_ul as f64 * self.settings.low_pct / 100.0).round() as i64;
+        KegView {
+            id: keg.id,
+            tap_id: keg.tap_id,
+            beverage: keg.beverage.clone(),
+            size_ml: ml(keg.size_ul),
+            start_ml: ml(keg.start_ul),
+            drawn_ml: ml(keg.drawn_ul),
+            spilled_ml: ml(keg.spilled_ul),
+            remaining_ml: ml(remaining),
+            percent: percent.min(100.0),
+            servings_left: self
+                .settings
+                .servings
+                .iter()
+                .map(|(glass, nominal)| Servings {
+                    glass: glass.clone(),
+                    servings: u64::try_from(remaining.max(0) / nominal).unwrap_or(0),
+                })
+                .collect(),
+            status: if keg.finished_at.is_some() {
+                "finished"
+            } else {
+                "current"
+            },
+            low: remaining <= low_ul,
+            empty: remaining <= 0,
+            tapped_at: keg.tapped_at,
+            finished_at: keg.finished_at,
+        }
+    }
+
+    /// What has been announced.
+    pub fn marks(&self) -> Marks {
+        Marks {
+            events: self.events,
+            announced: self
+                .kegs
+                .iter()
+                .filter(|k| k.low_announced || k.empty_announced)
+                .map(|k| (k.id, k.low_announced, k.empty_announced))
+                .collect(),
+        }
+    }
+
+    /// Takes back what was announced before the log was compacted.
+    pub fn restore(&mut self, marks: &Marks) {
+        self.events = self.events.max(marks.events);
+        for &(id, low, empty) in &marks.announced {
+            if let Some(index) = self.index(id) {
+                let keg = &mut self.kegs[index];
+                keg.low_announced |= low;
+                keg.empty_announced |= empty;
+            }
+        }
+    }
+
+    /// The keg with this id.
+    pub fn get(&self, id: u64) -> Option<KegView> {
+        self.index(id).map(|i| self.view(i))
+    }
+
+    /// Kegs in id order, filtered by tap and by whether they are finished.
+    pub fn list(&self, tap_id: Option<u32>, finished: Option<bool>) -> Vec<KegView> {
+        (0..self.kegs.len())
+            .filter(|&i| tap_id.is_none_or(|t| self.kegs[i].tap_id == t))
+            .filter(|&i| finished.is_none_or(|f| self.kegs[i].finished_at.is_some() == f))
+            .map(|i| self.view(i))
+            .collect()
+    }
+
+    /// The current kegs, by tap.
+    pub fn current(&self) -> Vec<KegView> {
+        self.current.values().map(|&i| self.view(i)).collect()
+    }
+
+    /// Every tap that has a keg or has poured, by tap id; `quiet_after_ms` and `open` (is
+    /// the bar open now) decide whether it is quiet.
+    pub fn taps(&mut self, now: Timestamp, quiet_after_ms: i64, open: bool) -> Vec<TapView> {
+        let mut ids: Vec<u32> = self
+            .taps
+            .keys()
+            .chain(self.current.keys())
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let since = now.millis() - HOUR_MS;
+        ids.into_iter()
+            .map(|tap_id| {
+                let log = self.taps.entry(tap_id).or_default();
+                // Forget what fell out of the hour.
+                while log
+                    .recent
+                    .front()
+                    .is_some_and(|(t, _, _)| t.millis() <= since)
+                {
+                    log.recent.pop_front();
+                }
+                let pace_ul: i64 = log
+                    .recent
+                    .iter()
+                    .filter(|(t, _, _)| t.millis() > since && t.millis() <= now.millis())
+                    .map(|(_, _, ul)| ul)
+                    .sum();
+                let last_pour_at = log.last_pour;
+                let keg = self.current.get(&tap_id).map(|&i| self.view(i));
+                let forecast_empty_at = keg.as_ref().and_then(|k| {
+                    let remaining = microlitres(k.remaining_ml);
+                    (pace_ul > 0 && remaining > 0).then(|| {
+                        let ms = remaining as f64 / pace_ul as f64 * HOUR_MS as f64;
+                        Timestamp::from_millis(now.millis().saturating_add(ms as i64))
+                    })
+                });
+                let idle_since = last_pour_at.map_or(i64::MIN, |t| t.millis());
+                let quiet = keg.is_some()
+                    && open
+                    && now.millis().saturating_sub(idle_since) >= quiet_after_ms;
+                TapView {
+                    tap_id,
+                    keg,
+                    pace_ml_per_hour: ml(pace_ul),
+                    forecast_empty_at,
+                    last_pour_at,
+                    quiet,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pour::Flags;
+
+    fn cellar() -> Cellar {
+        Cellar::new(CellarSettings::new(15.0, &Catalogue::default()))
+    }
+
+    fn tap(cellar: &mut Cellar, tap_id: u32, litres: i64, after: u64) -> Vec<KegEvent> {
+        let op = KegOp::Tap {
+            tap_id,
+            beverage: "Pils".into(),
+            size_ul: litres * 1_000_000,
+            start_ul: litres * 1_000_000,
+            at: Timestamp::from_millis(0),
+        };
+        cellar.check(&op).unwrap();
+        cellar.apply_op(&op, after)
+    }
+
+    fn pour(id: u64, tap_id: u32, volume: f64) -> Pour {
+        Pour {
+            id,
+            tap_id,
+            volume,
+            glass: "pint".into(),
+            timestamp: Timestamp::from_millis(id as i64 * 1000),
+            flags: Flags::NONE,
+        }
+    }
+
+    fn kinds(events: &[KegEvent]) -> Vec<KegEventKind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn named_sizes_hold_what_they_say() {
+        let litres = |name| (size_named(name).unwrap().ml / 10.0).round() / 100.0;
+        assert_eq!(litres("half-barrel"), 58.67);
+        assert_eq!(litres("quarter-barrel"), 29.34);
+        assert!((litres("sixth-barrel") - 19.55).abs() <= 0.01);
+        assert_eq!(litres("corny"), 18.93);
+        assert_eq!(
+            ["euro-50", "euro-30", "euro-20"].map(|n| size_named(n).unwrap().ml),
+            [50_000.0, 30_000.0, 20_000.0]
+        );
+        assert!(size_named("pony").is_none());
+    }
+
+    #[test]
+    fn pours_draw_down_and_deletions_give_back_exactly() {
+        let mut c = cellar();
+        tap(&mut c, 1, 20, 0);
+        for id in 1..=3 {
+            c.poured(&pour(id, 1, 333.3));
+        }
+        c.poured(&pour(4, 2, 500.0));
+        c.deleted(&pour(2, 1, 333.3));
+        let keg = c.get(1).unwrap();
+        assert_eq!(keg.drawn_ml, 666.6);
+        assert_eq!(keg.remaining_ml, 19_333.4);
+        assert_eq!(keg.percent, 96.67);
+        assert_eq!(
+            keg.servings_left
+                .iter()
+                .map(|s| s.servings)
+                .collect::<Vec<_>>(),
+            [68, 34, 19]
+        );
+    }
+
+    #[test]
+    fn low_and_empty_are_announced_once_at_their_pour() {
+        let mut c = cellar();
+        assert_eq!(kinds(&tap(&mut c, 1, 1, 0)), [KegEventKind::Tapped]);
+        // 15 % of a litre is 150 ml: low at 850 ml drawn, not at 849.999.
+        assert!(c.poured(&pour(1, 1, 849.999)).is_empty());
+        let low = c.poured(&pour(2, 1, 0.001));
+        assert_eq!(kinds(&low), [KegEventKind::Low]);
+        assert_eq!((low[0].after, low[0].seq), (2, 2));
+        c.deleted(&pour(2, 1, 0.001));
+        assert!(c.poured(&pour(3, 1, 0.001)).is_empty(), "low only once");
+        assert_eq!(kinds(&c.poured(&pour(4, 1, 150.0))), [KegEventKind::Empty]);
+        assert!(c.empty_before(1, 0));
+        assert!(c.poured(&pour(5, 1, 100.0)).is_empty());
+        assert_eq!(c.get(1).unwrap().remaining_ml, -100.0);
+        assert_eq!(c.get(1).unwrap().percent, 0.0);
+    }
+
+    #[test]
+    fn a_new_keg_finishes_the_old_and_deletions_go_back_to_the_keg_that_gave() {
+        let mut c = cellar();
+        tap(&mut c, 1, 20, 0);
+        c.poured(&pour(1, 1, 500.0));
+        let events = tap(&mut c, 1, 30, 1);
+        assert_eq!(
+            kinds(&events),
+            [KegEventKind::Finished, KegEventKind::Tapped]
+        );
+        c.poured(&pour(2, 1, 400.0));
+        c.deleted(&pour(1, 1, 500.0));
+        assert_eq!(c.get(1).unwrap().drawn_ml, 0.0);
+        assert_eq!(c.get(1).unwrap().status, "finished");
+        assert_eq!(c.get(2).unwrap().drawn_ml, 400.0);
+        assert_eq!(c.list(Some(1), Some(false)).len(), 1);
+        let finish = KegOp::Finish {
+            keg_id: 1,
+            at: Timestamp::from_millis(0),
+        };
+        assert_eq!(c.check(&finish), Err(KegError::Finished(1)));
+        assert_eq!(
+            c.check(&KegOp::Finish {
+                keg_id: 9,
+                at: Timestamp::from_millis(0)
+            }),
+            Err(KegError::NotFound(9))
+        );
+    }
+
+    #[test]
+    fn corrections_change_size_and_count_spills() {
+        let mut c = cellar();
+        tap(&mut c, 1, 300, 0);
+        c.poured(&pour(1, 1, 1000.0));
+        // Kegbot's 30 L keg defined as 300 L, put right: the level follows.
+        let op = KegOp::Correct {
+            keg_id: 1,
+            beverage: Some("Helles".into()),
+            size_ul: Some(30_000_000),
+            spill_ul: 500_000,
+            at: Timestamp::from_millis(0),
+        };
+        let events = c.apply_op(&op, 1);
+        assert_eq!(kinds(&events), [KegEventKind::Corrected]);
+        let keg = c.get(1).unwrap();
+        assert_eq!((keg.size_ml, keg.remaining_ml), (30_000.0, 28_500.0));
+        assert_eq!(keg.beverage, "Helles");
+    }
+
+    #[test]
+    fn pace_and_forecast_follow_the_last_hour() {
+        let mut c = cellar();
+        tap(&mut c, 1, 10, 0);
+        let now = Timestamp::now();
+        let at = |ago_min: i64| Timestamp::from_millis(now.millis() - ago_min * 60_000);
+        for (id, ago) in [(1, 90), (2, 50), (3, 10)] {
+            c.poured(&Pour {
+                timestamp: at(ago),
+                ..pour(id, 1, 1000.0)
+            });
+        }
+        let taps = c.taps(now, 30 * 60_000, true);
+        assert_eq!(taps[0].pace_ml_per_hour, 2000.0);
+        // 7 L left at 2 L an hour: 3.5 hours.
+        assert_eq!(
+            taps[0].forecast_empty_at,
+            Some(Timestamp::from_millis(now.millis() + 35 * HOUR_MS / 10))
+        );
+        assert_eq!(taps[0].last_pour_at, Some(at(10)));
+        assert!(!taps[0].quiet);
+        let later = Timestamp::from_millis(now.millis() + 3 * HOUR_MS);
+        let taps = c.taps(later, 30 * 60_000, true);
+        assert_eq!(taps[0].pace_ml_per_hour, 0.0);
+        assert_eq!(taps[0].forecast_empty_at, None, "no pace, no forecast");
+        assert!(taps[0].quiet);
+        assert!(
+            !c.taps(later, 30 * 60_000, false)[0].quiet,
+            "closed bars are not quiet"
+        );
+    }
+}
