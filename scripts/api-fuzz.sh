@@ -51,14 +51,29 @@ stop() {
 }
 
 # The WebSocket endpoint is left out: schemathesis speaks HTTP only (its own tests cover it).
+# POST /api/kegs runs apart, without the check that every schema-valid body is accepted: a
+# part-used keg's remainingMl may not exceed its sizeMl, which JSON Schema cannot relate
+# (422 says so); every other check runs on it.
 fuzz() {
-  "$venv/bin/st" run "http://$addr/api/openapi.json" --checks all \
-    --max-examples "$examples" --workers 2 --seed 1 \
-    --exclude-path /sockets/beers --no-color "$@"
+  local st=("$venv/bin/st" run "http://$addr/api/openapi.json" --max-examples "$examples"
+    --workers 2 --seed 1 --exclude-path /sockets/beers --no-color)
+  "${st[@]}" --checks all --exclude-name "POST /api/kegs" "$@"
+  "${st[@]}" --checks all --exclude-checks positive_data_acceptance \
+    --include-name "POST /api/kegs" "$@"
+}
+
+# Kegs 1 to 3, so that the keg routes find kegs to read, correct and finish.
+kegs() {
+  for tap in 1 2 3; do
+    curl -sf -o /dev/null "$@" -H 'Content-Type: application/json' \
+      -d "{\"tapId\": $tap, \"beverage\": \"Pils\", \"size\": \"euro-50\"}" \
+      "http://$addr/api/kegs"
+  done
 }
 
 echo "== api-fuzz: open server"
 start
+kegs
 fuzz
 stop
 
@@ -67,6 +82,7 @@ token_entry=$("$server" token new --role admin --name fuzz)
 token=$(sed -n 2p <<<"$token_entry")
 sed -n '/^\[\[token\]\]/,$p' <<<"$token_entry" >"$work/tokens.toml"
 start --tokens "$work/tokens.toml"
+kegs -H "Authorization: Bearer $token"
 fuzz -H "Authorization: Bearer $token"
 stop
 echo "api-fuzz: both runs passed"

@@ -52,16 +52,18 @@ pub struct NewKeg {
     /// The tap it goes on; the tap's current keg, if any, is finished.
     pub tap_id: u32,
     /// What it holds, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub beverage: String,
     /// A named size (`GET /api/kegs/sizes`).
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
     /// The size in ml.
-    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
+    #[schema(nullable = false, exclusive_minimum = 0, maximum = 1_000_000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_ml: Option<f64>,
-    /// What a part-used keg holds, in ml; default: its size.
-    #[schema(minimum = 0, maximum = 1_000_000)]
+    /// What a part-used keg holds, in ml, at most its size; default: its size.
+    #[schema(nullable = false, minimum = 0, maximum = 1_000_000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining_ml: Option<f64>,
 }
@@ -72,17 +74,31 @@ pub struct NewKeg {
 #[schema(example = json!({"sizeMl": 30000, "spillMl": 500}))]
 #[cfg_attr(not(test), allow(dead_code))]
 pub struct KegCorrection {
+    #[schema(nullable = false, min_length = 1, max_length = 100)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beverage: Option<String>,
+    /// A named size (`GET /api/kegs/sizes`).
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
-    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
+    #[schema(nullable = false, exclusive_minimum = 0, maximum = 1_000_000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_ml: Option<f64>,
     /// Beer lost, in ml: it comes off the level (not on a finished keg).
-    #[schema(exclusive_minimum = 0, maximum = 1_000_000)]
+    #[schema(nullable = false, exclusive_minimum = 0, maximum = 1_000_000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spill_ml: Option<f64>,
+}
+
+/// Which kegs `GET /api/kegs` lists.
+#[derive(Serialize, utoipa::ToSchema)]
+#[cfg_attr(not(test), allow(dead_code))]
+#[serde(rename_all = "camelCase")]
+pub enum KegStatus {
+    /// On a tap.
+    Current,
+    /// Taken off.
+    Finished,
 }
 
 /// The body as a JSON object.
@@ -103,20 +119,27 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::Unprocessable(message.into())
 }
 
-/// A beverage name: 1 to 100 characters, no control characters, trimmed.
+/// A beverage name: 1 to 100 characters, not all blank, no control characters (what the
+/// document's [`BEVERAGE_PATTERN`] says); kept trimmed.
 fn beverage(value: &Value) -> Result<String, ApiError> {
     let rule = || {
         invalid(format!(
-            "beverage must be a name of 1 to {MAX_BEVERAGE} characters"
+            "beverage must be a name of 1 to {MAX_BEVERAGE} characters, without control characters"
         ))
     };
-    let name = value.as_str().ok_or_else(rule)?.trim();
+    let name = value.as_str().ok_or_else(rule)?;
     let length = name.chars().count();
-    if length == 0 || length > MAX_BEVERAGE || name.chars().any(char::is_control) {
+    let control = name
+        .chars()
+        .any(|c| matches!(c, '\0'..='\x1f' | '\x7f'..='\u{9f}'));
+    if length == 0 || length > MAX_BEVERAGE || control || name.trim().is_empty() {
         return Err(rule());
     }
-    Ok(name.to_owned())
+    Ok(name.trim().to_owned())
 }
+
+/// What a beverage name must match, as the OpenAPI document says it.
+pub const BEVERAGE_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
 
 /// Millilitres from 0 (or above 0) to the largest keg.
 fn volume(name: &str, value: &Value, zero: bool) -> Result<f64, ApiError> {
@@ -243,7 +266,7 @@ pub async fn create(
     get, path = "/api/kegs", tag = "kegs",
     params(
         ("tapId" = Option<u32>, Query, description = "Only this tap's kegs"),
-        ("status" = Option<String>, Query, description = "`current` (on a tap) or `finished`"),
+        ("status" = Option<KegStatus>, Query, description = "`current` (on a tap) or `finished`"),
     ),
     responses(
         (status = 200, description = "Kegs in id order", body = KegList),
@@ -333,7 +356,8 @@ pub async fn correct(
         Some(value) => microlitres(volume("spillMl", value, false)?),
         None => 0,
     };
-    if beverage.is_none() && size_ul.is_none() && spill_ul == 0 {
+    let named = ["beverage", "size", "sizeMl", "spillMl"];
+    if !named.iter().any(|field| fields.contains_key(*field)) {
         return Err(invalid("give beverage, size, sizeMl or spillMl"));
     }
     let op = KegOp::Correct {

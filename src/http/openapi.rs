@@ -118,6 +118,7 @@ pub fn document() -> &'static Value {
             json!({})
         });
         bound_tap_ids(&mut doc);
+        require_one_size(&mut doc);
         doc
     })
 }
@@ -133,6 +134,29 @@ pub fn document_for(served: &Served) -> Value {
         describe_tokens(&mut doc, served.public);
     }
     doc
+}
+
+/// What JSON Schema can say of the keg bodies and utoipa's attributes cannot: a new keg
+/// names its size once (`size` or `sizeMl`); a correction changes something, and names a
+/// size at most once.
+fn require_one_size(doc: &mut Value) {
+    let required = |fields: &[&str]| -> Vec<Value> {
+        fields.iter().map(|f| json!({"required": [f]})).collect()
+    };
+    let sizes: Vec<&str> = crate::keg::SIZES.iter().map(|s| s.name).collect();
+    for (schema, new) in [("NewKeg", true), ("KegCorrection", false)] {
+        let Some(keg) = doc.pointer_mut(&format!("/components/schemas/{schema}")) else {
+            continue;
+        };
+        keg["properties"]["size"]["enum"] = json!(sizes);
+        keg["properties"]["beverage"]["pattern"] = json!(kegs::BEVERAGE_PATTERN);
+        if new {
+            keg["oneOf"] = json!(required(&["size", "sizeMl"]));
+        } else {
+            keg["anyOf"] = json!(required(&["beverage", "size", "sizeMl", "spillMl"]));
+            keg["not"] = json!({"required": ["size", "sizeMl"]});
+        }
+    }
 }
 
 /// Every `tapId`, parameter or property, as the parsers take it.

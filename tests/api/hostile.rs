@@ -412,3 +412,137 @@ async fn shared_app() -> &'static TestApp {
     let app = receiver.recv().unwrap();
     APP.get_or_init(|| app)
 }
+
+#[tokio::test]
+async fn keg_bodies_get_their_exact_status_and_change_nothing() {
+    let app = spawn_app().await;
+    let deep = format!(
+        r#"{{"tapId":1,"beverage":"x","size":"corny","x":{}{}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("POST", "{".into(), 400, "not valid JSON"),
+        ("POST", deep, 400, "not valid JSON"),
+        ("POST", "[1]".into(), 422, "JSON object"),
+        (
+            "POST",
+            r#"{"beverage": "Pils", "size": "corny"}"#.into(),
+            422,
+            "tapId",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 0, "beverage": "Pils", "size": "corny"}"#.into(),
+            422,
+            "tapId",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "size": "corny"}"#.into(),
+            422,
+            "beverage",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "  ", "size": "corny"}"#.into(),
+            422,
+            "beverage",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "a\u0007b", "size": "corny"}"#.into(),
+            422,
+            "control",
+        ),
+        (
+            "POST",
+            format!(
+                r#"{{"tapId": 1, "beverage": "{}", "size": "corny"}}"#,
+                "x".repeat(101)
+            ),
+            422,
+            "100",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils"}"#.into(),
+            422,
+            "size",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "size": "pony"}"#.into(),
+            422,
+            "euro-50",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "size": "corny", "sizeMl": 5}"#.into(),
+            422,
+            "not both",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 0}"#.into(),
+            422,
+            "sizeMl",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 1e309}"#.into(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 2000000}"#.into(),
+            422,
+            "sizeMl",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 1000, "remainingMl": 1001}"#.into(),
+            422,
+            "more than the keg's size",
+        ),
+        (
+            "POST",
+            r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 1000, "remainingMl": -1}"#.into(),
+            422,
+            "remainingMl",
+        ),
+    ];
+    for (method, body, status, says) in cases {
+        let (got, answer) = app.send_json(method, "/api/kegs", &body).await;
+        let message = assert_error(got, &answer, status);
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let (_, kegs) = app.get("/api/kegs").await;
+    assert_eq!(kegs["kegs"], serde_json::json!([]), "nothing was tapped");
+    // Corrections: something to change, each field as for a new keg.
+    let (status, _) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 1, "beverage": "Pils", "size": "corny"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (path, body, status) in [
+        ("/api/kegs/1", r#"{"x": 1}"#, 422),
+        ("/api/kegs/1", r#"{"spillMl": -5}"#, 422),
+        ("/api/kegs/1", r#"{"size": "corny", "sizeMl": 100}"#, 422),
+        ("/api/kegs/1", r#"{"beverage": ""}"#, 422),
+        ("/api/kegs/2", r#"{"spillMl": 5}"#, 404),
+        ("/api/kegs/x", r#"{"spillMl": 5}"#, 400),
+        ("/api/kegs/99999999999999999999", r#"{"spillMl": 5}"#, 400),
+    ] {
+        let (got, answer) = app.send_json("PATCH", path, body).await;
+        assert_error(got, &answer, status);
+    }
+    let (_, keg) = app.get("/api/kegs/1").await;
+    assert_eq!(keg["keg"]["remainingMl"], 18_927.059, "unchanged: {keg}");
+    let (status, answer) = app.send_json("DELETE", "/api/kegs/1", "").await;
+    assert_error(status, &answer, 405);
+    unharmed(&app, 0).await;
+}

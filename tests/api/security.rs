@@ -67,6 +67,7 @@ async fn call(
 
 const TAP3: &str = r#"{"tapId": 3, "volume": 500}"#;
 const TAP4: &str = r#"{"tapId": 4, "volume": 500}"#;
+const KEG: &str = r#"{"tapId": 3, "beverage": "Pils", "size": "euro-50"}"#;
 
 #[tokio::test]
 async fn roles_decide_who_may_do_what() {
@@ -92,6 +93,24 @@ async fn roles_decide_who_may_do_what() {
         (M::DELETE, "/api/beers/1", Some(&reader), None, 403),
         (M::POST, "/api/beers", Some(&admin), Some(TAP4), 201),
         (M::DELETE, "/api/beers/1", Some(&admin), None, 204),
+        // Kegs: admins change them, readers read them, taps do neither.
+        (M::POST, "/api/kegs", None, Some(KEG), 401),
+        (M::POST, "/api/kegs", Some(&tap), Some(KEG), 403),
+        (M::POST, "/api/kegs", Some(&reader), Some(KEG), 403),
+        (M::POST, "/api/kegs", Some(&admin), Some(KEG), 201),
+        (M::GET, "/api/kegs", Some(&tap), None, 403),
+        (M::GET, "/api/kegs/1", Some(&reader), None, 200),
+        (M::GET, "/api/taps", Some(&reader), None, 200),
+        (M::GET, "/api/taps", None, None, 401),
+        (
+            M::PATCH,
+            "/api/kegs/1",
+            Some(&reader),
+            Some(r#"{"spillMl": 5}"#),
+            403,
+        ),
+        (M::POST, "/api/kegs/1/finish", Some(&tap), None, 403),
+        (M::POST, "/api/kegs/1/finish", Some(&admin), None, 200),
     ];
     for (method, path, token, body, expected) in cases {
         let (status, answer, headers) = call(&app, method.clone(), path, token, body).await;
@@ -110,6 +129,8 @@ async fn roles_decide_who_may_do_what() {
     }
     let (_, list, _) = call(&app, M::GET, "/api/beers", Some(&admin), None).await;
     assert_eq!(list["total"], 1, "refused requests stored nothing");
+    let (_, kegs, _) = call(&app, M::GET, "/api/kegs", Some(&admin), None).await;
+    assert_eq!(kegs["kegs"].as_array().unwrap().len(), 1, "{kegs}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
