@@ -91,8 +91,7 @@ pub struct KegCorrection {
 }
 
 /// Which kegs `GET /api/kegs` lists.
-#[derive(Serialize, utoipa::ToSchema)]
-#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KegStatus {
     /// On a tap.
@@ -282,15 +281,13 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
         match &*key {
             "tapId" => tap_id = Some(tap_param(&value)?),
             "status" => {
-                finished = Some(match &*value {
-                    "current" => false,
-                    "finished" => true,
-                    _ => {
-                        return Err(ApiError::BadRequest(
-                            "status must be current or finished".into(),
-                        ));
-                    }
-                })
+                let status = serde_json::from_value(Value::String(value.into_owned()));
+                finished = Some(matches!(
+                    status.map_err(|_| ApiError::BadRequest(
+                        "status must be current or finished".into()
+                    ))?,
+                    KegStatus::Finished
+                ));
             }
             _ => {}
         }
