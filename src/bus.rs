@@ -115,9 +115,9 @@ impl Bus {
         }
     }
 
-    fn send_keg_events(&self, events: Vec<KegEvent>) {
+    fn send_keg_events(&self, events: Vec<Arc<KegEvent>>) {
         for event in events {
-            let _ = self.inner.sender.send(Event::Keg(Arc::new(event)));
+            let _ = self.inner.sender.send(Event::Keg(event));
         }
     }
 
@@ -145,7 +145,7 @@ impl Bus {
 
     /// Applies a keg operation logged after pour `after` and publishes what it caused;
     /// returns those events.
-    pub fn keg_op(&self, op: &KegOp, after: u64) -> Vec<KegEvent> {
+    pub fn keg_op(&self, op: &KegOp, after: u64) -> Vec<Arc<KegEvent>> {
         let mut state = self.state();
         let events = state.cellar.apply_op(op, after);
         self.send_keg_events(events.clone());

@@ -39,6 +39,8 @@ const LINGER: Duration = Duration::from_millis(1);
 pub struct Frame {
     /// The pour's id for pour events, so that a replaying subscriber can drop duplicates.
     pub pour_id: Option<u64>,
+    /// The keg event's sequence number, for the same reason.
+    pub keg_seq: Option<u64>,
     /// The whole WebSocket text frame, header and JSON. Server frames are not masked, so
     /// every subscriber is sent these very bytes: nothing is encoded per subscriber.
     pub wire: Bytes,
@@ -70,9 +72,17 @@ impl Frame {
             Event::Poured(pour) => (Some(pour.id), Wire::Pour { beer: pour }),
             Event::Deleted(pour) => (None, Wire::Deleted { id: pour.id }),
             Event::Report(report) => (None, Wire::Report { report }),
-            Event::Keg(detail) => (None, Wire::Keg { detail }),
+            Event::Keg(detail) => return Frame::keg(detail),
         };
         Frame::text(pour_id, to_json(&wire))
+    }
+
+    /// The frame for a keg event (also as replayed to a single subscriber).
+    pub fn keg(detail: &KegEvent) -> Frame {
+        Frame {
+            keg_seq: Some(detail.seq),
+            ..Frame::text(None, to_json(&Wire::Keg { detail }))
+        }
     }
 
     /// The frame for one pour, as replayed to a single subscriber.
@@ -88,6 +98,7 @@ impl Frame {
         }
         Frame {
             pour_id,
+            keg_seq: None,
             wire: wire.into(),
         }
     }
@@ -174,6 +185,16 @@ struct LaneState {
     unsent: Bytes,
     /// Pours at or below this were replayed or predate the subscription: not sent.
     floor: u64,
+    /// The same for keg events, by sequence number.
+    keg_floor: u64,
+}
+
+impl LaneState {
+    /// Whether `frame` is still owed: not replayed already.
+    fn owes(&self, frame: &Frame) -> bool {
+        frame.pour_id.is_none_or(|id| id > self.floor)
+            && frame.keg_seq.is_none_or(|seq| seq > self.keg_floor)
+    }
 }
 
 enum Offer {
@@ -232,8 +253,10 @@ impl Lane {
         let Some(stream) = self.stream.upgrade().filter(|_| !state.closed) else {
             return Offer::Queued;
         };
-        let floor = state.floor;
-        let fresh = move |f: &&Frame| f.pour_id.is_none_or(|id| id > floor);
+        let (floor, keg_floor) = (state.floor, state.keg_floor);
+        let fresh = move |f: &&Frame| {
+            f.pour_id.is_none_or(|id| id > floor) && f.keg_seq.is_none_or(|seq| seq > keg_floor)
+        };
         if state.direct {
             let count = frames.clone().filter(fresh).count();
             let bytes = match joined {
@@ -279,6 +302,12 @@ impl Lane {
         state.floor = state.floor.max(floor);
     }
 
+    /// Keg events up to `seq` are not sent from now on.
+    pub fn raise_keg_floor(&self, seq: u64) {
+        let mut state = self.state();
+        state.keg_floor = state.keg_floor.max(seq);
+    }
+
     /// What is queued (at most `max` frames) as one buffer; `None`, with the lane direct
     /// again, once nothing is left.
     pub fn take(&self, max: usize) -> Option<Batch> {
@@ -294,7 +323,7 @@ impl Lane {
             let Some(frame) = state.queue.pop_front() else {
                 break;
             };
-            if frame.pour_id.is_some_and(|id| id <= state.floor) {
+            if !state.owes(&frame) {
                 continue;
             }
             if bytes.is_empty() {

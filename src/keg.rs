@@ -11,6 +11,7 @@
 //! deletion cancel exactly, whatever the order.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -306,6 +307,8 @@ pub struct Cellar {
     /// The last pour id the log has reached.
     last_pour: u64,
     events: u64,
+    /// Every event so far, for subscribers that resume (a few per keg).
+    history: Vec<Arc<KegEvent>>,
     /// Kegs by tap, for finding the keg a deleted pour drew from.
     by_tap: HashMap<u32, Vec<usize>>,
 }
@@ -319,6 +322,7 @@ impl Cellar {
             taps: BTreeMap::new(),
             last_pour: 0,
             events: 0,
+            history: Vec::new(),
             by_tap: HashMap::new(),
         }
     }
@@ -351,7 +355,7 @@ impl Cellar {
     }
 
     /// Applies a logged operation at its place (after pour `after`); the events it makes.
-    pub fn apply_op(&mut self, op: &KegOp, after: u64) -> Vec<KegEvent> {
+    pub fn apply_op(&mut self, op: &KegOp, after: u64) -> Vec<Arc<KegEvent>> {
         self.last_pour = self.last_pour.max(after);
         let mut events = Vec::new();
         match op {
@@ -429,7 +433,7 @@ impl Cellar {
         (index < self.kegs.len()).then_some(index)
     }
 
-    fn finish(&mut self, index: usize, at: Timestamp, after: u64, events: &mut Vec<KegEvent>) {
+    fn finish(&mut self, index: usize, at: Timestamp, after: u64, events: &mut Vec<Arc<KegEvent>>) {
         let keg = &mut self.kegs[index];
         if keg.finished_at.is_some() {
             return;
@@ -440,7 +444,7 @@ impl Cellar {
     }
 
     /// Draws a stored pour from its tap's keg; the events it causes.
-    pub fn poured(&mut self, pour: &Pour) -> Vec<KegEvent> {
+    pub fn poured(&mut self, pour: &Pour) -> Vec<Arc<KegEvent>> {
         self.last_pour = self.last_pour.max(pour.id);
         let volume = microlitres(pour.volume);
         let tap = self.taps.entry(pour.tap_id).or_default();
@@ -480,7 +484,7 @@ impl Cellar {
     }
 
     /// Announces low and empty, each once in a keg's life.
-    fn levels(&mut self, index: usize, events: &mut Vec<KegEvent>) {
+    fn levels(&mut self, index: usize, events: &mut Vec<Arc<KegEvent>>) {
         let keg = &self.kegs[index];
         let low_ul = (keg.size_ul as f64 * self.settings.low_pct / 100.0).round() as i64;
         let (remaining, low_done, empty_done) =
@@ -495,14 +499,32 @@ impl Cellar {
         }
     }
 
-    fn event(&mut self, kind: KegEventKind, index: usize) -> KegEvent {
+    fn event(&mut self, kind: KegEventKind, index: usize) -> Arc<KegEvent> {
         self.events += 1;
-        KegEvent {
+        let event = Arc::new(KegEvent {
             kind,
             seq: self.events,
             after: self.last_pour,
             keg: self.view(index),
-        }
+        });
+        self.history.push(event.clone());
+        event
+    }
+
+    /// The events a resuming subscriber is owed, in order: those with a `seq` above
+    /// `seq_above` if it gives one, else those after pour `since` or later (which may
+    /// repeat a few it heard: each carries its `seq`). Also the last `seq` so far.
+    pub fn owed(&self, since: u64, seq_above: Option<u64>) -> (Vec<Arc<KegEvent>>, u64) {
+        let owed = self
+            .history
+            .iter()
+            .filter(|e| match seq_above {
+                Some(seq) => e.seq > seq,
+                None => e.after >= since,
+            })
+            .cloned()
+            .collect();
+        (owed, self.events)
     }
 
     fn view(&self, index: usize) -> KegView {
@@ -653,7 +675,7 @@ mod tests {
         Cellar::new(CellarSettings::new(15.0, &Catalogue::default()))
     }
 
-    fn tap(cellar: &mut Cellar, tap_id: u32, litres: i64, after: u64) -> Vec<KegEvent> {
+    fn tap(cellar: &mut Cellar, tap_id: u32, litres: i64, after: u64) -> Vec<Arc<KegEvent>> {
         let op = KegOp::Tap {
             tap_id,
             beverage: "Pils".into(),
@@ -676,7 +698,7 @@ mod tests {
         }
     }
 
-    fn kinds(events: &[KegEvent]) -> Vec<KegEventKind> {
+    fn kinds(events: &[Arc<KegEvent>]) -> Vec<KegEventKind> {
         events.iter().map(|e| e.kind).collect()
     }
 

@@ -54,8 +54,10 @@ pub struct SocketParams {
     pub echo: bool,
     /// `type=pint` (repeatable): only these glasses' pours.
     pub glasses: Vec<std::sync::Arc<str>>,
-    /// `since=ID`: replay stored pours after this id first.
+    /// `since=ID`: replay stored pours after this id first, and the keg events from there.
     pub since: Option<u64>,
+    /// `eventsSince=SEQ`: replay exactly the keg events after this one.
+    pub events_since: Option<u64>,
 }
 
 impl SocketParams {
@@ -76,6 +78,13 @@ impl SocketParams {
                 "since" => {
                     params.since = Some(whole_number(&value).ok_or_else(|| {
                         ApiError::BadRequest("since must be a pour id (0 to 2^63-1)".into())
+                    })?)
+                }
+                "eventsSince" => {
+                    params.events_since = Some(whole_number(&value).ok_or_else(|| {
+                        ApiError::BadRequest(
+                            "eventsSince must be a keg event's seq (0 to 2^63-1)".into(),
+                        )
                     })?)
                 }
                 _ => {}
@@ -102,7 +111,8 @@ impl SocketParams {
         ("tapId" = Option<u32>, Query, description = "I am this tap: its pours are not sent"),
         ("echo" = Option<bool>, Query, description = "Send this tap's own pours after all"),
         ("type" = Option<Vec<String>>, Query, explode = true, description = "Only these glasses (repeatable)"),
-        ("since" = Option<u64>, Query, description = "Replay stored pours above this id first, then go live"),
+        ("since" = Option<u64>, Query, description = "Replay stored pours above this id first, with the keg events from that pour on, then go live"),
+        ("eventsSince" = Option<u64>, Query, description = "Replay exactly the keg events whose seq is above this one (with since, in their places among the pours)"),
         ("token" = Option<String>, Query, description = "Bearer token, for browsers that cannot set headers"),
     ),
     responses(
@@ -376,10 +386,12 @@ async fn converse(
     .map_err(|_| End::Broken)?;
     crate::metrics::frames_sent(1);
 
-    if let Some(since) = params.since {
-        let replayed = unless_ended(replay(socket, since, filter, state), kicked, state).await?;
-        // Live pours the replay covered are not sent again.
-        lane.raise_floor(replayed.map_err(|_| End::Broken)?);
+    if params.since.is_some() || params.events_since.is_some() {
+        let replayed = unless_ended(replay(socket, params, filter, state), kicked, state).await?;
+        // Live pours and keg events the replay covered are not sent again.
+        let (pours, kegs) = replayed.map_err(|_| End::Broken)?;
+        lane.raise_floor(pours);
+        lane.raise_keg_floor(kegs);
     }
     // What queued meanwhile goes out; then the hub writes to the socket itself.
     drain(socket, &lane, unsent, kicked, state).await?;
@@ -515,40 +527,64 @@ async fn write_frames(
     Ok(())
 }
 
-/// Sends every stored pour after `since` that the filter admits, in id order; returns the
-/// highest id it looked at (0 if none).
+/// Sends every stored pour after `since` that the filter admits, in id order, and the keg
+/// events owed in their places among them; returns the highest pour id it looked at (0 if
+/// none) and the last keg event's seq when it began.
 async fn replay(
     socket: &mut Socket,
-    since: u64,
+    params: &SocketParams,
     filter: &Filter,
     state: &AppState,
-) -> Result<u64, ()> {
-    let mut cursor = since;
+) -> Result<(u64, u64), ()> {
+    // Taken after the subscription is registered: later events are queued for it too.
+    let (events, keg_top) = state
+        .bus
+        .cellar(|c| c.owed(params.since.unwrap_or(0), params.events_since));
+    let mut events = events.into_iter().peekable();
     let mut seen = 0;
-    loop {
-        let page = state
-            .store
-            .list(&ListQuery::after(cursor, REPLAY_PAGE))
-            .await
-            .map_err(|e| log::error!("replay could not read the store: {e}"))?;
-        let (mut bytes, mut frames) = (Vec::new(), 0);
-        for pour in page.pours.iter().filter(|p| filter.admits(p)) {
-            bytes.extend_from_slice(&Frame::pour(pour).wire);
-            frames += 1;
-        }
-        socket.get_mut().write_all(&bytes).await.map_err(|_| ())?;
-        crate::metrics::frames_sent(frames);
-        match page.pours.last() {
-            Some(last) => {
-                seen = last.id;
-                cursor = last.id;
+    if let Some(since) = params.since {
+        let mut cursor = since;
+        loop {
+            let page = state
+                .store
+                .list(&ListQuery::after(cursor, REPLAY_PAGE))
+                .await
+                .map_err(|e| log::error!("replay could not read the store: {e}"))?;
+            let (mut bytes, mut frames) = (Vec::new(), 0);
+            for pour in &page.pours {
+                while let Some(event) = events.next_if(|e| e.after < pour.id) {
+                    bytes.extend_from_slice(&Frame::keg(&event).wire);
+                    frames += 1;
+                }
+                if filter.admits(pour) {
+                    bytes.extend_from_slice(&Frame::pour(pour).wire);
+                    frames += 1;
+                }
             }
-            None => return Ok(seen),
-        }
-        if page.pours.len() < REPLAY_PAGE {
-            return Ok(seen);
+            socket.get_mut().write_all(&bytes).await.map_err(|_| ())?;
+            crate::metrics::frames_sent(frames);
+            match page.pours.last() {
+                Some(last) => {
+                    seen = last.id;
+                    cursor = last.id;
+                }
+                None => break,
+            }
+            if page.pours.len() < REPLAY_PAGE {
+                break;
+            }
         }
     }
+    let (mut rest, mut frames) = (Vec::new(), 0);
+    for event in events {
+        rest.extend_from_slice(&Frame::keg(&event).wire);
+        frames += 1;
+    }
+    if frames > 0 {
+        socket.get_mut().write_all(&rest).await.map_err(|_| ())?;
+        crate::metrics::frames_sent(frames);
+    }
+    Ok((seen, keg_top))
 }
 
 /// The TCP stream as tungstenite's transport, shared with the hub, which writes frames to

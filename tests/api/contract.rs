@@ -89,6 +89,7 @@ contract!(
     flags_are_stored_filtered_counted_and_kept_across_a_restart,
     kegs_draw_down_announce_each_level_once_and_survive_a_restart,
     keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change,
+    keg_events_are_replayed_in_their_places_by_since_and_events_since,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -376,9 +377,10 @@ async fn heard(subscriber: &mut crate::helpers::Subscriber) -> String {
         "pour" => format!("pour {}", frame["beer"]["id"]),
         "deleted" => format!("deleted {}", frame["id"]),
         "keg" => format!(
-            "keg {} {}",
+            "keg {} {} #{}",
             frame["kind"].as_str().unwrap(),
-            frame["keg"]["id"]
+            frame["keg"]["id"],
+            frame["seq"]
         ),
         other => panic!("unexpected {other}: {frame}"),
     }
@@ -403,7 +405,7 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
         (keg["percent"].as_f64(), keg["status"].as_str()),
         (Some(100.0), Some("current"))
     );
-    assert_eq!(heard(&mut subscriber).await, "keg tapped 1");
+    assert_eq!(heard(&mut subscriber).await, "keg tapped 1 #1");
     // 15 % of a litre is 150 ml: low once 850 ml are drawn, empty at 1000.
     app.pour(1, 500.0).await;
     app.pour(1, 349.0).await;
@@ -411,7 +413,7 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
     assert_eq!(heard(&mut subscriber).await, "pour 2");
     app.pour(1, 1.0).await;
     assert_eq!(heard(&mut subscriber).await, "pour 3");
-    assert_eq!(heard(&mut subscriber).await, "keg low 1");
+    assert_eq!(heard(&mut subscriber).await, "keg low 1 #2");
     let last = app.pour(1, 150.0).await;
     assert!(
         !last["flags"]
@@ -420,7 +422,7 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
             .contains(&"emptyKeg".into())
     );
     assert_eq!(heard(&mut subscriber).await, "pour 4");
-    assert_eq!(heard(&mut subscriber).await, "keg empty 1");
+    assert_eq!(heard(&mut subscriber).await, "keg empty 1 #3");
     let (_, over) = app
         .post_raw(r#"{"tapId": 1, "volume": 100, "timestamp": "2030-01-01T00:00:00Z"}"#)
         .await;
@@ -455,7 +457,7 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
     assert_eq!(status, StatusCode::OK, "{corrected}");
     assert_eq!(corrected["keg"]["remainingMl"], 1000.0);
     assert_eq!(corrected["keg"]["percent"], 50.0);
-    assert_eq!(heard(&mut subscriber).await, "keg corrected 1");
+    assert_eq!(heard(&mut subscriber).await, "keg corrected 1 #4");
     let (status, body) = app.send_json("PATCH", "/api/kegs/1", r#"{}"#).await;
     assert_error(status, &body, 422);
     let (_, before) = app.get("/api/kegs/1").await;
@@ -482,10 +484,10 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
     assert_eq!(second["keg"]["sizeMl"], 30_000.0);
     assert_eq!(
         heard(&mut subscriber).await,
-        "keg finished 1",
+        "keg finished 1 #5",
         "not low again"
     );
-    assert_eq!(heard(&mut subscriber).await, "keg tapped 2");
+    assert_eq!(heard(&mut subscriber).await, "keg tapped 2 #6");
     let (status, body) = app.post_json("/api/kegs/1/finish", "").await;
     assert!(assert_error(status, &body, 409).contains("finished"));
     let (status, body) = app.post_json("/api/kegs/99/finish", "").await;
@@ -591,4 +593,60 @@ async fn keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change(
     let app = backend.server().await;
     assert_eq!(app.get("/api/kegs/1").await.1, one);
     assert_eq!(app.get("/api/kegs/2").await.1, two);
+}
+
+async fn keg_events_are_replayed_in_their_places_by_since_and_events_since(backend: &Backend) {
+    let app = backend.server().await;
+    let keg = r#"{"tapId": 1, "beverage": "Pils", "sizeMl": 1000}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    for volume in [500.0, 350.0, 150.0] {
+        app.pour(1, volume).await;
+    }
+    assert_eq!(
+        app.post_json("/api/kegs/1/finish", "").await.0,
+        StatusCode::OK
+    );
+    let everything = [
+        "keg tapped 1 #1",
+        "pour 1",
+        "pour 2",
+        "keg low 1 #2",
+        "pour 3",
+        "keg empty 1 #3",
+        "keg finished 1 #4",
+    ];
+    let mut subscribers = Vec::new();
+    for (query, expected) in [
+        ("since=0", &everything[..]),
+        // From pour 2 on: the events after it, in their places (the low one may be a
+        // repeat for whoever heard pour 2: its seq says so).
+        ("since=2", &everything[3..]),
+        // Exactly the events after #2.
+        (
+            "since=2&eventsSince=2",
+            &["pour 3", "keg empty 1 #3", "keg finished 1 #4"][..],
+        ),
+        ("eventsSince=3", &["keg finished 1 #4"][..]),
+    ] {
+        let (mut subscriber, _) = app.subscribe(&format!("?{query}")).await;
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            got.push(heard(&mut subscriber).await);
+        }
+        assert_eq!(got, expected, "{query}");
+        subscribers.push(subscriber);
+    }
+    // Then live, with nothing repeated.
+    let keg = r#"{"tapId": 2, "beverage": "Helles", "sizeMl": 1000}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    for subscriber in &mut subscribers {
+        assert_eq!(heard(subscriber).await, "keg tapped 2 #5");
+    }
+    // A server that reads the log afresh replays the same events, with the same numbers.
+    app.shutdown().await;
+    let app = backend.server().await;
+    let (mut subscriber, _) = app.subscribe("?since=0").await;
+    for expected in everything.iter().chain(&["keg tapped 2 #5"]) {
+        assert_eq!(heard(&mut subscriber).await, *expected);
+    }
 }
