@@ -63,6 +63,10 @@ enum Wire<'a> {
         #[serde(flatten)]
         detail: &'a KegEvent,
     },
+    Tap {
+        #[serde(flatten)]
+        detail: &'a KegEvent,
+    },
 }
 
 impl Frame {
@@ -77,11 +81,16 @@ impl Frame {
         Frame::text(pour_id, to_json(&wire))
     }
 
-    /// The frame for a keg event (also as replayed to a single subscriber).
+    /// The frame for a keg or tap event (also as replayed to a single subscriber).
     pub fn keg(detail: &KegEvent) -> Frame {
+        let wire = if detail.kind.is_tap() {
+            Wire::Tap { detail }
+        } else {
+            Wire::Keg { detail }
+        };
         Frame {
             keg_seq: Some(detail.seq),
-            ..Frame::text(None, to_json(&Wire::Keg { detail }))
+            ..Frame::text(None, to_json(&wire))
         }
     }
 

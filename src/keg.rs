@@ -109,6 +109,14 @@ pub enum KegOp {
     /// Taken off its tap.
     #[serde(rename_all = "camelCase")]
     Finish { keg_id: u64, at: Timestamp },
+    /// A tap with a keg on has not poured for the quiet time while the bar was open; its
+    /// last pour was `last_pour` (0: none since the keg went on).
+    #[serde(rename_all = "camelCase")]
+    Quiet {
+        tap_id: u32,
+        last_pour: u64,
+        at: Timestamp,
+    },
 }
 
 impl KegOp {
@@ -130,6 +138,9 @@ pub enum KegError {
     NotFound(u64),
     #[error("keg {0} is finished; it cannot be changed or finished again")]
     Finished(u64),
+    /// The tap is quiet already, has no keg, or poured since.
+    #[error("tap {0} is not newly quiet")]
+    NotQuiet(u32),
 }
 
 /// One keg.
@@ -208,7 +219,7 @@ pub struct Servings {
     pub servings: u64,
 }
 
-/// Something that happened to a keg.
+/// Something that happened to a keg, or to a tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KegEventKind {
@@ -217,6 +228,17 @@ pub enum KegEventKind {
     Low,
     Empty,
     Finished,
+    /// The tap has not poured for the quiet time while the bar was open.
+    Quiet,
+    /// A quiet tap poured again.
+    Back,
+}
+
+impl KegEventKind {
+    /// Whether it is news of a tap rather than of its keg.
+    pub fn is_tap(self) -> bool {
+        matches!(self, KegEventKind::Quiet | KegEventKind::Back)
+    }
 }
 
 /// A keg event: what happened, the keg as it is after, and where in the log it happened.
@@ -226,8 +248,10 @@ pub struct KegEvent {
     pub kind: KegEventKind,
     /// The keg events' own sequence, from 1, the same on every server.
     pub seq: u64,
-    /// The id of the last pour before it (the pour that caused it, for low and empty).
+    /// The id of the last pour before it (the pour that caused it, for low, empty, back).
     pub after: u64,
+    pub tap_id: u32,
+    /// The keg, as it is after (for a tap's news, the keg on it).
     pub keg: KegView,
 }
 
@@ -238,7 +262,11 @@ struct TapLog {
     recent: VecDeque<(Timestamp, u64, i64)>,
     /// The latest timestamp the tap reported a pour at (deleted ones included).
     last_pour: Option<Timestamp>,
+    /// Its last pour's id.
+    last_pour_id: u64,
     pours: u64,
+    /// Announced quiet, and not poured since.
+    quiet: bool,
 }
 
 /// A tap as `GET /api/taps` shows it.
@@ -331,6 +359,21 @@ impl Cellar {
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         match op {
             KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
+            KegOp::Quiet {
+                tap_id, last_pour, ..
+            } => {
+                let keg = self
+                    .current
+                    .get(tap_id)
+                    .ok_or(KegError::NotQuiet(*tap_id))?;
+                let tap = self.taps.get(tap_id);
+                let announced = tap.is_some_and(|t| t.quiet);
+                let poured = tap.map_or(0, |t| t.last_pour_id);
+                if announced || poured != *last_pour {
+                    return Err(KegError::NotQuiet(*tap_id));
+                }
+                Ok(self.kegs[*keg].id)
+            }
             KegOp::Correct { keg_id, .. } | KegOp::Finish { keg_id, .. } => {
                 let keg = self.keg(*keg_id).ok_or(KegError::NotFound(*keg_id))?;
                 match (op, keg.finished_at) {
@@ -369,6 +412,8 @@ impl Cellar {
                 if let Some(previous) = self.current.remove(tap_id) {
                     self.finish(previous, *at, after, &mut events);
                 }
+                // Someone is at the tap: it is not quiet.
+                self.taps.entry(*tap_id).or_default().quiet = false;
                 let index = self.kegs.len();
                 self.kegs.push(Keg {
                     id: index as u64 + 1,
@@ -420,8 +465,15 @@ impl Cellar {
                     let tap = self.kegs[index].tap_id;
                     if self.current.get(&tap) == Some(&index) {
                         self.current.remove(&tap);
+                        self.taps.entry(tap).or_default().quiet = false;
                     }
                     self.finish(index, *at, after, &mut events);
+                }
+            }
+            KegOp::Quiet { tap_id, .. } => {
+                if let Some(&index) = self.current.get(tap_id) {
+                    self.taps.entry(*tap_id).or_default().quiet = true;
+                    events.push(self.event(KegEventKind::Quiet, index));
                 }
             }
         }
@@ -450,6 +502,8 @@ impl Cellar {
         let tap = self.taps.entry(pour.tap_id).or_default();
         tap.pours += 1;
         tap.last_pour = tap.last_pour.max(Some(pour.timestamp));
+        tap.last_pour_id = pour.id;
+        let back = std::mem::take(&mut tap.quiet);
         // Only the last hour counts for the pace (a pour timed in the future waits its turn).
         let hour_ago = Timestamp::now().millis() - HOUR_MS;
         if pour.timestamp.millis() > hour_ago {
@@ -464,6 +518,9 @@ impl Cellar {
         }
         let mut events = Vec::new();
         if let Some(&index) = self.current.get(&pour.tap_id) {
+            if back {
+                events.push(self.event(KegEventKind::Back, index));
+            }
             self.kegs[index].drawn_ul += volume;
             self.levels(index, &mut events);
         }
@@ -505,6 +562,7 @@ impl Cellar {
             kind,
             seq: self.events,
             after: self.last_pour,
+            tap_id: self.kegs[index].tap_id,
             keg: self.view(index),
         });
         self.history.push(event.clone());
@@ -611,9 +669,50 @@ impl Cellar {
         self.current.values().map(|&i| self.view(i)).collect()
     }
 
+    /// Whether a tap with a keg on has gone quiet: no pour (nor the keg going on) in the
+    /// last `quiet_after_ms`, with the bar open now and at its start.
+    fn quiet_now(
+        &self,
+        tap_id: u32,
+        now: Timestamp,
+        quiet_after_ms: i64,
+        open: &impl Fn(Timestamp) -> bool,
+    ) -> bool {
+        let Some(&index) = self.current.get(&tap_id) else {
+            return false;
+        };
+        let start = now.millis().saturating_sub(quiet_after_ms);
+        let last = self.taps.get(&tap_id).and_then(|t| t.last_pour);
+        let busy_since = last
+            .map_or(i64::MIN, Timestamp::millis)
+            .max(self.kegs[index].tapped_at.millis());
+        busy_since <= start && open(now) && open(Timestamp::from_millis(start))
+    }
+
+    /// The taps that went quiet and have not been announced, with their last pour: what
+    /// to log as [`KegOp::Quiet`].
+    pub fn newly_quiet(
+        &self,
+        now: Timestamp,
+        quiet_after_ms: i64,
+        open: impl Fn(Timestamp) -> bool,
+    ) -> Vec<(u32, u64)> {
+        self.current
+            .keys()
+            .filter(|tap| !self.taps.get(tap).is_some_and(|t| t.quiet))
+            .filter(|&&tap| self.quiet_now(tap, now, quiet_after_ms, &open))
+            .map(|&tap| (tap, self.taps.get(&tap).map_or(0, |t| t.last_pour_id)))
+            .collect()
+    }
+
     /// Every tap that has a keg or has poured, by tap id; `quiet_after_ms` and `open` (is
-    /// the bar open now) decide whether it is quiet.
-    pub fn taps(&mut self, now: Timestamp, quiet_after_ms: i64, open: bool) -> Vec<TapView> {
+    /// the bar open at a time) decide whether it is quiet.
+    pub fn taps(
+        &mut self,
+        now: Timestamp,
+        quiet_after_ms: i64,
+        open: impl Fn(Timestamp) -> bool,
+    ) -> Vec<TapView> {
         let mut ids: Vec<u32> = self
             .taps
             .keys()
@@ -640,7 +739,7 @@ impl Cellar {
                     .filter(|(t, _, _)| t.millis() > since && t.millis() <= now.millis())
                     .map(|(_, _, ul)| ul)
                     .sum();
-                let last_pour_at = log.last_pour;
+                let (last_pour_at, announced) = (log.last_pour, log.quiet);
                 let keg = self.current.get(&tap_id).map(|&i| self.view(i));
                 let forecast_empty_at = keg.as_ref().and_then(|k| {
                     let remaining = microlitres(k.remaining_ml);
@@ -649,18 +748,20 @@ impl Cellar {
                         Timestamp::from_millis(now.millis().saturating_add(ms as i64))
                     })
                 });
-                let idle_since = last_pour_at.map_or(i64::MIN, |t| t.millis());
-                let quiet = keg.is_some()
-                    && open
-                    && now.millis().saturating_sub(idle_since) >= quiet_after_ms;
                 TapView {
                     tap_id,
                     keg,
                     pace_ml_per_hour: ml(pace_ul),
                     forecast_empty_at,
                     last_pour_at,
-                    quiet,
+                    quiet: announced,
                 }
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|mut view| {
+                view.quiet = view.quiet || self.quiet_now(view.tap_id, now, quiet_after_ms, &open);
+                view
             })
             .collect()
     }
@@ -818,7 +919,7 @@ mod tests {
                 ..pour(id, 1, 1000.0)
             });
         }
-        let taps = c.taps(now, 30 * 60_000, true);
+        let taps = c.taps(now, 30 * 60_000, |_| true);
         assert_eq!(taps[0].pace_ml_per_hour, 2000.0);
         // 7 L left at 2 L an hour: 3.5 hours.
         assert_eq!(
@@ -828,13 +929,70 @@ mod tests {
         assert_eq!(taps[0].last_pour_at, Some(at(10)));
         assert!(!taps[0].quiet);
         let later = Timestamp::from_millis(now.millis() + 3 * HOUR_MS);
-        let taps = c.taps(later, 30 * 60_000, true);
+        let taps = c.taps(later, 30 * 60_000, |_| true);
         assert_eq!(taps[0].pace_ml_per_hour, 0.0);
         assert_eq!(taps[0].forecast_empty_at, None, "no pace, no forecast");
         assert!(taps[0].quiet);
         assert!(
-            !c.taps(later, 30 * 60_000, false)[0].quiet,
+            !c.taps(later, 30 * 60_000, |_| false)[0].quiet,
             "closed bars are not quiet"
+        );
+    }
+
+    #[test]
+    fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour() {
+        let mut c = cellar();
+        let now = Timestamp::now();
+        let minutes = |m: i64| Timestamp::from_millis(now.millis() + m * 60_000);
+        let op = KegOp::Tap {
+            tap_id: 1,
+            beverage: "Pils".into(),
+            size_ul: 20_000_000,
+            start_ul: 20_000_000,
+            at: minutes(-120),
+        };
+        c.apply_op(&op, 0);
+        c.poured(&Pour {
+            timestamp: minutes(-40),
+            ..pour(1, 1, 500.0)
+        });
+        let half_hour = 30 * 60_000;
+        // Quiet after 30 minutes of an open bar; not while it is closed, nor when it
+        // opened less than 30 minutes ago.
+        assert_eq!(c.newly_quiet(now, half_hour, |_| true), [(1, 1)]);
+        assert!(c.newly_quiet(now, half_hour, |_| false).is_empty());
+        assert!(
+            c.newly_quiet(now, half_hour, |at| at >= minutes(-10))
+                .is_empty()
+        );
+        assert!(c.newly_quiet(now, 45 * 60_000, |_| true).is_empty());
+        let quiet = KegOp::Quiet {
+            tap_id: 1,
+            last_pour: 1,
+            at: now,
+        };
+        assert_eq!(c.check(&quiet), Ok(1));
+        assert_eq!(kinds(&c.apply_op(&quiet, 1)), [KegEventKind::Quiet]);
+        assert_eq!(c.check(&quiet), Err(KegError::NotQuiet(1)), "once");
+        assert!(c.newly_quiet(now, half_hour, |_| true).is_empty());
+        assert!(c.taps(now, half_hour, |_| false)[0].quiet, "until it pours");
+        let events = c.poured(&Pour {
+            timestamp: now,
+            ..pour(2, 1, 500.0)
+        });
+        assert_eq!(kinds(&events), [KegEventKind::Back]);
+        assert_eq!((events[0].tap_id, events[0].after), (1, 2));
+        assert!(!c.taps(now, half_hour, |_| true)[0].quiet);
+        // A word from a server that had not seen pour 2 is stale.
+        assert_eq!(c.check(&quiet), Err(KegError::NotQuiet(1)));
+        // No keg, never quiet.
+        assert_eq!(
+            c.check(&KegOp::Quiet {
+                tap_id: 9,
+                last_pour: 0,
+                at: now
+            }),
+            Err(KegError::NotQuiet(9))
         );
     }
 }

@@ -33,8 +33,8 @@ use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, Gate, GateSettings, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
-use crate::keg::CellarSettings;
-use crate::pour::Intake;
+use crate::keg::{CellarSettings, KegOp};
+use crate::pour::{Intake, Timestamp};
 use crate::store::postgres::PgError;
 use crate::store::{JournalError, Ledger, LedgerSettings, PgSettings, PgStore, Store};
 
@@ -253,6 +253,7 @@ impl Server {
             report_interval,
             state.shutdown.clone(),
         ));
+        let quiet = tokio::spawn(watch_quiet_taps(state.clone()));
         let upkeep = tokio::spawn(upkeep(
             state.gate.clone(),
             request_log.clone(),
@@ -382,7 +383,12 @@ impl Server {
                 "shutdown: connections still open after {shutdown_timeout:?}; dropping them"
             );
         }
-        let _ = tokio::join!(futures::future::join_all(hubs_stopped), reports, upkeep);
+        let _ = tokio::join!(
+            futures::future::join_all(hubs_stopped),
+            reports,
+            upkeep,
+            quiet
+        );
         state.store.close().await;
         fanout.shutdown_background();
         log::info!("stopped");
@@ -541,6 +547,39 @@ async fn open_store(
         );
     }
     Ok(Arc::new(ledger))
+}
+
+/// Logs each tap that goes quiet, once: every server looks, and the store takes the first
+/// word for a tap and refuses the rest (the tap is quiet already), so subscribers hear it
+/// once, from every server.
+async fn watch_quiet_taps(state: AppState) {
+    let quiet_ms = i64::try_from(state.quiet_after.as_millis()).unwrap_or(i64::MAX);
+    let every = (state.quiet_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Timestamp::now();
+        let quiet = state
+            .bus
+            .cellar(|c| c.newly_quiet(now, quiet_ms, |at| state.rules.open_at(at)));
+        for (tap_id, last_pour) in quiet {
+            let op = KegOp::Quiet {
+                tap_id,
+                last_pour,
+                at: now,
+            };
+            match state.store.keg(op).await {
+                Ok(Ok(_)) => log::info!("tap {tap_id} is quiet"),
+                // Another server said so first, or the tap poured meanwhile.
+                Ok(Err(_)) => {}
+                Err(e) => log::debug!("tap {tap_id} is quiet, but the store cannot say so: {e}"),
+            }
+        }
+    }
 }
 
 /// Publishes a report every `every` until shutdown.

@@ -180,7 +180,9 @@ async fn applied(state: &AppState, op: KegOp) -> Result<KegView, ApiError> {
             .cellar(|c| c.get(id))
             .ok_or_else(|| ApiError::Internal(format!("keg {id} was logged but is not known"))),
         Err(KegError::NotFound(id)) => Err(not_found(id)),
-        Err(e @ KegError::Finished(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(e @ (KegError::Finished(_) | KegError::NotQuiet(_))) => {
+            Err(ApiError::Conflict(e.to_string()))
+        }
     }
 }
 
@@ -426,8 +428,9 @@ pub fn sizes() -> Response {
 )]
 pub fn taps(state: &AppState) -> Response {
     let now = Timestamp::now();
-    let open = state.rules.open_at(now);
     let quiet_ms = i64::try_from(state.quiet_after.as_millis()).unwrap_or(i64::MAX);
-    let taps = state.bus.cellar(|c| c.taps(now, quiet_ms, open));
+    let taps = state
+        .bus
+        .cellar(|c| c.taps(now, quiet_ms, |at| state.rules.open_at(at)));
     json_with(&TapList { taps }, StatusCode::OK)
 }

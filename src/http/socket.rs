@@ -657,12 +657,27 @@ pub enum SocketEvent {
     Report { report: crate::report::Report },
     /// Something happened to a keg: tapped, corrected, low, empty, finished; right after
     /// the pour or the change that caused it.
+    #[serde(rename_all = "camelCase")]
     Keg {
+        /// tapped, corrected, low, empty or finished.
         kind: crate::keg::KegEventKind,
-        /// The keg events' own sequence, from 1, the same on every server.
+        /// The keg and tap events' own sequence, from 1, the same on every server.
         seq: u64,
         /// The id of the last pour before it.
         after: u64,
+        tap_id: u32,
+        keg: crate::keg::KegView,
+    },
+    /// A tap with a keg on went quiet (no pour for the quiet time while the bar was open),
+    /// or poured again (back: right after that pour).
+    #[serde(rename_all = "camelCase")]
+    Tap {
+        /// quiet or back.
+        kind: crate::keg::KegEventKind,
+        seq: u64,
+        after: u64,
+        tap_id: u32,
+        /// The keg on the tap.
         keg: crate::keg::KegView,
     },
 }

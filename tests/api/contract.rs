@@ -90,6 +90,7 @@ contract!(
     kegs_draw_down_announce_each_level_once_and_survive_a_restart,
     keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change,
     keg_events_are_replayed_in_their_places_by_since_and_events_since,
+    a_quiet_tap_is_announced_once_and_back_with_its_next_pour,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -382,6 +383,12 @@ async fn heard(subscriber: &mut crate::helpers::Subscriber) -> String {
             frame["keg"]["id"],
             frame["seq"]
         ),
+        "tap" => format!(
+            "tap {} {} #{}",
+            frame["kind"].as_str().unwrap(),
+            frame["tapId"],
+            frame["seq"]
+        ),
         other => panic!("unexpected {other}: {frame}"),
     }
 }
@@ -649,4 +656,41 @@ async fn keg_events_are_replayed_in_their_places_by_since_and_events_since(backe
     for expected in everything.iter().chain(&["keg tapped 2 #5"]) {
         assert_eq!(heard(&mut subscriber).await, *expected);
     }
+}
+
+async fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour(backend: &Backend) {
+    let app = backend.server_with(&["--quiet-after", "0.3"]).await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    let keg = r#"{"tapId": 5, "beverage": "Pils", "size": "euro-20"}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    assert_eq!(heard(&mut subscriber).await, "keg tapped 1 #1");
+    // Nothing pours: the tap goes quiet, once.
+    assert_eq!(heard(&mut subscriber).await, "tap quiet 5 #2");
+    let (_, taps) = app.get("/api/taps").await;
+    assert_eq!(taps["taps"][0]["quiet"], true, "{taps}");
+    app.pour(5, 500.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 1");
+    assert_eq!(heard(&mut subscriber).await, "tap back 5 #3");
+    // And quiet again after the next quiet spell, not before.
+    assert_eq!(heard(&mut subscriber).await, "tap quiet 5 #4");
+    // A server that reads the log afresh knows the tap is quiet, and does not say it again.
+    app.shutdown().await;
+    let app = backend.server_with(&["--quiet-after", "0.3"]).await;
+    let (mut subscriber, _) = app.subscribe("?since=0").await;
+    for expected in [
+        "keg tapped 1 #1",
+        "tap quiet 5 #2",
+        "pour 1",
+        "tap back 5 #3",
+        "tap quiet 5 #4",
+    ] {
+        assert_eq!(heard(&mut subscriber).await, expected);
+    }
+    app.pour(5, 500.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 2");
+    assert_eq!(
+        heard(&mut subscriber).await,
+        "tap back 5 #5",
+        "not quiet twice"
+    );
 }

@@ -205,7 +205,7 @@ async fn real_answers_match_their_documented_schemas() {
 
 #[tokio::test]
 async fn websocket_frames_match_the_event_schema() {
-    let app = spawn_with(&["--report-interval", "0.1"]).await;
+    let app = spawn_with(&["--report-interval", "0.1", "--quiet-after", "0.2"]).await;
     let (status, schema) = app.get("/api/events.schema.json").await;
     assert_eq!(status, StatusCode::OK);
     let validator = jsonschema::validator_for(&schema).expect("the event schema compiles");
@@ -221,7 +221,7 @@ async fn websocket_frames_match_the_event_schema() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut seen = BTreeSet::new();
-    while seen.len() < 5 {
+    while seen.len() < 6 {
         let frame = subscriber.next_json().await;
         let errors: Vec<String> = validator
             .iter_errors(&frame)
@@ -232,7 +232,7 @@ async fn websocket_frames_match_the_event_schema() {
     }
     assert_eq!(
         seen,
-        BTreeSet::from(["hello", "pour", "deleted", "report", "keg"].map(String::from))
+        BTreeSet::from(["hello", "pour", "deleted", "report", "keg", "tap"].map(String::from))
     );
     assert!(
         !validator.is_valid(&json!({"event": "pour", "beer": {"id": "seventeen"}})),

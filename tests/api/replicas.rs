@@ -609,3 +609,46 @@ async fn kegs_are_the_same_on_every_server_and_each_event_is_heard_once_everywhe
     assert_eq!(keg(servers[1].clone()).await, first);
     assert_eq!(keg(late).await, first);
 }
+
+#[tokio::test]
+async fn a_quiet_tap_is_announced_once_though_every_server_watches() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        servers.push(replica(&pg, &["--quiet-after", "0.3"]).await);
+    }
+    let mut subscribers = Vec::new();
+    for server in &servers {
+        subscribers.push(server.subscribe("").await.0);
+    }
+    let keg = r#"{"tapId": 6, "beverage": "Pils", "size": "euro-20"}"#;
+    assert_eq!(
+        servers[0].post_json("/api/kegs", keg).await.0,
+        StatusCode::CREATED
+    );
+    let mut heard_by = Vec::new();
+    for subscriber in &mut subscribers {
+        let mut kinds = Vec::new();
+        while kinds.len() < 2 {
+            let frame = subscriber.next_change().await;
+            kinds.push(format!(
+                "{} {}",
+                frame["event"].as_str().unwrap(),
+                frame["kind"].as_str().unwrap()
+            ));
+        }
+        heard_by.push(kinds);
+    }
+    // Both servers saw the tap go quiet; the second to say so was refused.
+    servers[1].pour(6, 500.0).await;
+    for (subscriber, kinds) in subscribers.iter_mut().zip(&mut heard_by) {
+        for _ in 0..2 {
+            let frame = subscriber.next_change().await;
+            let kind = frame["kind"]
+                .as_str()
+                .map_or(String::new(), |k| format!(" {k}"));
+            kinds.push(format!("{}{kind}", frame["event"].as_str().unwrap()));
+        }
+        assert_eq!(*kinds, ["keg tapped", "tap quiet", "pour", "tap back"]);
+    }
+}
