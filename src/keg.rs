@@ -129,6 +129,19 @@ impl KegOp {
     pub fn from_json(text: &str) -> Option<KegOp> {
         serde_json::from_str(text).ok()
     }
+
+    /// What "the same request" means for a retry with an idempotency key: the operation
+    /// but for when it was made.
+    pub fn fingerprint(&self) -> String {
+        let mut op = self.clone();
+        match &mut op {
+            KegOp::Tap { at, .. }
+            | KegOp::Correct { at, .. }
+            | KegOp::Finish { at, .. }
+            | KegOp::Quiet { at, .. } => *at = Timestamp::from_millis(0),
+        }
+        op.to_json()
+    }
 }
 
 /// Why an operation cannot apply.

@@ -572,7 +572,7 @@ async fn watch_quiet_taps(state: AppState) {
                 last_pour,
                 at: now,
             };
-            match state.store.keg(op).await {
+            match state.store.keg(op, None).await {
                 Ok(Ok(_)) => log::info!("tap {tap_id} is quiet"),
                 // Another server said so first, or the tap poured meanwhile.
                 Ok(Err(_)) => {}

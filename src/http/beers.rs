@@ -7,7 +7,9 @@ use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{glass_param, json_content, require, tap_param, whole_number};
+use super::request::{
+    glass_param, idempotency_key, json_content, require, tap_param, whole_number,
+};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
@@ -75,8 +77,8 @@ pub struct PourRequest {
         (status = 403, description = "This token may not pour for this tap", body = ErrorBody),
         (status = 409, description = "The Idempotency-Key was used with another body, or its pour was deleted since", body = ErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 422, description = "A field is missing or wrong, or no glass holds the volume", body = ErrorBody,
-         example = json!({"status": 422, "message": "no glass for 1500 ml; accepted 100 to 1000 ml"})),
+        (status = 422, description = "A field is missing or wrong (a volume not above 0 or over the maximum; with --reject-unclassified, one no glass holds)", body = ErrorBody,
+         example = json!({"status": 422, "message": "volume must be more than 0 and at most 5000 ml (got 9000 ml)"})),
         (status = 429, description = "Over the rate limit; see Retry-After", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
@@ -147,22 +149,6 @@ async fn store_pour(
             key.unwrap_or_default()
         ))),
     }
-}
-
-/// The `Idempotency-Key` header: 1 to 128 printable ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let mut values = headers.get_all("idempotency-key").iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    let bytes = value.as_bytes();
-    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
-    if values.next().is_some() || bytes.is_empty() || bytes.len() > 128 || !printable {
-        return Err(ApiError::Unprocessable(
-            "Idempotency-Key must be one header of 1 to 128 printable ASCII characters".into(),
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// List pours

@@ -8,10 +8,11 @@ use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{json_content, tap_param, whole_number};
+use super::request::{idempotency_key, json_content, tap_param, whole_number};
 use super::state::AppState;
 use crate::keg::{KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named};
 use crate::pour::{Timestamp, parse_tap_id, tap_id_rule};
+use crate::store::KegDone;
 
 /// No keg is bigger (ml): a 1,000 L tank.
 const MAX_KEG_ML: f64 = 1_000_000.0;
@@ -173,17 +174,33 @@ fn size(fields: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
 }
 
 /// What the store made of an operation: the keg as it is now.
-async fn applied(state: &AppState, op: KegOp) -> Result<KegView, ApiError> {
-    match state.store.keg(op).await? {
-        Ok(id) => state
-            .bus
-            .cellar(|c| c.get(id))
-            .ok_or_else(|| ApiError::Internal(format!("keg {id} was logged but is not known"))),
-        Err(KegError::NotFound(id)) => Err(not_found(id)),
-        Err(e @ (KegError::Finished(_) | KegError::NotQuiet(_))) => {
-            Err(ApiError::Conflict(e.to_string()))
+/// What the store made of an operation sent with `headers`' idempotency key: the keg as
+/// it is now, and whether the operation was logged now (not a retry).
+async fn applied(
+    state: &AppState,
+    headers: &HeaderMap,
+    op: KegOp,
+) -> Result<(KegView, bool), ApiError> {
+    let key = idempotency_key(headers)?;
+    let (id, new) = match state.store.keg(op, key.clone()).await? {
+        Ok(KegDone::Applied(id)) => (id, true),
+        Ok(KegDone::Replayed(id)) => (id, false),
+        Ok(KegDone::Conflict) => {
+            return Err(ApiError::Conflict(format!(
+                "Idempotency-Key {:?} was already used with a different request",
+                key.unwrap_or_default()
+            )));
         }
-    }
+        Err(KegError::NotFound(id)) => return Err(not_found(id)),
+        Err(e @ (KegError::Finished(_) | KegError::NotQuiet(_))) => {
+            return Err(ApiError::Conflict(e.to_string()));
+        }
+    };
+    let keg = state
+        .bus
+        .cellar(|c| c.get(id))
+        .ok_or_else(|| ApiError::Internal(format!("keg {id} was logged but is not known")))?;
+    Ok((keg, new))
 }
 
 fn not_found(id: u64) -> ApiError {
@@ -205,8 +222,12 @@ fn keg_id(text: &str) -> Result<u64, ApiError> {
 #[utoipa::path(
     post, path = "/api/kegs", tag = "kegs",
     request_body = NewKeg,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "1 to 128 printable ASCII characters; a retry with the same key and request changes nothing and answers with the keg")),
     responses(
         (status = 201, description = "Tapped; Location names it", body = OneKeg),
+        (status = 200, description = "A retry under the same Idempotency-Key: the keg as it is now, nothing tapped", body = OneKeg),
+        (status = 409, description = "The Idempotency-Key was used with another request", body = ErrorBody),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
@@ -244,20 +265,22 @@ pub async fn create(
             ml
         }
     };
-    let keg = applied(
-        state,
-        KegOp::Tap {
-            tap_id,
-            beverage,
-            size_ul: microlitres(size_ml),
-            start_ul: microlitres(start_ml),
-            at: Timestamp::now(),
-        },
-    )
-    .await?;
+    let op = KegOp::Tap {
+        tap_id,
+        beverage,
+        size_ul: microlitres(size_ml),
+        start_ul: microlitres(start_ml),
+        at: Timestamp::now(),
+    };
+    let (keg, new) = applied(state, headers, op).await?;
     let location = header::HeaderValue::from_str(&format!("/api/kegs/{}", keg.id))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = json_with(&OneKeg { keg }, StatusCode::CREATED);
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json_with(&OneKeg { keg }, status);
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
 }
@@ -326,7 +349,9 @@ pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
 /// level. Subscribers hear `corrected`, then `low` or `empty` if it crossed one.
 #[utoipa::path(
     patch, path = "/api/kegs/{id}", tag = "kegs",
-    params(("id" = u64, Path, description = "Keg id")),
+    params(("id" = u64, Path, description = "Keg id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "1 to 128 printable ASCII characters; a retry with the same key and request changes nothing")),
     request_body = KegCorrection,
     responses(
         (status = 200, description = "The keg as corrected", body = OneKeg),
@@ -334,7 +359,7 @@ pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
         (status = 404, description = "No such keg", body = ErrorBody),
-        (status = 409, description = "A spill on a finished keg", body = ErrorBody),
+        (status = 409, description = "A spill on a finished keg, or the Idempotency-Key was used with another request", body = ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
         (status = 422, description = "A field is wrong, or none is given", body = ErrorBody),
         (status = 429, description = "Over the rate limit", body = ErrorBody),
@@ -366,7 +391,7 @@ pub async fn correct(
         spill_ul,
         at: Timestamp::now(),
     };
-    let keg = applied(state, op).await?;
+    let (keg, _) = applied(state, headers, op).await?;
     Ok(json_with(&OneKeg { keg }, StatusCode::OK))
 }
 
@@ -375,25 +400,28 @@ pub async fn correct(
 /// Takes it off its tap. Subscribers hear `finished`.
 #[utoipa::path(
     post, path = "/api/kegs/{id}/finish", tag = "kegs",
-    params(("id" = u64, Path, description = "Keg id")),
+    params(("id" = u64, Path, description = "Keg id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "1 to 128 printable ASCII characters; a retry with the same key answers with the keg, not 409")),
     responses(
         (status = 200, description = "The keg, finished", body = OneKeg),
         (status = 400, description = "The id is not a number", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
         (status = 404, description = "No such keg", body = ErrorBody),
-        (status = 409, description = "Finished already", body = ErrorBody),
+        (status = 409, description = "Finished already, or the Idempotency-Key was used with another request", body = ErrorBody),
+        (status = 422, description = "A malformed Idempotency-Key", body = ErrorBody),
         (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
-pub async fn finish(state: &AppState, id: &str) -> Result<Response, ApiError> {
+pub async fn finish(state: &AppState, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
     let op = KegOp::Finish {
         keg_id,
         at: Timestamp::now(),
     };
-    let keg = applied(state, op).await?;
+    let (keg, _) = applied(state, headers, op).await?;
     Ok(json_with(&OneKeg { keg }, StatusCode::OK))
 }
 

@@ -208,15 +208,20 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
     let finish = warp::path!("api" / "kegs" / String / "finish")
         .and(warp::method())
         .and(read(&state))
+        .and(warp::header::headers_cloned())
         .then(
-            |id: String, method: Method, state: AppState, who: Option<Identity>| async move {
+            |id: String,
+             method: Method,
+             state: AppState,
+             who: Option<Identity>,
+             headers: HeaderMap| async move {
                 if method != Method::POST {
                     return ApiError::MethodNotAllowed { allow: "POST" }.into_response();
                 }
                 answer(
                     async {
                         require(&who, Need::Manage)?;
-                        kegs::finish(&state, &id).await
+                        kegs::finish(&state, &id, &headers).await
                     }
                     .await,
                 )

@@ -149,3 +149,19 @@ pub fn json_content(headers: &warp::http::HeaderMap) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// The `Idempotency-Key` header: 1 to 128 printable ASCII characters.
+pub fn idempotency_key(headers: &warp::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+    if values.next().is_some() || bytes.is_empty() || bytes.len() > 128 || !printable {
+        return Err(ApiError::Unprocessable(
+            "Idempotency-Key must be one header of 1 to 128 printable ASCII characters".into(),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}

@@ -19,6 +19,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::KegKey;
 use crate::glass::Catalogue;
 use crate::keg::KegOp;
 use crate::pour::{Flags, Pour, Timestamp};
@@ -72,8 +73,12 @@ pub enum Record {
     Sequence { last_id: u64 },
     /// The latest time a tap reported a pour at, deleted or not; written by compaction.
     Tap { tap_id: u32, latest: Timestamp },
-    /// A keg operation, logged after pour `after`.
-    Keg { op: KegOp, after: u64 },
+    /// A keg operation, logged after pour `after`, with the idempotency key it came with.
+    Keg {
+        op: KegOp,
+        after: u64,
+        key: Option<KegKey>,
+    },
     /// What the kegs have announced (JSON, see [`crate::keg::Marks`]); written by
     /// compaction, which drops the deleted pours that some announcements followed.
     KegMarks { marks: String },
@@ -450,9 +455,18 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&tap_id.to_le_bytes());
             out.extend_from_slice(&latest.millis().to_le_bytes());
         }
-        Record::Keg { op, after } => {
+        Record::Keg { op, after, key } => {
             out.push(KEG);
             out.extend_from_slice(&after.to_le_bytes());
+            match key {
+                None => out.push(0),
+                Some(key) => {
+                    out.push(1);
+                    put_str(out, &key.key);
+                    out.extend_from_slice(&key.created.millis().to_le_bytes());
+                    out.extend_from_slice(&key.keg_id.to_le_bytes());
+                }
+            }
             put_long_str(out, &op.to_json());
         }
         Record::KegMarks { marks } => {
@@ -582,8 +596,17 @@ fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
         }),
         KEG => {
             let after = u64::from_le_bytes(r.array()?);
+            let key = match r.u8()? {
+                0 => None,
+                1 => Some(KegKey {
+                    key: r.str()?.to_owned(),
+                    created: Timestamp::from_millis(i64::from_le_bytes(r.array()?)),
+                    keg_id: u64::from_le_bytes(r.array()?),
+                }),
+                _ => return None,
+            };
             let op = KegOp::from_json(r.long_str()?)?;
-            Some(Record::Keg { op, after })
+            Some(Record::Keg { op, after, key })
         }
         KEG_MARKS => Some(Record::KegMarks {
             marks: r.long_str()?.to_owned(),
@@ -644,6 +667,19 @@ mod tests {
                     at: Timestamp::from_millis(1_800_000_002_000),
                 },
                 after: 11,
+                key: Some(KegKey {
+                    key: "tap-7-keg".into(),
+                    created: Timestamp::from_millis(7),
+                    keg_id: 1,
+                }),
+            },
+            Record::Keg {
+                op: KegOp::Finish {
+                    keg_id: 1,
+                    at: Timestamp::from_millis(1_800_000_003_000),
+                },
+                after: 11,
+                key: None,
             },
             Record::KegMarks {
                 marks: r#"{"events":3}"#.into(),
@@ -685,7 +721,7 @@ mod tests {
         assert_eq!(seen, records());
         assert_eq!(
             (recovery.frames, recovery.records, recovery.dropped),
-            (2, 8, None)
+            (2, 9, None)
         );
         fs::remove_dir_all(dir).unwrap();
     }

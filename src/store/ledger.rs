@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::index::Index;
 use super::journal::{FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
 use super::keys::{Fingerprint, KeyTable, Remembered};
-use super::{Inserted, ListQuery, Page, Stats, Store, StoreError};
+use super::{Inserted, KegDone, KegKey, ListQuery, Page, Stats, Store, StoreError};
 use crate::anomaly::Burst;
 use crate::bus::Bus;
 use crate::glass::Catalogue;
@@ -44,6 +44,55 @@ pub struct LedgerSettings {
     pub compact_min_bytes: u64,
     /// How fast a tap pours, for the `burst` flag.
     pub burst: Burst,
+}
+
+/// A keg operation as logged: where, and under which idempotency key.
+#[derive(Debug, Clone)]
+struct LoggedOp {
+    op: KegOp,
+    after: u64,
+    key: Option<KegKey>,
+}
+
+impl LoggedOp {
+    fn record(&self) -> Record {
+        Record::Keg {
+            op: self.op.clone(),
+            after: self.after,
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// Every keg operation logged (a few per keg), and which one each live key stands for.
+#[derive(Debug, Default)]
+struct KegLog {
+    ops: Vec<LoggedOp>,
+    keys: HashMap<String, usize>,
+}
+
+impl KegLog {
+    fn push(&mut self, logged: LoggedOp) {
+        if let Some(key) = &logged.key {
+            self.keys.insert(key.key.clone(), self.ops.len());
+        }
+        self.ops.push(logged);
+    }
+
+    /// What `key` stood for, if it is still remembered.
+    fn answer(&self, key: &str, op: &KegOp, ttl: Duration, now: Timestamp) -> Option<KegDone> {
+        let logged = &self.ops[*self.keys.get(key)?];
+        let key = logged.key.as_ref()?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        if key.created.millis().saturating_add(ttl_ms) <= now.millis() {
+            return None;
+        }
+        Some(if logged.op.fingerprint() == op.fingerprint() {
+            KegDone::Replayed(key.keg_id)
+        } else {
+            KegDone::Conflict
+        })
+    }
 }
 
 /// The latest time each tap reported a pour at, deleted or not: what `burst` compares with.
@@ -82,7 +131,8 @@ enum Command {
     },
     Keg {
         op: KegOp,
-        reply: oneshot::Sender<Result<Result<u64, KegError>, StoreError>>,
+        key: Option<String>,
+        reply: KegReply,
     },
     Close {
         reply: oneshot::Sender<()>,
@@ -115,7 +165,7 @@ impl Ledger {
             None,
             Index::default(),
             KeyTable::new(settings.key_ttl),
-            (Latest::new(), Vec::new()),
+            (Latest::new(), KegLog::default()),
             bus,
             settings,
         )
@@ -133,7 +183,7 @@ impl Ledger {
         let mut index = Index::default();
         let mut keys = KeyTable::new(settings.key_ttl);
         let mut latest = Latest::new();
-        let mut keg_ops = Vec::new();
+        let mut keg_log = KegLog::default();
         let remember = |keys: &mut KeyTable, pour: &Pour, meta: KeyMeta| {
             if keys.alive(meta.created, now) {
                 keys.insert(Remembered {
@@ -160,9 +210,9 @@ impl Ledger {
             Record::Key { pour, key } => remember(&mut keys, &pour, key),
             Record::Sequence { last_id } => index.reserve_ids(last_id),
             Record::Tap { tap_id, latest: at } => saw(&mut latest, tap_id, at),
-            Record::Keg { op, after } => {
+            Record::Keg { op, after, key } => {
                 bus.recovered_keg_op(&op, after);
-                keg_ops.push((op, after));
+                keg_log.push(LoggedOp { op, after, key });
             }
             Record::KegMarks { marks } => match serde_json::from_str::<Marks>(&marks) {
                 Ok(marks) => bus.cellar(|c| c.restore(&marks)),
@@ -178,7 +228,7 @@ impl Ledger {
             took: started.elapsed(),
         };
         Ok((
-            Ledger::start(Some(journal), index, keys, (latest, keg_ops), bus, settings),
+            Ledger::start(Some(journal), index, keys, (latest, keg_log), bus, settings),
             opened,
         ))
     }
@@ -187,7 +237,7 @@ impl Ledger {
         journal: Option<Journal>,
         index: Index,
         keys: KeyTable,
-        (latest, keg_ops): (Latest, Vec<(KegOp, u64)>),
+        (latest, keg_log): (Latest, KegLog),
         bus: Bus,
         settings: LedgerSettings,
     ) -> Ledger {
@@ -204,7 +254,7 @@ impl Ledger {
             bus,
             keys,
             latest,
-            keg_ops,
+            keg_log,
             failed: None,
             compaction: None,
             settings,
@@ -279,8 +329,12 @@ impl Store for Ledger {
         self.ask(|reply| Command::Delete { id, reply }).await
     }
 
-    async fn keg(&self, op: KegOp) -> Result<Result<u64, KegError>, StoreError> {
-        self.ask(|reply| Command::Keg { op, reply }).await
+    async fn keg(
+        &self,
+        op: KegOp,
+        key: Option<String>,
+    ) -> Result<Result<KegDone, KegError>, StoreError> {
+        self.ask(|reply| Command::Keg { op, key, reply }).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
@@ -309,8 +363,8 @@ struct Writer {
     bus: Bus,
     keys: KeyTable,
     latest: Latest,
-    /// Every keg operation and the pour it came after, for compaction to keep.
-    keg_ops: Vec<(KegOp, u64)>,
+    /// Every keg operation, for compaction to keep, and their idempotency keys.
+    keg_log: KegLog,
     /// Set when a journal write failed: the file's state is unknown, so no further write
     /// is attempted (retrying after a failed fsync can lose data silently).
     failed: Option<String>,
@@ -326,10 +380,11 @@ enum Decided {
     Answered(oneshot::Sender<Result<Inserted, StoreError>>, Inserted),
     Deleting(oneshot::Sender<Result<Option<Pour>, StoreError>>, u64),
     Missing(oneshot::Sender<Result<Option<Pour>, StoreError>>),
-    Keg(KegReply, Result<(KegOp, u64, u64), KegError>),
+    Keg(KegReply, Result<(LoggedOp, u64), KegError>),
+    KegAnswered(KegReply, KegDone),
 }
 
-type KegReply = oneshot::Sender<Result<Result<u64, KegError>, StoreError>>;
+type KegReply = oneshot::Sender<Result<Result<KegDone, KegError>, StoreError>>;
 
 impl Writer {
     fn run(mut self, mut queue: mpsc::Receiver<Command>) {
@@ -447,16 +502,28 @@ impl Writer {
                             decided.push(Decided::Missing(reply));
                         }
                     }
-                    Command::Keg { op, reply } => {
-                        let after = next_id - 1;
-                        let checked = self.bus.cellar(|c| c.check(&op));
-                        if checked.is_ok() {
-                            frame.push(&Record::Keg {
-                                op: op.clone(),
-                                after,
-                            });
+                    Command::Keg { op, key, reply } => {
+                        let ttl = self.settings.key_ttl;
+                        let known = key
+                            .as_deref()
+                            .and_then(|k| self.keg_log.answer(k, &op, ttl, now));
+                        if let Some(answer) = known {
+                            decided.push(Decided::KegAnswered(reply, answer));
+                            continue;
                         }
-                        decided.push(Decided::Keg(reply, checked.map(|id| (op, after, id))));
+                        let after = next_id - 1;
+                        let checked = self.bus.cellar(|c| c.check(&op)).map(|keg_id| {
+                            let key = key.map(|key| KegKey {
+                                key,
+                                created: now,
+                                keg_id,
+                            });
+                            (LoggedOp { op, after, key }, keg_id)
+                        });
+                        if let Ok((logged, _)) = &checked {
+                            frame.push(&logged.record());
+                        }
+                        decided.push(Decided::Keg(reply, checked));
                     }
                     Command::Close { reply } => close = Some(reply),
                 }
@@ -483,7 +550,7 @@ impl Writer {
                     Decided::Deleting(reply, _) | Decided::Missing(reply) => {
                         let _ = reply.send(Err(StoreError(reason.clone())));
                     }
-                    Decided::Keg(reply, _) => {
+                    Decided::Keg(reply, _) | Decided::KegAnswered(reply, _) => {
                         let _ = reply.send(Err(StoreError(reason.clone())));
                     }
                 }
@@ -515,12 +582,15 @@ impl Writer {
                     let _ = reply.send(Ok(None));
                 }
                 Decided::Keg(reply, checked) => {
-                    let answer = checked.map(|(op, after, id)| {
-                        self.bus.keg_op(&op, after);
-                        self.keg_ops.push((op, after));
-                        id
+                    let answer = checked.map(|(logged, keg_id)| {
+                        self.bus.keg_op(&logged.op, logged.after);
+                        self.keg_log.push(logged);
+                        KegDone::Applied(keg_id)
                     });
                     let _ = reply.send(Ok(answer));
+                }
+                Decided::KegAnswered(reply, answer) => {
+                    let _ = reply.send(Ok(Ok(answer)));
                 }
             }
         }
@@ -556,23 +626,17 @@ impl Writer {
         }
         // Keg operations keep their places among the pours: which pours a keg took
         // depends on them.
-        let mut ops = self.keg_ops.iter().peekable();
+        let mut ops = self.keg_log.ops.iter().peekable();
         for pour in index.iter() {
-            while let Some((op, after)) = ops.next_if(|(_, after)| *after < pour.id) {
-                records.push(Record::Keg {
-                    op: op.clone(),
-                    after: *after,
-                });
+            while let Some(logged) = ops.next_if(|logged| logged.after < pour.id) {
+                records.push(logged.record());
             }
             records.push(Record::Pour {
                 pour: pour.clone(),
                 key: key_of.remove(&pour.id),
             });
         }
-        records.extend(ops.map(|(op, after)| Record::Keg {
-            op: op.clone(),
-            after: *after,
-        }));
+        records.extend(ops.map(LoggedOp::record));
         let marks = self.bus.cellar(|c| c.marks());
         records.push(Record::KegMarks {
             marks: serde_json::to_string(&marks).unwrap_or_default(),

@@ -107,6 +107,26 @@ pub enum Inserted {
     Deleted(u64),
 }
 
+/// What became of a keg operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KegDone {
+    /// Logged; the keg it made or changed.
+    Applied(u64),
+    /// The idempotency key was seen with the same request: this keg, nothing logged.
+    Replayed(u64),
+    /// The idempotency key was seen with a different request.
+    Conflict,
+}
+
+/// An idempotency key that a keg operation was logged under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KegKey {
+    pub key: String,
+    pub created: Timestamp,
+    /// The keg the operation made or changed.
+    pub keg_id: u64,
+}
+
 /// A backend failed; the message is for the log, never for the client.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("store failure: {0}")]
@@ -133,9 +153,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, id: u64) -> Result<Option<Pour>, StoreError>;
     /// Deletes and publishes the pour with this id, returning it; `None` if there was none.
     async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError>;
-    /// Logs and publishes a keg operation, if it applies (else why not); the id of the
-    /// keg it made or changed.
-    async fn keg(&self, op: KegOp) -> Result<Result<u64, KegError>, StoreError>;
+    /// Logs and publishes a keg operation, if it applies (else why not), and says which
+    /// keg it made or changed; with an idempotency `key` seen before, logs nothing and says
+    /// what the key stood for.
+    async fn keg(
+        &self,
+        op: KegOp,
+        key: Option<String>,
+    ) -> Result<Result<KegDone, KegError>, StoreError>;
     /// A page of matching pours in id order.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// How many pours there are and the newest id.

@@ -91,6 +91,7 @@ contract!(
     keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change,
     keg_events_are_replayed_in_their_places_by_since_and_events_since,
     a_quiet_tap_is_announced_once_and_back_with_its_next_pour,
+    keg_changes_retried_under_an_idempotency_key_happen_once,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -693,4 +694,51 @@ async fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour(backend: &Bac
         "tap back 5 #5",
         "not quiet twice"
     );
+}
+
+async fn keg_changes_retried_under_an_idempotency_key_happen_once(backend: &Backend) {
+    let app = backend.server().await;
+    let tap = r#"{"tapId": 2, "beverage": "Pils", "sizeMl": 1000}"#;
+    let (status, first) = app.send_keyed("POST", "/api/kegs", "keg-a", tap).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = app.send_keyed("POST", "/api/kegs", "keg-a", tap).await;
+    assert_eq!(status, StatusCode::OK, "a retry: {again}");
+    assert_eq!(again["keg"]["id"], first["keg"]["id"]);
+    let other = r#"{"tapId": 2, "beverage": "Dunkel", "sizeMl": 1000}"#;
+    let (status, body) = app.send_keyed("POST", "/api/kegs", "keg-a", other).await;
+    assert!(assert_error(status, &body, 409).contains("keg-a"), "{body}");
+    let spill = r#"{"spillMl": 100}"#;
+    for _ in 0..2 {
+        let (status, body) = app
+            .send_keyed("PATCH", "/api/kegs/1", "spill-1", spill)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["keg"]["spilledMl"], 100.0, "spilled once: {body}");
+    }
+    for _ in 0..2 {
+        let (status, body) = app
+            .send_keyed("POST", "/api/kegs/1/finish", "finish-1", "")
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "a retried finish is not a 409: {body}"
+        );
+    }
+    let (_, kegs) = app.get("/api/kegs").await;
+    assert_eq!(kegs["kegs"].as_array().unwrap().len(), 1, "{kegs}");
+    // Keys are kept across a restart.
+    app.shutdown().await;
+    let app = backend.server().await;
+    let (status, again) = app.send_keyed("POST", "/api/kegs", "keg-a", tap).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let (status, body) = app
+        .send_keyed("PATCH", "/api/kegs/1", "spill-1", spill)
+        .await;
+    assert_eq!(
+        (status, &body["keg"]["spilledMl"]),
+        (StatusCode::OK, &serde_json::json!(100.0))
+    );
+    let (_, kegs) = app.get("/api/kegs").await;
+    assert_eq!(kegs["kegs"].as_array().unwrap().len(), 1, "{kegs}");
 }

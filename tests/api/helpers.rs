@@ -195,6 +195,26 @@ impl TestApp {
         read_json(response).await
     }
 
+    /// Sends a JSON body with `method` to `path` under an `Idempotency-Key`.
+    pub async fn send_keyed(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method.parse().expect("a method"), self.url(path))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the request reaches the server");
+        read_json(response).await
+    }
+
     /// POSTs a JSON body to `path`.
     pub async fn post_json(&self, path: &str, body: &str) -> (StatusCode, Value) {
         self.send_json("POST", path, body).await

@@ -385,7 +385,10 @@ proptest! {
             );
             if status == StatusCode::CREATED {
                 let volume = answer["beer"]["volume"].as_f64().unwrap();
-                prop_assert!((100.0..=1000.0).contains(&volume));
+                prop_assert!(volume > 0.0 && volume <= 5000.0);
+                let glass = answer["beer"]["type"].as_str().unwrap();
+                let classified = (100.0..=1000.0).contains(&volume);
+                prop_assert_eq!(glass == "unclassified", !classified, "{}", answer);
             }
             prop_assert_eq!(app.get("/health").await.0, StatusCode::OK);
             Ok(())

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use schema::SchemaError;
 
-use super::{Condition, Inserted, ListQuery, Page, Stats, Store, StoreError};
+use super::{Condition, Inserted, KegDone, ListQuery, Page, Stats, Store, StoreError};
 use crate::anomaly::Burst;
 use crate::bus::Bus;
 use crate::keg::{KegError, KegOp};
@@ -593,6 +593,14 @@ async fn forget_old_keys(pool: Pool, ttl: Duration, stop: CancellationToken) {
             && let Err(e) = client
                 .execute("DELETE FROM altair_keys WHERE created_ms <= $1", &[&cutoff])
                 .await
+                .and(
+                    client
+                        .execute(
+                            "UPDATE altair_keg_ops SET key = NULL WHERE key_created_ms <= $1 AND key IS NOT NULL",
+                            &[&cutoff],
+                        )
+                        .await,
+                )
         {
             log::debug!("forgetting old idempotency keys: {e}");
         }
@@ -630,8 +638,14 @@ impl Store for PgStore {
         Ok(deleted)
     }
 
-    async fn keg(&self, op: KegOp) -> Result<Result<u64, KegError>, StoreError> {
-        let (done, mark) = self.ask(|reply| writer::Command::Keg { op, reply }).await?;
+    async fn keg(
+        &self,
+        op: KegOp,
+        key: Option<String>,
+    ) -> Result<Result<KegDone, KegError>, StoreError> {
+        let (done, mark) = self
+            .ask(|reply| writer::Command::Keg { op, key, reply })
+            .await?;
         self.published(mark).await;
         Ok(done)
     }

@@ -19,7 +19,7 @@ use crate::bus::Bus;
 use crate::keg::{KegError, KegOp, microlitres};
 use crate::pour::{Flag, NewPour, Pour, Timestamp};
 use crate::store::keys::Fingerprint;
-use crate::store::{Inserted, StoreError};
+use crate::store::{Inserted, KegDone, StoreError};
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -39,7 +39,8 @@ pub enum Command {
     },
     Keg {
         op: KegOp,
-        reply: Reply<(Result<u64, KegError>, Mark)>,
+        key: Option<String>,
+        reply: Reply<(Result<KegDone, KegError>, Mark)>,
     },
     Close {
         reply: Reply<()>,
@@ -101,9 +102,9 @@ impl Writer {
                         let deleted = self.delete(id).await;
                         let _ = reply.send(deleted);
                     }
-                    Command::Keg { op, reply } => {
+                    Command::Keg { op, key, reply } => {
                         self.commit_inserts(std::mem::take(&mut inserts)).await;
-                        let done = self.keg(op).await;
+                        let done = self.keg(op, key).await;
                         let _ = reply.send(done);
                     }
                     Command::Close { reply } => {
@@ -187,11 +188,17 @@ impl Writer {
         }
     }
 
-    async fn keg(&mut self, op: KegOp) -> Result<(Result<u64, KegError>, Mark), StoreError> {
+    async fn keg(
+        &mut self,
+        op: KegOp,
+        key: Option<String>,
+    ) -> Result<(Result<KegDone, KegError>, Mark), StoreError> {
         let mut view = self.view.clone();
+        let cutoff = Timestamp::now().millis().saturating_sub(self.key_ttl_ms);
         let connection = self.connection().await?;
         let client = &connection.client;
-        match in_transaction(client, keg(connection, op, &mut view)).await {
+        let work = keg(connection, op, key.as_deref(), cutoff, &mut view);
+        match in_transaction(client, work).await {
             Ok(done) => {
                 self.health.up();
                 if done.1 != Mark::Nothing {
@@ -613,23 +620,63 @@ async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark)
 }
 
 /// Checks a keg operation against the kegs as of the log's end and, if it applies, logs it
-/// after the last pour; the keg's id (or why not), and the operation logged.
+/// after the last pour, under its idempotency key; what became of it, and the operation
+/// logged. A key seen since `cutoff` logs nothing and answers for the operation it came
+/// with.
 async fn keg(
     connection: &Connection,
     op: KegOp,
+    key: Option<&str>,
+    cutoff: i64,
     view: &mut View,
-) -> Result<(Result<u64, KegError>, Mark), Failure> {
+) -> Result<(Result<KegDone, KegError>, Mark), Failure> {
+    let client = &connection.client;
     let end = lock_counters(connection).await?;
+    if let Some(key) = key {
+        let known = client
+            .query_opt(
+                "SELECT op, keg_id FROM altair_keg_ops WHERE key = $1 AND key_created_ms > $2",
+                &[&key, &cutoff],
+            )
+            .await?;
+        if let Some(row) = known {
+            let same =
+                KegOp::from_json(row.get(0)).is_some_and(|o| o.fingerprint() == op.fingerprint());
+            let keg_id = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+            let done = if same {
+                KegDone::Replayed(keg_id)
+            } else {
+                KegDone::Conflict
+            };
+            return Ok((Ok(done), Mark::Nothing));
+        }
+        // An expired key may still have its row: it is taken over.
+        client
+            .execute(
+                "UPDATE altair_keg_ops SET key = NULL WHERE key = $1",
+                &[&key],
+            )
+            .await?;
+    }
     let checked = view.reach(end).await?.cellar(|c| c.check(&op));
-    let Ok(id) = checked else {
-        return Ok((checked, Mark::Nothing));
+    let id = match checked {
+        Ok(id) => id,
+        Err(e) => return Ok((Err(e), Mark::Nothing)),
     };
     let seq = end.keg_op + 1;
-    connection
-        .client
+    let now = Timestamp::now().millis();
+    client
         .execute(
-            "INSERT INTO altair_keg_ops (seq, after_pour_id, op) VALUES ($1, $2, $3)",
-            &[&db_id(seq), &db_id(end.pour), &op.to_json()],
+            "INSERT INTO altair_keg_ops (seq, after_pour_id, op, keg_id, key, key_created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &db_id(seq),
+                &db_id(end.pour),
+                &op.to_json(),
+                &db_id(id),
+                &key,
+                &key.map(|_| now),
+            ],
         )
         .await?;
     connection
@@ -639,5 +686,5 @@ async fn keg(
             &[&db_id(seq)],
         )
         .await?;
-    Ok((Ok(id), Mark::KegOp(seq)))
+    Ok((Ok(KegDone::Applied(id)), Mark::KegOp(seq)))
 }
