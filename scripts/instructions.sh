@@ -2,8 +2,9 @@
 # Instructions per POST in the server, counted by callgrind: unlike pours/s on this shared
 # machine, the count does not move with the neighbours, so two commits can be compared
 # from different hours. Usage: scripts/instructions.sh [SECONDS=10]
-# KEGS=1 taps a 50 L keg on each of the load tool's 16 taps first, so that every pour draws
-# from a keg (the tool's pours from one tap come milliseconds apart: each is also a burst).
+# KEGS=1 taps a 1,000 L keg on each of the load tool's 16 taps first, so that every pour
+# draws from a keg that lasts the run (the tool's pours from one tap come milliseconds
+# apart: each is also a burst).
 #
 # The server runs under valgrind on core 0 (in memory, request logs for errors only); the
 # load tool posts with 16 connections from core 1. The count includes start-up and
@@ -27,7 +28,7 @@ done
 if [ "${KEGS:-0}" = 1 ]; then
   for tap in $(seq 16); do
     curl -fs -o /dev/null -H 'Content-Type: application/json' \
-      -d "{\"tapId\": $tap, \"beverage\": \"Pils\", \"size\": \"euro-50\"}" \
+      -d "{\"tapId\": $tap, \"beverage\": \"Pils\", \"sizeMl\": 1000000}" \
       "http://127.0.0.1:$PORT/api/kegs"
   done
 fi

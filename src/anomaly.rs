@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use crate::config::{Config, OpeningHours};
 use crate::glass::Catalogue;
-use crate::pour::{Flag, NewPour, Timestamp};
+use crate::pour::{Flag, NewPour, Timestamp, microlitres};
 
 /// The thresholds, from the configuration.
 #[derive(Debug, Clone)]
@@ -19,12 +19,6 @@ pub struct Rules {
     over_pour_pct: f64,
     hours: Option<(OpeningHours, Tz)>,
     pub burst: Burst,
-}
-
-/// Volumes are compared in whole microlitres, so that a threshold of 624.8 ml is exactly
-/// the volume a tap reports as 624.8, whatever binary fraction each parsed to.
-fn microlitres(ml: f64) -> i64 {
-    (ml * 1000.0).round() as i64
 }
 
 impl Rules {
@@ -88,8 +82,8 @@ impl Burst {
             return false;
         };
         let gap_ms = pour.timestamp.millis().abs_diff(previous.millis()) as f64;
-        // gap × flow < volume, with both sides in µl.
-        (gap_ms * self.max_flow).round() < (pour.volume * 1000.0).round()
+        // gap × flow < volume, in µl.
+        gap_ms * self.max_flow < microlitres(pour.volume) as f64
     }
 }
 

@@ -45,6 +45,17 @@ struct Inner {
     report_every: u64,
 }
 
+/// The kegs, held (see [`Bus::kegs`]).
+pub struct Kegs<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for Kegs<'_> {
+    type Target = Cellar;
+
+    fn deref(&self) -> &Cellar {
+        &self.0.cellar
+    }
+}
+
 /// What the bus keeps up to date as events pass.
 struct State {
     aggregator: Aggregator,
@@ -104,7 +115,7 @@ impl Bus {
         let mut state = self.state();
         let now = Timestamp::now();
         state.aggregator.add(&pour, now);
-        let events = state.cellar.poured(&pour);
+        let events = state.cellar.poured(&pour, now);
         // No receiver is not an error: nobody is listening yet.
         let _ = self.inner.sender.send(Event::Poured(pour));
         self.send_keg_events(events);
@@ -124,8 +135,9 @@ impl Bus {
     /// Counts a pour found at start-up, without publishing it.
     pub fn recovered(&self, pour: &Pour) {
         let mut state = self.state();
-        state.aggregator.add(pour, Timestamp::now());
-        state.cellar.poured(pour);
+        let now = Timestamp::now();
+        state.aggregator.add(pour, now);
+        state.cellar.poured(pour, now);
     }
 
     /// Uncounts a pour whose deletion was found at start-up.
@@ -160,6 +172,12 @@ impl Bus {
     /// Reads the kegs (briefly: every publish waits for it).
     pub fn cellar<T>(&self, read: impl FnOnce(&mut Cellar) -> T) -> T {
         read(&mut self.state().cellar)
+    }
+
+    /// The kegs, held: for a store's writer deciding a batch, which publishes nothing
+    /// until it lets go.
+    pub fn kegs(&self) -> Kegs<'_> {
+        Kegs(self.state())
     }
 
     /// Publishes the current report and returns it.

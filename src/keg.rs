@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::glass::Catalogue;
-use crate::pour::{Pour, Timestamp};
+use crate::pour::{Pour, Timestamp, whole};
 
 /// A keg size bars order by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -74,10 +74,7 @@ pub fn size_named(name: &str) -> Option<&'static KegSize> {
     SIZES.iter().find(|s| s.name == name)
 }
 
-/// Whole microlitres of `ml`.
-pub fn microlitres(ml: f64) -> i64 {
-    (ml * 1000.0).round() as i64
-}
+pub use crate::pour::microlitres;
 
 fn ml(microlitres: i64) -> f64 {
     microlitres as f64 / 1000.0
@@ -402,6 +399,13 @@ impl Cellar {
         self.kegs.get(usize::try_from(id.checked_sub(1)?).ok()?)
     }
 
+    /// What is left (µl) in the keg on `tap_id`, if one is on.
+    pub fn remaining(&self, tap_id: u32) -> Option<i64> {
+        self.current
+            .get(&tap_id)
+            .map(|&k| self.kegs[k].remaining_ul())
+    }
+
     /// Whether the current keg of `tap_id` has nothing left once `pending` µl more are
     /// drawn (pours decided but not yet applied).
     pub fn empty_before(&self, tap_id: u32, pending: i64) -> bool {
@@ -508,8 +512,8 @@ impl Cellar {
         events.push(self.event(KegEventKind::Finished, index));
     }
 
-    /// Draws a stored pour from its tap's keg; the events it causes.
-    pub fn poured(&mut self, pour: &Pour) -> Vec<Arc<KegEvent>> {
+    /// Draws a stored pour from its tap's keg, at `now`; the events it causes.
+    pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<Arc<KegEvent>> {
         self.last_pour = self.last_pour.max(pour.id);
         let volume = microlitres(pour.volume);
         let tap = self.taps.entry(pour.tap_id).or_default();
@@ -518,7 +522,7 @@ impl Cellar {
         tap.last_pour_id = pour.id;
         let back = std::mem::take(&mut tap.quiet);
         // Only the last hour counts for the pace (a pour timed in the future waits its turn).
-        let hour_ago = Timestamp::now().millis() - HOUR_MS;
+        let hour_ago = now.millis() - HOUR_MS;
         if pour.timestamp.millis() > hour_ago {
             tap.recent.push_back((pour.timestamp, pour.id, volume));
         }
@@ -556,7 +560,7 @@ impl Cellar {
     /// Announces low and empty, each once in a keg's life.
     fn levels(&mut self, index: usize, events: &mut Vec<Arc<KegEvent>>) {
         let keg = &self.kegs[index];
-        let low_ul = (keg.size_ul as f64 * self.settings.low_pct / 100.0).round() as i64;
+        let low_ul = whole(keg.size_ul as f64 * self.settings.low_pct / 100.0);
         let (remaining, low_done, empty_done) =
             (keg.remaining_ul(), keg.low_announced, keg.empty_announced);
         if remaining <= low_ul && !low_done {
@@ -606,7 +610,7 @@ impl Cellar {
         } else {
             0.0
         };
-        let low_ul = (keg.size_ul as f64 * self.settings.low_pct / 100.0).round() as i64;
+        let low_ul = whole(keg.size_ul as f64 * self.settings.low_pct / 100.0);
         KegView {
             id: keg.id,
             tap_id: keg.tap_id,
@@ -835,9 +839,9 @@ mod tests {
         let mut c = cellar();
         tap(&mut c, 1, 20, 0);
         for id in 1..=3 {
-            c.poured(&pour(id, 1, 333.3));
+            c.poured(&pour(id, 1, 333.3), Timestamp::now());
         }
-        c.poured(&pour(4, 2, 500.0));
+        c.poured(&pour(4, 2, 500.0), Timestamp::now());
         c.deleted(&pour(2, 1, 333.3));
         let keg = c.get(1).unwrap();
         assert_eq!(keg.drawn_ml, 666.6);
@@ -857,15 +861,21 @@ mod tests {
         let mut c = cellar();
         assert_eq!(kinds(&tap(&mut c, 1, 1, 0)), [KegEventKind::Tapped]);
         // 15 % of a litre is 150 ml: low at 850 ml drawn, not at 849.999.
-        assert!(c.poured(&pour(1, 1, 849.999)).is_empty());
-        let low = c.poured(&pour(2, 1, 0.001));
+        assert!(c.poured(&pour(1, 1, 849.999), Timestamp::now()).is_empty());
+        let low = c.poured(&pour(2, 1, 0.001), Timestamp::now());
         assert_eq!(kinds(&low), [KegEventKind::Low]);
         assert_eq!((low[0].after, low[0].seq), (2, 2));
         c.deleted(&pour(2, 1, 0.001));
-        assert!(c.poured(&pour(3, 1, 0.001)).is_empty(), "low only once");
-        assert_eq!(kinds(&c.poured(&pour(4, 1, 150.0))), [KegEventKind::Empty]);
+        assert!(
+            c.poured(&pour(3, 1, 0.001), Timestamp::now()).is_empty(),
+            "low only once"
+        );
+        assert_eq!(
+            kinds(&c.poured(&pour(4, 1, 150.0), Timestamp::now())),
+            [KegEventKind::Empty]
+        );
         assert!(c.empty_before(1, 0));
-        assert!(c.poured(&pour(5, 1, 100.0)).is_empty());
+        assert!(c.poured(&pour(5, 1, 100.0), Timestamp::now()).is_empty());
         assert_eq!(c.get(1).unwrap().remaining_ml, -100.0);
         assert_eq!(c.get(1).unwrap().percent, 0.0);
     }
@@ -874,13 +884,13 @@ mod tests {
     fn a_new_keg_finishes_the_old_and_deletions_go_back_to_the_keg_that_gave() {
         let mut c = cellar();
         tap(&mut c, 1, 20, 0);
-        c.poured(&pour(1, 1, 500.0));
+        c.poured(&pour(1, 1, 500.0), Timestamp::now());
         let events = tap(&mut c, 1, 30, 1);
         assert_eq!(
             kinds(&events),
             [KegEventKind::Finished, KegEventKind::Tapped]
         );
-        c.poured(&pour(2, 1, 400.0));
+        c.poured(&pour(2, 1, 400.0), Timestamp::now());
         c.deleted(&pour(1, 1, 500.0));
         assert_eq!(c.get(1).unwrap().drawn_ml, 0.0);
         assert_eq!(c.get(1).unwrap().status, "finished");
@@ -904,7 +914,7 @@ mod tests {
     fn corrections_change_size_and_count_spills() {
         let mut c = cellar();
         tap(&mut c, 1, 300, 0);
-        c.poured(&pour(1, 1, 1000.0));
+        c.poured(&pour(1, 1, 1000.0), Timestamp::now());
         // Kegbot's 30 L keg defined as 300 L, put right: the level follows.
         let op = KegOp::Correct {
             keg_id: 1,
@@ -927,10 +937,13 @@ mod tests {
         let now = Timestamp::now();
         let at = |ago_min: i64| Timestamp::from_millis(now.millis() - ago_min * 60_000);
         for (id, ago) in [(1, 90), (2, 50), (3, 10)] {
-            c.poured(&Pour {
-                timestamp: at(ago),
-                ..pour(id, 1, 1000.0)
-            });
+            c.poured(
+                &Pour {
+                    timestamp: at(ago),
+                    ..pour(id, 1, 1000.0)
+                },
+                Timestamp::now(),
+            );
         }
         let taps = c.taps(now, 30 * 60_000, |_| true);
         assert_eq!(taps[0].pace_ml_per_hour, 2000.0);
@@ -965,10 +978,13 @@ mod tests {
             at: minutes(-120),
         };
         c.apply_op(&op, 0);
-        c.poured(&Pour {
-            timestamp: minutes(-40),
-            ..pour(1, 1, 500.0)
-        });
+        c.poured(
+            &Pour {
+                timestamp: minutes(-40),
+                ..pour(1, 1, 500.0)
+            },
+            Timestamp::now(),
+        );
         let half_hour = 30 * 60_000;
         // Quiet after 30 minutes of an open bar; not while it is closed, nor when it
         // opened less than 30 minutes ago.
@@ -989,10 +1005,13 @@ mod tests {
         assert_eq!(c.check(&quiet), Err(KegError::NotQuiet(1)), "once");
         assert!(c.newly_quiet(now, half_hour, |_| true).is_empty());
         assert!(c.taps(now, half_hour, |_| false)[0].quiet, "until it pours");
-        let events = c.poured(&Pour {
-            timestamp: now,
-            ..pour(2, 1, 500.0)
-        });
+        let events = c.poured(
+            &Pour {
+                timestamp: now,
+                ..pour(2, 1, 500.0)
+            },
+            Timestamp::now(),
+        );
         assert_eq!(kinds(&events), [KegEventKind::Back]);
         assert_eq!((events[0].tap_id, events[0].after), (1, 2));
         assert!(!c.taps(now, half_hour, |_| true)[0].quiet);

@@ -211,7 +211,22 @@ impl FromIterator<Flag> for Flags {
 
 impl Serialize for Flags {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
+        // Every set of flags as JSON, made once: serde_json (the only serializer pours go
+        // through) writes a RawValue as it is, where a list is written name by name, and a
+        // pour is written twice on its way out. Bits this version does not know, and
+        // binary formats, get the list.
+        static WRITTEN: std::sync::LazyLock<Vec<Box<RawValue>>> = std::sync::LazyLock::new(|| {
+            (0..1u16 << Flag::ALL.len())
+                .filter_map(|bits| {
+                    let names: Vec<&str> = Flags(bits as u8).iter().map(Flag::name).collect();
+                    serde_json::value::to_raw_value(&names).ok()
+                })
+                .collect()
+        });
+        match WRITTEN.get(usize::from(self.0)) {
+            Some(json) if serializer.is_human_readable() => json.serialize(serializer),
+            _ => serializer.collect_seq(self.iter()),
+        }
     }
 }
 
@@ -295,6 +310,18 @@ struct RawPour<'a> {
     volume: Option<&'a RawValue>,
     #[serde(borrow)]
     timestamp: Option<&'a RawValue>,
+}
+
+/// `x` rounded half away from zero to a whole number (saturating at the ends): a cast,
+/// not a call into libm, on the path of every pour.
+pub fn whole(x: f64) -> i64 {
+    (if x >= 0.0 { x + 0.5 } else { x - 0.5 }) as i64
+}
+
+/// Whole microlitres of `ml`: volumes are added, taken away and compared in these, so that
+/// a pour and its deletion cancel exactly and 624.8 ml is the threshold a tap reports.
+pub fn microlitres(ml: f64) -> i64 {
+    whole(ml * 1000.0)
 }
 
 /// The smallest tap id. The bounds are stated once, here: the parsers and the OpenAPI

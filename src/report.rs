@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::glass::Catalogue;
-use crate::pour::{Flag, Pour, Timestamp};
+use crate::pour::{Flag, Pour, Timestamp, microlitres};
 
 /// Seconds kept for the rolling windows (the longest window is an hour).
 const WINDOW_SECONDS: usize = 3600;
@@ -122,10 +122,6 @@ impl Tally {
     fn volume_ml(self) -> f64 {
         self.microlitres as f64 / 1000.0
     }
-}
-
-fn microlitres(ml: f64) -> i64 {
-    (ml * 1000.0).round() as i64
 }
 
 /// The running totals behind a [`Report`].

@@ -31,7 +31,7 @@ use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
-use crate::http::{AppState, Gate, GateSettings, RequestLog, SocketSettings};
+use crate::http::{AppState, Gate, GateSettings, Pouring, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
 use crate::keg::{CellarSettings, KegOp};
 use crate::pour::{Intake, Timestamp};
@@ -150,10 +150,12 @@ impl Server {
             store,
             bus,
             hub: Hub::new(config.subscriber_queue as usize),
-            catalogue: Arc::new(catalogue),
-            intake: intake(&config),
-            rules: Arc::new(Rules::from_config(&config)),
-            quiet_after: config.quiet_after,
+            pouring: Arc::new(Pouring {
+                catalogue,
+                intake: intake(&config),
+                rules: Rules::from_config(&config),
+                quiet_after: config.quiet_after,
+            }),
             started: Instant::now(),
             socket: SocketSettings {
                 ping_interval: config.ping_interval,
@@ -219,7 +221,7 @@ impl Server {
             log::info!(
                 "listening on {addr}; store: {}; glasses: {}",
                 state.store.kind(),
-                state.catalogue.names()
+                state.pouring.catalogue.names()
             );
         }
         // Subscribed before the first request, so the hub sees every event.
@@ -553,8 +555,9 @@ async fn open_store(
 /// word for a tap and refuses the rest (the tap is quiet already), so subscribers hear it
 /// once, from every server.
 async fn watch_quiet_taps(state: AppState) {
-    let quiet_ms = i64::try_from(state.quiet_after.as_millis()).unwrap_or(i64::MAX);
-    let every = (state.quiet_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
+    let every =
+        (state.pouring.quiet_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -565,7 +568,7 @@ async fn watch_quiet_taps(state: AppState) {
         let now = Timestamp::now();
         let quiet = state
             .bus
-            .cellar(|c| c.newly_quiet(now, quiet_ms, |at| state.rules.open_at(at)));
+            .cellar(|c| c.newly_quiet(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
         for (tap_id, last_pour) in quiet {
             let op = KegOp::Quiet {
                 tap_id,

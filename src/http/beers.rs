@@ -93,9 +93,9 @@ pub async fn create(
     match &answer {
         Ok((pour, StatusCode::CREATED)) => {
             metrics::pour_accepted(&pour.glass, pour.tap_id);
-            pour.flags
-                .iter()
-                .for_each(|f| metrics::pour_flagged(f.name()));
+            for flag in pour.flags.iter() {
+                metrics::pour_flagged(flag as usize, flag.name());
+            }
         }
         Ok(_) => metrics::idempotent_replay(),
         Err(e) => metrics::pour_rejected(match e {
@@ -125,12 +125,20 @@ async fn store_pour(
     json_content(headers)?;
     let key = idempotency_key(headers)?;
     let body = body?;
-    let mut new_pour = parse_new_pour(&body, &state.catalogue, &state.intake, Timestamp::now())
-        .map_err(|e| match e {
-            PourError::Malformed(m) => ApiError::BadRequest(m),
-            PourError::Invalid(m) => ApiError::Unprocessable(m),
-        })?;
-    state.rules.assess(&mut new_pour, &state.catalogue);
+    let mut new_pour = parse_new_pour(
+        &body,
+        &state.pouring.catalogue,
+        &state.pouring.intake,
+        Timestamp::now(),
+    )
+    .map_err(|e| match e {
+        PourError::Malformed(m) => ApiError::BadRequest(m),
+        PourError::Invalid(m) => ApiError::Unprocessable(m),
+    })?;
+    state
+        .pouring
+        .rules
+        .assess(&mut new_pour, &state.pouring.catalogue);
     require(&who, Need::Pour(new_pour.tap_id))?;
     if let Some(identity) = &who {
         state.gate.limit_tap(identity, new_pour.tap_id)?;
@@ -325,7 +333,7 @@ pub struct GlassList<'a> {
 pub fn glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
     require(who, Need::Glasses)?;
     Ok(warp::reply::json(&GlassList {
-        glasses: state.catalogue.glasses(),
+        glasses: state.pouring.catalogue.glasses(),
     })
     .into_response())
 }

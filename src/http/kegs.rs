@@ -456,9 +456,9 @@ pub fn sizes() -> Response {
 )]
 pub fn taps(state: &AppState) -> Response {
     let now = Timestamp::now();
-    let quiet_ms = i64::try_from(state.quiet_after.as_millis()).unwrap_or(i64::MAX);
+    let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
     let taps = state
         .bus
-        .cellar(|c| c.taps(now, quiet_ms, |at| state.rules.open_at(at)));
+        .cellar(|c| c.taps(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
     json_with(&TapList { taps }, StatusCode::OK)
 }

@@ -30,7 +30,7 @@ use warp::{Filter, Reply};
 pub use error::{ApiError, ErrorBody, recover};
 pub use gate::{Gate, GateSettings};
 pub use request_log::RequestLog;
-pub use state::{AppState, SocketSettings};
+pub use state::{AppState, Pouring, SocketSettings};
 
 use crate::auth::{Identity, Need};
 use reply::answer;

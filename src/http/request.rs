@@ -97,11 +97,11 @@ async fn read_limited<B: warp::Buf>(
 /// A `type` query value: a glass in the catalogue, or a type that stored pours still have
 /// from an older catalogue; else 422 listing the valid ones.
 pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>, ApiError> {
-    if let Some(glass) = state.catalogue.get(value) {
+    if let Some(glass) = state.pouring.catalogue.get(value) {
         return Ok(glass.name.clone());
     }
     if value == crate::glass::UNCLASSIFIED {
-        return Ok(state.catalogue.unclassified());
+        return Ok(state.pouring.catalogue.unclassified());
     }
     let retired = state.bus.retired_glasses();
     if let Some((glass, _)) = retired.into_iter().find(|(g, _)| &**g == value) {
@@ -109,7 +109,7 @@ pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>,
     }
     Err(ApiError::Unprocessable(format!(
         "unknown type {value:?}; valid types: {}, {}",
-        state.catalogue.names(),
+        state.pouring.catalogue.names(),
         crate::glass::UNCLASSIFIED
     )))
 }
@@ -140,9 +140,8 @@ pub fn json_content(headers: &warp::http::HeaderMap) -> Result<(), ApiError> {
         .split(';')
         .next()
         .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json" {
+        .trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::BadRequest(
             "Content-Type must be application/json".into(),
         ));

@@ -374,7 +374,7 @@ async fn converse(
     lane.raise_floor(last_id);
     let hello = Hello {
         last_id,
-        glasses: state.catalogue.glasses(),
+        glasses: state.pouring.catalogue.glasses(),
         report_interval_seconds: state.socket.report_interval.as_secs_f64(),
     };
     unless_ended(

@@ -21,13 +21,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub bus: Bus,
     pub hub: Hub,
-    pub catalogue: Arc<Catalogue>,
-    /// What volumes are stored.
-    pub intake: Intake,
-    /// What flags a pour earns.
-    pub rules: Arc<Rules>,
-    /// How long a tap with a keg on may go without a pour, while open, before it is quiet.
-    pub quiet_after: Duration,
+    /// How pours are classified, refused and flagged (one Arc: every route clones the state).
+    pub pouring: Arc<Pouring>,
     pub started: Instant,
     pub socket: SocketSettings,
     /// CORS, origin checks, rate limits and authentication, before routing.
@@ -44,6 +39,17 @@ pub struct AppState {
     /// the hub hands over), apart from HTTP's, so that the OS scheduler, not a task queue
     /// thousands of connections long, decides when a POST runs.
     pub fanout: tokio::runtime::Handle,
+}
+
+/// How pours are judged, from the configuration.
+pub struct Pouring {
+    pub catalogue: Catalogue,
+    /// What volumes are stored.
+    pub intake: Intake,
+    /// What flags a pour earns.
+    pub rules: Rules,
+    /// How long a tap with a keg on may go without a pour, while open, before it is quiet.
+    pub quiet_after: Duration,
 }
 
 /// WebSocket timing settings, from the configuration.

@@ -20,7 +20,8 @@ pub struct Index {
     all: Vec<u64>,
     by_glass: HashMap<Arc<str>, Vec<u64>>,
     by_tap: HashMap<u32, Vec<u64>>,
-    by_flag: HashMap<Flag, Vec<u64>>,
+    /// Indexed by flag position.
+    by_flag: [Vec<u64>; Flag::ALL.len()],
     /// Live pours per (tap, glass), so that a total for both filters is O(1).
     per_tap_glass: HashMap<(u32, Arc<str>), u64>,
 }
@@ -58,7 +59,7 @@ impl Index {
             .push(id);
         self.by_tap.entry(pour.tap_id).or_default().push(id);
         for flag in pour.flags.iter() {
-            self.by_flag.entry(flag).or_default().push(id);
+            self.by_flag[flag as usize].push(id);
         }
         *self
             .per_tap_glass
@@ -113,9 +114,7 @@ impl Index {
             }
         }
         for flag in pour.flags.iter() {
-            if let Some(ids) = self.by_flag.get_mut(&flag) {
-                remove_sorted(ids, id);
-            }
+            remove_sorted(&mut self.by_flag[flag as usize], id);
         }
         let key = (pour.tap_id, pour.glass.clone());
         if let Some(n) = self.per_tap_glass.get_mut(&key) {
@@ -139,7 +138,7 @@ impl Index {
             sources.push((ids_of(self.by_tap.get(&tap)), Filter::Tap));
         }
         if let Some(flag) = q.flag {
-            sources.push((ids_of(self.by_flag.get(&flag)), Filter::Flag));
+            sources.push((&self.by_flag[flag as usize], Filter::Flag));
         }
         let filters = sources.len();
         let (index, served) = sources

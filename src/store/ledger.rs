@@ -10,6 +10,7 @@
 //! and skips the disk.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -254,6 +255,7 @@ impl Ledger {
             bus,
             keys,
             latest,
+            pending: Vec::new(),
             keg_log,
             failed: None,
             compaction: None,
@@ -363,6 +365,7 @@ struct Writer {
     bus: Bus,
     keys: KeyTable,
     latest: Latest,
+    pending: Vec<(u32, i64)>,
     /// Every keg operation, for compaction to keep, and their idempotency keys.
     keg_log: KegLog,
     /// Set when a journal write failed: the file's state is unknown, so no further write
@@ -425,10 +428,15 @@ impl Writer {
         let mut decided = Vec::with_capacity(batch.len());
         let mut new_keys = Vec::new();
         let mut close = None;
-        // Volume decided per tap in this batch, not yet drawn from its keg.
-        let mut pending: HashMap<u32, i64> = HashMap::new();
+        // Volume decided per tap in this batch, not yet drawn from its keg (kept between
+        // batches for its allocation: without a journal, every pour is a batch).
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
         {
             let index = read(&self.index);
+            // Held while the batch is decided: nothing is published meanwhile (this is the
+            // only writer), and one lock is cheaper than one a pour.
+            let kegs = self.bus.kegs();
             let mut next_id = index.last_id() + 1;
             for command in batch.drain(..) {
                 if close.is_some() || self.failed.is_some() {
@@ -459,16 +467,34 @@ impl Writer {
                             continue;
                         }
                         let mut pour = pour;
-                        let previous = self.latest.get(&pour.tap_id).copied();
+                        let previous = match self.latest.entry(pour.tap_id) {
+                            Entry::Occupied(mut seen) => {
+                                let previous = *seen.get();
+                                seen.insert(previous.max(pour.timestamp));
+                                Some(previous)
+                            }
+                            Entry::Vacant(seen) => {
+                                seen.insert(pour.timestamp);
+                                None
+                            }
+                        };
                         if self.settings.burst.between(previous, &pour) {
                             pour.flags = pour.flags.with(Flag::Burst);
                         }
-                        let drawn = pending.entry(pour.tap_id).or_default();
-                        if self.bus.cellar(|c| c.empty_before(pour.tap_id, *drawn)) {
-                            pour.flags = pour.flags.with(Flag::EmptyKeg);
+                        if let Some(left) = kegs.remaining(pour.tap_id) {
+                            // A short list: a batch's taps are few (a scan of at most 1024).
+                            let at = match pending.iter().position(|(t, _)| *t == pour.tap_id) {
+                                Some(at) => at,
+                                None => {
+                                    pending.push((pour.tap_id, 0));
+                                    pending.len() - 1
+                                }
+                            };
+                            if left - pending[at].1 <= 0 {
+                                pour.flags = pour.flags.with(Flag::EmptyKeg);
+                            }
+                            pending[at].1 += crate::keg::microlitres(pour.volume);
                         }
-                        *drawn += crate::keg::microlitres(pour.volume);
-                        saw(&mut self.latest, pour.tap_id, pour.timestamp);
                         let device_timestamp = pour.device_timestamp;
                         let pour = pour.with_id(next_id);
                         next_id += 1;
@@ -512,7 +538,7 @@ impl Writer {
                             continue;
                         }
                         let after = next_id - 1;
-                        let checked = self.bus.cellar(|c| c.check(&op)).map(|keg_id| {
+                        let checked = kegs.check(&op).map(|keg_id| {
                             let key = key.map(|key| KegKey {
                                 key,
                                 created: now,
@@ -530,6 +556,7 @@ impl Writer {
             }
         }
 
+        self.pending = pending;
         let started = Instant::now();
         if !frame.is_empty()
             && let Some(journal) = &mut self.journal
