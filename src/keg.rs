@@ -106,6 +106,15 @@ pub enum KegOp {
     /// Taken off its tap.
     #[serde(rename_all = "camelCase")]
     Finish { keg_id: u64, at: Timestamp },
+    /// A change to a tap's settings: its name, and the level its kegs are low at (cleared:
+    /// as configured).
+    #[serde(rename_all = "camelCase")]
+    TapSettings {
+        tap_id: u32,
+        name: Change<String>,
+        low_pct: Change<f64>,
+        at: Timestamp,
+    },
     /// A tap with a keg on has not poured for the quiet time while the bar was open; its
     /// last pour was `last_pour` (0: none since the keg went on).
     #[serde(rename_all = "camelCase")]
@@ -135,9 +144,29 @@ impl KegOp {
             KegOp::Tap { at, .. }
             | KegOp::Correct { at, .. }
             | KegOp::Finish { at, .. }
+            | KegOp::TapSettings { at, .. }
             | KegOp::Quiet { at, .. } => *at = Timestamp::from_millis(0),
         }
         op.to_json()
+    }
+}
+
+/// A change to one setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Change<T> {
+    Keep,
+    Clear,
+    To(T),
+}
+
+impl<T: Clone> Change<T> {
+    fn apply(&self, setting: &mut Option<T>) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => *setting = None,
+            Change::To(value) => *setting = Some(value.clone()),
+        }
     }
 }
 
@@ -277,6 +306,9 @@ struct TapLog {
     pours: u64,
     /// Announced quiet, and not poured since.
     quiet: bool,
+    /// Its settings.
+    name: Option<String>,
+    low_pct: Option<f64>,
 }
 
 /// A tap as `GET /api/taps` shows it.
@@ -284,6 +316,10 @@ struct TapLog {
 #[serde(rename_all = "camelCase")]
 pub struct TapView {
     pub tap_id: u32,
+    /// Its name, if one was given.
+    pub name: Option<String>,
+    /// The level its kegs are low at, in per cent of their size.
+    pub low_percent: f64,
     /// Its current keg, if one is tapped.
     pub keg: Option<KegView>,
     /// ml poured in the last hour.
@@ -369,6 +405,10 @@ impl Cellar {
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         match op {
             KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
+            // Settings apply to any tap; the keg on it, if any, is what they touch.
+            KegOp::TapSettings { tap_id, .. } => {
+                Ok(self.current.get(tap_id).map_or(0, |&k| self.kegs[k].id))
+            }
             KegOp::Quiet {
                 tap_id, last_pour, ..
             } => {
@@ -487,6 +527,20 @@ impl Cellar {
                     self.finish(index, *at, after, &mut events);
                 }
             }
+            KegOp::TapSettings {
+                tap_id,
+                name,
+                low_pct,
+                ..
+            } => {
+                let tap = self.taps.entry(*tap_id).or_default();
+                name.apply(&mut tap.name);
+                low_pct.apply(&mut tap.low_pct);
+                // The keg on it may be low at its new level.
+                if let Some(&index) = self.current.get(tap_id) {
+                    self.levels(index, &mut events);
+                }
+            }
             KegOp::Quiet { tap_id, .. } => {
                 if let Some(&index) = self.current.get(tap_id) {
                     self.taps.entry(*tap_id).or_default().quiet = true;
@@ -560,7 +614,7 @@ impl Cellar {
     /// Announces low and empty, each once in a keg's life.
     fn levels(&mut self, index: usize, events: &mut Vec<Arc<KegEvent>>) {
         let keg = &self.kegs[index];
-        let low_ul = whole(keg.size_ul as f64 * self.settings.low_pct / 100.0);
+        let low_ul = self.low_ul(keg);
         let (remaining, low_done, empty_done) =
             (keg.remaining_ul(), keg.low_announced, keg.empty_announced);
         if remaining <= low_ul && !low_done {
@@ -571,6 +625,18 @@ impl Cellar {
             self.kegs[index].empty_announced = true;
             events.push(self.event(KegEventKind::Empty, index));
         }
+    }
+
+    /// The level (µl) `keg` is low at: its tap's setting, else the configured one.
+    fn low_ul(&self, keg: &Keg) -> i64 {
+        whole(keg.size_ul as f64 * self.low_pct(keg.tap_id) / 100.0)
+    }
+
+    fn low_pct(&self, tap_id: u32) -> f64 {
+        self.taps
+            .get(&tap_id)
+            .and_then(|t| t.low_pct)
+            .unwrap_or(self.settings.low_pct)
     }
 
     fn event(&mut self, kind: KegEventKind, index: usize) -> Arc<KegEvent> {
@@ -610,7 +676,7 @@ impl Cellar {
         } else {
             0.0
         };
-        let low_ul = whole(keg.size_ul as f64 * self.settings.low_pct / 100.0);
+        let low_ul = self.low_ul(keg);
         KegView {
             id: keg.id,
             tap_id: keg.tap_id,
@@ -722,7 +788,20 @@ impl Cellar {
             .collect()
     }
 
-    /// Every tap that has a keg or has poured, by tap id; `quiet_after_ms` and `open` (is
+    /// The tap `tap_id` as the API shows it, if it has a keg, has poured or has settings.
+    pub fn tap(
+        &mut self,
+        tap_id: u32,
+        now: Timestamp,
+        quiet_after_ms: i64,
+        open: impl Fn(Timestamp) -> bool,
+    ) -> Option<TapView> {
+        self.taps(now, quiet_after_ms, open)
+            .into_iter()
+            .find(|t| t.tap_id == tap_id)
+    }
+
+    /// Every tap that has a keg, has poured or has settings, by tap id; `quiet_after_ms` and `open` (is
     /// the bar open at a time) decide whether it is quiet.
     pub fn taps(
         &mut self,
@@ -756,7 +835,7 @@ impl Cellar {
                     .filter(|(t, _, _)| t.millis() > since && t.millis() <= now.millis())
                     .map(|(_, _, ul)| ul)
                     .sum();
-                let (last_pour_at, announced) = (log.last_pour, log.quiet);
+                let (last_pour_at, announced, name) = (log.last_pour, log.quiet, log.name.clone());
                 let keg = self.current.get(&tap_id).map(|&i| self.view(i));
                 let forecast_empty_at = keg.as_ref().and_then(|k| {
                     let remaining = microlitres(k.remaining_ml);
@@ -767,6 +846,8 @@ impl Cellar {
                 });
                 TapView {
                     tap_id,
+                    name,
+                    low_percent: 0.0,
                     keg,
                     pace_ml_per_hour: ml(pace_ul),
                     forecast_empty_at,
@@ -778,6 +859,7 @@ impl Cellar {
             .into_iter()
             .map(|mut view| {
                 view.quiet = view.quiet || self.quiet_now(view.tap_id, now, quiet_after_ms, &open);
+                view.low_percent = self.low_pct(view.tap_id);
                 view
             })
             .collect()

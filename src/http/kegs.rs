@@ -10,7 +10,9 @@ use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
 use super::request::{idempotency_key, json_content, tap_param, whole_number};
 use super::state::AppState;
-use crate::keg::{KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named};
+use crate::keg::{
+    Change, KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named,
+};
 use crate::pour::{Timestamp, parse_tap_id, tap_id_rule};
 use crate::store::KegDone;
 
@@ -91,6 +93,29 @@ pub struct KegCorrection {
     pub spill_ml: Option<f64>,
 }
 
+/// One tap.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TapResponse)]
+pub struct OneTap {
+    tap: TapView,
+}
+
+/// The body of `PATCH /api/taps/{id}`: a field left out stays as it is; `null` clears it.
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "Left bar, 3", "lowPercent": 20}))]
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct TapSettings {
+    /// A name for people, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its kegs are low at or under this percentage of their size (null: --keg-low-percent).
+    #[schema(minimum = 0, maximum = 100)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_percent: Option<f64>,
+}
+
 /// Which kegs `GET /api/kegs` lists.
 #[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -119,12 +144,12 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::Unprocessable(message.into())
 }
 
-/// A beverage name: 1 to 100 characters, not all blank, no control characters (what the
-/// document's [`BEVERAGE_PATTERN`] says); kept trimmed.
-fn beverage(value: &Value) -> Result<String, ApiError> {
+/// A name (`field`: a beverage, a tap): 1 to 100 characters, not all blank, no control
+/// characters (what the document's [`BEVERAGE_PATTERN`] says); kept trimmed.
+fn label(field: &str, value: &Value) -> Result<String, ApiError> {
     let rule = || {
         invalid(format!(
-            "beverage must be a name of 1 to {MAX_BEVERAGE} characters, without control characters"
+            "{field} must be a name of 1 to {MAX_BEVERAGE} characters, without control characters"
         ))
     };
     let name = value.as_str().ok_or_else(rule)?;
@@ -251,7 +276,7 @@ pub async fn create(
                 .flatten()
         })
         .ok_or_else(|| invalid(tap_id_rule()))?;
-    let beverage = beverage(fields.get("beverage").unwrap_or(&Value::Null))?;
+    let beverage = label("beverage", fields.get("beverage").unwrap_or(&Value::Null))?;
     let size_ml = size(&fields)?.ok_or_else(|| invalid("size (a name) or sizeMl is required"))?;
     let start_ml = match fields.get("remainingMl") {
         None => size_ml,
@@ -374,7 +399,10 @@ pub async fn correct(
 ) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
     let fields = object(headers, body)?;
-    let beverage = fields.get("beverage").map(beverage).transpose()?;
+    let beverage = fields
+        .get("beverage")
+        .map(|v| label("beverage", v))
+        .transpose()?;
     let size_ul = size(&fields)?.map(microlitres);
     let spill_ul = match fields.get("spillMl") {
         Some(value) => microlitres(volume("spillMl", value, false)?),
@@ -461,4 +489,100 @@ pub fn taps(state: &AppState) -> Response {
         .bus
         .cellar(|c| c.taps(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
     json_with(&TapList { taps }, StatusCode::OK)
+}
+
+fn tap_view(state: &AppState, tap_id: u32) -> Option<TapView> {
+    let now = Timestamp::now();
+    let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
+    state
+        .bus
+        .cellar(|c| c.tap(tap_id, now, quiet_ms, |at| state.pouring.rules.open_at(at)))
+}
+
+/// Read one tap
+#[utoipa::path(
+    get, path = "/api/taps/{tapId}", tag = "kegs",
+    params(("tapId" = u32, Path, description = "Tap id")),
+    responses(
+        (status = 200, description = "The tap", body = OneTap),
+        (status = 400, description = "The id is not a tap id", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 404, description = "The tap has no keg, no pour and no settings", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+    )
+)]
+pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let tap_id = tap_param(id)?;
+    let tap = tap_view(state, tap_id).ok_or_else(|| {
+        ApiError::NotFound(format!("tap {tap_id} has no keg, no pour and no settings"))
+    })?;
+    Ok(json_with(&OneTap { tap }, StatusCode::OK))
+}
+
+/// Set a tap's name and low level
+#[utoipa::path(
+    patch, path = "/api/taps/{tapId}", tag = "kegs",
+    params(("tapId" = u32, Path, description = "Tap id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "1 to 128 printable ASCII characters; a retry with the same key and request changes nothing")),
+    request_body = TapSettings,
+    responses(
+        (status = 200, description = "The tap as set", body = OneTap),
+        (status = 400, description = "The id is not a tap id, or the body not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may change taps", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used with another request", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
+        (status = 422, description = "A field is wrong, or none is given", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn set_tap(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let tap_id = tap_param(id)?;
+    let fields = object(headers, body)?;
+    let name = match fields.get("name") {
+        None => Change::Keep,
+        Some(Value::Null) => Change::Clear,
+        Some(value) => Change::To(label("name", value)?),
+    };
+    let low_pct = match fields.get("lowPercent") {
+        None => Change::Keep,
+        Some(Value::Null) => Change::Clear,
+        Some(value) => Change::To(
+            value
+                .as_f64()
+                .filter(|pct| (0.0..=100.0).contains(pct))
+                .ok_or_else(|| invalid("lowPercent must be a number from 0 to 100, or null"))?,
+        ),
+    };
+    if name == Change::Keep && low_pct == Change::Keep {
+        return Err(invalid("give name or lowPercent"));
+    }
+    let op = KegOp::TapSettings {
+        tap_id,
+        name,
+        low_pct,
+        at: Timestamp::now(),
+    };
+    let key = idempotency_key(headers)?;
+    match state.store.keg(op, key.clone()).await? {
+        Ok(KegDone::Applied(_) | KegDone::Replayed(_)) => {}
+        Ok(KegDone::Conflict) => {
+            return Err(ApiError::Conflict(format!(
+                "Idempotency-Key {:?} was already used with a different request",
+                key.unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(ApiError::Conflict(e.to_string())),
+    }
+    let tap = tap_view(state, tap_id)
+        .ok_or_else(|| ApiError::Internal(format!("tap {tap_id} was set but is not known")))?;
+    Ok(json_with(&OneTap { tap }, StatusCode::OK))
 }

@@ -227,6 +227,36 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
                 )
             },
         );
+    let tap = warp::path!("api" / "taps" / String)
+        .and(warp::method())
+        .and(read(&state))
+        .and(warp::header::headers_cloned())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |id: String,
+             method: Method,
+             state: AppState,
+             who: Option<Identity>,
+             headers: HeaderMap,
+             body: Result<bytes::Bytes, ApiError>| async move {
+                match method {
+                    Method::GET => {
+                        answer(require(&who, Need::Read).and_then(|()| kegs::tap(&state, &id)))
+                    }
+                    Method::PATCH => answer(
+                        async {
+                            require(&who, Need::Manage)?;
+                            kegs::set_tap(&state, &id, &headers, body).await
+                        }
+                        .await,
+                    ),
+                    _ => ApiError::MethodNotAllowed {
+                        allow: "GET, PATCH",
+                    }
+                    .into_response(),
+                }
+            },
+        );
     let taps = warp::path!("api" / "taps").and(
         warp::get()
             .and(read(&state))
@@ -243,6 +273,8 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(finish)
         .unify()
         .or(taps)
+        .unify()
+        .or(tap)
         .unify()
         .boxed()
 }

@@ -32,6 +32,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/kegs/{id}"),
     ("POST", "/api/kegs/{id}/finish"),
     ("GET", "/api/taps"),
+    ("GET", "/api/taps/{tapId}"),
+    ("PATCH", "/api/taps/{tapId}"),
     ("GET", "/api/report"),
     ("GET", "/health"),
     ("GET", "/metrics"),
@@ -61,6 +63,8 @@ pub const ROUTES: &[(&str, &str)] = &[
         kegs::correct,
         kegs::finish,
         kegs::taps,
+        kegs::tap,
+        kegs::set_tap,
         operations::metrics,
         socket::subscribe,
         openapi_json,
@@ -156,6 +160,12 @@ fn require_one_size(doc: &mut Value) {
             keg["anyOf"] = json!(required(&["beverage", "size", "sizeMl", "spillMl"]));
             keg["not"] = json!({"required": ["size", "sizeMl"]});
         }
+    }
+    if let Some(tap) = doc.pointer_mut("/components/schemas/TapSettings") {
+        tap["anyOf"] = json!(required(&["name", "lowPercent"]));
+        // A string must be a name; null clears it.
+        let name = &mut tap["properties"]["name"];
+        name["pattern"] = json!(kegs::BEVERAGE_PATTERN);
     }
 }
 

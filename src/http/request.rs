@@ -33,7 +33,7 @@ pub fn require(who: &Option<Identity>, need: Need) -> Result<(), ApiError> {
                 Need::Subscribe => "subscribe".to_owned(),
                 Need::Pour(tap) => format!("post pours for tap {tap}"),
                 Need::Delete => "delete pours".to_owned(),
-                Need::Manage => "change kegs".to_owned(),
+                Need::Manage => "change kegs or taps".to_owned(),
             }
         ))),
     }

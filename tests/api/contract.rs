@@ -92,6 +92,7 @@ contract!(
     keg_events_are_replayed_in_their_places_by_since_and_events_since,
     a_quiet_tap_is_announced_once_and_back_with_its_next_pour,
     keg_changes_retried_under_an_idempotency_key_happen_once,
+    tap_settings_name_a_tap_and_move_its_low_level_and_are_kept,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -741,4 +742,54 @@ async fn keg_changes_retried_under_an_idempotency_key_happen_once(backend: &Back
     );
     let (_, kegs) = app.get("/api/kegs").await;
     assert_eq!(kegs["kegs"].as_array().unwrap().len(), 1, "{kegs}");
+}
+
+async fn tap_settings_name_a_tap_and_move_its_low_level_and_are_kept(backend: &Backend) {
+    let app = backend.server().await;
+    let (status, body) = app.get("/api/taps/7").await;
+    assert_error(status, &body, 404);
+    let keg = r#"{"tapId": 7, "beverage": "Stout", "sizeMl": 1000}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    let (mut subscriber, _) = app.subscribe("").await;
+    let (status, set) = app
+        .send_json(
+            "PATCH",
+            "/api/taps/7",
+            r#"{"name": "Left bar, 7", "lowPercent": 50}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(
+        (&set["tap"]["name"], &set["tap"]["lowPercent"]),
+        (&serde_json::json!("Left bar, 7"), &serde_json::json!(50.0))
+    );
+    // At 50 %, half a litre out of a litre is low.
+    app.pour(7, 500.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 1");
+    assert_eq!(heard(&mut subscriber).await, "keg low 1 #2");
+    let (status, body) = app.send_json("PATCH", "/api/taps/7", r#"{}"#).await;
+    assert_error(status, &body, 422);
+    let (status, body) = app
+        .send_json("PATCH", "/api/taps/7", r#"{"lowPercent": 101}"#)
+        .await;
+    assert_error(status, &body, 422);
+    app.shutdown().await;
+    let app = backend.server().await;
+    let (_, tap) = app.get("/api/taps/7").await;
+    assert_eq!(tap["tap"]["name"], "Left bar, 7", "{tap}");
+    assert_eq!(tap["tap"]["lowPercent"], 50.0);
+    assert_eq!(tap["tap"]["keg"]["low"], true);
+    // null goes back to the configured level; the name stays.
+    let (_, tap) = app
+        .send_json("PATCH", "/api/taps/7", r#"{"lowPercent": null}"#)
+        .await;
+    assert_eq!(
+        (&tap["tap"]["name"], &tap["tap"]["lowPercent"]),
+        (&serde_json::json!("Left bar, 7"), &serde_json::json!(15.0))
+    );
+    assert_eq!(tap["tap"]["keg"]["low"], false);
+    let (_, tap) = app
+        .send_json("PATCH", "/api/taps/7", r#"{"name": null}"#)
+        .await;
+    assert_eq!(tap["tap"]["name"], serde_json::Value::Null);
 }

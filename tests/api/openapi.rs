@@ -71,7 +71,7 @@ async fn every_route_is_served_and_documented_and_nothing_else_is() {
 
     app.pour(1, 500.0).await;
     for (method, template) in ROUTES {
-        let path = template.replace("{id}", "1");
+        let path = template.replace("{id}", "1").replace("{tapId}", "1");
         let request = app
             .http
             .request(method.parse().unwrap(), app.url(&path))

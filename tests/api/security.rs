@@ -111,6 +111,21 @@ async fn roles_decide_who_may_do_what() {
         ),
         (M::POST, "/api/kegs/1/finish", Some(&tap), None, 403),
         (M::POST, "/api/kegs/1/finish", Some(&admin), None, 200),
+        (
+            M::PATCH,
+            "/api/taps/3",
+            Some(&reader),
+            Some(r#"{"name": "x"}"#),
+            403,
+        ),
+        (
+            M::PATCH,
+            "/api/taps/3",
+            Some(&admin),
+            Some(r#"{"name": "x"}"#),
+            200,
+        ),
+        (M::GET, "/api/taps/3", Some(&reader), None, 200),
     ];
     for (method, path, token, body, expected) in cases {
         let (status, answer, headers) = call(&app, method.clone(), path, token, body).await;
