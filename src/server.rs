@@ -31,7 +31,7 @@ use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::glass::{Catalogue, CatalogueError};
-use crate::http::{AppState, Gate, GateSettings, Pouring, RequestLog, SocketSettings};
+use crate::http::{AppState, BodyHeaders, Gate, GateSettings, Pouring, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
 use crate::keg::{CellarSettings, KegOp};
 use crate::pour::{Intake, Timestamp};
@@ -318,6 +318,8 @@ impl Server {
                     let mut response = match admitted {
                         Ok(identity) => {
                             request.extensions_mut().insert(identity);
+                            let body_headers = BodyHeaders::of(request.headers());
+                            request.extensions_mut().insert(body_headers);
                             // HEAD is GET without the body (load balancers check health
                             // with it); hyper leaves the body out of a HEAD's answer.
                             if method == Method::HEAD {

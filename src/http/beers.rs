@@ -2,14 +2,12 @@
 
 use serde::Serialize;
 use warp::Reply as _;
-use warp::http::{HeaderMap, StatusCode, header};
+use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{
-    glass_param, idempotency_key, json_content, require, tap_param, whole_number,
-};
+use super::request::{BodyHeaders, glass_param, require, tap_param, whole_number};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
@@ -85,7 +83,7 @@ pub struct PourRequest {
 )]
 pub async fn create(
     state: &AppState,
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
     who: Option<Identity>,
 ) -> Result<Response, ApiError> {
@@ -118,12 +116,12 @@ pub async fn create(
 
 async fn store_pour(
     state: &AppState,
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
     who: Option<Identity>,
 ) -> Result<(Pour, StatusCode), ApiError> {
-    json_content(headers)?;
-    let key = idempotency_key(headers)?;
+    headers.require_json()?;
+    let key = headers.idempotency_key()?;
     let body = body?;
     let mut new_pour = parse_new_pour(
         &body,

@@ -3,12 +3,12 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use warp::Reply as _;
-use warp::http::{HeaderMap, StatusCode, header};
+use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{idempotency_key, json_content, tap_param, whole_number};
+use super::request::{BodyHeaders, tap_param, whole_number};
 use super::state::AppState;
 use crate::keg::{
     Change, KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named,
@@ -128,10 +128,10 @@ pub enum KegStatus {
 
 /// The body as a JSON object.
 fn object(
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Map<String, Value>, ApiError> {
-    json_content(headers)?;
+    headers.require_json()?;
     let body = body?;
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(fields)) => Ok(fields),
@@ -203,10 +203,10 @@ fn size(fields: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
 /// it is now, and whether the operation was logged now (not a retry).
 async fn applied(
     state: &AppState,
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     op: KegOp,
 ) -> Result<(KegView, bool), ApiError> {
-    let key = idempotency_key(headers)?;
+    let key = headers.idempotency_key()?;
     let (id, new) = match state.store.keg(op, key.clone()).await? {
         Ok(KegDone::Applied(id)) => (id, true),
         Ok(KegDone::Replayed(id)) => (id, false),
@@ -264,7 +264,7 @@ fn keg_id(text: &str) -> Result<u64, ApiError> {
 )]
 pub async fn create(
     state: &AppState,
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
     let fields = object(headers, body)?;
@@ -394,7 +394,7 @@ pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
 pub async fn correct(
     state: &AppState,
     id: &str,
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
@@ -443,7 +443,11 @@ pub async fn correct(
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
-pub async fn finish(state: &AppState, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+pub async fn finish(
+    state: &AppState,
+    id: &str,
+    headers: &BodyHeaders,
+) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
     let op = KegOp::Finish {
         keg_id,
@@ -542,7 +546,7 @@ pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
 pub async fn set_tap(
     state: &AppState,
     id: &str,
-    headers: &HeaderMap,
+    headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
     let tap_id = tap_param(id)?;
@@ -571,7 +575,7 @@ pub async fn set_tap(
         low_pct,
         at: Timestamp::now(),
     };
-    let key = idempotency_key(headers)?;
+    let key = headers.idempotency_key()?;
     match state.store.keg(op, key.clone()).await? {
         Ok(KegDone::Applied(_) | KegDone::Replayed(_)) => {}
         Ok(KegDone::Conflict) => {

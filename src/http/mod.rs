@@ -29,12 +29,13 @@ use warp::{Filter, Reply};
 
 pub use error::{ApiError, ErrorBody, recover};
 pub use gate::{Gate, GateSettings};
+pub use request::BodyHeaders;
 pub use request_log::RequestLog;
 pub use state::{AppState, Pouring, SocketSettings};
 
 use crate::auth::{Identity, Need};
 use reply::answer;
-use request::{body_limited, identity, not_allowed, raw_query, require, with_state};
+use request::{body_headers, body_limited, identity, not_allowed, raw_query, require, with_state};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: u64 = 16 * 1024;
@@ -122,12 +123,12 @@ fn list(state: AppState) -> BoxedFilter<(Response,)> {
 fn create(state: AppState) -> BoxedFilter<(Response,)> {
     warp::post()
         .and(with_state(state))
-        .and(warp::header::headers_cloned())
+        .and(body_headers())
         .and(body_limited(BODY_LIMIT))
         .and(identity())
         .then(
             |state: AppState,
-             headers: HeaderMap,
+             headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>,
              who: Option<Identity>| async move {
                 answer(beers::create(&state, &headers, body, who).await)
@@ -148,12 +149,12 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
             })
             .or(warp::post()
                 .and(read(&state))
-                .and(warp::header::headers_cloned())
+                .and(body_headers())
                 .and(body_limited(BODY_LIMIT))
                 .then(
                     |state: AppState,
                      who: Option<Identity>,
-                     headers: HeaderMap,
+                     headers: BodyHeaders,
                      body: Result<bytes::Bytes, ApiError>| async move {
                         answer(
                             async {
@@ -178,14 +179,14 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
     let one = warp::path!("api" / "kegs" / String)
         .and(warp::method())
         .and(read(&state))
-        .and(warp::header::headers_cloned())
+        .and(body_headers())
         .and(body_limited(BODY_LIMIT))
         .then(
             |id: String,
              method: Method,
              state: AppState,
              who: Option<Identity>,
-             headers: HeaderMap,
+             headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>| async move {
                 match method {
                     Method::GET => {
@@ -208,13 +209,13 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
     let finish = warp::path!("api" / "kegs" / String / "finish")
         .and(warp::method())
         .and(read(&state))
-        .and(warp::header::headers_cloned())
+        .and(body_headers())
         .then(
             |id: String,
              method: Method,
              state: AppState,
              who: Option<Identity>,
-             headers: HeaderMap| async move {
+             headers: BodyHeaders| async move {
                 if method != Method::POST {
                     return ApiError::MethodNotAllowed { allow: "POST" }.into_response();
                 }
@@ -230,14 +231,14 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
     let tap = warp::path!("api" / "taps" / String)
         .and(warp::method())
         .and(read(&state))
-        .and(warp::header::headers_cloned())
+        .and(body_headers())
         .and(body_limited(BODY_LIMIT))
         .then(
             |id: String,
              method: Method,
              state: AppState,
              who: Option<Identity>,
-             headers: HeaderMap,
+             headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>| async move {
                 match method {
                     Method::GET => {

@@ -128,39 +128,77 @@ pub fn tap_param(value: &str) -> Result<u32, ApiError> {
     crate::pour::parse_tap_id(value).ok_or_else(|| ApiError::BadRequest(crate::pour::tap_id_rule()))
 }
 
-/// A request body's `Content-Type` must be JSON, or absent: devices that send none at all
-/// are accepted, as the prototype did.
-pub fn json_content(headers: &warp::http::HeaderMap) -> Result<(), ApiError> {
-    let Some(content_type) = headers.get(warp::http::header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = content_type
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::BadRequest(
-            "Content-Type must be application/json".into(),
-        ));
-    }
-    Ok(())
+/// What routes that take a JSON body need of the request's headers: read once, before
+/// routing, and handed over as a request extension (a clone of the whole header map per
+/// request cost more than a pour's flags and kegs together).
+#[derive(Debug, Clone)]
+pub struct BodyHeaders {
+    /// The `Content-Type` is JSON, or absent: devices that send none at all are accepted,
+    /// as the prototype did.
+    json: bool,
+    /// The `Idempotency-Key`, if it is one header of 1 to 128 printable ASCII characters.
+    key: Result<Option<String>, ()>,
 }
 
-/// The `Idempotency-Key` header: 1 to 128 printable ASCII characters.
-pub fn idempotency_key(headers: &warp::http::HeaderMap) -> Result<Option<String>, ApiError> {
-    let mut values = headers.get_all("idempotency-key").iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    let bytes = value.as_bytes();
-    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
-    if values.next().is_some() || bytes.is_empty() || bytes.len() > 128 || !printable {
-        return Err(ApiError::Unprocessable(
-            "Idempotency-Key must be one header of 1 to 128 printable ASCII characters".into(),
-        ));
+impl Default for BodyHeaders {
+    fn default() -> BodyHeaders {
+        BodyHeaders {
+            json: true,
+            key: Ok(None),
+        }
     }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+impl BodyHeaders {
+    /// Reads them off a request's headers.
+    pub fn of(headers: &warp::http::HeaderMap) -> BodyHeaders {
+        let json = headers
+            .get(warp::http::header::CONTENT_TYPE)
+            .is_none_or(|content_type| {
+                let essence = content_type.to_str().unwrap_or("").split(';').next();
+                essence
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            });
+        let mut values = headers.get_all("idempotency-key").iter();
+        let key = match values.next() {
+            None => Ok(None),
+            Some(value) => {
+                let bytes = value.as_bytes();
+                let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+                if values.next().is_some() || bytes.is_empty() || bytes.len() > 128 || !printable {
+                    Err(())
+                } else {
+                    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+                }
+            }
+        };
+        BodyHeaders { json, key }
+    }
+
+    /// 400 unless the body is declared JSON (or not declared).
+    pub fn require_json(&self) -> Result<(), ApiError> {
+        if self.json {
+            Ok(())
+        } else {
+            Err(ApiError::BadRequest(
+                "Content-Type must be application/json".into(),
+            ))
+        }
+    }
+
+    /// The `Idempotency-Key`, or 422 if it is not a valid one.
+    pub fn idempotency_key(&self) -> Result<Option<String>, ApiError> {
+        self.key.clone().map_err(|()| {
+            ApiError::Unprocessable(
+                "Idempotency-Key must be one header of 1 to 128 printable ASCII characters".into(),
+            )
+        })
+    }
+}
+
+/// The request's [`BodyHeaders`], which the server reads before routing.
+pub fn body_headers() -> impl Filter<Extract = (BodyHeaders,), Error = Infallible> + Clone {
+    warp::ext::optional::<BodyHeaders>().map(Option::unwrap_or_default)
 }

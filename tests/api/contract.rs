@@ -471,6 +471,7 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
     assert_error(status, &body, 422);
     let (_, before) = app.get("/api/kegs/1").await;
 
+    drop(subscriber);
     app.shutdown().await;
     let app = backend.server().await;
     let (_, after) = app.get("/api/kegs/1").await;
@@ -652,6 +653,7 @@ async fn keg_events_are_replayed_in_their_places_by_since_and_events_since(backe
         assert_eq!(heard(subscriber).await, "keg tapped 2 #5");
     }
     // A server that reads the log afresh replays the same events, with the same numbers.
+    drop(subscribers);
     app.shutdown().await;
     let app = backend.server().await;
     let (mut subscriber, _) = app.subscribe("?since=0").await;
@@ -676,6 +678,7 @@ async fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour(backend: &Bac
     // And quiet again after the next quiet spell, not before.
     assert_eq!(heard(&mut subscriber).await, "tap quiet 5 #4");
     // A server that reads the log afresh knows the tap is quiet, and does not say it again.
+    drop(subscriber);
     app.shutdown().await;
     let app = backend.server_with(&["--quiet-after", "0.3"]).await;
     let (mut subscriber, _) = app.subscribe("?since=0").await;
@@ -773,6 +776,7 @@ async fn tap_settings_name_a_tap_and_move_its_low_level_and_are_kept(backend: &B
         .send_json("PATCH", "/api/taps/7", r#"{"lowPercent": 101}"#)
         .await;
     assert_error(status, &body, 422);
+    drop(subscriber);
     app.shutdown().await;
     let app = backend.server().await;
     let (_, tap) = app.get("/api/taps/7").await;
