@@ -103,7 +103,9 @@ impl Reply for ApiError {
     fn into_response(self) -> warp::reply::Response {
         match &self {
             ApiError::Internal(cause) => log::error!("internal error: {cause}"),
-            ApiError::Unavailable(cause) => log::error!("store unavailable: {cause}"),
+            // The store says when it stops and starts serving, once; a line per refused
+            // request would let the taps' retries fill the log (and the disk).
+            ApiError::Unavailable(cause) => log::debug!("store unavailable: {cause}"),
             _ => {}
         }
         let status = self.status();

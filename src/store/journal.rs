@@ -106,6 +106,18 @@ pub enum JournalError {
     },
 }
 
+/// Why a frame was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// No space left (ENOSPC, a quota); the journal is as it was before, and takes frames
+    /// again once there is space.
+    #[error("no space left on device ({0})")]
+    NoSpace(io::Error),
+    /// Anything else, a failed fsync among them: the file's state is unknown.
+    #[error("{0}")]
+    Failed(io::Error),
+}
+
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovery {
@@ -211,10 +223,26 @@ impl Journal {
     }
 
     /// Writes one frame and waits until it is on stable storage.
-    pub fn append(&mut self, frame: &mut FrameBuf) -> io::Result<()> {
+    pub fn append(&mut self, frame: &mut FrameBuf) -> Result<(), AppendError> {
         let bytes = frame.seal();
-        self.file.write_all(bytes)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.file.write_all(bytes) {
+            // Out of space is a condition, not damage: cut what part of the frame got
+            // written, and the journal ends on a whole frame, ready for the next.
+            let no_space = matches!(
+                e.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            );
+            let mut cut = || -> io::Result<()> {
+                self.file.set_len(self.len)?;
+                self.file.seek(SeekFrom::Start(self.len)).map(|_| ())
+            };
+            return Err(match no_space && cut().is_ok() {
+                true => AppendError::NoSpace(e),
+                false => AppendError::Failed(e),
+            });
+        }
+        // A failed fsync may have dropped the written pages: nothing can be said of the file.
+        self.file.sync_data().map_err(AppendError::Failed)?;
         self.len += bytes.len() as u64;
         Ok(())
     }

@@ -20,9 +20,9 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::index::Index;
-use super::journal::{FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
+use super::journal::{AppendError, FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
 use super::keys::{Fingerprint, KeyTable, Remembered};
-use super::{Inserted, KegDone, KegKey, ListQuery, Page, Stats, Store, StoreError};
+use super::{Condition, Inserted, KegDone, KegKey, ListQuery, Page, Stats, Store, StoreError};
 use crate::anomaly::Burst;
 use crate::bus::Bus;
 use crate::glass::Catalogue;
@@ -109,6 +109,24 @@ pub struct Ledger {
     index: Arc<RwLock<Index>>,
     writer: WriterHandle,
     kind: &'static str,
+    /// Why the store cannot write now, and since when (out of space).
+    degraded: Degraded,
+}
+
+/// Shared between the writer, which sets it, and `/health`.
+type Degraded = Arc<std::sync::Mutex<Option<(String, Instant)>>>;
+
+/// The first wait before writing is tried again after running out of space, and the
+/// longest.
+const SPACE_RETRY_FIRST: Duration = Duration::from_millis(500);
+const SPACE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Out of space: since when, how many writes were refused, and when to try again.
+struct OutOfSpace {
+    since: Instant,
+    refused: u64,
+    retry_at: Instant,
+    backoff: Duration,
 }
 
 /// How requests reach the writer.
@@ -138,6 +156,9 @@ enum Command {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Out of space: try a write again, if it is time (the journal then says whether
+    /// there is space now).
+    Probe,
 }
 
 /// What recovery did, for the start-up log.
@@ -249,6 +270,7 @@ impl Ledger {
         };
         let index = Arc::new(RwLock::new(index));
         let durable = journal.is_some();
+        let degraded = Degraded::default();
         let writer = Writer {
             journal,
             index: index.clone(),
@@ -258,11 +280,39 @@ impl Ledger {
             pending: Vec::new(),
             keg_log,
             failed: None,
+            out_of_space: None,
+            degraded: degraded.clone(),
             compaction: None,
             settings,
         };
         let writer = if durable {
             let (commands, queue) = mpsc::channel(QUEUE);
+            // Asks the writer to try again while it is out of space, so that the store
+            // takes writes again when space is back, whether or not any arrive.
+            let (prober, watched) = (commands.clone(), degraded.clone());
+            let probe = std::thread::Builder::new()
+                .name("altair-space-probe".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(SPACE_RETRY_FIRST);
+                        let out = watched
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .is_some();
+                        if out
+                            && let Err(mpsc::error::TrySendError::Closed(_)) =
+                                prober.try_send(Command::Probe)
+                        {
+                            return;
+                        }
+                        if prober.is_closed() {
+                            return;
+                        }
+                    }
+                });
+            if let Err(e) = probe {
+                log::warn!("cannot start the space probe ({e}); writes resume with the next one");
+            }
             // A plain thread: fsync blocks, and must not hold up the async workers.
             let spawned = std::thread::Builder::new()
                 .name("altair-writer".into())
@@ -279,6 +329,7 @@ impl Ledger {
             index,
             writer,
             kind,
+            degraded,
         }
     }
 
@@ -357,6 +408,16 @@ impl Store for Ledger {
     fn kind(&self) -> &'static str {
         self.kind
     }
+
+    fn condition(&self) -> Condition {
+        match &*self.degraded.lock().unwrap_or_else(PoisonError::into_inner) {
+            None => Condition::Ready,
+            Some((reason, since)) => Condition::Degraded {
+                reason: reason.clone(),
+                since: *since,
+            },
+        }
+    }
 }
 
 struct Writer {
@@ -371,6 +432,9 @@ struct Writer {
     /// Set when a journal write failed: the file's state is unknown, so no further write
     /// is attempted (retrying after a failed fsync can lose data silently).
     failed: Option<String>,
+    /// Set while the disk is full: writes are refused until a try succeeds.
+    out_of_space: Option<OutOfSpace>,
+    degraded: Degraded,
     /// A compaction being written by another thread, and where the journal ended when its
     /// snapshot was taken.
     compaction: Option<(u64, JoinHandle<std::io::Result<()>>)>,
@@ -423,6 +487,25 @@ impl Writer {
     /// Commits one batch; returns the close request if the batch held one.
     fn commit(&mut self, batch: &mut Vec<Command>) -> Option<oneshot::Sender<()>> {
         let now = Timestamp::now();
+        // Out of space, and not yet time to try again: refused at once, without a write.
+        let probing = match &mut self.out_of_space {
+            Some(out) if Instant::now() < out.retry_at => {
+                let mut close = None;
+                for command in batch.drain(..) {
+                    match command {
+                        Command::Close { reply } => close = Some(reply),
+                        Command::Probe => {}
+                        command => {
+                            out.refused += 1;
+                            refuse(command, NO_SPACE);
+                        }
+                    }
+                }
+                return close;
+            }
+            Some(_) => true,
+            None => false,
+        };
         self.keys.expire(now);
         let mut frame = FrameBuf::new();
         let mut decided = Vec::with_capacity(batch.len());
@@ -552,7 +635,14 @@ impl Writer {
                         decided.push(Decided::Keg(reply, checked));
                     }
                     Command::Close { reply } => close = Some(reply),
+                    Command::Probe => {}
                 }
+            }
+            // Trying for space with no write waiting: a record that changes nothing.
+            if probing && frame.is_empty() {
+                frame.push(&Record::Sequence {
+                    last_id: index.last_id(),
+                });
             }
         }
 
@@ -564,11 +654,16 @@ impl Writer {
                 crate::metrics::commit(started.elapsed(), decided.len(), journal.len())
             })
         {
-            let reason = format!("journal write failed: {e}");
-            log::error!("{reason}; refusing further writes until restart");
+            let no_space = matches!(e, AppendError::NoSpace(_));
+            let reason = if no_space {
+                NO_SPACE.to_owned()
+            } else {
+                format!("journal write failed: {e}")
+            };
             for key in new_keys {
                 self.keys.remove(&key);
             }
+            let refused = decided.len() as u64;
             for d in decided {
                 match d {
                     Decided::Created(reply, _) | Decided::Answered(reply, _) => {
@@ -582,8 +677,22 @@ impl Writer {
                     }
                 }
             }
-            self.failed = Some(reason);
+            if no_space {
+                self.ran_out_of_space(refused);
+            } else {
+                log::error!("{reason}; refusing further writes until restart");
+                self.set_degraded(Some(reason.clone()));
+                self.failed = Some(reason);
+            }
             return close;
+        }
+        if let Some(out) = self.out_of_space.take() {
+            log::warn!(
+                "store: writable again after {}, {} writes refused",
+                crate::human::duration(out.since.elapsed()),
+                crate::human::count(out.refused)
+            );
+            self.set_degraded(None);
         }
 
         // Durable: now visible, published in id order, and answered.
@@ -622,6 +731,37 @@ impl Writer {
             }
         }
         close
+    }
+
+    /// Notes a write refused for want of space: said once, then tried again with backoff.
+    fn ran_out_of_space(&mut self, refused: u64) {
+        match &mut self.out_of_space {
+            Some(out) => {
+                out.refused += refused;
+                out.backoff = (out.backoff * 2).min(SPACE_RETRY_MAX);
+                out.retry_at = Instant::now() + out.backoff;
+            }
+            None => {
+                let dir = self
+                    .journal
+                    .as_ref()
+                    .map(|j| j.dir().display().to_string())
+                    .unwrap_or_default();
+                log::error!("store: no space left on {dir}; refusing writes until there is");
+                self.out_of_space = Some(OutOfSpace {
+                    since: Instant::now(),
+                    refused,
+                    retry_at: Instant::now() + SPACE_RETRY_FIRST,
+                    backoff: SPACE_RETRY_FIRST,
+                });
+                self.set_degraded(Some(NO_SPACE.to_owned()));
+            }
+        }
+    }
+
+    fn set_degraded(&self, reason: Option<String>) {
+        *self.degraded.lock().unwrap_or_else(PoisonError::into_inner) =
+            reason.map(|reason| (reason, Instant::now()));
     }
 
     /// Starts a background compaction when the journal holds mostly dead records.
@@ -728,6 +868,9 @@ impl Writer {
     }
 }
 
+/// What a write refused for want of space is told.
+const NO_SPACE: &str = "no space left on device";
+
 fn refuse(command: Command, reason: &str) {
     let error = || StoreError(reason.to_owned());
     match command {
@@ -743,5 +886,6 @@ fn refuse(command: Command, reason: &str) {
         Command::Close { reply } => {
             let _ = reply.send(());
         }
+        Command::Probe => {}
     }
 }

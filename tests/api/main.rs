@@ -21,3 +21,4 @@ mod replicas;
 mod security;
 mod shutdown;
 mod socket;
+mod space;
