@@ -55,8 +55,11 @@ stop() {
 # part-used keg's remainingMl may not exceed its sizeMl, which JSON Schema cannot relate
 # (422 says so); every other check runs on it.
 fuzz() {
+  # One worker: CPython 3.11 before 3.11.8 counts AST recursion per interpreter, not per
+  # thread, and two workers building schemas at once can crash it ("AST constructor
+  # recursion depth mismatch"), failing a run that found nothing.
   local st=("$venv/bin/st" run "http://$addr/api/openapi.json" --max-examples "$examples"
-    --workers 2 --seed 1 --exclude-path /sockets/beers --no-color)
+    --workers 1 --seed 1 --exclude-path /sockets/beers --no-color)
   "${st[@]}" --checks all --exclude-name "POST /api/kegs" "$@"
   "${st[@]}" --checks all --exclude-checks positive_data_acceptance \
     --include-name "POST /api/kegs" "$@"

@@ -892,6 +892,22 @@ mod tests {
         sub.lane.hold();
         deliver(&hub, Event::Poured(pour(5, 1, "pint")));
         assert!(sub.lane.take(16).is_none());
+        // Nor keg events at or below theirs.
+        let catalogue = crate::glass::Catalogue::default();
+        let mut cellar = crate::keg::Cellar::new(crate::keg::CellarSettings::new(15.0, &catalogue));
+        let tap = |tap_id| crate::keg::KegOp::Tap {
+            tap_id,
+            beverage: "Pils".into(),
+            size_ul: 1_000_000,
+            start_ul: 1_000_000,
+            at: crate::pour::Timestamp::from_millis(0),
+        };
+        let (one, two) = (cellar.apply_op(&tap(1), 0), cellar.apply_op(&tap(2), 0));
+        sub.lane.raise_keg_floor(1);
+        sub.lane.hold();
+        deliver(&hub, Event::Keg(one[0].clone()));
+        let owed = deliver(&hub, Event::Keg(two[0].clone()));
+        assert_eq!(sub.lane.take(16).unwrap().bytes, owed.wire);
     }
 
     #[tokio::test]

@@ -708,6 +708,11 @@ impl Cellar {
         }
     }
 
+    /// The last event's seq (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.events
+    }
+
     /// What has been announced.
     pub fn marks(&self) -> Marks {
         Marks {

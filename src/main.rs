@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use altair::auth::{Auth, Role};
 use altair::config::{Command, TokenCommand};
+use altair::server::Ended;
 use altair::{Config, Server};
 use clap::Parser;
 
@@ -34,8 +35,10 @@ fn main() -> ExitCode {
             }
         };
         tokio::spawn(reload_tokens_on_sighup(server.auth()));
-        server.run(termination()).await;
-        ExitCode::SUCCESS
+        match server.run(termination()).await {
+            Ended::Asked => ExitCode::SUCCESS,
+            Ended::StoreBroken => ExitCode::FAILURE,
+        }
     })
 }
 

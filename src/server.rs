@@ -82,6 +82,12 @@ pub struct Server {
 impl Server {
     /// Loads the catalogue, opens (and recovers) the store and binds the listening socket.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
+        Server::bind_with(config, None).await
+    }
+
+    /// [`Server::bind`], with the store `given` makes from the catalogue and the bus
+    /// instead of the one the configuration names (tests give a store that fails).
+    async fn bind_with(config: Config, given: Option<GivenStore>) -> Result<Server, StartError> {
         let catalogue = match &config.glasses {
             Some(path) => Catalogue::load(path)?,
             None => Catalogue::default(),
@@ -93,7 +99,10 @@ impl Server {
             config.report_every,
         );
         let auth = Arc::new(open_auth(&config)?);
-        let store = open_store(&config, &catalogue, &bus).await?;
+        let store = match given {
+            Some(make) => make(&catalogue, &bus),
+            None => open_store(&config, &catalogue, &bus).await?,
+        };
         let retired = bus.retired_glasses();
         if !retired.is_empty() {
             let types: Vec<String> = retired
@@ -205,7 +214,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then closes every WebSocket (1001), finishes
     /// in-flight requests, and returns within the shutdown timeout.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Ended {
         let Server {
             listener,
             state,
@@ -266,6 +275,15 @@ impl Server {
         let connections = TaskTracker::new();
         // At most this many connections: past it, new ones wait in the listen backlog.
         let open = Arc::new(tokio::sync::Semaphore::new(max_connections as usize));
+        // A store that cannot go on without a restart stops the server as a signal would.
+        let store_broken = state.store.broken().unwrap_or_default();
+        let broke = store_broken.clone();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = broke.cancelled() => {}
+            }
+        };
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -395,8 +413,25 @@ impl Server {
         );
         state.store.close().await;
         fanout.shutdown_background();
+        if store_broken.is_cancelled() {
+            log::error!("stopped: the store cannot go on without a restart");
+            return Ended::StoreBroken;
+        }
         log::info!("stopped");
+        Ended::Asked
     }
+}
+
+/// Makes a store from the catalogue and the bus.
+type GivenStore = Box<dyn FnOnce(&Catalogue, &Bus) -> Arc<dyn Store> + Send>;
+
+/// Why a server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown was asked for (a signal).
+    Asked,
+    /// Its store lost a write and cannot go on: it drained and stopped, to be restarted.
+    StoreBroken,
 }
 
 /// Tokens from the tokens file, or an open server (loudly) when there is none.
@@ -606,7 +641,7 @@ pub struct RunningServer {
     /// Its tokens, for reloading them as SIGHUP does.
     pub auth: Arc<Auth>,
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    task: JoinHandle<Ended>,
 }
 
 impl RunningServer {
@@ -645,5 +680,57 @@ impl RunningServer {
         if let Err(e) = self.task.await {
             log::error!("server task failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_lost_a_write_stops_the_server_which_exits_non_zero() {
+        let dir = std::env::temp_dir().join(format!("altair-server-fsync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Config::try_parse_from(["altair-server", "--bind", "127.0.0.1:0"]).unwrap();
+        let journal_dir = dir.clone();
+        let failing: GivenStore = Box::new(move |catalogue: &Catalogue, bus: &Bus| {
+            let settings = LedgerSettings {
+                key_ttl: Duration::from_secs(60),
+                compact_min_bytes: u64::MAX,
+                burst: crate::anomaly::Burst { max_flow: 200.0 },
+            };
+            Arc::new(Ledger::failing_syncs(
+                &journal_dir,
+                catalogue,
+                bus.clone(),
+                settings,
+            ))
+        });
+        let server = Server::bind_with(config, Some(failing)).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let serving = tokio::spawn(server.run(std::future::pending()));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = r#"{"tapId": 1, "volume": 500}"#;
+        let request = format!(
+            "POST /api/beers HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let ended = tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .expect("the server stops by itself")
+            .unwrap();
+        assert_eq!(
+            ended,
+            Ended::StoreBroken,
+            "and says so, for a non-zero exit"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

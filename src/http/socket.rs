@@ -231,6 +231,8 @@ async fn socket(upgraded: Upgraded) -> io::Result<Socket> {
 #[serde(rename_all = "camelCase", tag = "event", rename = "hello")]
 struct Hello<'a> {
     last_id: u64,
+    /// The last keg or tap event's seq: later ones follow.
+    last_seq: u64,
     glasses: &'a [Glass],
     report_interval_seconds: f64,
 }
@@ -372,8 +374,13 @@ async fn converse(
         }
     };
     lane.raise_floor(last_id);
+    // Likewise for keg events: those up to here may still be on their way through the
+    // hub, and predate the subscription.
+    let last_seq = state.bus.cellar(|c| c.last_seq());
+    lane.raise_keg_floor(last_seq);
     let hello = Hello {
         last_id,
+        last_seq,
         glasses: state.pouring.catalogue.glasses(),
         report_interval_seconds: state.socket.report_interval.as_secs_f64(),
     };
@@ -646,6 +653,8 @@ pub enum SocketEvent {
     #[serde(rename_all = "camelCase")]
     Hello {
         last_id: u64,
+        /// The last keg or tap event's `seq` (0 before the first): later ones follow.
+        last_seq: u64,
         glasses: Vec<Glass>,
         report_interval_seconds: f64,
     },

@@ -133,6 +133,9 @@ pub struct Journal {
     file: File,
     len: u64,
     _lock: File,
+    /// Tests make fsync fail, to see what the store does with a disk that loses writes.
+    #[cfg(test)]
+    fail_syncs: bool,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
@@ -217,6 +220,8 @@ impl Journal {
                 file,
                 len: end as u64,
                 _lock: lock,
+                #[cfg(test)]
+                fail_syncs: false,
             },
             recovery,
         ))
@@ -242,9 +247,19 @@ impl Journal {
             });
         }
         // A failed fsync may have dropped the written pages: nothing can be said of the file.
+        #[cfg(test)]
+        if self.fail_syncs {
+            return Err(AppendError::Failed(io::Error::other("fsync failed (test)")));
+        }
         self.file.sync_data().map_err(AppendError::Failed)?;
         self.len += bytes.len() as u64;
         Ok(())
+    }
+
+    /// From now on every fsync fails, as a dying disk's might.
+    #[cfg(test)]
+    pub fn fail_syncs(&mut self) {
+        self.fail_syncs = true;
     }
 
     /// The journal's size in bytes.

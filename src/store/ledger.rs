@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::index::Index;
 use super::journal::{AppendError, FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
@@ -111,6 +112,8 @@ pub struct Ledger {
     kind: &'static str,
     /// Why the store cannot write now, and since when (out of space).
     degraded: Degraded,
+    /// Cancelled when a write failed in a way only a restart can mend.
+    broken: CancellationToken,
 }
 
 /// Shared between the writer, which sets it, and `/health`.
@@ -271,6 +274,7 @@ impl Ledger {
         let index = Arc::new(RwLock::new(index));
         let durable = journal.is_some();
         let degraded = Degraded::default();
+        let broken = CancellationToken::new();
         let writer = Writer {
             journal,
             index: index.clone(),
@@ -282,6 +286,7 @@ impl Ledger {
             failed: None,
             out_of_space: None,
             degraded: degraded.clone(),
+            broken: broken.clone(),
             compaction: None,
             settings,
         };
@@ -330,7 +335,31 @@ impl Ledger {
             writer,
             kind,
             degraded,
+            broken,
         }
+    }
+
+    /// A durable store in `dir` whose every fsync fails, as a dying disk's might.
+    #[cfg(test)]
+    pub fn failing_syncs(
+        dir: &Path,
+        catalogue: &Catalogue,
+        bus: Bus,
+        settings: LedgerSettings,
+    ) -> Ledger {
+        let (mut journal, _) = match Journal::open(dir, catalogue, |_| {}) {
+            Ok(opened) => opened,
+            Err(e) => panic!("test journal: {e}"),
+        };
+        journal.fail_syncs();
+        Ledger::start(
+            Some(journal),
+            Index::default(),
+            KeyTable::new(settings.key_ttl),
+            (Latest::new(), KegLog::default()),
+            bus,
+            settings,
+        )
     }
 
     /// Hands a command to the writer.
@@ -409,6 +438,10 @@ impl Store for Ledger {
         self.kind
     }
 
+    fn broken(&self) -> Option<CancellationToken> {
+        Some(self.broken.clone())
+    }
+
     fn condition(&self) -> Condition {
         match &*self.degraded.lock().unwrap_or_else(PoisonError::into_inner) {
             None => Condition::Ready,
@@ -435,6 +468,7 @@ struct Writer {
     /// Set while the disk is full: writes are refused until a try succeeds.
     out_of_space: Option<OutOfSpace>,
     degraded: Degraded,
+    broken: CancellationToken,
     /// A compaction being written by another thread, and where the journal ended when its
     /// snapshot was taken.
     compaction: Option<(u64, JoinHandle<std::io::Result<()>>)>,
@@ -664,6 +698,17 @@ impl Writer {
                 self.keys.remove(&key);
             }
             let refused = decided.len() as u64;
+            // Said before any request hears of it.
+            if no_space {
+                self.ran_out_of_space(refused);
+            } else {
+                log::error!(
+                    "{reason}; refusing writes, and stopping so that a restart reads what is really on disk"
+                );
+                self.set_degraded(Some(reason.clone()));
+                self.failed = Some(reason.clone());
+                self.broken.cancel();
+            }
             for d in decided {
                 match d {
                     Decided::Created(reply, _) | Decided::Answered(reply, _) => {
@@ -676,13 +721,6 @@ impl Writer {
                         let _ = reply.send(Err(StoreError(reason.clone())));
                     }
                 }
-            }
-            if no_space {
-                self.ran_out_of_space(refused);
-            } else {
-                log::error!("{reason}; refusing further writes until restart");
-                self.set_degraded(Some(reason.clone()));
-                self.failed = Some(reason);
             }
             return close;
         }
@@ -860,8 +898,10 @@ impl Writer {
                 } else {
                     // Renamed into place but not reopened: appends could go to the old file.
                     let reason = format!("journal swap after compaction failed: {e}");
-                    log::error!("{reason}; refusing further writes until restart");
+                    log::error!("{reason}; refusing writes, and stopping for a restart");
+                    self.set_degraded(Some(reason.clone()));
                     self.failed = Some(reason);
+                    self.broken.cancel();
                 }
             }
         }
@@ -887,5 +927,52 @@ fn refuse(command: Command, reason: &str) {
             let _ = reply.send(());
         }
         Command::Probe => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keg::CellarSettings;
+    use crate::pour::Flags;
+
+    fn pour() -> NewPour {
+        NewPour {
+            tap_id: 1,
+            volume: 500.0,
+            glass: "pint".into(),
+            timestamp: Timestamp::now(),
+            device_timestamp: false,
+            flags: Flags::NONE,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_stops_writes_for_good_and_asks_for_a_restart() {
+        let dir = std::env::temp_dir().join(format!("altair-ledger-fsync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let catalogue = Catalogue::default();
+        let bus = Bus::new(&catalogue, CellarSettings::new(15.0, &catalogue), 16, 0);
+        let settings = LedgerSettings {
+            key_ttl: Duration::from_secs(60),
+            compact_min_bytes: u64::MAX,
+            burst: crate::anomaly::Burst { max_flow: 200.0 },
+        };
+        let ledger = Ledger::failing_syncs(&dir, &catalogue, bus, settings);
+        let broken = ledger.broken().unwrap();
+        assert!(!broken.is_cancelled());
+        let failed = ledger.insert(pour(), None).await.unwrap_err();
+        assert!(failed.0.contains("fsync failed"), "{failed}");
+        assert!(broken.is_cancelled(), "the server is asked to stop");
+        assert!(matches!(ledger.condition(), Condition::Degraded { .. }));
+        // Never retried, whatever comes next: the disk may have dropped what it was given.
+        assert!(ledger.insert(pour(), None).await.is_err());
+        assert_eq!(
+            ledger.stats().await.unwrap().pours,
+            0,
+            "nothing was made visible"
+        );
+        ledger.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -173,4 +173,9 @@ pub trait Store: Send + Sync + 'static {
     fn condition(&self) -> Condition {
         Condition::Ready
     }
+    /// Cancelled when the store cannot go on without a restart (its disk lost a write):
+    /// the server then drains and exits non-zero, for the orchestrator to restart it.
+    fn broken(&self) -> Option<tokio_util::sync::CancellationToken> {
+        None
+    }
 }
