@@ -805,7 +805,8 @@ impl Writer {
     /// Starts a background compaction when the journal holds mostly dead records.
     fn maybe_compact(&mut self) {
         let Some(journal) = &self.journal else { return };
-        if self.compaction.is_some() || self.failed.is_some() {
+        // Out of space, a compacted copy would not fit either.
+        if self.compaction.is_some() || self.failed.is_some() || self.out_of_space.is_some() {
             return;
         }
         let index = read(&self.index);
