@@ -206,26 +206,34 @@ async fn applied(
     headers: &BodyHeaders,
     op: KegOp,
 ) -> Result<(KegView, bool), ApiError> {
-    let key = headers.idempotency_key()?;
-    let (id, new) = match state.store.keg(op, key.clone()).await? {
-        Ok(KegDone::Applied(id)) => (id, true),
-        Ok(KegDone::Replayed(id)) => (id, false),
-        Ok(KegDone::Conflict) => {
-            return Err(ApiError::Conflict(format!(
-                "Idempotency-Key {:?} was already used with a different request",
-                key.unwrap_or_default()
-            )));
-        }
-        Err(KegError::NotFound(id)) => return Err(not_found(id)),
-        Err(e @ (KegError::Finished(_) | KegError::NotQuiet(_))) => {
-            return Err(ApiError::Conflict(e.to_string()));
-        }
-    };
+    let (id, new) = logged(state, headers, op).await?;
     let keg = state
         .bus
         .cellar(|c| c.get(id))
         .ok_or_else(|| ApiError::Internal(format!("keg {id} was logged but is not known")))?;
     Ok((keg, new))
+}
+
+/// Has the store log `op` under `headers`' idempotency key: the keg it made or changed,
+/// and whether it was logged now (not a retry).
+async fn logged(
+    state: &AppState,
+    headers: &BodyHeaders,
+    op: KegOp,
+) -> Result<(u64, bool), ApiError> {
+    let key = headers.idempotency_key()?;
+    match state.store.keg(op, key.clone()).await? {
+        Ok(KegDone::Applied(id)) => Ok((id, true)),
+        Ok(KegDone::Replayed(id)) => Ok((id, false)),
+        Ok(KegDone::Conflict) => Err(ApiError::Conflict(format!(
+            "Idempotency-Key {:?} was already used with a different request",
+            key.unwrap_or_default()
+        ))),
+        Err(KegError::NotFound(id)) => Err(not_found(id)),
+        Err(e @ (KegError::Finished(_) | KegError::NotQuiet(_))) => {
+            Err(ApiError::Conflict(e.to_string()))
+        }
+    }
 }
 
 fn not_found(id: u64) -> ApiError {
@@ -575,17 +583,7 @@ pub async fn set_tap(
         low_pct,
         at: Timestamp::now(),
     };
-    let key = headers.idempotency_key()?;
-    match state.store.keg(op, key.clone()).await? {
-        Ok(KegDone::Applied(_) | KegDone::Replayed(_)) => {}
-        Ok(KegDone::Conflict) => {
-            return Err(ApiError::Conflict(format!(
-                "Idempotency-Key {:?} was already used with a different request",
-                key.unwrap_or_default()
-            )));
-        }
-        Err(e) => return Err(ApiError::Conflict(e.to_string())),
-    }
+    logged(state, headers, op).await?;
     let tap = tap_view(state, tap_id)
         .ok_or_else(|| ApiError::Internal(format!("tap {tap_id} was set but is not known")))?;
     Ok(json_with(&OneTap { tap }, StatusCode::OK))
