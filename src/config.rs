@@ -61,6 +61,15 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_COMPACT_MIN_BYTES", value_name = "BYTES", default_value_t = 64 << 20)]
     pub compact_min_bytes: u64,
 
+    /// Free bytes on the data directory's filesystem under which a warning is logged,
+    /// once, before it runs out (0: never).
+    #[arg(long, env = "ALTAIR_LOW_SPACE_WARNING", value_name = "BYTES", default_value_t = 1 << 30)]
+    pub low_space_warning: u64,
+
+    /// How often the data directory's free space is read for that warning.
+    #[arg(long, env = "ALTAIR_SPACE_CHECK_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub space_check_interval: Duration,
+
     /// Largest volume one pour can be (ml); more is a broken meter, refused with 422.
     #[arg(long, env = "ALTAIR_MAX_VOLUME", value_name = "ML", default_value = "5000", value_parser = millilitres)]
     pub max_volume: f64,

@@ -24,7 +24,8 @@
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
 //! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
-//! - [`human`]: counts and durations written for people in log lines.
+//! - [`human`]: counts, sizes and durations written for people in log lines.
+//! - [`disk`]: free space on the data directory's filesystem, and the low-space warning.
 //! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
 //! - [`config`]: flags and `ALTAIR_*` environment variables.
 
@@ -32,6 +33,7 @@ pub mod anomaly;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod disk;
 pub mod glass;
 pub mod http;
 pub mod hub;

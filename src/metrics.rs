@@ -88,12 +88,33 @@ pub fn route_of(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/sockets/beers" => "/sockets/beers",
         "/api/openapi.json" => "/api/openapi.json",
+        "/api/kegs" => "/api/kegs",
+        "/api/kegs/sizes" => "/api/kegs/sizes",
+        "/api/taps" => "/api/taps",
         p if p == "/docs" || p.starts_with("/docs/") => "/docs",
         p if p.starts_with("/api/beers/") && p[11..].bytes().all(|b| b != b'/') => {
             "/api/beers/{id}"
         }
-        _ => "unmatched",
+        p => match one_segment_after(p, "/api/kegs/") {
+            Some("") | None => match one_segment_after(p, "/api/taps/") {
+                Some(s) if !s.is_empty() => "/api/taps/{tapId}",
+                _ if keg_finish(p) => "/api/kegs/{id}/finish",
+                _ => "unmatched",
+            },
+            Some(_) => "/api/kegs/{id}",
+        },
     }
+}
+
+/// The rest of `path` after `prefix`, if it is one segment.
+fn one_segment_after<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix).filter(|rest| !rest.contains('/'))
+}
+
+fn keg_finish(path: &str) -> bool {
+    path.strip_prefix("/api/kegs/")
+        .and_then(|rest| rest.strip_suffix("/finish"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// A route, method and status's request counter, and the route's latency histogram.
@@ -204,14 +225,30 @@ pub fn commit(took: Duration, requests: usize, journal_bytes: u64) {
     gauge!("altair_store_journal_bytes").set(journal_bytes as f64);
 }
 
+/// What the store can do, read at scrape time.
+pub struct StoreState {
+    /// `journal`, `memory` or `postgres`.
+    pub kind: &'static str,
+    /// It answers reads.
+    pub readable: bool,
+    /// It takes writes.
+    pub writable: bool,
+    /// Free bytes on its data directory's filesystem, if it has one.
+    pub free_bytes: Option<u64>,
+}
+
 /// Levels read at scrape time.
-pub fn levels(subscribers: usize, pours: Option<u64>, store: &'static str, serving: bool) {
+pub fn levels(subscribers: usize, pours: Option<u64>, store: StoreState) {
+    let one = |yes: bool| if yes { 1.0 } else { 0.0 };
     gauge!("altair_ws_subscribers").set(subscribers as f64);
     if let Some(pours) = pours {
         gauge!("altair_store_pours").set(pours as f64);
     }
-    // 1 while the store (journal, memory or postgres) can serve; 0 while it cannot.
-    gauge!("altair_store_up", "store" => store).set(if serving { 1.0 } else { 0.0 });
+    gauge!("altair_store_up", "store" => store.kind).set(one(store.readable));
+    gauge!("altair_store_writable", "store" => store.kind).set(one(store.writable));
+    if let Some(free) = store.free_bytes {
+        gauge!("altair_store_free_bytes").set(free as f64);
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +261,12 @@ mod tests {
         assert_eq!(route_of("/api/beers/17/x"), "unmatched");
         assert_eq!(route_of("/docs/index.css"), "/docs");
         assert_eq!(route_of("/wp-admin"), "unmatched");
+        assert_eq!(route_of("/api/kegs/4"), "/api/kegs/{id}");
+        assert_eq!(route_of("/api/kegs/sizes"), "/api/kegs/sizes");
+        assert_eq!(route_of("/api/kegs/4/finish"), "/api/kegs/{id}/finish");
+        assert_eq!(route_of("/api/kegs/4/x"), "unmatched");
+        assert_eq!(route_of("/api/kegs/"), "unmatched");
+        assert_eq!(route_of("/api/taps/3"), "/api/taps/{tapId}");
+        assert_eq!(route_of("/api/taps/3/x"), "unmatched");
     }
 }

@@ -30,9 +30,11 @@ use crate::anomaly::Rules;
 use crate::auth::{Auth, TokensError};
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::disk::{self, LowSpace};
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, BodyHeaders, Gate, GateSettings, Pouring, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
+use crate::human;
 use crate::keg::{CellarSettings, KegOp};
 use crate::pour::{Intake, Timestamp};
 use crate::store::postgres::PgError;
@@ -75,6 +77,8 @@ pub struct Server {
     report_interval: Duration,
     header_timeout: Duration,
     max_connections: u32,
+    /// Free bytes under which the data directory is low on space, and how often to look.
+    low_space: (u64, Duration),
     /// One line per request, refusals summed up per address.
     request_log: Arc<RequestLog>,
 }
@@ -195,6 +199,7 @@ impl Server {
             report_interval: config.report_interval,
             header_timeout: config.header_timeout,
             max_connections: config.max_connections,
+            low_space: (config.low_space_warning, config.space_check_interval),
             request_log: Arc::new(RequestLog::new(
                 config.request_log == "all",
                 config.refusal_log_interval,
@@ -224,6 +229,7 @@ impl Server {
             report_interval,
             header_timeout,
             max_connections,
+            low_space,
             request_log,
         } = self;
         if let Ok(addr) = listener.local_addr() {
@@ -265,6 +271,7 @@ impl Server {
             state.shutdown.clone(),
         ));
         let quiet = tokio::spawn(watch_quiet_taps(state.clone()));
+        let space = tokio::spawn(watch_space(state.clone(), low_space));
         let upkeep = tokio::spawn(upkeep(
             state.gate.clone(),
             request_log.clone(),
@@ -409,7 +416,8 @@ impl Server {
             futures::future::join_all(hubs_stopped),
             reports,
             upkeep,
-            quiet
+            quiet,
+            space
         );
         state.store.close().await;
         fanout.shutdown_background();
@@ -618,6 +626,48 @@ async fn watch_quiet_taps(state: AppState) {
                 Ok(Err(_)) => {}
                 Err(e) => log::debug!("tap {tap_id} is quiet, but the store cannot say so: {e}"),
             }
+        }
+    }
+}
+
+/// Logs once when the data directory's filesystem runs low on space, and once when it
+/// has room again: an operator hears of it before writes are refused.
+async fn watch_space(state: AppState, (threshold, every): (u64, Duration)) {
+    let Some(dir) = state.store.data_dir().map(std::path::Path::to_owned) else {
+        return;
+    };
+    let mut low = LowSpace::new(threshold);
+    let mut unreadable = false;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let free = match crate::disk::free_bytes(&dir) {
+            Ok(free) => free,
+            Err(e) => {
+                if !std::mem::replace(&mut unreadable, true) {
+                    log::warn!("store: cannot read the free space of {} ({e})", dir.display());
+                }
+                continue;
+            }
+        };
+        unreadable = false;
+        match low.observe(free) {
+            Some(disk::Change::Low) => log::warn!(
+                "store: low on space: {} free on {} (warning under {}); writes are refused when it runs out",
+                human::bytes(free),
+                dir.display(),
+                human::bytes(threshold)
+            ),
+            Some(disk::Change::Recovered) => log::info!(
+                "store: space is back: {} free on {}",
+                human::bytes(free),
+                dir.display()
+            ),
+            None => {}
         }
     }
 }

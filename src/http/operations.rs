@@ -25,6 +25,11 @@ pub struct Health {
     /// For how long it has been degraded.
     #[serde(skip_serializing_if = "Option::is_none")]
     degraded_seconds: Option<u64>,
+    /// Whether the store takes writes now (pours, deletions, keg changes).
+    writable: bool,
+    /// Bytes free for the store on its data directory's filesystem (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_bytes: Option<u64>,
     version: &'static str,
     uptime_seconds: u64,
     /// Pours stored now (absent when the store cannot say).
@@ -54,6 +59,7 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
         },
         (condition, _) => condition,
     };
+    let writable = condition == Condition::Ready;
     let (status, reason, degraded_seconds, code) = match condition {
         Condition::Ready => ("up", None, None, StatusCode::OK),
         Condition::Degraded { reason, since } => (
@@ -68,6 +74,8 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
             status,
             reason,
             degraded_seconds,
+            writable,
+            free_bytes: free_bytes(state),
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: state.started.elapsed().as_secs(),
             pours: stats.ok().map(|s| s.pours),
@@ -92,12 +100,16 @@ pub async fn metrics(state: &AppState, who: &Option<Identity>) -> Result<Respons
     require(who, Need::Read)?;
     // Scraped whatever the store's state: an outage is when the numbers matter most.
     let stats = state.store.stats().await.ok();
-    let serving = stats.is_some() && state.store.condition() == Condition::Ready;
+    let readable = stats.is_some();
     crate::metrics::levels(
         state.hub.len(),
         stats.map(|s| s.pours),
-        state.store.kind(),
-        serving,
+        crate::metrics::StoreState {
+            kind: state.store.kind(),
+            readable,
+            writable: readable && state.store.condition() == Condition::Ready,
+            free_bytes: free_bytes(state),
+        },
     );
     let text = state
         .metrics
@@ -110,4 +122,9 @@ pub async fn metrics(state: &AppState, who: &Option<Identity>) -> Result<Respons
         "text/plain; version=0.0.4; charset=utf-8",
     )
     .into_response())
+}
+
+/// The free bytes of the store's data directory, if it has one and they can be read.
+fn free_bytes(state: &AppState) -> Option<u64> {
+    crate::disk::free_bytes(state.store.data_dir()?).ok()
 }

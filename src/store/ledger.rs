@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -114,6 +114,8 @@ pub struct Ledger {
     degraded: Degraded,
     /// Cancelled when a write failed in a way only a restart can mend.
     broken: CancellationToken,
+    /// The journal's directory (none in memory).
+    dir: Option<PathBuf>,
 }
 
 /// Shared between the writer, which sets it, and `/health`.
@@ -273,6 +275,7 @@ impl Ledger {
         };
         let index = Arc::new(RwLock::new(index));
         let durable = journal.is_some();
+        let dir = journal.as_ref().map(|j| j.dir().to_owned());
         let degraded = Degraded::default();
         let broken = CancellationToken::new();
         let writer = Writer {
@@ -336,6 +339,7 @@ impl Ledger {
             kind,
             degraded,
             broken,
+            dir,
         }
     }
 
@@ -440,6 +444,10 @@ impl Store for Ledger {
 
     fn broken(&self) -> Option<CancellationToken> {
         Some(self.broken.clone())
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     fn condition(&self) -> Condition {

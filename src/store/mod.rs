@@ -178,4 +178,8 @@ pub trait Store: Send + Sync + 'static {
     fn broken(&self) -> Option<tokio_util::sync::CancellationToken> {
         None
     }
+    /// The directory it writes to on this machine, whose free space `/metrics` shows.
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
 }

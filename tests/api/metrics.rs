@@ -103,7 +103,7 @@ async fn counters_move_when_pours_are_posted() {
 }
 
 /// The exposition of a server binary (a process of its own, so the values are its alone).
-async fn scrape_binary(addr: &str) -> HashMap<String, f64> {
+pub async fn scrape_binary(addr: &str) -> HashMap<String, f64> {
     let text = crate::helpers::http_client()
         .get(format!("http://{addr}/metrics"))
         .send()

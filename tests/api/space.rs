@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::beers::tempdir;
 use crate::helpers::{http_client, read_json, spawn_binary_logged, within};
+use crate::metrics::scrape_binary;
 
 /// A small tmpfs of the test's own, unmounted when the test ends.
 struct Tmpfs(PathBuf);
@@ -81,10 +82,36 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     let data = tmpfs.0.join("data");
     let data_arg = data.to_str().unwrap().to_owned();
     let http = http_client();
-    let (server, addr, log) = spawn_binary_logged(&["--data-dir", &data_arg]);
+    // Warned under 200,000 bytes free, looked at ten times a second.
+    let (server, addr, log) = spawn_binary_logged(&[
+        "--data-dir",
+        &data_arg,
+        "--low-space-warning",
+        "200000",
+        "--space-check-interval",
+        "0.1",
+    ]);
+    let said = |what: &str| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    };
+    let free = |metrics: &std::collections::HashMap<String, f64>| metrics["altair_store_free_bytes"];
+    let before = scrape_binary(&addr).await;
+    assert_eq!(before[r#"altair_store_writable{store="journal"}"#], 1.0);
+    assert!(free(&before) > 200_000.0, "{}", free(&before));
     // Room for the journal's first few hundred pours, then none.
     let filler = tmpfs.0.join("filler");
     std::fs::write(&filler, vec![0u8; 232 * 1024]).unwrap();
+    // The operator hears of it before a write is refused.
+    within(async {
+        while said("low on space") == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let mut acked = Vec::new();
     let (mut status, mut body, mut retry) = (StatusCode::CREATED, Value::Null, None);
     // Pours from 16 taps in turn, until the disk is full.
@@ -116,6 +143,12 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         health["reason"].as_str().unwrap().contains("no space left"),
         "{health}"
     );
+    assert_eq!(health["writable"], false);
+    assert!(health["freeBytes"].as_u64().unwrap() < 64 * 1024, "{health}");
+    let full = scrape_binary(&addr).await;
+    assert_eq!(full[r#"altair_store_writable{store="journal"}"#], 0.0);
+    assert_eq!(full[r#"altair_store_up{store="journal"}"#], 1.0, "reads go on");
+    assert!(free(&full) < 64.0 * 1024.0);
     // Reads go on, and so do subscriptions.
     assert_eq!(stored_ids(&http, &addr).await, acked);
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers"))
@@ -126,14 +159,8 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         subscriber.next_json().await["lastId"],
         *acked.last().unwrap()
     );
-    let said = |what: &str| {
-        log.lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(what))
-            .count()
-    };
     assert_eq!(said("no space left on"), 1, "said once, not once a request");
+    assert_eq!(said("low on space"), 1);
 
     // Space comes back: writes resume without a restart, ids going on.
     std::fs::remove_file(&filler).unwrap();
@@ -152,6 +179,14 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     })
     .await;
     assert_eq!(said("writable again after"), 1);
+    let back = scrape_binary(&addr).await;
+    assert_eq!(back[r#"altair_store_writable{store="journal"}"#], 1.0);
+    within(async {
+        while said("space is back") == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let (status, body, _) = post(&http, &addr, 1).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let next = body["beer"]["id"].as_u64().unwrap();
