@@ -649,7 +649,10 @@ async fn watch_space(state: AppState, (threshold, every): (u64, Duration)) {
             Ok(free) => free,
             Err(e) => {
                 if !std::mem::replace(&mut unreadable, true) {
-                    log::warn!("store: cannot read the free space of {} ({e})", dir.display());
+                    log::warn!(
+                        "store: cannot read the free space of {} ({e})",
+                        dir.display()
+                    );
                 }
                 continue;
             }

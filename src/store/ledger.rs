@@ -285,6 +285,7 @@ impl Ledger {
             keys,
             latest,
             pending: Vec::new(),
+            undo_latest: Vec::new(),
             keg_log,
             failed: None,
             out_of_space: None,
@@ -468,6 +469,9 @@ struct Writer {
     keys: KeyTable,
     latest: Latest,
     pending: Vec<(u32, i64)>,
+    /// Each tap's latest pour time before this batch changed it, to put back if the batch
+    /// is not written: a refused pour must not make the next one look like a burst.
+    undo_latest: Vec<(u32, Option<Timestamp>)>,
     /// Every keg operation, for compaction to keep, and their idempotency keys.
     keg_log: KegLog,
     /// Set when a journal write failed: the file's state is unknown, so no further write
@@ -557,6 +561,7 @@ impl Writer {
         // batches for its allocation: without a journal, every pour is a batch).
         let mut pending = std::mem::take(&mut self.pending);
         pending.clear();
+        self.undo_latest.clear();
         {
             let index = read(&self.index);
             // Held while the batch is decided: nothing is published meanwhile (this is the
@@ -603,6 +608,7 @@ impl Writer {
                                 None
                             }
                         };
+                        self.undo_latest.push((pour.tap_id, previous));
                         if self.settings.burst.between(previous, &pour) {
                             pour.flags = pour.flags.with(Flag::Burst);
                         }
@@ -704,6 +710,12 @@ impl Writer {
             };
             for key in new_keys {
                 self.keys.remove(&key);
+            }
+            for (tap_id, previous) in self.undo_latest.drain(..).rev() {
+                match previous {
+                    Some(at) => self.latest.insert(tap_id, at),
+                    None => self.latest.remove(&tap_id),
+                };
             }
             let refused = decided.len() as u64;
             // Said before any request hears of it.

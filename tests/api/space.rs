@@ -49,10 +49,18 @@ impl Drop for Tmpfs {
 }
 
 async fn post(http: &reqwest::Client, addr: &str, tap: u32) -> (StatusCode, Value, Option<String>) {
+    post_body(http, addr, format!(r#"{{"tapId": {tap}, "volume": 500}}"#)).await
+}
+
+async fn post_body(
+    http: &reqwest::Client,
+    addr: &str,
+    body: String,
+) -> (StatusCode, Value, Option<String>) {
     let response = http
         .post(format!("http://{addr}/api/beers"))
         .header("content-type", "application/json")
-        .body(format!(r#"{{"tapId": {tap}, "volume": 500}}"#))
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -98,7 +106,8 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
             .filter(|l| l.contains(what))
             .count()
     };
-    let free = |metrics: &std::collections::HashMap<String, f64>| metrics["altair_store_free_bytes"];
+    let free =
+        |metrics: &std::collections::HashMap<String, f64>| metrics["altair_store_free_bytes"];
     let before = scrape_binary(&addr).await;
     assert_eq!(before[r#"altair_store_writable{store="journal"}"#], 1.0);
     assert!(free(&before) > 200_000.0, "{}", free(&before));
@@ -114,10 +123,19 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     .await;
     let mut acked = Vec::new();
     let (mut status, mut body, mut retry) = (StatusCode::CREATED, Value::Null, None);
-    // Pours from 16 taps in turn, until the disk is full.
+    // Pours from 16 taps in turn, an hour apart (none a burst), until the disk is full.
+    let timed = |tap: u32, hour: u32, second: u32| {
+        let at =
+            chrono::DateTime::from_timestamp(1_767_225_600 + i64::from(hour * 3600 + second), 0)
+                .unwrap()
+                .to_rfc3339();
+        format!(r#"{{"tapId": {tap}, "volume": 500, "timestamp": "{at}"}}"#)
+    };
+    let mut refused_at = 0;
     for n in 0..10_000u32 {
-        (status, body, retry) = post(&http, &addr, n % 16 + 1).await;
+        (status, body, retry) = post_body(&http, &addr, timed(n % 16 + 1, n, 0)).await;
         if status != StatusCode::CREATED {
+            refused_at = n;
             break;
         }
         acked.push(body["beer"]["id"].as_u64().unwrap());
@@ -144,10 +162,16 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         "{health}"
     );
     assert_eq!(health["writable"], false);
-    assert!(health["freeBytes"].as_u64().unwrap() < 64 * 1024, "{health}");
+    assert!(
+        health["freeBytes"].as_u64().unwrap() < 64 * 1024,
+        "{health}"
+    );
     let full = scrape_binary(&addr).await;
     assert_eq!(full[r#"altair_store_writable{store="journal"}"#], 0.0);
-    assert_eq!(full[r#"altair_store_up{store="journal"}"#], 1.0, "reads go on");
+    assert_eq!(
+        full[r#"altair_store_up{store="journal"}"#], 1.0,
+        "reads go on"
+    );
     assert!(free(&full) < 64.0 * 1024.0);
     // Reads go on, and so do subscriptions.
     assert_eq!(stored_ids(&http, &addr).await, acked);
@@ -187,8 +211,12 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         }
     })
     .await;
-    let (status, body, _) = post(&http, &addr, 1).await;
+    // A pour a second after the refused one, on its tap: the refused pour left no trace,
+    // not even in how fast the tap seems to pour.
+    let (status, body, _) =
+        post_body(&http, &addr, timed(refused_at % 16 + 1, refused_at, 1)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["beer"]["flags"], serde_json::json!([]), "not a burst");
     let next = body["beer"]["id"].as_u64().unwrap();
     assert_eq!(next, acked.last().unwrap() + 1, "ids go on");
     acked.push(next);
