@@ -16,7 +16,7 @@ use crate::store::Condition;
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    /// `up`, or `degraded` (answered with 503) when the store cannot serve.
+    /// `up`, or `degraded` (answered with 503) when the store cannot take writes.
     #[schema(example = "up")]
     status: &'static str,
     /// Why it is degraded.
@@ -47,7 +47,7 @@ pub struct Health {
     get, path = "/health", tag = "operations", security(()),
     responses(
         (status = 200, description = "The server is up", body = Health),
-        (status = 503, description = "The store cannot serve (the database is unreachable, say): load balancers should send requests elsewhere", body = Health),
+        (status = 503, description = "The store cannot take writes (its disk or database is full, the database is unreachable): load balancers should send requests elsewhere", body = Health),
     ),
 )]
 pub async fn health(state: &AppState) -> Result<Response, ApiError> {

@@ -111,6 +111,18 @@ impl Postgres {
         Some(cluster)
     }
 
+    /// Makes `dir` the database server's own (a tablespace's folder must be).
+    pub fn give_to_server(&self, dir: &Path) {
+        if self.as_postgres {
+            let owned = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+    }
+
     fn socket_dir(&self) -> String {
         self.dir.display().to_string()
     }

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::beers::tempdir;
-use crate::helpers::{http_client, read_json, spawn_binary_logged, within};
+use crate::helpers::{Log, http_client, read_json, spawn_binary_logged, within};
 use crate::metrics::scrape_binary;
 
 /// A small tmpfs of the test's own, unmounted when the test ends.
@@ -82,6 +82,83 @@ async fn stored_ids(http: &reqwest::Client, addr: &str) -> Vec<u64> {
     crate::helpers::ids_of(&page)
 }
 
+/// How many of a server's log lines so far contain `what`.
+fn said(log: &Log, what: &str) -> usize {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(what))
+        .count()
+}
+
+/// Waits until a log line contains `what`.
+async fn until_said(log: &Log, what: &str) {
+    within(async {
+        while said(log, what) == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+async fn health(http: &reqwest::Client, addr: &str) -> (StatusCode, Value) {
+    let response = http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    read_json(response).await
+}
+
+/// Waits until `/health` answers 200, as a load balancer would.
+async fn until_healthy(http: &reqwest::Client, addr: &str) {
+    within(async {
+        while health(http, addr).await.0 != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+/// A pour on `tap` timed `hour` hours and `second` seconds into 2026: pours an hour
+/// apart on a tap are never a burst.
+fn timed(tap: u32, hour: u32, second: u32) -> String {
+    let at = chrono::DateTime::from_timestamp(1_767_225_600 + i64::from(hour * 3600 + second), 0)
+        .unwrap()
+        .to_rfc3339();
+    format!(r#"{{"tapId": {tap}, "volume": 500, "timestamp": "{at}"}}"#)
+}
+
+/// Pours from 16 taps in turn until one is refused: the ids acknowledged, the number of
+/// the refused pour, and its answer.
+async fn pour_until_refused(
+    http: &reqwest::Client,
+    addr: &str,
+) -> (Vec<u64>, u32, (StatusCode, Value, Option<String>)) {
+    let mut acked = Vec::new();
+    for n in 0..100_000u32 {
+        let (status, body, retry) = post_body(http, addr, timed(n % 16 + 1, n, 0)).await;
+        if status != StatusCode::CREATED {
+            return (acked, n, (status, body, retry));
+        }
+        acked.push(body["beer"]["id"].as_u64().unwrap());
+    }
+    panic!("the disk never filled");
+}
+
+/// Reads and subscriptions go on while writes are refused.
+async fn reads_go_on(http: &reqwest::Client, addr: &str, acked: &[u64]) {
+    assert_eq!(stored_ids(http, addr).await, acked);
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers"))
+        .await
+        .unwrap();
+    let mut subscriber = crate::helpers::Subscriber { ws };
+    assert_eq!(
+        subscriber.next_json().await["lastId"],
+        *acked.last().unwrap()
+    );
+}
+
 #[tokio::test]
 async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     let Some(tmpfs) = Tmpfs::mount("full-disk", "256k") else {
@@ -99,13 +176,6 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         "--space-check-interval",
         "0.1",
     ]);
-    let said = |what: &str| {
-        log.lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(what))
-            .count()
-    };
     let free =
         |metrics: &std::collections::HashMap<String, f64>| metrics["altair_store_free_bytes"];
     let before = scrape_binary(&addr).await;
@@ -115,31 +185,8 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     let filler = tmpfs.0.join("filler");
     std::fs::write(&filler, vec![0u8; 232 * 1024]).unwrap();
     // The operator hears of it before a write is refused.
-    within(async {
-        while said("low on space") == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    let mut acked = Vec::new();
-    let (mut status, mut body, mut retry) = (StatusCode::CREATED, Value::Null, None);
-    // Pours from 16 taps in turn, an hour apart (none a burst), until the disk is full.
-    let timed = |tap: u32, hour: u32, second: u32| {
-        let at =
-            chrono::DateTime::from_timestamp(1_767_225_600 + i64::from(hour * 3600 + second), 0)
-                .unwrap()
-                .to_rfc3339();
-        format!(r#"{{"tapId": {tap}, "volume": 500, "timestamp": "{at}"}}"#)
-    };
-    let mut refused_at = 0;
-    for n in 0..10_000u32 {
-        (status, body, retry) = post_body(&http, &addr, timed(n % 16 + 1, n, 0)).await;
-        if status != StatusCode::CREATED {
-            refused_at = n;
-            break;
-        }
-        acked.push(body["beer"]["id"].as_u64().unwrap());
-    }
+    until_said(&log, "low on space").await;
+    let (mut acked, refused_at, (status, body, retry)) = pour_until_refused(&http, &addr).await;
     assert!(!acked.is_empty(), "some pours fit");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(retry.is_some(), "503 says when to come back");
@@ -149,12 +196,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
-    let health = http
-        .get(format!("http://{addr}/health"))
-        .send()
-        .await
-        .unwrap();
-    let (status, health) = read_json(health).await;
+    let (status, health) = health(&http, &addr).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
     assert_eq!(health["status"], "degraded");
     assert!(
@@ -173,44 +215,21 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         "reads go on"
     );
     assert!(free(&full) < 64.0 * 1024.0);
-    // Reads go on, and so do subscriptions.
-    assert_eq!(stored_ids(&http, &addr).await, acked);
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/sockets/beers"))
-        .await
-        .unwrap();
-    let mut subscriber = crate::helpers::Subscriber { ws };
+    reads_go_on(&http, &addr, &acked).await;
     assert_eq!(
-        subscriber.next_json().await["lastId"],
-        *acked.last().unwrap()
+        said(&log, "no space left on"),
+        1,
+        "said once, not once a request"
     );
-    assert_eq!(said("no space left on"), 1, "said once, not once a request");
-    assert_eq!(said("low on space"), 1);
+    assert_eq!(said(&log, "low on space"), 1);
 
     // Space comes back: writes resume without a restart, ids going on.
     std::fs::remove_file(&filler).unwrap();
-    within(async {
-        loop {
-            let health = http
-                .get(format!("http://{addr}/health"))
-                .send()
-                .await
-                .unwrap();
-            if health.status() == StatusCode::OK {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    assert_eq!(said("writable again after"), 1);
+    until_healthy(&http, &addr).await;
+    assert_eq!(said(&log, "writable again after"), 1);
     let back = scrape_binary(&addr).await;
     assert_eq!(back[r#"altair_store_writable{store="journal"}"#], 1.0);
-    within(async {
-        while said("space is back") == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    until_said(&log, "space is back").await;
     // A pour a second after the refused one, on its tap: the refused pour left no trace,
     // not even in how fast the tap seems to pour.
     let (status, body, _) =
@@ -224,5 +243,74 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     // Everything acknowledged is on disk, once.
     drop(server); // SIGKILL
     let (_server, addr, _) = spawn_binary_logged(&["--data-dir", &data_arg]);
+    assert_eq!(stored_ids(&http, &addr).await, acked);
+}
+
+/// PostgreSQL's disk fills (its tables live on a small tmpfs, its write-ahead log does
+/// not): writes answer 503, /health says the database cannot write, reads go on, and
+/// writes resume by themselves once there is room.
+#[tokio::test]
+async fn a_full_database_disk_refuses_writes_and_resumes_by_itself() {
+    let Some(tmpfs) = Tmpfs::mount("pg-full", "512k") else {
+        return;
+    };
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let tablespace = tmpfs.0.join("tables");
+    std::fs::create_dir(&tablespace).unwrap();
+    pg.give_to_server(&tablespace);
+    let db = pg.client().await;
+    db.batch_execute(&format!(
+        "CREATE TABLESPACE small LOCATION '{}'",
+        tablespace.display()
+    ))
+    .await
+    .unwrap();
+    db.batch_execute("ALTER DATABASE altair SET default_tablespace = small")
+        .await
+        .unwrap();
+    let http = http_client();
+    let url = pg.url();
+    let (server, addr, log) = spawn_binary_logged(&["--database-url", &url]);
+    // Room for a few hundred pours, then none.
+    let filler = tmpfs.0.join("filler");
+    let free = altair::disk::free_bytes(&tmpfs.0).unwrap();
+    std::fs::write(&filler, vec![0u8; (free - 96 * 1024) as usize]).unwrap();
+    let (mut acked, _, (status, body, retry)) = pour_until_refused(&http, &addr).await;
+    assert!(!acked.is_empty(), "some pours fit");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(retry.is_some(), "503 says when to come back");
+    for _ in 0..20 {
+        assert_eq!(
+            post(&http, &addr, 1).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let (status, health) = health(&http, &addr).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["writable"], false);
+    assert!(
+        health["reason"].as_str().unwrap().contains("no space left"),
+        "{health}"
+    );
+    let full = scrape_binary(&addr).await;
+    assert_eq!(full[r#"altair_store_writable{store="postgres"}"#], 0.0);
+    assert_eq!(full[r#"altair_store_up{store="postgres"}"#], 1.0);
+    reads_go_on(&http, &addr, &acked).await;
+    assert_eq!(said(&log, "PostgreSQL cannot write"), 1, "said once");
+
+    // Room again: the server finds out by itself, with no write to try.
+    std::fs::remove_file(&filler).unwrap();
+    until_healthy(&http, &addr).await;
+    assert_eq!(said(&log, "PostgreSQL is writable again after"), 1);
+    let (status, body, _) = post(&http, &addr, 1).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let next = body["beer"]["id"].as_u64().unwrap();
+    assert_eq!(next, acked.last().unwrap() + 1, "ids go on");
+    acked.push(next);
+    drop(server); // SIGKILL
+    let (_server, addr, _) = spawn_binary_logged(&["--database-url", &url]);
     assert_eq!(stored_ids(&http, &addr).await, acked);
 }

@@ -104,20 +104,58 @@ pub struct PgOpened {
     pub took: Duration,
 }
 
-/// Whether the database answers, as the writer and the tailer last found; each change is
-/// logged once.
+/// Whether the database answers, as the writer and the tailer last found, and whether it
+/// takes writes; each change is logged once.
 pub struct Health {
     state: Mutex<HealthState>,
 }
 
 struct HealthState {
     down: Option<(Instant, String)>,
+    /// The database answers but cannot write (its disk is full): since when, why, and how
+    /// many writes it refused.
+    refusing: Option<(Instant, String, u64)>,
 }
 
 impl Health {
     fn new() -> Health {
         Health {
-            state: Mutex::new(HealthState { down: None }),
+            state: Mutex::new(HealthState {
+                down: None,
+                refusing: None,
+            }),
+        }
+    }
+
+    /// The database refused a write for want of space or another resource, a condition
+    /// that passes: writes answer 503 until one succeeds.
+    fn refused_write(&self, why: &str, writes: u64) {
+        let mut state = self.lock();
+        match &mut state.refusing {
+            Some((_, _, refused)) => *refused += writes,
+            None => {
+                log::error!(
+                    "store: PostgreSQL cannot write ({why}); writes answer 503 until it can"
+                );
+                state.refusing = Some((Instant::now(), why.to_owned(), writes));
+            }
+        }
+    }
+
+    /// Whether writes are being refused.
+    fn refusing(&self) -> bool {
+        self.lock().refusing.is_some()
+    }
+
+    /// A write was committed.
+    fn wrote(&self) {
+        let mut state = self.lock();
+        if let Some((since, _, refused)) = state.refusing.take() {
+            log::warn!(
+                "store: PostgreSQL is writable again after {}, {} writes refused",
+                crate::human::duration(since.elapsed()),
+                crate::human::count(refused)
+            );
         }
     }
 
@@ -148,12 +186,17 @@ impl Health {
     }
 
     fn condition(&self) -> Condition {
-        match &self.lock().down {
-            None => Condition::Ready,
-            Some((since, why)) => Condition::Degraded {
+        let state = self.lock();
+        match (&state.down, &state.refusing) {
+            (Some((since, why)), _) => Condition::Degraded {
                 reason: format!("database unreachable: {why}"),
                 since: *since,
             },
+            (None, Some((since, why, _))) => Condition::Degraded {
+                reason: format!("database cannot write: {why}"),
+                since: *since,
+            },
+            (None, None) => Condition::Ready,
         }
     }
 }
@@ -571,6 +614,19 @@ fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pou
 /// Whether an error says the database is gone, rather than that it refused a statement.
 fn unreachable(e: &tokio_postgres::Error) -> bool {
     e.is_closed() || e.as_db_error().is_none()
+}
+
+/// Why the database refused a write for a condition that passes (class 53, insufficient
+/// resources: a full disk, memory), in words for `/health`; `None` for other errors.
+fn out_of_resources(e: &tokio_postgres::Error) -> Option<String> {
+    let db = e.as_db_error()?;
+    if *db.code() == tokio_postgres::error::SqlState::DISK_FULL {
+        return Some(format!("no space left on device ({})", db.message()));
+    }
+    db.code()
+        .code()
+        .starts_with("53")
+        .then(|| format!("out of resources ({})", db.message()))
 }
 
 /// A pour id as the database stores it.

@@ -12,7 +12,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::{
-    CHANNEL, Glasses, Health, MAX_BATCH, Mark, Position, connect, db_id, pour_from, unreachable,
+    CHANNEL, Glasses, Health, MAX_BATCH, Mark, Position, connect, db_id, out_of_resources,
+    pour_from, unreachable,
 };
 use crate::anomaly::Burst;
 use crate::bus::Bus;
@@ -48,6 +49,10 @@ pub enum Command {
 }
 
 type Insert = (NewPour, Option<String>, Reply<(Inserted, Mark)>);
+
+/// The first wait before a database that cannot write is tried again, and the longest.
+const PROBE_FIRST: Duration = Duration::from_millis(500);
+const PROBE_MAX: Duration = Duration::from_secs(30);
 
 pub struct Writer {
     config: tokio_postgres::Config,
@@ -85,7 +90,26 @@ impl Writer {
 
     /// Serves commands until `Close`, or until every sender is gone.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        while let Some(first) = commands.recv().await {
+        let mut backoff = PROBE_FIRST;
+        loop {
+            // While the database cannot write, it is tried now and then even if no write
+            // comes (a load balancer sends none to a degraded server).
+            let first = if self.health.refusing() {
+                match tokio::time::timeout(backoff, commands.recv()).await {
+                    Ok(first) => first,
+                    Err(_) => {
+                        self.probe().await;
+                        backoff = (backoff * 2).min(PROBE_MAX);
+                        continue;
+                    }
+                }
+            } else {
+                backoff = PROBE_FIRST;
+                commands.recv().await
+            };
+            let Some(first) = first else {
+                return;
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match commands.try_recv() {
@@ -118,6 +142,31 @@ impl Writer {
         }
     }
 
+    /// Whether the database can write again: a pour row inserted and rolled back needs
+    /// the same room in the pours table and its indexes as a real one.
+    async fn probe(&mut self) {
+        let Ok(connection) = self.connection().await else {
+            return;
+        };
+        let tried = connection
+            .client
+            .batch_execute(
+                "BEGIN;
+                 INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time)
+                 VALUES (-1, 0, 0, '', 0, false);
+                 ROLLBACK",
+            )
+            .await;
+        match tried {
+            Ok(()) => self.health.wrote(),
+            Err(e) => {
+                // A failed statement leaves the transaction open on this connection.
+                let _ = connection.client.batch_execute("ROLLBACK").await;
+                let _ = self.failed(&Failure::Database(e), 0);
+            }
+        }
+    }
+
     /// The writer's connection, made anew if there is none or it broke.
     async fn connection(&mut self) -> Result<&Connection, StoreError> {
         if self.client.as_ref().is_none_or(|c| c.client.is_closed()) {
@@ -135,14 +184,17 @@ impl Writer {
             .ok_or_else(|| StoreError("no database connection".into()))
     }
 
-    /// What a failed transaction means: the database may be gone (noted, and the
-    /// connection dropped), or it refused this one, or this server's tailer is behind.
-    fn failed(&mut self, e: &Failure) -> StoreError {
+    /// What a failed transaction of `writes` requests means: the database may be gone
+    /// (noted, and the connection dropped), or out of space (noted), or it refused this
+    /// one, or this server's tailer is behind.
+    fn failed(&mut self, e: &Failure, writes: u64) -> StoreError {
         match e {
             Failure::Database(e) => {
                 if unreachable(e) {
                     self.health.down(&e.to_string());
                     self.client = None;
+                } else if let Some(why) = out_of_resources(e) {
+                    self.health.refused_write(&why, writes);
                 }
                 StoreError(format!("database: {e}"))
             }
@@ -174,13 +226,19 @@ impl Writer {
         match result {
             Ok(answers) => {
                 self.health.up();
+                if answers
+                    .iter()
+                    .any(|(a, _)| matches!(a, Inserted::Created(_)))
+                {
+                    self.health.wrote();
+                }
                 self.notify().await;
                 for ((_, _, reply), answer) in inserts.into_iter().zip(answers) {
                     let _ = reply.send(Ok(answer));
                 }
             }
             Err(e) => {
-                let error = self.failed(&e);
+                let error = self.failed(&e, inserts.len() as u64);
                 for (_, _, reply) in inserts {
                     let _ = reply.send(Err(error.clone()));
                 }
@@ -202,11 +260,12 @@ impl Writer {
             Ok(done) => {
                 self.health.up();
                 if done.1 != Mark::Nothing {
+                    self.health.wrote();
                     self.notify().await;
                 }
                 Ok(done)
             }
-            Err(e) => Err(self.failed(&e)),
+            Err(e) => Err(self.failed(&e, 1)),
         }
     }
 
@@ -217,11 +276,12 @@ impl Writer {
             Ok(deleted) => {
                 self.health.up();
                 if deleted.0.is_some() {
+                    self.health.wrote();
                     self.notify().await;
                 }
                 Ok(deleted)
             }
-            Err(e) => Err(self.failed(&e)),
+            Err(e) => Err(self.failed(&e, 1)),
         }
     }
 
