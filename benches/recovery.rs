@@ -71,7 +71,13 @@ fn main() {
         let (ledger, opened) = Ledger::open(
             &dir,
             &catalogue,
-            Bus::new(&catalogue, CellarSettings::new(15.0, &catalogue), 16, 0),
+            Bus::new(
+                &catalogue,
+                chrono_tz::UTC,
+                CellarSettings::new(15.0, &catalogue),
+                16,
+                0,
+            ),
             settings,
         )
         .expect("open");

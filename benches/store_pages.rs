@@ -26,7 +26,13 @@ async fn filled(n: u64) -> Ledger {
         burst: Burst { max_flow: 200.0 },
     };
     let store = Ledger::ephemeral(
-        Bus::new(&catalogue, CellarSettings::new(15.0, &catalogue), 16, 0),
+        Bus::new(
+            &catalogue,
+            chrono_tz::UTC,
+            CellarSettings::new(15.0, &catalogue),
+            16,
+            0,
+        ),
         settings,
     );
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();

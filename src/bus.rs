@@ -73,6 +73,7 @@ impl State {
                 tap_id: keg.tap_id,
                 keg_id: keg.id,
                 beverage: keg.beverage,
+                size_ml: keg.size_ml,
                 remaining_ml: keg.remaining_ml,
                 percent: keg.percent,
                 low: keg.low,
@@ -85,9 +86,11 @@ impl State {
 
 impl Bus {
     /// A bus whose channel holds up to `capacity` events for a slow reader; with
-    /// `report_every > 0` a report is published after every that many pours.
+    /// `report_every > 0` a report is published after every that many pours. Reports
+    /// count days on the clock of `zone`.
     pub fn new(
         catalogue: &Catalogue,
+        zone: chrono_tz::Tz,
         kegs: CellarSettings,
         capacity: usize,
         report_every: u64,
@@ -97,7 +100,7 @@ impl Bus {
             inner: Arc::new(Inner {
                 sender,
                 state: Mutex::new(State {
-                    aggregator: Aggregator::new(catalogue),
+                    aggregator: Aggregator::new(catalogue, zone),
                     cellar: Cellar::new(kegs),
                 }),
                 report_every,

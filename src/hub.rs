@@ -966,7 +966,7 @@ mod tests {
     async fn a_hub_that_falls_behind_the_bus_kicks_everyone_to_resume() {
         let catalogue = crate::glass::Catalogue::default();
         let kegs = crate::keg::CellarSettings::new(15.0, &catalogue);
-        let bus = crate::bus::Bus::new(&catalogue, kegs, 2, 0);
+        let bus = crate::bus::Bus::new(&catalogue, chrono_tz::UTC, kegs, 2, 0);
         let hub = Hub::new(16);
         let events = bus.subscribe();
         let (end, _client) = pair().await;

@@ -31,6 +31,14 @@ pub struct Report {
     pub pours_last_minute: u64,
     /// Stored pours whose timestamp lies in the last 3600 s.
     pub pours_last_hour: u64,
+    /// Stored pours per minute over the last hour, oldest first: the last entry is the
+    /// last 60 s.
+    pub pours_per_minute: Vec<u64>,
+    /// Stored pours timed today, on the bar's clock (`--timezone`).
+    pub today: Today,
+    /// The newest pour id this report counts (0 for none): a subscriber adds the pours
+    /// above it to see the report move.
+    pub last_id: u64,
     #[schema(value_type = String, format = DateTime, example = "2026-11-22T21:04:05.123Z")]
     pub generated_at: Timestamp,
 }
@@ -57,6 +65,20 @@ pub struct TypeTally {
     pub volume_ml: f64,
 }
 
+/// Today's stored pours, by type.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Today {
+    /// When today began on the bar's clock.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T00:00:00.000Z")]
+    pub since: Timestamp,
+    pub pours: u64,
+    pub volume_ml: f64,
+    /// Each glass of the catalogue, then `unclassified` (other types count in the totals
+    /// only).
+    pub by_type: Vec<TypeTally>,
+}
+
 /// How full a tap's keg is.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -64,6 +86,7 @@ pub struct Level {
     pub tap_id: u32,
     pub keg_id: u64,
     pub beverage: String,
+    pub size_ml: f64,
     pub remaining_ml: f64,
     /// Remaining as a percentage of the keg's size.
     pub percent: f64,
@@ -137,11 +160,39 @@ pub struct Aggregator {
     /// Pours per second of pour timestamp, a ring indexed by `second % WINDOW_SECONDS`;
     /// each slot remembers which second it counts so that stale slots are ignored.
     per_second: Box<[(i64, u64)]>,
+    last_id: u64,
+    /// The bar's day, as milliseconds from..until, and the pours timed in it.
+    zone: chrono_tz::Tz,
+    day: (i64, i64),
+    today: Tally,
+    today_by_glass: Vec<Tally>,
+}
+
+/// The local day containing `at` in `zone`, as UTC milliseconds from..until.
+fn day_of(at: Timestamp, zone: chrono_tz::Tz) -> (i64, i64) {
+    use chrono::{Duration, TimeZone};
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(at.millis()) else {
+        return (i64::MIN, i64::MIN);
+    };
+    let date = utc.with_timezone(&zone).date_naive();
+    // Where a zone skips midnight (a DST change at 00:00), the day starts at the first
+    // instant it has.
+    let start_of = |date: chrono::NaiveDate| {
+        let midnight = date.and_time(chrono::NaiveTime::MIN);
+        (0..4)
+            .find_map(|h| {
+                zone.from_local_datetime(&(midnight + Duration::hours(h)))
+                    .earliest()
+            })
+            .map_or(i64::MIN, |t| t.timestamp_millis())
+    };
+    let next = date.succ_opt().unwrap_or(date);
+    (start_of(date), start_of(next))
 }
 
 impl Aggregator {
-    /// Empty totals for the glasses of `catalogue`.
-    pub fn new(catalogue: &Catalogue) -> Aggregator {
+    /// Empty totals for the glasses of `catalogue`, with days on the clock of `zone`.
+    pub fn new(catalogue: &Catalogue, zone: chrono_tz::Tz) -> Aggregator {
         let glasses: Vec<Arc<str>> = catalogue
             .glasses()
             .iter()
@@ -156,13 +207,34 @@ impl Aggregator {
             by_tap: HashMap::new(),
             flagged: FlagCounts::default(),
             per_second: vec![(i64::MIN, 0); WINDOW_SECONDS].into_boxed_slice(),
+            last_id: 0,
+            zone,
+            day: (i64::MIN, i64::MIN),
+            today: Tally::default(),
+            today_by_glass: Vec::new(),
         }
     }
 
     /// Counts a stored pour.
     pub fn add(&mut self, pour: &Pour, now: Timestamp) {
         self.total.add(pour);
-        self.glass_tally(&pour.glass).add(pour);
+        let glass = self.glasses.iter().position(|g| **g == *pour.glass);
+        match glass {
+            Some(i) => self.by_glass[i].add(pour),
+            None => self.glass_tally(&pour.glass).add(pour),
+        }
+        self.last_id = self.last_id.max(pour.id);
+        if now.millis() >= self.day.1 {
+            self.day = day_of(now, self.zone);
+            self.today = Tally::default();
+            self.today_by_glass = vec![Tally::default(); self.glasses.len()];
+        }
+        if self.in_today(pour) {
+            self.today.add(pour);
+            if let Some(i) = glass {
+                self.today_by_glass[i].add(pour);
+            }
+        }
         self.by_tap.entry(pour.tap_id).or_default().add(pour);
         for flag in pour.flags.iter() {
             *self.flagged.count(flag) += 1;
@@ -181,8 +253,18 @@ impl Aggregator {
         }
     }
 
+    fn in_today(&self, pour: &Pour) -> bool {
+        (self.day.0..self.day.1).contains(&pour.timestamp.millis())
+    }
+
     /// Forgets a deleted pour.
     pub fn remove(&mut self, pour: &Pour) {
+        if self.in_today(pour) {
+            self.today.remove(pour);
+            if let Some(i) = self.glasses.iter().position(|g| **g == *pour.glass) {
+                self.today_by_glass[i].remove(pour);
+            }
+        }
         self.total.remove(pour);
         self.glass_tally(&pour.glass).remove(pour);
         self.retired.retain(|(_, t)| t.pours > 0);
@@ -242,12 +324,37 @@ impl Aggregator {
             })
             .collect();
         let now_second = now.millis().div_euclid(1000);
-        let in_last = |seconds: i64| -> u64 {
-            self.per_second
+        let mut per_minute = vec![0; 60];
+        for &(second, n) in self.per_second.iter() {
+            // Unused slots hold i64::MIN.
+            let ago = now_second.saturating_sub(second);
+            if (0..WINDOW_SECONDS as i64).contains(&ago) {
+                per_minute[59 - (ago / 60) as usize] += n;
+            }
+        }
+        // Today as of `now`: none yet if no pour has come since the day turned.
+        let (day, tally, by_glass) = if (self.day.0..self.day.1).contains(&now.millis()) {
+            (self.day, self.today, self.today_by_glass.as_slice())
+        } else {
+            (day_of(now, self.zone), Tally::default(), &[][..])
+        };
+        let today = Today {
+            since: Timestamp::from_millis(day.0),
+            pours: tally.pours,
+            volume_ml: tally.volume_ml(),
+            by_type: self
+                .glasses
                 .iter()
-                .filter(|(s, _)| *s > now_second - seconds && *s <= now_second)
-                .map(|(_, n)| n)
-                .sum()
+                .enumerate()
+                .map(|(i, glass)| {
+                    let t = by_glass.get(i).copied().unwrap_or_default();
+                    TypeTally {
+                        glass: glass.clone(),
+                        pours: t.pours,
+                        volume_ml: t.volume_ml(),
+                    }
+                })
+                .collect(),
         };
         Report {
             total_pours: total,
@@ -256,8 +363,11 @@ impl Aggregator {
             by_type,
             flagged: self.flagged,
             levels: Vec::new(),
-            pours_last_minute: in_last(60),
-            pours_last_hour: in_last(WINDOW_SECONDS as i64),
+            pours_last_minute: per_minute[59],
+            pours_last_hour: per_minute.iter().sum(),
+            pours_per_minute: per_minute,
+            today,
+            last_id: self.last_id,
             generated_at: now,
         }
     }
@@ -309,7 +419,7 @@ mod tests {
 
     #[test]
     fn types_the_catalogue_no_longer_defines_are_reported_while_pours_have_them() {
-        let mut agg = Aggregator::new(&Catalogue::default());
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
         agg.add(&pour(1, 1, 500.0, "schooner", 0), now());
         agg.add(&pour(2, 1, 500.0, "pint", 0), now());
         agg.add(&pour(3, 1, 500.0, "growler", 0), now());
@@ -336,7 +446,7 @@ mod tests {
 
     #[test]
     fn totals_by_tap_and_type() {
-        let mut agg = Aggregator::new(&Catalogue::default());
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
         agg.add(&pour(1, 2, 500.0, "pint", 0), now());
         agg.add(&pour(2, 2, 200.5, "half", 0), now());
         agg.add(&pour(3, 7, 1000.0, "stein", 0), now());
@@ -379,7 +489,7 @@ mod tests {
 
     #[test]
     fn flags_are_counted_while_their_pours_are_stored() {
-        let mut agg = Aggregator::new(&Catalogue::default());
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
         let flagged = |id, flags: &[Flag]| Pour {
             flags: flags.iter().copied().collect(),
             ..pour(id, 1, 6.0, "unclassified", 0)
@@ -406,7 +516,7 @@ mod tests {
 
     #[test]
     fn deletions_are_reflected_exactly() {
-        let mut agg = Aggregator::new(&Catalogue::default());
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
         let a = pour(1, 1, 100.1, "half", 0);
         let b = pour(2, 2, 300.2, "half", 0);
         agg.add(&a, now());
@@ -426,7 +536,7 @@ mod tests {
 
     #[test]
     fn rolling_windows_count_by_pour_time() {
-        let mut agg = Aggregator::new(&Catalogue::default());
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
         agg.add(&pour(1, 1, 500.0, "pint", 0), now());
         agg.add(&pour(2, 1, 500.0, "pint", 59), now());
         agg.add(&pour(3, 1, 500.0, "pint", 61), now());
@@ -446,12 +556,74 @@ mod tests {
 
     #[test]
     fn share_is_rounded_to_two_decimals() {
-        let mut agg = Aggregator::new(&Catalogue::default());
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
         for (id, tap) in [(1, 1), (2, 2), (3, 2)] {
             agg.add(&pour(id, tap, 500.0, "pint", 0), now());
         }
         let r = agg.report(now());
         assert_eq!(r.by_tap[0].share_pct, 33.33);
         assert_eq!(r.by_tap[1].share_pct, 66.67);
+    }
+
+    #[test]
+    fn pours_per_minute_cover_the_hour_oldest_first() {
+        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        for (id, ago) in [(1, 0), (2, 59), (3, 60), (4, 3599), (5, 3600), (6, -5)] {
+            agg.add(&pour(id, 1, 500.0, "pint", ago), now());
+        }
+        let r = agg.report(now());
+        assert_eq!(r.pours_per_minute.len(), 60);
+        assert_eq!(r.pours_per_minute[59], 2, "the last 60 s");
+        assert_eq!(r.pours_per_minute[58], 1);
+        assert_eq!(r.pours_per_minute[0], 1, "59 minutes and more ago");
+        assert_eq!(r.pours_per_minute.iter().sum::<u64>(), r.pours_last_hour);
+        assert_eq!((r.pours_last_minute, r.pours_last_hour), (2, 4));
+        assert_eq!(r.last_id, 6);
+    }
+
+    #[test]
+    fn today_is_the_bars_day_and_forgets_deleted_pours() {
+        // 2026-03-29 is the day Berlin moves its clocks to summer time (a 23-hour day).
+        let zone: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let at = |text: &str| {
+            Timestamp::from_millis(
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .unwrap()
+                    .timestamp_millis(),
+            )
+        };
+        let poured = |id, glass: &str, when: &str| Pour {
+            timestamp: at(when),
+            ..pour(id, 1, 500.0, glass, 0)
+        };
+        let mut agg = Aggregator::new(&Catalogue::default(), zone);
+        let now = at("2026-03-29T21:00:00Z"); // 23:00 in Berlin
+        let yesterday = poured(1, "pint", "2026-03-28T22:59:59Z");
+        let first = poured(2, "pint", "2026-03-28T23:00:00Z"); // midnight in Berlin
+        let late = poured(3, "half", "2026-03-29T21:59:59Z");
+        for p in [&yesterday, &first, &late] {
+            agg.add(p, now);
+        }
+        let r = agg.report(now);
+        assert_eq!(r.today.since, at("2026-03-28T23:00:00Z"));
+        assert_eq!((r.today.pours, r.today.volume_ml), (2, 1000.0));
+        let by_type: Vec<(&str, u64)> = r
+            .today
+            .by_type
+            .iter()
+            .map(|t| (&*t.glass, t.pours))
+            .collect();
+        assert_eq!(
+            by_type,
+            [("half", 1), ("pint", 1), ("stein", 0), ("unclassified", 0)]
+        );
+        agg.remove(&first);
+        agg.remove(&yesterday);
+        assert_eq!(agg.report(now).today.pours, 1);
+        // The next day starts empty, before any pour comes.
+        let tomorrow = agg.report(at("2026-03-29T22:00:00Z"));
+        assert_eq!(tomorrow.today.since, at("2026-03-29T22:00:00Z"));
+        assert_eq!(tomorrow.today.pours, 0);
+        assert_eq!(tomorrow.total_pours, 1);
     }
 }

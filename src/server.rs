@@ -98,6 +98,7 @@ impl Server {
         };
         let bus = Bus::new(
             &catalogue,
+            config.timezone,
             CellarSettings::new(config.keg_low_percent, &catalogue),
             config.bus_capacity as usize,
             config.report_every,

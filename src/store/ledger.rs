@@ -973,7 +973,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("altair-ledger-fsync-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let catalogue = Catalogue::default();
-        let bus = Bus::new(&catalogue, CellarSettings::new(15.0, &catalogue), 16, 0);
+        let bus = Bus::new(
+            &catalogue,
+            chrono_tz::UTC,
+            CellarSettings::new(15.0, &catalogue),
+            16,
+            0,
+        );
         let settings = LedgerSettings {
             key_ttl: Duration::from_secs(60),
             compact_min_bytes: u64::MAX,
