@@ -10,7 +10,8 @@
 //!   shutdown.
 //! - [`http`]: the gate (CORS, origins, rate limits, authentication), the shared state, the
 //!   routes and their handlers, the WebSocket endpoint (handshake, replay with `since`, each
-//!   connection's loop), the OpenAPI document, and the one JSON error type.
+//!   connection's loop), the OpenAPI document, the live operations page's files (`web/`),
+//!   and the one JSON error type.
 //! - [`hub`]: fan-out of each event, serialized once, written by the hub straight to each
 //!   subscriber's socket, or to its bounded queue when the socket is busy.
 //! - [`store`]: the async `Store` trait; an in-memory index behind a group-committing

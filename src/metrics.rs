@@ -92,6 +92,8 @@ pub fn route_of(path: &str) -> &'static str {
         "/api/kegs/sizes" => "/api/kegs/sizes",
         "/api/taps" => "/api/taps",
         p if p == "/docs" || p.starts_with("/docs/") => "/docs",
+        "/" => "/",
+        p if p.starts_with("/ops/") => "/ops",
         p if p.starts_with("/api/beers/") && p[11..].bytes().all(|b| b != b'/') => {
             "/api/beers/{id}"
         }

@@ -82,8 +82,8 @@ impl Gate {
             check(limiter, &peer)?;
         }
         self.check_origin(method, path, headers)?;
-        // Documentation holds no data.
-        if is_documentation(path) {
+        // Documentation and the page's files hold no data.
+        if is_documentation(path) || super::page::is_page(path) {
             return Ok(Identity::Anonymous);
         }
         // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.

@@ -6,8 +6,8 @@
 //!
 //! Inside, modules only look down: [`error`] and [`gate`] know nothing of routes; [`state`]
 //! holds what handlers share; [`request`] and [`reply`] are what every handler uses;
-//! `beers`, `kegs`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; this
-//! file is the table of routes.
+//! `beers`, `kegs`, `operations` and [`socket`] are the handlers; [`openapi`] documents them;
+//! `page` serves the operations page's files; this file is the table of routes.
 
 pub mod error;
 pub mod gate;
@@ -21,6 +21,7 @@ pub mod state;
 mod beers;
 mod kegs;
 mod operations;
+mod page;
 
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method};
@@ -93,6 +94,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(socket(state.clone()))
         .unify()
         .or(documentation(state))
+        .unify()
+        .or(page())
         .unify()
         .recover(recover)
         .unify()
@@ -330,6 +333,28 @@ fn metrics(state: AppState) -> BoxedFilter<(Response,)> {
                 .and(identity())
                 .then(|state: AppState, who: Option<Identity>| async move {
                     answer(operations::metrics(&state, &who).await)
+                })
+                .or(not_allowed("GET"))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// `GET /` and `GET /ops/...`: the live operations page.
+fn page() -> BoxedFilter<(Response,)> {
+    let root = warp::path::end();
+    let files = warp::path("ops")
+        .and(warp::path::tail())
+        .map(|_| ())
+        .untuple_one();
+    root.or(files)
+        .unify()
+        .and(
+            warp::get()
+                .and(warp::path::full())
+                .and(warp::header::headers_cloned())
+                .map(|path: warp::path::FullPath, headers: HeaderMap| {
+                    page::serve(path.as_str(), &headers)
                 })
                 .or(not_allowed("GET"))
                 .unify(),
