@@ -7,6 +7,7 @@ mod helpers;
 
 mod architecture;
 mod beers;
+mod browser;
 mod classify;
 mod contract;
 mod crash;

@@ -1,0 +1,95 @@
+//! The operations page in a real browser: `tests/browser/*.test.mjs` drive Debian's
+//! Chromium with playwright-core against this build's server binary. Where Node, Chromium
+//! or playwright-core is missing they skip, saying so once; with
+//! `ALTAIR_TEST_BROWSER=required` (as `.ci/run` sets) they fail instead.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longer than the tests take on a loaded machine, short of holding CI for ever.
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// What is missing to run the browser tests, if anything.
+fn missing(dir: &Path, chromium: &Path) -> Option<String> {
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Some("node is not installed (apt-get install nodejs npm)".into());
+    }
+    if !chromium.exists() {
+        return Some(format!(
+            "no Chromium at {} (apt-get install chromium, or set ALTAIR_CHROMIUM)",
+            chromium.display()
+        ));
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Some("playwright-core is not installed (npm ci --prefix tests/browser)".into());
+    }
+    None
+}
+
+/// Node and everything it started, killed as a group when the test ends, pass or fail.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_operations_page_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("tests/browser");
+    let chromium = std::env::var_os("ALTAIR_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if let Some(why) = missing(&dir, &chromium) {
+        if std::env::var("ALTAIR_TEST_BROWSER").as_deref() == Ok("required") {
+            panic!("the browser tests are required (ALTAIR_TEST_BROWSER=required) but {why}");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the browser tests ({why}; set ALTAIR_TEST_BROWSER=required to fail instead)"
+        );
+        return;
+    }
+    let output = std::env::temp_dir().join(format!("altair-browser-{}.log", std::process::id()));
+    let log = std::fs::File::create(&output).unwrap();
+    let mut node = Group(
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1", "."])
+            .current_dir(&dir)
+            .env("ALTAIR_SERVER_BIN", env!("CARGO_BIN_EXE_altair-server"))
+            .env("ALTAIR_CHROMIUM", &chromium)
+            .env("ALTAIR_SCREENSHOTS", root.join("target/screenshots"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = node.0.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > LIMIT {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = std::fs::read_to_string(&output).unwrap_or_default();
+    let _ = std::fs::remove_file(&output);
+    match status {
+        Some(status) if status.success() => {}
+        Some(status) => panic!("the browser tests failed ({status}):\n{report}"),
+        None => panic!("the browser tests took over {LIMIT:?}:\n{report}"),
+    }
+}

@@ -1,0 +1,209 @@
+// The operations page at `/`, in Debian's Chromium, against a real server: what a bar's
+// staff would see.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { api, assertClean, launch, openPage, pour, screenshot, startServer, tempDir, tokensFile } from "./harness.mjs";
+
+/** Within a second of the tap finishing it: the issue's promise. */
+const LIVE_MS = 1000;
+
+const card = (tapId) => `li.tap[data-tap="${tapId}"]`;
+const level = async (page, tapId) => Number(await page.getAttribute(`${card(tapId)} .level`, "aria-valuenow"));
+const feedIds = (page) => page.$$eval("#feed tr", (rows) => rows.map((r) => Number(r.dataset.id)));
+
+async function tapKeg(server, body, token) {
+  const { status, body: answer } = await api(server, "POST", "/api/kegs", body, token);
+  assert.equal(status, 201, JSON.stringify(answer));
+  return answer.keg;
+}
+
+test("pours show in the feed and on their tap within a second; levels move, alerts come", async (t) => {
+  const server = await startServer(t, ["--ephemeral", "--keg-low-percent", "15"]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 5000 });
+  await tapKeg(server, { tapId: 2, beverage: "Stout", size: "corny" });
+  const early = await pour(assert, server, 2, 568);
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+
+  // The snapshot: both taps, the pour before the page opened.
+  await page.waitForSelector(`${card(1)} .beverage:text("Helles")`);
+  await page.waitForSelector(`#feed tr[data-id="${early.id}"]`);
+  await page.waitForSelector('#connection[data-state="live"]');
+  assert.equal(await level(page, 1), 100);
+
+  // A pour arrives: in the feed and on its tap's card within a second.
+  const first = await pour(assert, server, 1, 500);
+  const shown = Date.now();
+  await page.waitForSelector(`#feed tr[data-id="${first.id}"]`, { timeout: LIVE_MS });
+  await page.waitForFunction(() => document.querySelector('li.tap[data-tap="1"] .level').getAttribute("aria-valuenow") === "90", null, { timeout: LIVE_MS });
+  assert.ok(Date.now() - shown <= LIVE_MS);
+  const row = await page.textContent(`#feed tr[data-id="${first.id}"]`);
+  assert.match(row, /500 ml/);
+  assert.match(row, /pint/);
+  assert.match(await page.textContent(card(1)), /Last pour \d+ s ago/);
+
+  // Down to 10 %: the bar moves and a low-keg alert is on top.
+  for (const volume of [1000, 1000, 1000, 1000]) await pour(assert, server, 1, volume);
+  await page.waitForFunction(() => document.querySelector('li.tap[data-tap="1"] .level').getAttribute("aria-valuenow") === "10", null, { timeout: LIVE_MS });
+  await page.waitForSelector('#alerts li.low:text("Helles is low")', { timeout: LIVE_MS });
+  assert.ok(await page.$eval(`${card(1)} .level`, (el) => el.classList.contains("low")));
+
+  // A flagged pour wears its badge, and is an alert.
+  const tiny = await pour(assert, server, 2, 5);
+  await page.waitForSelector(`#feed tr[data-id="${tiny.id}"] .badge.tiny`, { timeout: LIVE_MS });
+  await page.waitForSelector(`#alerts li:has-text("pour #${tiny.id}")`, { timeout: LIVE_MS });
+  assert.match(await page.textContent("#alerts li:first-child"), new RegExp(`#${tiny.id}`), "the newest alert is on top");
+
+  // Today and the hour count every pour; the feed has each once, newest first.
+  await page.waitForFunction(() => document.getElementById("today-total").textContent === "7 pours");
+  await page.waitForFunction(() => /7 in the last hour/.test(document.getElementById("rate-summary").textContent), null, { timeout: LIVE_MS });
+  const ids = await feedIds(page);
+  assert.deepEqual(ids, [...ids].sort((a, b) => b - a));
+  assert.equal(new Set(ids).size, 7);
+
+  await screenshot(page, "ops.png");
+  assertClean(assert, seen);
+});
+
+test("the wall view shows levels only, large", async (t) => {
+  const server = await startServer(t, ["--ephemeral"]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", size: "euro-30" });
+  await tapKeg(server, { tapId: 2, beverage: "Pils", size: "euro-50" });
+  await tapKeg(server, { tapId: 3, beverage: "Stout", size: "corny", remainingMl: 4000 });
+  await api(server, "PATCH", "/api/taps/3", { name: "Back bar" });
+  for (const [tap, volume] of [[1, 568], [2, 568], [2, 284]]) await pour(assert, server, tap, volume);
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/?view=wall`, { width: 1920, height: 1080 });
+  await page.waitForSelector(`${card(3)} h3:text("Back bar")`);
+  await page.waitForSelector('#connection[data-state="live"]');
+  assert.equal(await page.isVisible("#feed"), false, "no feed on the wall");
+  assert.equal(await page.isVisible("#alerts"), false);
+  assert.equal(await level(page, 3), 21);
+  const size = await page.$eval(`${card(1)} .beverage`, (el) => parseFloat(getComputedStyle(el).fontSize));
+  assert.ok(size >= 36, `readable across a bar (${size}px)`);
+  // Still live.
+  const next = await pour(assert, server, 3, 500);
+  await page.waitForFunction(() => document.querySelector('li.tap[data-tap="3"] .level').getAttribute("aria-valuenow") === "18", null, { timeout: LIVE_MS });
+  assert.ok(next.id > 0);
+  await screenshot(page, "ops-wall.png");
+  assertClean(assert, seen);
+});
+
+test("a restarted server: the page says it is reconnecting, then shows every pour once", async (t) => {
+  const data = tempDir(t, "restart");
+  const args = ["--data-dir", data];
+  let server = await startServer(t, args);
+  const port = server.port;
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 10000 });
+  const before = [];
+  for (let i = 0; i < 3; i++) before.push((await pour(assert, server, 1, 500)).id);
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+  await page.waitForSelector(`#feed tr[data-id="${before[2]}"]`);
+  await page.waitForSelector('#connection[data-state="live"]');
+
+  await server.stop("SIGKILL");
+  // Three tries in, the next one is more than 1.6 s away: time to start the server and
+  // pour while the page is still away.
+  await page.waitForSelector('#connection[data-state="reconnecting"]:text("try 3")', { timeout: 10000 });
+  server = await startServer(t, args, port);
+  const meanwhile = [];
+  for (let i = 0; i < 5; i++) meanwhile.push((await pour(assert, server, 1, 250)).id);
+  assert.equal(await page.getAttribute("#connection", "data-state"), "reconnecting", "poured while the page was away");
+
+  await page.waitForSelector('#connection[data-state="live"]', { timeout: 15000 });
+  await page.waitForSelector(`#feed tr[data-id="${meanwhile[4]}"]`, { timeout: LIVE_MS });
+  const ids = await feedIds(page);
+  assert.deepEqual(ids, [...meanwhile, ...before].sort((a, b) => b - a), "every pour, once, newest first");
+  // The level agrees with the server's.
+  const { body } = await api(server, "GET", "/api/kegs?status=current");
+  assert.equal(body.kegs[0].remainingMl, 10000 - 3 * 500 - 5 * 250);
+  const percent = Math.round(body.kegs[0].percent);
+  await page.waitForFunction((p) => document.querySelector('li.tap[data-tap="1"] .level').getAttribute("aria-valuenow") === String(p), percent, { timeout: LIVE_MS });
+  // While the server was down, its socket could not be reached: Chromium says so.
+  assertClean(assert, seen, [/WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/sockets\/beers\?[^']*' failed/]);
+});
+
+test("with tokens, the page asks for one: a wrong token is told so, a reader's opens it", async (t) => {
+  const dir = tempDir(t, "tokens");
+  const { file, tokens } = tokensFile(dir);
+  const server = await startServer(t, ["--ephemeral", "--tokens", file]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 5000 }, tokens.admin);
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+
+  await page.waitForSelector("#token-form", { state: "visible" });
+  assert.equal(await page.isVisible("#main"), false);
+  await page.getByLabel("Reader token").fill("not-a-token");
+  await page.getByRole("button", { name: "Open" }).click();
+  await page.waitForSelector('#token-error:text("was not accepted")');
+  assert.equal(await page.isVisible("#main"), false);
+
+  // A tap's token may not read: said so, not a blank page.
+  await page.getByLabel("Reader token").fill(tokens.tap);
+  await page.getByRole("button", { name: "Open" }).click();
+  await page.waitForSelector('#token-error:text("may not read")');
+
+  await page.getByLabel("Reader token").fill(tokens.reader);
+  await page.getByRole("button", { name: "Open" }).click();
+  await page.waitForSelector('#connection[data-state="live"]');
+  await page.waitForSelector(`${card(1)} .beverage:text("Helles")`);
+  const live = await pour(assert, server, 1, 500, tokens.tap);
+  await page.waitForSelector(`#feed tr[data-id="${live.id}"]`, { timeout: LIVE_MS });
+  // The token stays in the tab: a reload asks nothing.
+  await page.reload();
+  await page.waitForSelector('#connection[data-state="live"]');
+  assert.equal(await page.isVisible("#token-form"), false);
+  assertClean(assert, seen, [/Failed to load resource: the server responded with a status of 40[13]/]);
+});
+
+test("a rush of pours: the page keeps up, its feed capped at 100 rows", async (t) => {
+  const server = await startServer(t, ["--ephemeral", "--rate-limit", "0"]);
+  for (let tap = 1; tap <= 4; tap++) await tapKeg(server, { tapId: tap, beverage: `Beer ${tap}`, size: "half-barrel" });
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+  await page.waitForSelector('#connection[data-state="live"]');
+  await page.evaluate(() => {
+    window.longestTask = 0;
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) window.longestTask = Math.max(window.longestTask, entry.duration);
+    }).observe({ type: "longtask" });
+  });
+  // 1,000 pours from 4 taps, 20 at a time: several hundred a second here.
+  const total = 1000;
+  let next = 0;
+  let last = 0;
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 20 }, async () => {
+    while (next < total) {
+      const n = next++;
+      const stored = await pour(assert, server, (n % 4) + 1, 284);
+      last = Math.max(last, stored.id);
+    }
+  }));
+  const rate = total / ((Date.now() - started) / 1000);
+  await page.waitForSelector(`#feed tr[data-id="${last}"]`, { timeout: LIVE_MS });
+  await page.waitForFunction((n) => document.getElementById("today-total").textContent === `${n} pours`, total, { timeout: LIVE_MS });
+  const ids = await feedIds(page);
+  assert.equal(ids.length, 100);
+  assert.equal(ids[0], last);
+  assert.deepEqual(ids, Array.from({ length: 100 }, (_, i) => last - i));
+  const longest = await page.evaluate(() => window.longestTask);
+  t.diagnostic(`${rate.toFixed(0)} pours/s; the page's longest task: ${longest.toFixed(0)} ms`);
+  assertClean(assert, seen);
+});
+
+test("the page fits a phone", async (t) => {
+  const server = await startServer(t, ["--ephemeral"]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 5000 });
+  await pour(assert, server, 1, 500);
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`, { width: 390, height: 844 });
+  await page.waitForSelector('#connection[data-state="live"]');
+  await page.waitForSelector(`${card(1)} .beverage:text("Helles")`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
+  assertClean(assert, seen);
+});
