@@ -771,3 +771,58 @@ async fn a_flood_of_refused_requests_is_summed_up_in_the_log_not_a_line_each() {
         lines.join("\n")
     );
 }
+
+/// The operations page holds no data: a server with tokens serves it to anyone, gzipped
+/// where the browser takes it, with a validator that makes a reload a 304, and a policy
+/// that lets it load nothing from elsewhere; the data behind it still needs a token.
+#[tokio::test]
+async fn the_operations_page_is_served_to_anyone_and_its_data_is_not() {
+    let (app, dir, _) = spawn_with_tokens("ops-page", &[]).await;
+    let page = app
+        .http
+        .get(app.url("/"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"));
+    let zipped = page.bytes().await.unwrap();
+    let mut html = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut html)
+        .unwrap();
+    assert!(html.contains(r#"<script type="module" src="/ops/ops.js">"#));
+    // Nothing the page loads comes from another host.
+    assert!(!html.contains("http://") && !html.contains("https://"));
+
+    let again = app
+        .http
+        .get(app.url("/"))
+        .header("if-none-match", headers["etag"].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let script = app.http.get(app.url("/ops/ops.js")).send().await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers().get("content-encoding").is_none(),
+        "not asked for gzip"
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/ops/nothing"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/api/report").await.0, StatusCode::UNAUTHORIZED);
+    std::fs::remove_dir_all(dir).unwrap();
+}

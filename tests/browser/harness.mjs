@@ -4,7 +4,8 @@
 
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
@@ -161,4 +162,18 @@ export async function screenshot(page, name) {
   const path = join(SCREENSHOTS, name);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/**
+ * What axe-core (the accessibility rules browsers' own audits use) finds against WCAG 2
+ * A and AA on the page as it is now: contrast, labels, names, landmarks. Evaluated through
+ * the DevTools protocol, which the page's Content-Security-Policy does not govern.
+ */
+export async function accessibilityViolations(page) {
+  const source = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  await page.evaluate(source);
+  const results = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+  );
+  return results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
 }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { api, assertClean, launch, openPage, pour, screenshot, startServer, tempDir, tokensFile } from "./harness.mjs";
+import { accessibilityViolations, api, assertClean, launch, openPage, pour, screenshot, startServer, tempDir, tokensFile } from "./harness.mjs";
 
 /** Within a second of the tap finishing it: the issue's promise. */
 const LIVE_MS = 1000;
@@ -206,4 +206,36 @@ test("the page fits a phone", async (t) => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
   assertClean(assert, seen);
+});
+
+test("keyboard and screen reader basics: no WCAG 2 A or AA violation, on the page, the wall and the token form", async (t) => {
+  const server = await startServer(t, ["--ephemeral"]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 5000 });
+  await tapKeg(server, { tapId: 2, beverage: "Stout", size: "corny", remainingMl: 2000 });
+  await pour(assert, server, 1, 500);
+  await pour(assert, server, 2, 5);
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+  await page.waitForSelector('#connection[data-state="live"]');
+  await page.waitForSelector("#alerts li");
+  assert.deepEqual(await accessibilityViolations(page), []);
+  // Every level bar is a meter with a name that says what is left.
+  const label = await page.getAttribute(`${card(1)} .level`, "aria-label");
+  assert.match(label, /Helles: 90 % left/);
+  // The keyboard reaches the links.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "view-link");
+
+  const wall = await openPage(t, browser, `${server.url}/?view=wall`);
+  await wall.page.waitForSelector('#connection[data-state="live"]');
+  assert.deepEqual(await accessibilityViolations(wall.page), []);
+
+  const dir = tempDir(t, "a11y-tokens");
+  const guarded = await startServer(t, ["--ephemeral", "--tokens", tokensFile(dir).file]);
+  const form = await openPage(t, browser, `${guarded.url}/`);
+  await form.page.waitForSelector("#token-form", { state: "visible" });
+  assert.deepEqual(await accessibilityViolations(form.page), []);
+  assertClean(assert, seen);
+  assertClean(assert, wall.seen);
+  assertClean(assert, form.seen, [/Failed to load resource: the server responded with a status of 401/]);
 });
