@@ -17,6 +17,8 @@ RUN mkdir -p src client/src benches \
 
 COPY src src
 COPY client/src client/src
+# The operations page, compiled into the server.
+COPY web web
 # Newer than the stubs' build artefacts, so cargo rebuilds our two crates only.
 RUN touch src/main.rs src/lib.rs client/src/main.rs client/src/lib.rs \
  && cargo build --release --locked --bins
