@@ -652,3 +652,21 @@ async fn a_quiet_tap_is_announced_once_though_every_server_watches() {
         assert_eq!(*kinds, ["keg tapped", "tap quiet", "pour", "tap back"]);
     }
 }
+
+/// A database that is not there: the server says which, in the database's own words, not
+/// the driver's "db error", and exits.
+#[tokio::test]
+async fn a_missing_database_is_named_in_the_error() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.url().replace("dbname=altair", "dbname=nowhere");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--bind", "127.0.0.1:0", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains(r#"database "nowhere" does not exist (3D000)"#),
+        "{log}"
+    );
+}

@@ -75,14 +75,14 @@ pub struct PgSettings {
 pub enum PgError {
     #[error("--database-url is not a connection string: {0}")]
     Url(tokio_postgres::Error),
-    #[error("cannot reach PostgreSQL at {place}: {source}")]
+    #[error("cannot reach PostgreSQL at {place}: {}", explain(source))]
     Connect {
         place: String,
         source: tokio_postgres::Error,
     },
     #[error("PostgreSQL at {place}: {source}")]
     Schema { place: String, source: SchemaError },
-    #[error("PostgreSQL at {place}: reading the pours: {source}")]
+    #[error("PostgreSQL at {place}: reading the pours: {}", explain(source))]
     Load {
         place: String,
         source: tokio_postgres::Error,
@@ -612,6 +612,15 @@ fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pou
 }
 
 /// Whether an error says the database is gone, rather than that it refused a statement.
+/// An error in words: the database's own message where it sent one (the driver's
+/// Display says only "db error").
+fn explain(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
 fn unreachable(e: &tokio_postgres::Error) -> bool {
     e.is_closed() || e.as_db_error().is_none()
 }
