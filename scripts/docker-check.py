@@ -12,9 +12,9 @@ On a Linux machine with root (CI runs it from .ci/run; run it by hand the same w
     runs as the unprivileged user, its volume is writable and a pour survives a restart;
  4. docker-stack.yml deployed the README's way (its commands, run as written): the server
     and three taps run, pours from every tap arrive, and a forced rolling update of the
-    server loses no acknowledged pour while the taps carry on; then
-    docker-stack.postgres.yml: pours posted through either server reach subscribers of
-    both;
+    server loses no acknowledged pour while the taps carry on; then the same for
+    docker-stack.postgres.yml (two servers), where pours posted through either server
+    also reach subscribers of both;
  5. everything it made torn down (stacks, swarm, volumes, secrets, the engine it started)
     whatever failed; the exit status is non-zero, naming the failing step, if anything
     fell short.
@@ -27,6 +27,7 @@ changed.
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -232,16 +233,20 @@ def engine(cleanup):
 
 
 def mirror():
-    """The Debian mirror apt uses here."""
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+    """The Debian mirror apt uses here (its sources that name the bookworm suite)."""
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list")),
+               *sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
     for source in sources:
         if not source.is_file():
             continue
         text = source.read_text()
-        for pattern in (r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s", r"^URIs:\s*(\S+)"):
-            for found in re.finditer(pattern, text, re.M):
-                if "security" not in found.group(1):
-                    return found.group(1)
+        for found in re.finditer(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s", text, re.M):
+            return found.group(1)
+        for stanza in re.split(r"\n\s*\n", text):
+            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
+            suites = re.search(r"^Suites:(.*)$", stanza, re.M)
+            if uris and suites and "bookworm" in suites.group(1).split():
+                return uris.group(1)
     return "http://deb.debian.org/debian"
 
 
@@ -316,8 +321,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   rm -f /tmp/pwfile
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
   as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start
-  if [ -n "${POSTGRES_DB:-}" ] && [ "$POSTGRES_DB" != "$user" ]; then
-    as_postgres createdb -U "$user" "$POSTGRES_DB"
+  db="${POSTGRES_DB:-$user}"
+  if [ "$db" != postgres ]; then
+    as_postgres createdb -U "$user" "$db"
   fi
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop
 fi
@@ -325,22 +331,21 @@ exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDAT
 """
 
 
+POSTGRES_RECIPE = """\
+COPY ca/ /usr/local/share/ca-certificates/
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql ca-certificates \\
+ && update-ca-certificates && rm -rf /var/lib/apt/lists/* \\
+ && ln -s /usr/lib/postgresql/*/bin/pg_isready /usr/local/bin/pg_isready
+COPY docker-entrypoint.sh /usr/local/bin/
+RUN chmod +x /usr/local/bin/docker-entrypoint.sh
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+ENTRYPOINT ["docker-entrypoint.sh"]
+"""
+
+
 def standin_postgres(name, base):
-    context = standin_context(
-        name,
-        f"""\
-        FROM {base}
-        COPY ca/ /usr/local/share/ca-certificates/
-        RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql ca-certificates \\
-         && update-ca-certificates && rm -rf /var/lib/apt/lists/* \\
-         && ln -s /usr/lib/postgresql/*/bin/pg_isready /usr/local/bin/pg_isready
-        COPY docker-entrypoint.sh /usr/local/bin/
-        RUN chmod +x /usr/local/bin/docker-entrypoint.sh
-        VOLUME /var/lib/postgresql/data
-        EXPOSE 5432
-        ENTRYPOINT ["docker-entrypoint.sh"]
-        """,
-    )
+    context = standin_context(name, f"FROM {base}\n" + POSTGRES_RECIPE)
     (context / "docker-entrypoint.sh").write_text(ENTRYPOINT)
     run("docker", "build", "-t", name, context, timeout=1200)
     shutil.rmtree(context, ignore_errors=True)
@@ -353,14 +358,24 @@ def base_images():
     rust, debian = froms[0], froms[-1]
     postgres = re.search(r"\$\{ALTAIR_POSTGRES_IMAGE:-([^}]+)\}", (ROOT / "docker-stack.postgres.yml").read_text()).group(1)
     standins = []
-    for name, build in ((debian, standin_debian), (rust, lambda n: standin_rust(n, debian)),
-                        (postgres, lambda n: standin_postgres(n, debian))):
+    # A stand-in is labelled with its recipe's hash: rebuilt when the recipe changes.
+    recipes = {
+        debian: ("debootstrap --variant=minbase bookworm", standin_debian),
+        rust: (run("rustc", "--version", quiet=True) + "gcc libc6-dev", lambda n: standin_rust(n, debian)),
+        postgres: (POSTGRES_RECIPE + ENTRYPOINT, lambda n: standin_postgres(n, debian)),
+    }
+    for name, (recipe, build) in recipes.items():
+        want = hashlib.sha256(recipe.encode()).hexdigest()[:16]
         if ok("docker", "image", "inspect", name):
             label = run("docker", "image", "inspect", "--format", "{{index .Config.Labels \"altair.standin\"}}", name, quiet=True).strip()
-            say(f"{name}: present" + (" (a stand-in built by an earlier run)" if label == "yes" else ""))
-            if label == "yes":
+            if label in ("", "<no value>"):
+                say(f"{name}: present")
+                continue
+            if label == want:
+                say(f"{name}: present (a stand-in built by an earlier run)")
                 standins.append(name)
-            continue
+                continue
+            say(f"{name}: a stand-in from an older recipe; building it again")
         pulled = subprocess.run(["docker", "pull", name], capture_output=True, text=True, timeout=120)
         if pulled.returncode == 0:
             say(f"{name}: pulled")
@@ -369,7 +384,7 @@ def base_images():
         started = time.monotonic()
         build(name)
         # Marked, so that a later run says it is a stand-in too.
-        run("docker", "build", "-t", name, "--label", "altair.standin=yes", "-", input=f"FROM {name}\n", quiet=True)
+        run("docker", "build", "-t", name, "--label", f"altair.standin={want}", "-", input=f"FROM {name}\n", quiet=True)
         say(f"{name}: STAND-IN built in {time.monotonic() - started:.0f} s")
         standins.append(name)
     return standins
@@ -403,7 +418,9 @@ def run_readme(marker, substitute=None):
 
 
 def build_image():
-    (WORK / "operator").mkdir(parents=True, exist_ok=True)
+    # The operator's folder, as new: the README's commands append to tokens.toml.
+    shutil.rmtree(WORK / "operator", ignore_errors=True)
+    (WORK / "operator").mkdir(parents=True)
     run_readme("build", {"docker build -t altair:latest .": f"docker build -t altair:latest {ROOT}"})
 
 
@@ -526,16 +543,32 @@ def services_running(names, timeout=180):
         )
         return done and replicas
 
-    replicas = until(f"{', '.join(names)} to run", converged, timeout, every=2)
+    try:
+        replicas = until(f"{', '.join(names)} to run", converged, timeout, every=2)
+    except Failed as e:
+        raise Failed(f"{e}\n{why_not_running()}") from None
     say("running: " + ", ".join(f"{k} {r}/{d}" for k, (r, d) in sorted(replicas.items())))
 
 
+def why_not_running():
+    """The stack's tasks that are not running, and the last lines of their logs."""
+    tasks = run("docker", "stack", "ps", STACK, "--no-trunc", "--format",
+                "{{.ID}} {{.Name}} {{.CurrentState}} {{.Error}}", check=False, quiet=True)
+    lines = [l for l in tasks.split("\n") if l.strip() and "Running" not in l]
+    logs = []
+    for line in lines[:3]:
+        task = line.split(" ", 1)[0]
+        tail = subprocess.run(["docker", "service", "logs", "--tail", "5", task], capture_output=True, text=True)
+        logs.append(f"{line}\n{textwrap.indent((tail.stdout + tail.stderr).strip(), '    ')}")
+    return "tasks not running:\n" + "\n".join(logs)
+
+
 def tokens_from(output):
-    """The reader and admin tokens the README's commands print (the last two lines)."""
-    lines = [l.strip() for l in output.strip().split("\n") if l.strip()]
-    if len(lines) < 2:
-        raise Failed(f"the README's commands printed no tokens: {output!r}")
-    return lines[-2], lines[-1]
+    """The reader and admin tokens the README's commands print, in that order."""
+    tokens = re.findall(r"^(altair_[0-9a-f]{64})$", output, re.M)
+    if len(tokens) != 2:
+        raise Failed(f"the README's commands printed {len(tokens)} tokens, not a reader's and an admin's")
+    return tokens[0], tokens[1]
 
 
 def taps_pour(base, reader, after, timeout=120):
@@ -601,6 +634,19 @@ def postgres_stack(tokens):
     for base in bases:
         until(f"{base}/health", lambda: http("GET", base + "/health")[0] == 200, 120)
     taps_pour(bases[0], reader, 0)
+    before = pour_ids(bases[0], reader)
+    # start-first: the new server runs before the old one stops.
+    run("docker", "service", "update", "--force", "--detach=false", f"{STACK}_server", timeout=600)
+    ports = until("two servers again after the update", lambda: (p := replica_ports()) and len(p) == 2 and p, 120)
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    for base in bases:
+        until(f"{base}/health", lambda: http("GET", base + "/health")[0] == 200, 120)
+    taps_pour(bases[1], reader, max(pid for pid, _ in before))
+    after = pour_ids(bases[1], reader)
+    lost = set(before) - set(after)
+    if lost:
+        raise Failed(f"the rolling update lost acknowledged pours: {sorted(lost)}")
+    say(f"rolling update: all {len(before)} pours kept, {len(after) - len(before)} more since from every tap")
     subscribers = [Subscriber("127.0.0.1", p, reader) for p in ports]
     try:
         for s in subscribers:
@@ -665,7 +711,8 @@ def main():
         step("not in a swarm yet", swarm)
         step("docker-stack.yml: three taps pour, a rolling update loses nothing", lambda: journal_stack(tokens))
         step("remove the journal stack", remove_stack)
-        step("docker-stack.postgres.yml: pours through either server reach subscribers of both", lambda: postgres_stack(tokens))
+        step("docker-stack.postgres.yml: taps pour, a rolling update loses nothing, pours through either server reach subscribers of both",
+             lambda: postgres_stack(tokens))
         step("remove the PostgreSQL stack", remove_stack)
         say("\n== tearing down")
     say("\n== summary")
