@@ -146,6 +146,28 @@ async fn pour_until_refused(
     panic!("the disk never filled");
 }
 
+/// Pours until the disk is full, then checks what a tap and a load balancer see: 503 with
+/// Retry-After for this and every write after it, and a degraded /health. Returns the ids
+/// acknowledged, the number of the refused pour and /health's answer.
+async fn fill(http: &reqwest::Client, addr: &str) -> (Vec<u64>, u32, Value) {
+    let (acked, refused_at, (status, body, retry)) = pour_until_refused(http, addr).await;
+    assert!(!acked.is_empty(), "some pours fit");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(retry.is_some(), "503 says when to come back");
+    for _ in 0..20 {
+        assert_eq!(post(http, addr, 1).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let (status, health) = health(http, addr).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["writable"], false);
+    assert!(
+        health["reason"].as_str().unwrap().contains("no space left"),
+        "{health}"
+    );
+    (acked, refused_at, health)
+}
+
 /// Reads and subscriptions go on while writes are refused.
 async fn reads_go_on(http: &reqwest::Client, addr: &str, acked: &[u64]) {
     assert_eq!(stored_ids(http, addr).await, acked);
@@ -186,24 +208,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     std::fs::write(&filler, vec![0u8; 232 * 1024]).unwrap();
     // The operator hears of it before a write is refused.
     until_said(&log, "low on space").await;
-    let (mut acked, refused_at, (status, body, retry)) = pour_until_refused(&http, &addr).await;
-    assert!(!acked.is_empty(), "some pours fit");
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(retry.is_some(), "503 says when to come back");
-    for _ in 0..20 {
-        assert_eq!(
-            post(&http, &addr, 1).await.0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-    }
-    let (status, health) = health(&http, &addr).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
-    assert_eq!(health["status"], "degraded");
-    assert!(
-        health["reason"].as_str().unwrap().contains("no space left"),
-        "{health}"
-    );
-    assert_eq!(health["writable"], false);
+    let (mut acked, refused_at, health) = fill(&http, &addr).await;
     assert!(
         health["freeBytes"].as_u64().unwrap() < 64 * 1024,
         "{health}"
@@ -277,24 +282,7 @@ async fn a_full_database_disk_refuses_writes_and_resumes_by_itself() {
     let filler = tmpfs.0.join("filler");
     let free = altair::disk::free_bytes(&tmpfs.0).unwrap();
     std::fs::write(&filler, vec![0u8; (free - 96 * 1024) as usize]).unwrap();
-    let (mut acked, _, (status, body, retry)) = pour_until_refused(&http, &addr).await;
-    assert!(!acked.is_empty(), "some pours fit");
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(retry.is_some(), "503 says when to come back");
-    for _ in 0..20 {
-        assert_eq!(
-            post(&http, &addr, 1).await.0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-    }
-    let (status, health) = health(&http, &addr).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
-    assert_eq!(health["status"], "degraded");
-    assert_eq!(health["writable"], false);
-    assert!(
-        health["reason"].as_str().unwrap().contains("no space left"),
-        "{health}"
-    );
+    let (mut acked, _, _) = fill(&http, &addr).await;
     let full = scrape_binary(&addr).await;
     assert_eq!(full[r#"altair_store_writable{store="postgres"}"#], 0.0);
     assert_eq!(full[r#"altair_store_up{store="postgres"}"#], 1.0);
