@@ -162,6 +162,8 @@ function applyPour(pour, counted) {
     }
   }
   dirty.feed.push(pour);
+  // A hidden tab draws nothing (no animation frames): keep only what would be drawn.
+  if (dirty.feed.length > 2 * FEED_MAX) dirty.feed.splice(0, dirty.feed.length - FEED_MAX);
   if (pour.flags.length > 0) {
     const labels = pour.flags.map((f) => FLAG_LABELS[f] ?? f).join(", ");
     addAlert(`pour:${pour.id}`, at, pour.flags.includes("burst") ? "burst" : "flag",
@@ -204,6 +206,7 @@ function addAlert(key, at, kind, text) {
   state.alerts.unshift({ key, at, kind, text });
   while (state.alerts.length > ALERTS_MAX) state.alertKeys.delete(state.alerts.pop().key);
   dirty.alerts.push({ key, at, kind, text });
+  if (dirty.alerts.length > 2 * ALERTS_MAX) dirty.alerts.splice(0, dirty.alerts.length - ALERTS_MAX);
 }
 
 // ---- words and numbers ----
@@ -568,7 +571,10 @@ function connect() {
         applyPour(frame.beer, false);
         break;
       case "deleted":
-        dirty.removed.push(frame.id);
+        if (state.feedRows.has(frame.id) || dirty.feed.some((p) => p.id === frame.id)) {
+          dirty.feed = dirty.feed.filter((p) => p.id !== frame.id);
+          dirty.removed.push(frame.id);
+        }
         break;
       case "report":
         applyReport(frame.report);
