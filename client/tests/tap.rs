@@ -24,12 +24,28 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn tempdir(name: &str) -> PathBuf {
+/// A folder of the test's own, removed when the test ends, pass or fail.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir(name: &str) -> TempDir {
     let dir =
         std::env::temp_dir().join(format!("altair-client-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 async fn server(bind: &str, data: Option<&Path>) -> RunningServer {
@@ -109,12 +125,10 @@ impl Tap {
         }
     }
 
-    fn signal(&self, signal: &str) {
-        let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+    /// By system call, never kill(1): procps reads a negative pid without `--` as -1.
+    fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), signal)
+            .expect("the tap is ours to signal");
     }
 }
 
@@ -291,7 +305,7 @@ async fn a_server_restart_loses_nothing_and_repeats_nothing() {
         "every event once, in order"
     );
 
-    tap.signal("-TERM");
+    tap.signal(rustix::process::Signal::TERM);
     assert_eq!(tap.exited().await, 0);
     let generated = tap.count("tap 5 | poured 500 ml");
     let stored = pours_of(addr, 5).await;
@@ -385,7 +399,7 @@ async fn sigterm_keeps_the_outbox_and_exits_cleanly() {
         &["--tap-id", "4", "--interval", "0.02", "--volume", "500"],
     );
     tap.await_lines("tap 4 | poured", 3).await;
-    tap.signal("-TERM");
+    tap.signal(rustix::process::Signal::TERM);
     assert_eq!(tap.exited().await, 0);
     assert_eq!(outbox_files(&data, 4), tap.count("tap 4 | poured"));
 }
@@ -483,7 +497,7 @@ async fn a_token_is_sent_and_a_refused_one_keeps_the_pours() {
     refused
         .await_lines("SERVER REFUSED THE TOKEN (403 Forbidden", 1)
         .await;
-    refused.signal("-TERM");
+    refused.signal(rustix::process::Signal::TERM);
     refused.await_lines("tap 2 | poured", 1).await;
     drop(refused);
     assert!(outbox_files(&data.join("bad"), 2) >= 1);

@@ -35,9 +35,7 @@ struct Group(std::process::Child);
 
 impl Drop for Group {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.0.id())])
-            .status();
+        crate::helpers::kill_group(&self.0);
         let _ = self.0.wait();
     }
 }
@@ -92,4 +90,27 @@ fn the_operations_page_in_chromium() {
         Some(status) => panic!("the browser tests failed ({status}):\n{report}"),
         None => panic!("the browser tests took over {LIMIT:?}:\n{report}"),
     }
+}
+
+/// The group kill that ends the browser tests reaches that group and no other process.
+/// (Through procps kill(1), `kill -KILL -1234` was kill(-1): as root, CI's runner died.)
+#[test]
+fn ending_a_process_group_spares_every_other_process() {
+    use std::os::unix::process::ExitStatusExt;
+    let sleep = |group: bool| {
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 30 & wait"]).stdin(Stdio::null());
+        if group {
+            command.process_group(0);
+        }
+        crate::helpers::Process(command.spawn().unwrap())
+    };
+    let mut bystander = sleep(false);
+    let mut doomed = sleep(true);
+    crate::helpers::kill_group(&doomed);
+    assert_eq!(doomed.wait().unwrap().signal(), Some(9));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a bystander was killed"
+    );
 }

@@ -291,6 +291,21 @@ impl Drop for Process {
     }
 }
 
+/// Sends `signal` to `child` by system call. Never through kill(1): procps reads a
+/// negative pid without `--` as -1, and as root that signals every process there is.
+pub fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), signal)
+        .expect("the child is ours to signal");
+}
+
+/// SIGKILLs the process group that `leader` leads (spawned with `process_group(0)`).
+/// Refuses group 1, which the kernel takes as every process but init.
+pub fn kill_group(leader: &std::process::Child) {
+    let pid = rustix::process::Pid::from_child(leader);
+    assert!(!pid.is_init(), "never kill(-1)");
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
 /// Starts the server binary with `args` and returns it with the address it listens on,
 /// read from its log. Its log is drained in the background so it never blocks on stderr.
 pub fn spawn_binary(args: &[&str]) -> (Process, String) {

@@ -328,11 +328,7 @@ async fn the_binary_reloads_tokens_on_sighup_and_never_logs_a_query_token() {
     };
     assert_eq!(get().await, StatusCode::OK);
     std::fs::write(&file, "").unwrap();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    crate::helpers::signal(&child, rustix::process::Signal::HUP);
     within(async {
         while get().await != StatusCode::UNAUTHORIZED {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -29,11 +29,7 @@ async fn sigterm_stops_the_binary_cleanly() {
     let mut subscriber = Subscriber { ws };
     subscriber.next_json().await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    crate::helpers::signal(&child, rustix::process::Signal::TERM);
     assert_eq!(subscriber.closed().await.code, CloseCode::Away);
 
     let deadline = Instant::now() + Duration::from_secs(5);
