@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use altair::anomaly::Burst;
-use altair::bus::Bus;
+use altair::decide::{KeyTtl, Settings};
+use altair::feed::Feed;
 use altair::glass::Catalogue;
-use altair::keg::CellarSettings;
 use altair::pour::{Flags, Pour, Timestamp};
-use altair::store::journal::{FrameBuf, Journal, KeyMeta, Record};
-use altair::store::{Ledger, LedgerSettings, Store};
+use altair::store::journal::file::{FrameBuf, Journal, KeyMeta, Record};
+use altair::store::{JournalSettings, JournalStore, Store};
 
 const POURS: u64 = 1_000_000;
 
@@ -57,10 +57,12 @@ fn main() {
     let size = std::fs::metadata(dir.join("journal"))
         .expect("journal")
         .len();
-    let settings = LedgerSettings {
-        key_ttl: Duration::from_secs(86_400),
+    let settings = JournalSettings {
+        rules: Settings {
+            key_ttl: KeyTtl::new(Duration::from_secs(86_400)),
+            burst: Burst { max_flow: 200.0 },
+        },
         compact_min_bytes: u64::MAX,
-        burst: Burst { max_flow: 200.0 },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -68,19 +70,9 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let (ledger, opened) = Ledger::open(
-            &dir,
-            &catalogue,
-            Bus::new(
-                &catalogue,
-                chrono_tz::UTC,
-                CellarSettings::new(15.0, &catalogue),
-                16,
-                0,
-            ),
-            settings,
-        )
-        .expect("open");
+        let (ledger, opened) =
+            JournalStore::open(&dir, &catalogue, Feed::standalone(&catalogue), settings)
+                .expect("open");
         times.push(started.elapsed());
         assert_eq!(opened.pours, POURS - POURS / 100);
         runtime.block_on(ledger.close());

@@ -10,31 +10,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use altair::anomaly::Burst;
-use altair::bus::Bus;
+use altair::decide::{KeyTtl, Settings};
+use altair::feed::Feed;
 use altair::glass::Catalogue;
-use altair::keg::CellarSettings;
 use altair::pour::{Flags, NewPour, Timestamp};
-use altair::store::{Ledger, LedgerSettings, ListQuery, Start, Store};
+use altair::store::{JournalSettings, JournalStore, ListQuery, Start, Store};
 
 const ROUNDS: usize = 2000;
 
-async fn filled(n: u64) -> Ledger {
+async fn filled(n: u64) -> JournalStore {
     let catalogue = Catalogue::default();
-    let settings = LedgerSettings {
-        key_ttl: Duration::from_secs(60),
+    let settings = JournalSettings {
+        rules: Settings {
+            key_ttl: KeyTtl::new(Duration::from_secs(60)),
+            burst: Burst { max_flow: 200.0 },
+        },
         compact_min_bytes: u64::MAX,
-        burst: Burst { max_flow: 200.0 },
     };
-    let store = Ledger::ephemeral(
-        Bus::new(
-            &catalogue,
-            chrono_tz::UTC,
-            CellarSettings::new(15.0, &catalogue),
-            16,
-            0,
-        ),
-        settings,
-    );
+    let store = JournalStore::ephemeral(Feed::standalone(&catalogue), settings);
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
     for i in 0..n {
         let pour = NewPour {
@@ -50,7 +43,7 @@ async fn filled(n: u64) -> Ledger {
     store
 }
 
-async fn median(store: &Ledger, query: &ListQuery) -> Duration {
+async fn median(store: &JournalStore, query: &ListQuery) -> Duration {
     let mut times = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let started = Instant::now();

@@ -964,15 +964,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_hub_that_falls_behind_the_bus_kicks_everyone_to_resume() {
-        let catalogue = crate::glass::Catalogue::default();
-        let kegs = crate::keg::CellarSettings::new(15.0, &catalogue);
-        let bus = crate::bus::Bus::new(&catalogue, chrono_tz::UTC, kegs, 2, 0);
+        let bus = crate::bus::Bus::new(2);
         let hub = Hub::new(16);
         let events = bus.subscribe();
         let (end, _client) = pair().await;
         let mut subscriber = hub.subscribe(Filter::default(), &end);
         for id in 1..=5 {
-            bus.poured(pour(id, 1, "pint"));
+            bus.send(Event::Poured(pour(id, 1, "pint")));
         }
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(hub.clone().run(Shard::ALL, events, shutdown.clone()));

@@ -439,13 +439,6 @@ impl Cellar {
         self.kegs.get(usize::try_from(id.checked_sub(1)?).ok()?)
     }
 
-    /// What is left (µl) in the keg on `tap_id`, if one is on.
-    pub fn remaining(&self, tap_id: u32) -> Option<i64> {
-        self.current
-            .get(&tap_id)
-            .map(|&k| self.kegs[k].remaining_ul())
-    }
-
     /// Whether the current keg of `tap_id` has nothing left once `pending` µl more are
     /// drawn (pours decided but not yet applied).
     pub fn empty_before(&self, tap_id: u32, pending: i64) -> bool {

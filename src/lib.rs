@@ -3,27 +3,44 @@
 //! Taps `POST` pours; the server classifies each by glass, stores it, and pushes every new
 //! pour, and a metrics report at an interval, to WebSocket subscribers.
 //!
-//! The modules, top to bottom: each uses only modules listed below it (a test in
-//! `tests/api/architecture.rs` keeps it so).
+//! The modules, in four layers and a base, top to bottom: each uses only modules listed
+//! below it (`tests/api/architecture.rs` reads this list and keeps it so).
 //!
-//! - [`server`]: builds the shared state; the accept loop, background tasks and graceful
-//!   shutdown.
+//! **Serve**: requests in, answers and events out.
+//! - [`server`]: composes the rest: builds the shared state, accepts connections, runs the
+//!   background tasks, shuts down gracefully.
 //! - [`http`]: the gate (CORS, origins, rate limits, authentication), the shared state, the
 //!   routes and their handlers, the WebSocket endpoint (handshake, replay with `since`, each
 //!   connection's loop), the OpenAPI document, the live operations page's files (`web/`),
 //!   and the one JSON error type.
+//!
+//! **Keep**: what was decided, durably, in commit order.
+//! - [`store`]: the async `Store` trait and its backends: the journal store (a
+//!   group-committed journal behind an in-memory index, or memory only with `--ephemeral`)
+//!   and PostgreSQL (shared by several servers, each tailing the log). A store decides
+//!   nothing: it asks [`decide`] and keeps the answer.
+//!
+//! **Publish**: each kept change, once, to whoever follows.
+//! - [`feed`]: applies each kept change to the bar's state and publishes it on the bus, in
+//!   commit order.
 //! - [`hub`]: fan-out of each event, serialized once, written by the hub straight to each
 //!   subscriber's socket, or to its bounded queue when the socket is busy.
-//! - [`store`]: the async `Store` trait; an in-memory index behind a group-committing
-//!   journal writer (durable) or none (`--ephemeral`); it publishes on the bus.
-//! - [`bus`]: the event bus; the report aggregator observes it inline, the hub through a
-//!   channel.
-//! - [`keg`]: kegs and taps, a state machine fed the store's log: levels, pace, forecasts,
-//!   and keg events.
+//! - [`bus`]: the event channel; it carries events and keeps nothing.
+//! - [`bar`]: the bar's state as the log has it (kegs, taps, the report's counts), which
+//!   handlers read and writers decide against.
+//!
+//! **Decide**: the bar's rules, pure and synchronous.
+//! - [`decide`]: what a pour, a deletion or a keg operation means: its id and flags, why
+//!   it is refused, what a retried idempotency key stands for.
+//! - [`keg`]: kegs and taps, a state machine fed the log: levels, pace, forecasts, keg
+//!   events, and whether a keg operation applies.
 //! - [`report`]: incremental metrics and the report document.
-//! - [`anomaly`]: the rules that flag a pour (tiny, over-pour, after hours, burst).
+//! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour, after hours), and the
+//!   burst rule.
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
+//!
+//! **Base**: used by every layer.
 //! - [`metrics`]: Prometheus counters, gauges and histograms, served at `/metrics`.
 //! - [`human`]: counts, sizes and durations written for people in log lines.
 //! - [`disk`]: free space on the data directory's filesystem, and the low-space warning.
@@ -32,9 +49,12 @@
 
 pub mod anomaly;
 pub mod auth;
+pub mod bar;
 pub mod bus;
 pub mod config;
+pub mod decide;
 pub mod disk;
+pub mod feed;
 pub mod glass;
 pub mod http;
 pub mod hub;

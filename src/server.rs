@@ -28,9 +28,12 @@ use warp::http::{Method, Request, header};
 
 use crate::anomaly::Rules;
 use crate::auth::{Auth, TokensError};
+use crate::bar::Bar;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::decide;
 use crate::disk::{self, LowSpace};
+use crate::feed::Feed;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, BodyHeaders, Gate, GateSettings, Pouring, RequestLog, SocketSettings};
 use crate::hub::{Hub, Shard};
@@ -38,7 +41,7 @@ use crate::human;
 use crate::keg::{CellarSettings, KegOp};
 use crate::pour::{Intake, Timestamp};
 use crate::store::postgres::PgError;
-use crate::store::{JournalError, Ledger, LedgerSettings, PgSettings, PgStore, Store};
+use crate::store::{JournalError, JournalSettings, JournalStore, PgSettings, PgStore, Store};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -96,19 +99,19 @@ impl Server {
             Some(path) => Catalogue::load(path)?,
             None => Catalogue::default(),
         };
-        let bus = Bus::new(
+        let bar = Bar::new(
             &catalogue,
             config.timezone,
             CellarSettings::new(config.keg_low_percent, &catalogue),
-            config.bus_capacity as usize,
-            config.report_every,
         );
+        let bus = Bus::new(config.bus_capacity as usize);
+        let feed = Feed::new(bar.clone(), bus.clone(), config.report_every);
         let auth = Arc::new(open_auth(&config)?);
         let store = match given {
-            Some(make) => make(&catalogue, &bus),
-            None => open_store(&config, &catalogue, &bus).await?,
+            Some(make) => make(&catalogue, &feed),
+            None => open_store(&config, &catalogue, &feed).await?,
         };
-        let retired = bus.retired_glasses();
+        let retired = bar.retired_glasses();
         if !retired.is_empty() {
             let types: Vec<String> = retired
                 .iter()
@@ -162,7 +165,9 @@ impl Server {
         let state = AppState {
             openapi: serde_json::to_vec(&openapi).unwrap_or_default().into(),
             store,
+            bar,
             bus,
+            feed,
             hub: Hub::new(config.subscriber_queue as usize),
             pouring: Arc::new(Pouring {
                 catalogue,
@@ -267,7 +272,7 @@ impl Server {
             }
         }
         let reports = tokio::spawn(report_loop(
-            state.bus.clone(),
+            state.feed.clone(),
             report_interval,
             state.shutdown.clone(),
         ));
@@ -431,8 +436,8 @@ impl Server {
     }
 }
 
-/// Makes a store from the catalogue and the bus.
-type GivenStore = Box<dyn FnOnce(&Catalogue, &Bus) -> Arc<dyn Store> + Send>;
+/// Makes a store from the catalogue and the feed.
+type GivenStore = Box<dyn FnOnce(&Catalogue, &Feed) -> Arc<dyn Store> + Send>;
 
 /// Why a server stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,9 +511,8 @@ pub fn database_settings(config: &Config) -> Result<Option<PgSettings>, StartErr
     Ok(Some(PgSettings {
         url,
         password,
-        key_ttl: config.idempotency_ttl,
+        rules: decide::Settings::from_config(config),
         poll_interval: config.database_poll_interval,
-        burst: Rules::from_config(config).burst,
     }))
 }
 
@@ -525,7 +529,7 @@ fn intake(config: &Config) -> Intake {
 async fn open_store(
     config: &Config,
     catalogue: &Catalogue,
-    bus: &Bus,
+    feed: &Feed,
 ) -> Result<Arc<dyn Store>, StartError> {
     if let Some(settings) = database_settings(config)? {
         if config.ephemeral {
@@ -533,7 +537,7 @@ async fn open_store(
                 "--ephemeral and --database-url name two different stores; choose one".into(),
             ));
         }
-        let (store, opened) = PgStore::open(settings, bus.clone()).await?;
+        let (store, opened) = PgStore::open(settings, feed.clone()).await?;
         let migrated = match opened.migrated.as_slice() {
             [] => String::new(),
             versions => format!(
@@ -556,25 +560,25 @@ async fn open_store(
         );
         return Ok(Arc::new(store));
     }
-    let settings = LedgerSettings {
-        key_ttl: config.idempotency_ttl,
+    let settings = JournalSettings {
+        rules: decide::Settings::from_config(config),
         compact_min_bytes: config.compact_min_bytes,
-        burst: Rules::from_config(config).burst,
     };
     if config.ephemeral {
         log::warn!("store: in memory only (--ephemeral); pours are lost when the server stops");
-        return Ok(Arc::new(Ledger::ephemeral(bus.clone(), settings)));
+        return Ok(Arc::new(JournalStore::ephemeral(feed.clone(), settings)));
     }
     let dir = config.data_dir();
     let catalogue = catalogue.clone();
-    let bus = bus.clone();
+    let feed = feed.clone();
     // Recovery reads the whole journal: off the async workers.
-    let opened = tokio::task::spawn_blocking(move || Ledger::open(&dir, &catalogue, bus, settings))
-        .await
-        .map_err(|e| JournalError::Io {
-            path: config.data_dir(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+    let opened =
+        tokio::task::spawn_blocking(move || JournalStore::open(&dir, &catalogue, feed, settings))
+            .await
+            .map_err(|e| JournalError::Io {
+                path: config.data_dir(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
     let (ledger, opened) = opened;
     let last_id = ledger.stats().await.map_or(0, |s| s.last_id);
     // Absolute: a relative --data-dir follows the working directory, and an empty store
@@ -613,7 +617,7 @@ async fn watch_quiet_taps(state: AppState) {
         }
         let now = Timestamp::now();
         let quiet = state
-            .bus
+            .bar
             .cellar(|c| c.newly_quiet(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
         for (tap_id, last_pour) in quiet {
             let op = KegOp::Quiet {
@@ -677,13 +681,13 @@ async fn watch_space(state: AppState, (threshold, every): (u64, Duration)) {
 }
 
 /// Publishes a report every `every` until shutdown.
-async fn report_loop(bus: Bus, every: Duration, shutdown: CancellationToken) {
+async fn report_loop(feed: Feed, every: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => { bus.publish_report(); }
+            _ = tick.tick() => { feed.publish_report(); }
         }
     }
 }
@@ -749,16 +753,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let config = Config::try_parse_from(["altair-server", "--bind", "127.0.0.1:0"]).unwrap();
         let journal_dir = dir.clone();
-        let failing: GivenStore = Box::new(move |catalogue: &Catalogue, bus: &Bus| {
-            let settings = LedgerSettings {
-                key_ttl: Duration::from_secs(60),
+        let failing: GivenStore = Box::new(move |catalogue: &Catalogue, feed: &Feed| {
+            let settings = JournalSettings {
+                rules: decide::Settings {
+                    key_ttl: decide::KeyTtl::new(Duration::from_secs(60)),
+                    burst: crate::anomaly::Burst { max_flow: 200.0 },
+                },
                 compact_min_bytes: u64::MAX,
-                burst: crate::anomaly::Burst { max_flow: 200.0 },
             };
-            Arc::new(Ledger::failing_syncs(
+            Arc::new(JournalStore::failing_syncs(
                 &journal_dir,
                 catalogue,
-                bus.clone(),
+                feed.clone(),
                 settings,
             ))
         });

@@ -348,7 +348,7 @@ pub fn glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, Api
 )]
 pub fn report(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
     require(who, Need::Read)?;
-    Ok(warp::reply::json(&state.bus.report()).into_response())
+    Ok(warp::reply::json(&state.bar.report()).into_response())
 }
 
 #[cfg(test)]

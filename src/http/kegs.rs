@@ -50,7 +50,6 @@ pub struct SizeList {
 #[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"tapId": 3, "beverage": "Helles", "size": "euro-50"}))]
-#[cfg_attr(not(test), allow(dead_code))]
 pub struct NewKeg {
     /// The tap it goes on; the tap's current keg, if any, is finished.
     pub tap_id: u32,
@@ -75,7 +74,6 @@ pub struct NewKeg {
 #[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"sizeMl": 30000, "spillMl": 500}))]
-#[cfg_attr(not(test), allow(dead_code))]
 pub struct KegCorrection {
     #[schema(nullable = false, min_length = 1, max_length = 100)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +102,6 @@ pub struct OneTap {
 #[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"name": "Left bar, 3", "lowPercent": 20}))]
-#[cfg_attr(not(test), allow(dead_code))]
 pub struct TapSettings {
     /// A name for people, 1 to 100 characters.
     #[schema(min_length = 1, max_length = 100)]
@@ -208,7 +205,7 @@ async fn applied(
 ) -> Result<(KegView, bool), ApiError> {
     let (id, new) = logged(state, headers, op).await?;
     let keg = state
-        .bus
+        .bar
         .cellar(|c| c.get(id))
         .ok_or_else(|| ApiError::Internal(format!("keg {id} was logged but is not known")))?;
     Ok((keg, new))
@@ -350,7 +347,7 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
             _ => {}
         }
     }
-    let kegs = state.bus.cellar(|c| c.list(tap_id, finished));
+    let kegs = state.bar.cellar(|c| c.list(tap_id, finished));
     Ok(json_with(&KegList { kegs }, StatusCode::OK))
 }
 
@@ -370,7 +367,7 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
 pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
     let id = keg_id(id)?;
     let keg = state
-        .bus
+        .bar
         .cellar(|c| c.get(id))
         .ok_or_else(|| not_found(id))?;
     Ok(json_with(&OneKeg { keg }, StatusCode::OK))
@@ -498,7 +495,7 @@ pub fn taps(state: &AppState) -> Response {
     let now = Timestamp::now();
     let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
     let taps = state
-        .bus
+        .bar
         .cellar(|c| c.taps(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
     json_with(&TapList { taps }, StatusCode::OK)
 }
@@ -507,7 +504,7 @@ fn tap_view(state: &AppState, tap_id: u32) -> Option<TapView> {
     let now = Timestamp::now();
     let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
     state
-        .bus
+        .bar
         .cellar(|c| c.tap(tap_id, now, quiet_ms, |at| state.pouring.rules.open_at(at)))
 }
 

@@ -103,7 +103,7 @@ pub fn glass_param(state: &AppState, value: &str) -> Result<std::sync::Arc<str>,
     if value == crate::glass::UNCLASSIFIED {
         return Ok(state.pouring.catalogue.unclassified());
     }
-    let retired = state.bus.retired_glasses();
+    let retired = state.bar.retired_glasses();
     if let Some((glass, _)) = retired.into_iter().find(|(g, _)| &**g == value) {
         return Ok(glass);
     }

@@ -376,7 +376,7 @@ async fn converse(
     lane.raise_floor(last_id);
     // Likewise for keg events: those up to here may still be on their way through the
     // hub, and predate the subscription.
-    let last_seq = state.bus.cellar(|c| c.last_seq());
+    let last_seq = state.bar.cellar(|c| c.last_seq());
     lane.raise_keg_floor(last_seq);
     let hello = Hello {
         last_id,
@@ -545,7 +545,7 @@ async fn replay(
 ) -> Result<(u64, u64), ()> {
     // Taken after the subscription is registered: later events are queued for it too.
     let (events, keg_top) = state
-        .bus
+        .bar
         .cellar(|c| c.owed(params.since.unwrap_or(0), params.events_since));
     let mut events = events.into_iter().peekable();
     let mut seen = 0;

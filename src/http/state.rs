@@ -1,4 +1,5 @@
-//! What every handler shares: the store, the bus, the hub, the gate and the settings. The
+//! What every handler shares: the store, the bar's state, the bus, the hub, the gate and
+//! the settings. The
 //! server builds it; the routes use it.
 
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use tokio_util::task::TaskTracker;
 
 use super::gate::Gate;
 use crate::anomaly::Rules;
+use crate::bar::Bar;
 use crate::bus::Bus;
+use crate::feed::Feed;
 use crate::glass::Catalogue;
 use crate::hub::Hub;
 use crate::pour::Intake;
@@ -19,7 +22,12 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The bar as the log has it: kegs, taps and the report's counts.
+    pub bar: Bar,
+    /// What the hub reads events from.
     pub bus: Bus,
+    /// Where reports are published from.
+    pub feed: Feed,
     pub hub: Hub,
     /// How pours are classified, refused and flagged (one Arc: every route clones the state).
     pub pouring: Arc<Pouring>,

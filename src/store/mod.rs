@@ -1,21 +1,23 @@
-//! Where pours live: one async trait, so that durable and database backends drop in
+//! Where pours are kept: one async trait, so that durable and database backends drop in
 //! without touching the handlers.
 //!
-//! A store publishes every insert and deletion on the [`Bus`](crate::bus::Bus) in commit
+//! A store decides nothing: it asks [`crate::decide`] under its own ordering, keeps what
+//! was decided, and feeds every kept change to the [`Feed`](crate::feed::Feed) in commit
 //! order; that is what makes it observable.
+//!
+//! - [`journal`]: the journal store (an append-only file, group-committed; or nothing on
+//!   disk with `--ephemeral`) behind an in-memory index.
+//! - [`postgres`]: PostgreSQL, shared by several servers; each tails the log.
 
-mod index;
 pub mod journal;
-mod keys;
-mod ledger;
 pub mod postgres;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use journal::JournalError;
-pub use ledger::{Ledger, LedgerSettings, Opened};
+pub use crate::decide::{Inserted, KegDone};
+pub use journal::{JournalError, JournalSettings, JournalStore, Opened};
 pub use postgres::{PgOpened, PgSettings, PgStore};
 
 use crate::keg::{KegError, KegOp};
@@ -91,31 +93,6 @@ pub struct Stats {
     pub pours: u64,
     /// The highest id ever assigned (0 before the first pour).
     pub last_id: u64,
-}
-
-/// What became of a pour sent to the store.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inserted {
-    /// Stored under a new id.
-    Created(Pour),
-    /// The idempotency key was seen with the same request: this is the original pour.
-    Replayed(Pour),
-    /// The idempotency key was seen with a different request.
-    Conflict,
-    /// The idempotency key was seen with the same request, but its pour (this id) has been
-    /// deleted since: nothing is stored again.
-    Deleted(u64),
-}
-
-/// What became of a keg operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KegDone {
-    /// Logged; the keg it made or changed.
-    Applied(u64),
-    /// The idempotency key was seen with the same request: this keg, nothing logged.
-    Replayed(u64),
-    /// The idempotency key was seen with a different request.
-    Conflict,
 }
 
 /// An idempotency key that a keg operation was logged under.

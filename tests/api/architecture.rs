@@ -14,6 +14,90 @@ fn server_modules_only_use_modules_below_them() {
 }
 
 #[test]
+fn server_modules_only_use_modules_listed_below_them_in_the_map() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let map = lib_map(&root);
+    let declared: BTreeSet<String> = std::fs::read_to_string(root.join("lib.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_owned())
+        .collect();
+    let listed: BTreeSet<String> = map.iter().cloned().collect();
+    assert_eq!(listed, declared, "lib.rs's map lists every module, once");
+    let rank = |module: &str| {
+        let top = module.split("::").next().unwrap_or_default();
+        map.iter().position(|m| m == top)
+    };
+    let mut upward = Vec::new();
+    for (module, uses) in graph(&root) {
+        for used in uses {
+            if let (Some(from), Some(to)) = (rank(&module), rank(&used))
+                && to < from
+            {
+                upward.push(format!("{module} uses {used}, listed above it"));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "{}", upward.join("\n"));
+}
+
+/// The modules in the order `lib.rs`'s map lists them, top to bottom.
+fn lib_map(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join("lib.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! - [`"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn nothing_under_store_decides_a_rule_of_the_bar() {
+    // What deciding looks like: naming a flag to give, a burst or empty-keg check, a keg
+    // level, an idempotency key's fingerprint, or whether a keg operation applies.
+    const DECIDING: &[&str] = &[
+        "Flag::Burst",
+        "Flag::EmptyKeg",
+        "Flag::Tiny",
+        "Flag::OverPour",
+        "Flag::AfterHours",
+        "flags.with(",
+        "between(",
+        "empty_before(",
+        "remaining",
+        "microlitres(",
+        "fingerprint(",
+        ".check(&",
+        "Fingerprint",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    let mut files = Vec::new();
+    collect(&root, &mut files);
+    assert!(files.len() > 5, "no store files under {}", root.display());
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim();
+            if line.starts_with("//") {
+                continue;
+            }
+            for word in DECIDING.iter().filter(|w| line.contains(**w)) {
+                found.push(format!("{}:{}: {word}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "src/store decides what crate::decide should:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn client_modules_only_use_modules_below_them() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("client/src");
     assert_acyclic(&root, &graph(&root));

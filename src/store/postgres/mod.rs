@@ -12,7 +12,7 @@
 //! (`altair_deletions`, each after the pour that was last when it committed): a pour is
 //! written once, and following the log is a range scan of the primary key.
 //!
-//! Every server tails the log and publishes what it reads on its own bus, in order,
+//! Every server tails the log and feeds what it reads to its own bar and bus, in order,
 //! once: that is how a pour posted to one server reaches the subscribers and the report of
 //! every server. A payload-free `NOTIFY` after each commit wakes the tailers; they also poll,
 //! so a lost notification or a dropped connection delays an event and never loses it.
@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 pub use schema::SchemaError;
 
 use super::{Condition, Inserted, KegDone, ListQuery, Page, Stats, Store, StoreError};
-use crate::anomaly::Burst;
-use crate::bus::Bus;
+use crate::decide::{self, KeyTtl};
+use crate::feed::Feed;
 use crate::keg::{KegError, KegOp};
 use crate::pour::{Flags, NewPour, Pour, Timestamp};
 
@@ -62,12 +62,10 @@ pub struct PgSettings {
     pub url: String,
     /// The password, from a file; wins over one in the URL.
     pub password: Option<String>,
-    /// How long idempotency keys are remembered.
-    pub key_ttl: Duration,
+    /// The rules the writer decides by (burst, idempotency keys' life).
+    pub rules: decide::Settings,
     /// How often each server looks for new events without a notification.
     pub poll_interval: Duration,
-    /// How fast a tap pours, for the `burst` flag.
-    pub burst: Burst,
 }
 
 /// Why the PostgreSQL store could not open.
@@ -322,9 +320,9 @@ pub async fn migrate_only(settings: &PgSettings) -> Result<(String, Vec<i32>), P
 }
 
 impl PgStore {
-    /// Connects, migrates, counts every live pour into `bus`'s report, and starts the
-    /// writer and the tailer, which publishes every event after the ones counted.
-    pub async fn open(settings: PgSettings, bus: Bus) -> Result<(PgStore, PgOpened), PgError> {
+    /// Connects, migrates, replays the whole log into `feed`'s bar, and starts the writer
+    /// and the tailer, which feeds every change after the ones replayed.
+    pub async fn open(settings: PgSettings, feed: Feed) -> Result<(PgStore, PgOpened), PgError> {
         let started = Instant::now();
         let config = connection_config(&settings)?;
         let place = place(&config);
@@ -377,7 +375,7 @@ impl PgStore {
              others: &mut std::iter::Peekable<std::slice::Iter<'_, tokio_postgres::Row>>,
              glasses: &mut Glasses| {
                 while let Some(row) = others.next_if(|row| row.get::<_, i64>(0) < at) {
-                    replay_other(&bus, row, glasses);
+                    replay_other(&feed, row, glasses);
                 }
             };
         let rows = snapshot
@@ -392,7 +390,7 @@ impl PgStore {
         while let Some(row) = rows.try_next().await.map_err(load_error)? {
             let pour = pour_from(&row, 0, &mut glasses);
             replay_until(db_id(pour.id), &mut others, &mut glasses);
-            bus.recovered(&pour);
+            feed.bar().recovered(&pour);
             pours += 1;
         }
         replay_until(i64::MAX, &mut others, &mut glasses);
@@ -418,16 +416,15 @@ impl PgStore {
         let writer = writer::Writer::new(
             named("writer"),
             health.clone(),
-            settings.key_ttl,
-            settings.burst,
-            bus.clone(),
+            settings.rules,
+            feed.clone(),
             published.subscribe(),
             woken.clone(),
         );
         let mut tasks = vec![tokio::spawn(writer.run(commands))];
         tasks.push(tokio::spawn(tailer::run(tailer::Tailer {
             config: named("tailer"),
-            bus,
+            feed,
             health: health.clone(),
             published: published.clone(),
             woken,
@@ -450,7 +447,7 @@ impl PgStore {
             .map_err(|e| PgError::Pool(e.to_string()))?;
         tasks.push(tokio::spawn(forget_old_keys(
             pool.clone(),
-            settings.key_ttl,
+            settings.rules.key_ttl,
             stop.clone(),
         )));
         let store = PgStore {
@@ -542,12 +539,14 @@ impl Position {
 }
 
 /// Replays a deletion or keg operation row of the start-up query, without publishing.
-fn replay_other(bus: &Bus, row: &tokio_postgres::Row, glasses: &mut Glasses) {
+fn replay_other(feed: &Feed, row: &tokio_postgres::Row, glasses: &mut Glasses) {
     let after: i64 = row.get(0);
     match row.get::<_, i32>(1) {
-        1 => bus.recovered_deletion(&pour_from(row, 4, glasses)),
+        1 => feed.bar().recovered_deletion(&pour_from(row, 4, glasses)),
         _ => match KegOp::from_json(row.get(3)) {
-            Some(op) => bus.recovered_keg_op(&op, u64::try_from(after).unwrap_or(0)),
+            Some(op) => feed
+                .bar()
+                .recovered_keg_op(&op, u64::try_from(after).unwrap_or(0)),
             None => log::error!(
                 "keg operation {} is unreadable; skipped",
                 row.get::<_, i64>(2)
@@ -645,15 +644,14 @@ fn db_id(id: u64) -> i64 {
 
 /// Keys past their time are deleted every minute (they are ignored from the moment they
 /// expire, deleted or not).
-async fn forget_old_keys(pool: Pool, ttl: Duration, stop: CancellationToken) {
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+async fn forget_old_keys(pool: Pool, ttl: KeyTtl, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let cutoff = Timestamp::now().millis().saturating_sub(ttl_ms);
+        let cutoff = ttl.cutoff(Timestamp::now());
         if let Ok(client) = pool.get().await
             && let Err(e) = client
                 .execute("DELETE FROM altair_keys WHERE created_ms <= $1", &[&cutoff])

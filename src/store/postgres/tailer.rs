@@ -1,5 +1,5 @@
 //! Each server's reader of the event log: every event after the last one it published, in
-//! order, onto its own bus, once. It listens for the writers' notifications on a
+//! order, to its own bar and bus, once. It listens for the writers' notifications on a
 //! connection of its own (a pooled one would drop them) and polls besides; when the
 //! connection drops it reconnects with backoff and goes on from the last event it
 //! published, so nothing is skipped or repeated.
@@ -13,7 +13,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::{CHANNEL, Glasses, Health, Position, pour_from};
-use crate::bus::Bus;
+use crate::feed::Feed;
 use crate::keg::KegOp;
 
 /// Events read per query at most.
@@ -24,7 +24,7 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 /// What the tailer is given.
 pub struct Tailer {
     pub config: tokio_postgres::Config,
-    pub bus: Bus,
+    pub feed: Feed,
     pub health: Arc<Health>,
     /// How far the log is published, for requests that wait for their event.
     pub published: watch::Sender<Position>,
@@ -60,7 +60,7 @@ pub async fn run(tailer: Tailer) {
 async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
     let Tailer {
         config,
-        bus,
+        feed,
         health,
         published,
         poll,
@@ -131,18 +131,18 @@ async fn follow(tailer: &Tailer) -> Result<(), tokio_postgres::Error> {
                         0 => {
                             let pour = pour_from(row, 2, &mut glasses);
                             at.pour = pour.id;
-                            bus.poured(pour);
+                            feed.poured(pour);
                         }
                         1 => {
                             at.deletion = seq;
-                            bus.deleted(pour_from(row, 2, &mut glasses));
+                            feed.deleted(pour_from(row, 2, &mut glasses));
                         }
                         _ => {
                             at.keg_op = seq;
                             let after = u64::try_from(row.get::<_, i64>(9)).unwrap_or(0);
                             match KegOp::from_json(row.get(8)) {
                                 Some(op) => {
-                                    bus.keg_op(&op, after);
+                                    feed.keg_op(&op, after);
                                 }
                                 None => log::error!("keg operation {seq} is unreadable; skipped"),
                             }

@@ -15,12 +15,15 @@ use super::{
     CHANNEL, Glasses, Health, MAX_BATCH, Mark, Position, connect, db_id, out_of_resources,
     pour_from, unreachable,
 };
-use crate::anomaly::Burst;
-use crate::bus::Bus;
-use crate::keg::{KegError, KegOp, microlitres};
-use crate::pour::{Flag, NewPour, Pour, Timestamp};
-use crate::store::keys::Fingerprint;
-use crate::store::{Inserted, KegDone, StoreError};
+use crate::bar::Bar;
+use crate::decide::{
+    self, Batch, DeleteDecision, Inserted, KegDecision, KegDone, KnownOp, KnownPour, Latest,
+    PourDecision, Settings,
+};
+use crate::feed::Feed;
+use crate::keg::{KegError, KegOp};
+use crate::pour::{NewPour, Pour, Timestamp};
+use crate::store::StoreError;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -58,8 +61,7 @@ pub struct Writer {
     config: tokio_postgres::Config,
     client: Option<Connection>,
     health: Arc<Health>,
-    key_ttl_ms: i64,
-    burst: Burst,
+    rules: Settings,
     /// What this server's tailer has published: kegs are judged once it has reached
     /// every change committed before.
     view: View,
@@ -71,9 +73,8 @@ impl Writer {
     pub fn new(
         config: tokio_postgres::Config,
         health: Arc<Health>,
-        key_ttl: Duration,
-        burst: Burst,
-        bus: Bus,
+        rules: Settings,
+        feed: Feed,
         published: watch::Receiver<Position>,
         local_tailer: Arc<Notify>,
     ) -> Writer {
@@ -81,9 +82,11 @@ impl Writer {
             config,
             client: None,
             health,
-            key_ttl_ms: i64::try_from(key_ttl.as_millis()).unwrap_or(i64::MAX),
-            burst,
-            view: View { bus, published },
+            rules,
+            view: View {
+                bar: feed.bar().clone(),
+                published,
+            },
             local_tailer,
         }
     }
@@ -208,13 +211,13 @@ impl Writer {
         if inserts.is_empty() {
             return;
         }
-        let (key_ttl_ms, burst) = (self.key_ttl_ms, self.burst);
+        let rules = self.rules;
         let mut view = self.view.clone();
         let result = match self.connection().await {
             Ok(connection) => {
                 let requests: Vec<(&NewPour, Option<&str>)> =
                     inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
-                insert(connection, &requests, key_ttl_ms, burst, &mut view).await
+                insert(connection, &requests, rules, &mut view).await
             }
             Err(e) => {
                 for (_, _, reply) in inserts {
@@ -251,11 +254,10 @@ impl Writer {
         op: KegOp,
         key: Option<String>,
     ) -> Result<(Result<KegDone, KegError>, Mark), StoreError> {
-        let mut view = self.view.clone();
-        let cutoff = Timestamp::now().millis().saturating_sub(self.key_ttl_ms);
+        let (rules, mut view) = (self.rules, self.view.clone());
         let connection = self.connection().await?;
         let client = &connection.client;
-        let work = keg(connection, op, key.as_deref(), cutoff, &mut view);
+        let work = keg(connection, op, key.as_deref(), rules, &mut view);
         match in_transaction(client, work).await {
             Ok(done) => {
                 self.health.up();
@@ -345,7 +347,7 @@ impl Statements {
                 .await?,
             known_keys: client
                 .prepare(
-                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.device_time, p.deleted
+                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.device_time, p.deleted, k.created_ms
                      FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
                      WHERE k.key = ANY($1) AND k.created_ms > $2",
                 )
@@ -443,39 +445,38 @@ const CATCH_UP: Duration = Duration::from_secs(3);
 /// The kegs as this server's tailer has published them.
 #[derive(Clone)]
 struct View {
-    bus: Bus,
+    bar: Bar,
     published: watch::Receiver<Position>,
 }
 
 impl View {
     /// Waits until this server has published the log up to `end`, so that its kegs are
     /// the database's.
-    async fn reach(&mut self, end: Position) -> Result<&Bus, Failure> {
+    async fn reach(&mut self, end: Position) -> Result<&Bar, Failure> {
         let reached = self.published.wait_for(|at| at.reached(end));
         match tokio::time::timeout(CATCH_UP, reached).await {
-            Ok(Ok(_)) => Ok(&self.bus),
+            Ok(Ok(_)) => Ok(&self.bar),
             _ => Err(Failure::Behind),
         }
     }
 }
 
-/// Decides and writes a batch of inserts, in order; one answer each. Two flights: BEGIN,
-/// the lock, the keys' pours and the taps' latest pour times (read after the lock is
-/// granted, so every server judges bursts against the same previous pour); then, once this
-/// server's kegs have reached the log's end (for the emptyKeg flag), every write and
-/// COMMIT. If any statement fails the transaction is aborted (PostgreSQL answers its
+/// Has the rules decide a batch of inserts, in order, and writes what they decided; one
+/// answer each. Two flights: BEGIN, the lock, the keys' pours and the taps' latest pour
+/// times (read after the lock is granted, so every server decides against the same
+/// previous pour); then, once this server's kegs have reached the log's end, every write
+/// and COMMIT. If any statement fails the transaction is aborted (PostgreSQL answers its
 /// COMMIT with a rollback), and the error is returned.
 async fn insert(
     connection: &Connection,
     requests: &[(&NewPour, Option<&str>)],
-    key_ttl_ms: i64,
-    burst: Burst,
+    rules: Settings,
     view: &mut View,
 ) -> Result<Vec<(Inserted, Mark)>, Failure> {
     let (client, statements) = (&connection.client, &connection.statements);
-    let now = Timestamp::now().millis();
+    let now = Timestamp::now();
     let keys: Vec<&str> = requests.iter().filter_map(|(_, k)| *k).collect();
-    let cutoff = now.saturating_sub(key_ttl_ms);
+    let cutoff = rules.key_ttl.cutoff(now);
     let looked_up = async {
         if keys.is_empty() {
             Ok(Vec::new())
@@ -499,61 +500,65 @@ async fn insert(
         Ok(answers) => answers,
         Err(e) => return Err(rolled_back(client, e).await.into()),
     };
-    let bus = match view.reach(end).await {
-        Ok(bus) => bus,
+    let bar = match view.reach(end).await {
+        Ok(bar) => bar,
         Err(behind) => {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(behind);
         }
     };
-    let mut last_id = db_id(end.pour);
-    // Volume decided per tap in this batch, not yet drawn from its keg.
-    let mut pending: HashMap<u32, i64> = HashMap::new();
-    // The pours that live keys stored, whether the device timed them, and whether they
-    // have been deleted since.
-    let mut known: HashMap<String, (Pour, bool, bool)> = HashMap::new();
+    // The pours that live keys stored, whether the device timed them, whether they have
+    // been deleted since, and when the key was made.
+    let mut known: HashMap<String, (Pour, bool, bool, Timestamp)> = HashMap::new();
     let mut glasses = Glasses::default();
     for row in key_rows {
         let pour = pour_from(&row, 1, &mut glasses);
-        known.insert(row.get(0), (pour, row.get(7), row.get(8)));
+        let created = Timestamp::from_millis(row.get(9));
+        known.insert(row.get(0), (pour, row.get(7), row.get(8), created));
     }
-    let mut latest: HashMap<u32, Timestamp> = tap_rows
+    let latest: Latest = tap_rows
         .iter()
         .map(|row| {
             let tap: i64 = row.get(0);
-            let at = Timestamp::from_millis(row.get(1));
-            (u32::try_from(tap).unwrap_or(0), at)
+            (
+                u32::try_from(tap).unwrap_or(0),
+                Timestamp::from_millis(row.get(1)),
+            )
         })
         .collect();
+    let (decided, moved) = {
+        // Not held across an await: the decisions are made here, all at once.
+        let state = bar.hold();
+        let mut batch = Batch::new(rules, state.cellar(), &latest, end.pour, now);
+        let decided: Vec<PourDecision> = requests
+            .iter()
+            .map(|(request, key)| {
+                let known = key.and_then(|k| known.get(k)).map(
+                    |(pour, device_timestamp, deleted, created)| KnownPour {
+                        pour,
+                        device_timestamp: *device_timestamp,
+                        created: *created,
+                        deleted: *deleted,
+                    },
+                );
+                batch.pour((*request).clone(), *key, known)
+            })
+            .collect();
+        (decided, batch.into_latest())
+    };
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
     let mut counts: HashMap<(i64, Arc<str>), i64> = HashMap::new();
-    for (request, key) in requests {
-        if let Some((stored, device_time, deleted)) = key.and_then(|k| known.get(k)) {
-            let same =
-                Fingerprint::of_stored(stored, *device_time) == Fingerprint::of_request(request);
-            let answer = match (same, deleted) {
-                (false, _) => Inserted::Conflict,
-                (true, true) => Inserted::Deleted(stored.id),
-                (true, false) => Inserted::Replayed(stored.clone()),
-            };
-            answers.push((answer, Mark::Nothing));
-            continue;
-        }
-        last_id += 1;
-        let mut request = (*request).clone();
-        if burst.between(latest.get(&request.tap_id).copied(), &request) {
-            request.flags = request.flags.with(Flag::Burst);
-        }
-        let drawn = pending.entry(request.tap_id).or_default();
-        if bus.cellar(|c| c.empty_before(request.tap_id, *drawn)) {
-            request.flags = request.flags.with(Flag::EmptyKeg);
-        }
-        *drawn += microlitres(request.volume);
-        let seen = latest.entry(request.tap_id).or_insert(request.timestamp);
-        *seen = (*seen).max(request.timestamp);
-        let pour = request.clone().with_id(u64::try_from(last_id).unwrap_or(0));
-        rows.ids.push(last_id);
+    for ((request, key), decision) in requests.iter().zip(decided) {
+        let pour = match decision {
+            PourDecision::Answer(answer) => {
+                answers.push((answer, Mark::Nothing));
+                continue;
+            }
+            PourDecision::Record(pour) => pour,
+        };
+        let id = db_id(pour.id);
+        rows.ids.push(id);
         rows.taps.push(i64::from(pour.tap_id));
         rows.volumes.push(pour.volume);
         rows.glasses.push(pour.glass.to_string());
@@ -565,21 +570,18 @@ async fn insert(
             .or_default() += 1;
         if let Some(key) = key {
             rows.keys.push((*key).to_owned());
-            rows.key_ids.push(last_id);
-            known.insert(
-                (*key).to_owned(),
-                (pour.clone(), request.device_timestamp, false),
-            );
+            rows.key_ids.push(id);
         }
         let mark = Mark::Pour(pour.id);
         answers.push((Inserted::Created(pour), mark));
     }
-    if rows.ids.is_empty() {
+    let Some(&last_id) = rows.ids.last() else {
         return match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(answers),
             Err(e) => Err(rolled_back(client, e).await.into()),
         };
-    }
+    };
+    let now = now.millis();
     let (count_taps, (count_glasses, count_pours)): (Vec<i64>, (Vec<&str>, Vec<i64>)) = counts
         .iter()
         .map(|((tap, glass), n)| (*tap, (&**glass, *n)))
@@ -602,7 +604,7 @@ async fn insert(
         &rows.device_times,
         &rows.flags,
     ];
-    let (latest_taps, latest_times): (Vec<i64>, Vec<i64>) = latest
+    let (latest_taps, latest_times): (Vec<i64>, Vec<i64>) = moved
         .iter()
         .map(|(tap, at)| (i64::from(*tap), at.millis()))
         .unzip();
@@ -643,24 +645,31 @@ struct NewRows {
     key_ids: Vec<i64>,
 }
 
-/// Marks pour `id` deleted and logs the deletion, after the last pour; the pour, or None if
-/// there was none, and the deletion.
+/// Has the rules decide a deletion of pour `id` and, if it is recorded, marks the pour
+/// deleted and logs the deletion after the last pour; the pour, or None if there was none,
+/// and the deletion.
 async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark), Failure> {
     let client = &connection.client;
     let end = lock_counters(connection).await?;
     let (last_pour_id, last_deletion) = (db_id(end.pour), db_id(end.deletion));
-    let Some(row) = client
+    let row = client
         .query_opt(
-            "UPDATE altair_pours SET deleted = true WHERE id = $1 AND NOT deleted
-             RETURNING id, tap_id, volume, glass, poured_at_ms, flags",
+            "SELECT id, tap_id, volume, glass, poured_at_ms, flags FROM altair_pours
+             WHERE id = $1 AND NOT deleted",
             &[&db_id(id)],
         )
-        .await?
-    else {
+        .await?;
+    let (Some(row), DeleteDecision::Record) = (&row, decide::delete(row.is_some())) else {
         return Ok((None, Mark::Nothing));
     };
-    let pour = pour_from(&row, 0, &mut Glasses::default());
+    let pour = pour_from(row, 0, &mut Glasses::default());
     let seq = last_deletion + 1;
+    client
+        .execute(
+            "UPDATE altair_pours SET deleted = true WHERE id = $1",
+            &[&db_id(id)],
+        )
+        .await?;
     client
         .execute(
             "INSERT INTO altair_deletions (seq, after_pour_id, pour_id) VALUES ($1, $2, $3)",
@@ -679,37 +688,49 @@ async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark)
     Ok((Some(pour), Mark::Deletion(u64::try_from(seq).unwrap_or(0))))
 }
 
-/// Checks a keg operation against the kegs as of the log's end and, if it applies, logs it
-/// after the last pour, under its idempotency key; what became of it, and the operation
-/// logged. A key seen since `cutoff` logs nothing and answers for the operation it came
-/// with.
+/// Has the rules decide a keg operation against the kegs as of the log's end and, if it
+/// is recorded, logs it after the last pour under its idempotency key; what became of it,
+/// and the operation logged.
 async fn keg(
     connection: &Connection,
     op: KegOp,
     key: Option<&str>,
-    cutoff: i64,
+    rules: Settings,
     view: &mut View,
 ) -> Result<(Result<KegDone, KegError>, Mark), Failure> {
     let client = &connection.client;
+    let now = Timestamp::now();
     let end = lock_counters(connection).await?;
-    if let Some(key) = key {
-        let known = client
-            .query_opt(
-                "SELECT op, keg_id FROM altair_keg_ops WHERE key = $1 AND key_created_ms > $2",
-                &[&key, &cutoff],
-            )
-            .await?;
-        if let Some(row) = known {
-            let same =
-                KegOp::from_json(row.get(0)).is_some_and(|o| o.fingerprint() == op.fingerprint());
-            let keg_id = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-            let done = if same {
-                KegDone::Replayed(keg_id)
-            } else {
-                KegDone::Conflict
-            };
-            return Ok((Ok(done), Mark::Nothing));
+    let known = match key {
+        Some(key) => {
+            client
+                .query_opt(
+                    "SELECT op, keg_id, key_created_ms FROM altair_keg_ops
+                     WHERE key = $1 AND key_created_ms > $2",
+                    &[&key, &rules.key_ttl.cutoff(now)],
+                )
+                .await?
         }
+        None => None,
+    };
+    let known_op = known.as_ref().and_then(|row| KegOp::from_json(row.get(0)));
+    let known = known.as_ref().map(|row| KnownOp {
+        op: known_op.as_ref(),
+        keg_id: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+        created: Timestamp::from_millis(row.get(2)),
+    });
+    let bar = view.reach(end).await?;
+    let decision = {
+        let state = bar.hold();
+        let no_pours = Latest::default();
+        Batch::new(rules, state.cellar(), &no_pours, end.pour, now).keg(&op, key, known)
+    };
+    let (keg_id, after) = match decision {
+        KegDecision::Answer(done) => return Ok((Ok(done), Mark::Nothing)),
+        KegDecision::Refused(e) => return Ok((Err(e), Mark::Nothing)),
+        KegDecision::Record { keg_id, after } => (keg_id, after),
+    };
+    if let Some(key) = key {
         // An expired key may still have its row: it is taken over.
         client
             .execute(
@@ -718,24 +739,18 @@ async fn keg(
             )
             .await?;
     }
-    let checked = view.reach(end).await?.cellar(|c| c.check(&op));
-    let id = match checked {
-        Ok(id) => id,
-        Err(e) => return Ok((Err(e), Mark::Nothing)),
-    };
     let seq = end.keg_op + 1;
-    let now = Timestamp::now().millis();
     client
         .execute(
             "INSERT INTO altair_keg_ops (seq, after_pour_id, op, keg_id, key, key_created_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 &db_id(seq),
-                &db_id(end.pour),
+                &db_id(after),
                 &op.to_json(),
-                &db_id(id),
+                &db_id(keg_id),
                 &key,
-                &key.map(|_| now),
+                &key.map(|_| now.millis()),
             ],
         )
         .await?;
@@ -746,5 +761,5 @@ async fn keg(
             &[&db_id(seq)],
         )
         .await?;
-    Ok((Ok(KegDone::Applied(id)), Mark::KegOp(seq)))
+    Ok((Ok(KegDone::Applied(keg_id)), Mark::KegOp(seq)))
 }

@@ -1,4 +1,4 @@
-//! The in-memory index: the serving structure for every store.
+//! The journal store's in-memory index: what it serves every read from.
 //!
 //! Lookup by id is a vector index. Lists use sorted id vectors (all pours, per glass, per
 //! tap) that inserts only append to, because ids grow: an offset page is a slice and a cursor
@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{ListQuery, Page, Stats};
 use crate::pour::{Flag, Pour};
+use crate::store::{ListQuery, Page, Stats};
 
 /// Pours by id, with the indexes that lists use.
 #[derive(Default)]

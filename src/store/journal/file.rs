@@ -19,10 +19,10 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::KegKey;
 use crate::glass::Catalogue;
 use crate::keg::KegOp;
 use crate::pour::{Flags, Pour, Timestamp};
+use crate::store::KegKey;
 
 /// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "journal";

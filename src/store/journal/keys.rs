@@ -1,46 +1,28 @@
 //! Idempotency keys: which key created which pour, from which request, and until when.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
-use super::journal::KeyMeta;
-use crate::pour::{NewPour, Pour, Timestamp};
-
-/// What "the same body" means for a retry: the fields the device sent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fingerprint {
-    tap_id: u32,
-    volume_bits: u64,
-    /// The timestamp only if the device named it; otherwise the server chose it.
-    timestamp: Option<Timestamp>,
-}
-
-impl Fingerprint {
-    /// The fingerprint of a request.
-    pub fn of_request(pour: &NewPour) -> Fingerprint {
-        Fingerprint {
-            tap_id: pour.tap_id,
-            volume_bits: pour.volume.to_bits(),
-            timestamp: pour.device_timestamp.then_some(pour.timestamp),
-        }
-    }
-
-    /// The fingerprint of the request that stored `pour`.
-    pub fn of_stored(pour: &Pour, device_timestamp: bool) -> Fingerprint {
-        Fingerprint {
-            tap_id: pour.tap_id,
-            volume_bits: pour.volume.to_bits(),
-            timestamp: device_timestamp.then_some(pour.timestamp),
-        }
-    }
-}
+use super::file::KeyMeta;
+use crate::decide::{KeyTtl, KnownPour};
+use crate::pour::{Pour, Timestamp};
 
 /// A remembered key.
 #[derive(Debug, Clone)]
 pub struct Remembered {
-    pub fingerprint: Fingerprint,
     pub pour: Pour,
     pub meta: KeyMeta,
+}
+
+impl Remembered {
+    /// What the rules need of it; `deleted`: whether its pour has been deleted since.
+    pub fn known(&self, deleted: bool) -> KnownPour<'_> {
+        KnownPour {
+            pour: &self.pour,
+            device_timestamp: self.meta.device_timestamp,
+            created: self.meta.created,
+            deleted,
+        }
+    }
 }
 
 /// Keys in memory, expired in creation order.
@@ -48,22 +30,22 @@ pub struct KeyTable {
     entries: HashMap<String, Remembered>,
     /// Keys by creation time; creation times only grow, so expiry pops from the front.
     order: VecDeque<(Timestamp, String)>,
-    ttl_ms: i64,
+    ttl: KeyTtl,
 }
 
 impl KeyTable {
     /// An empty table remembering keys for `ttl`.
-    pub fn new(ttl: Duration) -> KeyTable {
+    pub fn new(ttl: KeyTtl) -> KeyTable {
         KeyTable {
             entries: HashMap::new(),
             order: VecDeque::new(),
-            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            ttl,
         }
     }
 
     /// Whether a key created at `created` is still remembered at `now`.
     pub fn alive(&self, created: Timestamp, now: Timestamp) -> bool {
-        created.millis().saturating_add(self.ttl_ms) > now.millis()
+        self.ttl.alive(created, now)
     }
 
     pub fn get(&self, key: &str) -> Option<&Remembered> {
@@ -76,11 +58,6 @@ impl KeyTable {
         let key = remembered.meta.key.clone();
         self.order.push_back((remembered.meta.created, key.clone()));
         self.entries.insert(key, remembered);
-    }
-
-    /// Forgets a key (a write that failed).
-    pub fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
     }
 
     /// Forgets every key older than the time to live.

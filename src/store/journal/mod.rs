@@ -1,16 +1,20 @@
-//! The store: an in-memory index for reads, one writer thread for every change.
+//! The journal store (and, with `--ephemeral`, the in-memory one): an in-memory index for
+//! reads, one writer thread for every change.
 //!
-//! The writer takes whatever requests are waiting (up to [`MAX_BATCH`]), decides each one
-//! (new id, idempotent replay, conflict, deletion), writes them as one journal frame, fsyncs
-//! once (group commit), and only then applies them to the index, publishes them on the bus
-//! in id order, and answers. So nothing is visible or acknowledged before it is durable, and
+//! The writer takes whatever requests are waiting (up to [`MAX_BATCH`]), has the rules
+//! ([`crate::decide`]) decide each one, writes what they decided as one journal frame,
+//! fsyncs once (group commit), and only then applies it to the index, feeds it to the bar
+//! and the bus in id order, and answers. So nothing is visible or acknowledged before it is durable, and
 //! one fsync covers every request that arrived while the previous one ran.
 //!
 //! Without a journal (`--ephemeral`) the same writer commits each request in the caller
 //! and skips the disk.
 
+pub mod file;
+mod index;
+mod keys;
+
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -20,15 +24,18 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::index::Index;
-use super::journal::{AppendError, FrameBuf, Journal, JournalError, KeyMeta, Record, Recovery};
-use super::keys::{Fingerprint, KeyTable, Remembered};
-use super::{Condition, Inserted, KegDone, KegKey, ListQuery, Page, Stats, Store, StoreError};
-use crate::anomaly::Burst;
-use crate::bus::Bus;
+use self::file::{AppendError, FrameBuf, KeyMeta, Recovery};
+pub use self::file::{Journal, JournalError, Record};
+use self::index::Index;
+use self::keys::{KeyTable, Remembered};
+use crate::decide::{
+    Batch, DeleteDecision, Inserted, KegDecision, KegDone, KnownOp, Latest, PourDecision, Settings,
+};
+use crate::feed::Feed;
 use crate::glass::Catalogue;
 use crate::keg::{KegError, KegOp, Marks};
-use crate::pour::{Flag, NewPour, Pour, Timestamp};
+use crate::pour::{NewPour, Pour, Timestamp};
+use crate::store::{Condition, KegKey, ListQuery, Page, Stats, Store, StoreError};
 
 /// Requests per group commit at most.
 pub const MAX_BATCH: usize = 1024;
@@ -39,13 +46,11 @@ const COMPACT_RATIO_BYTES: u64 = 128;
 
 /// Store settings from the configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct LedgerSettings {
-    /// How long idempotency keys are remembered.
-    pub key_ttl: Duration,
+pub struct JournalSettings {
+    /// The rules the writer decides by (burst, idempotency keys' life).
+    pub rules: Settings,
     /// The journal is never compacted below this size.
     pub compact_min_bytes: u64,
-    /// How fast a tap pours, for the `burst` flag.
-    pub burst: Burst,
 }
 
 /// A keg operation as logged: where, and under which idempotency key.
@@ -81,32 +86,20 @@ impl KegLog {
         self.ops.push(logged);
     }
 
-    /// What `key` stood for, if it is still remembered.
-    fn answer(&self, key: &str, op: &KegOp, ttl: Duration, now: Timestamp) -> Option<KegDone> {
+    /// What the operation logged under `key` was, if one was.
+    fn known(&self, key: &str) -> Option<KnownOp<'_>> {
         let logged = &self.ops[*self.keys.get(key)?];
         let key = logged.key.as_ref()?;
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        if key.created.millis().saturating_add(ttl_ms) <= now.millis() {
-            return None;
-        }
-        Some(if logged.op.fingerprint() == op.fingerprint() {
-            KegDone::Replayed(key.keg_id)
-        } else {
-            KegDone::Conflict
+        Some(KnownOp {
+            op: Some(&logged.op),
+            keg_id: key.keg_id,
+            created: key.created,
         })
     }
 }
 
-/// The latest time each tap reported a pour at, deleted or not: what `burst` compares with.
-type Latest = HashMap<u32, Timestamp>;
-
-fn saw(latest: &mut Latest, tap_id: u32, at: Timestamp) {
-    let seen = latest.entry(tap_id).or_insert(at);
-    *seen = (*seen).max(at);
-}
-
-/// The pour store (durable or ephemeral).
-pub struct Ledger {
+/// The journal store (durable, or ephemeral without a journal).
+pub struct JournalStore {
     index: Arc<RwLock<Index>>,
     writer: WriterHandle,
     kind: &'static str,
@@ -185,15 +178,15 @@ fn write(index: &RwLock<Index>) -> RwLockWriteGuard<'_, Index> {
     index.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Ledger {
+impl JournalStore {
     /// A store that keeps nothing on disk.
-    pub fn ephemeral(bus: Bus, settings: LedgerSettings) -> Ledger {
-        Ledger::start(
+    pub fn ephemeral(feed: Feed, settings: JournalSettings) -> JournalStore {
+        JournalStore::start(
             None,
             Index::default(),
-            KeyTable::new(settings.key_ttl),
-            (Latest::new(), KegLog::default()),
-            bus,
+            KeyTable::new(settings.rules.key_ttl),
+            (Latest::default(), KegLog::default()),
+            feed,
             settings,
         )
     }
@@ -202,19 +195,18 @@ impl Ledger {
     pub fn open(
         dir: &Path,
         catalogue: &Catalogue,
-        bus: Bus,
-        settings: LedgerSettings,
-    ) -> Result<(Ledger, Opened), JournalError> {
+        feed: Feed,
+        settings: JournalSettings,
+    ) -> Result<(JournalStore, Opened), JournalError> {
         let started = Instant::now();
         let now = Timestamp::now();
         let mut index = Index::default();
-        let mut keys = KeyTable::new(settings.key_ttl);
-        let mut latest = Latest::new();
+        let mut keys = KeyTable::new(settings.rules.key_ttl);
+        let mut latest = Latest::default();
         let mut keg_log = KegLog::default();
         let remember = |keys: &mut KeyTable, pour: &Pour, meta: KeyMeta| {
             if keys.alive(meta.created, now) {
                 keys.insert(Remembered {
-                    fingerprint: Fingerprint::of_stored(pour, meta.device_timestamp),
                     pour: pour.clone(),
                     meta,
                 });
@@ -225,24 +217,24 @@ impl Ledger {
                 if let Some(meta) = key {
                     remember(&mut keys, &pour, meta);
                 }
-                saw(&mut latest, pour.tap_id, pour.timestamp);
-                bus.recovered(&pour);
+                latest.saw(pour.tap_id, pour.timestamp);
+                feed.bar().recovered(&pour);
                 index.insert(pour);
             }
             Record::Delete { id } => {
                 if let Some(pour) = index.delete(id) {
-                    bus.recovered_deletion(&pour);
+                    feed.bar().recovered_deletion(&pour);
                 }
             }
             Record::Key { pour, key } => remember(&mut keys, &pour, key),
             Record::Sequence { last_id } => index.reserve_ids(last_id),
-            Record::Tap { tap_id, latest: at } => saw(&mut latest, tap_id, at),
+            Record::Tap { tap_id, latest: at } => latest.saw(tap_id, at),
             Record::Keg { op, after, key } => {
-                bus.recovered_keg_op(&op, after);
+                feed.bar().recovered_keg_op(&op, after);
                 keg_log.push(LoggedOp { op, after, key });
             }
             Record::KegMarks { marks } => match serde_json::from_str::<Marks>(&marks) {
-                Ok(marks) => bus.cellar(|c| c.restore(&marks)),
+                Ok(marks) => feed.bar().restore_marks(&marks),
                 Err(e) => log::warn!(
                     "journal: unreadable keg marks ({e}); kegs may announce a level again"
                 ),
@@ -255,7 +247,14 @@ impl Ledger {
             took: started.elapsed(),
         };
         Ok((
-            Ledger::start(Some(journal), index, keys, (latest, keg_log), bus, settings),
+            JournalStore::start(
+                Some(journal),
+                index,
+                keys,
+                (latest, keg_log),
+                feed,
+                settings,
+            ),
             opened,
         ))
     }
@@ -265,9 +264,9 @@ impl Ledger {
         index: Index,
         keys: KeyTable,
         (latest, keg_log): (Latest, KegLog),
-        bus: Bus,
-        settings: LedgerSettings,
-    ) -> Ledger {
+        feed: Feed,
+        settings: JournalSettings,
+    ) -> JournalStore {
         let kind = if journal.is_some() {
             "journal"
         } else {
@@ -281,11 +280,9 @@ impl Ledger {
         let writer = Writer {
             journal,
             index: index.clone(),
-            bus,
+            feed,
             keys,
             latest,
-            pending: Vec::new(),
-            undo_latest: Vec::new(),
             keg_log,
             failed: None,
             out_of_space: None,
@@ -334,7 +331,7 @@ impl Ledger {
         } else {
             WriterHandle::Inline(Box::new(std::sync::Mutex::new(Some(writer))))
         };
-        Ledger {
+        JournalStore {
             index,
             writer,
             kind,
@@ -349,20 +346,20 @@ impl Ledger {
     pub fn failing_syncs(
         dir: &Path,
         catalogue: &Catalogue,
-        bus: Bus,
-        settings: LedgerSettings,
-    ) -> Ledger {
+        feed: Feed,
+        settings: JournalSettings,
+    ) -> JournalStore {
         let (mut journal, _) = match Journal::open(dir, catalogue, |_| {}) {
             Ok(opened) => opened,
             Err(e) => panic!("test journal: {e}"),
         };
         journal.fail_syncs();
-        Ledger::start(
+        JournalStore::start(
             Some(journal),
             Index::default(),
-            KeyTable::new(settings.key_ttl),
-            (Latest::new(), KegLog::default()),
-            bus,
+            KeyTable::new(settings.rules.key_ttl),
+            (Latest::default(), KegLog::default()),
+            feed,
             settings,
         )
     }
@@ -403,7 +400,7 @@ impl Ledger {
 }
 
 #[async_trait]
-impl Store for Ledger {
+impl Store for JournalStore {
     async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError> {
         self.ask(|reply| Command::Insert { pour, key, reply }).await
     }
@@ -465,13 +462,11 @@ impl Store for Ledger {
 struct Writer {
     journal: Option<Journal>,
     index: Arc<RwLock<Index>>,
-    bus: Bus,
+    feed: Feed,
     keys: KeyTable,
+    /// Changed only once a batch is kept: a refused pour must not make the next one look
+    /// like a burst.
     latest: Latest,
-    pending: Vec<(u32, i64)>,
-    /// Each tap's latest pour time before this batch changed it, to put back if the batch
-    /// is not written: a refused pour must not make the next one look like a burst.
-    undo_latest: Vec<(u32, Option<Timestamp>)>,
     /// Every keg operation, for compaction to keep, and their idempotency keys.
     keg_log: KegLog,
     /// Set when a journal write failed: the file's state is unknown, so no further write
@@ -484,12 +479,16 @@ struct Writer {
     /// A compaction being written by another thread, and where the journal ended when its
     /// snapshot was taken.
     compaction: Option<(u64, JoinHandle<std::io::Result<()>>)>,
-    settings: LedgerSettings,
+    settings: JournalSettings,
 }
 
 /// A decided request, answered once its frame is durable.
 enum Decided {
-    Created(oneshot::Sender<Result<Inserted, StoreError>>, Pour),
+    Created(
+        oneshot::Sender<Result<Inserted, StoreError>>,
+        Pour,
+        Option<KeyMeta>,
+    ),
     Answered(oneshot::Sender<Result<Inserted, StoreError>>, Inserted),
     Deleting(oneshot::Sender<Result<Option<Pour>, StoreError>>, u64),
     Missing(oneshot::Sender<Result<Option<Pour>, StoreError>>),
@@ -555,19 +554,19 @@ impl Writer {
         self.keys.expire(now);
         let mut frame = FrameBuf::new();
         let mut decided = Vec::with_capacity(batch.len());
-        let mut new_keys = Vec::new();
         let mut close = None;
-        // Volume decided per tap in this batch, not yet drawn from its keg (kept between
-        // batches for its allocation: without a journal, every pour is a batch).
-        let mut pending = std::mem::take(&mut self.pending);
-        pending.clear();
-        self.undo_latest.clear();
-        {
+        let moved = {
             let index = read(&self.index);
-            // Held while the batch is decided: nothing is published meanwhile (this is the
-            // only writer), and one lock is cheaper than one a pour.
-            let kegs = self.bus.kegs();
-            let mut next_id = index.last_id() + 1;
+            // Held while the batch is decided: nothing is fed meanwhile (this is the only
+            // writer), and one lock is cheaper than one a pour.
+            let bar = self.feed.bar().hold();
+            let mut rules = Batch::new(
+                self.settings.rules,
+                bar.cellar(),
+                &self.latest,
+                index.last_id(),
+                now,
+            );
             for command in batch.drain(..) {
                 if close.is_some() || self.failed.is_some() {
                     refuse(
@@ -578,109 +577,56 @@ impl Writer {
                 }
                 match command {
                     Command::Insert { pour, key, reply } => {
-                        let fingerprint = Fingerprint::of_request(&pour);
-                        if let Some(known) = key.as_deref().and_then(|k| self.keys.get(k)) {
-                            let id = known.pour.id;
-                            // Pours of this batch are not in the index yet, and are above it.
-                            let deleted = (id <= index.last_id() && index.get(id).is_none())
-                                || decided.iter().any(
-                                    |d| matches!(d, Decided::Deleting(_, other) if *other == id),
-                                );
-                            let answer = if known.fingerprint != fingerprint {
-                                Inserted::Conflict
-                            } else if deleted {
-                                Inserted::Deleted(id)
-                            } else {
-                                Inserted::Replayed(known.pour.clone())
-                            };
-                            decided.push(Decided::Answered(reply, answer));
-                            continue;
-                        }
-                        let mut pour = pour;
-                        let previous = match self.latest.entry(pour.tap_id) {
-                            Entry::Occupied(mut seen) => {
-                                let previous = *seen.get();
-                                seen.insert(previous.max(pour.timestamp));
-                                Some(previous)
-                            }
-                            Entry::Vacant(seen) => {
-                                seen.insert(pour.timestamp);
-                                None
-                            }
-                        };
-                        self.undo_latest.push((pour.tap_id, previous));
-                        if self.settings.burst.between(previous, &pour) {
-                            pour.flags = pour.flags.with(Flag::Burst);
-                        }
-                        if let Some(left) = kegs.remaining(pour.tap_id) {
-                            // A short list: a batch's taps are few (a scan of at most 1024).
-                            let at = match pending.iter().position(|(t, _)| *t == pour.tap_id) {
-                                Some(at) => at,
-                                None => {
-                                    pending.push((pour.tap_id, 0));
-                                    pending.len() - 1
-                                }
-                            };
-                            if left - pending[at].1 <= 0 {
-                                pour.flags = pour.flags.with(Flag::EmptyKeg);
-                            }
-                            pending[at].1 += crate::keg::microlitres(pour.volume);
-                        }
+                        let known = key
+                            .as_deref()
+                            .and_then(|k| self.keys.get(k))
+                            .map(|r| r.known(index.get(r.pour.id).is_none()));
                         let device_timestamp = pour.device_timestamp;
-                        let pour = pour.with_id(next_id);
-                        next_id += 1;
-                        let meta = key.map(|key| KeyMeta {
-                            key,
-                            created: now,
-                            device_timestamp,
-                        });
-                        frame.push(&Record::Pour {
-                            pour: pour.clone(),
-                            key: meta.clone(),
-                        });
-                        if let Some(meta) = meta {
-                            new_keys.push(meta.key.clone());
-                            self.keys.insert(Remembered {
-                                fingerprint,
-                                pour: pour.clone(),
-                                meta,
-                            });
+                        match rules.pour(pour, key.as_deref(), known) {
+                            PourDecision::Answer(answer) => {
+                                decided.push(Decided::Answered(reply, answer));
+                            }
+                            PourDecision::Record(pour) => {
+                                let meta = key.map(|key| KeyMeta {
+                                    key,
+                                    created: now,
+                                    device_timestamp,
+                                });
+                                frame.push(&Record::Pour {
+                                    pour: pour.clone(),
+                                    key: meta.clone(),
+                                });
+                                decided.push(Decided::Created(reply, pour, meta));
+                            }
                         }
-                        decided.push(Decided::Created(reply, pour));
                     }
                     Command::Delete { id, reply } => {
-                        let already = decided
-                            .iter()
-                            .any(|d| matches!(d, Decided::Deleting(_, other) if *other == id));
-                        if index.get(id).is_some() && !already {
-                            frame.push(&Record::Delete { id });
-                            decided.push(Decided::Deleting(reply, id));
-                        } else {
-                            decided.push(Decided::Missing(reply));
+                        match rules.delete(id, index.get(id).is_some()) {
+                            DeleteDecision::Record => {
+                                frame.push(&Record::Delete { id });
+                                decided.push(Decided::Deleting(reply, id));
+                            }
+                            DeleteDecision::Missing => decided.push(Decided::Missing(reply)),
                         }
                     }
                     Command::Keg { op, key, reply } => {
-                        let ttl = self.settings.key_ttl;
-                        let known = key
-                            .as_deref()
-                            .and_then(|k| self.keg_log.answer(k, &op, ttl, now));
-                        if let Some(answer) = known {
-                            decided.push(Decided::KegAnswered(reply, answer));
-                            continue;
+                        let known = key.as_deref().and_then(|k| self.keg_log.known(k));
+                        match rules.keg(&op, key.as_deref(), known) {
+                            KegDecision::Answer(answer) => {
+                                decided.push(Decided::KegAnswered(reply, answer));
+                            }
+                            KegDecision::Refused(e) => decided.push(Decided::Keg(reply, Err(e))),
+                            KegDecision::Record { keg_id, after } => {
+                                let key = key.map(|key| KegKey {
+                                    key,
+                                    created: now,
+                                    keg_id,
+                                });
+                                let logged = LoggedOp { op, after, key };
+                                frame.push(&logged.record());
+                                decided.push(Decided::Keg(reply, Ok((logged, keg_id))));
+                            }
                         }
-                        let after = next_id - 1;
-                        let checked = kegs.check(&op).map(|keg_id| {
-                            let key = key.map(|key| KegKey {
-                                key,
-                                created: now,
-                                keg_id,
-                            });
-                            (LoggedOp { op, after, key }, keg_id)
-                        });
-                        if let Ok((logged, _)) = &checked {
-                            frame.push(&logged.record());
-                        }
-                        decided.push(Decided::Keg(reply, checked));
                     }
                     Command::Close { reply } => close = Some(reply),
                     Command::Probe => {}
@@ -692,9 +638,9 @@ impl Writer {
                     last_id: index.last_id(),
                 });
             }
-        }
+            rules.into_latest()
+        };
 
-        self.pending = pending;
         let started = Instant::now();
         if !frame.is_empty()
             && let Some(journal) = &mut self.journal
@@ -708,15 +654,6 @@ impl Writer {
             } else {
                 format!("journal write failed: {e}")
             };
-            for key in new_keys {
-                self.keys.remove(&key);
-            }
-            for (tap_id, previous) in self.undo_latest.drain(..).rev() {
-                match previous {
-                    Some(at) => self.latest.insert(tap_id, at),
-                    None => self.latest.remove(&tap_id),
-                };
-            }
             let refused = decided.len() as u64;
             // Said before any request hears of it.
             if no_space {
@@ -731,7 +668,7 @@ impl Writer {
             }
             for d in decided {
                 match d {
-                    Decided::Created(reply, _) | Decided::Answered(reply, _) => {
+                    Decided::Created(reply, ..) | Decided::Answered(reply, _) => {
                         let _ = reply.send(Err(StoreError(reason.clone())));
                     }
                     Decided::Deleting(reply, _) | Decided::Missing(reply) => {
@@ -753,13 +690,22 @@ impl Writer {
             self.set_degraded(None);
         }
 
-        // Durable: now visible, published in id order, and answered.
+        // Durable: now kept, visible, fed in id order, and answered.
+        for (tap_id, at) in moved {
+            self.latest.saw(tap_id, at);
+        }
         let mut index = write(&self.index);
         for d in decided {
             match d {
-                Decided::Created(reply, pour) => {
+                Decided::Created(reply, pour, meta) => {
+                    if let Some(meta) = meta {
+                        self.keys.insert(Remembered {
+                            pour: pour.clone(),
+                            meta,
+                        });
+                    }
                     index.insert(pour.clone());
-                    self.bus.poured(pour.clone());
+                    self.feed.poured(pour.clone());
                     let _ = reply.send(Ok(Inserted::Created(pour)));
                 }
                 Decided::Answered(reply, answer) => {
@@ -768,7 +714,7 @@ impl Writer {
                 Decided::Deleting(reply, id) => {
                     let deleted = index.delete(id);
                     if let Some(pour) = &deleted {
-                        self.bus.deleted(pour.clone());
+                        self.feed.deleted(pour.clone());
                     }
                     let _ = reply.send(Ok(deleted));
                 }
@@ -777,7 +723,7 @@ impl Writer {
                 }
                 Decided::Keg(reply, checked) => {
                     let answer = checked.map(|(logged, keg_id)| {
-                        self.bus.keg_op(&logged.op, logged.after);
+                        self.feed.keg_op(&logged.op, logged.after);
                         self.keg_log.push(logged);
                         KegDone::Applied(keg_id)
                     });
@@ -863,14 +809,14 @@ impl Writer {
             });
         }
         records.extend(ops.map(LoggedOp::record));
-        let marks = self.bus.cellar(|c| c.marks());
+        let marks = self.feed.bar().cellar(|c| c.marks());
         records.push(Record::KegMarks {
             marks: serde_json::to_string(&marks).unwrap_or_default(),
         });
         records.extend(
             self.latest
                 .iter()
-                .map(|(&tap_id, &latest)| Record::Tap { tap_id, latest }),
+                .map(|(tap_id, latest)| Record::Tap { tap_id, latest }),
         );
         // Last, so that recovery has placed every pour before it reserves deleted ids.
         records.push(Record::Sequence {
@@ -885,7 +831,7 @@ impl Writer {
         let dir = journal.dir().to_owned();
         let spawned = std::thread::Builder::new()
             .name("altair-compact".into())
-            .spawn(move || super::journal::write_compacted(&dir, &records));
+            .spawn(move || file::write_compacted(&dir, &records));
         match spawned {
             Ok(handle) => self.compaction = Some((size, handle)),
             Err(e) => log::error!("cannot start compaction: {e}"),
@@ -912,7 +858,7 @@ impl Writer {
         match written.and_then(|()| journal.swap_in(since)) {
             Ok(()) => log::info!("journal compacted: {before} -> {} bytes", journal.len()),
             Err(e) => {
-                let compacted = journal.dir().join(super::journal::COMPACT_NAME);
+                let compacted = journal.dir().join(file::COMPACT_NAME);
                 if compacted.exists() {
                     log::error!("compaction failed, keeping the journal as it was: {e}");
                     let _ = std::fs::remove_file(compacted);
@@ -954,7 +900,8 @@ fn refuse(command: Command, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keg::CellarSettings;
+    use crate::anomaly::Burst;
+    use crate::decide::KeyTtl;
     use crate::pour::Flags;
 
     fn pour() -> NewPour {
@@ -973,19 +920,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("altair-ledger-fsync-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let catalogue = Catalogue::default();
-        let bus = Bus::new(
-            &catalogue,
-            chrono_tz::UTC,
-            CellarSettings::new(15.0, &catalogue),
-            16,
-            0,
-        );
-        let settings = LedgerSettings {
-            key_ttl: Duration::from_secs(60),
+        let feed = Feed::standalone(&catalogue);
+        let settings = JournalSettings {
+            rules: Settings {
+                key_ttl: KeyTtl::new(Duration::from_secs(60)),
+                burst: Burst { max_flow: 200.0 },
+            },
             compact_min_bytes: u64::MAX,
-            burst: crate::anomaly::Burst { max_flow: 200.0 },
         };
-        let ledger = Ledger::failing_syncs(&dir, &catalogue, bus, settings);
+        let ledger = JournalStore::failing_syncs(&dir, &catalogue, feed, settings);
         let broken = ledger.broken().unwrap();
         assert!(!broken.is_cancelled());
         let failed = ledger.insert(pour(), None).await.unwrap_err();

@@ -1,0 +1,837 @@
+//! The one place that decides what a change means: a new pour, a deletion, a keg
+//! operation or a tap's settings. Given the bar's state as of the log's end and a command,
+//! it says what is recorded (the pour's id and flags, the operation's keg), why it is
+//! refused, or what a retried idempotency key stands for. Pure and synchronous: each store
+//! calls it under its own ordering (the journal's writer thread, PostgreSQL's counters
+//! lock), then only persists and publishes the decision, so every store and every replica
+//! decides alike.
+//!
+//! What follows from a recorded change (keg levels, keg events, the report) is the state
+//! machines' business ([`Cellar`], [`crate::report`]), fed by the log in order.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::anomaly::Burst;
+use crate::config::Config;
+use crate::keg::{Cellar, KegError, KegOp};
+use crate::pour::{Flag, NewPour, Pour, Timestamp, microlitres};
+
+/// What became of a pour sent to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// Stored under a new id.
+    Created(Pour),
+    /// The idempotency key was seen with the same request: this is the original pour.
+    Replayed(Pour),
+    /// The idempotency key was seen with a different request.
+    Conflict,
+    /// The idempotency key was seen with the same request, but its pour (this id) has been
+    /// deleted since: nothing is stored again.
+    Deleted(u64),
+}
+
+/// What became of a keg operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KegDone {
+    /// Logged; the keg it made or changed.
+    Applied(u64),
+    /// The idempotency key was seen with the same request: this keg, nothing logged.
+    Replayed(u64),
+    /// The idempotency key was seen with a different request.
+    Conflict,
+}
+
+/// The rules' settings, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How fast a tap pours, for the `burst` flag.
+    pub burst: Burst,
+    /// How long an idempotency key stands for its request.
+    pub key_ttl: KeyTtl,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            burst: Burst {
+                max_flow: config.max_flow,
+            },
+            key_ttl: KeyTtl::new(config.idempotency_ttl),
+        }
+    }
+}
+
+/// How long an idempotency key stands for the request it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyTtl {
+    ms: i64,
+}
+
+impl KeyTtl {
+    pub fn new(ttl: Duration) -> KeyTtl {
+        KeyTtl {
+            ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Whether a key created at `created` still stands for its request at `now`.
+    pub fn alive(self, created: Timestamp, now: Timestamp) -> bool {
+        created.millis().saturating_add(self.ms) > now.millis()
+    }
+
+    /// Keys created after this time (ms, exclusive) are alive at `now`: for a store that
+    /// asks its database for live keys only.
+    pub fn cutoff(self, now: Timestamp) -> i64 {
+        now.millis().saturating_sub(self.ms)
+    }
+}
+
+/// What "the same body" means for a retry: the fields the device sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Fingerprint {
+    tap_id: u32,
+    volume_bits: u64,
+    /// The timestamp only if the device named it; otherwise the server chose it.
+    timestamp: Option<Timestamp>,
+}
+
+impl Fingerprint {
+    fn of_request(pour: &NewPour) -> Fingerprint {
+        Fingerprint {
+            tap_id: pour.tap_id,
+            volume_bits: pour.volume.to_bits(),
+            timestamp: pour.device_timestamp.then_some(pour.timestamp),
+        }
+    }
+
+    fn of_stored(pour: &Pour, device_timestamp: bool) -> Fingerprint {
+        Fingerprint {
+            tap_id: pour.tap_id,
+            volume_bits: pour.volume.to_bits(),
+            timestamp: device_timestamp.then_some(pour.timestamp),
+        }
+    }
+}
+
+/// What a store remembers of an idempotency key a pour was stored under.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownPour<'a> {
+    pub pour: &'a Pour,
+    /// Whether the request named the timestamp (part of what "the same body" means).
+    pub device_timestamp: bool,
+    pub created: Timestamp,
+    /// Whether the pour has been deleted since.
+    pub deleted: bool,
+}
+
+/// What a store remembers of an idempotency key a keg operation was logged under.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownOp<'a> {
+    /// The operation (`None`: unreadable, as a newer server might have written it; never
+    /// the same request).
+    pub op: Option<&'a KegOp>,
+    /// The keg the operation made or changed.
+    pub keg_id: u64,
+    pub created: Timestamp,
+}
+
+/// The latest time each tap reported a pour at, deleted or not: what `burst` compares with.
+#[derive(Debug, Clone, Default)]
+pub struct Latest(HashMap<u32, Timestamp>);
+
+impl Latest {
+    /// Notes a pour of `tap_id` at `at` (recovery, or a decided batch once it is kept).
+    pub fn saw(&mut self, tap_id: u32, at: Timestamp) {
+        let seen = self.0.entry(tap_id).or_insert(at);
+        *seen = (*seen).max(at);
+    }
+
+    pub fn get(&self, tap_id: u32) -> Option<Timestamp> {
+        self.0.get(&tap_id).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Timestamp)> + '_ {
+        self.0.iter().map(|(&tap, &at)| (tap, at))
+    }
+}
+
+impl FromIterator<(u32, Timestamp)> for Latest {
+    fn from_iter<I: IntoIterator<Item = (u32, Timestamp)>>(taps: I) -> Latest {
+        let mut latest = Latest::default();
+        for (tap_id, at) in taps {
+            latest.saw(tap_id, at);
+        }
+        latest
+    }
+}
+
+/// What to do with a pour request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PourDecision {
+    /// Record this pour: its id and every flag are decided.
+    Record(Pour),
+    /// Record nothing; answer this (a retried idempotency key).
+    Answer(Inserted),
+}
+
+/// What to do with a deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteDecision {
+    /// Record the deletion of this pour.
+    Record,
+    /// No such pour, or it is deleted already: record nothing, answer "not found".
+    Missing,
+}
+
+/// What to do with a keg operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KegDecision {
+    /// Record the operation after pour `after` (its place in the log): it makes or
+    /// changes keg `keg_id`.
+    Record { keg_id: u64, after: u64 },
+    /// Record nothing; answer this (a retried idempotency key).
+    Answer(KegDone),
+    /// It does not apply now.
+    Refused(KegError),
+}
+
+/// A deletion decided alone; `stored`: whether the store holds the pour, not deleted.
+pub fn delete(stored: bool) -> DeleteDecision {
+    if stored {
+        DeleteDecision::Record
+    } else {
+        DeleteDecision::Missing
+    }
+}
+
+/// A keyed pour decided in this batch, so that a second request with its key sees it.
+#[derive(Debug)]
+struct Keyed {
+    key: String,
+    pour: Pour,
+    device_timestamp: bool,
+}
+
+/// Decides a batch of commands, in log order, against the state at the log's end.
+///
+/// Nothing outside the batch changes while it decides: the store keeps what it decided,
+/// then feeds the taps' new latest pour times ([`Batch::latest`]) to its own record.
+pub struct Batch<'a> {
+    rules: Settings,
+    kegs: &'a Cellar,
+    latest: &'a Latest,
+    now: Timestamp,
+    next_id: u64,
+    /// The taps whose latest pour time this batch moved, and to what.
+    moved: Vec<(u32, Timestamp)>,
+    /// Volume (µl) decided per tap in this batch, not yet drawn from its keg.
+    drawn: Vec<(u32, i64)>,
+    keyed: Vec<Keyed>,
+    deleted: Vec<u64>,
+}
+
+impl<'a> Batch<'a> {
+    /// A batch after pour `last_id` (the log's end), at `now`, against the kegs and the
+    /// taps' latest pour times as the log has them there.
+    pub fn new(
+        rules: Settings,
+        kegs: &'a Cellar,
+        latest: &'a Latest,
+        last_id: u64,
+        now: Timestamp,
+    ) -> Batch<'a> {
+        Batch {
+            rules,
+            kegs,
+            latest,
+            now,
+            next_id: last_id + 1,
+            moved: Vec::new(),
+            drawn: Vec::new(),
+            keyed: Vec::new(),
+            deleted: Vec::new(),
+        }
+    }
+
+    /// When the batch is decided: what its idempotency keys are created at.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// A pour request, with its idempotency key and what the store remembers of that key
+    /// (nothing for a key it has not seen, or has forgotten).
+    pub fn pour(
+        &mut self,
+        request: NewPour,
+        key: Option<&str>,
+        known: Option<KnownPour<'_>>,
+    ) -> PourDecision {
+        if let Some(key) = key
+            && let Some(answer) = self.retried_pour(key, &request, known)
+        {
+            return PourDecision::Answer(answer);
+        }
+        let mut request = request;
+        let tap_id = request.tap_id;
+        let previous = self.latest_of(tap_id);
+        if self.rules.burst.between(previous, &request) {
+            request.flags = request.flags.with(Flag::Burst);
+        }
+        let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
+        match self.moved.iter_mut().find(|(t, _)| *t == tap_id) {
+            Some(moved) => moved.1 = at,
+            None => self.moved.push((tap_id, at)),
+        }
+        // A short list: a batch's taps are few.
+        let i = match self.drawn.iter().position(|(t, _)| *t == tap_id) {
+            Some(i) => i,
+            None => {
+                self.drawn.push((tap_id, 0));
+                self.drawn.len() - 1
+            }
+        };
+        let drawn = &mut self.drawn[i].1;
+        if self.kegs.empty_before(tap_id, *drawn) {
+            request.flags = request.flags.with(Flag::EmptyKeg);
+        }
+        *drawn += microlitres(request.volume);
+        let device_timestamp = request.device_timestamp;
+        let pour = request.with_id(self.next_id);
+        self.next_id += 1;
+        if let Some(key) = key {
+            self.keyed.push(Keyed {
+                key: key.to_owned(),
+                pour: pour.clone(),
+                device_timestamp,
+            });
+        }
+        PourDecision::Record(pour)
+    }
+
+    /// What a retry of `key` answers, if the key stands for a request.
+    fn retried_pour(
+        &self,
+        key: &str,
+        request: &NewPour,
+        known: Option<KnownPour<'_>>,
+    ) -> Option<Inserted> {
+        let (pour, device_timestamp, deleted) = match self.keyed.iter().rev().find(|k| k.key == key)
+        {
+            Some(keyed) => (&keyed.pour, keyed.device_timestamp, false),
+            None => {
+                let known = known.filter(|k| self.rules.key_ttl.alive(k.created, self.now))?;
+                (known.pour, known.device_timestamp, known.deleted)
+            }
+        };
+        let deleted = deleted || self.deleted.contains(&pour.id);
+        Some(
+            if Fingerprint::of_stored(pour, device_timestamp) != Fingerprint::of_request(request) {
+                Inserted::Conflict
+            } else if deleted {
+                Inserted::Deleted(pour.id)
+            } else {
+                Inserted::Replayed(pour.clone())
+            },
+        )
+    }
+
+    /// A deletion of pour `id`; `stored`: whether the store holds it, not deleted.
+    pub fn delete(&mut self, id: u64, stored: bool) -> DeleteDecision {
+        let decision = delete(stored && !self.deleted.contains(&id));
+        if decision == DeleteDecision::Record {
+            self.deleted.push(id);
+        }
+        decision
+    }
+
+    /// A keg operation, with what the store remembers of its idempotency key. The kegs
+    /// must have reached every change before it: a store decides one alone.
+    pub fn keg(
+        &mut self,
+        op: &KegOp,
+        key: Option<&str>,
+        known: Option<KnownOp<'_>>,
+    ) -> KegDecision {
+        let known = key
+            .and(known)
+            .filter(|k| self.rules.key_ttl.alive(k.created, self.now));
+        if let Some(known) = known {
+            let same = known
+                .op
+                .is_some_and(|o| o.fingerprint() == op.fingerprint());
+            return KegDecision::Answer(if same {
+                KegDone::Replayed(known.keg_id)
+            } else {
+                KegDone::Conflict
+            });
+        }
+        match self.kegs.check(op) {
+            Ok(keg_id) => KegDecision::Record {
+                keg_id,
+                after: self.next_id - 1,
+            },
+            Err(e) => KegDecision::Refused(e),
+        }
+    }
+
+    /// The taps whose latest pour time the batch moved, and to what: for the store to keep
+    /// once the batch is.
+    pub fn into_latest(self) -> Vec<(u32, Timestamp)> {
+        self.moved
+    }
+
+    fn latest_of(&self, tap_id: u32) -> Option<Timestamp> {
+        self.moved
+            .iter()
+            .find(|(t, _)| *t == tap_id)
+            .map(|(_, at)| *at)
+            .or_else(|| self.latest.get(tap_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::glass::Catalogue;
+    use crate::keg::CellarSettings;
+    use crate::pour::Flags;
+
+    /// Now, in every case: far from 0, so that "long ago" and "expired" fit before it.
+    const NOW: i64 = 1_000_000_000;
+    const TTL_MS: i64 = 60_000;
+
+    fn settings() -> Settings {
+        Settings {
+            // 100 ml/s: a 500 ml pour takes 5 s.
+            burst: Burst { max_flow: 100.0 },
+            key_ttl: KeyTtl::new(Duration::from_millis(TTL_MS as u64)),
+        }
+    }
+
+    fn request(tap_id: u32, volume: f64, at: i64, device_timestamp: bool) -> NewPour {
+        NewPour {
+            tap_id,
+            volume,
+            glass: "pint".into(),
+            timestamp: Timestamp::from_millis(at),
+            device_timestamp,
+            flags: Flags::NONE,
+        }
+    }
+
+    /// A bar with a keg holding `ml` on tap 1 (none if `None`).
+    fn cellar(keg_ml: Option<i64>) -> Cellar {
+        let mut cellar = Cellar::new(CellarSettings::new(15.0, &Catalogue::default()));
+        if let Some(ml) = keg_ml {
+            cellar.apply_op(
+                &KegOp::Tap {
+                    tap_id: 1,
+                    beverage: "Helles".into(),
+                    size_ul: 50_000_000,
+                    start_ul: ml * 1000,
+                    at: Timestamp::from_millis(0),
+                },
+                0,
+            );
+        }
+        cellar
+    }
+
+    /// A pour a live key stored: id 7, tap 1, 500 ml at NOW - 10 s, timed by the server.
+    struct Stored {
+        device_timestamp: bool,
+        created: i64,
+        deleted: bool,
+    }
+
+    const LIVE: Stored = Stored {
+        device_timestamp: false,
+        created: NOW - 1_000,
+        deleted: false,
+    };
+
+    fn stored_pour() -> Pour {
+        request(1, 500.0, NOW - 10_000, false).with_id(7)
+    }
+
+    /// One request of a case and what it must come to.
+    struct Step {
+        tap: u32,
+        ml: f64,
+        at: i64,
+        device_timestamp: bool,
+        key: Option<&'static str>,
+        expect: Expect,
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        Recorded(u64, &'static [Flag]),
+        Replayed(u64),
+        Conflict,
+        Deleted(u64),
+    }
+
+    fn step(tap: u32, ml: f64, at: i64, expect: Expect) -> Step {
+        Step {
+            tap,
+            ml,
+            at,
+            device_timestamp: true,
+            key: None,
+            expect,
+        }
+    }
+
+    fn keyed(key: &'static str, ml: f64, device_timestamp: bool, expect: Expect) -> Step {
+        Step {
+            tap: 1,
+            ml,
+            at: NOW,
+            device_timestamp,
+            key: Some(key),
+            expect,
+        }
+    }
+
+    #[derive(Default)]
+    struct Case {
+        name: &'static str,
+        /// Tap 1's latest pour time before the batch.
+        latest: Option<i64>,
+        keg_ml: Option<i64>,
+        /// What the store remembers of key "k".
+        known: Option<Stored>,
+        /// Pours deleted earlier in the batch.
+        deleted_first: &'static [u64],
+        steps: Vec<Step>,
+    }
+
+    #[test]
+    fn pours_are_decided_as_the_table_says() {
+        use Expect::*;
+        use Flag::{Burst, EmptyKeg};
+        let cases = vec![
+            Case {
+                name: "a tap's first pour takes the next id and no flag",
+                steps: vec![step(1, 500.0, NOW, Recorded(101, &[]))],
+                ..Case::default()
+            },
+            Case {
+                name: "a pour sooner after the tap's latest than the tap can pour it is a burst",
+                latest: Some(NOW - 1_000),
+                steps: vec![step(1, 500.0, NOW, Recorded(101, &[Burst]))],
+                ..Case::default()
+            },
+            Case {
+                name: "a pour long enough after the tap's latest is not",
+                latest: Some(NOW - 6_000),
+                steps: vec![step(1, 500.0, NOW, Recorded(101, &[]))],
+                ..Case::default()
+            },
+            Case {
+                name: "the latest is a batch's own earlier pour, on that tap only",
+                steps: vec![
+                    step(1, 500.0, NOW, Recorded(101, &[])),
+                    step(2, 500.0, NOW, Recorded(102, &[])),
+                    step(1, 500.0, NOW + 1_000, Recorded(103, &[Burst])),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "a pour timed just before the latest is a burst too; the latest stays",
+                latest: Some(NOW),
+                steps: vec![
+                    step(1, 500.0, NOW - 1_000, Recorded(101, &[Burst])),
+                    step(1, 500.0, NOW - 60_000, Recorded(102, &[])),
+                    step(1, 500.0, NOW + 6_000, Recorded(103, &[])),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "no keg on the tap: never empty",
+                steps: vec![step(1, 500.0, NOW, Recorded(101, &[]))],
+                ..Case::default()
+            },
+            Case {
+                name: "the pour that finds the keg empty, counting the batch's own draws",
+                keg_ml: Some(900),
+                steps: vec![
+                    step(1, 500.0, NOW, Recorded(101, &[])),
+                    step(1, 500.0, NOW + 10_000, Recorded(102, &[])),
+                    step(1, 500.0, NOW + 20_000, Recorded(103, &[EmptyKeg])),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "a keg drawn to nothing is empty for the next pour",
+                keg_ml: Some(500),
+                steps: vec![
+                    step(1, 500.0, NOW, Recorded(101, &[])),
+                    step(1, 500.0, NOW + 10_000, Recorded(102, &[EmptyKeg])),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "a key never seen records the pour",
+                steps: vec![keyed("k", 500.0, false, Recorded(101, &[]))],
+                ..Case::default()
+            },
+            Case {
+                name: "a live key with the same body answers the original, takes no id",
+                latest: Some(NOW - 10_000),
+                known: Some(LIVE),
+                steps: vec![
+                    keyed("k", 500.0, false, Replayed(7)),
+                    step(1, 500.0, NOW + 60_000, Recorded(101, &[])),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "a live key with another volume is a conflict",
+                known: Some(LIVE),
+                steps: vec![keyed("k", 330.0, false, Conflict)],
+                ..Case::default()
+            },
+            Case {
+                name: "a live key now naming a time its first request did not is a conflict",
+                known: Some(LIVE),
+                steps: vec![keyed("k", 500.0, true, Conflict)],
+                ..Case::default()
+            },
+            Case {
+                name: "a live key whose pour was deleted says so and stores nothing",
+                known: Some(Stored {
+                    deleted: true,
+                    ..LIVE
+                }),
+                steps: vec![keyed("k", 500.0, false, Deleted(7))],
+                ..Case::default()
+            },
+            Case {
+                name: "a live key whose pour this batch deletes says so too",
+                known: Some(LIVE),
+                deleted_first: &[7],
+                steps: vec![keyed("k", 500.0, false, Deleted(7))],
+                ..Case::default()
+            },
+            Case {
+                name: "an expired key stands for nothing: the pour is recorded anew",
+                known: Some(Stored {
+                    created: NOW - TTL_MS,
+                    ..LIVE
+                }),
+                steps: vec![keyed("k", 500.0, false, Recorded(101, &[]))],
+                ..Case::default()
+            },
+            Case {
+                name: "a key used twice in one batch: the second answers the first",
+                steps: vec![
+                    keyed("k", 500.0, false, Recorded(101, &[])),
+                    keyed("k", 500.0, false, Replayed(101)),
+                    keyed("k", 250.0, false, Conflict),
+                ],
+                ..Case::default()
+            },
+        ];
+        for case in cases {
+            let kegs = cellar(case.keg_ml);
+            let latest: Latest = case
+                .latest
+                .map(|at| (1, Timestamp::from_millis(at)))
+                .into_iter()
+                .collect();
+            let stored = stored_pour();
+            let mut batch =
+                Batch::new(settings(), &kegs, &latest, 100, Timestamp::from_millis(NOW));
+            for &id in case.deleted_first {
+                assert_eq!(
+                    batch.delete(id, true),
+                    DeleteDecision::Record,
+                    "{}",
+                    case.name
+                );
+            }
+            for (i, s) in case.steps.iter().enumerate() {
+                let known = case.known.as_ref().map(|k| KnownPour {
+                    pour: &stored,
+                    device_timestamp: k.device_timestamp,
+                    created: Timestamp::from_millis(k.created),
+                    deleted: k.deleted,
+                });
+                let known = s.key.and(known);
+                let got = match batch.pour(
+                    request(s.tap, s.ml, s.at, s.device_timestamp),
+                    s.key,
+                    known,
+                ) {
+                    PourDecision::Record(pour) => {
+                        Expect::Recorded(pour.id, Vec::leak(pour.flags.iter().collect()))
+                    }
+                    PourDecision::Answer(Inserted::Replayed(pour)) => Expect::Replayed(pour.id),
+                    PourDecision::Answer(Inserted::Conflict) => Expect::Conflict,
+                    PourDecision::Answer(Inserted::Deleted(id)) => Expect::Deleted(id),
+                    PourDecision::Answer(Inserted::Created(_)) => {
+                        panic!("{}: not an answer", case.name)
+                    }
+                };
+                assert_eq!(got, s.expect, "{} (request {})", case.name, i + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_reports_each_taps_latest_pour_time_for_the_store_to_keep() {
+        let kegs = cellar(None);
+        let latest: Latest = [(1, Timestamp::from_millis(NOW))].into_iter().collect();
+        let mut batch = Batch::new(settings(), &kegs, &latest, 0, Timestamp::from_millis(NOW));
+        batch.pour(request(1, 500.0, NOW - 50_000, true), None, None);
+        batch.pour(request(2, 500.0, NOW + 5, true), None, None);
+        batch.pour(request(2, 500.0, NOW + 1, true), None, None);
+        let mut moved = batch.into_latest();
+        moved.sort_unstable_by_key(|(tap, _)| *tap);
+        assert_eq!(
+            moved,
+            vec![
+                (1, Timestamp::from_millis(NOW)),
+                (2, Timestamp::from_millis(NOW + 5))
+            ],
+            "an earlier-timed pour never moves a tap's latest back"
+        );
+    }
+
+    #[test]
+    fn deletions_are_decided_as_the_table_says() {
+        let kegs = cellar(None);
+        let latest = Latest::default();
+        // (stored, expected), in one batch, all of pour 5.
+        let cases = [
+            ("a pour the store holds", true, DeleteDecision::Record),
+            (
+                "the same pour again in the batch",
+                true,
+                DeleteDecision::Missing,
+            ),
+        ];
+        let mut batch = Batch::new(settings(), &kegs, &latest, 9, Timestamp::from_millis(NOW));
+        for (name, stored, expected) in cases {
+            assert_eq!(batch.delete(5, stored), expected, "{name}");
+        }
+        assert_eq!(
+            batch.delete(6, false),
+            DeleteDecision::Missing,
+            "a pour not held"
+        );
+        assert_eq!(delete(true), DeleteDecision::Record, "alone, held");
+        assert_eq!(delete(false), DeleteDecision::Missing, "alone, not held");
+    }
+
+    #[test]
+    fn keg_operations_are_decided_as_the_table_says() {
+        let at = Timestamp::from_millis(NOW);
+        let tap = KegOp::Tap {
+            tap_id: 2,
+            beverage: "Stout".into(),
+            size_ul: 20_000_000,
+            start_ul: 20_000_000,
+            at,
+        };
+        let finish = |keg_id| KegOp::Finish { keg_id, at };
+        let later_tap = KegOp::Tap {
+            tap_id: 2,
+            beverage: "Stout".into(),
+            size_ul: 20_000_000,
+            start_ul: 20_000_000,
+            at: Timestamp::from_millis(NOW + 5),
+        };
+        let live = NOW - 1_000;
+        let expired = NOW - TTL_MS;
+        // (name, op, key, what the store remembers of it: (op, keg, created), expected)
+        type Known = Option<(Option<KegOp>, u64, i64)>;
+        let cases: Vec<(&str, KegOp, Option<&str>, Known, KegDecision)> = vec![
+            (
+                "a keg tapped is the next keg, after the log's last pour",
+                tap.clone(),
+                None,
+                None,
+                KegDecision::Record {
+                    keg_id: 2,
+                    after: 40,
+                },
+            ),
+            (
+                "a keg that does not exist cannot be finished",
+                finish(9),
+                None,
+                None,
+                KegDecision::Refused(KegError::NotFound(9)),
+            ),
+            (
+                "the keg on tap 1 can be finished",
+                finish(1),
+                Some("f"),
+                None,
+                KegDecision::Record {
+                    keg_id: 1,
+                    after: 40,
+                },
+            ),
+            (
+                "a live key with the same operation, made later, answers its keg",
+                later_tap.clone(),
+                Some("k"),
+                Some((Some(tap.clone()), 2, live)),
+                KegDecision::Answer(KegDone::Replayed(2)),
+            ),
+            (
+                "a live key with another operation is a conflict",
+                finish(1),
+                Some("k"),
+                Some((Some(tap.clone()), 2, live)),
+                KegDecision::Answer(KegDone::Conflict),
+            ),
+            (
+                "a live key whose operation is unreadable is a conflict",
+                tap.clone(),
+                Some("k"),
+                Some((None, 2, live)),
+                KegDecision::Answer(KegDone::Conflict),
+            ),
+            (
+                "an expired key stands for nothing",
+                tap.clone(),
+                Some("k"),
+                Some((Some(tap.clone()), 2, expired)),
+                KegDecision::Record {
+                    keg_id: 2,
+                    after: 40,
+                },
+            ),
+        ];
+        let kegs = cellar(Some(1_000));
+        let latest = Latest::default();
+        for (name, op, key, known, expected) in cases {
+            let mut batch = Batch::new(settings(), &kegs, &latest, 40, at);
+            let known = known.as_ref().map(|(op, keg_id, created)| KnownOp {
+                op: op.as_ref(),
+                keg_id: *keg_id,
+                created: Timestamp::from_millis(*created),
+            });
+            assert_eq!(batch.keg(&op, key, known), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_key_lives_for_its_ttl_and_no_longer() {
+        let ttl = KeyTtl::new(Duration::from_millis(1_000));
+        let at = |ms| Timestamp::from_millis(ms);
+        assert!(ttl.alive(at(5_000), at(5_999)));
+        assert!(!ttl.alive(at(5_000), at(6_000)));
+        assert_eq!(
+            ttl.cutoff(at(6_000)),
+            5_000,
+            "created after the cutoff: alive"
+        );
+    }
+}

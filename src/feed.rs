@@ -1,0 +1,93 @@
+//! Where the log's committed changes go: each is applied to the [`Bar`]'s state and
+//! published on the [`Bus`], with the keg events it causes, in commit order.
+//!
+//! Stores feed it while they still hold their write lock, so events leave in commit order
+//! (pour ids ascending); the bar's lock is held across the send, so that a reader of the
+//! bar (a subscriber's replay, a report) never sees a change the channel has not carried.
+
+use std::sync::Arc;
+
+use crate::bar::{Bar, Held};
+use crate::bus::{Bus, Event};
+use crate::glass::Catalogue;
+use crate::keg::{CellarSettings, KegEvent, KegOp};
+use crate::pour::{Pour, Timestamp};
+use crate::report::Report;
+
+/// A cheap-to-clone handle: the bar's state and the bus it publishes on.
+#[derive(Clone)]
+pub struct Feed {
+    bar: Bar,
+    bus: Bus,
+    /// A report follows every this many pours (0: only at the interval).
+    report_every: u64,
+}
+
+impl Feed {
+    pub fn new(bar: Bar, bus: Bus, report_every: u64) -> Feed {
+        Feed {
+            bar,
+            bus,
+            report_every,
+        }
+    }
+
+    /// A feed for a store on its own (benchmarks, unit tests): a bar on UTC's clock whose
+    /// kegs are low at 15 %, a small bus, and reports only when asked.
+    pub fn standalone(catalogue: &Catalogue) -> Feed {
+        let kegs = CellarSettings::new(15.0, catalogue);
+        Feed::new(Bar::new(catalogue, chrono_tz::UTC, kegs), Bus::new(16), 0)
+    }
+
+    /// The bar's state this feed keeps.
+    pub fn bar(&self) -> &Bar {
+        &self.bar
+    }
+
+    /// Applies and publishes a committed pour (call in commit order), then the keg events
+    /// it causes.
+    pub fn poured(&self, pour: Pour) {
+        let mut state = self.bar.hold();
+        let now = Timestamp::now();
+        let events = state.poured(&pour, now);
+        self.bus.send(Event::Poured(pour));
+        self.send_keg_events(events);
+        let every = self.report_every;
+        if every > 0 && state.total_pours().is_multiple_of(every) {
+            self.send_report(&state, now);
+        }
+    }
+
+    /// Applies and publishes a committed deletion.
+    pub fn deleted(&self, pour: Pour) {
+        let mut state = self.bar.hold();
+        state.deleted(&pour);
+        self.bus.send(Event::Deleted(pour));
+    }
+
+    /// Applies a keg operation logged after pour `after` and publishes the events it
+    /// caused.
+    pub fn keg_op(&self, op: &KegOp, after: u64) {
+        let mut state = self.bar.hold();
+        let events = state.keg_op(op, after);
+        self.send_keg_events(events);
+    }
+
+    /// Publishes the current report and returns it.
+    pub fn publish_report(&self) -> Arc<Report> {
+        let state = self.bar.hold();
+        self.send_report(&state, Timestamp::now())
+    }
+
+    fn send_report(&self, state: &Held<'_>, now: Timestamp) -> Arc<Report> {
+        let report = Arc::new(state.report(now));
+        self.bus.send(Event::Report(report.clone()));
+        report
+    }
+
+    fn send_keg_events(&self, events: Vec<Arc<KegEvent>>) {
+        for event in events {
+            self.bus.send(Event::Keg(event));
+        }
+    }
+}
