@@ -20,6 +20,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::config::Config;
+
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -123,6 +125,8 @@ pub enum TokensError {
     },
     #[error("tokens file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("--require-auth is set but no tokens file is given (--tokens or ALTAIR_TOKENS_FILE)")]
+    Required,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +251,29 @@ impl fmt::Display for AuthFailure {
 }
 
 impl Auth {
+    /// Tokens from the tokens file, or an open server (loudly) when there is none.
+    pub fn from_config(config: &Config) -> Result<Auth, TokensError> {
+        match &config.tokens {
+            Some(file) => {
+                let auth = Auth::from_file(file, config.public.clone())?;
+                log::info!(
+                    "auth: {} tokens from {}; public without a token: {}",
+                    auth.token_count(),
+                    file.display(),
+                    config.public.join(", ")
+                );
+                Ok(auth)
+            }
+            None if config.require_auth => Err(TokensError::Required),
+            None => {
+                log::warn!(
+                    "NO TOKENS FILE: the server is open; anyone who can reach it may post pours as any tap and delete history (set --tokens, or --require-auth to forbid this)"
+                );
+                Ok(Auth::open())
+            }
+        }
+    }
+
     /// No tokens: everyone may do everything.
     pub fn open() -> Auth {
         Auth {

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Event;
+use crate::bus::{Bus, Event};
 use crate::keg::KegEvent;
 use crate::pour::Pour;
 use crate::report::Report;
@@ -658,6 +658,39 @@ impl Hub {
             }
             let _ = entry.kick.send(why);
         }
+    }
+
+    /// Starts one hub thread per runtime given, each fanning out to its share of the
+    /// subscribers, subscribed to `bus` now (before the first request, so that the hub sees
+    /// every event). A thread that cannot start runs on `fallback` instead: still correct,
+    /// only slower to share the CPU fairly. Each receiver closes when its thread is done.
+    pub fn start(
+        &self,
+        runtimes: Vec<tokio::runtime::Runtime>,
+        bus: &Bus,
+        shutdown: &CancellationToken,
+        fallback: &tokio::runtime::Handle,
+    ) -> Vec<oneshot::Receiver<()>> {
+        let count = runtimes.len() as u64;
+        let fan_out = |shard| self.clone().run(shard, bus.subscribe(), shutdown.clone());
+        let mut stopped = Vec::new();
+        for (index, runtime) in (0..count).zip(runtimes) {
+            let shard = Shard { index, count };
+            let work = fan_out(shard);
+            let (done, done_rx) = oneshot::channel::<()>();
+            stopped.push(done_rx);
+            let thread = std::thread::Builder::new()
+                .name(format!("altair-hub-{index}"))
+                .spawn(move || {
+                    runtime.block_on(work);
+                    drop(done);
+                });
+            if let Err(e) = thread {
+                log::warn!("cannot start hub thread {index} ({e}); it runs on the fan-out runtime");
+                fallback.spawn(fan_out(shard));
+            }
+        }
+        stopped
     }
 
     /// Fans out bus events to `shard`'s subscribers until `shutdown` or the bus closes. It

@@ -9,6 +9,8 @@
 //! **Serve**: requests in, answers and events out.
 //! - [`server`]: composes the rest: builds the shared state, accepts connections, runs the
 //!   background tasks, shuts down gracefully.
+//! - [`tasks`]: the background chores on one ticking helper: reports at the interval,
+//!   quiet taps, free space, and the request log's and rate limiter's upkeep.
 //! - [`http`]: the gate (CORS, origins, rate limits, authentication), the shared state, the
 //!   routes and their handlers, the WebSocket endpoint (handshake, replay with `since`, each
 //!   connection's loop), the OpenAPI document, the live operations page's files (`web/`),
@@ -65,6 +67,7 @@ pub mod pour;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod tasks;
 
 pub use config::Config;
 pub use server::{RunningServer, Server};

@@ -88,7 +88,7 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
 
 /// `altair-server migrate`: the schema brought up to date, said in one line.
 fn migrate(config: &Config) -> ExitCode {
-    let settings = match altair::server::database_settings(config) {
+    let settings = match altair::store::database_settings(config) {
         Ok(Some(settings)) => settings,
         Ok(None) => {
             eprintln!("altair-server: migrate needs --database-url (or DATABASE_URL)");

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod gate;
 pub mod openapi;
+pub mod pipeline;
 pub mod reply;
 pub mod request;
 pub mod request_log;
@@ -30,9 +31,10 @@ use warp::{Filter, Reply};
 
 pub use error::{ApiError, ErrorBody, recover};
 pub use gate::{Gate, GateSettings};
+pub use pipeline::Pipeline;
 pub use request::BodyHeaders;
 pub use request_log::RequestLog;
-pub use state::{AppState, Pouring, SocketSettings};
+pub use state::{AppState, Pouring, Shared, SocketSettings};
 
 use crate::auth::{Identity, Need};
 use reply::answer;

@@ -14,6 +14,8 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::state::AppState;
 use super::{beers, kegs, operations, socket};
+use crate::auth::Auth;
+use crate::config::Config;
 use crate::glass::Catalogue;
 use crate::pour::Intake;
 
@@ -128,6 +130,30 @@ pub fn document() -> &'static Value {
 }
 
 /// The document as this server serves it: its auth mode and its glass catalogue.
+/// The document as this server serves it (its tokens, its glasses, its intake),
+/// serialized once.
+pub fn served(
+    config: &Config,
+    auth: &Auth,
+    catalogue: &Catalogue,
+    retired: &[(Arc<str>, u64)],
+) -> bytes::Bytes {
+    let document = document_for(&Served {
+        open: auth.is_open(),
+        public: auth.public(),
+        catalogue,
+        types: catalogue
+            .glasses()
+            .iter()
+            .map(|g| g.name.to_string())
+            .chain([crate::glass::UNCLASSIFIED.to_owned()])
+            .chain(retired.iter().map(|(g, _)| g.to_string()))
+            .collect(),
+        intake: super::state::intake(config),
+    });
+    serde_json::to_vec(&document).unwrap_or_default().into()
+}
+
 pub fn document_for(served: &Served) -> Value {
     let mut doc = document().clone();
     bound_volumes(&mut doc, served.catalogue, &served.intake);

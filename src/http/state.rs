@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::gate::Gate;
+use super::gate::{Gate, GateSettings};
 use crate::anomaly::Rules;
+use crate::auth::Auth;
 use crate::bar::Bar;
 use crate::bus::Bus;
+use crate::config::Config;
 use crate::feed::Feed;
 use crate::glass::Catalogue;
 use crate::hub::Hub;
@@ -47,6 +49,89 @@ pub struct AppState {
     /// the hub hands over), apart from HTTP's, so that the OS scheduler, not a task queue
     /// thousands of connections long, decides when a POST runs.
     pub fanout: tokio::runtime::Handle,
+}
+
+/// What the server made before the handlers' state: the store and what it feeds, the
+/// catalogue and the tokens.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub bar: Bar,
+    pub bus: Bus,
+    pub feed: Feed,
+    pub catalogue: Catalogue,
+    pub auth: Arc<Auth>,
+    /// Glasses of stored pours that the catalogue no longer defines, with their pours.
+    pub retired: Vec<(Arc<str>, u64)>,
+    /// The OpenAPI document as this server serves it ([`super::openapi::served`]).
+    pub openapi: bytes::Bytes,
+}
+
+impl AppState {
+    /// The handlers' state, as `config` sets it up; connections' tasks run on `fanout`.
+    pub fn new(config: &Config, shared: Shared, fanout: tokio::runtime::Handle) -> AppState {
+        if !shared.retired.is_empty() {
+            let types: Vec<String> = shared
+                .retired
+                .iter()
+                .map(|(glass, pours)| format!("{glass} ({} pours)", crate::human::count(*pours)))
+                .collect();
+            log::warn!(
+                "glasses: stored pours have types the catalogue no longer defines: {}; they stay valid filters and stay in the report",
+                types.join(", ")
+            );
+        }
+        let metrics = crate::metrics::install();
+        let glasses: Vec<&str> = shared
+            .catalogue
+            .glasses()
+            .iter()
+            .map(|g| &*g.name)
+            .chain([crate::glass::UNCLASSIFIED])
+            .collect();
+        crate::metrics::start_at_zero(&glasses, &crate::pour::Flag::ALL.map(|f| f.name()));
+        AppState {
+            openapi: shared.openapi,
+            store: shared.store,
+            bar: shared.bar,
+            bus: shared.bus,
+            feed: shared.feed,
+            hub: Hub::new(config.subscriber_queue as usize),
+            pouring: Arc::new(Pouring {
+                catalogue: shared.catalogue,
+                intake: intake(config),
+                rules: Rules::from_config(config),
+                quiet_after: config.quiet_after,
+            }),
+            started: Instant::now(),
+            socket: SocketSettings {
+                ping_interval: config.ping_interval,
+                pong_timeout: config.pong_timeout,
+                close_grace: config.close_grace,
+                report_interval: config.report_interval,
+                max_subscribers: config.max_subscribers,
+            },
+            gate: Arc::new(Gate::new(
+                shared.auth,
+                &GateSettings {
+                    per_credential: config.rate_limit,
+                    per_address: config.rate_limit_address,
+                    cors_origins: config.cors_origin.clone(),
+                },
+            )),
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            fanout,
+        }
+    }
+}
+
+/// What a pour's volume must be to be stored.
+pub fn intake(config: &Config) -> Intake {
+    Intake {
+        max_volume: config.max_volume,
+        reject_unclassified: config.reject_unclassified,
+    }
 }
 
 /// How pours are judged, from the configuration.

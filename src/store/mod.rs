@@ -8,8 +8,11 @@
 //! - [`journal`]: the journal store (an append-only file, group-committed; or nothing on
 //!   disk with `--ephemeral`) behind an in-memory index.
 //! - [`postgres`]: PostgreSQL, shared by several servers; each tails the log.
+//!
+//! [`open`] opens the one the configuration names.
 
 pub mod journal;
+mod open;
 pub mod postgres;
 
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use async_trait::async_trait;
 
 pub use crate::decide::{Inserted, KegDone};
 pub use journal::{JournalError, JournalSettings, JournalStore, Opened};
+pub use open::{OpenError, database_settings, open};
 pub use postgres::{PgOpened, PgSettings, PgStore};
 
 use crate::keg::{KegError, KegOp};

@@ -1,0 +1,153 @@
+//! The server's background tasks, each a chore done at a tick until shutdown: reports at
+//! the interval, quiet taps announced, free space watched, and the request log's and rate
+//! limiter's upkeep.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::disk::{self, LowSpace};
+use crate::feed::Feed;
+use crate::http::{AppState, Gate, RequestLog};
+use crate::human;
+use crate::keg::KegOp;
+use crate::pour::Timestamp;
+
+/// Starts every chore; each task ends at shutdown.
+pub fn start(
+    state: &AppState,
+    request_log: &Arc<RequestLog>,
+    report_period: Duration,
+    low_space: (u64, Duration),
+) -> Vec<JoinHandle<()>> {
+    let shutdown = &state.shutdown;
+    vec![
+        tokio::spawn(reports(state.feed.clone(), report_period, shutdown.clone())),
+        tokio::spawn(quiet_taps(state.clone())),
+        tokio::spawn(free_space(state.clone(), low_space)),
+        tokio::spawn(upkeep(
+            state.gate.clone(),
+            request_log.clone(),
+            shutdown.clone(),
+        )),
+    ]
+}
+
+/// Does `chore` every `period`, the first time after `first`, until `shutdown`. A chore
+/// that overruns delays the next tick; ticks are never bunched up to catch up.
+async fn every<F, Fut>(
+    first: Duration,
+    period: Duration,
+    shutdown: &CancellationToken,
+    mut chore: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => chore().await,
+        }
+    }
+}
+
+/// Publishes a report every `period` until shutdown.
+async fn reports(feed: Feed, period: Duration, shutdown: CancellationToken) {
+    every(period, period, &shutdown, || {
+        feed.publish_report();
+        std::future::ready(())
+    })
+    .await;
+}
+
+/// Refusals are summed up in the log every interval (and once more at shutdown);
+/// rate-limiter keys that went quiet are forgotten every minute.
+async fn upkeep(gate: Arc<Gate>, request_log: Arc<RequestLog>, shutdown: CancellationToken) {
+    let period = request_log.interval();
+    let summaries = every(period, period, &shutdown, || {
+        request_log.summarize();
+        std::future::ready(())
+    });
+    let forget = every(Duration::ZERO, Duration::from_secs(60), &shutdown, || {
+        gate.forget_quiet_keys();
+        std::future::ready(())
+    });
+    tokio::join!(summaries, forget);
+    request_log.summarize();
+}
+
+/// Logs each tap that goes quiet, once: every server looks, and the store takes the first
+/// word for a tap and refuses the rest (the tap is quiet already), so subscribers hear it
+/// once, from every server.
+async fn quiet_taps(state: AppState) {
+    let quiet_after = state.pouring.quiet_after;
+    let quiet_ms = i64::try_from(quiet_after.as_millis()).unwrap_or(i64::MAX);
+    let period = (quiet_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    every(Duration::ZERO, period, &state.shutdown, || async {
+        let now = Timestamp::now();
+        let quiet = state
+            .bar
+            .cellar(|c| c.newly_quiet(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
+        for (tap_id, last_pour) in quiet {
+            let op = KegOp::Quiet {
+                tap_id,
+                last_pour,
+                at: now,
+            };
+            match state.store.keg(op, None).await {
+                Ok(Ok(_)) => log::info!("tap {tap_id} is quiet"),
+                // Another server said so first, or the tap poured meanwhile.
+                Ok(Err(_)) => {}
+                Err(e) => log::debug!("tap {tap_id} is quiet, but the store cannot say so: {e}"),
+            }
+        }
+    })
+    .await;
+}
+
+/// Logs once when the data directory's filesystem runs low on space, and once when it
+/// has room again: an operator hears of it before writes are refused.
+async fn free_space(state: AppState, (threshold, period): (u64, Duration)) {
+    let Some(dir) = state.store.data_dir().map(std::path::Path::to_owned) else {
+        return;
+    };
+    let mut low = LowSpace::new(threshold);
+    let mut unreadable = false;
+    every(Duration::ZERO, period, &state.shutdown, || {
+        match disk::free_bytes(&dir) {
+            Err(e) => {
+                if !std::mem::replace(&mut unreadable, true) {
+                    log::warn!(
+                        "store: cannot read the free space of {} ({e})",
+                        dir.display()
+                    );
+                }
+            }
+            Ok(free) => {
+                unreadable = false;
+                match low.observe(free) {
+                    Some(disk::Change::Low) => log::warn!(
+                        "store: low on space: {} free on {} (warning under {}); writes are refused when it runs out",
+                        human::bytes(free),
+                        dir.display(),
+                        human::bytes(threshold)
+                    ),
+                    Some(disk::Change::Recovered) => log::info!(
+                        "store: space is back: {} free on {}",
+                        human::bytes(free),
+                        dir.display()
+                    ),
+                    None => {}
+                }
+            }
+        }
+        std::future::ready(())
+    })
+    .await;
+}
