@@ -78,47 +78,6 @@ pub const REJECTION_REASONS: &[&str] = &[
     "unavailable",
 ];
 
-/// The route template of a path, so that ids do not make a series each.
-pub fn route_of(path: &str) -> &'static str {
-    match path {
-        "/api/beers" => "/api/beers",
-        "/api/glasses" => "/api/glasses",
-        "/api/report" => "/api/report",
-        "/health" => "/health",
-        "/metrics" => "/metrics",
-        "/sockets/beers" => "/sockets/beers",
-        "/api/openapi.json" => "/api/openapi.json",
-        "/api/kegs" => "/api/kegs",
-        "/api/kegs/sizes" => "/api/kegs/sizes",
-        "/api/taps" => "/api/taps",
-        p if p == "/docs" || p.starts_with("/docs/") => "/docs",
-        "/" => "/",
-        p if p.starts_with("/ops/") => "/ops",
-        p if p.starts_with("/api/beers/") && p[11..].bytes().all(|b| b != b'/') => {
-            "/api/beers/{id}"
-        }
-        p => match one_segment_after(p, "/api/kegs/") {
-            Some("") | None => match one_segment_after(p, "/api/taps/") {
-                Some(s) if !s.is_empty() => "/api/taps/{tapId}",
-                _ if keg_finish(p) => "/api/kegs/{id}/finish",
-                _ => "unmatched",
-            },
-            Some(_) => "/api/kegs/{id}",
-        },
-    }
-}
-
-/// The rest of `path` after `prefix`, if it is one segment.
-fn one_segment_after<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    path.strip_prefix(prefix).filter(|rest| !rest.contains('/'))
-}
-
-fn keg_finish(path: &str) -> bool {
-    path.strip_prefix("/api/kegs/")
-        .and_then(|rest| rest.strip_suffix("/finish"))
-        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
-}
-
 /// A route, method and status's request counter, and the route's latency histogram.
 type RequestSeries = DashMap<(&'static str, &'static str, u16), (Counter, Histogram)>;
 
@@ -250,25 +209,5 @@ pub fn levels(subscribers: usize, pours: Option<u64>, store: StoreState) {
     gauge!("altair_store_writable", "store" => store.kind).set(one(store.writable));
     if let Some(free) = store.free_bytes {
         gauge!("altair_store_free_bytes").set(free as f64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_are_templates() {
-        assert_eq!(route_of("/api/beers/17"), "/api/beers/{id}");
-        assert_eq!(route_of("/api/beers/17/x"), "unmatched");
-        assert_eq!(route_of("/docs/index.css"), "/docs");
-        assert_eq!(route_of("/wp-admin"), "unmatched");
-        assert_eq!(route_of("/api/kegs/4"), "/api/kegs/{id}");
-        assert_eq!(route_of("/api/kegs/sizes"), "/api/kegs/sizes");
-        assert_eq!(route_of("/api/kegs/4/finish"), "/api/kegs/{id}/finish");
-        assert_eq!(route_of("/api/kegs/4/x"), "unmatched");
-        assert_eq!(route_of("/api/kegs/"), "unmatched");
-        assert_eq!(route_of("/api/taps/3"), "/api/taps/{tapId}");
-        assert_eq!(route_of("/api/taps/3/x"), "unmatched");
     }
 }

@@ -64,8 +64,6 @@ pub struct PourRequest {
 #[utoipa::path(
     post, path = "/api/beers", tag = "pours",
     request_body(content = PourRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
-        description = "1 to 128 printable ASCII characters; a retry with the same key and body returns the original pour")),
     responses(
         (status = 201, description = "Stored (on disk before this answer)", body = One,
          headers(("Location" = String, description = "/api/beers/{id}"))),
@@ -77,7 +75,6 @@ pub struct PourRequest {
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 422, description = "A field is missing or wrong (a volume not above 0 or over the maximum; with --reject-unclassified, one no glass holds)", body = ErrorBody,
          example = json!({"status": 422, "message": "volume must be more than 0 and at most 5000 ml (got 9000 ml)"})),
-        (status = 429, description = "Over the rate limit; see Retry-After", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
@@ -178,7 +175,6 @@ async fn store_pour(
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
         (status = 422, description = "Unknown glass type or flag", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub async fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
@@ -280,7 +276,6 @@ fn not_found(id: u64) -> ApiError {
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
         (status = 404, description = "No such pour", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub async fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
@@ -301,7 +296,6 @@ pub async fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "Only admin tokens may delete", body = ErrorBody),
         (status = 404, description = "No such pour", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
@@ -325,7 +319,6 @@ pub struct GlassList<'a> {
     responses(
         (status = 200, description = "The glass catalogue", body = GlassList),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {
@@ -343,7 +336,6 @@ pub fn glasses(state: &AppState, who: &Option<Identity>) -> Result<Response, Api
         (status = 200, description = "The current report, as pushed to subscribers", body = crate::report::Report),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn report(state: &AppState, who: &Option<Identity>) -> Result<Response, ApiError> {

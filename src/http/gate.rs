@@ -15,6 +15,7 @@ use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::routes::{self, SOCKET};
 use crate::auth::{Auth, AuthFailure, Identity};
 
 /// Requests per second, with bursts of twice that, per key.
@@ -46,7 +47,6 @@ pub struct Gate {
 }
 
 /// The WebSocket endpoint: the one GET that browsers from other origins may not make.
-const SOCKET_PATH: &str = "/sockets/beers";
 const CORS_METHODS: &str = "GET, POST, PATCH, DELETE";
 const CORS_HEADERS: &str = "authorization, content-type, idempotency-key";
 
@@ -83,11 +83,11 @@ impl Gate {
         }
         self.check_origin(method, path, headers)?;
         // Documentation and the page's files hold no data.
-        if is_documentation(path) || super::page::is_page(path) {
+        if !routes::may_need_token(path) {
             return Ok(Identity::Anonymous);
         }
         // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.
-        let query_token = (path == SOCKET_PATH)
+        let query_token = (path == SOCKET)
             .then(|| query_param(query?, "token"))
             .flatten();
         let identity = self
@@ -128,7 +128,7 @@ impl Gate {
             return Ok(());
         };
         let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if (reads && path != SOCKET_PATH) || self.origin_allowed(origin, headers) {
+        if (reads && path != SOCKET) || self.origin_allowed(origin, headers) {
             return Ok(());
         }
         Err(ApiError::Forbidden(
@@ -229,12 +229,4 @@ impl From<AuthFailure> for ApiError {
     fn from(failure: AuthFailure) -> ApiError {
         ApiError::Unauthorized(failure)
     }
-}
-
-/// Paths that serve documentation only: no token needed.
-pub fn is_documentation(path: &str) -> bool {
-    path == "/api/openapi.json"
-        || path == "/api/events.schema.json"
-        || path == "/docs"
-        || path.starts_with("/docs/")
 }

@@ -252,8 +252,6 @@ fn keg_id(text: &str) -> Result<u64, ApiError> {
 #[utoipa::path(
     post, path = "/api/kegs", tag = "kegs",
     request_body = NewKeg,
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
-        description = "1 to 128 printable ASCII characters; a retry with the same key and request changes nothing and answers with the keg")),
     responses(
         (status = 201, description = "Tapped; Location names it", body = OneKeg),
         (status = 200, description = "A retry under the same Idempotency-Key: the keg as it is now, nothing tapped", body = OneKeg),
@@ -263,7 +261,6 @@ fn keg_id(text: &str) -> Result<u64, ApiError> {
         (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
         (status = 422, description = "A field is missing or wrong; the message names it", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
@@ -327,7 +324,6 @@ pub async fn create(
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
@@ -361,7 +357,6 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
         (status = 404, description = "No such keg", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
@@ -379,9 +374,7 @@ pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
 /// level. Subscribers hear `corrected`, then `low` or `empty` if it crossed one.
 #[utoipa::path(
     patch, path = "/api/kegs/{id}", tag = "kegs",
-    params(("id" = u64, Path, description = "Keg id"),
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
-        description = "1 to 128 printable ASCII characters; a retry with the same key and request changes nothing")),
+    params(("id" = u64, Path, description = "Keg id")),
     request_body = KegCorrection,
     responses(
         (status = 200, description = "The keg as corrected", body = OneKeg),
@@ -392,7 +385,6 @@ pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
         (status = 409, description = "A spill on a finished keg, or the Idempotency-Key was used with another request", body = ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
         (status = 422, description = "A field is wrong, or none is given", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
@@ -433,9 +425,7 @@ pub async fn correct(
 /// Takes it off its tap. Subscribers hear `finished`.
 #[utoipa::path(
     post, path = "/api/kegs/{id}/finish", tag = "kegs",
-    params(("id" = u64, Path, description = "Keg id"),
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
-        description = "1 to 128 printable ASCII characters; a retry with the same key answers with the keg, not 409")),
+    params(("id" = u64, Path, description = "Keg id")),
     responses(
         (status = 200, description = "The keg, finished", body = OneKeg),
         (status = 400, description = "The id is not a number", body = ErrorBody),
@@ -444,7 +434,6 @@ pub async fn correct(
         (status = 404, description = "No such keg", body = ErrorBody),
         (status = 409, description = "Finished already, or the Idempotency-Key was used with another request", body = ErrorBody),
         (status = 422, description = "A malformed Idempotency-Key", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
@@ -471,7 +460,6 @@ pub async fn finish(
         (status = 200, description = "The named sizes", body = SizeList),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn sizes() -> Response {
@@ -488,7 +476,6 @@ pub fn sizes() -> Response {
         (status = 200, description = "Taps by id", body = TapList),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn taps(state: &AppState) -> Response {
@@ -518,7 +505,6 @@ fn tap_view(state: &AppState, tap_id: u32) -> Option<TapView> {
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
         (status = 404, description = "The tap has no keg, no pour and no settings", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
     )
 )]
 pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
@@ -532,9 +518,7 @@ pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
 /// Set a tap's name and low level
 #[utoipa::path(
     patch, path = "/api/taps/{tapId}", tag = "kegs",
-    params(("tapId" = u32, Path, description = "Tap id"),
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]([ -~]*[!-~])?$",
-        description = "1 to 128 printable ASCII characters; a retry with the same key and request changes nothing")),
+    params(("tapId" = u32, Path, description = "Tap id")),
     request_body = TapSettings,
     responses(
         (status = 200, description = "The tap as set", body = OneTap),
@@ -544,7 +528,6 @@ pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
         (status = 409, description = "The Idempotency-Key was used with another request", body = ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
         (status = 422, description = "A field is wrong, or none is given", body = ErrorBody),
-        (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]

@@ -1,13 +1,15 @@
-//! The HTTP API: one filter per route, in the order of the README's API reference.
+//! The HTTP API. The router here serves [`routes::ROUTES`], the one table of routes: each
+//! route's handler behind its path, then 405 with the route's `Allow`.
 //!
-//! Handlers never reject: they answer errors themselves, so a rejection always means "this
-//! route or method does not exist" and each path's last filter can answer 405 with `Allow`.
+//! Handlers never reject: they answer errors themselves, so a rejection after the path
+//! matched always means "this method is not served here".
 
 //!
 //! Inside, modules only look down: [`error`] and [`gate`] know nothing of routes; [`state`]
 //! holds what handlers share; [`request`] and [`reply`] are what every handler uses;
 //! `beers`, `kegs`, `operations` and [`socket`] are the handlers; [`openapi`] documents them;
-//! `page` serves the operations page's files; this file is the table of routes.
+//! `page` serves the operations page's files; [`routes`] is the table of routes and this file the router
+//! that serves it.
 
 pub mod error;
 pub mod gate;
@@ -16,6 +18,7 @@ pub mod pipeline;
 pub mod reply;
 pub mod request;
 pub mod request_log;
+pub mod routes;
 pub mod socket;
 pub mod state;
 
@@ -38,69 +41,77 @@ pub use state::{AppState, Pouring, Shared, SocketSettings};
 
 use crate::auth::{Identity, Need};
 use reply::answer;
-use request::{body_headers, body_limited, identity, not_allowed, raw_query, require, with_state};
+use request::{body_headers, body_limited, identity, raw_query, require, with_state};
+use routes::{Handler, Route};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: u64 = 16 * 1024;
 
-/// Every route, with JSON errors for everything that matches none.
+/// Every route of the table, with JSON errors for everything that matches none.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let beers = warp::path!("api" / "beers").and(
-        list(state.clone())
-            .or(create(state.clone()))
-            .unify()
-            .or(not_allowed("GET, POST"))
-            .unify(),
-    );
-    let beer = warp::path!("api" / "beers" / String)
-        .and(warp::method())
-        .and(with_state(state.clone()))
-        .and(identity())
-        .then(
-            |id: String, method: Method, state: AppState, who: Option<Identity>| async move {
-                match method {
-                    Method::GET => answer(
-                        async {
-                            require(&who, Need::Read)?;
-                            beers::show(&state, &id).await
-                        }
-                        .await,
-                    ),
-                    Method::DELETE => answer(
-                        async {
-                            require(&who, Need::Delete)?;
-                            beers::delete(&state, &id).await
-                        }
-                        .await,
-                    ),
-                    _ => ApiError::MethodNotAllowed {
-                        allow: "GET, DELETE",
-                    }
-                    .into_response(),
-                }
-            },
-        );
-    beers
-        .or(beer)
-        .unify()
-        .or(glasses(state.clone()))
-        .unify()
-        .or(keg_routes(state.clone()))
-        .unify()
-        .or(report(state.clone()))
-        .unify()
-        .or(health(state.clone()))
-        .unify()
-        .or(metrics(state.clone()))
-        .unify()
-        .or(socket(state.clone()))
-        .unify()
-        .or(documentation(state))
-        .unify()
-        .or(page())
-        .unify()
+    // Nested from the last route in, so that the first (`/api/beers`, where pours arrive)
+    // is tried first and at no depth.
+    let none = warp::any()
+        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+        .boxed();
+    routes::ROUTES
+        .iter()
+        .rev()
+        .fold(none, |rest, route| {
+            serve(route, &state).or(rest).unify().boxed()
+        })
         .recover(recover)
         .unify()
+        .boxed()
+}
+
+/// A route: its handler behind its path, then 405 with its `Allow` for any other method.
+fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
+    let at = at(route);
+    let state = state.clone();
+    let handled = match route.handler {
+        Handler::Beers => ignore(&at, list(state.clone()).or(create(state)).unify()),
+        Handler::Beer => beer(&at, state),
+        Handler::Glasses => ignore(&at, glasses(state)),
+        Handler::Kegs => ignore(&at, kegs_list(state.clone()).or(keg_new(state)).unify()),
+        Handler::KegSizes => ignore(&at, keg_sizes()),
+        Handler::Keg => keg(&at, state),
+        Handler::FinishKeg => keg_finish(&at, state),
+        Handler::Taps => ignore(&at, taps(state)),
+        Handler::Tap => tap(&at, state),
+        Handler::Report => ignore(&at, report(state)),
+        Handler::Health => ignore(&at, health(state)),
+        Handler::Metrics => ignore(&at, metrics(state)),
+        Handler::Socket => ignore(&at, socket(state)),
+        Handler::OpenApi => ignore(&at, openapi_document(state)),
+        Handler::EventsSchema => ignore(&at, warp::get().map(openapi::events_schema_json)),
+        Handler::Docs => ignore(&at, docs()),
+        Handler::Page | Handler::PageFiles => ignore(&at, page()),
+    };
+    handled
+        .or(at.map(move |_| ApiError::MethodNotAllowed { allow: route.allow }.into_response()))
+        .unify()
+        .boxed()
+}
+
+/// Matches the route's path; extracts the segment its `{name}` took (empty if none).
+fn at(route: &'static Route) -> BoxedFilter<(String,)> {
+    warp::path::full()
+        .and_then(move |full: warp::path::FullPath| {
+            let param = route.matches(full.as_str()).map(str::to_owned);
+            async move { param.ok_or_else(warp::reject::not_found) }
+        })
+        .boxed()
+}
+
+/// `filter` behind the path of a route that takes no `{name}`.
+fn ignore<F>(at: &BoxedFilter<(String,)>, filter: F) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+{
+    at.clone()
+        .and(filter)
+        .map(|_: String, r: Response| r)
         .boxed()
 }
 
@@ -142,48 +153,83 @@ fn create(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// `/api/kegs`, `/api/kegs/sizes`, `/api/kegs/{id}`, `/api/kegs/{id}/finish`, `/api/taps`
-fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let read = |state: &AppState| with_state(state.clone()).and(identity());
-    let all = warp::path!("api" / "kegs").and(
-        warp::get()
-            .and(read(&state))
-            .and(raw_query())
-            .map(|state: AppState, who: Option<Identity>, query: String| {
-                answer(require(&who, Need::Read).and_then(|()| kegs::list(&state, &query)))
-            })
-            .or(warp::post()
-                .and(read(&state))
-                .and(body_headers())
-                .and(body_limited(BODY_LIMIT))
-                .then(
-                    |state: AppState,
-                     who: Option<Identity>,
-                     headers: BodyHeaders,
-                     body: Result<bytes::Bytes, ApiError>| async move {
-                        answer(
-                            async {
-                                require(&who, Need::Manage)?;
-                                kegs::create(&state, &headers, body).await
-                            }
-                            .await,
-                        )
-                    },
-                ))
-            .unify()
-            .or(not_allowed("GET, POST"))
-            .unify(),
-    );
-    let sizes = warp::path!("api" / "kegs" / "sizes").and(
-        warp::get()
-            .and(identity())
-            .map(|who: Option<Identity>| answer(require(&who, Need::Read).map(|()| kegs::sizes())))
-            .or(not_allowed("GET"))
-            .unify(),
-    );
-    let one = warp::path!("api" / "kegs" / String)
+/// `GET|DELETE /api/beers/{id}`
+fn beer(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::get().or(warp::delete()).unify())
         .and(warp::method())
-        .and(read(&state))
+        .and(with_state(state))
+        .and(identity())
+        .then(
+            |id: String, method: Method, state: AppState, who: Option<Identity>| async move {
+                answer(
+                    async {
+                        if method == Method::DELETE {
+                            require(&who, Need::Delete)?;
+                            beers::delete(&state, &id).await
+                        } else {
+                            require(&who, Need::Read)?;
+                            beers::show(&state, &id).await
+                        }
+                    }
+                    .await,
+                )
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/kegs?tapId=&status=`
+fn kegs_list(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(identity())
+        .and(raw_query())
+        .map(|state: AppState, who: Option<Identity>, query: String| {
+            answer(require(&who, Need::Read).and_then(|()| kegs::list(&state, &query)))
+        })
+        .boxed()
+}
+
+/// `POST /api/kegs`
+fn keg_new(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(identity())
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |state: AppState,
+             who: Option<Identity>,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>| async move {
+                answer(
+                    async {
+                        require(&who, Need::Manage)?;
+                        kegs::create(&state, &headers, body).await
+                    }
+                    .await,
+                )
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/kegs/sizes`
+fn keg_sizes() -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(identity())
+        .map(|who: Option<Identity>| answer(require(&who, Need::Read).map(|()| kegs::sizes())))
+        .boxed()
+}
+
+/// `GET|PATCH /api/kegs/{id}`
+fn keg(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::get().or(warp::patch()).unify())
+        .and(warp::method())
+        .and(with_state(state))
+        .and(identity())
         .and(body_headers())
         .and(body_limited(BODY_LIMIT))
         .then(
@@ -193,37 +239,31 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
              who: Option<Identity>,
              headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>| async move {
-                match method {
-                    Method::GET => {
-                        answer(require(&who, Need::Read).and_then(|()| kegs::show(&state, &id)))
-                    }
-                    Method::PATCH => answer(
+                if method == Method::PATCH {
+                    answer(
                         async {
                             require(&who, Need::Manage)?;
                             kegs::correct(&state, &id, &headers, body).await
                         }
                         .await,
-                    ),
-                    _ => ApiError::MethodNotAllowed {
-                        allow: "GET, PATCH",
-                    }
-                    .into_response(),
+                    )
+                } else {
+                    answer(require(&who, Need::Read).and_then(|()| kegs::show(&state, &id)))
                 }
             },
-        );
-    let finish = warp::path!("api" / "kegs" / String / "finish")
-        .and(warp::method())
-        .and(read(&state))
+        )
+        .boxed()
+}
+
+/// `POST /api/kegs/{id}/finish`
+fn keg_finish(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::post())
+        .and(with_state(state))
+        .and(identity())
         .and(body_headers())
         .then(
-            |id: String,
-             method: Method,
-             state: AppState,
-             who: Option<Identity>,
-             headers: BodyHeaders| async move {
-                if method != Method::POST {
-                    return ApiError::MethodNotAllowed { allow: "POST" }.into_response();
-                }
+            |id: String, state: AppState, who: Option<Identity>, headers: BodyHeaders| async move {
                 answer(
                     async {
                         require(&who, Need::Manage)?;
@@ -232,10 +272,28 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
                     .await,
                 )
             },
-        );
-    let tap = warp::path!("api" / "taps" / String)
+        )
+        .boxed()
+}
+
+/// `GET /api/taps`
+fn taps(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(identity())
+        .map(|state: AppState, who: Option<Identity>| {
+            answer(require(&who, Need::Read).map(|()| kegs::taps(&state)))
+        })
+        .boxed()
+}
+
+/// `GET|PATCH /api/taps/{tapId}`
+fn tap(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::get().or(warp::patch()).unify())
         .and(warp::method())
-        .and(read(&state))
+        .and(with_state(state))
+        .and(identity())
         .and(body_headers())
         .and(body_limited(BODY_LIMIT))
         .then(
@@ -245,174 +303,107 @@ fn keg_routes(state: AppState) -> BoxedFilter<(Response,)> {
              who: Option<Identity>,
              headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>| async move {
-                match method {
-                    Method::GET => {
-                        answer(require(&who, Need::Read).and_then(|()| kegs::tap(&state, &id)))
-                    }
-                    Method::PATCH => answer(
+                if method == Method::PATCH {
+                    answer(
                         async {
                             require(&who, Need::Manage)?;
                             kegs::set_tap(&state, &id, &headers, body).await
                         }
                         .await,
-                    ),
-                    _ => ApiError::MethodNotAllowed {
-                        allow: "GET, PATCH",
-                    }
-                    .into_response(),
+                    )
+                } else {
+                    answer(require(&who, Need::Read).and_then(|()| kegs::tap(&state, &id)))
                 }
             },
-        );
-    let taps = warp::path!("api" / "taps").and(
-        warp::get()
-            .and(read(&state))
-            .map(|state: AppState, who: Option<Identity>| {
-                answer(require(&who, Need::Read).map(|()| kegs::taps(&state)))
-            })
-            .or(not_allowed("GET"))
-            .unify(),
-    );
-    all.or(sizes)
-        .unify()
-        .or(one)
-        .unify()
-        .or(finish)
-        .unify()
-        .or(taps)
-        .unify()
-        .or(tap)
-        .unify()
+        )
         .boxed()
 }
 
 /// `GET /api/glasses`
 fn glasses(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "glasses")
-        .and(
-            warp::get()
-                .and(with_state(state))
-                .and(identity())
-                .map(|state: AppState, who: Option<Identity>| answer(beers::glasses(&state, &who)))
-                .or(not_allowed("GET"))
-                .unify(),
-        )
+    warp::get()
+        .and(with_state(state))
+        .and(identity())
+        .map(|state: AppState, who: Option<Identity>| answer(beers::glasses(&state, &who)))
         .boxed()
 }
 
 /// `GET /api/report`
 fn report(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "report")
-        .and(
-            warp::get()
-                .and(with_state(state))
-                .and(identity())
-                .map(|state: AppState, who: Option<Identity>| answer(beers::report(&state, &who)))
-                .or(not_allowed("GET"))
-                .unify(),
-        )
+    warp::get()
+        .and(with_state(state))
+        .and(identity())
+        .map(|state: AppState, who: Option<Identity>| answer(beers::report(&state, &who)))
         .boxed()
 }
 
 /// `GET /health`
 fn health(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("health")
-        .and(
-            warp::get()
-                .and(with_state(state))
-                .then(|state: AppState| async move { answer(operations::health(&state).await) })
-                .or(not_allowed("GET"))
-                .unify(),
-        )
+    warp::get()
+        .and(with_state(state))
+        .then(|state: AppState| async move { answer(operations::health(&state).await) })
         .boxed()
 }
 
 /// `GET /metrics` (Prometheus text format)
 fn metrics(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("metrics")
-        .and(
-            warp::get()
-                .and(with_state(state))
-                .and(identity())
-                .then(|state: AppState, who: Option<Identity>| async move {
-                    answer(operations::metrics(&state, &who).await)
-                })
-                .or(not_allowed("GET"))
-                .unify(),
-        )
+    warp::get()
+        .and(with_state(state))
+        .and(identity())
+        .then(|state: AppState, who: Option<Identity>| async move {
+            answer(operations::metrics(&state, &who).await)
+        })
         .boxed()
 }
 
 /// `GET /` and `GET /ops/...`: the live operations page.
 fn page() -> BoxedFilter<(Response,)> {
-    let root = warp::path::end();
-    let files = warp::path("ops")
-        .and(warp::path::tail())
-        .map(|_| ())
-        .untuple_one();
-    root.or(files)
-        .unify()
-        .and(
-            warp::get()
-                .and(warp::path::full())
-                .and(warp::header::headers_cloned())
-                .map(|path: warp::path::FullPath, headers: HeaderMap| {
-                    page::serve(path.as_str(), &headers)
-                })
-                .or(not_allowed("GET"))
-                .unify(),
-        )
+    warp::get()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .map(|path: warp::path::FullPath, headers: HeaderMap| page::serve(path.as_str(), &headers))
         .boxed()
 }
 
-/// `GET /api/openapi.json`, `GET /api/events.schema.json`, `GET /docs/...`
-fn documentation(state: AppState) -> BoxedFilter<(Response,)> {
-    let document = warp::path!("api" / "openapi.json").and(
-        warp::get()
-            .and(with_state(state))
-            .map(|state: AppState| openapi::openapi_json(&state))
-            .or(not_allowed("GET"))
-            .unify(),
-    );
-    let events = warp::path!("api" / "events.schema.json").and(
-        warp::get()
-            .map(openapi::events_schema_json)
-            .or(not_allowed("GET"))
-            .unify(),
-    );
-    let ui = warp::path("docs").and(
-        warp::get()
-            .and(warp::path::full())
-            .and(warp::path::tail())
-            .map(|full: warp::path::FullPath, tail: warp::path::Tail| {
-                openapi::docs(full.as_str(), tail.as_str())
-            })
-            .or(not_allowed("GET"))
-            .unify(),
-    );
-    document.or(events).unify().or(ui).unify().boxed()
+/// `GET /api/openapi.json`
+fn openapi_document(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .map(|state: AppState| openapi::openapi_json(&state))
+        .boxed()
+}
+
+/// `GET /docs/...`: Swagger UI.
+fn docs() -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(warp::path::full())
+        .map(|full: warp::path::FullPath| {
+            let tail = full
+                .as_str()
+                .strip_prefix("/docs")
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or("");
+            openapi::docs(full.as_str(), tail)
+        })
+        .boxed()
 }
 
 /// `GET /sockets/beers` (WebSocket)
 fn socket(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("sockets" / "beers")
-        .and(
-            warp::get()
-                .and(warp::header::headers_cloned())
-                .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
-                .and(raw_query())
-                .and(with_state(state))
-                .and(identity())
-                .map(
-                    |headers: HeaderMap,
-                     upgrade: Option<hyper::upgrade::OnUpgrade>,
-                     query: String,
-                     state: AppState,
-                     who: Option<Identity>| {
-                        answer(socket::subscribe(&headers, upgrade, &query, &state, &who))
-                    },
-                )
-                .or(not_allowed("GET"))
-                .unify(),
+    warp::get()
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+        .and(raw_query())
+        .and(with_state(state))
+        .and(identity())
+        .map(
+            |headers: HeaderMap,
+             upgrade: Option<hyper::upgrade::OnUpgrade>,
+             query: String,
+             state: AppState,
+             who: Option<Identity>| {
+                answer(socket::subscribe(&headers, upgrade, &query, &state, &who))
+            },
         )
         .boxed()
 }

@@ -12,37 +12,13 @@ use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 use super::error::ApiError;
+use super::routes;
 use super::state::AppState;
 use super::{beers, kegs, operations, socket};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
 use crate::pour::Intake;
-
-/// Every route the server serves, as (method, path template). The tests check that each
-/// one is served and documented, and that nothing else is documented.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/beers"),
-    ("POST", "/api/beers"),
-    ("GET", "/api/beers/{id}"),
-    ("DELETE", "/api/beers/{id}"),
-    ("GET", "/api/glasses"),
-    ("GET", "/api/kegs"),
-    ("POST", "/api/kegs"),
-    ("GET", "/api/kegs/sizes"),
-    ("GET", "/api/kegs/{id}"),
-    ("PATCH", "/api/kegs/{id}"),
-    ("POST", "/api/kegs/{id}/finish"),
-    ("GET", "/api/taps"),
-    ("GET", "/api/taps/{tapId}"),
-    ("PATCH", "/api/taps/{tapId}"),
-    ("GET", "/api/report"),
-    ("GET", "/health"),
-    ("GET", "/metrics"),
-    ("GET", "/sockets/beers"),
-    ("GET", "/api/openapi.json"),
-    ("GET", "/api/events.schema.json"),
-];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -125,11 +101,11 @@ pub fn document() -> &'static Value {
         });
         bound_tap_ids(&mut doc);
         require_one_size(&mut doc);
+        shared_parts(&mut doc);
         doc
     })
 }
 
-/// The document as this server serves it: its auth mode and its glass catalogue.
 /// The document as this server serves it (its tokens, its glasses, its intake),
 /// serialized once.
 pub fn served(
@@ -154,6 +130,7 @@ pub fn served(
     serde_json::to_vec(&document).unwrap_or_default().into()
 }
 
+/// The document as this server serves it: its auth mode and its glass catalogue.
 pub fn document_for(served: &Served) -> Value {
     let mut doc = document().clone();
     bound_volumes(&mut doc, served.catalogue, &served.intake);
@@ -308,7 +285,7 @@ fn describe_open(doc: &mut Value) {
 /// the public paths, which take one or none.
 fn describe_tokens(doc: &mut Value, public: &[String]) {
     for (path, method, operation) in each_operation(doc) {
-        let anyone = super::gate::is_documentation(&path);
+        let anyone = !routes::may_need_token(&path);
         if anyone {
             operation.insert("security".into(), json!([{}]));
             if let Some(Value::Object(responses)) = operation.get_mut("responses") {
@@ -336,6 +313,42 @@ fn describe_tokens(doc: &mut Value, public: &[String]) {
 }
 
 /// Every operation of the document, with its path and method.
+/// What operations share, written once: every one may be refused by a rate limit (the
+/// per-address limit applies to any path), and the writes the route table marks take an
+/// `Idempotency-Key`.
+fn shared_parts(doc: &mut Value) {
+    let idempotency_key = json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "1 to 128 printable ASCII characters. A retry with the same key and \
+            request stores or changes nothing again and answers as the first time did; with \
+            another request, 409",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]([ -~]*[!-~])?$"}
+    });
+    let rate_limited = json!({
+        "description": "Over a rate limit; see Retry-After",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    for (path, method, operation) in each_operation(doc) {
+        if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+            responses.insert("429".into(), rate_limited.clone());
+        }
+        let idempotent = routes::find(&path).is_some_and(|route| {
+            route
+                .idempotent
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&method))
+        });
+        if idempotent {
+            let parameters = operation.entry("parameters").or_insert_with(|| json!([]));
+            if let Value::Array(parameters) = parameters {
+                parameters.push(idempotency_key.clone());
+            }
+        }
+    }
+}
+
 fn each_operation(doc: &mut Value) -> Vec<(String, String, &mut serde_json::Map<String, Value>)> {
     let Some(Value::Object(paths)) = doc.get_mut("paths") else {
         return Vec::new();

@@ -75,11 +75,6 @@ fn etag(bytes: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// Paths of the page: they hold no data, so they need no token.
-pub fn is_page(path: &str) -> bool {
-    path == "/" || path.starts_with("/ops/")
-}
-
 /// Whether a request's `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).
 fn takes_gzip(headers: &HeaderMap) -> bool {
     headers

@@ -160,7 +160,7 @@ impl Pipeline {
         gate.decorate(origin.as_ref(), &mut response);
         let status = response.status().as_u16();
         crate::metrics::request(
-            crate::metrics::route_of(&path),
+            super::routes::label(&path),
             method.as_str(),
             status,
             started.elapsed(),

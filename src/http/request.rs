@@ -4,8 +4,6 @@
 use std::convert::Infallible;
 
 use warp::Filter;
-use warp::Reply;
-use warp::reply::Response;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -48,13 +46,6 @@ pub fn with_state(
 /// The query string, empty when there is none.
 pub fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-/// Any method at a path whose methods are `allow`: 405.
-pub fn not_allowed(
-    allow: &'static str,
-) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    warp::any().map(move || ApiError::MethodNotAllowed { allow }.into_response())
 }
 
 /// The request body, at most `limit` bytes, with or without a Content-Length; reads no

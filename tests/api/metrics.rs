@@ -154,3 +154,46 @@ async fn documented_series_start_at_zero_and_frames_count_hello_and_replay() {
         "the hello and three replayed pours"
     );
 }
+
+#[tokio::test]
+async fn every_route_of_the_table_is_served_and_counted_under_its_own_label() {
+    let app = spawn_with(&[]).await;
+    app.pour(1, 500.0).await;
+    let (tapped, _) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 1, "beverage": "Pils", "size": "euro-50"}"#,
+        )
+        .await;
+    assert_eq!(tapped, StatusCode::CREATED);
+    for route in altair::http::routes::ROUTES {
+        let path = match route.path {
+            "/docs" => "/docs/".to_owned(),
+            "/ops" => "/ops/ops.js".to_owned(),
+            template => template.replace("{id}", "1").replace("{tapId}", "1"),
+        };
+        let method = route.methods().next().unwrap();
+        let before = scrape(&app).await;
+        let response = app
+            .http
+            .request(method.parse().unwrap(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status}"
+        );
+        let series = format!(
+            r#"altair_http_requests_total{{route="{}",method="{method}",status="{}"}}"#,
+            route.path,
+            status.as_u16()
+        );
+        let after = scrape(&app).await;
+        assert!(
+            get(&after, &series) > get(&before, &series),
+            "{method} {path} is not counted as {series}"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! The one table of routes. Each route is declared once, here; the router
+//! ([`super::routes`]), the request metrics' label, the gate (whether a token can ever be
+//! asked for) and the OpenAPI document's shared parts (the `Idempotency-Key` header) all
+//! read it, so they cannot drift apart.
+
+/// A route: a path template and what is served there.
+#[derive(Debug)]
+pub struct Route {
+    /// The template: `{name}` stands for any one non-empty segment. Also the route's label
+    /// in the request metrics.
+    pub path: &'static str,
+    /// Whether every path below it is served too (`/docs/...`); its label is the same.
+    pub below: bool,
+    /// The methods it answers, as `Allow` names them in a 405.
+    pub allow: &'static str,
+    /// Who may be asked for a token.
+    pub access: Access,
+    /// Whether `/api/openapi.json` describes it (the page and Swagger UI's files are not
+    /// part of the API).
+    pub documented: bool,
+    /// The methods that take an `Idempotency-Key`.
+    pub idempotent: &'static [&'static str],
+    /// What serves it.
+    pub handler: Handler,
+}
+
+/// Whether a route can ever ask for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// It holds no data (documentation, the page's files): never.
+    Anyone,
+    /// As the tokens file says (a public path takes reads without one).
+    Tokens,
+}
+
+/// What serves a route; the router gives each its filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Beers,
+    Beer,
+    Glasses,
+    Kegs,
+    KegSizes,
+    Keg,
+    FinishKeg,
+    Taps,
+    Tap,
+    Report,
+    Health,
+    Metrics,
+    Socket,
+    OpenApi,
+    EventsSchema,
+    Docs,
+    Page,
+    PageFiles,
+}
+
+/// The path of the WebSocket, the one route that takes its token in the query (browsers
+/// cannot set headers on a WebSocket).
+pub const SOCKET: &str = "/sockets/beers";
+
+/// What the metrics call a path no route serves.
+pub const UNMATCHED: &str = "unmatched";
+
+const fn api(
+    path: &'static str,
+    allow: &'static str,
+    idempotent: &'static [&'static str],
+    handler: Handler,
+) -> Route {
+    Route {
+        path,
+        below: false,
+        allow,
+        access: Access::Tokens,
+        documented: true,
+        idempotent,
+        handler,
+    }
+}
+
+const fn open(path: &'static str, below: bool, documented: bool, handler: Handler) -> Route {
+    Route {
+        path,
+        below,
+        allow: "GET",
+        access: Access::Anyone,
+        documented,
+        idempotent: &[],
+        handler,
+    }
+}
+
+/// Every route, in the order the router tries them (a fixed segment before a `{name}` one
+/// where both would match: `/api/kegs/sizes` before `/api/kegs/{id}`).
+pub const ROUTES: &[Route] = &[
+    api("/api/beers", "GET, POST", &["POST"], Handler::Beers),
+    api("/api/beers/{id}", "GET, DELETE", &[], Handler::Beer),
+    api("/api/glasses", "GET", &[], Handler::Glasses),
+    api("/api/kegs", "GET, POST", &["POST"], Handler::Kegs),
+    api("/api/kegs/sizes", "GET", &[], Handler::KegSizes),
+    api("/api/kegs/{id}", "GET, PATCH", &["PATCH"], Handler::Keg),
+    api(
+        "/api/kegs/{id}/finish",
+        "POST",
+        &["POST"],
+        Handler::FinishKeg,
+    ),
+    api("/api/taps", "GET", &[], Handler::Taps),
+    api("/api/taps/{tapId}", "GET, PATCH", &["PATCH"], Handler::Tap),
+    api("/api/report", "GET", &[], Handler::Report),
+    api("/health", "GET", &[], Handler::Health),
+    api("/metrics", "GET", &[], Handler::Metrics),
+    api(SOCKET, "GET", &[], Handler::Socket),
+    open("/api/openapi.json", false, true, Handler::OpenApi),
+    open(
+        "/api/events.schema.json",
+        false,
+        true,
+        Handler::EventsSchema,
+    ),
+    open("/docs", true, false, Handler::Docs),
+    open("/", false, false, Handler::Page),
+    open("/ops", true, false, Handler::PageFiles),
+];
+
+impl Route {
+    /// Whether it serves `path`; if so, the segment its `{name}` took (empty if none).
+    pub fn matches<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.below {
+            let rest = path.strip_prefix(self.path)?;
+            return (rest.is_empty() || rest.starts_with('/')).then_some("");
+        }
+        let mut param = "";
+        let mut segments = path.split('/');
+        for expected in self.path.split('/') {
+            let segment = segments.next()?;
+            if expected.starts_with('{') {
+                if segment.is_empty() {
+                    return None;
+                }
+                param = segment;
+            } else if segment != expected {
+                return None;
+            }
+        }
+        segments.next().is_none().then_some(param)
+    }
+
+    /// Its methods, one by one.
+    pub fn methods(&self) -> impl Iterator<Item = &'static str> {
+        self.allow.split(", ")
+    }
+}
+
+/// The route that serves `path`, if one does.
+pub fn find(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| route.matches(path).is_some())
+}
+
+/// The route template of a path, so that ids do not make a metrics series each.
+pub fn label(path: &str) -> &'static str {
+    find(path).map_or(UNMATCHED, |route| route.path)
+}
+
+/// Whether a request for `path` can ever need a token.
+pub fn may_need_token(path: &str) -> bool {
+    find(path).is_none_or(|route| route.access == Access::Tokens)
+}
+
+/// Every documented operation, as (method, path template).
+pub fn documented() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES
+        .iter()
+        .filter(|route| route.documented)
+        .flat_map(|route| route.methods().map(move |method| (method, route.path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_finds_its_route_template() {
+        let cases = [
+            ("/api/beers", "/api/beers"),
+            ("/api/beers/17", "/api/beers/{id}"),
+            ("/api/beers/17/x", UNMATCHED),
+            ("/api/beers/", UNMATCHED),
+            ("/docs", "/docs"),
+            ("/docs/index.css", "/docs"),
+            ("/docsx", UNMATCHED),
+            ("/wp-admin", UNMATCHED),
+            ("/api/kegs/4", "/api/kegs/{id}"),
+            ("/api/kegs/sizes", "/api/kegs/sizes"),
+            ("/api/kegs/4/finish", "/api/kegs/{id}/finish"),
+            ("/api/kegs/4/x", UNMATCHED),
+            ("/api/kegs/", UNMATCHED),
+            ("/api/taps/3", "/api/taps/{tapId}"),
+            ("/api/taps/3/x", UNMATCHED),
+            ("/api/events.schema.json", "/api/events.schema.json"),
+            ("/", "/"),
+            ("/ops/ops.js", "/ops"),
+            ("", UNMATCHED),
+        ];
+        for (path, template) in cases {
+            assert_eq!(label(path), template, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_route_hands_over_the_segment_its_name_took() {
+        let keg = find("/api/kegs/12/finish").unwrap();
+        assert_eq!(keg.matches("/api/kegs/12/finish"), Some("12"));
+        assert_eq!(find("/api/beers").unwrap().matches("/api/beers"), Some(""));
+    }
+
+    #[test]
+    fn only_documentation_and_the_page_never_ask_for_a_token() {
+        for path in ["/api/openapi.json", "/docs/x", "/", "/ops/ops.css"] {
+            assert!(!may_need_token(path), "{path}");
+        }
+        for path in [
+            "/api/beers",
+            "/health",
+            SOCKET,
+            "/nowhere",
+            "/api/openapi.jsonx",
+        ] {
+            assert!(may_need_token(path), "{path}");
+        }
+    }
+}
