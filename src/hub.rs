@@ -2,8 +2,9 @@
 //! subscribers) turns every bus event into a frame once and sweeps its subscribers in a
 //! circle, writing each, in one system call, the frames it is owed.
 //!
-//! Each subscriber's bytes go through its [`Lane`]: written by the hub directly while the
-//! socket takes them, queued for the subscriber's own task when it does not.
+//! Each subscriber's bytes go through its [`Lane`] (the `lane` module owns the way to the
+//! socket): written by the hub directly while the socket takes them, queued for the
+//! subscriber's own task when it does not. The hub keeps the roster and the sweep.
 //!
 //! The hub never waits on a subscriber. A subscriber whose queue is full is a slow consumer:
 //! it is removed, told why through its kick channel, and counted; the others go on. If the
@@ -11,126 +12,23 @@
 //! events, so every one is kicked with a reason that tells it to resume with `since`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use serde::Serialize;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot};
 use tokio_tungstenite::tungstenite::Bytes;
-use tokio_tungstenite::tungstenite::protocol::frame::{
-    self as ws,
-    coding::{Data, OpCode},
-};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Event};
-use crate::keg::KegEvent;
+use crate::frame::Frame;
+use crate::lane::{Lane, Offer, join};
 use crate::pour::Pour;
-use crate::report::Report;
 
 /// The shortest time between the starts of two sweeps of fan-out.
 const LINGER: Duration = Duration::from_millis(1);
-
-/// One serialized event, shared by every subscriber that gets it.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// The pour's id for pour events, so that a replaying subscriber can drop duplicates.
-    pub pour_id: Option<u64>,
-    /// The keg event's sequence number, for the same reason.
-    pub keg_seq: Option<u64>,
-    /// The whole WebSocket text frame, header and JSON. Server frames are not masked, so
-    /// every subscriber is sent these very bytes: nothing is encoded per subscriber.
-    pub wire: Bytes,
-}
-
-/// The event frames as they go on the wire.
-#[derive(Serialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
-enum Wire<'a> {
-    Pour {
-        beer: &'a Pour,
-    },
-    Deleted {
-        id: u64,
-    },
-    Report {
-        report: &'a Report,
-    },
-    Keg {
-        #[serde(flatten)]
-        detail: &'a KegEvent,
-    },
-    Tap {
-        #[serde(flatten)]
-        detail: &'a KegEvent,
-    },
-}
-
-impl Frame {
-    /// Serializes `event`: once per event, however many subscribers get it.
-    pub fn of(event: &Event) -> Frame {
-        let (pour_id, wire) = match event {
-            Event::Poured(pour) => (Some(pour.id), Wire::Pour { beer: pour }),
-            Event::Deleted(pour) => (None, Wire::Deleted { id: pour.id }),
-            Event::Report(report) => (None, Wire::Report { report }),
-            Event::Keg(detail) => return Frame::keg(detail),
-        };
-        Frame::text(pour_id, to_json(&wire))
-    }
-
-    /// The frame for a keg or tap event (also as replayed to a single subscriber).
-    pub fn keg(detail: &KegEvent) -> Frame {
-        let wire = if detail.kind.is_tap() {
-            Wire::Tap { detail }
-        } else {
-            Wire::Keg { detail }
-        };
-        Frame {
-            keg_seq: Some(detail.seq),
-            ..Frame::text(None, to_json(&wire))
-        }
-    }
-
-    /// The frame for one pour, as replayed to a single subscriber.
-    pub fn pour(pour: &Pour) -> Frame {
-        Frame::text(Some(pour.id), to_json(&Wire::Pour { beer: pour }))
-    }
-
-    fn text(pour_id: Option<u64>, json: String) -> Frame {
-        let mut wire = Vec::with_capacity(json.len() + 10);
-        // Writing into a Vec cannot fail.
-        if let Err(e) = ws::Frame::message(json, OpCode::Data(Data::Text), true).format(&mut wire) {
-            log::error!("event frame encoding failed: {e}");
-        }
-        Frame {
-            pour_id,
-            keg_seq: None,
-            wire: wire.into(),
-        }
-    }
-
-    /// The JSON text the frame carries, after its header (2, 4 or 10 bytes by length).
-    #[cfg(test)]
-    pub fn json(&self) -> &[u8] {
-        let header = match self.wire[1] & 0x7f {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        &self.wire[header..]
-    }
-}
-
-/// Serializes a value made only of strings, numbers and sequences, which cannot fail.
-pub fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|e| {
-        log::error!("event serialization failed: {e}");
-        String::from("{}")
-    })
-}
 
 /// Which pour events a subscriber wants.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -164,207 +62,6 @@ struct Entry {
     lane: Arc<Lane>,
     filter: Filter,
     kick: oneshot::Sender<Kick>,
-}
-
-/// The way from the hub to one subscriber's socket.
-///
-/// While the subscriber's task has nothing to write, the lane is *direct*: the hub writes
-/// each frame to the socket itself, with one non-blocking system call and no task to wake.
-/// When a write would block or comes out short, or the task needs the socket (a ping, the
-/// pong tungstenite owes, the hello and replay), the lane is *held*: frames queue, up to the
-/// queue's capacity, and the task writes them out and hands the socket back once the queue
-/// is empty. Both switches happen under the lane's lock, so frames never interleave and
-/// never leave out of order.
-pub struct Lane {
-    state: Mutex<LaneState>,
-    /// Rung when the subscriber's task has frames to write.
-    pub ready: Notify,
-    /// Weak: the connection closes when its task lets go, even while the hub's roster
-    /// still lists the lane.
-    stream: Weak<TcpStream>,
-}
-
-#[derive(Default)]
-struct LaneState {
-    direct: bool,
-    /// Over: nothing more is written or queued.
-    closed: bool,
-    queue: VecDeque<Frame>,
-    /// The rest of a frame the hub wrote only part of: it goes first.
-    unsent: Bytes,
-    /// Pours at or below this were replayed or predate the subscription: not sent.
-    floor: u64,
-    /// The same for keg events, by sequence number.
-    keg_floor: u64,
-}
-
-impl LaneState {
-    /// Whether `frame` is still owed: not replayed already.
-    fn owes(&self, frame: &Frame) -> bool {
-        frame.pour_id.is_none_or(|id| id > self.floor)
-            && frame.keg_seq.is_none_or(|seq| seq > self.keg_floor)
-    }
-}
-
-enum Offer {
-    /// This many frames went to the socket.
-    Written(usize),
-    Queued,
-    Full,
-}
-
-/// Frames as one buffer; a lone frame is its own bytes, not a copy.
-fn join<'a>(frames: impl Iterator<Item = &'a Frame>) -> Bytes {
-    let mut frames = frames.peekable();
-    let Some(first) = frames.next() else {
-        return Bytes::new();
-    };
-    if frames.peek().is_none() {
-        return first.wire.clone();
-    }
-    let mut joined = first.wire.to_vec();
-    for frame in frames {
-        joined.extend_from_slice(&frame.wire);
-    }
-    joined.into()
-}
-
-/// Frames taken from a held lane, to be written in one go.
-pub struct Batch {
-    pub bytes: Bytes,
-    pub frames: usize,
-}
-
-impl Lane {
-    fn new(stream: &Arc<TcpStream>) -> Lane {
-        Lane {
-            state: Mutex::default(),
-            ready: Notify::new(),
-            stream: Arc::downgrade(stream),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, LaneState> {
-        // Nothing panics while holding it; if something did, the state is still whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the `frames` a subscriber is owed (those its filter admits; `joined` is all of
-    /// them as one buffer when that is available): written with one system call, queued,
-    /// or refused because the queue is full.
-    fn offer<'a>(
-        &self,
-        frames: impl Iterator<Item = &'a Frame> + Clone,
-        joined: Option<&Bytes>,
-        capacity: usize,
-    ) -> Offer {
-        let mut state = self.state();
-        let Some(stream) = self.stream.upgrade().filter(|_| !state.closed) else {
-            return Offer::Queued;
-        };
-        let (floor, keg_floor) = (state.floor, state.keg_floor);
-        let fresh = move |f: &&Frame| {
-            f.pour_id.is_none_or(|id| id > floor) && f.keg_seq.is_none_or(|seq| seq > keg_floor)
-        };
-        if state.direct {
-            let count = frames.clone().filter(fresh).count();
-            let bytes = match joined {
-                Some(joined) if count == frames.clone().count() => joined.clone(),
-                _ => join(frames.clone().filter(fresh)),
-            };
-            if bytes.is_empty() {
-                return Offer::Queued;
-            }
-            match stream.try_write(&bytes) {
-                Ok(n) if n == bytes.len() => return Offer::Written(count),
-                Ok(n) => state.unsent = bytes.slice(n..),
-                // Would block, or broken: the task writes them, or finds out.
-                Err(_) => state.queue.extend(frames.filter(fresh).cloned()),
-            }
-            state.direct = false;
-        } else {
-            let was_empty = state.queue.is_empty();
-            for frame in frames.filter(fresh) {
-                if state.queue.len() >= capacity {
-                    return Offer::Full;
-                }
-                state.queue.push_back(frame.clone());
-            }
-            if !was_empty || state.queue.is_empty() {
-                // Rung already for what was queued, and not yet taken; or nothing new.
-                return Offer::Queued;
-            }
-        }
-        drop(state);
-        self.ready.notify_one();
-        Offer::Queued
-    }
-
-    /// The subscriber's task is about to write through the socket itself: frames queue.
-    pub fn hold(&self) {
-        self.state().direct = false;
-    }
-
-    /// Raises the floor: pours at or below `floor` are not sent from now on.
-    pub fn raise_floor(&self, floor: u64) {
-        let mut state = self.state();
-        state.floor = state.floor.max(floor);
-    }
-
-    /// Keg events up to `seq` are not sent from now on.
-    pub fn raise_keg_floor(&self, seq: u64) {
-        let mut state = self.state();
-        state.keg_floor = state.keg_floor.max(seq);
-    }
-
-    /// What is queued (at most `max` frames) as one buffer; `None`, with the lane direct
-    /// again, once nothing is left.
-    pub fn take(&self, max: usize) -> Option<Batch> {
-        let mut guard = self.state();
-        let state = &mut *guard;
-        if state.closed {
-            return None;
-        }
-        let mut bytes = std::mem::take(&mut state.unsent);
-        let mut joined: Option<Vec<u8>> = None;
-        let mut frames = 0;
-        while frames < max {
-            let Some(frame) = state.queue.pop_front() else {
-                break;
-            };
-            if !state.owes(&frame) {
-                continue;
-            }
-            if bytes.is_empty() {
-                // A lone frame goes out as the hub's own bytes, not a copy.
-                bytes = frame.wire;
-            } else {
-                joined
-                    .get_or_insert_with(|| Vec::from(&bytes[..]))
-                    .extend_from_slice(&frame.wire);
-            }
-            frames += 1;
-        }
-        if let Some(joined) = joined {
-            bytes = joined.into();
-        }
-        if bytes.is_empty() {
-            // Only skipped frames stop short of `max`: the queue is empty.
-            state.direct = true;
-            return None;
-        }
-        Some(Batch { bytes, frames })
-    }
-
-    /// Ends the lane; returns the rest of a frame the hub cut short, which must go out
-    /// before anything else is written.
-    pub fn close(&self) -> Bytes {
-        let mut state = self.state();
-        state.closed = true;
-        state.direct = false;
-        state.queue.clear();
-        std::mem::take(&mut state.unsent)
-    }
 }
 
 /// A cheap-to-clone handle on the subscriber registry.

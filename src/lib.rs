@@ -25,8 +25,12 @@
 //! **Publish**: each kept change, once, to whoever follows.
 //! - [`feed`]: applies each kept change to the bar's state and publishes it on the bus, in
 //!   commit order.
-//! - [`hub`]: fan-out of each event, serialized once, written by the hub straight to each
-//!   subscriber's socket, or to its bounded queue when the socket is busy.
+//! - [`hub`]: fan-out: the roster of subscribers and the sweep that offers each event,
+//!   serialized once, to every subscriber's lane.
+//! - [`lane`]: one subscriber's way to its socket: written by the hub straight away while
+//!   the socket takes it, else queued (bounded) for the subscriber's task; the stream as
+//!   tungstenite's transport, and the task's writes.
+//! - [`frame`]: an event as a WebSocket frame, serialized once, shared by every subscriber.
 //! - [`bus`]: the event channel; it carries events and keeps nothing.
 //! - [`bar`]: the bar's state as the log has it (kegs, taps, the report's counts), which
 //!   handlers read and writers decide against.
@@ -57,11 +61,13 @@ pub mod config;
 pub mod decide;
 pub mod disk;
 pub mod feed;
+pub mod frame;
 pub mod glass;
 pub mod http;
 pub mod hub;
 pub mod human;
 pub mod keg;
+pub mod lane;
 pub mod metrics;
 pub mod pour;
 pub mod report;

@@ -6,15 +6,14 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::Poll;
 
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -32,8 +31,10 @@ use super::error::ErrorBody;
 use super::request::{glass_param, require, tap_param, whole_number};
 use super::state::AppState;
 use crate::auth::{Credential, Identity, Need, TokenSet};
+use crate::frame::{Frame, to_json};
 use crate::glass::Glass;
-use crate::hub::{Filter, Frame, Kick, Lane, Subscription, to_json};
+use crate::hub::{Filter, Kick, Subscription};
+use crate::lane::{self, Lane, Shared};
 use crate::store::ListQuery;
 
 /// Client frames larger than this close the connection (1009).
@@ -494,12 +495,9 @@ async fn next_now(socket: &mut Socket) -> Option<Option<tungstenite::Result<Mess
     .await
 }
 
-/// Writes whole frames straight to the TCP stream: at once if the socket takes them, else
-/// waiting (and giving up on shutdown or a kick, with what is left in `unsent`).
-///
-/// Safe past tungstenite because its own buffer is empty whenever this runs: every `send`
-/// flushes, and a pong it queued on reading a ping is flushed right after the read. Safe
-/// beside the hub because the lane is held meanwhile.
+/// Writes whole frames straight to the socket ([`lane::write`]), giving up on shutdown or
+/// a kick with what is left in `unsent` (empty when this is called), which the connection's
+/// end writes before its close frame.
 async fn write_frames(
     socket: &mut Socket,
     bytes: Bytes,
@@ -507,31 +505,11 @@ async fn write_frames(
     kicked: &mut oneshot::Receiver<Kick>,
     state: &AppState,
 ) -> Result<(), End> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    let written = match socket.get_ref().0.try_write(&bytes) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-        Err(_) => return Err(End::Broken),
-    };
-    if written < bytes.len() {
-        *unsent = bytes.slice(written..);
-        let rest = async {
-            while !unsent.is_empty() {
-                let n = socket.get_mut().write(unsent).await?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                *unsent = unsent.slice(n..);
-            }
-            Ok::<(), std::io::Error>(())
-        };
-        unless_ended(rest, kicked, state)
-            .await?
-            .map_err(|_| End::Broken)?;
-    }
-    Ok(())
+    *unsent = bytes;
+    let stream = socket.get_ref();
+    unless_ended(lane::write(stream, unsent), kicked, state)
+        .await?
+        .map_err(|_| End::Broken)
 }
 
 /// Sends every stored pour after `since` that the filter admits, in id order, and the keg
@@ -592,56 +570,6 @@ async fn replay(
         crate::metrics::frames_sent(frames);
     }
     Ok((seen, keg_top))
-}
-
-/// The TCP stream as tungstenite's transport, shared with the hub, which writes frames to
-/// it directly while the subscriber's lane is direct (see [`Lane`]). Reads and writes go
-/// through readiness and `try_*`, which need only `&TcpStream`.
-pub struct Shared(Arc<TcpStream>);
-
-impl AsyncRead for Shared {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for Shared {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// The connection closes when the last handle on the stream drops.
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// The frames of `/sockets/beers`, as a schema. The hub writes them (`hub::Wire` and
