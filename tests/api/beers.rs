@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, read_json, spawn_app, spawn_with};
+use crate::helpers::{assert_error, read_json, spawn_app, spawn_with, tempdir};
 
 fn is_rfc3339_millis_utc(text: &str) -> bool {
     // 2026-11-22T21:04:05.123Z
@@ -295,14 +295,6 @@ async fn overlapping_glasses_refuse_to_start() {
         .expect("refused");
     assert!(error.to_string().contains("overlap"), "{error}");
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-pub fn tempdir(name: &str) -> std::path::PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("altair-test-{}-{name}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test]

@@ -1,21 +1,28 @@
 //! The store contract: what a user of the API observes of the store, written once and run
-//! against every store the server has (the journal and PostgreSQL), so they cannot drift.
+//! against every store the server has (the journal, memory only, and PostgreSQL), so they
+//! cannot drift. Every decision of `crate::decide` shows here: ids, flags, keg levels and
+//! events, idempotency keys' answers, deletions. Memory keeps nothing across a restart, so
+//! a contract's part after one runs on the other two.
 
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 
-use crate::beers::tempdir;
-use crate::helpers::{TestApp, assert_error, ids_of, spawn_with};
+use crate::helpers::{TestApp, assert_error, ids_of, spawn_with, tempdir};
 use crate::postgres::Postgres;
 
 /// Where a server under test keeps its pours.
 enum Backend {
     Journal(std::path::PathBuf),
+    Memory,
     Postgres(Postgres),
 }
 
 impl Backend {
+    fn memory(_: &str) -> Option<Backend> {
+        Some(Backend::Memory)
+    }
+
     fn journal(name: &str) -> Option<Backend> {
         Some(Backend::Journal(tempdir(&format!("contract-{name}"))))
     }
@@ -34,6 +41,8 @@ impl Backend {
         let url;
         let mut argv = match self {
             Backend::Journal(dir) => vec!["--data-dir", dir.to_str().unwrap()],
+            // What `spawn_with` starts on unless told otherwise.
+            Backend::Memory => Vec::new(),
             Backend::Postgres(pg) => {
                 url = pg.url();
                 vec!["--database-url", &url]
@@ -41,6 +50,16 @@ impl Backend {
         };
         argv.extend_from_slice(flags);
         spawn_with(&argv).await
+    }
+
+    /// `app` stopped, and a new server on the same data; `None` for memory, which keeps
+    /// nothing: the contract ends there.
+    async fn restart(&self, app: TestApp, flags: &[&str]) -> Option<TestApp> {
+        app.shutdown().await;
+        match self {
+            Backend::Memory => None,
+            _ => Some(self.server_with(flags).await),
+        }
     }
 }
 
@@ -60,6 +79,16 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $name() {
                     if let Some(backend) = super::Backend::journal(stringify!($name)) {
+                        super::$name(&backend).await;
+                    }
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::memory(stringify!($name)) {
                         super::$name(&backend).await;
                     }
                 }
@@ -162,13 +191,30 @@ async fn idempotency_keys_replay_conflict_and_race(backend: &Backend) {
     let body = r#"{"tapId": 4, "volume": 500}"#;
     let (status, first) = app.post_keyed("k-1", body).await;
     assert_eq!(status, StatusCode::CREATED);
+    let (mut subscriber, _) = app.subscribe("").await;
     let (status, again) = app.post_keyed("k-1", body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
+    // Same meaning, other bytes: still the same request.
+    let (status, again) = app
+        .post_keyed("k-1", r#"{ "volume": 500.0, "tapId": 4 }"#)
+        .await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
     let (status, other) = app
         .post_keyed("k-1", r#"{"tapId": 4, "volume": 501}"#)
         .await;
-    assert_error(status, &other, 409);
+    assert!(assert_error(status, &other, 409).contains("k-1"));
+    app.pour(9, 300.0).await;
+    assert_eq!(
+        subscriber.next_pour().await["tapId"],
+        9,
+        "the retries broadcast nothing"
+    );
+    // A key is bound to the device's timestamp too.
+    let timed = r#"{"tapId": 4, "volume": 500, "timestamp": "2026-01-01T00:00:00Z"}"#;
+    assert_eq!(app.post_keyed("k-t", timed).await.0, StatusCode::CREATED);
+    assert_eq!(app.post_keyed("k-t", timed).await.0, StatusCode::OK);
+    assert_eq!(app.post_keyed("k-t", body).await.0, StatusCode::CONFLICT);
     // Twenty at once with one key: one pour.
     let racers: Vec<_> = (0..20)
         .map(|_| {
@@ -194,9 +240,13 @@ async fn idempotency_keys_replay_conflict_and_race(backend: &Backend) {
         StatusCode::NO_CONTENT
     );
     let (status, body) = app.post_keyed("k-race", body).await;
-    assert_error(status, &body, 409);
+    let message = assert_error(status, &body, 409);
+    assert!(message.contains("deleted"), "{message}");
     let (_, page) = app.get("/api/beers").await;
-    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(
+        page["total"], 3,
+        "k-1, k-t and tap 9's; nothing stored again: {page}"
+    );
 }
 
 async fn subscribers_hear_pours_and_deletions_in_order_and_since_replays(backend: &Backend) {
@@ -278,8 +328,9 @@ async fn everything_survives_a_restart(backend: &Backend) {
         StatusCode::CREATED
     );
     assert_eq!(app.delete("/api/beers/1").await, StatusCode::NO_CONTENT);
-    app.shutdown().await;
-    let app = backend.server().await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
     let (_, page) = app.get("/api/beers").await;
     assert_eq!(ids_of(&page), [2, 3]);
     assert_eq!(
@@ -360,8 +411,9 @@ async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &B
     let (_, report) = app.get("/api/report").await;
     assert_eq!(report["flagged"]["unclassified"], 1, "{report}");
 
-    app.shutdown().await;
-    let app = backend.server_with(HOURS).await;
+    let Some(app) = backend.restart(app, HOURS).await else {
+        return;
+    };
     let (_, one) = app.get("/api/beers/2").await;
     assert_eq!(flags_of(&one["beer"]), ["overPour", "burst"]);
     let (_, report) = app.get("/api/report").await;
@@ -472,8 +524,9 @@ async fn kegs_draw_down_announce_each_level_once_and_survive_a_restart(backend: 
     let (_, before) = app.get("/api/kegs/1").await;
 
     drop(subscriber);
-    app.shutdown().await;
-    let app = backend.server().await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
     let (_, after) = app.get("/api/kegs/1").await;
     assert_eq!(
         after, before,
@@ -599,8 +652,9 @@ async fn keg_levels_are_exact_under_concurrent_pours_deletions_and_a_keg_change(
     assert_eq!(one["keg"]["status"], "finished");
     // And a server that reads the log afresh finds the same.
     let app = Arc::into_inner(app).expect("the tasks are done");
-    app.shutdown().await;
-    let app = backend.server().await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
     assert_eq!(app.get("/api/kegs/1").await.1, one);
     assert_eq!(app.get("/api/kegs/2").await.1, two);
 }
@@ -654,8 +708,9 @@ async fn keg_events_are_replayed_in_their_places_by_since_and_events_since(backe
     }
     // A server that reads the log afresh replays the same events, with the same numbers.
     drop(subscribers);
-    app.shutdown().await;
-    let app = backend.server().await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
     let (mut subscriber, _) = app.subscribe("?since=0").await;
     for expected in everything.iter().chain(&["keg tapped 2 #5"]) {
         assert_eq!(heard(&mut subscriber).await, *expected);
@@ -679,8 +734,9 @@ async fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour(backend: &Bac
     assert_eq!(heard(&mut subscriber).await, "tap quiet 5 #4");
     // A server that reads the log afresh knows the tap is quiet, and does not say it again.
     drop(subscriber);
-    app.shutdown().await;
-    let app = backend.server_with(&["--quiet-after", "0.3"]).await;
+    let Some(app) = backend.restart(app, &["--quiet-after", "0.3"]).await else {
+        return;
+    };
     let (mut subscriber, _) = app.subscribe("?since=0").await;
     for expected in [
         "keg tapped 1 #1",
@@ -732,8 +788,9 @@ async fn keg_changes_retried_under_an_idempotency_key_happen_once(backend: &Back
     let (_, kegs) = app.get("/api/kegs").await;
     assert_eq!(kegs["kegs"].as_array().unwrap().len(), 1, "{kegs}");
     // Keys are kept across a restart.
-    app.shutdown().await;
-    let app = backend.server().await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
     let (status, again) = app.send_keyed("POST", "/api/kegs", "keg-a", tap).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     let (status, body) = app
@@ -777,8 +834,9 @@ async fn tap_settings_name_a_tap_and_move_its_low_level_and_are_kept(backend: &B
         .await;
     assert_error(status, &body, 422);
     drop(subscriber);
-    app.shutdown().await;
-    let app = backend.server().await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
     let (_, tap) = app.get("/api/taps/7").await;
     assert_eq!(tap["tap"]["name"], "Left bar, 7", "{tap}");
     assert_eq!(tap["tap"]["lowPercent"], 50.0);

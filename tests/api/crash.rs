@@ -6,8 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::beers::tempdir;
-use crate::helpers::{read_json, spawn_binary};
+use crate::helpers::{read_json, spawn_binary, tempdir};
 
 const CLIENTS: u32 = 8;
 const ROUNDS: u32 = 4;

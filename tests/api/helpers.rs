@@ -1,5 +1,6 @@
 //! Shared test helpers: a real server on port 0, and HTTP and WebSocket clients for it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -476,4 +477,55 @@ impl Subscriber {
             .await
             .expect("send to server");
     }
+}
+
+/// A new empty folder under the system's temporary directory, unique to this test.
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("altair-test-{}-{name}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every sample of the exposition, by its full series name (`name{labels}`).
+pub async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    scrape_as(app, None).await
+}
+
+/// [`scrape`] with a bearer token.
+pub async fn scrape_as(app: &TestApp, token: Option<&str>) -> HashMap<String, f64> {
+    let mut request = app.http.get(app.url("/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let mut samples = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        samples.insert(series.to_owned(), value);
+    }
+    samples
 }

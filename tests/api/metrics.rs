@@ -4,49 +4,7 @@ use std::collections::HashMap;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, spawn_with};
-
-/// Every sample of the exposition, by its full series name (`name{labels}`).
-async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    scrape_as(app, None).await
-}
-
-/// [`scrape`] with a bearer token.
-pub async fn scrape_as(app: &TestApp, token: Option<&str>) -> HashMap<String, f64> {
-    let mut request = app.http.get(app.url("/metrics"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text = response.text().await.unwrap();
-    let mut samples = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("not a sample: {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("not a number: {line}"));
-        let name = series.split('{').next().unwrap();
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name: {line}"
-        );
-        samples.insert(series.to_owned(), value);
-    }
-    samples
-}
+use crate::helpers::{scrape, spawn_with};
 
 fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)

@@ -264,7 +264,7 @@ async fn postgres_stopped_and_started_mid_load_loses_nothing_and_subscribers_res
         }
     })
     .await;
-    let metrics = crate::metrics::scrape_as(&servers[0], None).await;
+    let metrics = crate::helpers::scrape_as(&servers[0], None).await;
     assert_eq!(metrics[r#"altair_store_up{store="postgres"}"#], 0.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     pg.start_server();
@@ -274,7 +274,7 @@ async fn postgres_stopped_and_started_mid_load_loses_nothing_and_subscribers_res
         }
     })
     .await;
-    let metrics = crate::metrics::scrape_as(&servers[0], None).await;
+    let metrics = crate::helpers::scrape_as(&servers[0], None).await;
     assert_eq!(metrics[r#"altair_store_up{store="postgres"}"#], 1.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
@@ -328,7 +328,7 @@ async fn a_schema_newer_than_the_server_is_refused_in_one_line() {
 #[tokio::test]
 async fn migrate_creates_the_schema_and_says_so_without_the_password() {
     let Some(pg) = Postgres::start() else { return };
-    let dir = crate::beers::tempdir("pg-password");
+    let dir = crate::helpers::tempdir("pg-password");
     let secret = dir.join("password");
     std::fs::write(&secret, "s3cret-not-for-logs\n").unwrap();
     let migrate = |url: &str| {

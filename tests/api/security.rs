@@ -11,9 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::beers::tempdir;
-use crate::helpers::{TestApp, assert_error, read_json, spawn_with, within};
-use crate::metrics::scrape_as;
+use crate::helpers::{TestApp, assert_error, read_json, scrape_as, spawn_with, tempdir, within};
 
 /// A server with a tokens file holding a tap-3, a reader and an admin token (plus `flags`);
 /// returns it, the folder to remove, and the tokens.

@@ -10,8 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::beers::tempdir;
-use crate::helpers::{Log, http_client, read_json, spawn_binary_logged, within};
+use crate::helpers::{Log, http_client, read_json, spawn_binary_logged, tempdir, within};
 use crate::metrics::scrape_binary;
 
 /// A small tmpfs of the test's own, unmounted when the test ends.
