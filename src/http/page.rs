@@ -40,6 +40,26 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../web/ops/ops.js"),
         ),
         (
+            "/ops/connection.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/connection.js"),
+        ),
+        (
+            "/ops/draw.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/draw.js"),
+        ),
+        (
+            "/ops/state.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/state.js"),
+        ),
+        (
+            "/ops/words.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/words.js"),
+        ),
+        (
             "/ops/ops.css",
             "text/css; charset=utf-8",
             include_bytes!("../../web/ops/ops.css"),

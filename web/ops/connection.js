@@ -1,0 +1,211 @@
+// The connection: a snapshot over REST, then the WebSocket, resumed after a drop with
+// `since` and `eventsSince`; and the token prompt when the server asks for one.
+
+import { $, schedule } from "./draw.js";
+import { FEED_MAX, applyKegEvent, applyPour, applyReport, applyTaps, dirty, state } from "./state.js";
+
+const TOKEN_KEY = "altair-token";
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 10000;
+const TAPS_REFRESH_MS = 60000;
+
+class AuthError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(path) {
+  const headers = { Accept: "application/json" };
+  const t = token();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const response = await fetch(path, { headers, cache: "no-store" });
+  const body = await response.json().catch(() => ({}));
+  if (response.status === 401 || response.status === 403) {
+    throw new AuthError(response.status, body.message || response.statusText);
+  }
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${body.message || ""}`);
+  return body;
+}
+
+function setConnection(kind, text) {
+  const el = $("connection");
+  el.dataset.state = kind;
+  el.textContent = text;
+}
+
+async function loadSnapshot() {
+  const [glasses, report, taps] = await Promise.all([
+    api("/api/glasses"),
+    api("/api/report"),
+    api("/api/taps"),
+  ]);
+  state.glasses = glasses.glasses;
+  applyTaps(taps.taps);
+  applyReport(report);
+  // The latest pours the report counts; the socket replays everything after them.
+  const since = report.lastId;
+  if (since > 0) {
+    const page = await api(`/api/beers?after=${Math.max(0, since - 2 * FEED_MAX)}&page_size=1000`);
+    const pours = page.beers.filter((p) => p.id <= since).slice(-FEED_MAX);
+    for (const pour of pours) applyPour(pour, true);
+  }
+  state.lastId = since;
+  schedule();
+}
+
+let attempt = 0;
+let socket = null;
+let tapsTimer = null;
+/** Set while the page waits for a token: nothing reconnects meanwhile. */
+let halted = false;
+
+function socketUrl() {
+  const url = new URL("/sockets/beers", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("since", String(state.lastId));
+  const seq = Math.max(state.lastSeq, state.seqFloor);
+  if (seq > 0) url.searchParams.set("eventsSince", String(seq));
+  const t = token();
+  if (t) url.searchParams.set("token", t);
+  return url;
+}
+
+function connect() {
+  socket = new WebSocket(socketUrl());
+  let opened = false;
+  socket.onmessage = (message) => {
+    let frame;
+    try {
+      frame = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    switch (frame.event) {
+      case "hello":
+        opened = true;
+        attempt = 0;
+        state.glasses = frame.glasses ?? state.glasses;
+        // Events up to here came before this page (but those after the snapshot's
+        // last pour, which `since` replays): on a reconnect, only later ones are news.
+        if (state.seqFloor === 0) state.seqFloor = frame.lastSeq ?? 0;
+        setConnection("live", "Live");
+        break;
+      case "pour":
+        applyPour(frame.beer, false);
+        break;
+      case "deleted":
+        if (state.feedRows.has(frame.id) || dirty.feed.some((p) => p.id === frame.id)) {
+          dirty.feed = dirty.feed.filter((p) => p.id !== frame.id);
+          dirty.removed.push(frame.id);
+        }
+        break;
+      case "report":
+        applyReport(frame.report);
+        break;
+      case "keg":
+      case "tap":
+        applyKegEvent(frame);
+        break;
+      default:
+        break;
+    }
+    schedule();
+  };
+  socket.onclose = (close) => {
+    socket = null;
+    if (halted) return;
+    if (close.code === 1008 && close.reason === "token revoked") {
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken("The token was revoked on the server: enter another.");
+      return;
+    }
+    if (opened) refreshTapsSoon();
+    reconnect();
+  };
+}
+
+function reconnect() {
+  attempt += 1;
+  const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
+  setConnection("reconnecting", `Reconnecting… (try ${attempt}, in ${(delay / 1000).toFixed(1)} s)`);
+  setTimeout(connect, delay);
+}
+
+/** Names, paces and quiet flags change rarely: read again now and then, and after a drop. */
+function refreshTapsSoon() {
+  clearTimeout(tapsTimer);
+  tapsTimer = setTimeout(refreshTaps, socket ? 0 : RETRY_FIRST_MS);
+}
+
+async function refreshTaps() {
+  if (!socket || socket.readyState !== WebSocket.OPEN) {
+    tapsTimer = setTimeout(refreshTaps, RETRY_FIRST_MS);
+    return;
+  }
+  try {
+    applyTaps((await api("/api/taps")).taps);
+    schedule();
+  } catch (e) {
+    if (e instanceof AuthError) {
+      askForToken(authMessage(e));
+      return;
+    }
+  }
+  tapsTimer = setTimeout(refreshTaps, TAPS_REFRESH_MS);
+}
+
+function authMessage(e) {
+  if (e.status === 403) return `That token may not read pours (${e.message}): use a reader or admin token.`;
+  return token() ? `That token was not accepted (${e.message}). Check it and try again.` : "";
+}
+
+function askForToken(message) {
+  halted = true;
+  clearTimeout(tapsTimer);
+  if (socket) socket.close();
+  $("main").hidden = true;
+  $("token-form").hidden = false;
+  $("token-error").textContent = message;
+  setConnection("failed", "Needs a token");
+  $("token").focus();
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = $("token").value.trim();
+  if (!value) return;
+  sessionStorage.setItem(TOKEN_KEY, value);
+  $("token").value = "";
+  start();
+});
+
+export async function start() {
+  halted = false;
+  setConnection("connecting", "Connecting…");
+  try {
+    await loadSnapshot();
+  } catch (e) {
+    if (e instanceof AuthError) {
+      const message = authMessage(e);
+      // A token that does not open the page is not kept.
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken(message);
+      return;
+    }
+    attempt += 1;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1));
+    setConnection("failed", `Cannot load (${e.message}); trying again in ${(delay / 1000).toFixed(1)} s`);
+    setTimeout(start, delay);
+    return;
+  }
+  $("token-form").hidden = true;
+  $("main").hidden = false;
+  connect();
+  tapsTimer = setTimeout(refreshTaps, TAPS_REFRESH_MS);
+}
