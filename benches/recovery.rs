@@ -70,12 +70,12 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let (ledger, opened) =
+        let (store, opened) =
             JournalStore::open(&dir, &catalogue, Feed::standalone(&catalogue), settings)
                 .expect("open");
         times.push(started.elapsed());
         assert_eq!(opened.pours, POURS - POURS / 100);
-        runtime.block_on(ledger.close());
+        runtime.block_on(store.close());
     }
     times.sort();
     println!(

@@ -104,8 +104,8 @@ pub async fn open(
                 path: config.data_dir(),
                 source: std::io::Error::other(e.to_string()),
             })??;
-    let (ledger, opened) = opened;
-    let last_id = ledger.stats().await.map_or(0, |s| s.last_id);
+    let (store, opened) = opened;
+    let last_id = store.stats().await.map_or(0, |s| s.last_id);
     // Absolute: a relative --data-dir follows the working directory, and an empty store
     // opened from the wrong folder must not look like lost pours.
     let dir = std::fs::canonicalize(config.data_dir()).unwrap_or_else(|_| config.data_dir());
@@ -123,5 +123,5 @@ pub async fn open(
             opened.took
         );
     }
-    Ok(Arc::new(ledger))
+    Ok(Arc::new(store))
 }

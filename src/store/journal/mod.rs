@@ -917,7 +917,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_fsync_stops_writes_for_good_and_asks_for_a_restart() {
-        let dir = std::env::temp_dir().join(format!("altair-ledger-fsync-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("altair-store-fsync-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let catalogue = Catalogue::default();
         let feed = Feed::standalone(&catalogue);
@@ -928,21 +928,21 @@ mod tests {
             },
             compact_min_bytes: u64::MAX,
         };
-        let ledger = JournalStore::failing_syncs(&dir, &catalogue, feed, settings);
-        let broken = ledger.broken().unwrap();
+        let store = JournalStore::failing_syncs(&dir, &catalogue, feed, settings);
+        let broken = store.broken().unwrap();
         assert!(!broken.is_cancelled());
-        let failed = ledger.insert(pour(), None).await.unwrap_err();
+        let failed = store.insert(pour(), None).await.unwrap_err();
         assert!(failed.0.contains("fsync failed"), "{failed}");
         assert!(broken.is_cancelled(), "the server is asked to stop");
-        assert!(matches!(ledger.condition(), Condition::Degraded { .. }));
+        assert!(matches!(store.condition(), Condition::Degraded { .. }));
         // Never retried, whatever comes next: the disk may have dropped what it was given.
-        assert!(ledger.insert(pour(), None).await.is_err());
+        assert!(store.insert(pour(), None).await.is_err());
         assert_eq!(
-            ledger.stats().await.unwrap().pours,
+            store.stats().await.unwrap().pours,
             0,
             "nothing was made visible"
         );
-        ledger.close().await;
+        store.close().await;
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
