@@ -213,22 +213,37 @@ struct Keyed {
     device_timestamp: bool,
 }
 
+/// A batch's working memory, handed from one batch to the next so that a store whose every
+/// request is a batch (memory only) allocates nothing for it.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The taps whose latest pour time the batch moved, and to what.
+    moved: Vec<(u32, Timestamp)>,
+    /// Volume (µl) decided per tap with a keg in this batch, not yet drawn from it.
+    drawn: Vec<(u32, i64)>,
+    keyed: Vec<Keyed>,
+    deleted: Vec<u64>,
+}
+
+impl Scratch {
+    /// The taps whose latest pour time the batch moved, and to what: for the store to keep
+    /// once the batch is.
+    pub fn latest(&self) -> &[(u32, Timestamp)] {
+        &self.moved
+    }
+}
+
 /// Decides a batch of commands, in log order, against the state at the log's end.
 ///
 /// Nothing outside the batch changes while it decides: the store keeps what it decided,
-/// then feeds the taps' new latest pour times ([`Batch::latest`]) to its own record.
+/// then the taps' new latest pour times ([`Scratch::latest`]) to its own record.
 pub struct Batch<'a> {
     rules: Settings,
     kegs: &'a Cellar,
     latest: &'a Latest,
     now: Timestamp,
     next_id: u64,
-    /// The taps whose latest pour time this batch moved, and to what.
-    moved: Vec<(u32, Timestamp)>,
-    /// Volume (µl) decided per tap in this batch, not yet drawn from its keg.
-    drawn: Vec<(u32, i64)>,
-    keyed: Vec<Keyed>,
-    deleted: Vec<u64>,
+    scratch: Scratch,
 }
 
 impl<'a> Batch<'a> {
@@ -241,16 +256,29 @@ impl<'a> Batch<'a> {
         last_id: u64,
         now: Timestamp,
     ) -> Batch<'a> {
+        Batch::reusing(Scratch::default(), rules, kegs, latest, last_id, now)
+    }
+
+    /// [`Batch::new`], in the memory an earlier batch left ([`Batch::finish`]).
+    pub fn reusing(
+        mut scratch: Scratch,
+        rules: Settings,
+        kegs: &'a Cellar,
+        latest: &'a Latest,
+        last_id: u64,
+        now: Timestamp,
+    ) -> Batch<'a> {
+        scratch.moved.clear();
+        scratch.drawn.clear();
+        scratch.keyed.clear();
+        scratch.deleted.clear();
         Batch {
             rules,
             kegs,
             latest,
             now,
             next_id: last_id + 1,
-            moved: Vec::new(),
-            drawn: Vec::new(),
-            keyed: Vec::new(),
-            deleted: Vec::new(),
+            scratch,
         }
     }
 
@@ -279,28 +307,32 @@ impl<'a> Batch<'a> {
             request.flags = request.flags.with(Flag::Burst);
         }
         let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
-        match self.moved.iter_mut().find(|(t, _)| *t == tap_id) {
+        let scratch = &mut self.scratch;
+        match scratch.moved.iter_mut().find(|(t, _)| *t == tap_id) {
             Some(moved) => moved.1 = at,
-            None => self.moved.push((tap_id, at)),
+            None => scratch.moved.push((tap_id, at)),
         }
         // A short list: a batch's taps are few.
-        let i = match self.drawn.iter().position(|(t, _)| *t == tap_id) {
-            Some(i) => i,
-            None => {
-                self.drawn.push((tap_id, 0));
-                self.drawn.len() - 1
+        let drawn = match scratch.drawn.iter().position(|(t, _)| *t == tap_id) {
+            Some(i) => Some(i),
+            None if self.kegs.has_keg(tap_id) => {
+                scratch.drawn.push((tap_id, 0));
+                Some(scratch.drawn.len() - 1)
             }
+            None => None,
         };
-        let drawn = &mut self.drawn[i].1;
-        if self.kegs.empty_before(tap_id, *drawn) {
-            request.flags = request.flags.with(Flag::EmptyKeg);
+        if let Some(i) = drawn {
+            let drawn = &mut scratch.drawn[i].1;
+            if self.kegs.empty_before(tap_id, *drawn) {
+                request.flags = request.flags.with(Flag::EmptyKeg);
+            }
+            *drawn += microlitres(request.volume);
         }
-        *drawn += microlitres(request.volume);
         let device_timestamp = request.device_timestamp;
         let pour = request.with_id(self.next_id);
         self.next_id += 1;
         if let Some(key) = key {
-            self.keyed.push(Keyed {
+            self.scratch.keyed.push(Keyed {
                 key: key.to_owned(),
                 pour: pour.clone(),
                 device_timestamp,
@@ -316,15 +348,15 @@ impl<'a> Batch<'a> {
         request: &NewPour,
         known: Option<KnownPour<'_>>,
     ) -> Option<Inserted> {
-        let (pour, device_timestamp, deleted) = match self.keyed.iter().rev().find(|k| k.key == key)
-        {
-            Some(keyed) => (&keyed.pour, keyed.device_timestamp, false),
-            None => {
-                let known = known.filter(|k| self.rules.key_ttl.alive(k.created, self.now))?;
-                (known.pour, known.device_timestamp, known.deleted)
-            }
-        };
-        let deleted = deleted || self.deleted.contains(&pour.id);
+        let (pour, device_timestamp, deleted) =
+            match self.scratch.keyed.iter().rev().find(|k| k.key == key) {
+                Some(keyed) => (&keyed.pour, keyed.device_timestamp, false),
+                None => {
+                    let known = known.filter(|k| self.rules.key_ttl.alive(k.created, self.now))?;
+                    (known.pour, known.device_timestamp, known.deleted)
+                }
+            };
+        let deleted = deleted || self.scratch.deleted.contains(&pour.id);
         Some(
             if Fingerprint::of_stored(pour, device_timestamp) != Fingerprint::of_request(request) {
                 Inserted::Conflict
@@ -338,9 +370,9 @@ impl<'a> Batch<'a> {
 
     /// A deletion of pour `id`; `stored`: whether the store holds it, not deleted.
     pub fn delete(&mut self, id: u64, stored: bool) -> DeleteDecision {
-        let decision = delete(stored && !self.deleted.contains(&id));
+        let decision = delete(stored && !self.scratch.deleted.contains(&id));
         if decision == DeleteDecision::Record {
-            self.deleted.push(id);
+            self.scratch.deleted.push(id);
         }
         decision
     }
@@ -375,14 +407,15 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The taps whose latest pour time the batch moved, and to what: for the store to keep
-    /// once the batch is.
-    pub fn into_latest(self) -> Vec<(u32, Timestamp)> {
-        self.moved
+    /// The batch decided: its memory, with the taps' new latest pour times
+    /// ([`Scratch::latest`]) for the store to keep once the batch is kept.
+    pub fn finish(self) -> Scratch {
+        self.scratch
     }
 
     fn latest_of(&self, tap_id: u32) -> Option<Timestamp> {
-        self.moved
+        self.scratch
+            .moved
             .iter()
             .find(|(t, _)| *t == tap_id)
             .map(|(_, at)| *at)
@@ -689,7 +722,7 @@ mod tests {
         batch.pour(request(1, 500.0, NOW - 50_000, true), None, None);
         batch.pour(request(2, 500.0, NOW + 5, true), None, None);
         batch.pour(request(2, 500.0, NOW + 1, true), None, None);
-        let mut moved = batch.into_latest();
+        let mut moved = batch.finish().latest().to_vec();
         moved.sort_unstable_by_key(|(tap, _)| *tap);
         assert_eq!(
             moved,

@@ -439,6 +439,11 @@ impl Cellar {
         self.kegs.get(usize::try_from(id.checked_sub(1)?).ok()?)
     }
 
+    /// Whether a keg is on `tap_id`.
+    pub fn has_keg(&self, tap_id: u32) -> bool {
+        self.current.contains_key(&tap_id)
+    }
+
     /// Whether the current keg of `tap_id` has nothing left once `pending` µl more are
     /// drawn (pours decided but not yet applied).
     pub fn empty_before(&self, tap_id: u32, pending: i64) -> bool {

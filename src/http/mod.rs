@@ -99,7 +99,7 @@ fn at(route: &'static Route) -> BoxedFilter<(String,)> {
     warp::path::full()
         .and_then(move |full: warp::path::FullPath| {
             let param = route.matches(full.as_str()).map(str::to_owned);
-            async move { param.ok_or_else(warp::reject::not_found) }
+            std::future::ready(param.ok_or_else(warp::reject::not_found))
         })
         .boxed()
 }

@@ -29,7 +29,8 @@ pub use self::file::{Journal, JournalError, Record};
 use self::index::Index;
 use self::keys::{KeyTable, Remembered};
 use crate::decide::{
-    Batch, DeleteDecision, Inserted, KegDecision, KegDone, KnownOp, Latest, PourDecision, Settings,
+    Batch, DeleteDecision, Inserted, KegDecision, KegDone, KnownOp, Latest, PourDecision, Scratch,
+    Settings,
 };
 use crate::feed::Feed;
 use crate::glass::Catalogue;
@@ -283,6 +284,7 @@ impl JournalStore {
             feed,
             keys,
             latest,
+            scratch: Scratch::default(),
             keg_log,
             failed: None,
             out_of_space: None,
@@ -467,6 +469,9 @@ struct Writer {
     /// Changed only once a batch is kept: a refused pour must not make the next one look
     /// like a burst.
     latest: Latest,
+    /// The last batch's working memory, for the next (without a journal, every request is
+    /// a batch).
+    scratch: Scratch,
     /// Every keg operation, for compaction to keep, and their idempotency keys.
     keg_log: KegLog,
     /// Set when a journal write failed: the file's state is unknown, so no further write
@@ -555,12 +560,13 @@ impl Writer {
         let mut frame = FrameBuf::new();
         let mut decided = Vec::with_capacity(batch.len());
         let mut close = None;
-        let moved = {
+        let scratch = {
             let index = read(&self.index);
             // Held while the batch is decided: nothing is fed meanwhile (this is the only
             // writer), and one lock is cheaper than one a pour.
             let bar = self.feed.bar().hold();
-            let mut rules = Batch::new(
+            let mut rules = Batch::reusing(
+                std::mem::take(&mut self.scratch),
                 self.settings.rules,
                 bar.cellar(),
                 &self.latest,
@@ -638,7 +644,7 @@ impl Writer {
                     last_id: index.last_id(),
                 });
             }
-            rules.into_latest()
+            rules.finish()
         };
 
         let started = Instant::now();
@@ -691,9 +697,10 @@ impl Writer {
         }
 
         // Durable: now kept, visible, fed in id order, and answered.
-        for (tap_id, at) in moved {
+        for &(tap_id, at) in scratch.latest() {
             self.latest.saw(tap_id, at);
         }
+        self.scratch = scratch;
         let mut index = write(&self.index);
         for d in decided {
             match d {

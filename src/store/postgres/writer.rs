@@ -544,7 +544,7 @@ async fn insert(
                 batch.pour((*request).clone(), *key, known)
             })
             .collect();
-        (decided, batch.into_latest())
+        (decided, batch.finish())
     };
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
@@ -605,6 +605,7 @@ async fn insert(
         &rows.flags,
     ];
     let (latest_taps, latest_times): (Vec<i64>, Vec<i64>) = moved
+        .latest()
         .iter()
         .map(|(tap, at)| (i64::from(*tap), at.millis()))
         .unzip();
