@@ -1,8 +1,9 @@
 //! What every request passes before routing: CORS, rate limits, authentication.
 //!
 //! Authentication happens here, before any route matches, so that without a token an
-//! unknown path and a known one look alike (401). Authorization (which role may do what)
-//! is each handler's business, since only it knows what is asked (`POST` for which tap).
+//! unknown path and a known one look alike (401). So does authorization: the route table
+//! says what each method of a route needs, and the gate checks it (403). A pour is the one
+//! exception: which tap it is for is in its body, so its handler checks that.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -15,8 +16,8 @@ use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use super::error::ApiError;
-use super::routes::{self, SOCKET};
-use crate::auth::{Auth, AuthFailure, Identity};
+use super::routes::{self, Route, SOCKET};
+use crate::auth::{Auth, AuthFailure, Identity, Need};
 
 /// Requests per second, with bursts of twice that, per key.
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -69,11 +70,12 @@ impl Gate {
         &self.auth
     }
 
-    /// Admits a request, or says why not (401, 429).
+    /// Admits a request for `path`, which `route` serves (if any), or says why not (401,
+    /// 403, 429).
     pub fn admit(
         &self,
         method: &Method,
-        path: &str,
+        (path, route): (&str, Option<&Route>),
         query: Option<&str>,
         headers: &HeaderMap,
         peer: IpAddr,
@@ -83,7 +85,7 @@ impl Gate {
         }
         self.check_origin(method, path, headers)?;
         // Documentation and the page's files hold no data.
-        if !routes::may_need_token(path) {
+        if !routes::needs_token(route) {
             return Ok(Identity::Anonymous);
         }
         // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.
@@ -102,6 +104,9 @@ impl Gate {
             .map_err(ApiError::Unauthorized)?;
         if let (Some(limiter), Some(key)) = (&self.per_credential, identity.limit_key()) {
             check(limiter, &key)?;
+        }
+        if let Some(need) = route.and_then(|route| route.need(method.as_str())) {
+            allowed(&identity, need)?;
         }
         Ok(identity)
     }
@@ -228,5 +233,34 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 impl From<AuthFailure> for ApiError {
     fn from(failure: AuthFailure) -> ApiError {
         ApiError::Unauthorized(failure)
+    }
+}
+
+/// 403 unless `who` may do `need` (401 without a token).
+pub fn require(who: &Option<Identity>, need: Need) -> Result<(), ApiError> {
+    match who {
+        Some(identity) => allowed(identity, need),
+        None => Err(ApiError::Unauthorized(AuthFailure::Missing)),
+    }
+}
+
+/// 403 unless `identity` may do `need`.
+fn allowed(identity: &Identity, need: Need) -> Result<(), ApiError> {
+    match identity {
+        identity if identity.allows(need) => Ok(()),
+        // Public paths admit reads without a token; anything more needs one: 401, not 403.
+        Identity::Anonymous => Err(ApiError::Unauthorized(AuthFailure::Missing)),
+        identity => Err(ApiError::Forbidden(format!(
+            "{} may not {}",
+            identity.describe(),
+            match need {
+                Need::Read => "read pours or reports".to_owned(),
+                Need::Glasses => "read the glass list".to_owned(),
+                Need::Subscribe => "subscribe".to_owned(),
+                Need::Pour(tap) => format!("post pours for tap {tap}"),
+                Need::Delete => "delete pours".to_owned(),
+                Need::Manage => "change kegs or taps".to_owned(),
+            }
+        ))),
     }
 }

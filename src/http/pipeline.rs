@@ -126,13 +126,14 @@ impl Pipeline {
         // The path only: a WebSocket's ?token= must never reach the log.
         let path = request.uri().path().to_owned();
         let origin = request.headers().get(header::ORIGIN).cloned();
+        let route = super::routes::find(&path);
         let gate = &self.gate;
         let admitted = match gate.preflight(&method, request.headers()) {
             Some(answer) => Err(answer),
             None => gate
                 .admit(
                     &method,
-                    &path,
+                    (&path, route),
                     request.uri().query(),
                     request.headers(),
                     peer.ip(),
@@ -160,7 +161,7 @@ impl Pipeline {
         gate.decorate(origin.as_ref(), &mut response);
         let status = response.status().as_u16();
         crate::metrics::request(
-            super::routes::label(&path),
+            route.map_or(super::routes::UNMATCHED, |route| route.path),
             method.as_str(),
             status,
             started.elapsed(),

@@ -7,34 +7,11 @@ use warp::Filter;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::auth::{Identity, Need};
+use crate::auth::Identity;
 
 /// Who is asking, as the gate found out (absent only if the gate did not run).
 pub fn identity() -> impl Filter<Extract = (Option<Identity>,), Error = Infallible> + Clone {
     warp::ext::optional::<Identity>()
-}
-
-/// 403 unless `who` may do `need`.
-pub fn require(who: &Option<Identity>, need: Need) -> Result<(), ApiError> {
-    match who {
-        Some(identity) if identity.allows(need) => Ok(()),
-        // Public paths admit reads without a token; anything more needs one: 401, not 403.
-        Some(Identity::Anonymous) | None => {
-            Err(ApiError::Unauthorized(crate::auth::AuthFailure::Missing))
-        }
-        Some(identity) => Err(ApiError::Forbidden(format!(
-            "{} may not {}",
-            identity.describe(),
-            match need {
-                Need::Read => "read pours or reports".to_owned(),
-                Need::Glasses => "read the glass list".to_owned(),
-                Need::Subscribe => "subscribe".to_owned(),
-                Need::Pour(tap) => format!("post pours for tap {tap}"),
-                Need::Delete => "delete pours".to_owned(),
-                Need::Manage => "change kegs or taps".to_owned(),
-            }
-        ))),
-    }
 }
 
 pub fn with_state(

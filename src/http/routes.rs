@@ -1,7 +1,9 @@
 //! The one table of routes. Each route is declared once, here; the router
 //! ([`super::routes`]), the request metrics' label, the gate (whether a token can ever be
-//! asked for) and the OpenAPI document's shared parts (the `Idempotency-Key` header) all
-//! read it, so they cannot drift apart.
+//! asked for, and which role each method needs) and the OpenAPI document's shared parts
+//! (the `Idempotency-Key` header) all read it, so they cannot drift apart.
+
+use crate::auth::Need;
 
 /// A route: a path template and what is served there.
 #[derive(Debug)]
@@ -20,6 +22,9 @@ pub struct Route {
     pub documented: bool,
     /// The methods that take an `Idempotency-Key`.
     pub idempotent: &'static [&'static str],
+    /// What each method needs of the caller, checked by the gate. A pour's is not here:
+    /// which tap it is for is in its body, so its handler checks it.
+    pub needs: &'static [(&'static str, Need)],
     /// What serves it.
     pub handler: Handler,
 }
@@ -66,6 +71,7 @@ pub const UNMATCHED: &str = "unmatched";
 const fn api(
     path: &'static str,
     allow: &'static str,
+    needs: &'static [(&'static str, Need)],
     idempotent: &'static [&'static str],
     handler: Handler,
 ) -> Route {
@@ -76,6 +82,7 @@ const fn api(
         access: Access::Tokens,
         documented: true,
         idempotent,
+        needs,
         handler,
     }
 }
@@ -88,38 +95,30 @@ const fn open(path: &'static str, below: bool, documented: bool, handler: Handle
         access: Access::Anyone,
         documented,
         idempotent: &[],
+        needs: &[],
         handler,
     }
 }
 
 /// Every route, in the order the router tries them (a fixed segment before a `{name}` one
 /// where both would match: `/api/kegs/sizes` before `/api/kegs/{id}`).
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    api("/api/beers", "GET, POST", &["POST"], Handler::Beers),
-    api("/api/beers/{id}", "GET, DELETE", &[], Handler::Beer),
-    api("/api/glasses", "GET", &[], Handler::Glasses),
-    api("/api/kegs", "GET, POST", &["POST"], Handler::Kegs),
-    api("/api/kegs/sizes", "GET", &[], Handler::KegSizes),
-    api("/api/kegs/{id}", "GET, PATCH", &["PATCH"], Handler::Keg),
-    api(
-        "/api/kegs/{id}/finish",
-        "POST",
-        &["POST"],
-        Handler::FinishKeg,
-    ),
-    api("/api/taps", "GET", &[], Handler::Taps),
-    api("/api/taps/{tapId}", "GET, PATCH", &["PATCH"], Handler::Tap),
-    api("/api/report", "GET", &[], Handler::Report),
-    api("/health", "GET", &[], Handler::Health),
-    api("/metrics", "GET", &[], Handler::Metrics),
-    api(SOCKET, "GET", &[], Handler::Socket),
+    api("/api/beers", "GET, POST", &[("GET", Need::Read)], &["POST"], Handler::Beers),
+    api("/api/beers/{id}", "GET, DELETE", &[("GET", Need::Read), ("DELETE", Need::Delete)], &[], Handler::Beer),
+    api("/api/glasses", "GET", &[("GET", Need::Glasses)], &[], Handler::Glasses),
+    api("/api/kegs", "GET, POST", &[("GET", Need::Read), ("POST", Need::Manage)], &["POST"], Handler::Kegs),
+    api("/api/kegs/sizes", "GET", &[("GET", Need::Read)], &[], Handler::KegSizes),
+    api("/api/kegs/{id}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::Manage)], &["PATCH"], Handler::Keg),
+    api("/api/kegs/{id}/finish", "POST", &[("POST", Need::Manage)], &["POST"], Handler::FinishKeg),
+    api("/api/taps", "GET", &[("GET", Need::Read)], &[], Handler::Taps),
+    api("/api/taps/{tapId}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::Manage)], &["PATCH"], Handler::Tap),
+    api("/api/report", "GET", &[("GET", Need::Read)], &[], Handler::Report),
+    api("/health", "GET", &[], &[], Handler::Health),
+    api("/metrics", "GET", &[("GET", Need::Read)], &[], Handler::Metrics),
+    api(SOCKET, "GET", &[("GET", Need::Subscribe)], &[], Handler::Socket),
     open("/api/openapi.json", false, true, Handler::OpenApi),
-    open(
-        "/api/events.schema.json",
-        false,
-        true,
-        Handler::EventsSchema,
-    ),
+    open("/api/events.schema.json", false, true, Handler::EventsSchema),
     open("/docs", true, false, Handler::Docs),
     open("/", false, false, Handler::Page),
     open("/ops", true, false, Handler::PageFiles),
@@ -157,6 +156,16 @@ impl Route {
         (p == bytes.len()).then_some(param)
     }
 
+    /// What `method` needs of the caller here, if the gate checks anything (`HEAD` is
+    /// `GET`).
+    pub fn need(&self, method: &str) -> Option<Need> {
+        let method = if method == "HEAD" { "GET" } else { method };
+        self.needs
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, need)| *need)
+    }
+
     /// Its methods, one by one.
     pub fn methods(&self) -> impl Iterator<Item = &'static str> {
         self.allow.split(", ")
@@ -175,7 +184,12 @@ pub fn label(path: &str) -> &'static str {
 
 /// Whether a request for `path` can ever need a token.
 pub fn may_need_token(path: &str) -> bool {
-    find(path).is_none_or(|route| route.access == Access::Tokens)
+    needs_token(find(path))
+}
+
+/// Whether a request for what `route` serves (`None`: no route) can ever need a token.
+pub fn needs_token(route: Option<&Route>) -> bool {
+    route.is_none_or(|route| route.access == Access::Tokens)
 }
 
 /// Every documented operation, as (method, path template).
@@ -223,6 +237,30 @@ mod tests {
         let keg = find("/api/kegs/12/finish").unwrap();
         assert_eq!(keg.matches("/api/kegs/12/finish"), Some("12"));
         assert_eq!(find("/api/beers").unwrap().matches("/api/beers"), Some(""));
+    }
+
+    #[test]
+    fn every_method_of_an_api_route_says_what_it_needs_but_the_pours_and_healths() {
+        for route in ROUTES.iter().filter(|r| r.access == Access::Tokens) {
+            for method in route.methods() {
+                let exempt = matches!(
+                    (method, route.path),
+                    ("POST", "/api/beers") | ("GET", "/health")
+                );
+                assert_eq!(
+                    route.need(method).is_none(),
+                    exempt,
+                    "{method} {} needs {:?}",
+                    route.path,
+                    route.need(method)
+                );
+            }
+        }
+        assert_eq!(find("/api/kegs/1").unwrap().need("HEAD"), Some(Need::Read));
+        assert_eq!(
+            find("/api/kegs/1").unwrap().need("PATCH"),
+            Some(Need::Manage)
+        );
     }
 
     #[test]
