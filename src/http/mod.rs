@@ -3,13 +3,13 @@
 //!
 //! Handlers never reject: they answer errors themselves, so a rejection after the path
 //! matched always means "this method is not served here".
-
 //!
-//! Inside, modules only look down: [`error`] and [`gate`] know nothing of routes; [`state`]
-//! holds what handlers share; [`request`] and [`reply`] are what every handler uses;
-//! `beers`, `kegs`, `operations` and [`socket`] are the handlers; [`openapi`] documents them;
-//! `page` serves the operations page's files; [`routes`] is the table of routes and this file the router
-//! that serves it.
+//! Inside, modules only look down: [`routes`] (the table) and [`error`] know nothing of
+//! handlers; [`gate`] checks a request against the table before routing; [`pipeline`]
+//! carries each connection's requests through the gate to the router; [`state`] holds what
+//! handlers share; [`request`] and [`reply`] are what every handler uses; `beers`, `kegs`,
+//! `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
+//! the operations page's files; this file is the router.
 
 pub mod error;
 pub mod gate;
