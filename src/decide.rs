@@ -282,11 +282,6 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// When the batch is decided: what its idempotency keys are created at.
-    pub fn now(&self) -> Timestamp {
-        self.now
-    }
-
     /// A pour request, with its idempotency key and what the store remembers of that key
     /// (nothing for a key it has not seen, or has forgotten).
     pub fn pour(
