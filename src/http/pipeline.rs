@@ -161,7 +161,7 @@ impl Pipeline {
         gate.decorate(origin.as_ref(), &mut response);
         let status = response.status().as_u16();
         crate::metrics::request(
-            route.map_or(super::routes::UNMATCHED, |route| route.path),
+            super::routes::label_of(route),
             method.as_str(),
             status,
             started.elapsed(),

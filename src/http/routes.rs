@@ -179,7 +179,12 @@ pub fn find(path: &str) -> Option<&'static Route> {
 
 /// The route template of a path, so that ids do not make a metrics series each.
 pub fn label(path: &str) -> &'static str {
-    find(path).map_or(UNMATCHED, |route| route.path)
+    label_of(find(path))
+}
+
+/// The metrics label of what `route` serves (`None`: no route).
+pub fn label_of(route: Option<&Route>) -> &'static str {
+    route.map_or(UNMATCHED, |route| route.path)
 }
 
 /// Whether a request for `path` can ever need a token.
