@@ -1,14 +1,45 @@
-//! The bar as the log has it so far: the kegs and taps ([`Cellar`]) and the report's
-//! counts ([`Aggregator`]), fed every committed change in log order by the
-//! [`Feed`](crate::feed::Feed). Handlers read it here; the stores' writers read the kegs
-//! here to decide a batch.
+//! The bar as the log has it so far: the kegs and taps ([`Cellar`]), the alerts
+//! ([`Alerts`]) and the report's counts ([`Aggregator`]), fed every committed change in log
+//! order by the [`Feed`](crate::feed::Feed). Handlers read it here; the stores' writers
+//! decide a batch against it.
+//!
+//! The keg, tap and alert events a change causes share one sequence (`seq`), numbered here
+//! in log order, so a subscriber that resumes names one number for all of them.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::alert::{AlertEvent, AlertSettings, Alerts};
+use crate::decide::Books;
 use crate::glass::Catalogue;
 use crate::keg::{Cellar, CellarSettings, KegEvent, KegOp, Marks};
 use crate::pour::{Pour, Timestamp};
 use crate::report::{Aggregator, Level, Report};
+
+/// Something a change caused that subscribers hear: a keg or tap event, or an alert's
+/// change.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Keg(Arc<KegEvent>),
+    Alert(Arc<AlertEvent>),
+}
+
+impl Notice {
+    /// Its place in the bar's events' sequence (0: none, an alert's update).
+    pub fn seq(&self) -> u64 {
+        match self {
+            Notice::Keg(e) => e.seq,
+            Notice::Alert(e) => e.seq,
+        }
+    }
+
+    /// The id of the last pour before it.
+    pub fn after(&self) -> u64 {
+        match self {
+            Notice::Keg(e) => e.after,
+            Notice::Alert(e) => e.after,
+        }
+    }
+}
 
 /// A cheap-to-clone handle on the bar's state.
 #[derive(Clone)]
@@ -20,17 +51,25 @@ pub struct Bar {
 /// The state, held (see [`Bar::hold`]): nothing changes it meanwhile.
 pub type Held<'a> = MutexGuard<'a, State>;
 
-/// The kegs and the report's counts.
+/// The kegs, the alerts and the report's counts.
 pub struct State {
     aggregator: Aggregator,
     cellar: Cellar,
+    alerts: Alerts,
+    /// The last event's seq.
+    seq: u64,
+    /// Every numbered event so far, for subscribers that resume (a few per keg and alert).
+    history: Vec<Notice>,
 }
 
 impl State {
-    /// Counts a committed pour; the keg events it causes.
-    pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<Arc<KegEvent>> {
+    /// Counts a committed pour; the events it causes.
+    pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<Notice> {
         self.aggregator.add(pour, now);
-        self.cellar.poured(pour, now)
+        let kegs = self.cellar.poured(pour, now);
+        let kegs = self.number(kegs);
+        let alerts = self.alerts.poured(pour, &kegs);
+        self.notices(kegs, alerts, pour.id)
     }
 
     /// Uncounts a committed deletion.
@@ -39,9 +78,96 @@ impl State {
         self.cellar.deleted(pour);
     }
 
-    /// Applies a committed keg operation logged after pour `after`; the events it causes.
-    pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Arc<KegEvent>> {
-        self.cellar.apply_op(op, after)
+    /// Applies a committed operation logged after pour `after`; the events it causes.
+    pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Notice> {
+        let kegs = self.cellar.apply_op(op, after);
+        let kegs = self.number(kegs);
+        let alerts = self.alerts.keg_op(op, after, &kegs);
+        self.notices(kegs, alerts, after)
+    }
+
+    fn number(&mut self, events: Vec<KegEvent>) -> Vec<Arc<KegEvent>> {
+        events
+            .into_iter()
+            .map(|mut event| {
+                self.seq += 1;
+                event.seq = self.seq;
+                let event = Arc::new(event);
+                self.history.push(Notice::Keg(event.clone()));
+                event
+            })
+            .collect()
+    }
+
+    fn notices(
+        &mut self,
+        kegs: Vec<Arc<KegEvent>>,
+        alerts: Vec<(crate::alert::Change, crate::alert::Alert)>,
+        after: u64,
+    ) -> Vec<Notice> {
+        let mut notices: Vec<Notice> = kegs.into_iter().map(Notice::Keg).collect();
+        for (change, alert) in alerts {
+            let seq = if change.is_kept() {
+                self.seq += 1;
+                self.seq
+            } else {
+                0
+            };
+            let notice = Notice::Alert(Arc::new(AlertEvent {
+                change,
+                seq,
+                after,
+                alert,
+            }));
+            if change.is_kept() {
+                self.history.push(notice.clone());
+            }
+            notices.push(notice);
+        }
+        notices
+    }
+
+    /// The events a resuming subscriber is owed, in order: those with a `seq` above
+    /// `seq_above` if it gives one, else those after pour `since` or later (which may
+    /// repeat a few it heard: each carries its `seq`). Also the last `seq` so far.
+    pub fn owed(&self, since: u64, seq_above: Option<u64>) -> (Vec<Notice>, u64) {
+        let owed = self
+            .history
+            .iter()
+            .filter(|e| match seq_above {
+                Some(seq) => e.seq() > seq,
+                None => e.after() >= since,
+            })
+            .cloned()
+            .collect();
+        (owed, self.seq)
+    }
+
+    /// The last event's seq (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// What the kegs have announced and how many events there were, for a compacted
+    /// journal.
+    pub fn marks(&self) -> Marks {
+        Marks {
+            events: self.seq,
+            ..self.cellar.marks()
+        }
+    }
+
+    /// The alerts.
+    pub fn alerts(&self) -> &Alerts {
+        &self.alerts
+    }
+
+    /// What a batch decides against.
+    pub fn books(&self) -> Books<'_> {
+        Books {
+            kegs: &self.cellar,
+            alerts: &self.alerts,
+        }
     }
 
     /// How many pours are counted.
@@ -72,17 +198,26 @@ impl State {
                 empty: keg.empty,
             })
             .collect();
+        report.open_alerts = self.alerts.open_total();
         report
     }
 }
 
 impl Bar {
     /// An empty bar whose report counts days on the clock of `zone`.
-    pub fn new(catalogue: &Catalogue, zone: chrono_tz::Tz, kegs: CellarSettings) -> Bar {
+    pub fn new(
+        catalogue: &Catalogue,
+        zone: chrono_tz::Tz,
+        kegs: CellarSettings,
+        alerts: AlertSettings,
+    ) -> Bar {
         Bar {
             state: Arc::new(Mutex::new(State {
                 aggregator: Aggregator::new(catalogue, zone),
                 cellar: Cellar::new(kegs),
+                alerts: Alerts::new(alerts),
+                seq: 0,
+                history: Vec::new(),
             })),
         }
     }
@@ -128,6 +263,19 @@ impl Bar {
 
     /// Restores which levels the kegs have announced (from a compacted journal).
     pub fn restore_marks(&self, marks: &Marks) {
-        self.hold().cellar.restore(marks);
+        let mut state = self.hold();
+        state.seq = state.seq.max(marks.events);
+        state.cellar.restore(marks);
+    }
+
+    /// Reads the alerts (briefly: every change waits for it).
+    pub fn alerts<T>(&self, read: impl FnOnce(&Alerts) -> T) -> T {
+        read(&self.hold().alerts)
+    }
+
+    /// Takes the alerts of a compacted journal's snapshot in place of those derived from
+    /// the records before it.
+    pub fn restore_alerts(&self, snapshot: &str) -> Result<(), serde_json::Error> {
+        self.hold().alerts.restore(snapshot)
     }
 }

@@ -1,5 +1,5 @@
 //! The in-process event bus: a bounded broadcast channel of every stored pour, deletion,
-//! keg event and report, in commit order. It carries events and keeps nothing: the
+//! keg event, alert change and report, in commit order. It carries events and keeps nothing: the
 //! [`Feed`](crate::feed::Feed) publishes on it, the WebSocket hub reads it in its own
 //! task, so publishing never waits on subscribers.
 
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use crate::alert::AlertEvent;
 use crate::keg::KegEvent;
 use crate::pour::Pour;
 use crate::report::Report;
@@ -22,6 +23,8 @@ pub enum Event {
     Report(Arc<Report>),
     /// Something happened to a keg.
     Keg(Arc<KegEvent>),
+    /// An alert opened, grouped one more event, was acknowledged or resolved.
+    Alert(Arc<AlertEvent>),
 }
 
 /// A cheap-to-clone handle on the bus.

@@ -112,6 +112,11 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_QUIET_AFTER", value_name = "SECS", default_value = "1800", value_parser = seconds)]
     pub quiet_after: Duration,
 
+    /// Seconds after which an alert about events (flagged or after-hours pours on a tap)
+    /// resolves when no new one came; a later one opens a new alert.
+    #[arg(long, env = "ALTAIR_ALERT_WINDOW", value_name = "SECS", default_value = "3600", value_parser = seconds)]
+    pub alert_window: Duration,
+
     /// Seconds between reports pushed to subscribers.
     #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub report_interval: Duration,

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::alert::Alerts;
 use crate::anomaly::Burst;
 use crate::config::Config;
 use crate::keg::{Cellar, KegError, KegOp};
@@ -233,6 +234,13 @@ impl Scratch {
     }
 }
 
+/// The bar's state as of the log's end, which a batch decides against.
+#[derive(Clone, Copy)]
+pub struct Books<'a> {
+    pub kegs: &'a Cellar,
+    pub alerts: &'a Alerts,
+}
+
 /// Decides a batch of commands, in log order, against the state at the log's end.
 ///
 /// Nothing outside the batch changes while it decides: the store keeps what it decided,
@@ -240,6 +248,7 @@ impl Scratch {
 pub struct Batch<'a> {
     rules: Settings,
     kegs: &'a Cellar,
+    alerts: &'a Alerts,
     latest: &'a Latest,
     now: Timestamp,
     next_id: u64,
@@ -251,19 +260,19 @@ impl<'a> Batch<'a> {
     /// taps' latest pour times as the log has them there.
     pub fn new(
         rules: Settings,
-        kegs: &'a Cellar,
+        books: Books<'a>,
         latest: &'a Latest,
         last_id: u64,
         now: Timestamp,
     ) -> Batch<'a> {
-        Batch::reusing(Scratch::default(), rules, kegs, latest, last_id, now)
+        Batch::reusing(Scratch::default(), rules, books, latest, last_id, now)
     }
 
     /// [`Batch::new`], in the memory an earlier batch left ([`Batch::finish`]).
     pub fn reusing(
         mut scratch: Scratch,
         rules: Settings,
-        kegs: &'a Cellar,
+        books: Books<'a>,
         latest: &'a Latest,
         last_id: u64,
         now: Timestamp,
@@ -274,7 +283,8 @@ impl<'a> Batch<'a> {
         scratch.deleted.clear();
         Batch {
             rules,
-            kegs,
+            kegs: books.kegs,
+            alerts: books.alerts,
             latest,
             now,
             next_id: last_id + 1,
@@ -393,7 +403,12 @@ impl<'a> Batch<'a> {
                 KegDone::Conflict
             });
         }
-        match self.kegs.check(op) {
+        let checked = if op.is_alert() {
+            self.alerts.check(op)
+        } else {
+            self.kegs.check(op)
+        };
+        match checked {
             Ok(keg_id) => KegDecision::Record {
                 keg_id,
                 after: self.next_id - 1,
@@ -449,6 +464,14 @@ mod tests {
     }
 
     /// A bar with a keg holding `ml` on tap 1 (none if `None`).
+    /// The kegs, with no alerts (leaked: a test's batch outlives its statement).
+    fn on(kegs: &Cellar) -> Books<'_> {
+        let alerts = Box::leak(Box::new(Alerts::new(crate::alert::AlertSettings {
+            window_ms: 0,
+        })));
+        Books { kegs, alerts }
+    }
+
     fn cellar(keg_ml: Option<i64>) -> Cellar {
         let mut cellar = Cellar::new(CellarSettings::new(15.0, &Catalogue::default()));
         if let Some(ml) = keg_ml {
@@ -672,7 +695,7 @@ mod tests {
                 .collect();
             let stored = stored_pour();
             let mut batch =
-                Batch::new(settings(), &kegs, &latest, 100, Timestamp::from_millis(NOW));
+                Batch::new(settings(), on(&kegs), &latest, 100, Timestamp::from_millis(NOW));
             for &id in case.deleted_first {
                 assert_eq!(
                     batch.delete(id, true),
@@ -713,7 +736,7 @@ mod tests {
     fn a_batch_reports_each_taps_latest_pour_time_for_the_store_to_keep() {
         let kegs = cellar(None);
         let latest: Latest = [(1, Timestamp::from_millis(NOW))].into_iter().collect();
-        let mut batch = Batch::new(settings(), &kegs, &latest, 0, Timestamp::from_millis(NOW));
+        let mut batch = Batch::new(settings(), on(&kegs), &latest, 0, Timestamp::from_millis(NOW));
         batch.pour(request(1, 500.0, NOW - 50_000, true), None, None);
         batch.pour(request(2, 500.0, NOW + 5, true), None, None);
         batch.pour(request(2, 500.0, NOW + 1, true), None, None);
@@ -742,7 +765,7 @@ mod tests {
                 DeleteDecision::Missing,
             ),
         ];
-        let mut batch = Batch::new(settings(), &kegs, &latest, 9, Timestamp::from_millis(NOW));
+        let mut batch = Batch::new(settings(), on(&kegs), &latest, 9, Timestamp::from_millis(NOW));
         for (name, stored, expected) in cases {
             assert_eq!(batch.delete(5, stored), expected, "{name}");
         }
@@ -840,7 +863,7 @@ mod tests {
         let kegs = cellar(Some(1_000));
         let latest = Latest::default();
         for (name, op, key, known, expected) in cases {
-            let mut batch = Batch::new(settings(), &kegs, &latest, 40, at);
+            let mut batch = Batch::new(settings(), on(&kegs), &latest, 40, at);
             let known = known.as_ref().map(|(op, keg_id, created)| KnownOp {
                 op: op.as_ref(),
                 keg_id: *keg_id,

@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use crate::bar::{Bar, Held};
+use crate::alert::AlertSettings;
+use crate::bar::{Bar, Held, Notice};
 use crate::bus::{Bus, Event};
 use crate::glass::Catalogue;
-use crate::keg::{CellarSettings, KegEvent, KegOp};
+use crate::keg::{CellarSettings, KegOp};
 use crate::pour::{Pour, Timestamp};
 use crate::report::Report;
 
@@ -33,10 +34,18 @@ impl Feed {
     }
 
     /// A feed for a store on its own (benchmarks, unit tests): a bar on UTC's clock whose
-    /// kegs are low at 15 %, a small bus, and reports only when asked.
+    /// kegs are low at 15 % and whose alerts about events close after an hour, a small
+    /// bus, and reports only when asked.
     pub fn standalone(catalogue: &Catalogue) -> Feed {
         let kegs = CellarSettings::new(15.0, catalogue);
-        Feed::new(Bar::new(catalogue, chrono_tz::UTC, kegs), Bus::new(16), 0)
+        let alerts = AlertSettings {
+            window_ms: 3_600_000,
+        };
+        Feed::new(
+            Bar::new(catalogue, chrono_tz::UTC, kegs, alerts),
+            Bus::new(16),
+            0,
+        )
     }
 
     /// The bar's state this feed keeps.
@@ -44,14 +53,14 @@ impl Feed {
         &self.bar
     }
 
-    /// Applies and publishes a committed pour (call in commit order), then the keg events
-    /// it causes.
+    /// Applies and publishes a committed pour (call in commit order), then the keg and
+    /// alert events it causes.
     pub fn poured(&self, pour: Pour) {
         let mut state = self.bar.hold();
         let now = Timestamp::now();
         let events = state.poured(&pour, now);
         self.bus.send(Event::Poured(pour));
-        self.send_keg_events(events);
+        self.send_notices(events);
         let every = self.report_every;
         if every > 0 && state.total_pours().is_multiple_of(every) {
             self.send_report(&state, now);
@@ -65,12 +74,11 @@ impl Feed {
         self.bus.send(Event::Deleted(pour));
     }
 
-    /// Applies a keg operation logged after pour `after` and publishes the events it
-    /// caused.
+    /// Applies an operation logged after pour `after` and publishes the events it caused.
     pub fn keg_op(&self, op: &KegOp, after: u64) {
         let mut state = self.bar.hold();
         let events = state.keg_op(op, after);
-        self.send_keg_events(events);
+        self.send_notices(events);
     }
 
     /// Publishes the current report and returns it.
@@ -85,9 +93,12 @@ impl Feed {
         report
     }
 
-    fn send_keg_events(&self, events: Vec<Arc<KegEvent>>) {
-        for event in events {
-            self.bus.send(Event::Keg(event));
+    fn send_notices(&self, notices: Vec<Notice>) {
+        for notice in notices {
+            self.bus.send(match notice {
+                Notice::Keg(event) => Event::Keg(event),
+                Notice::Alert(event) => Event::Alert(event),
+            });
         }
     }
 }

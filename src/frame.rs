@@ -8,6 +8,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::{
     coding::{Data, OpCode},
 };
 
+use crate::alert::AlertEvent;
+use crate::bar::Notice;
 use crate::bus::Event;
 use crate::keg::KegEvent;
 use crate::pour::Pour;
@@ -18,7 +20,7 @@ use crate::report::Report;
 pub struct Frame {
     /// The pour's id for pour events, so that a replaying subscriber can drop duplicates.
     pub pour_id: Option<u64>,
-    /// The keg event's sequence number, for the same reason.
+    /// The keg, tap or alert event's sequence number, for the same reason.
     pub keg_seq: Option<u64>,
     /// The whole WebSocket text frame, header and JSON. Server frames are not masked, so
     /// every subscriber is sent these very bytes: nothing is encoded per subscriber.
@@ -46,6 +48,10 @@ enum Wire<'a> {
         #[serde(flatten)]
         detail: &'a KegEvent,
     },
+    Alert {
+        #[serde(flatten)]
+        detail: &'a AlertEvent,
+    },
 }
 
 impl Frame {
@@ -56,6 +62,7 @@ impl Frame {
             Event::Deleted(pour) => (None, Wire::Deleted { id: pour.id }),
             Event::Report(report) => (None, Wire::Report { report }),
             Event::Keg(detail) => return Frame::keg(detail),
+            Event::Alert(detail) => return Frame::alert(detail),
         };
         Frame::text(pour_id, to_json(&wire))
     }
@@ -70,6 +77,23 @@ impl Frame {
         Frame {
             keg_seq: Some(detail.seq),
             ..Frame::text(None, to_json(&wire))
+        }
+    }
+
+    /// The frame for an alert's change (also as replayed to a single subscriber).
+    pub fn alert(detail: &AlertEvent) -> Frame {
+        Frame {
+            // An update has no place in the sequence: nothing replayed stands for it.
+            keg_seq: (detail.seq > 0).then_some(detail.seq),
+            ..Frame::text(None, to_json(&Wire::Alert { detail }))
+        }
+    }
+
+    /// The frame for a keg, tap or alert event, as replayed to a single subscriber.
+    pub fn notice(notice: &Notice) -> Frame {
+        match notice {
+            Notice::Keg(detail) => Frame::keg(detail),
+            Notice::Alert(detail) => Frame::alert(detail),
         }
     }
 

@@ -632,11 +632,17 @@ mod tests {
             start_ul: 1_000_000,
             at: crate::pour::Timestamp::from_millis(0),
         };
-        let (one, two) = (cellar.apply_op(&tap(1), 0), cellar.apply_op(&tap(2), 0));
+        // Numbered as the bar numbers them.
+        let mut numbered = |tap_id, seq| {
+            let mut event = cellar.apply_op(&tap(tap_id), 0).remove(0);
+            event.seq = seq;
+            std::sync::Arc::new(event)
+        };
+        let (one, two) = (numbered(1, 1), numbered(2, 2));
         sub.lane.raise_keg_floor(1);
         sub.lane.hold();
-        deliver(&hub, Event::Keg(one[0].clone()));
-        let owed = deliver(&hub, Event::Keg(two[0].clone()));
+        deliver(&hub, Event::Keg(one));
+        let owed = deliver(&hub, Event::Keg(two));
         assert_eq!(sub.lane.take(16).unwrap().bytes, owed.wire);
     }
 

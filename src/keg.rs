@@ -11,7 +11,6 @@
 //! deletion cancel exactly, whatever the order.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -123,9 +122,43 @@ pub enum KegOp {
         last_pour: u64,
         at: Timestamp,
     },
+    /// Someone has seen an alert: it stays until it resolves, and is not sent again.
+    #[serde(rename_all = "camelCase")]
+    AckAlert {
+        alert_id: u64,
+        /// Who: the token's name, if the server has tokens.
+        by: Option<String>,
+        note: Option<String>,
+        at: Timestamp,
+    },
+    /// An alert about events had none for its window (it had `count` then): it resolves.
+    #[serde(rename_all = "camelCase")]
+    CloseAlert {
+        alert_id: u64,
+        count: u64,
+        at: Timestamp,
+    },
 }
 
 impl KegOp {
+    /// When it was made.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            KegOp::Tap { at, .. }
+            | KegOp::Correct { at, .. }
+            | KegOp::Finish { at, .. }
+            | KegOp::TapSettings { at, .. }
+            | KegOp::Quiet { at, .. }
+            | KegOp::AckAlert { at, .. }
+            | KegOp::CloseAlert { at, .. } => *at,
+        }
+    }
+
+    /// Whether it is about an alert ([`crate::alert`] decides it), not the kegs.
+    pub fn is_alert(&self) -> bool {
+        matches!(self, KegOp::AckAlert { .. } | KegOp::CloseAlert { .. })
+    }
+
     /// The form the log stores.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -145,7 +178,9 @@ impl KegOp {
             | KegOp::Correct { at, .. }
             | KegOp::Finish { at, .. }
             | KegOp::TapSettings { at, .. }
-            | KegOp::Quiet { at, .. } => *at = Timestamp::from_millis(0),
+            | KegOp::Quiet { at, .. }
+            | KegOp::AckAlert { at, .. }
+            | KegOp::CloseAlert { at, .. } => *at = Timestamp::from_millis(0),
         }
         op.to_json()
     }
@@ -180,6 +215,17 @@ pub enum KegError {
     /// The tap is quiet already, has no keg, or poured since.
     #[error("tap {0} is not newly quiet")]
     NotQuiet(u32),
+    #[error("no alert with id {0}")]
+    NoAlert(u64),
+    #[error("alert {0} is resolved")]
+    AlertResolved(u64),
+    #[error("alert {0} is acknowledged already")]
+    AlertAcknowledged(u64),
+    /// Its events went on, or it is about a condition: it does not close by time.
+    #[error("alert {0} is not due to close")]
+    NotDue(u64),
+    #[error("not an alert operation")]
+    NotAnAlert,
 }
 
 /// One keg.
@@ -285,7 +331,8 @@ impl KegEventKind {
 #[serde(rename_all = "camelCase")]
 pub struct KegEvent {
     pub kind: KegEventKind,
-    /// The keg events' own sequence, from 1, the same on every server.
+    /// The bar's events' sequence (keg, tap and alert events), from 1, the same on every
+    /// server.
     pub seq: u64,
     /// The id of the last pour before it (the pour that caused it, for low, empty, back).
     pub after: u64,
@@ -380,9 +427,6 @@ pub struct Cellar {
     taps: BTreeMap<u32, TapLog>,
     /// The last pour id the log has reached.
     last_pour: u64,
-    events: u64,
-    /// Every event so far, for subscribers that resume (a few per keg).
-    history: Vec<Arc<KegEvent>>,
     /// Kegs by tap, for finding the keg a deleted pour drew from.
     by_tap: HashMap<u32, Vec<usize>>,
 }
@@ -395,8 +439,6 @@ impl Cellar {
             current: BTreeMap::new(),
             taps: BTreeMap::new(),
             last_pour: 0,
-            events: 0,
-            history: Vec::new(),
             by_tap: HashMap::new(),
         }
     }
@@ -404,6 +446,8 @@ impl Cellar {
     /// Whether `op` applies now; the id the keg it makes or changes has.
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         match op {
+            // Not the kegs' business: the alerts decide them.
+            KegOp::AckAlert { .. } | KegOp::CloseAlert { .. } => Ok(0),
             KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
             // Settings apply to any tap; the keg on it, if any, is what they touch.
             KegOp::TapSettings { tap_id, .. } => {
@@ -453,7 +497,7 @@ impl Cellar {
     }
 
     /// Applies a logged operation at its place (after pour `after`); the events it makes.
-    pub fn apply_op(&mut self, op: &KegOp, after: u64) -> Vec<Arc<KegEvent>> {
+    pub fn apply_op(&mut self, op: &KegOp, after: u64) -> Vec<KegEvent> {
         self.last_pour = self.last_pour.max(after);
         let mut events = Vec::new();
         match op {
@@ -545,6 +589,7 @@ impl Cellar {
                     events.push(self.event(KegEventKind::Quiet, index));
                 }
             }
+            KegOp::AckAlert { .. } | KegOp::CloseAlert { .. } => {}
         }
         events
     }
@@ -554,7 +599,7 @@ impl Cellar {
         (index < self.kegs.len()).then_some(index)
     }
 
-    fn finish(&mut self, index: usize, at: Timestamp, after: u64, events: &mut Vec<Arc<KegEvent>>) {
+    fn finish(&mut self, index: usize, at: Timestamp, after: u64, events: &mut Vec<KegEvent>) {
         let keg = &mut self.kegs[index];
         if keg.finished_at.is_some() {
             return;
@@ -565,7 +610,7 @@ impl Cellar {
     }
 
     /// Draws a stored pour from its tap's keg, at `now`; the events it causes.
-    pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<Arc<KegEvent>> {
+    pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<KegEvent> {
         self.last_pour = self.last_pour.max(pour.id);
         let volume = microlitres(pour.volume);
         let tap = self.taps.entry(pour.tap_id).or_default();
@@ -610,7 +655,7 @@ impl Cellar {
     }
 
     /// Announces low and empty, each once in a keg's life.
-    fn levels(&mut self, index: usize, events: &mut Vec<Arc<KegEvent>>) {
+    fn levels(&mut self, index: usize, events: &mut Vec<KegEvent>) {
         let keg = &self.kegs[index];
         let low_ul = self.low_ul(keg);
         let (remaining, low_done, empty_done) =
@@ -637,33 +682,16 @@ impl Cellar {
             .unwrap_or(self.settings.low_pct)
     }
 
-    fn event(&mut self, kind: KegEventKind, index: usize) -> Arc<KegEvent> {
-        self.events += 1;
-        let event = Arc::new(KegEvent {
+    /// An event about the keg at `index`, yet to be numbered (the bar's events share one
+    /// sequence: see [`crate::bar`]).
+    fn event(&self, kind: KegEventKind, index: usize) -> KegEvent {
+        KegEvent {
             kind,
-            seq: self.events,
+            seq: 0,
             after: self.last_pour,
             tap_id: self.kegs[index].tap_id,
             keg: self.view(index),
-        });
-        self.history.push(event.clone());
-        event
-    }
-
-    /// The events a resuming subscriber is owed, in order: those with a `seq` above
-    /// `seq_above` if it gives one, else those after pour `since` or later (which may
-    /// repeat a few it heard: each carries its `seq`). Also the last `seq` so far.
-    pub fn owed(&self, since: u64, seq_above: Option<u64>) -> (Vec<Arc<KegEvent>>, u64) {
-        let owed = self
-            .history
-            .iter()
-            .filter(|e| match seq_above {
-                Some(seq) => e.seq > seq,
-                None => e.after >= since,
-            })
-            .cloned()
-            .collect();
-        (owed, self.events)
+        }
     }
 
     fn view(&self, index: usize) -> KegView {
@@ -706,15 +734,10 @@ impl Cellar {
         }
     }
 
-    /// The last event's seq (0 before the first).
-    pub fn last_seq(&self) -> u64 {
-        self.events
-    }
-
-    /// What has been announced.
+    /// What has been announced (the event count is the bar's to fill in).
     pub fn marks(&self) -> Marks {
         Marks {
-            events: self.events,
+            events: 0,
             announced: self
                 .kegs
                 .iter()
@@ -726,7 +749,6 @@ impl Cellar {
 
     /// Takes back what was announced before the log was compacted.
     pub fn restore(&mut self, marks: &Marks) {
-        self.events = self.events.max(marks.events);
         for &(id, low, empty) in &marks.announced {
             if let Some(index) = self.index(id) {
                 let keg = &mut self.kegs[index];
@@ -878,7 +900,7 @@ mod tests {
         Cellar::new(CellarSettings::new(15.0, &Catalogue::default()))
     }
 
-    fn tap(cellar: &mut Cellar, tap_id: u32, litres: i64, after: u64) -> Vec<Arc<KegEvent>> {
+    fn tap(cellar: &mut Cellar, tap_id: u32, litres: i64, after: u64) -> Vec<KegEvent> {
         let op = KegOp::Tap {
             tap_id,
             beverage: "Pils".into(),
@@ -901,7 +923,7 @@ mod tests {
         }
     }
 
-    fn kinds(events: &[Arc<KegEvent>]) -> Vec<KegEventKind> {
+    fn kinds(events: &[KegEvent]) -> Vec<KegEventKind> {
         events.iter().map(|e| e.kind).collect()
     }
 
@@ -949,7 +971,7 @@ mod tests {
         assert!(c.poured(&pour(1, 1, 849.999), Timestamp::now()).is_empty());
         let low = c.poured(&pour(2, 1, 0.001), Timestamp::now());
         assert_eq!(kinds(&low), [KegEventKind::Low]);
-        assert_eq!((low[0].after, low[0].seq), (2, 2));
+        assert_eq!(low[0].after, 2);
         c.deleted(&pour(2, 1, 0.001));
         assert!(
             c.poured(&pour(3, 1, 0.001), Timestamp::now()).is_empty(),

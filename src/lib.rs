@@ -32,12 +32,15 @@
 //!   tungstenite's transport, and the task's writes.
 //! - [`frame`]: an event as a WebSocket frame, serialized once, shared by every subscriber.
 //! - [`bus`]: the event channel; it carries events and keeps nothing.
-//! - [`bar`]: the bar's state as the log has it (kegs, taps, the report's counts), which
-//!   handlers read and writers decide against.
+//! - [`bar`]: the bar's state as the log has it (kegs, taps, alerts, the report's counts),
+//!   which handlers read and writers decide against; it numbers the events changes cause.
 //!
 //! **Decide**: the bar's rules, pure and synchronous.
-//! - [`decide`]: what a pour, a deletion or a keg operation means: its id and flags, why
-//!   it is refused, what a retried idempotency key stands for.
+//! - [`decide`]: what a pour, a deletion, a keg operation or an acknowledgement means: its
+//!   id and flags, why it is refused, what a retried idempotency key stands for.
+//! - [`alert`]: alerts, one per open problem (a keg low or empty, a tap quiet, a tap's
+//!   flagged or after-hours pours), a state machine fed the log: opened, grouped,
+//!   acknowledged, resolved.
 //! - [`keg`]: kegs and taps, a state machine fed the log: levels, pace, forecasts, keg
 //!   events, and whether a keg operation applies.
 //! - [`report`]: incremental metrics and the report document.
@@ -53,6 +56,7 @@
 //! - [`auth`]: bearer tokens with roles, from a file of SHA-256 hashes.
 //! - [`config`]: flags and `ALTAIR_*` environment variables.
 
+pub mod alert;
 pub mod anomaly;
 pub mod auth;
 pub mod bar;

@@ -211,3 +211,34 @@ pub fn levels(subscribers: usize, pours: Option<u64>, store: StoreState) {
         gauge!("altair_store_free_bytes").set(free as f64);
     }
 }
+
+/// The alerts open now on this server's view of the log, by kind and severity (every kind
+/// is set, so a 0 is a series and not a gap).
+pub fn alerts_open(counts: &[(&'static str, &'static str, u64)]) {
+    for (kind, severity, open) in counts {
+        gauge!("altair_alerts_open", "kind" => *kind, "severity" => *severity).set(*open as f64);
+    }
+}
+
+/// What is left in the keg on each tap: (tap, ml, percent of its size). A tap that had a
+/// keg and has none now reads NaN, which no threshold matches.
+pub fn keg_levels(levels: &[(u32, f64, f64)]) {
+    // The taps given a series so far (bounded like every per-tap series).
+    static SEEN: LazyLock<DashMap<u32, ()>> = LazyLock::new(DashMap::new);
+    for &(tap, ml, percent) in levels {
+        if SEEN.len() >= MAX_TAP_SERIES && !SEEN.contains_key(&tap) {
+            continue;
+        }
+        SEEN.insert(tap, ());
+        let tap = tap.to_string();
+        gauge!("altair_keg_remaining_ml", "tap" => tap.clone()).set(ml);
+        gauge!("altair_keg_remaining_percent", "tap" => tap).set(percent);
+    }
+    for entry in SEEN.iter() {
+        let tap = *entry.key();
+        if !levels.iter().any(|(t, _, _)| *t == tap) {
+            gauge!("altair_keg_remaining_ml", "tap" => tap.to_string()).set(f64::NAN);
+            gauge!("altair_keg_remaining_percent", "tap" => tap.to_string()).set(f64::NAN);
+        }
+    }
+}

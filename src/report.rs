@@ -27,6 +27,8 @@ pub struct Report {
     pub flagged: FlagCounts,
     /// The kegs on tap now, by tap.
     pub levels: Vec<Level>,
+    /// Alerts open now (neither acknowledged nor resolved).
+    pub open_alerts: u64,
     /// Stored pours whose timestamp lies in the last 60 s.
     pub pours_last_minute: u64,
     /// Stored pours whose timestamp lies in the last 3600 s.
@@ -363,6 +365,7 @@ impl Aggregator {
             by_type,
             flagged: self.flagged,
             levels: Vec::new(),
+            open_alerts: 0,
             pours_last_minute: per_minute[59],
             pours_last_hour: per_minute.iter().sum(),
             pours_per_minute: per_minute,

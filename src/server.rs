@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, TokensError};
+use crate::alert::AlertSettings;
 use crate::bar::Bar;
 use crate::bus::Bus;
 use crate::config::Config;
@@ -81,6 +82,9 @@ impl Server {
             &catalogue,
             config.timezone,
             CellarSettings::new(config.keg_low_percent, &catalogue),
+            AlertSettings {
+                window_ms: i64::try_from(config.alert_window.as_millis()).unwrap_or(i64::MAX),
+            },
         );
         let bus = Bus::new(config.bus_capacity as usize);
         let feed = Feed::new(bar.clone(), bus.clone(), config.report_every);

@@ -1,5 +1,5 @@
 //! The server's background tasks, each a chore done at a tick until shutdown: reports at
-//! the interval, quiet taps announced, free space watched, and the request log's and rate
+//! the interval, quiet taps announced, alerts about events closed, free space watched, and the request log's and rate
 //! limiter's upkeep.
 
 use std::future::Future;
@@ -27,6 +27,7 @@ pub fn start(
     vec![
         tokio::spawn(reports(state.feed.clone(), report_period, shutdown.clone())),
         tokio::spawn(quiet_taps(state.clone())),
+        tokio::spawn(closing_alerts(state.clone())),
         tokio::spawn(free_space(state.clone(), low_space)),
         tokio::spawn(upkeep(
             state.gate.clone(),
@@ -105,6 +106,31 @@ async fn quiet_taps(state: AppState) {
                 // Another server said so first, or the tap poured meanwhile.
                 Ok(Err(_)) => {}
                 Err(e) => log::debug!("tap {tap_id} is quiet, but the store cannot say so: {e}"),
+            }
+        }
+    })
+    .await;
+}
+
+/// Logs the closing of each alert about events that none joined for the window: like
+/// quiet taps, every server looks and the store takes the first word (a closing that no
+/// longer applies, because a pour joined meanwhile, is refused).
+async fn closing_alerts(state: AppState) {
+    let window = state.pouring.alert_window;
+    let period = (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    every(Duration::ZERO, period, &state.shutdown, || async {
+        let now = Timestamp::now();
+        let due = state.bar.alerts(|a| a.due(now));
+        for (alert_id, count) in due {
+            let op = KegOp::CloseAlert {
+                alert_id,
+                count,
+                at: now,
+            };
+            match state.store.keg(op, None).await {
+                Ok(Ok(_)) => log::info!("alert {alert_id} resolved: nothing new for the window"),
+                Ok(Err(_)) => {}
+                Err(e) => log::debug!("alert {alert_id} is due to close, but the store cannot say so: {e}"),
             }
         }
     })

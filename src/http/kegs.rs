@@ -124,7 +124,7 @@ pub enum KegStatus {
 }
 
 /// The body as a JSON object.
-fn object(
+pub(crate) fn object(
     headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Map<String, Value>, ApiError> {
@@ -211,9 +211,9 @@ async fn applied(
     Ok((keg, new))
 }
 
-/// Has the store log `op` under `headers`' idempotency key: the keg it made or changed,
-/// and whether it was logged now (not a retry).
-async fn logged(
+/// Has the store log `op` under `headers`' idempotency key: the keg (or alert) it made or
+/// changed, and whether it was logged now (not a retry).
+pub(crate) async fn logged(
     state: &AppState,
     headers: &BodyHeaders,
     op: KegOp,
@@ -227,9 +227,15 @@ async fn logged(
             key.unwrap_or_default()
         ))),
         Err(KegError::NotFound(id)) => Err(not_found(id)),
-        Err(e @ (KegError::Finished(_) | KegError::NotQuiet(_))) => {
-            Err(ApiError::Conflict(e.to_string()))
-        }
+        Err(e @ KegError::NoAlert(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(
+            e @ (KegError::Finished(_)
+            | KegError::NotQuiet(_)
+            | KegError::AlertResolved(_)
+            | KegError::AlertAcknowledged(_)
+            | KegError::NotDue(_)
+            | KegError::NotAnAlert),
+        ) => Err(ApiError::Conflict(e.to_string())),
     }
 }
 

@@ -8,7 +8,7 @@
 //! handlers; [`gate`] checks a request against the table before routing; [`pipeline`]
 //! carries each connection's requests through the gate to the router; [`state`] holds what
 //! handlers share; [`request`] and [`reply`] are what every handler uses; `beers`, `kegs`,
-//! `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
+//! `alerts`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
 //! the operations page's files; this file is the router.
 
 pub mod error;
@@ -22,6 +22,7 @@ pub mod routes;
 pub mod socket;
 pub mod state;
 
+mod alerts;
 mod beers;
 mod kegs;
 mod operations;
@@ -79,6 +80,9 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::FinishKeg => keg_finish(&at, state),
         Handler::Taps => ignore(&at, taps(state)),
         Handler::Tap => tap(&at, state),
+        Handler::Alerts => ignore(&at, alerts_list(state)),
+        Handler::Alert => alert(&at, state),
+        Handler::AckAlert => alert_ack(&at, state),
         Handler::Report => ignore(&at, report(state)),
         Handler::Health => ignore(&at, health(state)),
         Handler::Metrics => ignore(&at, metrics(state)),
@@ -254,6 +258,44 @@ fn tap(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)>
                 } else {
                     answer(kegs::tap(&state, &id))
                 }
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/alerts?state=&tapId=&kind=&page=&page_size=`
+fn alerts_list(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .map(|state: AppState, query: String| answer(alerts::list(&state, &query)))
+        .boxed()
+}
+
+/// `GET /api/alerts/{id}`
+fn alert(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::get())
+        .and(with_state(state))
+        .map(|id: String, state: AppState| answer(alerts::show(&state, &id)))
+        .boxed()
+}
+
+/// `POST /api/alerts/{id}/ack` with `{"note"?}`
+fn alert_ack(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::post())
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .and(identity())
+        .then(
+            |id: String,
+             state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(alerts::acknowledge(&state, &id, &headers, body, who).await)
             },
         )
         .boxed()

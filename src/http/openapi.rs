@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{beers, kegs, operations, socket};
+use super::{alerts, beers, kegs, operations, socket};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
@@ -43,6 +43,9 @@ use crate::pour::Intake;
         kegs::taps,
         kegs::tap,
         kegs::set_tap,
+        alerts::list,
+        alerts::show,
+        alerts::acknowledge,
         operations::metrics,
         socket::subscribe,
         openapi_json,
@@ -55,6 +58,7 @@ use crate::pour::Intake;
         (name = "pours", description = "Pours and the report"),
         (name = "catalogue", description = "The glass catalogue"),
         (name = "kegs", description = "Kegs on taps, their levels, and the taps"),
+        (name = "alerts", description = "Open problems: kegs low or empty, quiet taps, flagged and after-hours pours"),
         (name = "live", description = "The WebSocket feed"),
         (name = "operations", description = "Health and metrics"),
         (name = "documentation", description = "This document"),

@@ -109,6 +109,24 @@ pub async fn metrics(state: &AppState) -> Result<Response, ApiError> {
             free_bytes: free_bytes(state),
         },
     );
+    let (alerts, kegs) = {
+        let held = state.bar.hold();
+        let alerts: Vec<_> = held
+            .alerts()
+            .open_counts()
+            .into_iter()
+            .map(|(kind, severity, open)| (kind.name(), severity.name(), open))
+            .collect();
+        let kegs: Vec<_> = held
+            .cellar()
+            .current()
+            .into_iter()
+            .map(|k| (k.tap_id, k.remaining_ml, k.percent))
+            .collect();
+        (alerts, kegs)
+    };
+    crate::metrics::alerts_open(&alerts);
+    crate::metrics::keg_levels(&kegs);
     let text = state
         .metrics
         .as_ref()

@@ -57,7 +57,7 @@ pub struct SocketParams {
     pub glasses: Vec<std::sync::Arc<str>>,
     /// `since=ID`: replay stored pours after this id first, and the keg events from there.
     pub since: Option<u64>,
-    /// `eventsSince=SEQ`: replay exactly the keg events after this one.
+    /// `eventsSince=SEQ`: replay exactly the keg, tap and alert events after this one.
     pub events_since: Option<u64>,
 }
 
@@ -113,7 +113,7 @@ impl SocketParams {
         ("echo" = Option<bool>, Query, description = "Send this tap's own pours after all"),
         ("type" = Option<Vec<String>>, Query, explode = true, description = "Only these glasses (repeatable)"),
         ("since" = Option<u64>, Query, description = "Replay stored pours above this id first, with the keg events from that pour on, then go live"),
-        ("eventsSince" = Option<u64>, Query, description = "Replay exactly the keg events whose seq is above this one (with since, in their places among the pours)"),
+        ("eventsSince" = Option<u64>, Query, description = "Replay exactly the keg, tap and alert events whose seq is above this one (with since, in their places among the pours)"),
         ("token" = Option<String>, Query, description = "Bearer token, for browsers that cannot set headers"),
     ),
     responses(
@@ -376,7 +376,7 @@ async fn converse(
     lane.raise_floor(last_id);
     // Likewise for keg events: those up to here may still be on their way through the
     // hub, and predate the subscription.
-    let last_seq = state.bar.cellar(|c| c.last_seq());
+    let last_seq = state.bar.hold().last_seq();
     lane.raise_keg_floor(last_seq);
     let hello = Hello {
         last_id,
@@ -523,7 +523,8 @@ async fn replay(
     // Taken after the subscription is registered: later events are queued for it too.
     let (events, keg_top) = state
         .bar
-        .cellar(|c| c.owed(params.since.unwrap_or(0), params.events_since));
+        .hold()
+        .owed(params.since.unwrap_or(0), params.events_since);
     let mut events = events.into_iter().peekable();
     let mut seen = 0;
     if let Some(since) = params.since {
@@ -536,8 +537,8 @@ async fn replay(
                 .map_err(|e| log::error!("replay could not read the store: {e}"))?;
             let (mut bytes, mut frames) = (Vec::new(), 0);
             for pour in &page.pours {
-                while let Some(event) = events.next_if(|e| e.after < pour.id) {
-                    bytes.extend_from_slice(&Frame::keg(&event).wire);
+                while let Some(event) = events.next_if(|e| e.after() < pour.id) {
+                    bytes.extend_from_slice(&Frame::notice(&event).wire);
                     frames += 1;
                 }
                 if filter.admits(pour) {
@@ -561,7 +562,7 @@ async fn replay(
     }
     let (mut rest, mut frames) = (Vec::new(), 0);
     for event in events {
-        rest.extend_from_slice(&Frame::keg(&event).wire);
+        rest.extend_from_slice(&Frame::notice(&event).wire);
         frames += 1;
     }
     if frames > 0 {
@@ -580,7 +581,8 @@ pub enum SocketEvent {
     #[serde(rename_all = "camelCase")]
     Hello {
         last_id: u64,
-        /// The last keg or tap event's `seq` (0 before the first): later ones follow.
+        /// The last keg, tap or alert event's `seq` (0 before the first): later ones
+        /// follow.
         last_seq: u64,
         glasses: Vec<Glass>,
         report_interval_seconds: f64,
@@ -597,7 +599,7 @@ pub enum SocketEvent {
     Keg {
         /// tapped, corrected, low, empty or finished.
         kind: crate::keg::KegEventKind,
-        /// The keg and tap events' own sequence, from 1, the same on every server.
+        /// The keg, tap and alert events' own sequence, from 1, the same on every server.
         seq: u64,
         /// The id of the last pour before it.
         after: u64,
@@ -615,5 +617,15 @@ pub enum SocketEvent {
         tap_id: u32,
         /// The keg on the tap.
         keg: crate::keg::KegView,
+    },
+    /// An alert opened, grouped one more event (`updated`: live only, with `seq` 0), was
+    /// acknowledged or resolved; right after the change that caused it.
+    #[serde(rename_all = "camelCase")]
+    Alert {
+        change: crate::alert::Change,
+        /// The keg, tap and alert events' sequence (0 for an update).
+        seq: u64,
+        after: u64,
+        alert: crate::alert::Alert,
     },
 }

@@ -101,6 +101,7 @@ impl AppState {
                 intake: intake(config),
                 rules: Rules::from_config(config),
                 quiet_after: config.quiet_after,
+                alert_window: config.alert_window,
             }),
             started: Instant::now(),
             socket: SocketSettings {
@@ -143,6 +144,8 @@ pub struct Pouring {
     pub rules: Rules,
     /// How long a tap with a keg on may go without a pour, while open, before it is quiet.
     pub quiet_after: Duration,
+    /// An alert about events resolves once none came for this long.
+    pub alert_window: Duration,
 }
 
 /// WebSocket timing settings, from the configuration.

@@ -50,6 +50,7 @@ const KEY: u8 = 6;
 const TAP: u8 = 7;
 const KEG: u8 = 8;
 const KEG_MARKS: u8 = 9;
+const ALERTS: u8 = 10;
 
 /// An idempotency key remembered with its pour.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +83,10 @@ pub enum Record {
     /// What the kegs have announced (JSON, see [`crate::keg::Marks`]); written by
     /// compaction, which drops the deleted pours that some announcements followed.
     KegMarks { marks: String },
+    /// Every alert (JSON, see [`crate::alert::Alerts::snapshot`]), in place of those the
+    /// records before derived; written by compaction, which drops the deleted pours that
+    /// some alerts counted.
+    Alerts { snapshot: String },
 }
 
 /// Why the journal could not be opened.
@@ -516,6 +521,10 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.push(KEG_MARKS);
             put_long_str(out, marks);
         }
+        Record::Alerts { snapshot } => {
+            out.push(ALERTS);
+            put_long_str(out, snapshot);
+        }
     }
 }
 
@@ -654,6 +663,9 @@ fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
         KEG_MARKS => Some(Record::KegMarks {
             marks: r.long_str()?.to_owned(),
         }),
+        ALERTS => Some(Record::Alerts {
+            snapshot: r.long_str()?.to_owned(),
+        }),
         _ => None,
     }
 }
@@ -727,6 +739,9 @@ mod tests {
             Record::KegMarks {
                 marks: r#"{"events":3}"#.into(),
             },
+            Record::Alerts {
+                snapshot: r#"{"alerts":[]}"#.into(),
+            },
         ]
     }
 
@@ -764,7 +779,7 @@ mod tests {
         assert_eq!(seen, records());
         assert_eq!(
             (recovery.frames, recovery.records, recovery.dropped),
-            (2, 9, None)
+            (2, 10, None)
         );
         fs::remove_dir_all(dir).unwrap();
     }

@@ -240,6 +240,11 @@ impl JournalStore {
                     "journal: unreadable keg marks ({e}); kegs may announce a level again"
                 ),
             },
+            Record::Alerts { snapshot } => {
+                if let Err(e) = feed.bar().restore_alerts(&snapshot) {
+                    log::warn!("journal: unreadable alerts ({e}); they are derived again");
+                }
+            }
         })?;
         let opened = Opened {
             recovery,
@@ -568,7 +573,7 @@ impl Writer {
             let mut rules = Batch::reusing(
                 std::mem::take(&mut self.scratch),
                 self.settings.rules,
-                bar.cellar(),
+                bar.books(),
                 &self.latest,
                 index.last_id(),
                 now,
@@ -816,10 +821,14 @@ impl Writer {
             });
         }
         records.extend(ops.map(LoggedOp::record));
-        let marks = self.feed.bar().cellar(|c| c.marks());
+        let (marks, alerts) = {
+            let state = self.feed.bar().hold();
+            (state.marks(), state.alerts().snapshot())
+        };
         records.push(Record::KegMarks {
             marks: serde_json::to_string(&marks).unwrap_or_default(),
         });
+        records.push(Record::Alerts { snapshot: alerts });
         records.extend(
             self.latest
                 .iter()

@@ -529,7 +529,7 @@ async fn insert(
     let (decided, moved) = {
         // Not held across an await: the decisions are made here, all at once.
         let state = bar.hold();
-        let mut batch = Batch::new(rules, state.cellar(), &latest, end.pour, now);
+        let mut batch = Batch::new(rules, state.books(), &latest, end.pour, now);
         let decided: Vec<PourDecision> = requests
             .iter()
             .map(|(request, key)| {
@@ -724,7 +724,7 @@ async fn keg(
     let decision = {
         let state = bar.hold();
         let no_pours = Latest::default();
-        Batch::new(rules, state.cellar(), &no_pours, end.pour, now).keg(&op, key, known)
+        Batch::new(rules, state.books(), &no_pours, end.pour, now).keg(&op, key, known)
     };
     let (keg_id, after) = match decision {
         KegDecision::Answer(done) => return Ok((Ok(done), Mark::Nothing)),

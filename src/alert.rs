@@ -1,0 +1,795 @@
+//! Alerts: one open problem about one subject (a keg low or empty, a tap quiet, a tap's
+//! flagged or after-hours pours), kept until it clears.
+//!
+//! [`Alerts`] is a state machine fed the log in order, like the kegs: the keg events a
+//! change caused, the flags of each pour, and the logged operations that acknowledge an
+//! alert or close one whose events stopped. Every server that reads the same log holds the
+//! same alerts, with the same ids and states, and each change is announced once. Times come
+//! from the log (a pour's timestamp, an operation's), never from the clock of whoever
+//! replays it.
+//!
+//! An alert about a condition resolves when the condition clears (a new keg, the tap pours
+//! again). An alert about events (flagged pours, after-hours pours) groups them, one per
+//! tap and kind, and resolves once no new one came for the window: a server logs that
+//! ([`Alerts::due`]), since only the clock says when.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keg::{KegError, KegEvent, KegEventKind, KegOp};
+use crate::pour::{Flag, Pour, Timestamp};
+
+/// What an alert is about.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertKind {
+    /// A keg is at or under its tap's low level.
+    KegLow,
+    /// A keg has nothing left.
+    KegEmpty,
+    /// A tap with a keg on has not poured for the quiet time while the bar was open.
+    TapQuiet,
+    /// Pours on one tap with one flag (tiny, unclassified, over-pour, burst).
+    FlaggedPours,
+    /// Pours outside opening hours on one tap.
+    AfterHours,
+}
+
+impl AlertKind {
+    /// Every kind, in the order they are listed.
+    pub const ALL: [AlertKind; 5] = [
+        AlertKind::KegLow,
+        AlertKind::KegEmpty,
+        AlertKind::TapQuiet,
+        AlertKind::FlaggedPours,
+        AlertKind::AfterHours,
+    ];
+
+    /// The kind's name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::KegLow => "kegLow",
+            AlertKind::KegEmpty => "kegEmpty",
+            AlertKind::TapQuiet => "tapQuiet",
+            AlertKind::FlaggedPours => "flaggedPours",
+            AlertKind::AfterHours => "afterHours",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// How loud it is.
+    pub fn severity(self) -> Severity {
+        match self {
+            AlertKind::KegEmpty => Severity::Critical,
+            AlertKind::KegLow | AlertKind::TapQuiet | AlertKind::AfterHours => Severity::Warning,
+            AlertKind::FlaggedPours => Severity::Info,
+        }
+    }
+
+    /// Whether it is about events, which stop, rather than a condition, which clears.
+    pub fn is_about_events(self) -> bool {
+        matches!(self, AlertKind::FlaggedPours | AlertKind::AfterHours)
+    }
+}
+
+/// How loud an alert is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertState {
+    Open,
+    /// Someone has seen it; it stays until it resolves, and is not sent again.
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AlertState> {
+        [
+            AlertState::Open,
+            AlertState::Acknowledged,
+            AlertState::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// One problem about one subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// From 1, the same on every server.
+    pub id: u64,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub state: AlertState,
+    /// The tap it is about.
+    pub tap_id: Option<u32>,
+    /// The keg it is about (for a tap's alert, the keg on it then).
+    pub keg_id: Option<u64>,
+    /// For `flaggedPours`: the flag the pours have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub flag: Option<Flag>,
+    /// How many times it was seen: the pours it groups, or 1.
+    pub count: u64,
+    /// What is wrong, for people.
+    pub message: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: Timestamp,
+    /// The last pour it saw (its cause, for most kinds; 0: none).
+    pub last_pour_id: u64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub acknowledged_at: Option<Timestamp>,
+    /// Who acknowledged it: the token's name (none on a server without tokens, unless the
+    /// acknowledgement named someone).
+    pub acknowledged_by: Option<String>,
+    /// The note left with the acknowledgement.
+    pub note: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Change {
+    Opened,
+    /// It grouped one more event (its count and last-seen time moved); not replayed.
+    Updated,
+    Acknowledged,
+    Resolved,
+}
+
+impl Change {
+    /// Whether subscribers that resume are owed it (an update is not: the alert's next
+    /// change, or `GET /api/alerts`, carries its count).
+    pub fn is_kept(self) -> bool {
+        self != Change::Updated
+    }
+}
+
+/// An alert's change, and the alert as it is after.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertEvent {
+    pub change: Change,
+    /// The bar's events' sequence (shared with keg and tap events), from 1, the same on
+    /// every server; 0 for an update, which takes no place in it.
+    pub seq: u64,
+    /// The id of the last pour before it.
+    pub after: u64,
+    pub alert: Alert,
+}
+
+/// Settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertSettings {
+    /// An alert about events resolves once none came for this long (ms).
+    pub window_ms: i64,
+}
+
+/// Which open alert a new problem joins: one per kind and subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Subject {
+    kind: AlertKind,
+    tap_id: Option<u32>,
+    keg_id: Option<u64>,
+    flag: Option<Flag>,
+}
+
+/// Filters for a list of alerts.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub state: Option<AlertState>,
+    pub tap_id: Option<u32>,
+    pub kind: Option<AlertKind>,
+}
+
+/// Every alert, as the log says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alerts {
+    #[serde(skip, default = "no_settings")]
+    settings: AlertSettings,
+    /// Every alert, by id - 1.
+    alerts: Vec<Alert>,
+    /// The unresolved alert of each subject (an index into `alerts`).
+    #[serde(skip)]
+    unresolved: HashMap<Subject, usize>,
+}
+
+fn no_settings() -> AlertSettings {
+    AlertSettings { window_ms: 0 }
+}
+
+impl Alerts {
+    pub fn new(settings: AlertSettings) -> Alerts {
+        Alerts {
+            settings,
+            alerts: Vec::new(),
+            unresolved: HashMap::new(),
+        }
+    }
+
+    /// A committed pour (the last pour is now `pour.id`), and the keg events it caused.
+    pub fn poured(&mut self, pour: &Pour, keg_events: &[Arc<KegEvent>]) -> Vec<(Change, Alert)> {
+        let mut changes = self.keg_events(keg_events, pour.timestamp, pour.id);
+        for flag in pour.flags.iter() {
+            let (kind, flag) = match flag {
+                Flag::AfterHours => (AlertKind::AfterHours, None),
+                // Pours from an empty keg are the kegEmpty alert's business.
+                Flag::EmptyKeg => continue,
+                flag => (AlertKind::FlaggedPours, Some(flag)),
+            };
+            let subject = Subject {
+                kind,
+                tap_id: Some(pour.tap_id),
+                keg_id: None,
+                flag,
+            };
+            self.seen(subject, pour.timestamp, pour.id, &mut changes);
+        }
+        changes
+    }
+
+    /// A committed operation logged after pour `after`, and the keg events it caused.
+    pub fn keg_op(
+        &mut self,
+        op: &KegOp,
+        after: u64,
+        keg_events: &[Arc<KegEvent>],
+    ) -> Vec<(Change, Alert)> {
+        let at = op.at();
+        let mut changes = self.keg_events(keg_events, at, after);
+        match op {
+            KegOp::AckAlert {
+                alert_id, by, note, ..
+            } => {
+                if let Some(index) = self.unresolved_index(*alert_id) {
+                    let alert = &mut self.alerts[index];
+                    if alert.state == AlertState::Open {
+                        alert.state = AlertState::Acknowledged;
+                        alert.acknowledged_at = Some(at);
+                        alert.acknowledged_by = by.clone();
+                        alert.note = note.clone();
+                        changes.push((Change::Acknowledged, alert.clone()));
+                    }
+                }
+            }
+            KegOp::CloseAlert { alert_id, .. } => {
+                if let Some(index) = self.unresolved_index(*alert_id) {
+                    self.resolve(index, at, &mut changes);
+                }
+            }
+            _ => {}
+        }
+        changes
+    }
+
+    fn keg_events(
+        &mut self,
+        events: &[Arc<KegEvent>],
+        at: Timestamp,
+        after: u64,
+    ) -> Vec<(Change, Alert)> {
+        let mut changes = Vec::new();
+        for event in events {
+            let keg = Some(event.keg.id);
+            let tap = Some(event.tap_id);
+            let subject = |kind| Subject {
+                kind,
+                tap_id: tap,
+                keg_id: keg,
+                flag: None,
+            };
+            match event.kind {
+                KegEventKind::Low => {
+                    self.open(subject(AlertKind::KegLow), event, at, after, &mut changes)
+                }
+                KegEventKind::Empty => {
+                    // One alert for the keg: empty takes over from low.
+                    self.clear(subject(AlertKind::KegLow), at, &mut changes);
+                    self.open(subject(AlertKind::KegEmpty), event, at, after, &mut changes);
+                }
+                KegEventKind::Quiet => {
+                    self.open(subject(AlertKind::TapQuiet), event, at, after, &mut changes)
+                }
+                KegEventKind::Back => self.clear(subject(AlertKind::TapQuiet), at, &mut changes),
+                KegEventKind::Finished => {
+                    for kind in [AlertKind::KegLow, AlertKind::KegEmpty, AlertKind::TapQuiet] {
+                        self.clear(subject(kind), at, &mut changes);
+                    }
+                }
+                // A correction may lift the keg above its levels.
+                KegEventKind::Corrected => {
+                    if !event.keg.empty {
+                        self.clear(subject(AlertKind::KegEmpty), at, &mut changes);
+                    }
+                    if !event.keg.low {
+                        self.clear(subject(AlertKind::KegLow), at, &mut changes);
+                    }
+                }
+                KegEventKind::Tapped => {}
+            }
+        }
+        changes
+    }
+
+    /// Opens an alert about a condition, unless its subject has one unresolved.
+    fn open(
+        &mut self,
+        subject: Subject,
+        event: &KegEvent,
+        at: Timestamp,
+        after: u64,
+        changes: &mut Vec<(Change, Alert)>,
+    ) {
+        if self.unresolved.contains_key(&subject) {
+            return;
+        }
+        let message = condition_message(subject.kind, event);
+        let index = self.push(subject, at, after, message);
+        changes.push((Change::Opened, self.alerts[index].clone()));
+    }
+
+    /// One more event about `subject`: it joins the unresolved alert, or opens one.
+    fn seen(
+        &mut self,
+        subject: Subject,
+        at: Timestamp,
+        pour: u64,
+        changes: &mut Vec<(Change, Alert)>,
+    ) {
+        if let Some(&index) = self.unresolved.get(&subject) {
+            let alert = &mut self.alerts[index];
+            alert.count += 1;
+            alert.last_seen_at = alert.last_seen_at.max(at);
+            alert.last_pour_id = pour;
+            alert.message = events_message(subject, alert.count);
+            changes.push((Change::Updated, alert.clone()));
+            return;
+        }
+        let index = self.push(subject, at, pour, events_message(subject, 1));
+        changes.push((Change::Opened, self.alerts[index].clone()));
+    }
+
+    fn push(&mut self, subject: Subject, at: Timestamp, pour: u64, message: String) -> usize {
+        let index = self.alerts.len();
+        self.alerts.push(Alert {
+            id: index as u64 + 1,
+            kind: subject.kind,
+            severity: subject.kind.severity(),
+            state: AlertState::Open,
+            tap_id: subject.tap_id,
+            keg_id: subject.keg_id,
+            flag: subject.flag,
+            count: 1,
+            message,
+            opened_at: at,
+            last_seen_at: at,
+            last_pour_id: pour,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            note: None,
+            resolved_at: None,
+        });
+        self.unresolved.insert(subject, index);
+        index
+    }
+
+    /// Resolves the unresolved alert of `subject`, if there is one.
+    fn clear(&mut self, subject: Subject, at: Timestamp, changes: &mut Vec<(Change, Alert)>) {
+        if let Some(&index) = self.unresolved.get(&subject) {
+            self.resolve(index, at, changes);
+        }
+    }
+
+    fn resolve(&mut self, index: usize, at: Timestamp, changes: &mut Vec<(Change, Alert)>) {
+        let alert = &mut self.alerts[index];
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(at);
+        let subject = subject_of(alert);
+        self.unresolved.remove(&subject);
+        changes.push((Change::Resolved, alert.clone()));
+    }
+
+    fn unresolved_index(&self, id: u64) -> Option<usize> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        let alert = self.alerts.get(index)?;
+        (alert.state != AlertState::Resolved).then_some(index)
+    }
+
+    /// Whether `op` (an acknowledgement or a closing) applies now; the alert's id.
+    pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
+        let (KegOp::AckAlert { alert_id, .. } | KegOp::CloseAlert { alert_id, .. }) = op else {
+            return Err(KegError::NotAnAlert);
+        };
+        let alert = self.get(*alert_id).ok_or(KegError::NoAlert(*alert_id))?;
+        match (op, alert.state) {
+            (_, AlertState::Resolved) => Err(KegError::AlertResolved(*alert_id)),
+            (KegOp::AckAlert { .. }, AlertState::Acknowledged) => {
+                Err(KegError::AlertAcknowledged(*alert_id))
+            }
+            (KegOp::CloseAlert { count, .. }, _)
+                if !alert.kind.is_about_events() || alert.count != *count =>
+            {
+                Err(KegError::NotDue(*alert_id))
+            }
+            _ => Ok(*alert_id),
+        }
+    }
+
+    /// The alerts about events that none joined for the window by `now`, with their
+    /// counts: what to log as [`KegOp::CloseAlert`].
+    pub fn due(&self, now: Timestamp) -> Vec<(u64, u64)> {
+        let cutoff = now.millis().saturating_sub(self.settings.window_ms);
+        let mut due: Vec<(u64, u64)> = self
+            .unresolved
+            .values()
+            .map(|&i| &self.alerts[i])
+            .filter(|a| a.kind.is_about_events() && a.last_seen_at.millis() <= cutoff)
+            .map(|a| (a.id, a.count))
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// The alert with this id.
+    pub fn get(&self, id: u64) -> Option<&Alert> {
+        self.alerts.get(usize::try_from(id.checked_sub(1)?).ok()?)
+    }
+
+    /// The alerts that match, newest first.
+    pub fn list(&self, filter: &AlertFilter) -> impl Iterator<Item = &Alert> {
+        let filter = filter.clone();
+        self.alerts.iter().rev().filter(move |a| {
+            filter.state.is_none_or(|s| a.state == s)
+                && filter.tap_id.is_none_or(|t| a.tap_id == Some(t))
+                && filter.kind.is_none_or(|k| a.kind == k)
+        })
+    }
+
+    /// Open alerts (not acknowledged, not resolved), by kind and severity.
+    pub fn open_counts(&self) -> Vec<(AlertKind, Severity, u64)> {
+        AlertKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let open = self
+                    .unresolved
+                    .values()
+                    .filter(|&&i| {
+                        let a = &self.alerts[i];
+                        a.kind == kind && a.state == AlertState::Open
+                    })
+                    .count();
+                (kind, kind.severity(), open as u64)
+            })
+            .collect()
+    }
+
+    /// How many are open (not acknowledged, not resolved).
+    pub fn open_total(&self) -> u64 {
+        self.open_counts().iter().map(|(_, _, n)| n).sum()
+    }
+
+    /// Every alert, for a compacted journal (which drops the deleted pours some followed).
+    pub fn snapshot(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Takes the alerts of a snapshot in place of those derived so far.
+    pub fn restore(&mut self, snapshot: &str) -> Result<(), serde_json::Error> {
+        let restored: Alerts = serde_json::from_str(snapshot)?;
+        self.alerts = restored.alerts;
+        self.unresolved = self
+            .alerts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.state != AlertState::Resolved)
+            .map(|(i, a)| (subject_of(a), i))
+            .collect();
+        Ok(())
+    }
+}
+
+fn subject_of(alert: &Alert) -> Subject {
+    Subject {
+        kind: alert.kind,
+        tap_id: alert.tap_id,
+        keg_id: if alert.kind.is_about_events() {
+            None
+        } else {
+            alert.keg_id
+        },
+        flag: alert.flag,
+    }
+}
+
+fn condition_message(kind: AlertKind, event: &KegEvent) -> String {
+    let keg = &event.keg;
+    let tap = event.tap_id;
+    match kind {
+        AlertKind::KegLow => format!(
+            "{} on tap {tap} is low: {} % left ({:.1} L)",
+            keg.beverage,
+            keg.percent.round(),
+            keg.remaining_ml.max(0.0) / 1000.0
+        ),
+        AlertKind::KegEmpty => format!("{} on tap {tap} is empty", keg.beverage),
+        AlertKind::TapQuiet => format!(
+            "Tap {tap} ({}) has gone quiet while the bar is open",
+            keg.beverage
+        ),
+        _ => format!("Tap {tap}: {}", kind.name()),
+    }
+}
+
+fn events_message(subject: Subject, count: u64) -> String {
+    let tap = subject.tap_id.unwrap_or(0);
+    let pours = if count == 1 { "pour" } else { "pours" };
+    match (subject.kind, subject.flag) {
+        (AlertKind::AfterHours, _) => format!("Tap {tap}: {count} {pours} after hours"),
+        (_, Some(flag)) => format!("Tap {tap}: {count} {} {pours}", flag_words(flag)),
+        _ => format!("Tap {tap}: {count} flagged {pours}"),
+    }
+}
+
+fn flag_words(flag: Flag) -> &'static str {
+    match flag {
+        Flag::Tiny => "tiny",
+        Flag::Unclassified => "unclassified",
+        Flag::OverPour => "over-poured",
+        Flag::AfterHours => "after-hours",
+        Flag::Burst => "burst",
+        Flag::EmptyKeg => "empty-keg",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::glass::Catalogue;
+    use crate::keg::{Cellar, CellarSettings};
+    use crate::pour::Flags;
+
+    const HOUR: i64 = 3_600_000;
+
+    /// Kegs and alerts fed together, as the bar feeds them.
+    struct Bar {
+        kegs: Cellar,
+        alerts: Alerts,
+        pours: u64,
+    }
+
+    impl Bar {
+        fn new() -> Bar {
+            Bar {
+                kegs: Cellar::new(CellarSettings::new(15.0, &Catalogue::default())),
+                alerts: Alerts::new(AlertSettings { window_ms: HOUR }),
+                pours: 0,
+            }
+        }
+
+        fn op(&mut self, op: KegOp) -> Vec<(Change, Alert)> {
+            let checked = if op.is_alert() {
+                self.alerts.check(&op)
+            } else {
+                self.kegs.check(&op)
+            };
+            assert!(checked.is_ok(), "{op:?}: {checked:?}");
+            let events: Vec<_> = self
+                .kegs
+                .apply_op(&op, self.pours)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+            self.alerts.keg_op(&op, self.pours, &events)
+        }
+
+        fn tap(&mut self, tap_id: u32, ml: i64) -> Vec<(Change, Alert)> {
+            self.op(KegOp::Tap {
+                tap_id,
+                beverage: "Stout".into(),
+                size_ul: ml * 1000,
+                start_ul: ml * 1000,
+                at: Timestamp::from_millis(0),
+            })
+        }
+
+        fn pour(&mut self, tap_id: u32, ml: f64, at: i64, flags: &[Flag]) -> Vec<(Change, Alert)> {
+            self.pours += 1;
+            let pour = Pour {
+                id: self.pours,
+                tap_id,
+                volume: ml,
+                glass: "pint".into(),
+                timestamp: Timestamp::from_millis(at),
+                flags: flags.iter().fold(Flags::NONE, |f, &flag| f.with(flag)),
+            };
+            let events: Vec<_> = self
+                .kegs
+                .poured(&pour, pour.timestamp)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+            self.alerts.poured(&pour, &events)
+        }
+    }
+
+    fn changes(changes: &[(Change, Alert)]) -> Vec<(Change, AlertKind, u64)> {
+        changes.iter().map(|(c, a)| (*c, a.kind, a.id)).collect()
+    }
+
+    #[test]
+    fn a_keg_goes_low_then_empty_then_a_new_keg_resolves_it() {
+        let mut bar = Bar::new();
+        bar.tap(1, 1000);
+        assert!(bar.pour(1, 800.0, 1, &[]).is_empty());
+        let low = bar.pour(1, 100.0, 2, &[]);
+        assert_eq!(changes(&low), [(Change::Opened, AlertKind::KegLow, 1)]);
+        assert_eq!(low[0].1.message, "Stout on tap 1 is low: 10 % left (0.1 L)");
+        assert_eq!(low[0].1.severity, Severity::Warning);
+        // Still low: nothing new.
+        assert!(bar.pour(1, 50.0, 3, &[]).is_empty());
+        let empty = bar.pour(1, 50.0, 4, &[]);
+        assert_eq!(
+            changes(&empty),
+            [
+                (Change::Resolved, AlertKind::KegLow, 1),
+                (Change::Opened, AlertKind::KegEmpty, 2)
+            ]
+        );
+        assert_eq!(empty[1].1.severity, Severity::Critical);
+        let swapped = bar.tap(1, 1000);
+        assert_eq!(changes(&swapped), [(Change::Resolved, AlertKind::KegEmpty, 2)]);
+        assert_eq!(swapped[0].1.resolved_at, Some(Timestamp::from_millis(0)));
+        assert_eq!(bar.alerts.open_total(), 0);
+    }
+
+    #[test]
+    fn a_hundred_flagged_pours_are_one_alert_per_tap_and_flag() {
+        let mut bar = Bar::new();
+        for i in 0..100 {
+            bar.pour(1, 700.0, i, &[Flag::OverPour, Flag::Burst]);
+        }
+        bar.pour(2, 700.0, 100, &[Flag::OverPour]);
+        let open: Vec<_> = bar
+            .alerts
+            .list(&AlertFilter::default())
+            .map(|a| (a.tap_id, a.flag, a.count))
+            .collect();
+        assert_eq!(
+            open,
+            [
+                (Some(2), Some(Flag::OverPour), 1),
+                (Some(1), Some(Flag::Burst), 100),
+                (Some(1), Some(Flag::OverPour), 100),
+            ]
+        );
+        let one = bar.alerts.get(1).unwrap();
+        assert_eq!(one.message, "Tap 1: 100 over-poured pours");
+        assert_eq!(one.last_seen_at, Timestamp::from_millis(99));
+    }
+
+    #[test]
+    fn an_alert_about_events_closes_after_its_window_and_a_later_one_reopens() {
+        let mut bar = Bar::new();
+        bar.pour(3, 500.0, 0, &[Flag::AfterHours]);
+        bar.pour(3, 500.0, 1000, &[Flag::AfterHours]);
+        assert!(bar.alerts.due(Timestamp::from_millis(HOUR)).is_empty());
+        assert_eq!(bar.alerts.due(Timestamp::from_millis(HOUR + 1000)), [(1, 2)]);
+        // A pour joined after the server looked: the closing no longer applies.
+        let stale = KegOp::CloseAlert {
+            alert_id: 1,
+            count: 1,
+            at: Timestamp::from_millis(HOUR + 1000),
+        };
+        assert_eq!(bar.alerts.check(&stale), Err(KegError::NotDue(1)));
+        let closed = bar.op(KegOp::CloseAlert {
+            alert_id: 1,
+            count: 2,
+            at: Timestamp::from_millis(HOUR + 1000),
+        });
+        assert_eq!(changes(&closed), [(Change::Resolved, AlertKind::AfterHours, 1)]);
+        let again = bar.pour(3, 500.0, 2 * HOUR, &[Flag::AfterHours]);
+        assert_eq!(changes(&again), [(Change::Opened, AlertKind::AfterHours, 2)]);
+    }
+
+    #[test]
+    fn an_acknowledged_alert_stays_until_it_resolves_and_is_acknowledged_once() {
+        let mut bar = Bar::new();
+        bar.tap(1, 1000);
+        bar.op(KegOp::Quiet {
+            tap_id: 1,
+            last_pour: 0,
+            at: Timestamp::from_millis(5),
+        });
+        let ack = KegOp::AckAlert {
+            alert_id: 1,
+            by: Some("manager".into()),
+            note: Some("on it".into()),
+            at: Timestamp::from_millis(6),
+        };
+        let acked = bar.op(ack.clone());
+        assert_eq!(changes(&acked), [(Change::Acknowledged, AlertKind::TapQuiet, 1)]);
+        assert_eq!(acked[0].1.acknowledged_by.as_deref(), Some("manager"));
+        assert_eq!(bar.alerts.check(&ack), Err(KegError::AlertAcknowledged(1)));
+        assert_eq!(bar.alerts.open_total(), 0, "acknowledged is not open");
+        let back = bar.pour(1, 500.0, 7, &[]);
+        assert_eq!(changes(&back), [(Change::Resolved, AlertKind::TapQuiet, 1)]);
+        assert_eq!(bar.alerts.check(&ack), Err(KegError::AlertResolved(1)));
+        assert_eq!(
+            bar.alerts.check(&KegOp::AckAlert {
+                alert_id: 9,
+                by: None,
+                note: None,
+                at: Timestamp::from_millis(0)
+            }),
+            Err(KegError::NoAlert(9))
+        );
+        // A condition does not close by time.
+        bar.op(KegOp::Quiet {
+            tap_id: 1,
+            last_pour: 1,
+            at: Timestamp::from_millis(8),
+        });
+        assert!(bar.alerts.due(Timestamp::from_millis(10 * HOUR)).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_restores_every_alert_and_which_are_unresolved() {
+        let mut bar = Bar::new();
+        bar.pour(1, 700.0, 0, &[Flag::Tiny]);
+        bar.pour(2, 700.0, 0, &[Flag::AfterHours]);
+        let snapshot = bar.alerts.snapshot();
+        let mut restored = Alerts::new(AlertSettings { window_ms: HOUR });
+        restored.restore(&snapshot).unwrap();
+        let all = |a: &Alerts| a.list(&AlertFilter::default()).cloned().collect::<Vec<_>>();
+        assert_eq!(all(&restored), all(&bar.alerts));
+        bar.alerts = restored;
+        // The restored alert is joined, not opened again.
+        let joined = bar.pour(1, 700.0, 1, &[Flag::Tiny]);
+        assert_eq!(changes(&joined), [(Change::Updated, AlertKind::FlaggedPours, 1)]);
+    }
+}

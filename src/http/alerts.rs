@@ -1,0 +1,244 @@
+//! Handlers for alerts (`/api/alerts`).
+
+use serde::Serialize;
+use serde_json::Value;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::error::{ApiError, ErrorBody};
+use super::kegs::{logged, object};
+use super::reply::json_with;
+use super::request::{BodyHeaders, tap_param, whole_number};
+use super::state::AppState;
+use crate::alert::{Alert, AlertFilter, AlertKind, AlertState};
+use crate::auth::Identity;
+use crate::keg::KegOp;
+use crate::pour::Timestamp;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+/// The longest note or name an acknowledgement takes.
+const MAX_NOTE: usize = 500;
+
+/// One alert.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AlertResponse)]
+pub struct OneAlert {
+    alert: Alert,
+}
+
+/// A page of alerts, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertList {
+    alerts: Vec<Alert>,
+    page: usize,
+    page_size: usize,
+    /// Every alert that matches the filters.
+    total: u64,
+}
+
+/// The body of `POST /api/alerts/{id}/ack`; it may be left out.
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"note": "Changing the keg after this round"}))]
+pub struct Acknowledgement {
+    /// What is being done about it, up to 500 characters.
+    #[schema(nullable = false, min_length = 1, max_length = 500)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who is acknowledging, up to 500 characters: only on a server without tokens (with
+    /// one, it is the token's name).
+    #[schema(nullable = false, min_length = 1, max_length = 500)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+fn bad(name: &str, rule: &str) -> ApiError {
+    ApiError::BadRequest(format!("{name} must be {rule}"))
+}
+
+/// List alerts
+#[utoipa::path(
+    get, path = "/api/alerts", tag = "alerts",
+    params(
+        ("state" = Option<AlertState>, Query, description = "`open`, `acknowledged` or `resolved`"),
+        ("tapId" = Option<u32>, Query, description = "Only alerts about this tap"),
+        ("kind" = Option<AlertKind>, Query, description = "Only this kind (`kegLow`, `kegEmpty`, `tapQuiet`, `flaggedPours`, `afterHours`)"),
+        ("page" = Option<u64>, Query, minimum = 1, description = "1-based page number (default 1)"),
+        ("page_size" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Alerts per page (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of alerts, newest first", body = AlertList),
+        (status = 400, description = "A bad parameter value", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+    )
+)]
+pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
+    let mut filter = AlertFilter::default();
+    let (mut page, mut page_size) = (1usize, DEFAULT_PAGE_SIZE);
+    for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+        match &*key {
+            "state" => {
+                filter.state = Some(
+                    AlertState::parse(&value)
+                        .ok_or_else(|| bad("state", "open, acknowledged or resolved"))?,
+                )
+            }
+            "tapId" => filter.tap_id = Some(tap_param(&value)?),
+            "kind" => {
+                let kinds: Vec<&str> = AlertKind::ALL.iter().map(|k| k.name()).collect();
+                filter.kind = Some(
+                    AlertKind::parse(&value)
+                        .ok_or_else(|| bad("kind", &format!("one of {}", kinds.join(", "))))?,
+                )
+            }
+            "page" => {
+                page = whole_number(&value)
+                    .and_then(|p| usize::try_from(p).ok())
+                    .filter(|&p| p >= 1)
+                    .ok_or_else(|| bad("page", "an integer from 1 to 2^63-1"))?
+            }
+            "page_size" | "pageSize" => {
+                page_size = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                    .ok_or_else(|| bad("page_size", "an integer from 1 to 1000"))?
+            }
+            _ => {}
+        }
+    }
+    let skip = (page - 1).saturating_mul(page_size);
+    let (alerts, total) = state.bar.alerts(|alerts| {
+        let mut total = 0u64;
+        let mut page_of = Vec::new();
+        for alert in alerts.list(&filter) {
+            if (total as usize) >= skip && page_of.len() < page_size {
+                page_of.push(alert.clone());
+            }
+            total += 1;
+        }
+        (page_of, total)
+    });
+    Ok(json_with(
+        &AlertList {
+            alerts,
+            page,
+            page_size,
+            total,
+        },
+        StatusCode::OK,
+    ))
+}
+
+fn alert_id(text: &str) -> Result<u64, ApiError> {
+    whole_number(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "alert id must be an integer from 0 to 2^63-1, not {text:?}"
+        ))
+    })
+}
+
+fn not_found(id: u64) -> ApiError {
+    ApiError::NotFound(format!("no alert with id {id}"))
+}
+
+/// Read one alert
+#[utoipa::path(
+    get, path = "/api/alerts/{id}", tag = "alerts",
+    params(("id" = u64, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert", body = OneAlert),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    )
+)]
+pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
+    let id = alert_id(id)?;
+    let alert = state
+        .bar
+        .alerts(|a| a.get(id).cloned())
+        .ok_or_else(|| not_found(id))?;
+    Ok(json_with(&OneAlert { alert }, StatusCode::OK))
+}
+
+/// A note or a name: 1 to 500 characters, not all blank, no control characters but line
+/// breaks; kept trimmed.
+fn words(field: &str, value: &Value) -> Result<String, ApiError> {
+    let rule = || {
+        ApiError::Unprocessable(format!(
+            "{field} must be text of 1 to {MAX_NOTE} characters, without control characters"
+        ))
+    };
+    let text = value.as_str().ok_or_else(rule)?;
+    let control = text
+        .chars()
+        .any(|c| c != '\n' && matches!(c, '\0'..='\x1f' | '\x7f'..='\u{9f}'));
+    if text.chars().count() > MAX_NOTE || control || text.trim().is_empty() {
+        return Err(rule());
+    }
+    Ok(text.trim().to_owned())
+}
+
+/// Acknowledge an alert
+///
+/// Someone has seen it: it stays listed until it resolves, and no webhook sends it again.
+/// Subscribers hear `acknowledged`.
+#[utoipa::path(
+    post, path = "/api/alerts/{id}/ack", tag = "alerts",
+    params(("id" = u64, Path, description = "Alert id")),
+    request_body(content = Option<Acknowledgement>, description = "Optional: a note"),
+    responses(
+        (status = 200, description = "The alert, acknowledged (a retry under the same Idempotency-Key answers the same)", body = OneAlert),
+        (status = 400, description = "The id is not a number, or the body not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may acknowledge", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "It is acknowledged or resolved already, or the Idempotency-Key was used with another request", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
+        (status = 422, description = "A field is wrong; the message names it", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn acknowledge(
+    state: &AppState,
+    id: &str,
+    headers: &BodyHeaders,
+    body: Result<bytes::Bytes, ApiError>,
+    who: Option<Identity>,
+) -> Result<Response, ApiError> {
+    let alert_id = alert_id(id)?;
+    let fields = match &body {
+        Ok(bytes) if bytes.is_empty() => serde_json::Map::new(),
+        _ => object(headers, body)?,
+    };
+    let note = fields.get("note").map(|v| words("note", v)).transpose()?;
+    let named = fields.get("by").map(|v| words("by", v)).transpose()?;
+    let by = match &who {
+        Some(Identity::Token(credential)) => {
+            if named.is_some() {
+                return Err(ApiError::Unprocessable(
+                    "by is the token's name on a server with tokens; leave it out".into(),
+                ));
+            }
+            Some(credential.name.clone())
+        }
+        _ => named,
+    };
+    let op = KegOp::AckAlert {
+        alert_id,
+        by,
+        note,
+        at: Timestamp::now(),
+    };
+    let (id, _) = logged(state, headers, op).await?;
+    let alert = state
+        .bar
+        .alerts(|a| a.get(id).cloned())
+        .ok_or_else(|| ApiError::Internal(format!("alert {id} was logged but is not known")))?;
+    Ok(json_with(&OneAlert { alert }, StatusCode::OK))
+}
