@@ -22,9 +22,7 @@ use crate::keg::{KegError, KegEvent, KegEventKind, KegOp};
 use crate::pour::{Flag, Pour, Timestamp};
 
 /// What an alert is about.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AlertKind {
     /// A keg is at or under its tap's low level.
@@ -82,7 +80,17 @@ impl AlertKind {
 
 /// How loud an alert is.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "camelCase")]
 pub enum Severity {
@@ -682,7 +690,10 @@ mod tests {
         );
         assert_eq!(empty[1].1.severity, Severity::Critical);
         let swapped = bar.tap(1, 1000);
-        assert_eq!(changes(&swapped), [(Change::Resolved, AlertKind::KegEmpty, 2)]);
+        assert_eq!(
+            changes(&swapped),
+            [(Change::Resolved, AlertKind::KegEmpty, 2)]
+        );
         assert_eq!(swapped[0].1.resolved_at, Some(Timestamp::from_millis(0)));
         assert_eq!(bar.alerts.open_total(), 0);
     }
@@ -718,7 +729,10 @@ mod tests {
         bar.pour(3, 500.0, 0, &[Flag::AfterHours]);
         bar.pour(3, 500.0, 1000, &[Flag::AfterHours]);
         assert!(bar.alerts.due(Timestamp::from_millis(HOUR)).is_empty());
-        assert_eq!(bar.alerts.due(Timestamp::from_millis(HOUR + 1000)), [(1, 2)]);
+        assert_eq!(
+            bar.alerts.due(Timestamp::from_millis(HOUR + 1000)),
+            [(1, 2)]
+        );
         // A pour joined after the server looked: the closing no longer applies.
         let stale = KegOp::CloseAlert {
             alert_id: 1,
@@ -731,9 +745,15 @@ mod tests {
             count: 2,
             at: Timestamp::from_millis(HOUR + 1000),
         });
-        assert_eq!(changes(&closed), [(Change::Resolved, AlertKind::AfterHours, 1)]);
+        assert_eq!(
+            changes(&closed),
+            [(Change::Resolved, AlertKind::AfterHours, 1)]
+        );
         let again = bar.pour(3, 500.0, 2 * HOUR, &[Flag::AfterHours]);
-        assert_eq!(changes(&again), [(Change::Opened, AlertKind::AfterHours, 2)]);
+        assert_eq!(
+            changes(&again),
+            [(Change::Opened, AlertKind::AfterHours, 2)]
+        );
     }
 
     #[test]
@@ -752,7 +772,10 @@ mod tests {
             at: Timestamp::from_millis(6),
         };
         let acked = bar.op(ack.clone());
-        assert_eq!(changes(&acked), [(Change::Acknowledged, AlertKind::TapQuiet, 1)]);
+        assert_eq!(
+            changes(&acked),
+            [(Change::Acknowledged, AlertKind::TapQuiet, 1)]
+        );
         assert_eq!(acked[0].1.acknowledged_by.as_deref(), Some("manager"));
         assert_eq!(bar.alerts.check(&ack), Err(KegError::AlertAcknowledged(1)));
         assert_eq!(bar.alerts.open_total(), 0, "acknowledged is not open");
@@ -790,6 +813,9 @@ mod tests {
         bar.alerts = restored;
         // The restored alert is joined, not opened again.
         let joined = bar.pour(1, 700.0, 1, &[Flag::Tiny]);
-        assert_eq!(changes(&joined), [(Change::Updated, AlertKind::FlaggedPours, 1)]);
+        assert_eq!(
+            changes(&joined),
+            [(Change::Updated, AlertKind::FlaggedPours, 1)]
+        );
     }
 }

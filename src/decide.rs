@@ -694,8 +694,13 @@ mod tests {
                 .into_iter()
                 .collect();
             let stored = stored_pour();
-            let mut batch =
-                Batch::new(settings(), on(&kegs), &latest, 100, Timestamp::from_millis(NOW));
+            let mut batch = Batch::new(
+                settings(),
+                on(&kegs),
+                &latest,
+                100,
+                Timestamp::from_millis(NOW),
+            );
             for &id in case.deleted_first {
                 assert_eq!(
                     batch.delete(id, true),
@@ -736,7 +741,13 @@ mod tests {
     fn a_batch_reports_each_taps_latest_pour_time_for_the_store_to_keep() {
         let kegs = cellar(None);
         let latest: Latest = [(1, Timestamp::from_millis(NOW))].into_iter().collect();
-        let mut batch = Batch::new(settings(), on(&kegs), &latest, 0, Timestamp::from_millis(NOW));
+        let mut batch = Batch::new(
+            settings(),
+            on(&kegs),
+            &latest,
+            0,
+            Timestamp::from_millis(NOW),
+        );
         batch.pour(request(1, 500.0, NOW - 50_000, true), None, None);
         batch.pour(request(2, 500.0, NOW + 5, true), None, None);
         batch.pour(request(2, 500.0, NOW + 1, true), None, None);
@@ -765,7 +776,13 @@ mod tests {
                 DeleteDecision::Missing,
             ),
         ];
-        let mut batch = Batch::new(settings(), on(&kegs), &latest, 9, Timestamp::from_millis(NOW));
+        let mut batch = Batch::new(
+            settings(),
+            on(&kegs),
+            &latest,
+            9,
+            Timestamp::from_millis(NOW),
+        );
         for (name, stored, expected) in cases {
             assert_eq!(batch.delete(5, stored), expected, "{name}");
         }

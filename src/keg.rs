@@ -772,6 +772,25 @@ impl Cellar {
             .collect()
     }
 
+    /// What is left on each tap the log knows: (tap, ml and per cent left of its current
+    /// keg, or none without one).
+    pub fn tap_levels(&self) -> Vec<(u32, Option<(f64, f64)>)> {
+        let mut ids: Vec<u32> = self
+            .taps
+            .keys()
+            .chain(self.current.keys())
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .map(|tap| {
+                let keg = self.current.get(&tap).map(|&i| self.view(i));
+                (tap, keg.map(|k| (k.remaining_ml, k.percent)))
+            })
+            .collect()
+    }
+
     /// The current kegs, by tap.
     pub fn current(&self) -> Vec<KegView> {
         self.current.values().map(|&i| self.view(i)).collect()

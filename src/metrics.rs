@@ -220,25 +220,13 @@ pub fn alerts_open(counts: &[(&'static str, &'static str, u64)]) {
     }
 }
 
-/// What is left in the keg on each tap: (tap, ml, percent of its size). A tap that had a
-/// keg and has none now reads NaN, which no threshold matches.
-pub fn keg_levels(levels: &[(u32, f64, f64)]) {
-    // The taps given a series so far (bounded like every per-tap series).
-    static SEEN: LazyLock<DashMap<u32, ()>> = LazyLock::new(DashMap::new);
-    for &(tap, ml, percent) in levels {
-        if SEEN.len() >= MAX_TAP_SERIES && !SEEN.contains_key(&tap) {
-            continue;
-        }
-        SEEN.insert(tap, ());
+/// What is left in the keg on each tap: (tap, ml and percent of its size, or none when
+/// the tap has no keg: NaN, which no threshold matches).
+pub fn keg_levels(levels: &[(u32, Option<(f64, f64)>)]) {
+    for &(tap, level) in levels.iter().take(MAX_TAP_SERIES) {
+        let (ml, percent) = level.unwrap_or((f64::NAN, f64::NAN));
         let tap = tap.to_string();
         gauge!("altair_keg_remaining_ml", "tap" => tap.clone()).set(ml);
         gauge!("altair_keg_remaining_percent", "tap" => tap).set(percent);
-    }
-    for entry in SEEN.iter() {
-        let tap = *entry.key();
-        if !levels.iter().any(|(t, _, _)| *t == tap) {
-            gauge!("altair_keg_remaining_ml", "tap" => tap.to_string()).set(f64::NAN);
-            gauge!("altair_keg_remaining_percent", "tap" => tap.to_string()).set(f64::NAN);
-        }
     }
 }

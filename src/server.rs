@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Auth, TokensError};
 use crate::alert::AlertSettings;
+use crate::auth::{Auth, TokensError};
 use crate::bar::Bar;
 use crate::bus::Bus;
 use crate::config::Config;

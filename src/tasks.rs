@@ -130,7 +130,9 @@ async fn closing_alerts(state: AppState) {
             match state.store.keg(op, None).await {
                 Ok(Ok(_)) => log::info!("alert {alert_id} resolved: nothing new for the window"),
                 Ok(Err(_)) => {}
-                Err(e) => log::debug!("alert {alert_id} is due to close, but the store cannot say so: {e}"),
+                Err(e) => log::debug!(
+                    "alert {alert_id} is due to close, but the store cannot say so: {e}"
+                ),
             }
         }
     })

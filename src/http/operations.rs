@@ -117,13 +117,7 @@ pub async fn metrics(state: &AppState) -> Result<Response, ApiError> {
             .into_iter()
             .map(|(kind, severity, open)| (kind.name(), severity.name(), open))
             .collect();
-        let kegs: Vec<_> = held
-            .cellar()
-            .current()
-            .into_iter()
-            .map(|k| (k.tap_id, k.remaining_ml, k.percent))
-            .collect();
-        (alerts, kegs)
+        (alerts, held.cellar().tap_levels())
     };
     crate::metrics::alerts_open(&alerts);
     crate::metrics::keg_levels(&kegs);

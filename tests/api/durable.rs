@@ -143,7 +143,8 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
     // Kegs between the pours: each takes its tap's pours after it, and keeps them.
     keg(100).await;
     for tap in 1..=100 {
-        app.pour(tap, 500.0).await;
+        // Tap 3's 2 L fits no glass: an alert counts the pour, deleted and compacted away.
+        app.pour(tap, if tap == 3 { 2000.0 } else { 500.0 }).await;
         if tap == 50 {
             keg(98).await;
             keg(100).await;
@@ -174,7 +175,15 @@ async fn deleted_pours_and_their_bytes_are_compacted_away() {
     .await;
     let (_, before) = app.get("/api/beers?page_size=1000").await;
     let (_, kegs_before) = app.get("/api/kegs").await;
+    let (_, alerts_before) = app.get("/api/alerts?tapId=3").await;
+    assert_eq!(alerts_before["alerts"][0]["count"], 1, "{alerts_before}");
+    let (_, alerts_before) = app.get("/api/alerts").await;
     let app = app.restart().await;
+    assert_eq!(
+        app.get("/api/alerts").await.1,
+        alerts_before,
+        "alerts survive compaction"
+    );
     let (_, after) = app.get("/api/beers?page_size=1000").await;
     assert_eq!(after, before);
     let (_, kegs_after) = app.get("/api/kegs").await;

@@ -108,15 +108,16 @@ async fn documented_series_start_at_zero_and_frames_count_hello_and_replay() {
     }
     let after = scrape_binary(&addr).await;
     assert_eq!(
-        after["altair_ws_frames_sent_total"], 4.0,
-        "the hello and three replayed pours"
+        after["altair_ws_frames_sent_total"], 5.0,
+        "the hello, three replayed pours and the alert their bursts opened"
     );
 }
 
 #[tokio::test]
 async fn every_route_of_the_table_is_served_and_counted_under_its_own_label() {
     let app = spawn_with(&[]).await;
-    app.pour(1, 500.0).await;
+    // 2 L fits no glass: alert 1.
+    app.pour(1, 2000.0).await;
     let (tapped, _) = app
         .post_json(
             "/api/kegs",
@@ -154,4 +155,33 @@ async fn every_route_of_the_table_is_served_and_counted_under_its_own_label() {
             "{method} {path} is not counted as {series}"
         );
     }
+}
+
+#[tokio::test]
+async fn open_alerts_and_what_is_left_in_each_keg_are_series_for_alertmanager() {
+    let app = spawn_with(&[]).await;
+    // A tap of this test's own: gauges are set by whichever server is scraped.
+    let keg = r#"{"tapId": 4242, "beverage": "Stout", "sizeMl": 1000}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    app.pour(4242, 900.0).await;
+    let metrics = scrape(&app).await;
+    assert_eq!(metrics[r#"altair_keg_remaining_ml{tap="4242"}"#], 100.0);
+    assert_eq!(metrics[r#"altair_keg_remaining_percent{tap="4242"}"#], 10.0);
+    for (kind, severity) in [
+        ("kegLow", "warning"),
+        ("kegEmpty", "critical"),
+        ("tapQuiet", "warning"),
+        ("flaggedPours", "info"),
+        ("afterHours", "warning"),
+    ] {
+        let series = format!(r#"altair_alerts_open{{kind="{kind}",severity="{severity}"}}"#);
+        assert!(metrics.contains_key(&series), "{series}");
+    }
+    // Finished and not replaced: no level, which no threshold matches.
+    assert_eq!(
+        app.post_json("/api/kegs/1/finish", "").await.0,
+        StatusCode::OK
+    );
+    let metrics = scrape(&app).await;
+    assert!(metrics[r#"altair_keg_remaining_ml{tap="4242"}"#].is_nan());
 }

@@ -577,37 +577,62 @@ async fn kegs_are_the_same_on_every_server_and_each_event_is_heard_once_everywhe
     let (_, over) = servers[0].post_raw(r#"{"tapId": 4, "volume": 200}"#).await;
     let flags = over["beer"]["flags"].as_array().unwrap();
     assert!(flags.contains(&json!("emptyKeg")), "{over}");
+    let mut heard_by = Vec::new();
     for subscriber in &mut subscribers {
-        let mut kegs = Vec::new();
+        // Keg and alert events: (what, after which pour, seq).
+        let mut events = Vec::new();
         let mut pours = 0;
         while pours < 4 {
             let frame = subscriber.next_change().await;
-            match frame["event"].as_str() {
-                Some("pour") => pours += 1,
-                Some("keg") => kegs.push((
-                    frame["kind"].as_str().unwrap().to_owned(),
-                    frame["after"].as_u64().unwrap(),
-                    frame["seq"].as_u64().unwrap(),
-                )),
-                _ => {}
-            }
+            let what = match frame["event"].as_str() {
+                Some("pour") => {
+                    pours += 1;
+                    continue;
+                }
+                Some("keg") => format!("keg {}", frame["kind"].as_str().unwrap()),
+                Some("alert") => format!(
+                    "alert {} {}",
+                    frame["change"].as_str().unwrap(),
+                    frame["alert"]["kind"].as_str().unwrap()
+                ),
+                _ => continue,
+            };
+            events.push((
+                what,
+                frame["after"].as_u64().unwrap(),
+                frame["seq"].as_u64().unwrap(),
+            ));
         }
+        // The ones about the keg (pours posted back to back also open alerts about bursts).
+        let about_the_keg: Vec<(&str, u64)> = events
+            .iter()
+            .filter(|(what, _, _)| !what.ends_with("flaggedPours"))
+            .map(|(what, after, _)| (what.as_str(), *after))
+            .collect();
         assert_eq!(
-            kegs,
+            about_the_keg,
             [
-                ("tapped".to_owned(), 0, 1),
-                ("low".to_owned(), 2, 2),
-                ("empty".to_owned(), 3, 3)
+                ("keg tapped", 0),
+                ("keg low", 2),
+                ("alert opened kegLow", 2),
+                ("keg empty", 3),
+                ("alert resolved kegLow", 3),
+                ("alert opened kegEmpty", 3),
             ]
         );
+        heard_by.push(events);
     }
+    assert_eq!(heard_by[0], heard_by[1], "the same events, numbered alike");
     // A server that starts now reads the same kegs off the log.
     let late = replica(&pg, &[]).await;
     let keg = |server: Arc<TestApp>| async move { server.get("/api/kegs/1").await.1 };
     let first = keg(servers[0].clone()).await;
     assert_eq!(first["keg"]["remainingMl"], -200.0, "{first}");
     assert_eq!(keg(servers[1].clone()).await, first);
-    assert_eq!(keg(late).await, first);
+    assert_eq!(keg(late.clone()).await, first);
+    let (_, alerts) = servers[0].get("/api/alerts").await;
+    assert_eq!(servers[1].get("/api/alerts").await.1, alerts);
+    assert_eq!(late.get("/api/alerts").await.1, alerts, "alerts too");
 }
 
 #[tokio::test]
@@ -626,30 +651,37 @@ async fn a_quiet_tap_is_announced_once_though_every_server_watches() {
         servers[0].post_json("/api/kegs", keg).await.0,
         StatusCode::CREATED
     );
+    // An event in short: `keg tapped`, `alert opened`.
+    let short = |frame: serde_json::Value| {
+        let what = frame["kind"].as_str().or(frame["change"].as_str());
+        let what = what.map_or(String::new(), |k| format!(" {k}"));
+        format!("{}{what}", frame["event"].as_str().unwrap())
+    };
     let mut heard_by = Vec::new();
     for subscriber in &mut subscribers {
         let mut kinds = Vec::new();
-        while kinds.len() < 2 {
-            let frame = subscriber.next_change().await;
-            kinds.push(format!(
-                "{} {}",
-                frame["event"].as_str().unwrap(),
-                frame["kind"].as_str().unwrap()
-            ));
+        while kinds.len() < 3 {
+            kinds.push(short(subscriber.next_change().await));
         }
         heard_by.push(kinds);
     }
     // Both servers saw the tap go quiet; the second to say so was refused.
     servers[1].pour(6, 500.0).await;
     for (subscriber, kinds) in subscribers.iter_mut().zip(&mut heard_by) {
-        for _ in 0..2 {
-            let frame = subscriber.next_change().await;
-            let kind = frame["kind"]
-                .as_str()
-                .map_or(String::new(), |k| format!(" {k}"));
-            kinds.push(format!("{}{kind}", frame["event"].as_str().unwrap()));
+        for _ in 0..3 {
+            kinds.push(short(subscriber.next_change().await));
         }
-        assert_eq!(*kinds, ["keg tapped", "tap quiet", "pour", "tap back"]);
+        assert_eq!(
+            *kinds,
+            [
+                "keg tapped",
+                "tap quiet",
+                "alert opened",
+                "pour",
+                "tap back",
+                "alert resolved"
+            ]
+        );
     }
 }
 

@@ -158,7 +158,7 @@ async fn reports_follow_every_n_pours() {
     let app = spawn_with(&["--report-every", "2", "--report-interval", "3600"]).await;
     let (mut subscriber, _) = app.subscribe("").await;
     app.pour(1, 500.0).await;
-    app.pour(1, 500.0).await;
+    app.pour(2, 500.0).await;
     assert_eq!(subscriber.next_json().await["event"], "pour");
     assert_eq!(subscriber.next_json().await["event"], "pour");
     let frame = subscriber.next_json().await;
