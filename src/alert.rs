@@ -558,12 +558,19 @@ fn condition_message(kind: AlertKind, event: &KegEvent) -> String {
     let keg = &event.keg;
     let tap = event.tap_id;
     match kind {
-        AlertKind::KegLow => format!(
-            "{} on tap {tap} is low: {} % left ({:.1} L)",
-            keg.beverage,
-            keg.percent.round(),
-            keg.remaining_ml.max(0.0) / 1000.0
-        ),
+        AlertKind::KegLow => {
+            let left = keg.remaining_ml.max(0.0);
+            let left = if left < 1000.0 {
+                format!("{left:.0} ml")
+            } else {
+                format!("{:.1} L", left / 1000.0)
+            };
+            format!(
+                "{} on tap {tap} is low: {} % left ({left})",
+                keg.beverage,
+                keg.percent.round()
+            )
+        }
         AlertKind::KegEmpty => format!("{} on tap {tap} is empty", keg.beverage),
         AlertKind::TapQuiet => format!(
             "Tap {tap} ({}) has gone quiet while the bar is open",
@@ -676,7 +683,10 @@ mod tests {
         assert!(bar.pour(1, 800.0, 1, &[]).is_empty());
         let low = bar.pour(1, 100.0, 2, &[]);
         assert_eq!(changes(&low), [(Change::Opened, AlertKind::KegLow, 1)]);
-        assert_eq!(low[0].1.message, "Stout on tap 1 is low: 10 % left (0.1 L)");
+        assert_eq!(
+            low[0].1.message,
+            "Stout on tap 1 is low: 10 % left (100 ml)"
+        );
         assert_eq!(low[0].1.severity, Severity::Warning);
         // Still low: nothing new.
         assert!(bar.pour(1, 50.0, 3, &[]).is_empty());

@@ -235,6 +235,7 @@ struct Hello<'a> {
     last_seq: u64,
     glasses: &'a [Glass],
     report_interval_seconds: f64,
+    time_zone: &'static str,
 }
 
 /// How a connection ends.
@@ -383,6 +384,7 @@ async fn converse(
         last_seq,
         glasses: state.pouring.catalogue.glasses(),
         report_interval_seconds: state.socket.report_interval.as_secs_f64(),
+        time_zone: state.socket.time_zone,
     };
     unless_ended(
         socket.send(Message::Text(to_json(&hello).into())),
@@ -586,6 +588,8 @@ pub enum SocketEvent {
         last_seq: u64,
         glasses: Vec<Glass>,
         report_interval_seconds: f64,
+        /// The bar's time zone (IANA name, `--timezone`): clocks for people use it.
+        time_zone: String,
     },
     /// A new pour (and, with `since`, each replayed one).
     Pour { beer: crate::pour::Pour },

@@ -110,6 +110,7 @@ impl AppState {
                 close_grace: config.close_grace,
                 report_interval: config.report_interval,
                 max_subscribers: config.max_subscribers,
+                time_zone: config.timezone.name(),
             },
             gate: Arc::new(Gate::new(
                 shared.auth,
@@ -157,4 +158,6 @@ pub struct SocketSettings {
     pub report_interval: Duration,
     /// Subscribers at once at most.
     pub max_subscribers: usize,
+    /// The bar's time zone (`--timezone`), for the page's clocks.
+    pub time_zone: &'static str,
 }

@@ -949,7 +949,7 @@ async fn alerts_open_group_acknowledge_and_resolve_and_are_the_same_after_a_rest
         (low["tapId"].as_u64(), low["kegId"].as_u64()),
         (Some(1), Some(1))
     );
-    assert_eq!(low["message"], "Stout on tap 1 is low: 10 % left (0.1 L)");
+    assert_eq!(low["message"], "Stout on tap 1 is low: 10 % left (100 ml)");
     let flagged = &all["alerts"][0];
     assert_eq!(
         (flagged["kind"].as_str(), flagged["flag"].as_str()),

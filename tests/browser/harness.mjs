@@ -87,11 +87,13 @@ export async function launch(t) {
 }
 
 /**
- * A fresh page (its own profile: no storage shared between tests) that records every
- * console error and every request to a host other than this machine, which it refuses.
+ * A fresh page (its own profile: no storage shared between tests, unless `storageState`
+ * carries another context's, as a browser restarted on the same profile would) that
+ * records every console error and every request to a host other than this machine, which
+ * it refuses.
  */
-export async function openPage(t, browser, url, viewport = { width: 1440, height: 900 }) {
-  const context = await browser.newContext({ viewport });
+export async function openPage(t, browser, url, viewport = { width: 1440, height: 900 }, storageState = undefined) {
+  const context = await browser.newContext({ viewport, storageState });
   const page = await context.newPage();
   const seen = { errors: [], foreign: [] };
   const local = (href) => {
@@ -112,7 +114,7 @@ export async function openPage(t, browser, url, viewport = { width: 1440, height
   });
   page.on("pageerror", (error) => seen.errors.push(`uncaught: ${error.message}`));
   await page.goto(url);
-  return { page, seen };
+  return { page, seen, context };
 }
 
 /** The checks every test ends with; `allowed` lists console errors the test caused on purpose. */

@@ -44,27 +44,102 @@ test("pours show in the feed and on their tap within a second; levels move, aler
   assert.match(row, /pint/);
   assert.match(await page.textContent(card(1)), /Last pour \d+ s ago/);
 
-  // Down to 10 %: the bar moves and a low-keg alert is on top.
+  // Down to 10 %: the bar moves, the card says LOW, and the server's low-keg alert shows.
   for (const volume of [1000, 1000, 1000, 1000]) await pour(assert, server, 1, volume);
   await page.waitForFunction(() => document.querySelector('li.tap[data-tap="1"] .level').getAttribute("aria-valuenow") === "10", null, { timeout: LIVE_MS });
-  await page.waitForSelector('#alerts li.low:text("Helles is low")', { timeout: LIVE_MS });
+  await page.waitForSelector('#alerts li[data-kind="kegLow"]:has-text("Helles on tap 1 is low")', { timeout: LIVE_MS });
   assert.ok(await page.$eval(`${card(1)} .level`, (el) => el.classList.contains("low")));
+  assert.match(await page.textContent(`${card(1)} .state`), /LOW/);
 
-  // A flagged pour wears its badge, and is an alert.
+  // A flagged pour wears its badge, and is counted by its tap's alert: one row, not one
+  // a pour.
   const tiny = await pour(assert, server, 2, 5);
   await page.waitForSelector(`#feed tr[data-id="${tiny.id}"] .badge.tiny`, { timeout: LIVE_MS });
-  await page.waitForSelector(`#alerts li:has-text("pour #${tiny.id}")`, { timeout: LIVE_MS });
-  assert.match(await page.textContent("#alerts li:first-child"), new RegExp(`#${tiny.id}`), "the newest alert is on top");
+  await page.waitForSelector('#alerts li[data-kind="flaggedPours"]:has-text("Tap 2: 1 tiny pour")', { timeout: LIVE_MS });
+  await pour(assert, server, 2, 6);
+  await page.waitForSelector('#alerts li[data-kind="flaggedPours"]:has-text("Tap 2: 2 tiny pours")', { timeout: LIVE_MS });
+  assert.equal(await page.locator('#alerts li:has-text("tiny")').count(), 1);
 
   // Today and the hour count every pour; the feed has each once, newest first.
-  await page.waitForFunction(() => document.getElementById("today-total").textContent === "7 pours");
-  await page.waitForFunction(() => /7 in the last hour/.test(document.getElementById("rate-summary").textContent), null, { timeout: LIVE_MS });
+  await page.waitForFunction(() => document.getElementById("today-total").textContent === "8 pours");
+  await page.waitForFunction(() => /8 in the last hour/.test(document.getElementById("rate-summary").textContent), null, { timeout: LIVE_MS });
   const ids = await feedIds(page);
   assert.deepEqual(ids, [...ids].sort((a, b) => b - a));
-  assert.equal(new Set(ids).size, 7);
+  assert.equal(new Set(ids).size, 8);
 
   await screenshot(page, "ops.png");
   assertClean(assert, seen);
+});
+
+test("low and empty kegs say so in words on the card and the wall; a reload shows the server's open alerts; an admin acknowledges one", async (t) => {
+  const server = await startServer(t, ["--ephemeral"]);
+  const beverages = ["Helles", "Pils", "Stout", "Cider", "Porter", "Weizen"];
+  for (const [i, beverage] of beverages.entries()) await tapKeg(server, { tapId: i + 1, beverage, sizeMl: 1000 });
+  await pour(assert, server, 3, 900); // Stout: 10 % left, low
+  await pour(assert, server, 4, 1000); // Cider: empty
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+  await page.waitForSelector('#connection[data-state="live"]');
+  // Opened before the page: they come from the server, not from what the page heard.
+  await page.waitForSelector('#alerts li[data-kind="kegEmpty"]:has-text("Cider on tap 4 is empty")');
+  await page.waitForSelector('#alerts li[data-kind="kegLow"]:has-text("Stout on tap 3 is low")');
+  assert.match(await page.textContent(`${card(4)} .state`), /EMPTY/);
+  assert.match(await page.textContent(`${card(3)} .state`), /LOW/);
+  assert.match(await page.textContent(`${card(1)} .state`), /On tap/);
+  assert.ok(await page.$eval(card(4), (el) => el.classList.contains("is-empty")));
+  // The loudest first, and the panel above the fold at 1440×900 with six taps.
+  assert.equal(await page.getAttribute("#alerts li:first-child", "data-kind"), "kegEmpty");
+  const panel = await page.$eval(".alerts-section", (el) => el.getBoundingClientRect().bottom);
+  assert.ok(panel <= 900, `the alerts end at ${panel}px`);
+  await screenshot(page, "ops-alerts.png");
+
+  // Acknowledged from the page (an open server: anyone is admin); a reload keeps it so.
+  await page.getByRole("button", { name: "Acknowledge: Cider on tap 4 is empty" }).click();
+  await page.waitForSelector('#alerts li.acknowledged[data-kind="kegEmpty"]', { timeout: LIVE_MS });
+  const { body } = await api(server, "GET", "/api/alerts?state=acknowledged");
+  assert.deepEqual(body.alerts.map((a) => a.kind), ["kegEmpty"]);
+  await page.reload();
+  await page.waitForSelector('#alerts li.acknowledged[data-kind="kegEmpty"]');
+  await page.waitForSelector('#alerts li.open[data-kind="kegLow"]');
+
+  // A new keg on tap 4: its alert resolves and leaves the panel.
+  await tapKeg(server, { tapId: 4, beverage: "Cider", sizeMl: 1000 });
+  await page.waitForSelector('#alerts li[data-kind="kegEmpty"]', { state: "detached", timeout: LIVE_MS });
+
+  // The wall says it too, in words.
+  const wall = await openPage(t, browser, `${server.url}/?view=wall`, { width: 1920, height: 1080 });
+  await wall.page.waitForSelector(`${card(3)} .state:text("LOW")`);
+  await pour(assert, server, 5, 1000);
+  await wall.page.waitForSelector(`${card(5)} .state:text("EMPTY")`, { timeout: LIVE_MS });
+  await screenshot(wall.page, "ops-wall-empty.png");
+  assertClean(assert, seen);
+  assertClean(assert, wall.seen);
+});
+
+test("a kiosk remembers its token on this screen across a browser restart, and forgets it in one click", async (t) => {
+  const dir = tempDir(t, "kiosk");
+  const { file, tokens } = tokensFile(dir);
+  const server = await startServer(t, ["--ephemeral", "--tokens", file]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 5000 }, tokens.admin);
+  const browser = await launch(t);
+  const first = await openPage(t, browser, `${server.url}/?view=wall`);
+  await first.page.getByLabel("Reader token").fill(tokens.reader);
+  await first.page.getByLabel(/Remember on this screen/).check();
+  await first.page.getByRole("button", { name: "Open" }).click();
+  await first.page.waitForSelector('#connection[data-state="live"]');
+  const storage = await first.context.storageState();
+  await first.context.close();
+
+  // The browser comes back (a new context on the same storage): no prompt.
+  const again = await openPage(t, browser, `${server.url}/?view=wall`, { width: 1440, height: 900 }, storage);
+  await again.page.waitForSelector('#connection[data-state="live"]');
+  assert.equal(await again.page.isVisible("#token-form"), false);
+  await again.page.waitForSelector(`${card(1)} .beverage:text("Helles")`);
+  await again.page.getByRole("button", { name: "Forget this screen's token" }).click();
+  await again.page.waitForSelector("#token-form", { state: "visible" });
+  assert.equal(await again.page.evaluate(() => localStorage.getItem("altair-token")), null);
+  // Forgotten, the page asks the server without a token: refused, as it should be.
+  assertClean(assert, again.seen, [/Failed to load resource: the server responded with a status of 401/]);
 });
 
 test("the wall view shows levels only, large", async (t) => {
@@ -205,6 +280,13 @@ test("the page fits a phone", async (t) => {
   await page.waitForSelector(`${card(1)} .beverage:text("Helles")`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
+  // An empty keg: its alert is first on a phone's screen.
+  await tapKeg(server, { tapId: 2, beverage: "Cider", sizeMl: 500 });
+  await pour(assert, server, 2, 500);
+  await page.waitForSelector('#alerts li[data-kind="kegEmpty"]', { timeout: LIVE_MS });
+  const box = await page.$eval(".alerts-section", (el) => el.getBoundingClientRect().toJSON());
+  assert.ok(box.top < 844 && box.right <= 390, `alerts on screen: ${JSON.stringify(box)}`);
+  assert.equal(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), 0);
   assertClean(assert, seen);
 });
 

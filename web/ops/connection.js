@@ -1,8 +1,9 @@
 // The connection: a snapshot over REST, then the WebSocket, resumed after a drop with
 // `since` and `eventsSince`; and the token prompt when the server asks for one.
 
-import { $, schedule } from "./draw.js";
-import { FEED_MAX, applyKegEvent, applyPour, applyReport, applyTaps, dirty, state } from "./state.js";
+import { $, actions, schedule } from "./draw.js";
+import { FEED_MAX, applyAlertEvent, applyAlerts, applyKegEvent, applyPour, applyReport, applyTaps, dirty, state } from "./state.js";
+import { setTimeZone } from "./words.js";
 
 const TOKEN_KEY = "altair-token";
 const RETRY_FIRST_MS = 500;
@@ -16,15 +17,28 @@ class AuthError extends Error {
   }
 }
 
+/** This tab's token, else the one this screen remembers (a kiosk, across restarts). */
 function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
+  return sessionStorage.getItem(TOKEN_KEY) ?? localStorage.getItem(TOKEN_KEY);
 }
 
-async function api(path) {
+function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
+  $("forget").hidden = true;
+}
+
+$("forget").hidden = localStorage.getItem(TOKEN_KEY) === null;
+$("forget").addEventListener("click", () => {
+  forgetToken();
+  location.reload();
+});
+
+async function api(path, method = "GET") {
   const headers = { Accept: "application/json" };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
-  const response = await fetch(path, { headers, cache: "no-store" });
+  const response = await fetch(path, { method, headers, cache: "no-store" });
   const body = await response.json().catch(() => ({}));
   if (response.status === 401 || response.status === 403) {
     throw new AuthError(response.status, body.message || response.statusText);
@@ -44,6 +58,7 @@ async function loadSnapshot() {
     api("/api/glasses"),
     api("/api/report"),
     api("/api/taps"),
+    loadAlerts(),
   ]);
   state.glasses = glasses.glasses;
   applyTaps(taps.taps);
@@ -58,6 +73,28 @@ async function loadSnapshot() {
   state.lastId = since;
   schedule();
 }
+
+/** The alerts open or acknowledged now (kept by the server: a reload shows them all). */
+async function loadAlerts() {
+  const [open, acknowledged] = await Promise.all([
+    api("/api/alerts?state=open&page_size=1000"),
+    api("/api/alerts?state=acknowledged&page_size=1000"),
+  ]);
+  applyAlerts([...open.alerts, ...acknowledged.alerts]);
+}
+
+actions.acknowledge = async (id, button) => {
+  button.disabled = true;
+  try {
+    const body = await api(`/api/alerts/${id}/ack`, "POST");
+    applyAlerts([body.alert]);
+  } catch (e) {
+    button.disabled = false;
+    const why = e instanceof AuthError ? "only an admin token may acknowledge" : e.message;
+    button.textContent = `Not acknowledged: ${why}`;
+  }
+  schedule();
+};
 
 let attempt = 0;
 let socket = null;
@@ -91,6 +128,7 @@ function connect() {
         opened = true;
         attempt = 0;
         state.glasses = frame.glasses ?? state.glasses;
+        if (frame.timeZone) setTimeZone(frame.timeZone);
         // Events up to here came before this page (but those after the snapshot's
         // last pour, which `since` replays): on a reconnect, only later ones are news.
         if (state.seqFloor === 0) state.seqFloor = frame.lastSeq ?? 0;
@@ -112,6 +150,9 @@ function connect() {
       case "tap":
         applyKegEvent(frame);
         break;
+      case "alert":
+        applyAlertEvent(frame);
+        break;
       default:
         break;
     }
@@ -121,7 +162,7 @@ function connect() {
     socket = null;
     if (halted) return;
     if (close.code === 1008 && close.reason === "token revoked") {
-      sessionStorage.removeItem(TOKEN_KEY);
+      forgetToken();
       askForToken("The token was revoked on the server: enter another.");
       return;
     }
@@ -150,6 +191,7 @@ async function refreshTaps() {
   }
   try {
     applyTaps((await api("/api/taps")).taps);
+    await loadAlerts();
     schedule();
   } catch (e) {
     if (e instanceof AuthError) {
@@ -180,7 +222,12 @@ $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const value = $("token").value.trim();
   if (!value) return;
-  sessionStorage.setItem(TOKEN_KEY, value);
+  if ($("remember").checked) {
+    localStorage.setItem(TOKEN_KEY, value);
+    $("forget").hidden = false;
+  } else {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  }
   $("token").value = "";
   start();
 });
@@ -194,7 +241,7 @@ export async function start() {
     if (e instanceof AuthError) {
       const message = authMessage(e);
       // A token that does not open the page is not kept.
-      sessionStorage.removeItem(TOKEN_KEY);
+      forgetToken();
       askForToken(message);
       return;
     }

@@ -1,8 +1,8 @@
 // Drawing, once an animation frame at most: only what changed is touched, and text at
 // most every BUSY_MS while pours stream in.
 
-import { ALERTS_MAX, FEED_MAX, FLAG_LABELS, dirty, state } from "./state.js";
-import { DAY_HOUR, HOUR, ago, clock, formatMl, percentOf } from "./words.js";
+import { FEED_MAX, FLAG_LABELS, dirty, state } from "./state.js";
+import { DAY_HOUR, HOUR, ago, formatMl, percentOf, stamp, when } from "./words.js";
 
 export const $ = (id) => document.getElementById(id);
 export const wall = new URLSearchParams(location.search).get("view") === "wall";
@@ -30,8 +30,8 @@ function forecast(tap, now) {
   if (!(tap.paceMlPerHour > 0)) return "Run-out: no pace yet";
   const at = now + (keg.remainingMl / tap.paceMlPerHour) * 3600000;
   const hours = (at - now) / 3600000;
-  const when = (hours < 24 ? HOUR : DAY_HOUR).format(at);
-  return `Runs out about ${when}`;
+  const time = (hours < 24 ? HOUR : DAY_HOUR).format(at);
+  return `Runs out about ${time}`;
 }
 
 const tapCards = new Map();
@@ -88,17 +88,27 @@ function drawTap(tap, now) {
   const c = tapCard(tap.tapId);
   text(c.h3, tap.name ? `Tap ${tap.tapId} · ${tap.name}` : `Tap ${tap.tapId}`);
   const keg = tap.keg;
-  const status = !keg ? ["nokeg", "No keg"] : tap.quiet ? ["quiet", "Quiet"] : ["online", "Online"];
+  const low = Boolean(keg && keg.low);
+  const empty = Boolean(keg && (keg.empty || keg.remainingMl <= 0));
+  // In words and with a mark, not in colour alone: read across a room.
+  const status = !keg
+    ? ["nokeg", "No keg"]
+    : empty
+      ? ["empty", "✖ EMPTY"]
+      : low
+        ? ["low", "▼ LOW"]
+        : tap.quiet
+          ? ["quiet", "◔ Quiet"]
+          : ["online", "On tap"];
   attr(c.badge, "class", `state ${status[0]}`);
   text(c.badge, status[1]);
+  attr(c.li, "class", `tap${empty ? " is-empty" : low ? " is-low" : ""}`);
   text(c.beverage, keg ? keg.beverage : "—");
   const pct = percentOf(keg);
   const shown = pct.toFixed(0);
   const scale = `scaleX(${(pct / 100).toFixed(3)})`;
   if (c.fill.style.transform !== scale) c.fill.style.transform = scale;
   text(c.pct, keg ? `${shown} %` : "");
-  const low = Boolean(keg && keg.low);
-  const empty = Boolean(keg && (keg.empty || keg.remainingMl <= 0));
   attr(c.level, "class", `level${low ? " low" : ""}${empty ? " empty" : ""}`);
   attr(c.level, "aria-valuenow", shown);
   attr(c.level, "aria-label", keg ? `${keg.beverage}: ${shown} % left, ${formatMl(Math.max(0, keg.remainingMl))}` : `Tap ${tap.tapId}: no keg`);
@@ -110,7 +120,7 @@ function drawTap(tap, now) {
 function feedRow(pour) {
   const tr = document.createElement("tr");
   tr.dataset.id = pour.id;
-  const cells = [clock(Date.parse(pour.timestamp)), String(pour.tapId), pour.type, formatMl(pour.volume)];
+  const cells = [stamp(Date.parse(pour.timestamp)), String(pour.tapId), pour.type, formatMl(pour.volume)];
   for (const [i, text] of cells.entries()) {
     const td = document.createElement("td");
     td.textContent = text;
@@ -196,31 +206,68 @@ function drawToday() {
   }
 }
 
-/** New alerts go on top; the oldest go once there are more than ALERTS_MAX. */
+const SEVERITY = { critical: 0, warning: 1, info: 2 };
+const MARK = { critical: "✖", warning: "▲", info: "ℹ" };
+
+/** What `acknowledge(id)` does: set by the connection, which holds the token. */
+export const actions = { acknowledge: null };
+
+/** The server's open alerts, loudest first, then the acknowledged ones. Redrawn whole:
+ * they are few, since pours are grouped one alert per tap and flag. */
 function drawAlerts() {
-  const list = $("alerts");
-  const fresh = dirty.alerts.slice(-ALERTS_MAX);
-  dirty.alerts = [];
+  dirty.alerts = false;
+  const alerts = [...state.alerts.values()].sort(
+    (a, b) =>
+      (a.state === "acknowledged") - (b.state === "acknowledged") ||
+      SEVERITY[a.severity] - SEVERITY[b.severity] ||
+      Date.parse(b.lastSeenAt) - Date.parse(a.lastSeenAt),
+  );
   const fragment = document.createDocumentFragment();
-  for (let i = fresh.length - 1; i >= 0; i--) {
-    const a = fresh[i];
+  for (const a of alerts) {
     const li = document.createElement("li");
-    li.className = a.kind;
+    li.className = `alert ${a.severity} ${a.state}`;
+    li.dataset.alert = a.id;
+    li.dataset.kind = a.kind;
+    const mark = document.createElement("span");
+    mark.className = "mark";
+    mark.setAttribute("aria-hidden", "true");
+    mark.textContent = MARK[a.severity] ?? "";
+    const message = document.createElement("span");
+    message.className = "message";
+    message.textContent = a.message;
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    const opened = Date.parse(a.openedAt);
     const time = document.createElement("time");
-    time.dateTime = new Date(a.at).toISOString();
-    time.textContent = clock(a.at);
-    li.append(time, document.createTextNode(a.text));
+    time.dateTime = a.openedAt;
+    time.textContent = `since ${when(opened)}`;
+    meta.append(`${a.severity} · `, time);
+    if (a.state === "acknowledged") {
+      meta.append(` · acknowledged${a.acknowledgedBy ? ` by ${a.acknowledgedBy}` : ""}${a.note ? `: ${a.note}` : ""}`);
+    }
+    li.append(mark, message, meta);
+    if (a.state === "open" && actions.acknowledge) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "ack";
+      button.textContent = "Acknowledge";
+      button.setAttribute("aria-label", `Acknowledge: ${a.message}`);
+      button.addEventListener("click", () => actions.acknowledge(a.id, button));
+      li.append(button);
+    }
     fragment.append(li);
   }
-  list.prepend(fragment);
-  while (list.children.length > ALERTS_MAX) list.lastElementChild.remove();
-  $("no-alerts").hidden = list.children.length > 0;
+  $("alerts").replaceChildren(fragment);
+  $("no-alerts").hidden = alerts.length > 0;
+  const open = alerts.filter((a) => a.state === "open").length;
+  $("alerts-count").textContent = open > 0 ? `${open} open` : "";
 }
 
 let lastTick = 0;
 let lastBusy = 0;
 let wakeAsked = false;
 let lastRate = 0;
+let rateAsked = false;
 
 /**
  * Text is redrawn at most every BUSY_MS: at a hundred pours a second, a feed that moves
@@ -243,7 +290,7 @@ function render() {
     }
     return;
   }
-  const anything = dirty.feed.length > 0 || dirty.removed.length > 0 || dirty.taps.size > 0 || dirty.alerts.length > 0;
+  const anything = dirty.feed.length > 0 || dirty.removed.length > 0 || dirty.taps.size > 0 || dirty.alerts;
   if (anything) lastBusy = wallClock;
   // "Last pour 12 s ago" moves once a second even with no event.
   const tick = wallClock - lastTick >= 1000;
@@ -254,16 +301,23 @@ function render() {
   dirty.allTaps = false;
   if (wall) {
     dirty.feed = [];
-    dirty.alerts = [];
+    dirty.alerts = false;
   } else {
     if (dirty.feed.length > 0 || dirty.removed.length > 0) drawFeed();
     if (dirty.today) drawToday();
-    if (dirty.alerts.length > 0) drawAlerts();
+    if (dirty.alerts) drawAlerts();
     // Bars a minute wide: redrawn at most twice a second.
     if (dirty.rate && wallClock - lastRate >= 500) {
       drawRate();
       lastRate = wallClock;
       dirty.rate = false;
+    } else if (dirty.rate && !rateAsked) {
+      // Not forgotten until the next tick: drawn when the half second is up.
+      rateAsked = true;
+      setTimeout(() => {
+        rateAsked = false;
+        schedule();
+      }, 500 - (wallClock - lastRate));
     }
   }
   dirty.today = false;

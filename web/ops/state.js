@@ -1,11 +1,12 @@
-// What the page knows: the taps, the pours it shows, the hour, today and the alerts, kept
-// as the server says them (a report re-bases the counts; pours and keg events after it are
-// added), and what changed since the last frame was drawn.
-
-import { clock, formatMl, formatPercent, tapName } from "./words.js";
+// What the page knows: the taps, the pours it shows, the hour, today and the open alerts,
+// kept as the server says them (a report re-bases the counts; pours and keg events after it
+// are added; alerts come from the server, then its alert frames), and what changed since
+// the last frame was drawn.
 
 export const FEED_MAX = 100;
-export const ALERTS_MAX = 50;
+
+/** How far along its life an alert is: a frame replayed late never takes one back. */
+const STAGE = { open: 0, acknowledged: 1, resolved: 2 };
 
 export const FLAG_LABELS = {
   tiny: "tiny",
@@ -30,13 +31,15 @@ export const state = {
   countedUpTo: 0,
   perMinute: new Array(60).fill(0),
   today: { since: 0, pours: 0, byType: new Map() },
-  alerts: [],
-  alertKeys: new Set(),
+  /** id -> alert, open or acknowledged, as the server last said. */
+  alerts: new Map(),
+  /** Alerts heard resolved: a replayed older frame does not bring them back. */
+  resolved: new Set(),
   feedRows: new Map(),
 };
 
 // What changed since the last frame.
-export const dirty = { taps: new Set(), allTaps: false, feed: [], removed: [], rate: false, today: false, alerts: [] };
+export const dirty = { taps: new Set(), allTaps: false, feed: [], removed: [], rate: false, today: false, alerts: false };
 
 function tapOf(tapId) {
   let tap = state.taps.get(tapId);
@@ -66,7 +69,6 @@ export function applyTaps(taps) {
     tap.paceMlPerHour = t.paceMlPerHour ?? 0;
     tap.lastPourAt = Math.max(tap.lastPourAt, t.lastPourAt ? Date.parse(t.lastPourAt) : 0);
     tap.quiet = Boolean(t.quiet);
-    if (t.quiet) alertQuiet(tap, Date.now());
     dirty.taps.add(t.tapId);
   }
 }
@@ -123,21 +125,14 @@ export function applyPour(pour, counted) {
   dirty.feed.push(pour);
   // A hidden tab draws nothing (no animation frames): keep only what would be drawn.
   if (dirty.feed.length > 2 * FEED_MAX) dirty.feed.splice(0, dirty.feed.length - FEED_MAX);
-  if (pour.flags.length > 0) {
-    const labels = pour.flags.map((f) => FLAG_LABELS[f] ?? f).join(", ");
-    addAlert(`pour:${pour.id}`, at, pour.flags.includes("burst") ? "burst" : "flag",
-      `Tap ${tapName(tap)}: ${labels} pour #${pour.id} (${formatMl(pour.volume)}, ${pour.type})`);
-  }
 }
 
 export function applyKegEvent(event) {
   if (event.seq <= state.lastSeq) return;
   state.lastSeq = event.seq;
   const tap = tapOf(event.tapId);
-  const at = Date.now();
   if (event.event === "tap") {
     tap.quiet = event.kind === "quiet";
-    if (tap.quiet) alertQuiet(tap, at);
   } else if (event.after < state.countedUpTo) {
     // Older than the levels shown: only its alert is news.
   } else if (event.kind === "finished") {
@@ -145,25 +140,35 @@ export function applyKegEvent(event) {
   } else {
     tap.keg = kegFrom(event.keg);
   }
-  if (event.event === "keg") {
-    if (event.kind === "low") {
-      addAlert(`low:${event.keg.id}`, at, "low", `Tap ${tapName(tap)}: ${event.keg.beverage} is low (${formatPercent(kegFrom(event.keg))})`);
-    } else if (event.kind === "empty") {
-      addAlert(`empty:${event.keg.id}`, at, "empty-keg", `Tap ${tapName(tap)}: ${event.keg.beverage} is empty`);
-    }
-  }
   dirty.taps.add(event.tapId);
 }
 
-function alertQuiet(tap, at) {
-  addAlert(`quiet:${tap.tapId}:${tap.lastPourAt}`, at, "quiet", `Tap ${tapName(tap)} is quiet: no pour since ${tap.lastPourAt ? clock(tap.lastPourAt) : "its keg went on"}`);
+/** The open and acknowledged alerts, as `GET /api/alerts` lists them. */
+export function applyAlerts(alerts) {
+  for (const alert of alerts) mergeAlert(alert);
+  dirty.alerts = true;
 }
 
-function addAlert(key, at, kind, text) {
-  if (state.alertKeys.has(key)) return;
-  state.alertKeys.add(key);
-  state.alerts.unshift({ key, at, kind, text });
-  while (state.alerts.length > ALERTS_MAX) state.alertKeys.delete(state.alerts.pop().key);
-  dirty.alerts.push({ key, at, kind, text });
-  if (dirty.alerts.length > 2 * ALERTS_MAX) dirty.alerts.splice(0, dirty.alerts.length - ALERTS_MAX);
+/** An alert frame: opened, updated (live only, seq 0), acknowledged or resolved. */
+export function applyAlertEvent(frame) {
+  if (frame.seq > 0) {
+    if (frame.seq <= state.lastSeq) return;
+    state.lastSeq = frame.seq;
+  }
+  mergeAlert(frame.alert);
+  dirty.alerts = true;
+}
+
+function mergeAlert(alert) {
+  if (alert.state === "resolved") {
+    state.resolved.add(alert.id);
+    state.alerts.delete(alert.id);
+    return;
+  }
+  if (state.resolved.has(alert.id)) return;
+  const known = state.alerts.get(alert.id);
+  // An older word about it (a replay after the snapshot): keep what is further along.
+  if (known && STAGE[known.state] > STAGE[alert.state]) return;
+  if (known && known.state === alert.state && known.count > alert.count) return;
+  state.alerts.set(alert.id, alert);
 }
