@@ -35,16 +35,22 @@ pub enum AlertKind {
     FlaggedPours,
     /// Pours outside opening hours on one tap.
     AfterHours,
+    /// This server's store cannot write (this server's own alert).
+    StoreFailing,
+    /// This server's data directory is low on space (this server's own alert).
+    DiskLow,
 }
 
 impl AlertKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::KegLow,
         AlertKind::KegEmpty,
         AlertKind::TapQuiet,
         AlertKind::FlaggedPours,
         AlertKind::AfterHours,
+        AlertKind::StoreFailing,
+        AlertKind::DiskLow,
     ];
 
     /// The kind's name in the API.
@@ -55,6 +61,8 @@ impl AlertKind {
             AlertKind::TapQuiet => "tapQuiet",
             AlertKind::FlaggedPours => "flaggedPours",
             AlertKind::AfterHours => "afterHours",
+            AlertKind::StoreFailing => "storeFailing",
+            AlertKind::DiskLow => "diskLow",
         }
     }
 
@@ -66,8 +74,11 @@ impl AlertKind {
     /// How loud it is.
     pub fn severity(self) -> Severity {
         match self {
-            AlertKind::KegEmpty => Severity::Critical,
-            AlertKind::KegLow | AlertKind::TapQuiet | AlertKind::AfterHours => Severity::Warning,
+            AlertKind::KegEmpty | AlertKind::StoreFailing => Severity::Critical,
+            AlertKind::KegLow
+            | AlertKind::TapQuiet
+            | AlertKind::AfterHours
+            | AlertKind::DiskLow => Severity::Warning,
             AlertKind::FlaggedPours => Severity::Info,
         }
     }
@@ -158,6 +169,10 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub flag: Option<Flag>,
+    /// For a server's own alert (`storeFailing`, `diskLow`): the server's host name. Only
+    /// that server shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// How many times it was seen: the pours it groups, or 1.
     pub count: u64,
     /// What is wrong, for people.
@@ -233,6 +248,15 @@ pub struct AlertFilter {
     pub state: Option<AlertState>,
     pub tap_id: Option<u32>,
     pub kind: Option<AlertKind>,
+}
+
+impl AlertFilter {
+    /// Whether `alert` matches.
+    pub fn admits(&self, alert: &Alert) -> bool {
+        self.state.is_none_or(|s| alert.state == s)
+            && self.tap_id.is_none_or(|t| alert.tap_id == Some(t))
+            && self.kind.is_none_or(|k| alert.kind == k)
+    }
 }
 
 /// Every alert, as the log says.
@@ -412,6 +436,7 @@ impl Alerts {
             tap_id: subject.tap_id,
             keg_id: subject.keg_id,
             flag: subject.flag,
+            server: None,
             count: 1,
             message,
             opened_at: at,
@@ -491,11 +516,7 @@ impl Alerts {
     /// The alerts that match, newest first.
     pub fn list(&self, filter: &AlertFilter) -> impl Iterator<Item = &Alert> {
         let filter = filter.clone();
-        self.alerts.iter().rev().filter(move |a| {
-            filter.state.is_none_or(|s| a.state == s)
-                && filter.tap_id.is_none_or(|t| a.tap_id == Some(t))
-                && filter.kind.is_none_or(|k| a.kind == k)
-        })
+        self.alerts.iter().rev().filter(move |a| filter.admits(a))
     }
 
     /// Open alerts (not acknowledged, not resolved), by kind and severity.
@@ -538,6 +559,148 @@ impl Alerts {
             .map(|(i, a)| (subject_of(a), i))
             .collect();
         Ok(())
+    }
+}
+
+/// Alerts about one server's own condition (its store cannot write, its disk is nearly
+/// full): not in the log, since the log may be what is failing. Kept in memory by the
+/// server they are about, which alone shows them; their ids are from [`ServerAlerts::FIRST_ID`]
+/// on, apart from the log's.
+#[derive(Debug)]
+pub struct ServerAlerts {
+    server: String,
+    /// Unresolved ones, and the last resolved ones (bounded).
+    alerts: Vec<Alert>,
+    next: u64,
+}
+
+/// Resolved server alerts kept for `GET /api/alerts?state=resolved`.
+const SERVER_RESOLVED_KEPT: usize = 100;
+
+impl ServerAlerts {
+    /// Far above any id the log will give (2^52), and exact in JavaScript's numbers.
+    pub const FIRST_ID: u64 = 1 << 52;
+
+    pub fn new(server: String) -> ServerAlerts {
+        ServerAlerts {
+            server,
+            alerts: Vec::new(),
+            next: ServerAlerts::FIRST_ID,
+        }
+    }
+
+    /// The condition `kind` holds now (`message` says how): opens its alert, unless one is
+    /// unresolved; the alert opened.
+    pub fn raise(&mut self, kind: AlertKind, message: String, now: Timestamp) -> Option<Alert> {
+        if let Some(alert) = self.unresolved_mut(kind) {
+            alert.last_seen_at = now;
+            alert.message = message;
+            return None;
+        }
+        let alert = Alert {
+            id: self.next,
+            kind,
+            severity: kind.severity(),
+            state: AlertState::Open,
+            tap_id: None,
+            keg_id: None,
+            flag: None,
+            server: Some(self.server.clone()),
+            count: 1,
+            message,
+            opened_at: now,
+            last_seen_at: now,
+            last_pour_id: 0,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            note: None,
+            resolved_at: None,
+        };
+        self.next += 1;
+        self.alerts.push(alert.clone());
+        Some(alert)
+    }
+
+    /// The condition `kind` cleared: resolves its alert, if one is unresolved.
+    pub fn clear(&mut self, kind: AlertKind, now: Timestamp) -> Option<Alert> {
+        let alert = self.unresolved_mut(kind)?;
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(now);
+        let resolved = alert.clone();
+        let kept = self
+            .alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Resolved)
+            .count();
+        if kept > SERVER_RESOLVED_KEPT
+            && let Some(oldest) = self
+                .alerts
+                .iter()
+                .position(|a| a.state == AlertState::Resolved)
+        {
+            self.alerts.remove(oldest);
+        }
+        Some(resolved)
+    }
+
+    fn unresolved_mut(&mut self, kind: AlertKind) -> Option<&mut Alert> {
+        self.alerts
+            .iter_mut()
+            .find(|a| a.kind == kind && a.state != AlertState::Resolved)
+    }
+
+    /// Acknowledges alert `id`, as [`KegOp::AckAlert`] does a logged one.
+    pub fn acknowledge(
+        &mut self,
+        id: u64,
+        by: Option<String>,
+        note: Option<String>,
+        now: Timestamp,
+    ) -> Result<Alert, KegError> {
+        let alert = self
+            .alerts
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or(KegError::NoAlert(id))?;
+        match alert.state {
+            AlertState::Resolved => Err(KegError::AlertResolved(id)),
+            AlertState::Acknowledged => Err(KegError::AlertAcknowledged(id)),
+            AlertState::Open => {
+                alert.state = AlertState::Acknowledged;
+                alert.acknowledged_at = Some(now);
+                alert.acknowledged_by = by;
+                alert.note = note;
+                Ok(alert.clone())
+            }
+        }
+    }
+
+    /// The alert with this id.
+    pub fn get(&self, id: u64) -> Option<&Alert> {
+        self.alerts.iter().find(|a| a.id == id)
+    }
+
+    /// Those that match, newest first.
+    pub fn list(&self, filter: &AlertFilter) -> impl Iterator<Item = &Alert> {
+        let filter = filter.clone();
+        self.alerts.iter().rev().filter(move |a| filter.admits(a))
+    }
+
+    /// The unresolved ones, for `/health`.
+    pub fn unresolved(&self) -> Vec<Alert> {
+        self.alerts
+            .iter()
+            .filter(|a| a.state != AlertState::Resolved)
+            .cloned()
+            .collect()
+    }
+
+    /// How many of `kind` are open (not acknowledged, not resolved).
+    pub fn open(&self, kind: AlertKind) -> u64 {
+        self.alerts
+            .iter()
+            .filter(|a| a.kind == kind && a.state == AlertState::Open)
+            .count() as u64
     }
 }
 
@@ -826,6 +989,42 @@ mod tests {
         assert_eq!(
             changes(&joined),
             [(Change::Updated, AlertKind::FlaggedPours, 1)]
+        );
+    }
+
+    #[test]
+    fn a_server_alert_opens_once_while_its_condition_holds_and_resolves_when_it_clears() {
+        let mut own = ServerAlerts::new("bar-1".into());
+        let at = |ms| Timestamp::from_millis(ms);
+        let opened = own
+            .raise(AlertKind::DiskLow, "80 KB free".into(), at(1))
+            .unwrap();
+        assert_eq!(
+            (opened.id, opened.server.as_deref()),
+            (ServerAlerts::FIRST_ID, Some("bar-1"))
+        );
+        assert!(
+            own.raise(AlertKind::DiskLow, "60 KB free".into(), at(2))
+                .is_none()
+        );
+        assert_eq!(own.get(opened.id).unwrap().message, "60 KB free");
+        assert_eq!(own.open(AlertKind::DiskLow), 1);
+        let acked = own.acknowledge(opened.id, None, None, at(3)).unwrap();
+        assert_eq!(acked.state, AlertState::Acknowledged);
+        assert_eq!(own.open(AlertKind::DiskLow), 0);
+        assert!(own.clear(AlertKind::StoreFailing, at(4)).is_none());
+        assert_eq!(
+            own.clear(AlertKind::DiskLow, at(4)).unwrap().state,
+            AlertState::Resolved
+        );
+        assert!(own.unresolved().is_empty());
+        let again = own
+            .raise(AlertKind::DiskLow, "50 KB free".into(), at(5))
+            .unwrap();
+        assert_eq!(
+            again.id,
+            ServerAlerts::FIRST_ID + 1,
+            "a recurrence is a new alert"
         );
     }
 }

@@ -1,17 +1,19 @@
 //! Where the log's committed changes go: each is applied to the [`Bar`]'s state and
-//! published on the [`Bus`], with the keg events it causes, in commit order.
+//! published on the [`Bus`], with the keg and alert events it causes, in commit order.
+//! Also what this server says of itself: its own alerts ([`ServerAlerts`]: its store
+//! cannot write, its disk is nearly full), which are not in the log.
 //!
 //! Stores feed it while they still hold their write lock, so events leave in commit order
 //! (pour ids ascending); the bar's lock is held across the send, so that a reader of the
 //! bar (a subscriber's replay, a report) never sees a change the channel has not carried.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::alert::AlertSettings;
+use crate::alert::{Alert, AlertEvent, AlertKind, AlertSettings, Change, ServerAlerts};
 use crate::bar::{Bar, Held, Notice};
 use crate::bus::{Bus, Event};
 use crate::glass::Catalogue;
-use crate::keg::{CellarSettings, KegOp};
+use crate::keg::{CellarSettings, KegError, KegOp};
 use crate::pour::{Pour, Timestamp};
 use crate::report::Report;
 
@@ -22,6 +24,8 @@ pub struct Feed {
     bus: Bus,
     /// A report follows every this many pours (0: only at the interval).
     report_every: u64,
+    // std Mutex: held for a lookup or a change, never across .await.
+    server_alerts: Arc<Mutex<ServerAlerts>>,
 }
 
 impl Feed {
@@ -30,6 +34,7 @@ impl Feed {
             bar,
             bus,
             report_every,
+            server_alerts: Arc::new(Mutex::new(ServerAlerts::new(host_name()))),
         }
     }
 
@@ -93,6 +98,62 @@ impl Feed {
         report
     }
 
+    /// This server's condition `kind` holds (`message` says how): its alert opens and is
+    /// published, unless it is open already.
+    pub fn raise(&self, kind: AlertKind, message: String) {
+        let opened = self.own_alerts().raise(kind, message, Timestamp::now());
+        if let Some(alert) = opened {
+            // The cause was logged where it was found: not said twice.
+            log::warn!("alert {} opened: {}", alert.id, kind.name());
+            self.send_server_alert(Change::Opened, alert);
+        }
+    }
+
+    /// This server's condition `kind` cleared: its alert resolves and is published.
+    pub fn clear(&self, kind: AlertKind) {
+        let resolved = self.own_alerts().clear(kind, Timestamp::now());
+        if let Some(alert) = resolved {
+            log::info!("alert {} resolved: {}", alert.id, kind.name());
+            self.send_server_alert(Change::Resolved, alert);
+        }
+    }
+
+    /// Acknowledges one of this server's own alerts and publishes that.
+    pub fn acknowledge(
+        &self,
+        id: u64,
+        by: Option<String>,
+        note: Option<String>,
+    ) -> Result<Alert, KegError> {
+        let acknowledged = self
+            .own_alerts()
+            .acknowledge(id, by, note, Timestamp::now())?;
+        self.send_server_alert(Change::Acknowledged, acknowledged.clone());
+        Ok(acknowledged)
+    }
+
+    /// Reads this server's own alerts.
+    pub fn server_alerts<T>(&self, read: impl FnOnce(&ServerAlerts) -> T) -> T {
+        read(&self.own_alerts())
+    }
+
+    fn own_alerts(&self) -> std::sync::MutexGuard<'_, ServerAlerts> {
+        self.server_alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Live only (no place in the log's sequence): a subscriber that resumes reads them
+    /// from `GET /api/alerts`.
+    fn send_server_alert(&self, change: Change, alert: Alert) {
+        self.bus.send(Event::Alert(Arc::new(AlertEvent {
+            change,
+            seq: 0,
+            after: 0,
+            alert,
+        })));
+    }
+
     fn send_notices(&self, notices: Vec<Notice>) {
         for notice in notices {
             self.bus.send(match notice {
@@ -101,4 +162,14 @@ impl Feed {
             });
         }
     }
+}
+
+/// This machine's name, for the alerts about it (a container's is its id, as Docker sets it).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "this server".to_owned())
 }

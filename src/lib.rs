@@ -24,7 +24,7 @@
 //!
 //! **Publish**: each kept change, once, to whoever follows.
 //! - [`feed`]: applies each kept change to the bar's state and publishes it on the bus, in
-//!   commit order.
+//!   commit order; keeps and publishes this server's own alerts (its store, its disk).
 //! - [`hub`]: fan-out: the roster of subscribers and the sweep that offers each event,
 //!   serialized once, to every subscriber's lane.
 //! - [`lane`]: one subscriber's way to its socket: written by the hub straight away while
@@ -40,7 +40,7 @@
 //!   id and flags, why it is refused, what a retried idempotency key stands for.
 //! - [`alert`]: alerts, one per open problem (a keg low or empty, a tap quiet, a tap's
 //!   flagged or after-hours pours), a state machine fed the log: opened, grouped,
-//!   acknowledged, resolved.
+//!   acknowledged, resolved; and a server's own (its store cannot write, its disk is low).
 //! - [`keg`]: kegs and taps, a state machine fed the log: levels, pace, forecasts, keg
 //!   events, and whether a keg operation applies.
 //! - [`report`]: incremental metrics and the report document.

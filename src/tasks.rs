@@ -1,5 +1,6 @@
 //! The server's background tasks, each a chore done at a tick until shutdown: reports at
-//! the interval, quiet taps announced, alerts about events closed, free space watched, and the request log's and rate
+//! the interval, quiet taps announced, alerts about events closed, the store's condition
+//! and free space watched (this server's own alerts), and the request log's and rate
 //! limiter's upkeep.
 
 use std::future::Future;
@@ -9,12 +10,14 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::AlertKind;
 use crate::disk::{self, LowSpace};
 use crate::feed::Feed;
 use crate::http::{AppState, Gate, RequestLog};
 use crate::human;
 use crate::keg::KegOp;
 use crate::pour::Timestamp;
+use crate::store::Condition;
 
 /// Starts every chore; each task ends at shutdown.
 pub fn start(
@@ -28,6 +31,10 @@ pub fn start(
         tokio::spawn(reports(state.feed.clone(), report_period, shutdown.clone())),
         tokio::spawn(quiet_taps(state.clone())),
         tokio::spawn(closing_alerts(state.clone())),
+        tokio::spawn(store_condition(
+            state.clone(),
+            low_space.1.min(Duration::from_secs(1)),
+        )),
         tokio::spawn(free_space(state.clone(), low_space)),
         tokio::spawn(upkeep(
             state.gate.clone(),
@@ -139,6 +146,22 @@ async fn closing_alerts(state: AppState) {
     .await;
 }
 
+/// Opens this server's `storeFailing` alert while its store cannot write, and resolves it
+/// when it can again.
+async fn store_condition(state: AppState, period: Duration) {
+    every(Duration::ZERO, period, &state.shutdown, || {
+        match state.store.condition() {
+            Condition::Ready => state.feed.clear(AlertKind::StoreFailing),
+            Condition::Degraded { reason, .. } => state.feed.raise(
+                AlertKind::StoreFailing,
+                format!("This server's store cannot write: {reason}"),
+            ),
+        }
+        std::future::ready(())
+    })
+    .await;
+}
+
 /// Logs once when the data directory's filesystem runs low on space, and once when it
 /// has room again: an operator hears of it before writes are refused.
 async fn free_space(state: AppState, (threshold, period): (u64, Duration)) {
@@ -160,17 +183,30 @@ async fn free_space(state: AppState, (threshold, period): (u64, Duration)) {
             Ok(free) => {
                 unreadable = false;
                 match low.observe(free) {
-                    Some(disk::Change::Low) => log::warn!(
-                        "store: low on space: {} free on {} (warning under {}); writes are refused when it runs out",
-                        human::bytes(free),
-                        dir.display(),
-                        human::bytes(threshold)
-                    ),
-                    Some(disk::Change::Recovered) => log::info!(
-                        "store: space is back: {} free on {}",
-                        human::bytes(free),
-                        dir.display()
-                    ),
+                    Some(disk::Change::Low) => {
+                        log::warn!(
+                            "store: low on space: {} free on {} (warning under {}); writes are refused when it runs out",
+                            human::bytes(free),
+                            dir.display(),
+                            human::bytes(threshold)
+                        );
+                        state.feed.raise(
+                            AlertKind::DiskLow,
+                            // No path: /health shows it to anyone.
+                            format!(
+                                "This server is low on disk space: {} free",
+                                human::bytes(free)
+                            ),
+                        );
+                    }
+                    Some(disk::Change::Recovered) => {
+                        log::info!(
+                            "store: space is back: {} free on {}",
+                            human::bytes(free),
+                            dir.display()
+                        );
+                        state.feed.clear(AlertKind::DiskLow);
+                    }
                     None => {}
                 }
             }

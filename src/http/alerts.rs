@@ -10,7 +10,7 @@ use super::kegs::{logged, object};
 use super::reply::json_with;
 use super::request::{BodyHeaders, tap_param, whole_number};
 use super::state::AppState;
-use crate::alert::{Alert, AlertFilter, AlertKind, AlertState};
+use crate::alert::{Alert, AlertFilter, AlertKind, AlertState, ServerAlerts};
 use crate::auth::Identity;
 use crate::keg::KegOp;
 use crate::pour::Timestamp;
@@ -43,16 +43,16 @@ pub struct AlertList {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"note": "Changing the keg after this round"}))]
 pub struct Acknowledgement {
-    /// What is being done about it, up to 500 characters.
+    /// What is being done about it, up to 500 characters (line breaks allowed, no other
+    /// control characters). Who acknowledged is the token's name.
     #[schema(nullable = false, min_length = 1, max_length = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// Who is acknowledging, up to 500 characters: only on a server without tokens (with
-    /// one, it is the token's name).
-    #[schema(nullable = false, min_length = 1, max_length = 500)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
 }
+
+/// What a note must match, as the OpenAPI document says it: not all blank, no control
+/// characters but line breaks.
+pub const NOTE_PATTERN: &str = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$";
 
 fn bad(name: &str, rule: &str) -> ApiError {
     ApiError::BadRequest(format!("{name} must be {rule}"))
@@ -64,12 +64,12 @@ fn bad(name: &str, rule: &str) -> ApiError {
     params(
         ("state" = Option<AlertState>, Query, description = "`open`, `acknowledged` or `resolved`"),
         ("tapId" = Option<u32>, Query, description = "Only alerts about this tap"),
-        ("kind" = Option<AlertKind>, Query, description = "Only this kind (`kegLow`, `kegEmpty`, `tapQuiet`, `flaggedPours`, `afterHours`)"),
+        ("kind" = Option<AlertKind>, Query, description = "Only this kind (`kegLow`, `kegEmpty`, `tapQuiet`, `flaggedPours`, `afterHours`, and this server's own `storeFailing`, `diskLow`)"),
         ("page" = Option<u64>, Query, minimum = 1, description = "1-based page number (default 1)"),
         ("page_size" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Alerts per page (default 50)"),
     ),
     responses(
-        (status = 200, description = "A page of alerts, newest first", body = AlertList),
+        (status = 200, description = "A page of alerts: this server's own first, then the bar's, newest first", body = AlertList),
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read", body = ErrorBody),
@@ -111,10 +111,14 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
         }
     }
     let skip = (page - 1).saturating_mul(page_size);
+    // This server's own alerts first (they are about now, and few), then the bar's.
+    let own: Vec<Alert> = state
+        .feed
+        .server_alerts(|a| a.list(&filter).cloned().collect());
     let (alerts, total) = state.bar.alerts(|alerts| {
         let mut total = 0u64;
         let mut page_of = Vec::new();
-        for alert in alerts.list(&filter) {
+        for alert in own.iter().chain(alerts.list(&filter)) {
             if (total as usize) >= skip && page_of.len() < page_size {
                 page_of.push(alert.clone());
             }
@@ -159,15 +163,17 @@ fn not_found(id: u64) -> ApiError {
 )]
 pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
     let id = alert_id(id)?;
-    let alert = state
-        .bar
-        .alerts(|a| a.get(id).cloned())
-        .ok_or_else(|| not_found(id))?;
+    let alert = if id >= ServerAlerts::FIRST_ID {
+        state.feed.server_alerts(|a| a.get(id).cloned())
+    } else {
+        state.bar.alerts(|a| a.get(id).cloned())
+    };
+    let alert = alert.ok_or_else(|| not_found(id))?;
     Ok(json_with(&OneAlert { alert }, StatusCode::OK))
 }
 
-/// A note or a name: 1 to 500 characters, not all blank, no control characters but line
-/// breaks; kept trimmed.
+/// A note: 1 to 500 characters, not all blank, no control characters but line breaks (as
+/// [`NOTE_PATTERN`] says); kept trimmed.
 fn words(field: &str, value: &Value) -> Result<String, ApiError> {
     let rule = || {
         ApiError::Unprocessable(format!(
@@ -212,23 +218,31 @@ pub async fn acknowledge(
     who: Option<Identity>,
 ) -> Result<Response, ApiError> {
     let alert_id = alert_id(id)?;
+    // No body, or JSON null, is an acknowledgement without a note.
     let fields = match &body {
         Ok(bytes) if bytes.is_empty() => serde_json::Map::new(),
+        Ok(bytes) if serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.is_null()) => {
+            headers.require_json()?;
+            serde_json::Map::new()
+        }
         _ => object(headers, body)?,
     };
     let note = fields.get("note").map(|v| words("note", v)).transpose()?;
-    let named = fields.get("by").map(|v| words("by", v)).transpose()?;
     let by = match &who {
-        Some(Identity::Token(credential)) => {
-            if named.is_some() {
-                return Err(ApiError::Unprocessable(
-                    "by is the token's name on a server with tokens; leave it out".into(),
-                ));
-            }
-            Some(credential.name.clone())
-        }
-        _ => named,
+        Some(Identity::Token(credential)) => Some(credential.name.clone()),
+        _ => None,
     };
+    if alert_id >= ServerAlerts::FIRST_ID {
+        // This server's own: in its memory, not the log (the store may be what is failing).
+        let alert = state
+            .feed
+            .acknowledge(alert_id, by, note)
+            .map_err(|e| match e {
+                crate::keg::KegError::NoAlert(id) => not_found(id),
+                e => ApiError::Conflict(e.to_string()),
+            })?;
+        return Ok(json_with(&OneAlert { alert }, StatusCode::OK));
+    }
     let op = KegOp::AckAlert {
         alert_id,
         by,

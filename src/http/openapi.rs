@@ -168,6 +168,9 @@ fn require_one_size(doc: &mut Value) {
             keg["not"] = json!({"required": ["size", "sizeMl"]});
         }
     }
+    if let Some(note) = doc.pointer_mut("/components/schemas/Acknowledgement/properties/note") {
+        note["pattern"] = json!(alerts::NOTE_PATTERN);
+    }
     if let Some(tap) = doc.pointer_mut("/components/schemas/TapSettings") {
         tap["anyOf"] = json!(required(&["name", "lowPercent"]));
         // A string must be a name; null clears it.

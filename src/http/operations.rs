@@ -39,6 +39,9 @@ pub struct Health {
     subscribers_dropped_slow: u64,
     /// The store in use: `journal`, `memory` or `postgres`.
     store: &'static str,
+    /// This server's own unresolved alerts (`storeFailing`, `diskLow`); the bar's are at
+    /// `/api/alerts`.
+    alerts: Vec<crate::alert::Alert>,
 }
 
 /// Whether the server is up
@@ -81,6 +84,7 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
             subscribers: state.hub.len(),
             subscribers_dropped_slow: state.hub.dropped_slow(),
             store: state.store.kind(),
+            alerts: state.feed.server_alerts(|a| a.unresolved()),
         },
         code,
     ))
@@ -115,7 +119,11 @@ pub async fn metrics(state: &AppState) -> Result<Response, ApiError> {
             .alerts()
             .open_counts()
             .into_iter()
-            .map(|(kind, severity, open)| (kind.name(), severity.name(), open))
+            .map(|(kind, severity, open)| {
+                // A server's own alerts are not in the log: its own memory counts them.
+                let own = state.feed.server_alerts(|a| a.open(kind));
+                (kind.name(), severity.name(), open + own)
+            })
             .collect();
         (alerts, held.cellar().tap_levels())
     };

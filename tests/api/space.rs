@@ -109,6 +109,36 @@ async fn health(http: &reqwest::Client, addr: &str) -> (StatusCode, Value) {
     read_json(response).await
 }
 
+async fn get_json(http: &reqwest::Client, addr: &str, path: &str) -> (StatusCode, Value) {
+    let response = http
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// Waits until `/health` lists exactly these kinds of this server's own alerts, in this
+/// order (by kind's name); returns them.
+async fn until_own_alerts(http: &reqwest::Client, addr: &str, kinds: &[&str]) -> Vec<Value> {
+    within(async {
+        loop {
+            let (_, health) = health(http, addr).await;
+            let mut alerts = health["alerts"].as_array().cloned().unwrap_or_default();
+            alerts.sort_by_key(|a| a["kind"].as_str().unwrap_or("").to_owned());
+            let named: Vec<&str> = alerts
+                .iter()
+                .map(|a| a["kind"].as_str().unwrap_or(""))
+                .collect();
+            if named == kinds {
+                return alerts;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
 /// Waits until `/health` answers 200, as a load balancer would.
 async fn until_healthy(http: &reqwest::Client, addr: &str) {
     within(async {
@@ -226,10 +256,31 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         "said once, not once a request"
     );
     assert_eq!(said(&log, "low on space"), 1);
+    // This server's own alerts: in its /health, and among the alerts it lists.
+    let own = until_own_alerts(&http, &addr, &["diskLow", "storeFailing"]).await;
+    assert!(
+        own[0]["server"].as_str().is_some_and(|s| !s.is_empty()),
+        "{own:?}"
+    );
+    assert_eq!(own[1]["severity"], "critical");
+    let (_, listed) = get_json(&http, &addr, "/api/alerts?kind=storeFailing").await;
+    assert_eq!(listed["alerts"][0]["id"], own[1]["id"], "{listed}");
+    assert!(
+        own[1]["id"].as_u64().unwrap() >= 1 << 52,
+        "apart from the log's ids"
+    );
+    // Acknowledged in this server's memory: the store it would log to cannot write.
+    let ack = format!("http://{addr}/api/alerts/{}/ack", own[1]["id"]);
+    let (status, answer) = read_json(http.post(&ack).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["alert"]["state"], "acknowledged");
 
     // Space comes back: writes resume without a restart, ids going on.
     std::fs::remove_file(&filler).unwrap();
     until_healthy(&http, &addr).await;
+    until_own_alerts(&http, &addr, &[]).await;
+    let (_, resolved) = get_json(&http, &addr, "/api/alerts?state=resolved").await;
+    assert_eq!(resolved["total"], 2, "both resolved: {resolved}");
     assert_eq!(said(&log, "writable again after"), 1);
     let back = scrape_binary(&addr).await;
     assert_eq!(back[r#"altair_store_writable{store="journal"}"#], 1.0);
@@ -287,6 +338,11 @@ async fn a_full_database_disk_refuses_writes_and_resumes_by_itself() {
     assert_eq!(full[r#"altair_store_up{store="postgres"}"#], 1.0);
     reads_go_on(&http, &addr, &acked).await;
     assert_eq!(said(&log, "PostgreSQL cannot write"), 1, "said once");
+    let own = until_own_alerts(&http, &addr, &["storeFailing"]).await;
+    assert!(
+        own[0]["message"].as_str().unwrap().contains("cannot write"),
+        "{own:?}"
+    );
 
     // Room again: the server finds out by itself, with no write to try.
     std::fs::remove_file(&filler).unwrap();
