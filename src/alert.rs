@@ -13,7 +13,6 @@
 //! tap and kind, and resolves once no new one came for the window: a server logs that
 //! ([`Alerts::due`]), since only the clock says when.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -194,12 +193,25 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
 }
 
+impl Alert {
+    /// The alert as readers see it: one about events counts them in its message, written
+    /// here rather than once a pour.
+    pub fn read(&self) -> Alert {
+        let mut alert = self.clone();
+        if alert.kind.is_about_events() {
+            alert.message = events_message(subject_of(&alert), alert.count);
+        }
+        alert
+    }
+}
+
 /// What happened to an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Change {
     Opened,
-    /// It grouped one more event (its count and last-seen time moved); not replayed.
+    /// It grouped more events (its count and last-seen time moved): said at most a few
+    /// times a second, live only, not replayed.
     Updated,
     Acknowledged,
     Resolved,
@@ -266,9 +278,13 @@ pub struct Alerts {
     settings: AlertSettings,
     /// Every alert, by id - 1.
     alerts: Vec<Alert>,
-    /// The unresolved alert of each subject (an index into `alerts`).
+    /// The unresolved alert of each subject (an index into `alerts`): a short list,
+    /// searched faster than a map's key is hashed.
     #[serde(skip)]
-    unresolved: HashMap<Subject, usize>,
+    unresolved: Vec<(Subject, usize)>,
+    /// Alerts that grouped more events since [`Alerts::take_updates`] last looked.
+    #[serde(skip)]
+    touched: Vec<usize>,
 }
 
 fn no_settings() -> AlertSettings {
@@ -280,7 +296,8 @@ impl Alerts {
         Alerts {
             settings,
             alerts: Vec::new(),
-            unresolved: HashMap::new(),
+            unresolved: Vec::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -325,7 +342,7 @@ impl Alerts {
                         alert.acknowledged_at = Some(at);
                         alert.acknowledged_by = by.clone();
                         alert.note = note.clone();
-                        changes.push((Change::Acknowledged, alert.clone()));
+                        changes.push((Change::Acknowledged, self.view(index)));
                     }
                 }
             }
@@ -397,7 +414,7 @@ impl Alerts {
         after: u64,
         changes: &mut Vec<(Change, Alert)>,
     ) {
-        if self.unresolved.contains_key(&subject) {
+        if self.unresolved_of(subject).is_some() {
             return;
         }
         let message = condition_message(subject.kind, event);
@@ -405,7 +422,9 @@ impl Alerts {
         changes.push((Change::Opened, self.alerts[index].clone()));
     }
 
-    /// One more event about `subject`: it joins the unresolved alert, or opens one.
+    /// One more event about `subject`: it joins the unresolved alert (said later, with
+    /// others, by [`Alerts::take_updates`]: a burst of flagged pours is not a frame each),
+    /// or opens one.
     fn seen(
         &mut self,
         subject: Subject,
@@ -413,17 +432,20 @@ impl Alerts {
         pour: u64,
         changes: &mut Vec<(Change, Alert)>,
     ) {
-        if let Some(&index) = self.unresolved.get(&subject) {
+        if let Some(index) = self.unresolved_of(subject) {
             let alert = &mut self.alerts[index];
             alert.count += 1;
             alert.last_seen_at = alert.last_seen_at.max(at);
             alert.last_pour_id = pour;
-            alert.message = events_message(subject, alert.count);
-            changes.push((Change::Updated, alert.clone()));
+            // Its message (which counts) is written when it is read: not once a pour.
+            // A short list: the alerts a burst touches are a few taps' worth.
+            if !self.touched.contains(&index) {
+                self.touched.push(index);
+            }
             return;
         }
         let index = self.push(subject, at, pour, events_message(subject, 1));
-        changes.push((Change::Opened, self.alerts[index].clone()));
+        changes.push((Change::Opened, self.view(index)));
     }
 
     fn push(&mut self, subject: Subject, at: Timestamp, pour: u64, message: String) -> usize {
@@ -447,13 +469,13 @@ impl Alerts {
             note: None,
             resolved_at: None,
         });
-        self.unresolved.insert(subject, index);
+        self.unresolved.push((subject, index));
         index
     }
 
     /// Resolves the unresolved alert of `subject`, if there is one.
     fn clear(&mut self, subject: Subject, at: Timestamp, changes: &mut Vec<(Change, Alert)>) {
-        if let Some(&index) = self.unresolved.get(&subject) {
+        if let Some(index) = self.unresolved_of(subject) {
             self.resolve(index, at, changes);
         }
     }
@@ -462,9 +484,20 @@ impl Alerts {
         let alert = &mut self.alerts[index];
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(at);
-        let subject = subject_of(alert);
-        self.unresolved.remove(&subject);
-        changes.push((Change::Resolved, alert.clone()));
+        self.unresolved.retain(|&(_, i)| i != index);
+        changes.push((Change::Resolved, self.view(index)));
+    }
+
+    fn unresolved_of(&self, subject: Subject) -> Option<usize> {
+        self.unresolved
+            .iter()
+            .find(|(s, _)| *s == subject)
+            .map(|&(_, i)| i)
+    }
+
+    /// The alert at `index`, as readers see it.
+    fn view(&self, index: usize) -> Alert {
+        self.alerts[index].read()
     }
 
     fn unresolved_index(&self, id: u64) -> Option<usize> {
@@ -473,12 +506,26 @@ impl Alerts {
         (alert.state != AlertState::Resolved).then_some(index)
     }
 
+    /// The unresolved alerts that grouped more events since the last call, as they are
+    /// now: what to publish as `updated` (live only; a resolved one said its last word).
+    pub fn take_updates(&mut self) -> Vec<Alert> {
+        let touched = std::mem::take(&mut self.touched);
+        touched
+            .into_iter()
+            .filter(|&i| self.alerts[i].state != AlertState::Resolved)
+            .map(|i| self.view(i))
+            .collect()
+    }
+
     /// Whether `op` (an acknowledgement or a closing) applies now; the alert's id.
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         let (KegOp::AckAlert { alert_id, .. } | KegOp::CloseAlert { alert_id, .. }) = op else {
             return Err(KegError::NotAnAlert);
         };
-        let alert = self.get(*alert_id).ok_or(KegError::NoAlert(*alert_id))?;
+        let alert = self
+            .index(*alert_id)
+            .map(|i| &self.alerts[i])
+            .ok_or(KegError::NoAlert(*alert_id))?;
         match (op, alert.state) {
             (_, AlertState::Resolved) => Err(KegError::AlertResolved(*alert_id)),
             (KegOp::AckAlert { .. }, AlertState::Acknowledged) => {
@@ -499,8 +546,8 @@ impl Alerts {
         let cutoff = now.millis().saturating_sub(self.settings.window_ms);
         let mut due: Vec<(u64, u64)> = self
             .unresolved
-            .values()
-            .map(|&i| &self.alerts[i])
+            .iter()
+            .map(|&(_, i)| &self.alerts[i])
             .filter(|a| a.kind.is_about_events() && a.last_seen_at.millis() <= cutoff)
             .map(|a| (a.id, a.count))
             .collect();
@@ -508,12 +555,17 @@ impl Alerts {
         due
     }
 
-    /// The alert with this id.
-    pub fn get(&self, id: u64) -> Option<&Alert> {
-        self.alerts.get(usize::try_from(id.checked_sub(1)?).ok()?)
+    fn index(&self, id: u64) -> Option<usize> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        (index < self.alerts.len()).then_some(index)
     }
 
-    /// The alerts that match, newest first.
+    /// The alert with this id.
+    pub fn get(&self, id: u64) -> Option<Alert> {
+        self.index(id).map(|i| self.view(i))
+    }
+
+    /// The alerts that match, newest first, as kept: give readers [`Alert::read`].
     pub fn list(&self, filter: &AlertFilter) -> impl Iterator<Item = &Alert> {
         let filter = filter.clone();
         self.alerts.iter().rev().filter(move |a| filter.admits(a))
@@ -526,7 +578,8 @@ impl Alerts {
             .map(|kind| {
                 let open = self
                     .unresolved
-                    .values()
+                    .iter()
+                    .map(|(_, i)| i)
                     .filter(|&&i| {
                         let a = &self.alerts[i];
                         a.kind == kind && a.state == AlertState::Open
@@ -558,6 +611,7 @@ impl Alerts {
             .filter(|(_, a)| a.state != AlertState::Resolved)
             .map(|(i, a)| (subject_of(a), i))
             .collect();
+        self.touched.clear();
         Ok(())
     }
 }
@@ -894,6 +948,15 @@ mod tests {
         let one = bar.alerts.get(1).unwrap();
         assert_eq!(one.message, "Tap 1: 100 over-poured pours");
         assert_eq!(one.last_seen_at, Timestamp::from_millis(99));
+        // Said as updates once, not once a pour (tap 2's just opened: nothing to add).
+        let updated: Vec<_> = bar
+            .alerts
+            .take_updates()
+            .iter()
+            .map(|a| (a.id, a.count))
+            .collect();
+        assert_eq!(updated, [(1, 100), (2, 100)]);
+        assert!(bar.alerts.take_updates().is_empty());
     }
 
     #[test]
@@ -985,11 +1048,9 @@ mod tests {
         assert_eq!(all(&restored), all(&bar.alerts));
         bar.alerts = restored;
         // The restored alert is joined, not opened again.
-        let joined = bar.pour(1, 700.0, 1, &[Flag::Tiny]);
-        assert_eq!(
-            changes(&joined),
-            [(Change::Updated, AlertKind::FlaggedPours, 1)]
-        );
+        assert!(bar.pour(1, 700.0, 1, &[Flag::Tiny]).is_empty());
+        let updated = bar.alerts.take_updates();
+        assert_eq!((updated.len(), updated[0].id, updated[0].count), (1, 1, 2));
     }
 
     #[test]

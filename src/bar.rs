@@ -162,6 +162,11 @@ impl State {
         &self.alerts
     }
 
+    /// The alerts that grouped more events since the last call, as they are now.
+    pub fn alert_updates(&mut self) -> Vec<crate::alert::Alert> {
+        self.alerts.take_updates()
+    }
+
     /// What a batch decides against.
     pub fn books(&self) -> Books<'_> {
         Books {

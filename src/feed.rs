@@ -98,6 +98,21 @@ impl Feed {
         report
     }
 
+    /// Publishes the alerts that grouped more events since the last call (a few times a
+    /// second: a burst of flagged pours is one frame, not one a pour).
+    pub fn publish_alert_updates(&self) {
+        let mut state = self.bar.hold();
+        for alert in state.alert_updates() {
+            let after = alert.last_pour_id;
+            self.bus.send(Event::Alert(Arc::new(AlertEvent {
+                change: Change::Updated,
+                seq: 0,
+                after,
+                alert,
+            })));
+        }
+    }
+
     /// This server's condition `kind` holds (`message` says how): its alert opens and is
     /// published, unless it is open already.
     pub fn raise(&self, kind: AlertKind, message: String) {

@@ -29,6 +29,7 @@ pub fn start(
     let shutdown = &state.shutdown;
     vec![
         tokio::spawn(reports(state.feed.clone(), report_period, shutdown.clone())),
+        tokio::spawn(alert_updates(state.feed.clone(), shutdown.clone())),
         tokio::spawn(quiet_taps(state.clone())),
         tokio::spawn(closing_alerts(state.clone())),
         tokio::spawn(store_condition(
@@ -69,6 +70,16 @@ async fn every<F, Fut>(
 async fn reports(feed: Feed, period: Duration, shutdown: CancellationToken) {
     every(period, period, &shutdown, || {
         feed.publish_report();
+        std::future::ready(())
+    })
+    .await;
+}
+
+/// Alerts that grouped more pours are said a few times a second at most.
+async fn alert_updates(feed: Feed, shutdown: CancellationToken) {
+    let period = Duration::from_millis(250);
+    every(period, period, &shutdown, || {
+        feed.publish_alert_updates();
         std::future::ready(())
     })
     .await;

@@ -120,7 +120,7 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
         let mut page_of = Vec::new();
         for alert in own.iter().chain(alerts.list(&filter)) {
             if (total as usize) >= skip && page_of.len() < page_size {
-                page_of.push(alert.clone());
+                page_of.push(alert.read());
             }
             total += 1;
         }
@@ -166,7 +166,7 @@ pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
     let alert = if id >= ServerAlerts::FIRST_ID {
         state.feed.server_alerts(|a| a.get(id).cloned())
     } else {
-        state.bar.alerts(|a| a.get(id).cloned())
+        state.bar.alerts(|a| a.get(id))
     };
     let alert = alert.ok_or_else(|| not_found(id))?;
     Ok(json_with(&OneAlert { alert }, StatusCode::OK))
@@ -252,7 +252,7 @@ pub async fn acknowledge(
     let (id, _) = logged(state, headers, op).await?;
     let alert = state
         .bar
-        .alerts(|a| a.get(id).cloned())
+        .alerts(|a| a.get(id))
         .ok_or_else(|| ApiError::Internal(format!("alert {id} was logged but is not known")))?;
     Ok(json_with(&OneAlert { alert }, StatusCode::OK))
 }
