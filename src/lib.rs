@@ -38,6 +38,8 @@
 //! **Decide**: the bar's rules, pure and synchronous.
 //! - [`decide`]: what a pour, a deletion, a keg operation or an acknowledgement means: its
 //!   id and flags, why it is refused, what a retried idempotency key stands for.
+//! - [`webhook`]: webhooks as Standard Webhooks defines them: secrets, signatures, and
+//!   the bodies for programs, Slack or Mattermost, and ntfy; whether an address will do.
 //! - [`alert`]: alerts, one per open problem (a keg low or empty, a tap quiet, a tap's
 //!   flagged or after-hours pours), a state machine fed the log: opened, grouped,
 //!   acknowledged, resolved; and a server's own (its store cannot write, its disk is low).
@@ -78,6 +80,7 @@ pub mod report;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod webhook;
 
 pub use config::Config;
 pub use server::{RunningServer, Server};
