@@ -357,7 +357,13 @@ fn flags_of(pour: &serde_json::Value) -> Vec<&str> {
 }
 
 async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &Backend) {
-    const HOURS: &[&str] = &["--opening-hours", "16:00-02:00"];
+    // The pours are timed days ago: a year's window keeps their alerts open.
+    const HOURS: &[&str] = &[
+        "--opening-hours",
+        "16:00-02:00",
+        "--alert-window",
+        "31536000",
+    ];
     let app = backend.server_with(HOURS).await;
     let post = |tap: u32, volume: f64, at: &str| {
         let body = format!(r#"{{"tapId": {tap}, "volume": {volume}, "timestamp": "{at}"}}"#);
@@ -406,6 +412,32 @@ async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &B
         "{body}"
     );
 
+    // One alert per tap and flag, the after-hours pour one of its own kind.
+    let alerts = |page: serde_json::Value| -> Vec<String> {
+        let mut all: Vec<String> = page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} tap {} {} {}",
+                    a["kind"], a["tapId"], a["flag"], a["count"]
+                )
+            })
+            .collect();
+        all.reverse();
+        all
+    };
+    let expected_alerts = [
+        r#""flaggedPours" tap 1 "tiny" 1"#,
+        r#""flaggedPours" tap 1 "unclassified" 1"#,
+        r#""flaggedPours" tap 1 "overPour" 1"#,
+        r#""flaggedPours" tap 1 "burst" 1"#,
+        r#""afterHours" tap 2 null 1"#,
+        r#""flaggedPours" tap 2 "unclassified" 1"#,
+    ];
+    assert_eq!(alerts(app.get("/api/alerts").await.1), expected_alerts);
+
     let flagged = |report: &serde_json::Value| report["flagged"].clone();
     let expected = serde_json::json!({"tiny": 1, "unclassified": 2, "overPour": 1, "afterHours": 1, "burst": 1, "emptyKeg": 0});
     assert_eq!(flagged(&app.get("/api/report").await.1), expected);
@@ -418,6 +450,8 @@ async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &B
     };
     let (_, one) = app.get("/api/beers/2").await;
     assert_eq!(flags_of(&one["beer"]), ["overPour", "burst"]);
+    // A deleted pour's alert stays: it was seen.
+    assert_eq!(alerts(app.get("/api/alerts").await.1), expected_alerts);
     let (_, report) = app.get("/api/report").await;
     assert_eq!(report["flagged"]["unclassified"], 1, "{report}");
     assert_eq!(report["flagged"]["burst"], 1, "{report}");

@@ -305,3 +305,52 @@ async fn types_of_stored_pours_stay_filters_and_in_the_report_when_the_catalogue
     assert!(warned, "{:?}", log.lock().unwrap());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Alerts and their acknowledgements are the log's: a server killed with SIGKILL comes back
+/// with the same alerts, ids and states.
+#[tokio::test]
+async fn alerts_and_acknowledgements_survive_sigkill() {
+    let dir = tempdir("alerts-sigkill");
+    let data = dir.to_str().unwrap().to_owned();
+    let http = crate::helpers::http_client();
+    let send = |addr: String, method: &'static str, path: &'static str, body: &'static str| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::read_json(response).await
+        }
+    };
+    let (server, addr) = crate::helpers::spawn_binary(&["--data-dir", &data]);
+    let keg = r#"{"tapId": 1, "beverage": "Cider", "sizeMl": 1000}"#;
+    assert_eq!(
+        send(addr.clone(), "POST", "/api/kegs", keg).await.0,
+        StatusCode::CREATED
+    );
+    // Empty (opening low, then empty in its place), and a pour no glass holds.
+    for body in [
+        r#"{"tapId": 1, "volume": 1000}"#,
+        r#"{"tapId": 2, "volume": 2000}"#,
+    ] {
+        assert_eq!(
+            send(addr.clone(), "POST", "/api/beers", body).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let ack = r#"{"note": "changing it"}"#;
+    let (status, acked) = send(addr.clone(), "POST", "/api/alerts/2/ack", ack).await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["alert"]["kind"], "kegEmpty");
+    let (_, before) = send(addr.clone(), "GET", "/api/alerts", "").await;
+    assert_eq!(before["total"], 3, "{before}");
+    drop(server); // SIGKILL
+    let (_server, addr) = crate::helpers::spawn_binary(&["--data-dir", &data]);
+    let (_, after) = send(addr.clone(), "GET", "/api/alerts", "").await;
+    assert_eq!(after, before);
+    std::fs::remove_dir_all(dir).unwrap();
+}
