@@ -17,25 +17,28 @@ use crate::keg::{CellarSettings, KegError, KegOp};
 use crate::pour::{Pour, Timestamp};
 use crate::report::Report;
 
-/// A cheap-to-clone handle: the bar's state and the bus it publishes on.
+/// A cheap-to-clone handle: the bar's state and the bus it publishes on. One pointer:
+/// every request's state holds one, and request futures move it around by value.
 #[derive(Clone)]
-pub struct Feed {
+pub struct Feed(Arc<Parts>);
+
+struct Parts {
     bar: Bar,
     bus: Bus,
     /// A report follows every this many pours (0: only at the interval).
     report_every: u64,
     // std Mutex: held for a lookup or a change, never across .await.
-    server_alerts: Arc<Mutex<ServerAlerts>>,
+    server_alerts: Mutex<ServerAlerts>,
 }
 
 impl Feed {
     pub fn new(bar: Bar, bus: Bus, report_every: u64) -> Feed {
-        Feed {
+        Feed(Arc::new(Parts {
             bar,
             bus,
             report_every,
-            server_alerts: Arc::new(Mutex::new(ServerAlerts::new(host_name()))),
-        }
+            server_alerts: Mutex::new(ServerAlerts::new(host_name())),
+        }))
     }
 
     /// A feed for a store on its own (benchmarks, unit tests): a bar on UTC's clock whose
@@ -55,18 +58,18 @@ impl Feed {
 
     /// The bar's state this feed keeps.
     pub fn bar(&self) -> &Bar {
-        &self.bar
+        &self.0.bar
     }
 
     /// Applies and publishes a committed pour (call in commit order), then the keg and
     /// alert events it causes.
     pub fn poured(&self, pour: Pour) {
-        let mut state = self.bar.hold();
+        let mut state = self.0.bar.hold();
         let now = Timestamp::now();
         let events = state.poured(&pour, now);
-        self.bus.send(Event::Poured(pour));
+        self.0.bus.send(Event::Poured(pour));
         self.send_notices(events);
-        let every = self.report_every;
+        let every = self.0.report_every;
         if every > 0 && state.total_pours().is_multiple_of(every) {
             self.send_report(&state, now);
         }
@@ -74,37 +77,37 @@ impl Feed {
 
     /// Applies and publishes a committed deletion.
     pub fn deleted(&self, pour: Pour) {
-        let mut state = self.bar.hold();
+        let mut state = self.0.bar.hold();
         state.deleted(&pour);
-        self.bus.send(Event::Deleted(pour));
+        self.0.bus.send(Event::Deleted(pour));
     }
 
     /// Applies an operation logged after pour `after` and publishes the events it caused.
     pub fn keg_op(&self, op: &KegOp, after: u64) {
-        let mut state = self.bar.hold();
+        let mut state = self.0.bar.hold();
         let events = state.keg_op(op, after);
         self.send_notices(events);
     }
 
     /// Publishes the current report and returns it.
     pub fn publish_report(&self) -> Arc<Report> {
-        let state = self.bar.hold();
+        let state = self.0.bar.hold();
         self.send_report(&state, Timestamp::now())
     }
 
     fn send_report(&self, state: &Held<'_>, now: Timestamp) -> Arc<Report> {
         let report = Arc::new(state.report(now));
-        self.bus.send(Event::Report(report.clone()));
+        self.0.bus.send(Event::Report(report.clone()));
         report
     }
 
     /// Publishes the alerts that grouped more events since the last call (a few times a
     /// second: a burst of flagged pours is one frame, not one a pour).
     pub fn publish_alert_updates(&self) {
-        let mut state = self.bar.hold();
+        let mut state = self.0.bar.hold();
         for alert in state.alert_updates() {
             let after = alert.last_pour_id;
-            self.bus.send(Event::Alert(Arc::new(AlertEvent {
+            self.0.bus.send(Event::Alert(Arc::new(AlertEvent {
                 change: Change::Updated,
                 seq: 0,
                 after,
@@ -153,7 +156,8 @@ impl Feed {
     }
 
     fn own_alerts(&self) -> std::sync::MutexGuard<'_, ServerAlerts> {
-        self.server_alerts
+        self.0
+            .server_alerts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -161,7 +165,7 @@ impl Feed {
     /// Live only (no place in the log's sequence): a subscriber that resumes reads them
     /// from `GET /api/alerts`.
     fn send_server_alert(&self, change: Change, alert: Alert) {
-        self.bus.send(Event::Alert(Arc::new(AlertEvent {
+        self.0.bus.send(Event::Alert(Arc::new(AlertEvent {
             change,
             seq: 0,
             after: 0,
@@ -171,7 +175,7 @@ impl Feed {
 
     fn send_notices(&self, notices: Vec<Notice>) {
         for notice in notices {
-            self.bus.send(match notice {
+            self.0.bus.send(match notice {
                 Notice::Keg(event) => Event::Keg(event),
                 Notice::Alert(event) => Event::Alert(event),
             });

@@ -384,7 +384,7 @@ async fn converse(
         last_seq,
         glasses: state.pouring.catalogue.glasses(),
         report_interval_seconds: state.socket.report_interval.as_secs_f64(),
-        time_zone: state.socket.time_zone,
+        time_zone: state.pouring.time_zone,
     };
     unless_ended(
         socket.send(Message::Text(to_json(&hello).into())),

@@ -102,6 +102,7 @@ impl AppState {
                 rules: Rules::from_config(config),
                 quiet_after: config.quiet_after,
                 alert_window: config.alert_window,
+                time_zone: config.timezone.name(),
             }),
             started: Instant::now(),
             socket: SocketSettings {
@@ -110,7 +111,6 @@ impl AppState {
                 close_grace: config.close_grace,
                 report_interval: config.report_interval,
                 max_subscribers: config.max_subscribers,
-                time_zone: config.timezone.name(),
             },
             gate: Arc::new(Gate::new(
                 shared.auth,
@@ -147,6 +147,8 @@ pub struct Pouring {
     pub quiet_after: Duration,
     /// An alert about events resolves once none came for this long.
     pub alert_window: Duration,
+    /// The bar's time zone (`--timezone`), for the page's clocks.
+    pub time_zone: &'static str,
 }
 
 /// WebSocket timing settings, from the configuration.
@@ -158,6 +160,4 @@ pub struct SocketSettings {
     pub report_interval: Duration,
     /// Subscribers at once at most.
     pub max_subscribers: usize,
-    /// The bar's time zone (`--timezone`), for the page's clocks.
-    pub time_zone: &'static str,
 }
