@@ -772,9 +772,8 @@ impl Cellar {
             .collect()
     }
 
-    /// What is left on each tap the log knows: (tap, ml and per cent left of its current
-    /// keg, or none without one).
-    pub fn tap_levels(&self) -> Vec<(u32, Option<(f64, f64)>)> {
+    /// Every tap the log knows (a keg on it, a pour, settings), in id order.
+    fn tap_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self
             .taps
             .keys()
@@ -783,7 +782,14 @@ impl Cellar {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        ids.into_iter()
+        ids
+    }
+
+    /// What is left on each tap the log knows: (tap, ml and per cent left of its current
+    /// keg, or none without one).
+    pub fn tap_levels(&self) -> Vec<(u32, Option<(f64, f64)>)> {
+        self.tap_ids()
+            .into_iter()
             .map(|tap| {
                 let keg = self.current.get(&tap).map(|&i| self.view(i));
                 (tap, keg.map(|k| (k.remaining_ml, k.percent)))
@@ -853,16 +859,9 @@ impl Cellar {
         quiet_after_ms: i64,
         open: impl Fn(Timestamp) -> bool,
     ) -> Vec<TapView> {
-        let mut ids: Vec<u32> = self
-            .taps
-            .keys()
-            .chain(self.current.keys())
-            .copied()
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
         let since = now.millis() - HOUR_MS;
-        ids.into_iter()
+        self.tap_ids()
+            .into_iter()
             .map(|tap_id| {
                 let log = self.taps.entry(tap_id).or_default();
                 // Forget what fell out of the hour.

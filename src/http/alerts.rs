@@ -8,7 +8,7 @@ use warp::reply::Response;
 use super::error::{ApiError, ErrorBody};
 use super::kegs::{logged, object};
 use super::reply::json_with;
-use super::request::{BodyHeaders, tap_param, whole_number};
+use super::request::{BodyHeaders, id_param, page_param, page_size_param, tap_param};
 use super::state::AppState;
 use crate::alert::{Alert, AlertFilter, AlertKind, AlertState, ServerAlerts};
 use crate::auth::Identity;
@@ -16,7 +16,6 @@ use crate::keg::KegOp;
 use crate::pour::Timestamp;
 
 const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1000;
 /// The longest note or name an acknowledgement takes.
 const MAX_NOTE: usize = 500;
 
@@ -94,19 +93,8 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
                         .ok_or_else(|| bad("kind", &format!("one of {}", kinds.join(", "))))?,
                 )
             }
-            "page" => {
-                page = whole_number(&value)
-                    .and_then(|p| usize::try_from(p).ok())
-                    .filter(|&p| p >= 1)
-                    .ok_or_else(|| bad("page", "an integer from 1 to 2^63-1"))?
-            }
-            "page_size" | "pageSize" => {
-                page_size = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                    .ok_or_else(|| bad("page_size", "an integer from 1 to 1000"))?
-            }
+            "page" => page = page_param(&value)?,
+            "page_size" | "pageSize" => page_size = page_size_param(&value)?,
             _ => {}
         }
     }
@@ -138,11 +126,7 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
 }
 
 fn alert_id(text: &str) -> Result<u64, ApiError> {
-    whole_number(text).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "alert id must be an integer from 0 to 2^63-1, not {text:?}"
-        ))
-    })
+    id_param("alert", text)
 }
 
 fn not_found(id: u64) -> ApiError {

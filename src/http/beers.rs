@@ -8,7 +8,9 @@ use warp::reply::Response;
 use super::error::{ApiError, ErrorBody};
 use super::gate::require;
 use super::reply::json_with;
-use super::request::{BodyHeaders, glass_param, tap_param, whole_number};
+use super::request::{
+    BodyHeaders, glass_param, page_param, page_size_param, tap_param, whole_number,
+};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
@@ -16,7 +18,6 @@ use crate::pour::{Flag, Pour, PourError, Timestamp, parse_new_pour};
 use crate::store::{Inserted, ListQuery, Start};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1000;
 
 /// One pour.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -201,21 +202,8 @@ fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), A
     let bad = |name: &str, rule: &str| ApiError::BadRequest(format!("{name} must be {rule}"));
     for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
         match &*key {
-            "page" => {
-                page = Some(
-                    whole_number(&value)
-                        .and_then(|p| usize::try_from(p).ok())
-                        .filter(|&p| p >= 1)
-                        .ok_or_else(|| bad("page", "an integer from 1 to 2^63-1"))?,
-                )
-            }
-            "page_size" | "pageSize" => {
-                page_size = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                    .ok_or_else(|| bad("page_size", "an integer from 1 to 1000"))?
-            }
+            "page" => page = Some(page_param(&value)?),
+            "page_size" | "pageSize" => page_size = page_size_param(&value)?,
             "after" => {
                 after = Some(
                     whole_number(&value).ok_or_else(|| bad("after", "a pour id (0 to 2^63-1)"))?,

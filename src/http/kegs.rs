@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
-use super::request::{BodyHeaders, tap_param, whole_number};
+use super::request::{BodyHeaders, id_param, tap_param};
 use super::state::AppState;
 use crate::keg::{
     Change, KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named,
@@ -244,11 +244,7 @@ fn not_found(id: u64) -> ApiError {
 }
 
 fn keg_id(text: &str) -> Result<u64, ApiError> {
-    whole_number(text).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "keg id must be an integer from 0 to 2^63-1, not {text:?}"
-        ))
-    })
+    id_param("keg", text)
 }
 
 /// Tap a keg

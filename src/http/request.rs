@@ -91,6 +91,39 @@ pub fn whole_number(value: &str) -> Option<u64> {
         .filter(|&n| i64::try_from(n).is_ok())
 }
 
+/// The id in a path (`what`: "keg", "alert"), else 400.
+pub fn id_param(what: &str, text: &str) -> Result<u64, ApiError> {
+    whole_number(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{what} id must be an integer from 0 to 2^63-1, not {text:?}"
+        ))
+    })
+}
+
+/// The largest `page_size` a list takes.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// A `page` query value (from 1), else 400.
+pub fn page_param(value: &str) -> Result<usize, ApiError> {
+    whole_number(value)
+        .and_then(|p| usize::try_from(p).ok())
+        .filter(|&p| p >= 1)
+        .ok_or_else(|| ApiError::BadRequest("page must be an integer from 1 to 2^63-1".into()))
+}
+
+/// A `page_size` query value (1 to [`MAX_PAGE_SIZE`]), else 400.
+pub fn page_size_param(value: &str) -> Result<usize, ApiError> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "page_size must be an integer from 1 to {MAX_PAGE_SIZE}"
+            ))
+        })
+}
+
 /// A `tapId` query value, else 400.
 pub fn tap_param(value: &str) -> Result<u32, ApiError> {
     crate::pour::parse_tap_id(value).ok_or_else(|| ApiError::BadRequest(crate::pour::tap_id_rule()))
