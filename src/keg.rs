@@ -143,6 +143,11 @@ pub enum KegOp {
 impl KegOp {
     /// When it was made.
     pub fn at(&self) -> Timestamp {
+        // One list of the variants' times (below); operations are rare, a clone is nothing.
+        *self.clone().at_mut()
+    }
+
+    fn at_mut(&mut self) -> &mut Timestamp {
         match self {
             KegOp::Tap { at, .. }
             | KegOp::Correct { at, .. }
@@ -150,7 +155,7 @@ impl KegOp {
             | KegOp::TapSettings { at, .. }
             | KegOp::Quiet { at, .. }
             | KegOp::AckAlert { at, .. }
-            | KegOp::CloseAlert { at, .. } => *at,
+            | KegOp::CloseAlert { at, .. } => at,
         }
     }
 
@@ -173,15 +178,7 @@ impl KegOp {
     /// but for when it was made.
     pub fn fingerprint(&self) -> String {
         let mut op = self.clone();
-        match &mut op {
-            KegOp::Tap { at, .. }
-            | KegOp::Correct { at, .. }
-            | KegOp::Finish { at, .. }
-            | KegOp::TapSettings { at, .. }
-            | KegOp::Quiet { at, .. }
-            | KegOp::AckAlert { at, .. }
-            | KegOp::CloseAlert { at, .. } => *at = Timestamp::from_millis(0),
-        }
+        *op.at_mut() = Timestamp::from_millis(0);
         op.to_json()
     }
 }
