@@ -30,6 +30,8 @@ RUN groupadd --system --gid 10001 altair \
  && mkdir -p /var/lib/altair \
  && chown altair:altair /var/lib/altair
 COPY --from=build /src/target/release/altair-server /src/target/release/altair-client /usr/local/bin/
+# The CA store that https webhooks are verified against (the slim image has none).
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 USER 10001:10001
 WORKDIR /var/lib/altair
 # The journal is ./data in the working directory: /var/lib/altair/data.

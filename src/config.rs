@@ -117,6 +117,20 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_ALERT_WINDOW", value_name = "SECS", default_value = "3600", value_parser = seconds)]
     pub alert_window: Duration,
 
+    /// Seconds to wait before each retry of a webhook message, comma-separated; the
+    /// message fails after the last (Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+    /// 10 h). Each wait is spread by up to a fifth either way.
+    #[arg(long, env = "ALTAIR_WEBHOOK_RETRIES", value_name = "SECS,...", default_value = "5,300,1800,7200,18000,36000,36000", value_parser = retries)]
+    pub webhook_retries: Retries,
+
+    /// Seconds a webhook's receiver has to answer one message.
+    #[arg(long, env = "ALTAIR_WEBHOOK_TIMEOUT", value_name = "SECS", default_value = "15", value_parser = seconds)]
+    pub webhook_timeout: Duration,
+
+    /// Seconds of failed attempts (and no delivery) after which a webhook is disabled.
+    #[arg(long, env = "ALTAIR_WEBHOOK_DISABLE_AFTER", value_name = "SECS", default_value = "86400", value_parser = seconds)]
+    pub webhook_disable_after: Duration,
+
     /// Seconds between reports pushed to subscribers.
     #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub report_interval: Duration,
@@ -378,6 +392,21 @@ fn seconds(text: &str) -> Result<Duration, String> {
         return Err(format!("{text} must be more than 0 and at most a year"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// The waits before a webhook message's retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retries(pub Vec<Duration>);
+
+fn retries(text: &str) -> Result<Retries, String> {
+    let waits = text
+        .split(',')
+        .map(|t| seconds(t.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if waits.len() > 20 {
+        return Err("at most 20 retries".into());
+    }
+    Ok(Retries(waits))
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl Feed {
 }
 
 /// This machine's name, for the alerts about it (a container's is its id, as Docker sets it).
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -15,6 +15,9 @@
 //!   routes and their handlers, the WebSocket endpoint (handshake, replay with `since`, each
 //!   connection's loop), the OpenAPI document, the live operations page's files (`web/`),
 //!   and the one JSON error type.
+//! - [`courier`]: webhook delivery: the bar's events made into messages in the store's
+//!   outbox, sent signed, one at a time per webhook, retried on a schedule; a server's own
+//!   alerts sent from memory.
 //!
 //! **Keep**: what was decided, durably, in commit order.
 //! - [`store`]: the async `Store` trait and its backends: the journal store (a
@@ -64,6 +67,7 @@ pub mod auth;
 pub mod bar;
 pub mod bus;
 pub mod config;
+pub mod courier;
 pub mod decide;
 pub mod disk;
 pub mod feed;

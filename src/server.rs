@@ -21,6 +21,7 @@ use crate::auth::{Auth, TokensError};
 use crate::bar::Bar;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::courier::Courier;
 use crate::feed::Feed;
 use crate::glass::{Catalogue, CatalogueError};
 use crate::http::{AppState, Pipeline, RequestLog, Shared};
@@ -37,6 +38,8 @@ pub enum StartError {
     Store(#[from] OpenError),
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    #[error(transparent)]
+    Courier(#[from] crate::courier::CourierError),
     #[error("cannot start the fan-out threads: {source}")]
     Runtime { source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
@@ -44,6 +47,16 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// The webhooks' delivery schedule the configuration sets.
+fn schedule(config: &Config) -> crate::webhook::Schedule {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    crate::webhook::Schedule {
+        delays_ms: config.webhook_retries.0.iter().map(|d| ms(*d)).collect(),
+        disable_after_ms: ms(config.webhook_disable_after),
+        timeout_ms: ms(config.webhook_timeout),
+    }
 }
 
 /// A server bound to its address, not yet serving.
@@ -114,6 +127,7 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StartError::Runtime { source })?;
         let openapi = crate::http::openapi::served(&config, &auth, &catalogue, &retired);
+        let courier = Courier::new(store.outbox(), feed.clone(), schedule(&config))?;
         let state = AppState::new(
             &config,
             Shared {
@@ -125,6 +139,7 @@ impl Server {
                 auth,
                 retired,
                 openapi,
+                courier,
             },
             fanout.handle().clone(),
         );
@@ -180,7 +195,10 @@ impl Server {
         let hubs_stopped = state
             .hub
             .start(hubs, &state.bus, &state.shutdown, &state.fanout);
-        let chores = tasks::start(&state, &request_log, report_interval, low_space);
+        let mut chores = tasks::start(&state, &request_log, report_interval, low_space);
+        chores.push(tokio::spawn(
+            state.courier.clone().run(state.shutdown.child_token()),
+        ));
         // A store that cannot go on without a restart stops the server as a signal would.
         let store_broken = state.store.broken().unwrap_or_default();
         let broke = store_broken.clone();

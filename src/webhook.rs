@@ -12,6 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::alert::{AlertEvent, AlertKind, Change, Severity};
+use crate::keg::{KegEvent, KegEventKind};
+use crate::pour::Timestamp;
+
 /// The prefix the specification gives secrets.
 const SECRET_PREFIX: &str = "whsec_";
 
@@ -158,7 +162,7 @@ pub struct Body {
 pub struct Words {
     pub title: String,
     pub text: String,
-    pub severity: crate::alert::Severity,
+    pub severity: Severity,
 }
 
 /// The body of a message of `event` made at `timestamp`, carrying `data` (for programs)
@@ -166,11 +170,10 @@ pub struct Words {
 pub fn body(
     format: Format,
     event: EventType,
-    timestamp: crate::pour::Timestamp,
+    timestamp: Timestamp,
     data: &serde_json::Value,
     words: &Words,
 ) -> Body {
-    use crate::alert::Severity;
     match format {
         Format::Standard => Body {
             bytes: serde_json::to_vec(&serde_json::json!({
@@ -233,31 +236,424 @@ fn header_text(text: &str) -> String {
     }
 }
 
+/// What a webhook's URL must match (the OpenAPI document publishes it): http or https; a
+/// lowercase host name or an IPv4 address; a port; a path and a query; no user name or
+/// password (they would be stored and shown: a token belongs in the path or query), no
+/// fragment.
+pub const URL_PATTERN: &str = concat!(
+    r"^https?://(",
+    r"((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    r"|([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*",
+    r")(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$",
+);
+
+/// The longest URL taken.
+pub const MAX_URL: usize = 2000;
+
 /// Why a webhook's URL is refused.
 pub fn check_url(text: &str) -> Result<url::Url, String> {
-    const MAX_URL: usize = 2000;
+    static RULE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     if text.len() > MAX_URL {
         return Err(format!("url must be at most {MAX_URL} characters"));
     }
-    let url = url::Url::parse(text).map_err(|e| format!("url is not a URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url must be http or https, not {}", url.scheme()));
+    let parsed = url::Url::parse(text).map_err(|e| format!("url is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "url must be http or https, not {}",
+            parsed.scheme()
+        ));
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("url must name a host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // They would be stored and shown; a token belongs in the URL's path or query.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("url must not carry a user name or password".into());
     }
-    Ok(url)
+    let rule = RULE.get_or_init(|| regex::Regex::new(URL_PATTERN).ok());
+    if !rule.as_ref().is_some_and(|r| r.is_match(text)) {
+        return Err(
+            "url must be http(s)://host[:port][/path][?query]: a lowercase host name or an IPv4 address, no fragment"
+                .into(),
+        );
+    }
+    Ok(parsed)
+}
+
+/// A webhook as kept: where, what, how, and its secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hook {
+    pub id: u64,
+    /// Random, and part of every message id: a receiver that de-duplicates never mistakes
+    /// a message for one from a webhook made before it (on a new store, say).
+    pub uid: String,
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub description: String,
+    pub format: Format,
+    #[serde(with = "secret_text")]
+    pub secret: Secret,
+    pub enabled: bool,
+    /// Why it was disabled, if the server did it.
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The bar's events up to this `seq` are messages already (or were not for it).
+    pub cursor: u64,
+    /// Since when every attempt failed: none since the last one delivered.
+    pub failing_since: Option<Timestamp>,
+}
+
+impl Hook {
+    /// Whether it takes messages of `event`.
+    pub fn wants(&self, event: EventType) -> bool {
+        self.enabled && self.events.contains(&event)
+    }
+}
+
+/// A new webhook's settings, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHook {
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub description: String,
+    pub format: Format,
+    pub secret: Secret,
+    pub uid: String,
+    pub cursor: u64,
+}
+
+/// What a `PATCH` changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HookChange {
+    pub url: Option<String>,
+    pub events: Option<Vec<EventType>>,
+    pub description: Option<String>,
+    pub format: Option<Format>,
+    /// Turned on (again, clearing why it was off) or off.
+    pub enabled: Option<bool>,
+    /// Turned off by the server, and why.
+    pub disabled_reason: Option<String>,
+}
+
+impl HookChange {
+    /// Applies the change to `hook`, as of `now`.
+    pub fn apply(&self, hook: &mut Hook, now: Timestamp) {
+        if let Some(url) = &self.url {
+            hook.url.clone_from(url);
+        }
+        if let Some(events) = &self.events {
+            hook.events.clone_from(events);
+        }
+        if let Some(description) = &self.description {
+            hook.description.clone_from(description);
+        }
+        if let Some(format) = self.format {
+            hook.format = format;
+        }
+        if let Some(enabled) = self.enabled {
+            hook.enabled = enabled;
+            if enabled {
+                hook.disabled_reason = None;
+                hook.failing_since = None;
+            }
+        }
+        if self.disabled_reason.is_some() {
+            hook.disabled_reason.clone_from(&self.disabled_reason);
+        }
+        hook.updated_at = now;
+    }
+}
+
+mod secret_text {
+    use super::Secret;
+
+    pub fn serialize<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&secret.reveal())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Secret::parse(&text).ok_or_else(|| serde::de::Error::custom("not a whsec_ secret"))
+    }
+}
+
+/// A message's content, fixed when it is made: every attempt sends the same body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Letter {
+    /// `webhook-id`: the same on every attempt, so receivers de-duplicate.
+    pub id: String,
+    pub webhook_id: u64,
+    /// The bar's event it tells of (0: a ping, or a server's own alert).
+    pub seq: u64,
+    pub event: EventType,
+    pub created_at: Timestamp,
+    pub data: serde_json::Value,
+    pub title: String,
+    pub text: String,
+    pub severity: Severity,
+}
+
+impl Letter {
+    /// The body for `format`.
+    pub fn body(&self, format: Format) -> Body {
+        body(
+            format,
+            self.event,
+            self.created_at,
+            &self.data,
+            &Words {
+                title: self.title.clone(),
+                text: self.text.clone(),
+                severity: self.severity,
+            },
+        )
+    }
+}
+
+/// The message id of the bar's event `seq` for the webhook `uid`.
+pub fn message_id(uid: &str, seq: u64) -> String {
+    format!("msg_{uid}_{seq}")
+}
+
+/// The letter that tells of an alert's change, if a webhook may want one.
+pub fn alert_letter(event: &AlertEvent) -> Option<(EventType, serde_json::Value, Words)> {
+    let alert = event.alert.read();
+    let (kind, title) = match event.change {
+        Change::Opened => (EventType::AlertOpened, kind_words(alert.kind).to_owned()),
+        Change::Acknowledged => (
+            EventType::AlertAcknowledged,
+            format!("Acknowledged: {}", kind_words(alert.kind)),
+        ),
+        Change::Resolved => (
+            EventType::AlertResolved,
+            format!("Resolved: {}", kind_words(alert.kind)),
+        ),
+        Change::Updated => return None,
+    };
+    let mut text = alert.message.clone();
+    if event.change == Change::Acknowledged {
+        match (&alert.acknowledged_by, &alert.note) {
+            (Some(by), Some(note)) => text.push_str(&format!(" (acknowledged by {by}: {note})")),
+            (Some(by), None) => text.push_str(&format!(" (acknowledged by {by})")),
+            (None, Some(note)) => text.push_str(&format!(" ({note})")),
+            (None, None) => {}
+        }
+    }
+    let words = Words {
+        title,
+        text,
+        severity: alert.severity,
+    };
+    Some((kind, serde_json::json!({ "alert": alert }), words))
+}
+
+/// The letter that tells of a keg tapped or finished, if a webhook may want one.
+pub fn keg_letter(event: &KegEvent) -> Option<(EventType, serde_json::Value, Words)> {
+    let keg = &event.keg;
+    let litres = |ml: f64| format!("{:.1} l", ml / 1000.0);
+    let (kind, title, text) = match event.kind {
+        KegEventKind::Tapped => (
+            EventType::KegTapped,
+            "Keg tapped",
+            format!(
+                "{} tapped on tap {} ({})",
+                keg.beverage,
+                event.tap_id,
+                litres(keg.size_ml)
+            ),
+        ),
+        KegEventKind::Finished => (
+            EventType::KegFinished,
+            "Keg finished",
+            format!(
+                "{} on tap {} finished: {} poured",
+                keg.beverage,
+                event.tap_id,
+                litres(keg.drawn_ml)
+            ),
+        ),
+        _ => return None,
+    };
+    let words = Words {
+        title: title.to_owned(),
+        text,
+        severity: Severity::Info,
+    };
+    Some((
+        kind,
+        serde_json::json!({ "tapId": event.tap_id, "keg": keg }),
+        words,
+    ))
+}
+
+fn kind_words(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::KegLow => "Keg low",
+        AlertKind::KegEmpty => "Keg empty",
+        AlertKind::TapQuiet => "Tap quiet",
+        AlertKind::FlaggedPours => "Flagged pours",
+        AlertKind::AfterHours => "Pours after hours",
+        AlertKind::StoreFailing => "Store failing",
+        AlertKind::DiskLow => "Disk low",
+    }
+}
+
+/// Where a message stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageState {
+    /// Not delivered yet: waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// Given up: the last attempt failed, the receiver answered 410, or the webhook was
+    /// disabled.
+    Failed,
+}
+
+/// A message and where it stands.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub letter: Letter,
+    pub state: MessageState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it is due next (while pending).
+    pub next_at: Timestamp,
+}
+
+/// One attempt to deliver a message, as `GET /api/webhooks/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// Its message's `webhook-id`.
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub event: EventType,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub duration_ms: u64,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// What the message's state became.
+    pub state: MessageState,
+    /// When the next attempt is due, if there is one.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_at: Option<Timestamp>,
+}
+
+/// What an attempt met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The receiver answered with this status, and a `Retry-After` in seconds if it gave
+    /// one.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// No answer: a timeout, a refused connection, a TLS error.
+    Error(String),
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Again in this many milliseconds.
+    Retry(u64),
+    Failed,
+    /// The message failed, and the webhook is disabled, for this reason.
+    Disable(String),
+}
+
+/// The delays between attempts, and when a failing webhook is given up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The delay before each attempt after the first (Svix's: 5 s, 5 min, 30 min, 2 h,
+    /// 5 h, 10 h, 10 h); the message fails after the last.
+    pub delays_ms: Vec<u64>,
+    /// A webhook whose every attempt failed for this long is disabled.
+    pub disable_after_ms: u64,
+    /// How long one attempt may take.
+    pub timeout_ms: u64,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        const S: u64 = 1000;
+        Schedule {
+            delays_ms: vec![
+                5 * S,
+                300 * S,
+                1800 * S,
+                7200 * S,
+                18_000 * S,
+                36_000 * S,
+                36_000 * S,
+            ],
+            disable_after_ms: 86_400 * S,
+            timeout_ms: 15 * S,
+        }
+    }
+}
+
+/// The longest `Retry-After` honoured: a receiver cannot park a message for a week.
+const MAX_RETRY_AFTER_MS: u64 = 36_000_000;
+
+impl Schedule {
+    /// What follows attempt number `attempt` (from 1) of a message that met `answer`, on a
+    /// webhook failing since `failing_since` (none: it was not) as of `now`. `jitter` (0 to
+    /// 1) spreads retries so that a receiver coming back is not met by all of them at once.
+    pub fn next(
+        &self,
+        answer: &Answer,
+        attempt: u32,
+        failing_since: Option<Timestamp>,
+        now: Timestamp,
+        jitter: f64,
+    ) -> Next {
+        let retry_after = match answer {
+            Answer::Status { status, .. } if (200..300).contains(status) => return Next::Delivered,
+            Answer::Status { status: 410, .. } => {
+                return Next::Disable("the receiver answered 410 Gone".into());
+            }
+            Answer::Status {
+                status: 429 | 503,
+                retry_after,
+            } => retry_after.map(|s| s.saturating_mul(1000).min(MAX_RETRY_AFTER_MS)),
+            _ => None,
+        };
+        let since = failing_since.unwrap_or(now);
+        if now.millis().saturating_sub(since.millis()) >= self.disable_after_ms as i64 {
+            let days = self.disable_after_ms / 86_400_000;
+            let how_long = match (days, self.disable_after_ms % 86_400_000) {
+                (1, 0) => "1 day".to_owned(),
+                (days, 0) => format!("{days} days"),
+                _ => {
+                    crate::human::duration(std::time::Duration::from_millis(self.disable_after_ms))
+                }
+            };
+            return Next::Disable(format!("every attempt failed for {how_long}"));
+        }
+        let Some(&delay) = self.delays_ms.get(attempt.saturating_sub(1) as usize) else {
+            return Next::Failed;
+        };
+        // Up to a fifth either way.
+        let spread = (delay as f64 * 0.2 * (2.0 * jitter.clamp(0.0, 1.0) - 1.0)) as i64;
+        let delay = (delay as i64 + spread).max(0) as u64;
+        Next::Retry(delay.max(retry_after.unwrap_or(0)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Severity;
-    use crate::pour::Timestamp;
 
     fn words() -> Words {
         Words {
@@ -327,6 +723,97 @@ mod tests {
             assert!(refused.contains(why), "{bad}: {refused}");
         }
         assert!(check_url(&format!("https://x.example/{}", "a".repeat(2000))).is_err());
+    }
+
+    #[test]
+    fn the_schedule_retries_waits_for_retry_after_gives_up_and_disables() {
+        let schedule = Schedule {
+            delays_ms: vec![5_000, 300_000],
+            disable_after_ms: 86_400_000,
+            timeout_ms: 15_000,
+        };
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let status = |status| Answer::Status {
+            status,
+            retry_after: None,
+        };
+        let next = |answer: &Answer, attempt, since: Option<i64>, jitter| {
+            schedule.next(
+                answer,
+                attempt,
+                since.map(|ago| Timestamp::from_millis(now.millis() - ago)),
+                now,
+                jitter,
+            )
+        };
+        assert_eq!(next(&status(204), 1, None, 0.5), Next::Delivered);
+        assert_eq!(next(&status(500), 1, None, 0.5), Next::Retry(5_000));
+        assert_eq!(
+            next(&status(302), 2, Some(5_000), 0.5),
+            Next::Retry(300_000)
+        );
+        assert_eq!(
+            next(&status(500), 3, Some(305_000), 0.5),
+            Next::Failed,
+            "after the last"
+        );
+        // Jitter: a fifth either way, never more.
+        assert_eq!(next(&status(500), 1, None, 0.0), Next::Retry(4_000));
+        assert_eq!(next(&status(500), 1, None, 1.0), Next::Retry(6_000));
+        let timeout = Answer::Error("no answer within 15 s".into());
+        assert_eq!(next(&timeout, 1, None, 0.5), Next::Retry(5_000));
+        // Retry-After on 429 and 503 only, and bounded.
+        let busy = |status, secs| Answer::Status {
+            status,
+            retry_after: Some(secs),
+        };
+        assert_eq!(next(&busy(429, 120), 1, None, 0.5), Next::Retry(120_000));
+        assert_eq!(
+            next(&busy(503, 1), 1, None, 0.5),
+            Next::Retry(5_000),
+            "never sooner"
+        );
+        assert_eq!(next(&busy(500, 120), 1, None, 0.5), Next::Retry(5_000));
+        assert_eq!(
+            next(&busy(429, 99_999_999), 1, None, 0.5),
+            Next::Retry(36_000_000)
+        );
+        assert_eq!(
+            next(&status(410), 1, None, 0.5),
+            Next::Disable("the receiver answered 410 Gone".into())
+        );
+        assert_eq!(
+            next(&status(500), 1, Some(86_400_000), 0.5),
+            Next::Disable("every attempt failed for 1 day".into())
+        );
+        assert_eq!(
+            next(&status(200), 1, Some(86_400_000), 0.5),
+            Next::Delivered
+        );
+    }
+
+    #[test]
+    fn the_url_rule_is_the_documented_pattern() {
+        for good in [
+            "http://localhost:9000/hook?x=1",
+            "https://hooks.example-bar.co.uk/T0/B0/XyZ_%20",
+            "http://192.168.1.20/",
+            "https://a.b",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://Example.com/",
+            "https://example.com/#top",
+            "http://999.1.1.1/",
+            "http://1.2.3.4.5/",
+            "https://exa mple.com/",
+            "https://example.com:0/",
+            "https://example.com:65536/",
+            "http://[::1]/",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod beers;
 mod kegs;
 mod operations;
 mod page;
+mod webhooks;
 
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method};
@@ -83,6 +84,13 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::Alerts => ignore(&at, alerts_list(state)),
         Handler::Alert => alert(&at, state),
         Handler::AckAlert => alert_ack(&at, state),
+        Handler::Webhooks => ignore(
+            &at,
+            webhooks_list(state.clone()).or(webhook_new(state)).unify(),
+        ),
+        Handler::Webhook => webhook(&at, state),
+        Handler::TestWebhook => webhook_test(&at, state),
+        Handler::WebhookDeliveries => webhook_deliveries(&at, state),
         Handler::Report => ignore(&at, report(state)),
         Handler::Health => ignore(&at, health(state)),
         Handler::Metrics => ignore(&at, metrics(state)),
@@ -298,6 +306,81 @@ fn alert_ack(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Respo
                 answer(alerts::acknowledge(&state, &id, &headers, body, who).await)
             },
         )
+        .boxed()
+}
+
+/// `GET /api/webhooks`
+fn webhooks_list(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .then(|state: AppState| async move { answer(webhooks::list(&state).await) })
+        .boxed()
+}
+
+/// `POST /api/webhooks`
+fn webhook_new(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |state: AppState, headers: BodyHeaders, body: Result<bytes::Bytes, ApiError>| async move {
+                answer(webhooks::create(&state, &headers, body).await)
+            },
+        )
+        .boxed()
+}
+
+/// `GET|PATCH|DELETE /api/webhooks/{id}`
+fn webhook(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(
+            warp::get()
+                .or(warp::patch())
+                .unify()
+                .or(warp::delete())
+                .unify(),
+        )
+        .and(warp::method())
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |id: String,
+             method: Method,
+             state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>| async move {
+                answer(match method {
+                    Method::PATCH => webhooks::change(&state, &id, &headers, body).await,
+                    Method::DELETE => webhooks::remove(&state, &id).await,
+                    _ => webhooks::show(&state, &id).await,
+                })
+            },
+        )
+        .boxed()
+}
+
+/// `POST /api/webhooks/{id}/test`
+fn webhook_test(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::post())
+        .and(with_state(state))
+        .then(
+            |id: String, state: AppState| async move { answer(webhooks::test(&state, &id).await) },
+        )
+        .boxed()
+}
+
+/// `GET /api/webhooks/{id}/deliveries?page=&page_size=`
+fn webhook_deliveries(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::get())
+        .and(with_state(state))
+        .and(raw_query())
+        .then(|id: String, state: AppState, query: String| async move {
+            answer(webhooks::deliveries(&state, &id, &query).await)
+        })
         .boxed()
 }
 

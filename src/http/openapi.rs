@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{alerts, beers, kegs, operations, socket};
+use super::{alerts, beers, kegs, operations, socket, webhooks};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
@@ -46,6 +46,13 @@ use crate::pour::Intake;
         alerts::list,
         alerts::show,
         alerts::acknowledge,
+        webhooks::create,
+        webhooks::list,
+        webhooks::show,
+        webhooks::change,
+        webhooks::remove,
+        webhooks::test,
+        webhooks::deliveries,
         operations::metrics,
         socket::subscribe,
         openapi_json,
@@ -59,6 +66,7 @@ use crate::pour::Intake;
         (name = "catalogue", description = "The glass catalogue"),
         (name = "kegs", description = "Kegs on taps, their levels, and the taps"),
         (name = "alerts", description = "Open problems: kegs low or empty, quiet taps, flagged and after-hours pours"),
+        (name = "webhooks", description = "Alerts and keg news posted to other services, signed as Standard Webhooks says"),
         (name = "live", description = "The WebSocket feed"),
         (name = "operations", description = "Health and metrics"),
         (name = "documentation", description = "This document"),
@@ -170,6 +178,18 @@ fn require_one_size(doc: &mut Value) {
     }
     if let Some(note) = doc.pointer_mut("/components/schemas/Acknowledgement/properties/note") {
         note["pattern"] = json!(alerts::NOTE_PATTERN);
+    }
+    // A webhook asks for events; a ping it always takes.
+    let subscribable: Vec<&str> = crate::webhook::EventType::SUBSCRIBABLE
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    for schema in ["WebhookRequest", "WebhookPatch"] {
+        if let Some(hook) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties")) {
+            hook["url"]["pattern"] = json!(crate::webhook::URL_PATTERN);
+            hook["events"]["items"] = json!({"type": "string", "enum": subscribable});
+            hook["events"]["uniqueItems"] = json!(true);
+        }
     }
     if let Some(tap) = doc.pointer_mut("/components/schemas/TapSettings") {
         tap["anyOf"] = json!(required(&["name", "lowPercent"]));

@@ -49,6 +49,8 @@ pub struct AppState {
     /// the hub hands over), apart from HTTP's, so that the OS scheduler, not a task queue
     /// thousands of connections long, decides when a POST runs.
     pub fanout: tokio::runtime::Handle,
+    /// The webhooks and their delivery.
+    pub courier: crate::courier::Courier,
 }
 
 /// What the server made before the handlers' state: the store and what it feeds, the
@@ -64,6 +66,8 @@ pub struct Shared {
     pub retired: Vec<(Arc<str>, u64)>,
     /// The OpenAPI document as this server serves it ([`super::openapi::served`]).
     pub openapi: bytes::Bytes,
+    /// Sends the webhooks' messages.
+    pub courier: crate::courier::Courier,
 }
 
 impl AppState {
@@ -91,6 +95,7 @@ impl AppState {
         crate::metrics::start_at_zero(&glasses, &crate::pour::Flag::ALL.map(|f| f.name()));
         AppState {
             openapi: shared.openapi,
+            courier: shared.courier,
             store: shared.store,
             bar: shared.bar,
             bus: shared.bus,

@@ -8,11 +8,13 @@
 //! - [`journal`]: the journal store (an append-only file, group-committed; or nothing on
 //!   disk with `--ephemeral`) behind an in-memory index.
 //! - [`postgres`]: PostgreSQL, shared by several servers; each tails the log.
+//! - [`outbox`]: the webhooks and the messages owed to them, which every store keeps too.
 //!
 //! [`open`] opens the one the configuration names.
 
 pub mod journal;
 mod open;
+pub mod outbox;
 pub mod postgres;
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 pub use crate::decide::{Inserted, KegDone};
 pub use journal::{JournalError, JournalSettings, JournalStore, Opened};
 pub use open::{OpenError, database_settings, open};
+pub use outbox::{FileOutbox, Outbox};
 pub use postgres::{PgOpened, PgSettings, PgStore};
 
 use crate::keg::{KegError, KegOp};
@@ -150,6 +153,8 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
     /// A short name for the logs.
     fn kind(&self) -> &'static str;
+    /// Where this store keeps the webhooks and the messages owed to them.
+    fn outbox(&self) -> Arc<dyn Outbox>;
     /// Whether it can serve now, for `/health`.
     fn condition(&self) -> Condition {
         Condition::Ready

@@ -124,6 +124,9 @@ contract!(
     tap_settings_name_a_tap_and_move_its_low_level_and_are_kept,
     alerts_open_group_acknowledge_and_resolve_and_are_the_same_after_a_restart,
     an_alert_about_pours_resolves_after_its_window_and_a_later_pour_opens_another,
+    webhooks_are_kept_changed_and_deleted_and_never_show_their_secret,
+    a_webhook_message_is_retried_under_one_id_until_delivered,
+    each_webhook_format_posts_the_body_its_receiver_reads,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1098,4 +1101,155 @@ async fn an_alert_about_pours_resolves_after_its_window_and_a_later_pour_opens_a
         "alert opened flaggedPours 2 #3",
         "replayed by eventsSince"
     );
+}
+
+async fn webhooks_are_kept_changed_and_deleted_and_never_show_their_secret(backend: &Backend) {
+    use crate::webhooks::{Api, webhook};
+    let app = backend.server().await;
+    let api = Api::of(&app);
+    let (first, secret) = webhook(
+        &api,
+        serde_json::json!({"url": "https://ntfy.sh/bar-alerts", "format": "ntfy", "description": "Phone"}),
+    )
+    .await;
+    let (second, _) = webhook(
+        &api,
+        serde_json::json!({"url": "http://10.0.0.5:8080/hook?token=abc", "events": ["keg.finished"]}),
+    )
+    .await;
+    assert_eq!((first, second), (1, 2));
+    let (status, changed) = api
+        .send_json(
+            "PATCH",
+            "/api/webhooks/2",
+            r#"{"enabled": false, "description": "Till"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["webhook"]["enabled"], false);
+    assert_eq!(
+        changed["webhook"]["events"],
+        serde_json::json!(["keg.finished"])
+    );
+    let (_, before) = api.get("/api/webhooks").await;
+    assert!(!before.to_string().contains(&secret[6..]), "{before}");
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
+    let api = Api::of(&app);
+    let (_, after) = api.get("/api/webhooks").await;
+    assert_eq!(after, before, "kept as they were");
+    assert_eq!(api.delete("/api/webhooks/1").await, StatusCode::NO_CONTENT);
+    let (third, _) = webhook(&api, serde_json::json!({"url": "https://example.com/x"})).await;
+    assert_eq!(third, 3, "ids are not given again");
+    let (_, left) = api.get("/api/webhooks").await;
+    let ids: Vec<u64> = left["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [2, 3]);
+}
+
+async fn a_webhook_message_is_retried_under_one_id_until_delivered(backend: &Backend) {
+    use crate::receiver::{Receiver, Reply, any};
+    use crate::webhooks::{Api, keg_low, wait_for_attempts, webhook};
+    let receiver = Receiver::start().await;
+    receiver.plan(&[Reply::Status(500), Reply::Status(500)]);
+    let app = backend
+        .server_with(&["--webhook-retries", "0.2,0.2,0.2"])
+        .await;
+    let api = Api::of(&app);
+    let (id, _) = webhook(
+        &api,
+        serde_json::json!({"url": receiver.url("/in"), "events": ["alert.opened"]}),
+    )
+    .await;
+    keg_low(&api, 4).await;
+    let got = receiver.wait_for(3, any).await;
+    assert!(
+        got.iter().all(|r| r.id() == got[0].id()),
+        "one webhook-id: {got:?}"
+    );
+    assert!(got.iter().all(|r| r.body == got[0].body), "one body");
+    let deliveries = wait_for_attempts(&api, id, 3).await;
+    let seen: Vec<(u64, u64, &str)> = deliveries["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["attempt"].as_u64().unwrap(),
+                d["status"].as_u64().unwrap(),
+                d["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (3, 200, "delivered"),
+            (2, 500, "pending"),
+            (1, 500, "pending")
+        ],
+        "newest first"
+    );
+    assert_eq!(
+        deliveries["deliveries"][1]["error"],
+        "the receiver answered 500"
+    );
+    assert!(deliveries["deliveries"][1]["nextAt"].is_string());
+    assert_eq!(deliveries["pending"], 0);
+    let (_, hook) = api.get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(
+        hook["webhook"]["failingSince"],
+        serde_json::Value::Null,
+        "delivered since"
+    );
+    // Delivered: not sent again, after a restart either.
+    let Some(app) = backend.restart(app, &["--webhook-retries", "0.2"]).await else {
+        return;
+    };
+    let api = Api::of(&app);
+    api.pour(4, 50.0).await;
+    let (_, ping) = api.post_json(&format!("/api/webhooks/{id}/test"), "").await;
+    let got = receiver.wait_for(4, any).await;
+    assert_eq!(got[3].id(), ping["messageId"], "{got:?}");
+}
+
+async fn each_webhook_format_posts_the_body_its_receiver_reads(backend: &Backend) {
+    use crate::receiver::{Receiver, any};
+    use crate::webhooks::{Api, keg_low, webhook};
+    let receiver = Receiver::start().await;
+    let app = backend.server().await;
+    let api = Api::of(&app);
+    for format in ["standard", "slack", "ntfy"] {
+        webhook(
+            &api,
+            serde_json::json!({"url": receiver.url(&format!("/{format}")), "events": ["alert.opened"], "format": format}),
+        )
+        .await;
+    }
+    keg_low(&api, 6).await;
+    let got = receiver.wait_for(3, any).await;
+    let by_path = |path: &str| got.iter().find(|r| r.path == path).unwrap().clone();
+    let standard = by_path("/standard");
+    assert_eq!(standard.json()["type"], "alert.opened");
+    assert_eq!(standard.json()["data"]["alert"]["tapId"], 6);
+    let slack = by_path("/slack");
+    assert_eq!(slack.headers["content-type"], "application/json");
+    assert_eq!(
+        slack.json(),
+        serde_json::json!({"text": ":warning: *Keg low*: Stout on tap 6 is low: 10 % left (100 ml)"})
+    );
+    let ntfy = by_path("/ntfy");
+    assert_eq!(ntfy.headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(ntfy.body, "Stout on tap 6 is low: 10 % left (100 ml)");
+    assert_eq!(ntfy.headers["title"], "Keg low");
+    assert_eq!(ntfy.headers["priority"], "high");
+    // Signed all the same: a receiver may check any of them.
+    for r in [&standard, &slack, &ntfy] {
+        assert!(r.headers["webhook-signature"].starts_with("v1,"), "{r:?}");
+    }
 }

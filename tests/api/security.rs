@@ -24,7 +24,7 @@ async fn spawn_with_tokens(name: &str, flags: &[&str]) -> (TestApp, PathBuf, [St
 }
 
 /// A tokens file with a tap-3, a reader and an admin token; returns it and the tokens.
-fn tokens_file(dir: &Path) -> (PathBuf, [String; 3]) {
+pub fn tokens_file(dir: &Path) -> (PathBuf, [String; 3]) {
     let mut text = String::new();
     let mut tokens = Vec::new();
     for (role, name) in [

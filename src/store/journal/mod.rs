@@ -110,6 +110,7 @@ pub struct JournalStore {
     broken: CancellationToken,
     /// The journal's directory (none in memory).
     dir: Option<PathBuf>,
+    outbox: Arc<dyn super::Outbox>,
 }
 
 /// Shared between the writer, which sets it, and `/health`.
@@ -213,6 +214,11 @@ impl JournalStore {
                 });
             }
         };
+        // The webhooks first: an unreadable file stops the start, rather than lose them.
+        let outbox = super::FileOutbox::open(dir).map_err(|e| JournalError::Io {
+            path: dir.join(super::outbox::FILE_NAME),
+            source: std::io::Error::other(e.0),
+        })?;
         let (journal, recovery) = Journal::open(dir, catalogue, |record| match record {
             Record::Pour { pour, key } => {
                 if let Some(meta) = key {
@@ -252,17 +258,16 @@ impl JournalStore {
             keys: keys.len(),
             took: started.elapsed(),
         };
-        Ok((
-            JournalStore::start(
-                Some(journal),
-                index,
-                keys,
-                (latest, keg_log),
-                feed,
-                settings,
-            ),
-            opened,
-        ))
+        let mut store = JournalStore::start(
+            Some(journal),
+            index,
+            keys,
+            (latest, keg_log),
+            feed,
+            settings,
+        );
+        store.outbox = Arc::new(outbox);
+        Ok((store, opened))
     }
 
     fn start(
@@ -345,6 +350,7 @@ impl JournalStore {
             degraded,
             broken,
             dir,
+            outbox: Arc::new(super::FileOutbox::ephemeral()),
         }
     }
 
@@ -445,6 +451,10 @@ impl Store for JournalStore {
 
     fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    fn outbox(&self) -> Arc<dyn super::Outbox> {
+        self.outbox.clone()
     }
 
     fn broken(&self) -> Option<CancellationToken> {

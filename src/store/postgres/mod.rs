@@ -17,6 +17,7 @@
 //! every server. A payload-free `NOTIFY` after each commit wakes the tailers; they also poll,
 //! so a lost notification or a dropped connection delays an event and never loses it.
 
+mod outbox;
 mod schema;
 mod tailer;
 mod writer;
@@ -34,6 +35,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
+pub use outbox::PgOutbox;
 pub use schema::SchemaError;
 
 use super::{Condition, Inserted, KegDone, ListQuery, Page, Stats, Store, StoreError};
@@ -802,6 +804,10 @@ impl Store for PgStore {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn outbox(&self) -> Arc<dyn super::Outbox> {
+        Arc::new(PgOutbox::new(self.pool.clone()))
     }
 
     fn condition(&self) -> Condition {

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_pours.sql")),
     (2, include_str!("migrations/0002_flags.sql")),
     (3, include_str!("migrations/0003_kegs.sql")),
+    (4, include_str!("migrations/0004_webhooks.sql")),
 ];
 
 /// The schema version this binary writes.
