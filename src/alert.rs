@@ -38,11 +38,13 @@ pub enum AlertKind {
     StoreFailing,
     /// This server's data directory is low on space (this server's own alert).
     DiskLow,
+    /// The server disabled a webhook: its receiver is gone, or failed for a day.
+    WebhookFailing,
 }
 
 impl AlertKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::KegLow,
         AlertKind::KegEmpty,
         AlertKind::TapQuiet,
@@ -50,6 +52,7 @@ impl AlertKind {
         AlertKind::AfterHours,
         AlertKind::StoreFailing,
         AlertKind::DiskLow,
+        AlertKind::WebhookFailing,
     ];
 
     /// The kind's name in the API.
@@ -62,6 +65,7 @@ impl AlertKind {
             AlertKind::AfterHours => "afterHours",
             AlertKind::StoreFailing => "storeFailing",
             AlertKind::DiskLow => "diskLow",
+            AlertKind::WebhookFailing => "webhookFailing",
         }
     }
 
@@ -77,7 +81,8 @@ impl AlertKind {
             AlertKind::KegLow
             | AlertKind::TapQuiet
             | AlertKind::AfterHours
-            | AlertKind::DiskLow => Severity::Warning,
+            | AlertKind::DiskLow
+            | AlertKind::WebhookFailing => Severity::Warning,
             AlertKind::FlaggedPours => Severity::Info,
         }
     }
@@ -172,6 +177,9 @@ pub struct Alert {
     /// that server shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// For `webhookFailing`: the webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<u64>,
     /// How many times it was seen: the pours it groups, or 1.
     pub count: u64,
     /// What is wrong, for people.
@@ -252,6 +260,19 @@ struct Subject {
     tap_id: Option<u32>,
     keg_id: Option<u64>,
     flag: Option<Flag>,
+    webhook_id: Option<u64>,
+}
+
+impl Subject {
+    fn webhook(id: u64) -> Subject {
+        Subject {
+            kind: AlertKind::WebhookFailing,
+            tap_id: None,
+            keg_id: None,
+            flag: None,
+            webhook_id: Some(id),
+        }
+    }
 }
 
 /// Filters for a list of alerts.
@@ -316,6 +337,7 @@ impl Alerts {
                 tap_id: Some(pour.tap_id),
                 keg_id: None,
                 flag,
+                webhook_id: None,
             };
             self.seen(subject, pour.timestamp, pour.id, &mut changes);
         }
@@ -351,6 +373,19 @@ impl Alerts {
                     self.resolve(index, at, &mut changes);
                 }
             }
+            KegOp::WebhookDown {
+                webhook_id, reason, ..
+            } => {
+                let subject = Subject::webhook(*webhook_id);
+                if self.unresolved_of(subject).is_none() {
+                    let message = format!("Webhook {webhook_id} is disabled: {reason}");
+                    let index = self.push(subject, at, after, message);
+                    changes.push((Change::Opened, self.alerts[index].clone()));
+                }
+            }
+            KegOp::WebhookUp { webhook_id, .. } => {
+                self.clear(Subject::webhook(*webhook_id), at, &mut changes);
+            }
             _ => {}
         }
         changes
@@ -371,6 +406,7 @@ impl Alerts {
                 tap_id: tap,
                 keg_id: keg,
                 flag: None,
+                webhook_id: None,
             };
             match event.kind {
                 KegEventKind::Low => {
@@ -459,6 +495,7 @@ impl Alerts {
             keg_id: subject.keg_id,
             flag: subject.flag,
             server: None,
+            webhook_id: subject.webhook_id,
             count: 1,
             message,
             opened_at: at,
@@ -519,8 +556,17 @@ impl Alerts {
 
     /// Whether `op` (an acknowledgement or a closing) applies now; the alert's id.
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
-        let (KegOp::AckAlert { alert_id, .. } | KegOp::CloseAlert { alert_id, .. }) = op else {
-            return Err(KegError::NotAnAlert);
+        let alert_id = match op {
+            KegOp::AckAlert { alert_id, .. } | KegOp::CloseAlert { alert_id, .. } => alert_id,
+            // Opens one unless one is open: logged either way, it changes nothing twice.
+            KegOp::WebhookDown { .. } => return Ok(0),
+            KegOp::WebhookUp { webhook_id, .. } => {
+                return self
+                    .unresolved_of(Subject::webhook(*webhook_id))
+                    .map(|i| self.alerts[i].id)
+                    .ok_or(KegError::NoAlert(0));
+            }
+            _ => return Err(KegError::NotAnAlert),
         };
         let alert = self
             .index(*alert_id)
@@ -658,6 +704,7 @@ impl ServerAlerts {
             state: AlertState::Open,
             tap_id: None,
             keg_id: None,
+            webhook_id: None,
             flag: None,
             server: Some(self.server.clone()),
             count: 1,
@@ -768,6 +815,7 @@ fn subject_of(alert: &Alert) -> Subject {
             alert.keg_id
         },
         flag: alert.flag,
+        webhook_id: alert.webhook_id,
     }
 }
 

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use crate::alert::{Alert, AlertEvent, AlertFilter, AlertState, Change};
 use crate::bar::Notice;
 use crate::feed::Feed;
+use crate::keg::KegOp;
 use crate::pour::Timestamp;
-use crate::store::{Outbox, StoreError};
+use crate::store::{Outbox, Store, StoreError};
 use crate::webhook::{
     self, Answer, Attempt, EventType, Hook, Letter, Message, MessageState, Next, Schedule,
 };
@@ -46,6 +47,8 @@ pub struct Courier {
 }
 
 struct Inner {
+    /// Where a disabled webhook's alert is logged.
+    store: Arc<dyn Store>,
     outbox: Arc<dyn Outbox>,
     feed: Feed,
     schedule: Schedule,
@@ -68,7 +71,7 @@ pub struct CourierError(String);
 
 impl Courier {
     pub fn new(
-        outbox: Arc<dyn Outbox>,
+        store: Arc<dyn Store>,
         feed: Feed,
         schedule: Schedule,
     ) -> Result<Courier, CourierError> {
@@ -90,7 +93,8 @@ impl Courier {
         );
         Ok(Courier {
             inner: Arc::new(Inner {
-                outbox,
+                outbox: store.outbox(),
+                store,
                 feed,
                 schedule,
                 client,
@@ -234,8 +238,35 @@ impl Courier {
         {
             // Sent but not recorded: it goes again when the lease runs out.
             log::warn!("webhook {}: cannot record an attempt: {e}", hook.id);
+        } else if let Next::Disable(reason) = next {
+            self.webhook_down(hook.id, reason).await;
         }
         true
+    }
+
+    /// Logs that the server disabled webhook `id`: an alert of its own opens.
+    async fn webhook_down(&self, id: u64, reason: String) {
+        let op = KegOp::WebhookDown {
+            webhook_id: id,
+            reason,
+            at: Timestamp::now(),
+        };
+        match self.inner.store.keg(op, None).await {
+            Ok(_) => {}
+            Err(e) => log::warn!("webhook {id}: cannot log that it is disabled: {e}"),
+        }
+    }
+
+    /// Logs that webhook `id` is enabled again or deleted: its alert, if one is open,
+    /// resolves.
+    pub async fn webhook_up(&self, id: u64) {
+        let op = KegOp::WebhookUp {
+            webhook_id: id,
+            at: Timestamp::now(),
+        };
+        if let Err(e) = self.inner.store.keg(op, None).await {
+            log::warn!("webhook {id}: cannot log that it is back: {e}");
+        }
     }
 
     /// One attempt at `message`: what it met and what follows.
@@ -439,23 +470,35 @@ impl Courier {
                 .cloned();
             let Some(hook) = hook else { continue };
             let (_, next) = self.attempt(&hook, &message).await;
-            let mut own = self
-                .inner
-                .own
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let at = own
-                .iter()
-                .position(|(h, m)| *h == hook_id && m.letter.id == message.letter.id);
-            if let Some(at) = at {
-                match next {
-                    Next::Retry(ms) => {
-                        own[at].1.attempts += 1;
-                        own[at].1.next_at = Timestamp::from_millis(now.millis() + ms as i64);
+            {
+                let mut own = self
+                    .inner
+                    .own
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let at = own
+                    .iter()
+                    .position(|(h, m)| *h == hook_id && m.letter.id == message.letter.id);
+                if let Some(at) = at {
+                    match &next {
+                        Next::Retry(ms) => {
+                            own[at].1.attempts += 1;
+                            own[at].1.next_at = Timestamp::from_millis(now.millis() + *ms as i64);
+                        }
+                        _ => {
+                            own.remove(at);
+                        }
                     }
-                    _ => {
-                        own.remove(at);
-                    }
+                }
+            }
+            if let Next::Disable(reason) = next {
+                let change = crate::webhook::HookChange {
+                    enabled: Some(false),
+                    disabled_reason: Some(reason.clone()),
+                    ..Default::default()
+                };
+                if self.inner.outbox.change(hook_id, change, now).await.is_ok() {
+                    self.webhook_down(hook_id, reason).await;
                 }
             }
         }

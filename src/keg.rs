@@ -138,6 +138,16 @@ pub enum KegOp {
         count: u64,
         at: Timestamp,
     },
+    /// The server disabled a webhook (its receiver is gone, or failed for a day).
+    #[serde(rename_all = "camelCase")]
+    WebhookDown {
+        webhook_id: u64,
+        reason: String,
+        at: Timestamp,
+    },
+    /// A webhook the server disabled was enabled again, or deleted.
+    #[serde(rename_all = "camelCase")]
+    WebhookUp { webhook_id: u64, at: Timestamp },
 }
 
 impl KegOp {
@@ -155,13 +165,21 @@ impl KegOp {
             | KegOp::TapSettings { at, .. }
             | KegOp::Quiet { at, .. }
             | KegOp::AckAlert { at, .. }
-            | KegOp::CloseAlert { at, .. } => at,
+            | KegOp::CloseAlert { at, .. }
+            | KegOp::WebhookDown { at, .. }
+            | KegOp::WebhookUp { at, .. } => at,
         }
     }
 
     /// Whether it is about an alert ([`crate::alert`] decides it), not the kegs.
     pub fn is_alert(&self) -> bool {
-        matches!(self, KegOp::AckAlert { .. } | KegOp::CloseAlert { .. })
+        matches!(
+            self,
+            KegOp::AckAlert { .. }
+                | KegOp::CloseAlert { .. }
+                | KegOp::WebhookDown { .. }
+                | KegOp::WebhookUp { .. }
+        )
     }
 
     /// The form the log stores.
@@ -444,7 +462,10 @@ impl Cellar {
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         match op {
             // Not the kegs' business: the alerts decide them.
-            KegOp::AckAlert { .. } | KegOp::CloseAlert { .. } => Ok(0),
+            KegOp::AckAlert { .. }
+            | KegOp::CloseAlert { .. }
+            | KegOp::WebhookDown { .. }
+            | KegOp::WebhookUp { .. } => Ok(0),
             KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
             // Settings apply to any tap; the keg on it, if any, is what they touch.
             KegOp::TapSettings { tap_id, .. } => {
@@ -586,7 +607,10 @@ impl Cellar {
                     events.push(self.event(KegEventKind::Quiet, index));
                 }
             }
-            KegOp::AckAlert { .. } | KegOp::CloseAlert { .. } => {}
+            KegOp::AckAlert { .. }
+            | KegOp::CloseAlert { .. }
+            | KegOp::WebhookDown { .. }
+            | KegOp::WebhookUp { .. } => {}
         }
         events
     }

@@ -127,7 +127,7 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StartError::Runtime { source })?;
         let openapi = crate::http::openapi::served(&config, &auth, &catalogue, &retired);
-        let courier = Courier::new(store.outbox(), feed.clone(), schedule(&config))?;
+        let courier = Courier::new(store.clone(), feed.clone(), schedule(&config))?;
         let state = AppState::new(
             &config,
             Shared {

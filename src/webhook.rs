@@ -495,6 +495,7 @@ fn kind_words(kind: AlertKind) -> &'static str {
         AlertKind::AfterHours => "Pours after hours",
         AlertKind::StoreFailing => "Store failing",
         AlertKind::DiskLow => "Disk low",
+        AlertKind::WebhookFailing => "Webhook failing",
     }
 }
 

@@ -429,12 +429,15 @@ pub async fn change(
             .transpose()?,
         disabled_reason: None,
     };
-    let hook = state
-        .courier
-        .outbox()
+    let outbox = state.courier.outbox();
+    let was = outbox.hook(id).await?.ok_or_else(|| not_found(id))?;
+    let hook = outbox
         .change(id, change, Timestamp::now())
         .await?
         .ok_or_else(|| not_found(id))?;
+    if hook.enabled && was.disabled_reason.is_some() {
+        state.courier.webhook_up(id).await;
+    }
     state.courier.wake();
     Ok(json_with(
         &OneWebhook {
@@ -461,8 +464,12 @@ pub async fn change(
 )]
 pub async fn remove(state: &AppState, id: &str) -> Result<Response, ApiError> {
     let id = webhook_id(id)?;
+    let was = state.courier.outbox().hook(id).await?;
     if !state.courier.outbox().remove(id).await? {
         return Err(not_found(id));
+    }
+    if was.is_some_and(|w| w.disabled_reason.is_some()) {
+        state.courier.webhook_up(id).await;
     }
     log::info!("webhook {id} deleted");
     Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())

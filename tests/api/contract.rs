@@ -127,6 +127,7 @@ contract!(
     webhooks_are_kept_changed_and_deleted_and_never_show_their_secret,
     a_webhook_message_is_retried_under_one_id_until_delivered,
     each_webhook_format_posts_the_body_its_receiver_reads,
+    a_gone_receiver_disables_its_webhook_with_an_alert_that_outlives_a_restart,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1252,4 +1253,44 @@ async fn each_webhook_format_posts_the_body_its_receiver_reads(backend: &Backend
     for r in [&standard, &slack, &ntfy] {
         assert!(r.headers["webhook-signature"].starts_with("v1,"), "{r:?}");
     }
+}
+
+async fn a_gone_receiver_disables_its_webhook_with_an_alert_that_outlives_a_restart(
+    backend: &Backend,
+) {
+    use crate::receiver::{Receiver, Reply};
+    use crate::webhooks::{Api, webhook};
+    let receiver = Receiver::start().await;
+    receiver.otherwise(Reply::Status(410));
+    let app = backend.server().await;
+    let api = Api::of(&app);
+    let (id, _) = webhook(&api, serde_json::json!({"url": receiver.url("/")})).await;
+    api.post_json(&format!("/api/webhooks/{id}/test"), "").await;
+    let open = loop {
+        let (_, list) = api.get("/api/alerts?kind=webhookFailing").await;
+        if list["total"] == 1 {
+            break list["alerts"][0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(open["state"], "open");
+    assert_eq!(open["webhookId"], id);
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
+    let api = Api::of(&app);
+    let (_, hook) = api.get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(hook["webhook"]["enabled"], false);
+    let (_, list) = api.get("/api/alerts?kind=webhookFailing").await;
+    assert_eq!(list["alerts"][0], open, "the same alert after a restart");
+    let (status, _) = api
+        .send_json(
+            "PATCH",
+            &format!("/api/webhooks/{id}"),
+            r#"{"enabled": true}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = api.get("/api/alerts?kind=webhookFailing").await;
+    assert_eq!(list["alerts"][0]["state"], "resolved", "{list}");
 }

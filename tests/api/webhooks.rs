@@ -286,6 +286,21 @@ async fn a_message_pending_when_the_server_is_killed_is_sent_after_the_restart()
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The one alert of `kind` once it is in `state`.
+async fn wait_for_alert(app: &Api, kind: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, list) = app
+            .get(&format!("/api/alerts?kind={kind}&state={state}"))
+            .await;
+        if let Some(alert) = list["alerts"].as_array().and_then(|a| a.first()) {
+            return alert.clone();
+        }
+        assert!(Instant::now() < deadline, "no {state} {kind} alert: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The webhook's deliveries once it has `n` attempts.
 pub async fn wait_for_attempts(app: &Api, webhook: u64, n: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -423,6 +438,19 @@ async fn gone_disables_a_webhook_and_so_does_a_day_of_failures() {
         shown["webhook"]["disabledReason"],
         "the receiver answered 410 Gone"
     );
+    // An alert of its own, which other webhooks and the page carry.
+    let alert = wait_for_alert(&app, "webhookFailing", "open").await;
+    assert_eq!(alert["webhookId"], gone);
+    assert_eq!(
+        alert["message"],
+        format!("Webhook {gone} is disabled: the receiver answered 410 Gone")
+    );
+    // Deleted, its alert resolves.
+    assert_eq!(
+        app.delete(&format!("/api/webhooks/{gone}")).await,
+        StatusCode::NO_CONTENT
+    );
+    wait_for_alert(&app, "webhookFailing", "resolved").await;
 
     // Failing: 500 on every attempt, retried every 0.2 s, for longer than 0.5 s.
     let failing = webhook(&app, json!({"url": receiver.url("/failing")}))
@@ -463,6 +491,15 @@ async fn gone_disables_a_webhook_and_so_does_a_day_of_failures() {
         .await;
     assert_eq!(status, StatusCode::OK, "{enabled}");
     assert_eq!(enabled["webhook"]["disabledReason"], Value::Null);
+    let (_, open) = app.get("/api/alerts?kind=webhookFailing&state=open").await;
+    assert_eq!(
+        open["total"], 0,
+        "enabled again, its alert resolved: {open}"
+    );
+    let (_, resolved) = app
+        .get("/api/alerts?kind=webhookFailing&state=resolved")
+        .await;
+    assert_eq!(resolved["total"], 2, "{resolved}");
     let before = receiver.got().len();
     app.post_json(&format!("/api/webhooks/{failing}/test"), "")
         .await;
