@@ -22,8 +22,9 @@
 //! **Keep**: what was decided, durably, in commit order.
 //! - [`store`]: the async `Store` trait and its backends: the journal store (a
 //!   group-committed journal behind an in-memory index, or memory only with `--ephemeral`)
-//!   and PostgreSQL (shared by several servers, each tailing the log). A store decides
-//!   nothing: it asks [`decide`] and keeps the answer.
+//!   and PostgreSQL (shared by several servers, each tailing the log); and each store's
+//!   outbox, the webhooks and the messages owed to them. A store decides nothing: it asks
+//!   [`decide`] and keeps the answer.
 //!
 //! **Publish**: each kept change, once, to whoever follows.
 //! - [`feed`]: applies each kept change to the bar's state and publishes it on the bus, in

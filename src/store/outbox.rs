@@ -162,9 +162,9 @@ impl FileOutbox {
         let path = dir.join(FILE_NAME);
         let book = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError(format!("{} is unreadable: {e}", path.display())))?,
+                .map_err(|e| StoreError(format!("unreadable ({e})")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Book::default(),
-            Err(e) => return Err(StoreError(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => return Err(StoreError(e.to_string())),
         };
         Ok(FileOutbox {
             book: Mutex::new(book),

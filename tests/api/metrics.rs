@@ -125,6 +125,10 @@ async fn every_route_of_the_table_is_served_and_counted_under_its_own_label() {
         )
         .await;
     assert_eq!(tapped, StatusCode::CREATED);
+    let (made, _) = app
+        .post_json("/api/webhooks", r#"{"url": "http://127.0.0.1:9/"}"#)
+        .await;
+    assert_eq!(made, StatusCode::CREATED);
     for route in altair::http::routes::ROUTES {
         let path = match route.path {
             "/docs" => "/docs/".to_owned(),

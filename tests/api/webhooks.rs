@@ -607,3 +607,128 @@ async fn a_reader_token_cannot_see_or_make_webhooks() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A Python that has the Standard Webhooks library: `ALTAIR_PYTHON`, else `python3`;
+/// `None` (said once) where there is none, unless `ALTAIR_TEST_PYTHON=required`.
+fn python_with_the_library() -> Option<String> {
+    let python = std::env::var("ALTAIR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = Command::new(&python)
+        .args(["-c", "import standardwebhooks"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some(python);
+    }
+    let why = format!("{python} cannot import standardwebhooks (pip install standardwebhooks)");
+    if std::env::var("ALTAIR_TEST_PYTHON").as_deref() == Ok("required") {
+        panic!("the README's receiver is required (ALTAIR_TEST_PYTHON=required) but {why}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: the README's webhook receiver ({why})"
+    );
+    None
+}
+
+#[tokio::test]
+async fn the_readme_s_receiver_verifies_what_the_server_sends() {
+    let Some(python) = python_with_the_library() else {
+        return;
+    };
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("# receiver.py:")
+        .expect("the README has the receiver");
+    let script = &readme[start..start + readme[start..].find("```").unwrap()];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listening = format!(r#"("127.0.0.1", {port})"#);
+    let script = script.replace(r#"("", 9000)"#, &listening);
+    assert!(script.contains(&listening), "the receiver listens on 9000");
+    let dir = tempdir("readme-receiver");
+    std::fs::write(dir.join("receiver.py"), &script).unwrap();
+
+    let server = spawn_with(&[]).await;
+    let app = Api::of(&server);
+    let url = format!("http://127.0.0.1:{port}/altair");
+    let (id, secret) = webhook(&app, json!({"url": url, "events": ["alert.opened"]})).await;
+    let mut receiver = crate::helpers::Process(
+        Command::new(&python)
+            .arg("receiver.py")
+            .current_dir(&dir)
+            .env("WEBHOOK_SECRET", &secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let printed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(receiver.stdout.take().unwrap()));
+    let sink = printed.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the receiver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.post_json(&format!("/api/webhooks/{id}/test"), "").await;
+    keg_low(&app, 3).await;
+    let deliveries = wait_for_attempts(&app, id, 2).await;
+    for attempt in deliveries["deliveries"].as_array().unwrap() {
+        assert_eq!(attempt["status"], 204, "{deliveries}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while printed.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "{:?}", printed.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let printed = printed.lock().unwrap().clone();
+    assert_eq!(printed[0], format!("ping {{'webhookId': {id}}}"));
+    assert!(
+        printed[1].starts_with("alert.opened {'alert': {"),
+        "{printed:?}"
+    );
+    assert!(printed[1].contains("'kind': 'kegLow'"), "{printed:?}");
+    // And it turns away what this server did not sign.
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", chrono_now().to_string())
+        .header("webhook-signature", "v1,bm90IGEgc2lnbmF0dXJl")
+        .body(r#"{"type":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    receiver.kill().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unreadable_webhooks_file_stops_the_start_in_one_line() {
+    let dir = tempdir("webhooks-unreadable");
+    std::fs::write(dir.join("webhooks.json"), "{not json").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("webhooks.json: unreadable"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

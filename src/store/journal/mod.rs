@@ -214,11 +214,6 @@ impl JournalStore {
                 });
             }
         };
-        // The webhooks first: an unreadable file stops the start, rather than lose them.
-        let outbox = super::FileOutbox::open(dir).map_err(|e| JournalError::Io {
-            path: dir.join(super::outbox::FILE_NAME),
-            source: std::io::Error::other(e.0),
-        })?;
         let (journal, recovery) = Journal::open(dir, catalogue, |record| match record {
             Record::Pour { pour, key } => {
                 if let Some(meta) = key {
@@ -251,6 +246,11 @@ impl JournalStore {
                     log::warn!("journal: unreadable alerts ({e}); they are derived again");
                 }
             }
+        })?;
+        // An unreadable webhooks file stops the start, rather than lose them.
+        let outbox = super::FileOutbox::open(dir).map_err(|e| JournalError::Io {
+            path: dir.join(super::outbox::FILE_NAME),
+            source: std::io::Error::other(e.0),
         })?;
         let opened = Opened {
             recovery,
