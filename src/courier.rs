@@ -29,7 +29,7 @@ const TICK: Duration = Duration::from_millis(250);
 const SENDERS: usize = 4;
 
 /// A lease outlives an attempt by this much: long enough to record it.
-const LEASE_SLACK: Duration = Duration::from_secs(30);
+const LEASE_SLACK: Duration = Duration::from_secs(10);
 
 /// The most of an answer read: the status is what counts.
 const MAX_ANSWER: usize = 64 * 1024;

@@ -185,6 +185,10 @@ fn require_one_size(doc: &mut Value) {
         .map(|e| e.name())
         .collect();
     for schema in ["WebhookRequest", "WebhookPatch"] {
+        // A misspelt field is refused, not ignored: it would pass for a setting kept.
+        if let Some(hook) = doc.pointer_mut(&format!("/components/schemas/{schema}")) {
+            hook["additionalProperties"] = json!(false);
+        }
         if let Some(hook) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties")) {
             hook["url"]["pattern"] = json!(crate::webhook::URL_PATTERN);
             hook["events"]["items"] = json!({"type": "string", "enum": subscribable});

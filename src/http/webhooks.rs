@@ -197,9 +197,10 @@ fn events(value: &Value) -> Result<Vec<EventType>, ApiError> {
             .and_then(EventType::parse)
             .filter(|e| *e != EventType::Ping)
             .ok_or_else(rule)?;
-        if !events.contains(&event) {
-            events.push(event);
+        if events.contains(&event) {
+            return Err(invalid(format!("events names {} twice", event.name())));
         }
+        events.push(event);
     }
     Ok(events)
 }

@@ -34,6 +34,8 @@ pub enum Reply {
     Redirect(&'static str),
     /// 200 with this many bytes of body.
     Big(usize),
+    /// No answer for a minute.
+    Hang,
 }
 
 #[derive(Default)]
@@ -65,42 +67,49 @@ impl Receiver {
         let route = warp::path::full()
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
-            .map(
+            .then(
                 move |path: warp::path::FullPath,
                       headers: warp::http::HeaderMap,
                       body: bytes::Bytes| {
-                    let received = Received {
-                        path: path.as_str().to_owned(),
-                        headers: headers
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                            })
-                            .collect(),
-                        body: String::from_utf8_lossy(&body).into_owned(),
-                    };
-                    let reply = {
-                        let mut book = b.lock().unwrap();
-                        book.got.push(received);
-                        book.plan
-                            .pop_front()
-                            .or_else(|| book.otherwise.clone())
-                            .unwrap_or(Reply::Status(200))
-                    };
-                    h.notify_waiters();
-                    let mut response = warp::http::Response::builder();
-                    let body = match reply {
-                        Reply::Status(status) => {
-                            response = response.status(status);
-                            Vec::new()
+                    let (b, h) = (b.clone(), h.clone());
+                    async move {
+                        let received = Received {
+                            path: path.as_str().to_owned(),
+                            headers: headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect(),
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        };
+                        let reply = {
+                            let mut book = b.lock().unwrap();
+                            book.got.push(received);
+                            book.plan
+                                .pop_front()
+                                .or_else(|| book.otherwise.clone())
+                                .unwrap_or(Reply::Status(200))
+                        };
+                        h.notify_waiters();
+                        if matches!(reply, Reply::Hang) {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
                         }
-                        Reply::Redirect(to) => {
-                            response = response.status(302).header("location", to);
-                            Vec::new()
-                        }
-                        Reply::Big(bytes) => vec![b'x'; bytes],
-                    };
-                    response.body(body).unwrap()
+                        let mut response = warp::http::Response::builder();
+                        let body = match reply {
+                            Reply::Hang => Vec::new(),
+                            Reply::Status(status) => {
+                                response = response.status(status);
+                                Vec::new()
+                            }
+                            Reply::Redirect(to) => {
+                                response = response.status(302).header("location", to);
+                                Vec::new()
+                            }
+                            Reply::Big(bytes) => vec![b'x'; bytes],
+                        };
+                        response.body(body).unwrap()
+                    }
                 },
             );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

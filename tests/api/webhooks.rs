@@ -364,6 +364,43 @@ async fn two_servers_on_one_database_send_each_message_once() {
 }
 
 #[tokio::test]
+async fn a_server_killed_mid_send_leaves_the_message_to_another_when_its_lease_runs_out() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.url();
+    let receiver = Receiver::start().await;
+    receiver.plan(&[Reply::Hang]);
+    // A lease is the timeout and 10 s: 12 s here.
+    let flags = ["--database-url", url.as_str(), "--webhook-timeout", "2"];
+    let (mut doomed, addr) = crate::helpers::spawn_binary(&flags);
+    let doomed_api = Api::at(&addr);
+    let (id, _) = webhook(
+        &doomed_api,
+        json!({"url": receiver.url("/"), "events": ["alert.opened"]}),
+    )
+    .await;
+    let (_, ping) = doomed_api
+        .post_json(&format!("/api/webhooks/{id}/test"), "")
+        .await;
+    // The doomed server is waiting for the answer; the other starts, then it dies.
+    let first = receiver.wait_for(1, any).await;
+    let survivor = spawn_with(&flags).await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let killed = Instant::now();
+    let got = receiver.wait_for(2, any).await;
+    assert!(
+        killed.elapsed() > Duration::from_secs(5),
+        "not before the lease ran out: {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(first[0].id(), ping["messageId"]);
+    assert_eq!(got[1].id(), first[0].id(), "the same message, sent again");
+    let deliveries = wait_for_attempts(&Api::of(&survivor), id, 1).await;
+    assert_eq!(deliveries["deliveries"][0]["status"], 200);
+    assert_eq!(deliveries["total"], 1, "the killed server recorded nothing");
+}
+
+#[tokio::test]
 async fn a_receiver_that_redirects_hangs_or_floods_costs_one_bounded_attempt() {
     let receiver = Receiver::start().await;
     let server = spawn_with(&["--webhook-timeout", "1", "--webhook-retries", "60"]).await;
