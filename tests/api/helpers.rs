@@ -324,6 +324,15 @@ pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// [`spawn_binary_logged`], started in the folder `cwd`.
 pub fn spawn_binary_in(cwd: &std::path::Path, args: &[&str]) -> (Process, String, Log) {
+    spawn_binary_with(cwd, args, &[])
+}
+
+/// [`spawn_binary_in`], with more environment variables.
+pub fn spawn_binary_with(
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Process, String, Log) {
     use std::io::{BufRead, BufReader};
     let mut child = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
@@ -332,6 +341,7 @@ pub fn spawn_binary_in(cwd: &std::path::Path, args: &[&str]) -> (Process, String
             .args(unlimited_unless_set(args))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the server binary starts"),

@@ -227,6 +227,27 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         "--space-check-interval",
         "0.1",
     ]);
+    // Alerts go to a webhook: this server's own from its memory, the store being full.
+    let receiver = crate::receiver::Receiver::start().await;
+    let (status, made) = read_json(
+        http.post(format!("http://{addr}/api/webhooks"))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"url": receiver.url("/"), "events": ["alert.opened", "alert.resolved"]})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let own_kind = |kind: &'static str, event: &'static str| {
+        move |r: &crate::receiver::Received| {
+            let body = r.json();
+            body["type"] == event && body["data"]["alert"]["kind"] == kind
+        }
+    };
     let free =
         |metrics: &std::collections::HashMap<String, f64>| metrics["altair_store_free_bytes"];
     let before = scrape_binary(&addr).await;
@@ -265,6 +286,11 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     assert_eq!(own[1]["severity"], "critical");
     let (_, listed) = get_json(&http, &addr, "/api/alerts?kind=storeFailing").await;
     assert_eq!(listed["alerts"][0]["id"], own[1]["id"], "{listed}");
+    // Sent while the disk is full: from memory, not the store.
+    for kind in ["diskLow", "storeFailing"] {
+        let sent = receiver.wait_for(1, own_kind(kind, "alert.opened")).await;
+        assert_eq!(sent[0].json()["data"]["alert"]["server"], own[0]["server"]);
+    }
     assert!(
         own[1]["id"].as_u64().unwrap() >= 1 << 52,
         "apart from the log's ids"
@@ -281,6 +307,12 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     until_own_alerts(&http, &addr, &[]).await;
     let (_, resolved) = get_json(&http, &addr, "/api/alerts?state=resolved").await;
     assert_eq!(resolved["total"], 2, "both resolved: {resolved}");
+    receiver
+        .wait_for(1, own_kind("storeFailing", "alert.resolved"))
+        .await;
+    receiver
+        .wait_for(1, own_kind("diskLow", "alert.resolved"))
+        .await;
     assert_eq!(said(&log, "writable again after"), 1);
     let back = scrape_binary(&addr).await;
     assert_eq!(back[r#"altair_store_writable{store="journal"}"#], 1.0);

@@ -769,3 +769,146 @@ fn an_unreadable_webhooks_file_stops_the_start_in_one_line() {
     assert!(lines[0].contains("webhooks.json: unreadable"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_https_receiver_is_trusted_through_the_system_s_ca_store_and_only_so() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: https webhooks (no openssl to make a CA)"
+        );
+        return;
+    }
+    let dir = tempdir("webhook-https");
+    // A CA of the test's own, and a certificate for localhost that it signs.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Altair test CA",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let receiver = format!(
+        r#"
+import http.server, ssl
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"])); self.send_response(204); self.end_headers()
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", {port}), Receiver)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); context.load_cert_chain("server.pem", "server.key")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#
+    );
+    let _receiver = crate::helpers::Process(
+        Command::new("python3")
+            .args(["-c", &receiver])
+            .current_dir(&dir)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the https receiver did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("https://localhost:{port}/altair");
+    let ca = dir.join("ca.pem");
+    // The system's store, where the operator put the bar's CA (here: SSL_CERT_FILE).
+    for (trusted, env) in [
+        (true, vec![("SSL_CERT_FILE", ca.as_os_str())]),
+        (false, vec![]),
+    ] {
+        let (_server, addr, _) = crate::helpers::spawn_binary_with(
+            &dir,
+            &["--ephemeral", "--webhook-retries", "60"],
+            &env,
+        );
+        let app = Api::at(&addr);
+        let (id, _) = webhook(&app, json!({"url": url})).await;
+        app.post_json(&format!("/api/webhooks/{id}/test"), "").await;
+        let attempt = wait_for_attempts(&app, id, 1).await["deliveries"][0].clone();
+        if trusted {
+            assert_eq!(attempt["status"], 204, "{attempt}");
+        } else {
+            assert_eq!(attempt["status"], Value::Null, "{attempt}");
+            let error = attempt["error"].as_str().unwrap();
+            assert!(error.contains("certificate"), "{error}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
