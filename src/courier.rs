@@ -292,6 +292,12 @@ impl Courier {
             ),
             Answer::Error(e) => (None, Some(e.clone())),
         };
+        crate::metrics::webhook_attempt(match &next {
+            Next::Delivered => "delivered",
+            Next::Retry(_) => "retrying",
+            Next::Failed => "failed",
+            Next::Disable(_) => "disabled",
+        });
         let (state, next_at) = match &next {
             Next::Delivered => (MessageState::Delivered, None),
             Next::Retry(ms) => (

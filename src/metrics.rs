@@ -54,6 +54,9 @@ pub fn start_at_zero(glasses: &[&str], flags: &[&'static str]) {
     for reason in REJECTION_REASONS {
         counter!("altair_pours_rejected_total", "reason" => *reason).increment(0);
     }
+    for result in WEBHOOK_RESULTS {
+        counter!("altair_webhook_attempts_total", "result" => *result).increment(0);
+    }
     for name in [
         "altair_idempotent_replays_total",
         "altair_ws_frames_sent_total",
@@ -77,6 +80,14 @@ pub const REJECTION_REASONS: &[&str] = &[
     "rate_limited",
     "unavailable",
 ];
+
+/// What a webhook attempt came to, as `altair_webhook_attempts_total` labels it.
+pub const WEBHOOK_RESULTS: &[&str] = &["delivered", "retrying", "failed", "disabled"];
+
+/// A webhook attempt that came to `result` (one of [`WEBHOOK_RESULTS`]).
+pub fn webhook_attempt(result: &'static str) {
+    counter!("altair_webhook_attempts_total", "result" => result).increment(1);
+}
 
 /// A route, method and status's request counter, and the route's latency histogram.
 type RequestSeries = DashMap<(&'static str, &'static str, u16), (Counter, Histogram)>;
