@@ -127,6 +127,12 @@ pub enum TokensError {
     Invalid { path: PathBuf, message: String },
     #[error("--require-auth is set but no tokens file is given (--tokens or ALTAIR_TOKENS_FILE)")]
     Required,
+    #[error(
+        "tokens file {path} has no tokens: it would lock everyone out (add one with `altair-server token new`)"
+    )]
+    Empty { path: PathBuf },
+    #[error("tokens file {path} has no admin token left: no one could manage the server")]
+    NoAdmin { path: PathBuf },
 }
 
 #[derive(Deserialize)]
@@ -286,6 +292,11 @@ impl Auth {
     /// Tokens from `file`; requests to `public` paths may read without one.
     pub fn from_file(file: &Path, public: Vec<String>) -> Result<Auth, TokensError> {
         let tokens = TokenSet::load(file)?;
+        if tokens.is_empty() {
+            return Err(TokensError::Empty {
+                path: file.to_owned(),
+            });
+        }
         Ok(Auth {
             file: Some(file.to_owned()),
             tokens: watch::Sender::new(Arc::new(tokens)),
@@ -308,12 +319,25 @@ impl Auth {
         self.tokens().len()
     }
 
-    /// Re-reads the tokens file; on error the tokens in force stay. Returns the count.
+    /// Re-reads the tokens file; on error the tokens in force stay. Returns the count. A
+    /// file that would lock everyone out (no tokens) or leave no admin where there was one
+    /// is refused: a half-saved edit must not take the server from its operators.
     pub fn reload(&self) -> Result<usize, TokensError> {
         let Some(file) = &self.file else {
             return Ok(0);
         };
         let tokens = TokenSet::load(file)?;
+        if tokens.is_empty() {
+            return Err(TokensError::Empty {
+                path: file.to_owned(),
+            });
+        }
+        let admin = |set: &TokenSet| set.credentials.iter().any(|c| c.role == Role::Admin);
+        if admin(&self.tokens()) && !admin(&tokens) {
+            return Err(TokensError::NoAdmin {
+                path: file.to_owned(),
+            });
+        }
         let count = tokens.len();
         self.tokens.send_replace(Arc::new(tokens));
         Ok(count)

@@ -73,7 +73,9 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
                     println!("token (give it to the client; it is not stored anywhere):");
                     println!("{token}");
                     println!();
-                    println!("add to the tokens file, then send the server SIGHUP:");
+                    println!(
+                        "add to the tokens file, then send the server SIGHUP (an open server, started without --tokens: restart it with --tokens FILE):"
+                    );
                     print!("{entry}");
                     ExitCode::SUCCESS
                 }

@@ -102,15 +102,17 @@ impl Server {
         let bus = Bus::new(config.bus_capacity as usize);
         let feed = Feed::new(bar.clone(), bus.clone(), config.report_every);
         let auth = Arc::new(Auth::from_config(&config)?);
+        // Before the store: a port that is taken must not leave a data directory behind.
+        // Connections wait in the backlog while the store recovers.
+        let addr = config.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
         let store = match given {
             Some(make) => make(&catalogue, &feed),
             None => crate::store::open(&config, &catalogue, &feed).await?,
         };
         let retired = bar.retired_glasses();
-        let addr = config.listen_addr();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let fanout = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores)

@@ -58,7 +58,7 @@ use crate::pour::Intake;
         openapi_json,
         events_schema_json,
     ),
-    components(schemas(beers::PourRequest, socket::SocketEvent)),
+    components(schemas(beers::PourRequest, socket::SocketEvent, kegs::KegStatus)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(

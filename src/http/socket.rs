@@ -157,6 +157,8 @@ fn handshake(
             })
         })
     };
+    // The query first: a plain request with a bad one learns what is wrong with it.
+    let params = SocketParams::parse(query, state)?;
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
         return Err(ApiError::UpgradeRequired);
     }
@@ -171,7 +173,6 @@ fn handshake(
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
-    let params = SocketParams::parse(query, state)?;
     let slot = state
         .hub
         .admit(state.socket.max_subscribers)

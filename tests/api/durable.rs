@@ -354,3 +354,22 @@ async fn alerts_and_acknowledgements_survive_sigkill() {
     assert_eq!(after, before);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_taken_port_fails_the_start_before_anything_is_created() {
+    let dir = tempdir("taken-port");
+    let data = dir.join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--bind", &addr, "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!data.exists(), "the data directory was created: {stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -226,6 +226,11 @@ impl TestApp {
         self.server.auth.reload().expect("tokens file reloads");
     }
 
+    /// Re-reads the tokens file; why it was refused, if it was.
+    pub fn try_reload_tokens(&self) -> Result<usize, String> {
+        self.server.auth.reload().map_err(|e| e.to_string())
+    }
+
     /// Stops the server gracefully.
     pub async fn shutdown(self) {
         self.server.shutdown().await;

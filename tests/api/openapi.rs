@@ -249,7 +249,10 @@ async fn websocket_frames_match_the_event_schema() {
 
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary() {
-    let app = spawn_with(&["--tokens", "/dev/null"]).await;
+    // With tokens: the documentation needs none.
+    let dir = crate::helpers::tempdir("swagger");
+    let (tokens, _) = crate::security::tokens_file(&dir);
+    let app = spawn_with(&["--tokens", tokens.to_str().unwrap()]).await;
     let page = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(
         page.status(),
@@ -371,4 +374,46 @@ async fn tap_id_bounds_are_the_parsers_everywhere_the_document_names_a_tap() {
     let (status, _) = app.get("/api/beers?tapId=4294967295").await;
     assert_eq!(status, StatusCode::OK);
     app.pour(u32::MAX, 500.0).await;
+}
+
+/// Every `$ref` in `value`, with where it was found.
+fn refs(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                match (key.as_str(), field) {
+                    ("$ref", Value::String(target)) => found.push((at.to_owned(), target.clone())),
+                    _ => refs(field, &format!("{at}/{key}"), found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refs(item, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    let app = spawn_with(&[]).await;
+    let doc = document(&app).await;
+    let mut found = Vec::new();
+    refs(&doc, "", &mut found);
+    assert!(
+        found.len() > 20,
+        "the document uses references: {}",
+        found.len()
+    );
+    let dangling: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| {
+            target
+                .strip_prefix('#')
+                .is_none_or(|pointer| doc.pointer(pointer).is_none())
+        })
+        .collect();
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
 }

@@ -325,7 +325,14 @@ async fn the_binary_reloads_tokens_on_sighup_and_never_logs_a_query_token() {
             .status()
     };
     assert_eq!(get().await, StatusCode::OK);
-    std::fs::write(&file, "").unwrap();
+    // Only the admin's entry stays: the reader's token is revoked.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kept: String = text
+        .split("[[token]]")
+        .filter(|e| e.contains("\"ops\""))
+        .map(|e| format!("[[token]]{e}"))
+        .collect();
+    std::fs::write(&file, kept).unwrap();
     crate::helpers::signal(&child, rustix::process::Signal::HUP);
     within(async {
         while get().await != StatusCode::UNAUTHORIZED {
@@ -818,5 +825,49 @@ async fn the_operations_page_is_served_to_anyone_and_its_data_is_not() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(app.get("/api/report").await.0, StatusCode::UNAUTHORIZED);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_that_would_lock_everyone_out_or_drop_the_last_admin_is_refused() {
+    let (app, dir, [_, reader, admin]) = spawn_with_tokens("lockout", &[]).await;
+    let file = dir.join("tokens.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let without_admin: String = text
+        .split("[[token]]")
+        .filter(|e| !e.trim().is_empty() && !e.contains("\"ops\""))
+        .map(|e| format!("[[token]]{e}"))
+        .collect();
+    for (written, says) in [
+        (String::new(), "has no tokens"),
+        ("# everyone removed\n".to_owned(), "has no tokens"),
+        (without_admin, "no admin token left"),
+    ] {
+        std::fs::write(&file, &written).unwrap();
+        let refused = app.try_reload_tokens().unwrap_err();
+        assert!(refused.contains(says), "{refused}");
+        for token in [&reader, &admin] {
+            let (status, _, _) =
+                call(&app, reqwest::Method::GET, "/api/beers", Some(token), None).await;
+            assert_eq!(status, StatusCode::OK, "the tokens in force stay");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_empty_tokens_file_stops_the_start() {
+    let dir = tempdir("empty-tokens");
+    let file = dir.join("tokens.toml");
+    std::fs::write(&file, "").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--bind", "127.0.0.1:0", "--ephemeral", "--tokens"])
+        .arg(&file)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("has no tokens"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -310,3 +310,19 @@ async fn a_replay_larger_than_the_socket_buffers_arrives_whole_then_live() {
     let live = app.pour(1, 500.0).await;
     assert_eq!(subscriber.next_pour().await, live);
 }
+
+#[tokio::test]
+async fn a_plain_request_with_a_bad_query_learns_what_is_wrong_before_426() {
+    let app = crate::helpers::spawn_app().await;
+    for (query, status) in [
+        ("eventsSince=-1", 400),
+        ("tapId=null", 400),
+        ("type=goblet", 422),
+        ("since=3", 426),
+        ("", 426),
+    ] {
+        let (got, body) = app.get(&format!("/sockets/beers?{query}")).await;
+        assert_eq!(got.as_u16(), status, "{query}: {body}");
+        assert_eq!(body["status"], status, "{query}: {body}");
+    }
+}
