@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod pages;
 mod postgres;
+mod readme;
 mod receiver;
 mod replicas;
 mod security;

@@ -1,0 +1,108 @@
+//! The README's examples, pasted into a shell against a fresh server: each answer is what
+//! the README says it is (`...` stands for what differs from run to run).
+
+use std::process::Command;
+
+use crate::helpers::spawn_with;
+
+/// The first `sh` block after the heading `heading`.
+fn block(heading: &str) -> &'static str {
+    let readme = include_str!("../../README.md");
+    let at = readme
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("the README has {heading:?}"));
+    let start = at + readme[at..].find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let end = start + readme[start..].find("```").expect("the block ends");
+    &readme[start..end]
+}
+
+/// The block's commands, each with the answer the README shows for it, if any.
+fn steps(block: &str) -> Vec<(String, Option<String>)> {
+    let mut steps: Vec<(String, Option<String>)> = Vec::new();
+    let mut lines = block.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut command = line.to_owned();
+        while command.ends_with('\\') {
+            command.pop();
+            command.push_str(lines.next().expect("a continued line").trim_start());
+        }
+        let mut answer: Option<String> = None;
+        while let Some(next) = lines.peek() {
+            let shown = match (&answer, next.strip_prefix("# ")) {
+                (None, Some(text)) if text.starts_with(['{', '(']) => text.to_owned(),
+                (Some(_), Some(text)) if text.starts_with(' ') => text.trim_start().to_owned(),
+                _ => break,
+            };
+            answer.get_or_insert_with(String::new).push_str(&shown);
+            lines.next();
+        }
+        steps.push((command, answer));
+    }
+    steps
+}
+
+/// Whether `got` is what the README shows, `...` standing for anything.
+fn matches(shown: &str, got: &str) -> bool {
+    let pattern = shown
+        .split("...")
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*");
+    regex::Regex::new(&format!("^{pattern}$"))
+        .unwrap()
+        .is_match(got)
+}
+
+async fn pasted(heading: &str) {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: the README's examples (no curl)");
+        return;
+    }
+    let app = spawn_with(&[]).await;
+    let addr = app.addr.to_string();
+    let steps = steps(block(heading));
+    assert!(
+        steps.iter().any(|(_, a)| a.is_some()),
+        "{heading} shows answers"
+    );
+    for (command, shown) in steps {
+        let command = command.replace("localhost:8338", &addr);
+        let output = tokio::task::spawn_blocking(move || {
+            let output = Command::new("sh").args(["-c", &command]).output().unwrap();
+            (command, output)
+        })
+        .await
+        .unwrap();
+        let (command, output) = output;
+        let got = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if let Some(shown) = shown {
+            assert!(
+                matches(&shown, &got),
+                "{heading}: {command}\n   shows: {shown}\n   gives: {got}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_try_it_block_gives_what_it_shows() {
+    pasted("## Try it").await;
+}
+
+#[tokio::test]
+async fn the_alerts_block_gives_what_it_shows() {
+    pasted("### Alerts").await;
+}
+
+#[tokio::test]
+async fn the_kegs_block_gives_what_it_shows() {
+    pasted("### Kegs and taps").await;
+}
+
+#[tokio::test]
+async fn the_webhooks_block_gives_what_it_shows() {
+    pasted("### Webhooks").await;
+}
