@@ -3,8 +3,9 @@
 //! Successful requests get a line each (at info, or debug with `--request-log errors`):
 //! they are bounded by the rate limits and cost a credential. Refusals (4xx) are what a
 //! flood produces, so each client address gets a few lines an interval; past that, and
-//! for every 429 at all, its refusals are counted and said in one line per address at the
-//! end of the interval. `/metrics` keeps the exact counts by status.
+//! for every 429 and 503 at all (a 503's cause, a full disk say, is logged once where it is
+//! found), its refusals are counted and said in one line per address at the end of the
+//! interval. `/metrics` keeps the exact counts by status.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -99,7 +100,9 @@ impl RequestLog {
                 took.as_secs_f64() * 1000.0
             )
         };
-        if !(400..500).contains(&status) {
+        // 503 is a known condition (the store cannot write, subscribers are at the cap):
+        // refused like 4xx, it must not write a line per request to a disk that is full.
+        if !(400..500).contains(&status) && status != 503 {
             let level = if self.log_successes || status >= 500 {
                 log::Level::Info
             } else {
@@ -125,8 +128,9 @@ impl RequestLog {
             true => refusals.by_address.entry(address).or_default(),
             false => &mut refusals.others,
         };
-        // A 429 answers a flood by definition: never a line each.
-        if status != 429 && tally.logged < LINES_PER_ADDRESS && !full {
+        // A 429 answers a flood by definition, a 503 a condition already logged: never a
+        // line each.
+        if status != 429 && status != 503 && tally.logged < LINES_PER_ADDRESS && !full {
             tally.logged += 1;
             return true;
         }
@@ -193,6 +197,16 @@ mod tests {
         let tally = &refusals.by_address[&flood];
         assert_eq!(tally.total() + u64::from(LINES_PER_ADDRESS), 21_060);
         assert_eq!(tally.by_status(), "429 ×10,530, 404 ×10,525");
+    }
+
+    #[test]
+    fn refusals_for_a_known_condition_are_only_counted() {
+        let log = RequestLog::new(false, Duration::from_secs(10));
+        let tap: IpAddr = "10.0.0.8".parse().unwrap();
+        let logged = (0..200).filter(|_| log.note_refusal(tap, 503)).count();
+        assert_eq!(logged, 0, "a full disk is said once, where it is found");
+        let refusals = log.refusals.lock().unwrap();
+        assert_eq!(refusals.by_address[&tap].by_status(), "503 ×200");
     }
 
     #[test]

@@ -277,6 +277,11 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         "said once, not once a request"
     );
     assert_eq!(said(&log, "low on space"), 1);
+    assert_eq!(
+        said(&log, "/api/beers 503"),
+        0,
+        "refusals for a full disk are summed up, not a line each"
+    );
     // This server's own alerts: in its /health, and among the alerts it lists.
     let own = until_own_alerts(&http, &addr, &["diskLow", "storeFailing"]).await;
     assert!(
