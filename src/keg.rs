@@ -148,6 +148,10 @@ pub enum KegOp {
     /// A webhook the server disabled was enabled again, or deleted.
     #[serde(rename_all = "camelCase")]
     WebhookUp { webhook_id: u64, at: Timestamp },
+    /// A tap with no keg and no stored pours (a mistyped tap id, say) is forgotten, its
+    /// settings with it, until it pours again.
+    #[serde(rename_all = "camelCase")]
+    ForgetTap { tap_id: u32, at: Timestamp },
 }
 
 impl KegOp {
@@ -167,7 +171,8 @@ impl KegOp {
             | KegOp::AckAlert { at, .. }
             | KegOp::CloseAlert { at, .. }
             | KegOp::WebhookDown { at, .. }
-            | KegOp::WebhookUp { at, .. } => at,
+            | KegOp::WebhookUp { at, .. }
+            | KegOp::ForgetTap { at, .. } => at,
         }
     }
 
@@ -241,6 +246,11 @@ pub enum KegError {
     NotDue(u64),
     #[error("not an alert operation")]
     NotAnAlert,
+    #[error("no tap {0}")]
+    NoTap(u32),
+    /// It has a keg on, or stored pours.
+    #[error("tap {0} {1}")]
+    TapInUse(u32, &'static str),
 }
 
 /// One keg.
@@ -486,6 +496,21 @@ impl Cellar {
                 }
                 Ok(self.kegs[*keg].id)
             }
+            KegOp::ForgetTap { tap_id, .. } => {
+                if !self.tap_ids().contains(tap_id) {
+                    return Err(KegError::NoTap(*tap_id));
+                }
+                if self.current.contains_key(tap_id) {
+                    return Err(KegError::TapInUse(*tap_id, "has a keg on: finish it first"));
+                }
+                if self.taps.get(tap_id).is_some_and(|t| t.pours > 0) {
+                    return Err(KegError::TapInUse(
+                        *tap_id,
+                        "has stored pours: delete them first",
+                    ));
+                }
+                Ok(0)
+            }
             KegOp::Correct { keg_id, .. } | KegOp::Finish { keg_id, .. } => {
                 let keg = self.keg(*keg_id).ok_or(KegError::NotFound(*keg_id))?;
                 match (op, keg.finished_at) {
@@ -606,6 +631,9 @@ impl Cellar {
                     self.taps.entry(*tap_id).or_default().quiet = true;
                     events.push(self.event(KegEventKind::Quiet, index));
                 }
+            }
+            KegOp::ForgetTap { tap_id, .. } => {
+                self.taps.remove(tap_id);
             }
             KegOp::AckAlert { .. }
             | KegOp::CloseAlert { .. }

@@ -227,14 +227,17 @@ pub(crate) async fn logged(
             key.unwrap_or_default()
         ))),
         Err(KegError::NotFound(id)) => Err(not_found(id)),
-        Err(e @ KegError::NoAlert(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(e @ (KegError::NoAlert(_) | KegError::NoTap(_))) => {
+            Err(ApiError::NotFound(e.to_string()))
+        }
         Err(
             e @ (KegError::Finished(_)
             | KegError::NotQuiet(_)
             | KegError::AlertResolved(_)
             | KegError::AlertAcknowledged(_)
             | KegError::NotDue(_)
-            | KegError::NotAnAlert),
+            | KegError::NotAnAlert
+            | KegError::TapInUse(..)),
         ) => Err(ApiError::Conflict(e.to_string())),
     }
 }
@@ -515,6 +518,37 @@ pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
         ApiError::NotFound(format!("tap {tap_id} has no keg, no pour and no settings"))
     })?;
     Ok(json_with(&OneTap { tap }, StatusCode::OK))
+}
+
+/// Forget a tap
+///
+/// A tap with no keg on and no stored pours (one a mistyped tap id made, say) leaves the
+/// list, its settings with it, until it pours again.
+#[utoipa::path(
+    delete, path = "/api/taps/{tapId}", tag = "kegs",
+    params(("tapId" = u32, Path, description = "Tap id")),
+    responses(
+        (status = 204, description = "Forgotten"),
+        (status = 400, description = "The id is not a tap id", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may change taps", body = ErrorBody),
+        (status = 404, description = "No such tap", body = ErrorBody),
+        (status = 409, description = "It has a keg on, or stored pours", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn forget_tap(
+    state: &AppState,
+    id: &str,
+    headers: &BodyHeaders,
+) -> Result<Response, ApiError> {
+    let tap_id = tap_param(id)?;
+    let op = KegOp::ForgetTap {
+        tap_id,
+        at: Timestamp::now(),
+    };
+    logged(state, headers, op).await?;
+    Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }
 
 /// Set a tap's name and low level

@@ -250,7 +250,13 @@ fn taps(state: AppState) -> BoxedFilter<(Response,)> {
 /// `GET|PATCH /api/taps/{tapId}`
 fn tap(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
     at.clone()
-        .and(warp::get().or(warp::patch()).unify())
+        .and(
+            warp::get()
+                .or(warp::patch())
+                .unify()
+                .or(warp::delete())
+                .unify(),
+        )
         .and(warp::method())
         .and(with_state(state))
         .and(body_headers())
@@ -261,10 +267,10 @@ fn tap(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)>
              state: AppState,
              headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>| async move {
-                if method == Method::PATCH {
-                    answer(kegs::set_tap(&state, &id, &headers, body).await)
-                } else {
-                    answer(kegs::tap(&state, &id))
+                match method {
+                    Method::PATCH => answer(kegs::set_tap(&state, &id, &headers, body).await),
+                    Method::DELETE => answer(kegs::forget_tap(&state, &id, &headers).await),
+                    _ => answer(kegs::tap(&state, &id)),
                 }
             },
         )

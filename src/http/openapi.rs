@@ -43,6 +43,7 @@ use crate::pour::Intake;
         kegs::taps,
         kegs::tap,
         kegs::set_tap,
+        kegs::forget_tap,
         alerts::list,
         alerts::show,
         alerts::acknowledge,

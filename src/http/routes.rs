@@ -119,7 +119,7 @@ pub const ROUTES: &[Route] = &[
     api("/api/kegs/{id}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::Manage)], &["PATCH"], Handler::Keg),
     api("/api/kegs/{id}/finish", "POST", &[("POST", Need::Manage)], &["POST"], Handler::FinishKeg),
     api("/api/taps", "GET", &[("GET", Need::Read)], &[], Handler::Taps),
-    api("/api/taps/{tapId}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::Manage)], &["PATCH"], Handler::Tap),
+    api("/api/taps/{tapId}", "GET, PATCH, DELETE", &[("GET", Need::Read), ("PATCH", Need::Manage), ("DELETE", Need::Manage)], &["PATCH"], Handler::Tap),
     api("/api/alerts", "GET", &[("GET", Need::Read)], &[], Handler::Alerts),
     api("/api/alerts/{id}", "GET", &[("GET", Need::Read)], &[], Handler::Alert),
     api("/api/alerts/{id}/ack", "POST", &[("POST", Need::Manage)], &["POST"], Handler::AckAlert),

@@ -128,6 +128,7 @@ contract!(
     a_webhook_message_is_retried_under_one_id_until_delivered,
     each_webhook_format_posts_the_body_its_receiver_reads,
     a_gone_receiver_disables_its_webhook_with_an_alert_that_outlives_a_restart,
+    a_mistyped_tap_is_forgotten_once_its_pours_are_deleted,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1293,4 +1294,57 @@ async fn a_gone_receiver_disables_its_webhook_with_an_alert_that_outlives_a_rest
     assert_eq!(status, StatusCode::OK);
     let (_, list) = api.get("/api/alerts?kind=webhookFailing").await;
     assert_eq!(list["alerts"][0]["state"], "resolved", "{list}");
+}
+
+async fn a_mistyped_tap_is_forgotten_once_its_pours_are_deleted(backend: &Backend) {
+    let app = backend.server().await;
+    let typo = app.pour(66, 500.0).await;
+    app.pour(3, 500.0).await;
+    let taps = |list: &serde_json::Value| -> Vec<u64> {
+        list["taps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tapId"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(taps(&app.get("/api/taps").await.1), [3, 66]);
+    let (status, body) = app.send_json("DELETE", "/api/taps/66", "").await;
+    let message = assert_error(status, &body, 409);
+    assert!(message.contains("has stored pours"), "{message}");
+    assert_eq!(
+        app.delete(&format!("/api/beers/{}", typo["id"])).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.delete("/api/taps/66").await, StatusCode::NO_CONTENT);
+    assert_eq!(taps(&app.get("/api/taps").await.1), [3]);
+    let (status, body) = app.get("/api/taps/66").await;
+    assert_error(status, &body, 404);
+    let (status, body) = app.send_json("DELETE", "/api/taps/66", "").await;
+    assert_error(status, &body, 404);
+    // A tap with a keg on stays.
+    let (status, _) = app
+        .post_json(
+            "/api/kegs",
+            r#"{"tapId": 5, "beverage": "Pils", "size": "euro-50"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = app.send_json("DELETE", "/api/taps/5", "").await;
+    let message = assert_error(status, &body, 409);
+    assert!(message.contains("has a keg on"), "{message}");
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
+    assert_eq!(
+        taps(&app.get("/api/taps").await.1),
+        [3, 5],
+        "forgotten for good"
+    );
+    app.pour(66, 250.0).await;
+    assert_eq!(
+        taps(&app.get("/api/taps").await.1),
+        [3, 5, 66],
+        "back when it pours again"
+    );
 }
