@@ -863,6 +863,7 @@ fn flag_words(flag: Flag) -> &'static str {
         Flag::AfterHours => "after-hours",
         Flag::Burst => "burst",
         Flag::EmptyKeg => "empty-keg",
+        Flag::Future => "future-timed",
     }
 }
 

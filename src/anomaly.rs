@@ -18,6 +18,8 @@ pub struct Rules {
     /// An over-pour is more than this many per cent above the glass's nominal serving.
     over_pour_pct: f64,
     hours: Option<(OpeningHours, Tz)>,
+    /// A pour timed more than this after the server's clock is `future` (ms).
+    clock_skew_ms: i64,
     pub burst: Burst,
 }
 
@@ -30,6 +32,7 @@ impl Rules {
                 .opening_hours
                 .clone()
                 .map(|hours| (hours, config.timezone)),
+            clock_skew_ms: i64::try_from(config.clock_skew.as_millis()).unwrap_or(i64::MAX),
             burst: Burst {
                 max_flow: config.max_flow,
             },
@@ -50,6 +53,9 @@ impl Rules {
         }
         if !self.open_at(pour.timestamp) {
             pour.flags = pour.flags.with(Flag::AfterHours);
+        }
+        if pour.timestamp.millis() > Timestamp::now().millis().saturating_add(self.clock_skew_ms) {
+            pour.flags = pour.flags.with(Flag::Future);
         }
     }
 

@@ -131,6 +131,11 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_WEBHOOK_DISABLE_AFTER", value_name = "SECS", default_value = "86400", value_parser = seconds)]
     pub webhook_disable_after: Duration,
 
+    /// Seconds a pour's own timestamp may be ahead of the server's clock before the pour
+    /// is flagged `future` (its device's clock is wrong).
+    #[arg(long, env = "ALTAIR_CLOCK_SKEW", value_name = "SECS", default_value = "300", value_parser = seconds)]
+    pub clock_skew: Duration,
+
     /// Seconds between reports pushed to subscribers.
     #[arg(long, env = "ALTAIR_REPORT_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub report_interval: Duration,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::glass::Catalogue;
-use crate::pour::{Pour, Timestamp, whole};
+use crate::pour::{Flag, Pour, Timestamp, whole};
 
 /// A keg size bars order by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -366,13 +366,20 @@ pub struct KegEvent {
     pub keg: KegView,
 }
 
+/// A tap's latest pours kept to find its last pour again after a deletion.
+const LATEST_KEPT: usize = 16;
+
 /// A tap's recent pours, for its pace.
 #[derive(Debug, Default, Clone)]
 struct TapLog {
     /// Live pours of the last hour by pour timestamp: (timestamp, id, µl).
     recent: VecDeque<(Timestamp, u64, i64)>,
-    /// The latest timestamp the tap reported a pour at (deleted ones included).
+    /// The latest timestamp of the tap's stored pours, those flagged `future` aside.
     last_pour: Option<Timestamp>,
+    /// Its latest stored pours by timestamp, `future` ones aside, oldest first: what
+    /// `last_pour` falls back to when the latest is deleted. Bounded: past [`LATEST_KEPT`]
+    /// deletions in a row, `last_pour` stays where it was.
+    latest: Vec<(Timestamp, u64)>,
     /// Its last pour's id.
     last_pour_id: u64,
     pours: u64,
@@ -664,7 +671,17 @@ impl Cellar {
         let volume = microlitres(pour.volume);
         let tap = self.taps.entry(pour.tap_id).or_default();
         tap.pours += 1;
-        tap.last_pour = tap.last_pour.max(Some(pour.timestamp));
+        // A device whose clock is ahead must not make its tap's last pour one yet to come.
+        if !pour.flags.contains(Flag::Future) {
+            let at = tap
+                .latest
+                .partition_point(|&(t, id)| (t, id) < (pour.timestamp, pour.id));
+            tap.latest.insert(at, (pour.timestamp, pour.id));
+            if tap.latest.len() > LATEST_KEPT {
+                tap.latest.remove(0);
+            }
+            tap.last_pour = tap.last_pour.max(Some(pour.timestamp));
+        }
         tap.last_pour_id = pour.id;
         let back = std::mem::take(&mut tap.quiet);
         // Only the last hour counts for the pace (a pour timed in the future waits its turn).
@@ -696,6 +713,16 @@ impl Cellar {
         if let Some(tap) = self.taps.get_mut(&pour.tap_id) {
             tap.recent.retain(|(_, id, _)| *id != pour.id);
             tap.pours = tap.pours.saturating_sub(1);
+            let before = tap.latest.len();
+            tap.latest.retain(|&(_, id)| id != pour.id);
+            if tap.latest.len() < before || tap.pours == 0 {
+                tap.last_pour = match tap.latest.last() {
+                    Some(&(t, _)) => Some(t),
+                    None if tap.pours == 0 => None,
+                    // More of its latest pours deleted than are kept: the last known.
+                    None => tap.last_pour,
+                };
+            }
         }
         let kegs = self.by_tap.get(&pour.tap_id).map_or(&[][..], Vec::as_slice);
         if let Some(&index) = kegs.iter().rev().find(|&&k| self.kegs[k].holds(pour)) {

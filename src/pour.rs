@@ -123,17 +123,21 @@ pub enum Flag {
     Burst,
     /// Poured from a keg that had nothing left: the keg's size is wrong.
     EmptyKeg,
+    /// Timed more than `--clock-skew` after the server's clock when it arrived: the
+    /// device's clock is wrong. It does not count as the tap's last pour.
+    Future,
 }
 
 impl Flag {
     /// Every flag, in the order they are listed.
-    pub const ALL: [Flag; 6] = [
+    pub const ALL: [Flag; 7] = [
         Flag::Tiny,
         Flag::Unclassified,
         Flag::OverPour,
         Flag::AfterHours,
         Flag::Burst,
         Flag::EmptyKeg,
+        Flag::Future,
     ];
 
     /// The flag's name in the API.
@@ -145,6 +149,7 @@ impl Flag {
             Flag::AfterHours => "afterHours",
             Flag::Burst => "burst",
             Flag::EmptyKeg => "emptyKeg",
+            Flag::Future => "future",
         }
     }
 

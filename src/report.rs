@@ -106,6 +106,7 @@ pub struct FlagCounts {
     pub after_hours: u64,
     pub burst: u64,
     pub empty_keg: u64,
+    pub future: u64,
 }
 
 impl FlagCounts {
@@ -117,6 +118,7 @@ impl FlagCounts {
             Flag::AfterHours => &mut self.after_hours,
             Flag::Burst => &mut self.burst,
             Flag::EmptyKeg => &mut self.empty_keg,
+            Flag::Future => &mut self.future,
         }
     }
 
@@ -513,7 +515,7 @@ mod tests {
         let json = serde_json::to_value(agg.report(now())).unwrap();
         assert_eq!(
             json["flagged"],
-            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1, "emptyKeg": 0})
+            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1, "emptyKeg": 0, "future": 0})
         );
     }
 

@@ -113,3 +113,62 @@ async fn opening_hours_follow_the_bar_s_time_zone() {
     let (_, page) = app.get("/api/beers?flag=afterHours").await;
     assert_eq!(ids_of(&page), [2, 3]);
 }
+
+#[tokio::test]
+async fn a_pour_timed_in_the_future_is_flagged_and_never_the_tap_s_last_pour() {
+    let app = crate::helpers::spawn_with(&["--clock-skew", "60"]).await;
+    let (status, body) = app
+        .post_json(
+            "/api/beers",
+            r#"{"tapId": 8, "volume": 500, "timestamp": "2025-06-01T20:00:00Z"}"#,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    assert_eq!(body["beer"]["flags"], serde_json::json!([]));
+    let (status, future) = app
+        .post_json(
+            "/api/beers",
+            r#"{"tapId": 8, "volume": 500, "timestamp": "2099-01-01T00:00:00Z"}"#,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{future}");
+    assert_eq!(future["beer"]["flags"], serde_json::json!(["future"]));
+    let (_, tap) = app.get("/api/taps/8").await;
+    assert_eq!(
+        tap["tap"]["lastPourAt"], "2025-06-01T20:00:00.000Z",
+        "{tap}"
+    );
+    // A later pour, then deleted: the last pour is the one before it again.
+    let (_, later) = app
+        .post_json(
+            "/api/beers",
+            r#"{"tapId": 8, "volume": 500, "timestamp": "2025-06-01T21:00:00Z"}"#,
+        )
+        .await;
+    let (_, tap) = app.get("/api/taps/8").await;
+    assert_eq!(tap["tap"]["lastPourAt"], "2025-06-01T21:00:00.000Z");
+    let id = later["beer"]["id"].as_u64().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/beers/{id}")).await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+    let (_, tap) = app.get("/api/taps/8").await;
+    assert_eq!(
+        tap["tap"]["lastPourAt"], "2025-06-01T20:00:00.000Z",
+        "{tap}"
+    );
+    let (_, flagged) = app.get("/api/beers?flag=future").await;
+    assert_eq!(flagged["total"], 1);
+    let (_, report) = app.get("/api/report").await;
+    assert_eq!(report["flagged"]["future"], 1);
+    // Within the skew: a device a little ahead is not flagged.
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let (_, near) = app
+        .post_json(
+            "/api/beers",
+            &serde_json::json!({"tapId": 9, "volume": 500, "timestamp": soon.to_rfc3339()})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(near["beer"]["flags"], serde_json::json!([]), "{near}");
+}

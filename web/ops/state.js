@@ -15,6 +15,7 @@ export const FLAG_LABELS = {
   afterHours: "after hours",
   burst: "burst",
   emptyKeg: "empty keg",
+  future: "clock ahead",
 };
 
 export const state = {
