@@ -704,3 +704,41 @@ async fn a_missing_database_is_named_in_the_error() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_database_nobody_listens_for_is_said_with_its_cause_at_each_retry() {
+    // A port nothing listens on (bound, then let go).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://altair@127.0.0.1:{port}/altair");
+    let mut child = crate::helpers::Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .args(["--bind", "127.0.0.1:0", "--database-url", &url])
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.stderr.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("waiting for PostgreSQL"))
+            .take(3)
+            .collect::<Vec<_>>()
+    });
+    let lines = within(lines).await.unwrap();
+    for line in &lines {
+        assert!(line.contains("Connection refused"), "the cause: {line}");
+        assert!(
+            line.contains("again in") && line.contains("giving up in"),
+            "{line}"
+        );
+    }
+    child.kill().unwrap();
+}

@@ -275,7 +275,7 @@ async fn connect_at_start(
             Ok(client) => return Ok(client),
             // Refused for a reason waiting will not change (a password, a database name).
             Err(source)
-                if Instant::now() + retry > deadline
+                if Instant::now() >= deadline
                     || source.code().is_some_and(|c| {
                         *c != tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW
                     }) =>
@@ -286,13 +286,16 @@ async fn connect_at_start(
                 });
             }
             Err(e) => {
-                if retry == Duration::from_millis(200) {
-                    log::warn!(
-                        "store: waiting for PostgreSQL at {place} ({e}); giving up after {}",
-                        crate::human::duration(START_PATIENCE)
-                    );
-                }
-                tokio::time::sleep(retry).await;
+                // The whole patience, to the last attempt at its end.
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = retry.min(left);
+                log::warn!(
+                    "store: waiting for PostgreSQL at {place} ({}); again in {:.1} s, giving up in {}",
+                    explain(&e),
+                    wait.as_secs_f64(),
+                    crate::human::duration(left)
+                );
+                tokio::time::sleep(wait).await;
                 retry = (retry * 2).min(Duration::from_secs(5));
             }
         }
@@ -618,7 +621,21 @@ fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pou
 fn explain(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => {
+            // "error connecting to server" says nothing by itself: its cause ("Connection
+            // refused") is what an operator acts on.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let said = cause.to_string();
+                if !text.contains(&said) {
+                    text.push_str(": ");
+                    text.push_str(&said);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
