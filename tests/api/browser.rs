@@ -12,22 +12,16 @@ use std::time::{Duration, Instant};
 /// Longer than the tests take on a loaded machine, short of holding CI for ever.
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// What is missing to run the browser tests, if anything.
-fn missing(dir: &Path, chromium: &Path) -> Option<String> {
-    let node = Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        return Some("node is not installed (apt-get install nodejs npm)".into());
-    }
+/// What is missing to run the browser tests, if anything; the pinned npm packages are
+/// installed here when Node, npm and Chromium are present.
+fn missing(chromium: &Path) -> Option<String> {
     if !chromium.exists() {
         return Some(format!(
             "no Chromium at {} (apt-get install chromium, or set ALTAIR_CHROMIUM)",
             chromium.display()
         ));
     }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Some("playwright-core is not installed (npm ci --prefix tests/browser)".into());
-    }
-    None
+    crate::helpers::node_packages().err()
 }
 
 /// Node and everything it started, killed as a group when the test ends, pass or fail.
@@ -47,7 +41,7 @@ fn the_operations_page_in_chromium() {
     let chromium = std::env::var_os("ALTAIR_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if let Some(why) = missing(&dir, &chromium) {
+    if let Some(why) = missing(&chromium) {
         if std::env::var("ALTAIR_TEST_BROWSER").as_deref() == Ok("required") {
             panic!("the browser tests are required (ALTAIR_TEST_BROWSER=required) but {why}");
         }
@@ -90,6 +84,33 @@ fn the_operations_page_in_chromium() {
         Some(status) => panic!("the browser tests failed ({status}):\n{report}"),
         None => panic!("the browser tests took over {LIMIT:?}:\n{report}"),
     }
+}
+
+/// On a fresh clone the test command installs the pinned packages itself: shown on a
+/// copy of the package files in an empty folder.
+#[test]
+fn a_fresh_clone_installs_the_pinned_browser_packages_itself() {
+    let npm = Command::new("npm").arg("--version").output();
+    if !npm.is_ok_and(|o| o.status.success()) {
+        if std::env::var("ALTAIR_TEST_BROWSER").as_deref() == Ok("required") {
+            panic!("the browser tests are required but npm is missing");
+        }
+        eprintln!("SKIPPED: installing the browser packages (no npm)");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let fresh = crate::helpers::tempdir("fresh-browser");
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(root.join(file), fresh.join(file)).unwrap();
+    }
+    crate::helpers::npm_ci(&fresh).unwrap();
+    for package in ["playwright-core", "axe-core", "standardwebhooks"] {
+        assert!(
+            fresh.join("node_modules").join(package).exists(),
+            "{package} is installed"
+        );
+    }
+    let _ = std::fs::remove_dir_all(fresh);
 }
 
 /// The group kill that ends the browser tests reaches that group and no other process.

@@ -1,6 +1,7 @@
 //! Shared test helpers: a real server on port 0, and HTTP and WebSocket clients for it.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -543,4 +544,57 @@ pub async fn scrape_as(app: &TestApp, token: Option<&str>) -> HashMap<String, f6
         samples.insert(series.to_owned(), value);
     }
     samples
+}
+
+/// `tests/browser`, with its pinned npm packages (playwright-core, axe-core, the Standard
+/// Webhooks library) installed: by `npm ci` here, once, if Node and npm are present and
+/// they are not yet. Why not, if they cannot be.
+pub fn node_packages() -> Result<std::path::PathBuf, String> {
+    static INSTALLED: std::sync::Mutex<Option<Result<(), String>>> = std::sync::Mutex::new(None);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let ran = |program: &str| {
+        std::process::Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ran("node") {
+        return Err("node is not installed (apt-get install nodejs npm)".into());
+    }
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let result = installed.get_or_insert_with(|| {
+        let present = ["playwright-core", "axe-core", "standardwebhooks"]
+            .iter()
+            .all(|p| dir.join("node_modules").join(p).exists());
+        if present {
+            return Ok(());
+        }
+        if !ran("npm") {
+            return Err("npm is not installed (apt-get install npm)".into());
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "installing the browser tests' pinned npm packages (npm ci --prefix tests/browser)"
+        );
+        npm_ci(&dir)
+    });
+    result.clone().map(|()| dir)
+}
+
+/// `npm ci` in `dir`: the versions its package-lock.json pins.
+pub fn npm_ci(dir: &std::path::Path) -> Result<(), String> {
+    let output = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "npm ci in {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("npm ci did not run: {e}")),
+    }
 }

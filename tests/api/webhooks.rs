@@ -104,16 +104,10 @@ pub async fn keg_low(app: &Api, tap: u32) {
     app.pour(tap, 900.0).await;
 }
 
-/// What is missing to verify with the npm library, if anything.
-fn library_missing(dir: &Path) -> Option<String> {
-    let node = Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        return Some("node is not installed (apt-get install nodejs npm)".into());
-    }
-    if !dir.join("node_modules/standardwebhooks").exists() {
-        return Some("standardwebhooks is not installed (npm ci --prefix tests/browser)".into());
-    }
-    None
+/// What is missing to verify with the npm library, if anything (it is installed here,
+/// with the browser tests' packages, where Node and npm are).
+fn library_missing(_dir: &Path) -> Option<String> {
+    crate::helpers::node_packages().err()
 }
 
 /// Each message verified by the Standard Webhooks library, as it read them; `None` (said
