@@ -23,14 +23,10 @@ pub struct Args {
     #[arg(long, env = "TAP_ID", default_value_t = 1)]
     pub tap_id: u32,
 
-    /// Seconds between pours.
-    #[arg(
-        long,
-        env = "ALTAIR_INTERVAL",
-        value_name = "SECS",
-        default_value = "3"
-    )]
-    pub interval: f64,
+    /// Seconds between pours. Default: 3, or as long as a tap takes to pour the last
+    /// volume if longer (a stein takes about 7 s), so that no pour looks like a burst.
+    #[arg(long, env = "ALTAIR_INTERVAL", value_name = "SECS")]
+    pub interval: Option<f64>,
 
     /// Pour this many times, then exit once all of them (and anything left in the outbox
     /// from an earlier run) are acknowledged. Default: pour until stopped.
@@ -72,6 +68,9 @@ pub struct Args {
     pub data_dir: PathBuf,
 }
 
+/// Seconds between pours when `--interval` is not given.
+const DEFAULT_INTERVAL: f64 = 3.0;
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -79,6 +78,9 @@ pub struct Settings {
     pub server: Url,
     pub taps: Vec<u32>,
     pub interval: Duration,
+    /// The interval was not given: each pour also waits as long as a tap takes to pour
+    /// the one before.
+    pub paced: bool,
     pub count: Option<u64>,
     pub volume: Option<f64>,
     pub shared_subscription: bool,
@@ -137,10 +139,10 @@ impl Args {
                 u64::from(self.tap_id) + u64::from(self.taps) - 1
             ));
         };
-        if !(self.interval.is_finite() && self.interval > 0.0 && self.interval <= 86_400.0) {
+        let interval = self.interval.unwrap_or(DEFAULT_INTERVAL);
+        if !(interval.is_finite() && interval > 0.0 && interval <= 86_400.0) {
             return bad(format!(
-                "--interval {} must be more than 0 and at most a day",
-                self.interval
+                "--interval {interval} must be more than 0 and at most a day"
             ));
         }
         if let Some(v) = self.volume
@@ -151,7 +153,8 @@ impl Args {
         Ok(Settings {
             server,
             taps: (self.tap_id..=last).collect(),
-            interval: Duration::from_secs_f64(self.interval),
+            interval: Duration::from_secs_f64(interval),
+            paced: self.interval.is_none(),
             count: self.count,
             volume: self.volume,
             shared_subscription: self.shared_subscription,

@@ -9,6 +9,9 @@ pub struct Glass {
     pub name: String,
     pub min: f64,
     pub max: f64,
+    /// The serving a bar pours in it, if the catalogue names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal: Option<f64>,
 }
 
 /// `GET /api/glasses`.

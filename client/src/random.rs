@@ -37,7 +37,9 @@ impl Rng {
     }
 
     /// A volume as a bar pours them: mostly pints, some halves, a few steins (other glasses
-    /// evenly), well inside the glass's band. `None` if there are no glasses.
+    /// evenly), within 3 % of the glass's nominal serving (a bartender's spread, well
+    /// inside the server's over-pour tolerance), or well inside its band if it names none.
+    /// `None` if there are no glasses.
     pub fn volume(&mut self, glasses: &[Glass]) -> Option<f64> {
         let weight = |g: &Glass| match g.name.as_str() {
             "pint" => 6.0,
@@ -54,10 +56,26 @@ impl Rng {
                 pick < 0.0
             })
             .or(glasses.last())?;
-        // 10% to 90% of the band: never on a boundary, where the first-match rule decides.
         let span = glass.max - glass.min;
-        Some((glass.min + span * (0.1 + 0.8 * self.unit())).round())
+        let volume = match glass.nominal {
+            Some(nominal) => (nominal * (0.97 + 0.06 * self.unit())).round(),
+            // 10% to 90% of the band: never on a boundary, where the first-match rule decides.
+            None => (glass.min + span * (0.1 + 0.8 * self.unit())).round(),
+        };
+        Some(volume.clamp(glass.min + span * 0.01, glass.max - span * 0.01))
     }
+}
+
+/// How fast a tap pours, for the demo: slower than the server's burst rule allows
+/// (`--max-flow`, 200 ml/s by default), so that a simulated tap never looks broken.
+pub const TAP_FLOW_ML_PER_S: f64 = 150.0;
+
+/// The wait after pouring `volume` ml before the next pour: the interval, or as long as a
+/// tap takes to pour that much if longer.
+pub fn gap(interval: std::time::Duration, volume: f64) -> std::time::Duration {
+    interval.max(std::time::Duration::from_secs_f64(
+        (volume / TAP_FLOW_ML_PER_S).max(0.0),
+    ))
 }
 
 #[cfg(test)]
@@ -75,6 +93,7 @@ mod tests {
             name: n.into(),
             min,
             max,
+            nominal: None,
         })
         .collect()
     }
@@ -97,6 +116,38 @@ mod tests {
         }
         assert!((5_500..6_500).contains(&pints), "{pints}");
         assert_eq!(rng.volume(&[]), None);
+    }
+
+    #[test]
+    fn with_nominal_servings_a_volume_is_never_an_over_pour_and_a_tap_keeps_its_pace() {
+        let mut rng = Rng::seeded(9);
+        let glasses: Vec<Glass> = [
+            ("half", 100.0, 300.0, 284.0),
+            ("pint", 300.0, 800.0, 568.0),
+            ("stein", 800.0, 1000.0, 1000.0),
+        ]
+        .into_iter()
+        .map(|(n, min, max, nominal)| Glass {
+            name: n.into(),
+            min,
+            max,
+            nominal: Some(nominal),
+        })
+        .collect();
+        for _ in 0..10_000 {
+            let v = rng.volume(&glasses).unwrap();
+            let glass = glasses.iter().find(|g| g.min < v && v < g.max).unwrap();
+            let nominal = glass.nominal.unwrap();
+            // The server's default tolerance is 10 %.
+            assert!(v <= nominal * 1.03 + 0.5, "{v} in a {}", glass.name);
+            assert!(v >= nominal * 0.97 - 0.5 || v >= glass.min, "{v}");
+            // Its next pour comes no sooner than a tap pours it at 200 ml/s (the burst rule).
+            let next = gap(std::time::Duration::from_secs(3), v);
+            assert!(next.as_secs_f64() >= v / 200.0, "{v}: {next:?}");
+        }
+        assert_eq!(gap(std::time::Duration::from_secs(3), 300.0).as_secs(), 3);
+        let stein = gap(std::time::Duration::from_secs(3), 1000.0).as_secs_f64();
+        assert!((stein - 1000.0 / 150.0).abs() < 1e-6, "{stein}");
     }
 
     #[test]

@@ -127,18 +127,25 @@ async fn pour_loop(
             None => return Ok(()),
         },
     };
-    let mut ticker = tokio::time::interval(settings.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut made = 0u64;
+    let mut next = tokio::time::Instant::now();
     while settings.count.is_none_or(|n| made < n) {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
         let volume = match settings.volume {
             Some(v) => v,
             None => rng.volume(&glasses).unwrap_or(500.0),
         };
+        // The next pour waits the interval; by default, or as long as a tap takes to pour
+        // this one.
+        next = tokio::time::Instant::now()
+            + if settings.paced {
+                crate::random::gap(settings.interval, volume)
+            } else {
+                settings.interval
+            };
         let now = Utc::now();
         let pour = NewPour {
             tap_id: tap,
