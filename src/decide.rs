@@ -311,11 +311,15 @@ impl<'a> Batch<'a> {
         if self.rules.burst.between(previous, &request) {
             request.flags = request.flags.with(Flag::Burst);
         }
-        let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
         let scratch = &mut self.scratch;
-        match scratch.moved.iter_mut().find(|(t, _)| *t == tap_id) {
-            Some(moved) => moved.1 = at,
-            None => scratch.moved.push((tap_id, at)),
+        // A pour from a clock that is ahead is not what the tap's next pours are judged
+        // against: they would never look like a burst until its time came.
+        if !request.flags.contains(Flag::Future) {
+            let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
+            match scratch.moved.iter_mut().find(|(t, _)| *t == tap_id) {
+                Some(moved) => moved.1 = at,
+                None => scratch.moved.push((tap_id, at)),
+            }
         }
         // A short list: a batch's taps are few.
         let drawn = match scratch.drawn.iter().position(|(t, _)| *t == tap_id) {

@@ -12,12 +12,13 @@ const CLIENTS: u32 = 8;
 const ROUNDS: u32 = 4;
 
 /// Posts pours as fast as they are answered until the server goes away; returns the
-/// acknowledged ones.
-async fn post_until_gone(addr: String, tap: u32) -> Vec<Value> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+/// acknowledged ones, and counts them in `heard` as they come.
+async fn post_until_gone(
+    http: reqwest::Client,
+    addr: String,
+    tap: u32,
+    heard: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<Value> {
     let mut acked = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     for n in 0u32.. {
@@ -35,6 +36,7 @@ async fn post_until_gone(addr: String, tap: u32) -> Vec<Value> {
         let (status, body) = read_json(response).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         acked.push(body["beer"].clone());
+        heard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     acked
 }
@@ -152,15 +154,36 @@ async fn acknowledged_pours_survive_sigkill_at_any_moment() {
                 kegs.insert(keg["id"].as_u64().unwrap(), keg);
             }
         }
+        // One client for all (building one reads the system's CA store), made before the
+        // load starts.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let heard = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let clients: Vec<_> = (1..=CLIENTS)
-            .map(|tap| tokio::spawn(post_until_gone(addr.clone(), tap)))
+            .map(|tap| {
+                tokio::spawn(post_until_gone(
+                    http.clone(),
+                    addr.clone(),
+                    tap,
+                    heard.clone(),
+                ))
+            })
             .collect();
         // A keg change under load, which the kill may cut short.
         let change = {
             let addr = addr.clone();
             tokio::spawn(async move { tap_keg(&addr, round % CLIENTS + 1, "next").await })
         };
-        // A kill point somewhere in 100..600 ms, different each round and each run.
+        // The load is under way (a first pour answered), then a kill point somewhere in
+        // 100..600 ms, different each round and each run.
+        crate::helpers::within(async {
+            while heard.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()

@@ -161,6 +161,21 @@ async fn a_pour_timed_in_the_future_is_flagged_and_never_the_tap_s_last_pour() {
     assert_eq!(flagged["total"], 1);
     let (_, report) = app.get("/api/report").await;
     assert_eq!(report["flagged"]["future"], 1);
+    // Nor is it what the tap's next pours are judged against: a double report still shows.
+    for (timestamp, flags) in [
+        ("2025-06-02T10:00:00Z", serde_json::json!([])),
+        ("2099-01-01T00:00:00Z", serde_json::json!(["future"])),
+        ("2025-06-02T10:00:01Z", serde_json::json!(["burst"])),
+    ] {
+        let (_, poured) = app
+            .post_json(
+                "/api/beers",
+                &serde_json::json!({"tapId": 10, "volume": 500, "timestamp": timestamp})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(poured["beer"]["flags"], flags, "{poured}");
+    }
     // Within the skew: a device a little ahead is not flagged.
     let soon = chrono::Utc::now() + chrono::Duration::seconds(30);
     let (_, near) = app

@@ -219,7 +219,9 @@ impl JournalStore {
                 if let Some(meta) = key {
                     remember(&mut keys, &pour, meta);
                 }
-                latest.saw(pour.tap_id, pour.timestamp);
+                if !pour.flags.contains(crate::pour::Flag::Future) {
+                    latest.saw(pour.tap_id, pour.timestamp);
+                }
                 feed.bar().recovered(&pour);
                 index.insert(pour);
             }
