@@ -321,6 +321,27 @@ pub struct NewHook {
     pub cursor: u64,
 }
 
+impl NewHook {
+    /// The webhook it makes under `id`, at `now`: enabled, and failing since never.
+    pub fn into_hook(self, id: u64, now: Timestamp) -> Hook {
+        Hook {
+            id,
+            uid: self.uid,
+            url: self.url,
+            events: self.events,
+            description: self.description,
+            format: self.format,
+            secret: self.secret,
+            enabled: true,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+            cursor: self.cursor,
+            failing_since: None,
+        }
+    }
+}
+
 /// What a `PATCH` changes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HookChange {

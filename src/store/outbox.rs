@@ -237,21 +237,7 @@ impl Outbox for FileOutbox {
     async fn create(&self, new: NewHook, now: Timestamp) -> Result<Hook, StoreError> {
         self.change_book(|book| {
             book.last_id += 1;
-            let hook = Hook {
-                id: book.last_id,
-                uid: new.uid,
-                url: new.url,
-                events: new.events,
-                description: new.description,
-                format: new.format,
-                secret: new.secret,
-                enabled: true,
-                disabled_reason: None,
-                created_at: now,
-                updated_at: now,
-                cursor: new.cursor,
-                failing_since: None,
-            };
+            let hook = new.into_hook(book.last_id, now);
             book.hooks.insert(
                 hook.id,
                 Kept {

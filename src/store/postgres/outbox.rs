@@ -86,21 +86,7 @@ impl Outbox for PgOutbox {
             .await
             .map_err(failed)?
             .get(0);
-        let hook = Hook {
-            id: u64::try_from(id).unwrap_or(0),
-            uid: new.uid,
-            url: new.url,
-            events: new.events,
-            description: new.description,
-            format: new.format,
-            secret: new.secret,
-            enabled: true,
-            disabled_reason: None,
-            created_at: now,
-            updated_at: now,
-            cursor: new.cursor,
-            failing_since: None,
-        };
+        let hook = new.into_hook(u64::try_from(id).unwrap_or(0), now);
         tx.execute(
             "UPDATE altair_webhooks SET hook = $2 WHERE id = $1",
             &[&id, &text(&hook)?],
