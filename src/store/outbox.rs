@@ -83,6 +83,31 @@ pub trait Outbox: Send + Sync + 'static {
     async fn pending(&self, hook: u64) -> Result<u64, StoreError>;
 }
 
+/// Which of `letters` a webhook whose cursor is `cursor`, with `pending` messages waiting,
+/// takes as new messages, and where its cursor goes: to `through`, or, if the queue fills,
+/// to just before the first letter that did not fit (it waits in the log). Also whether
+/// every letter fitted. A ping (`seq` 0) is never behind the cursor.
+pub fn admit(
+    letters: Vec<Letter>,
+    cursor: u64,
+    pending: usize,
+    through: u64,
+) -> (Vec<Message>, u64, bool) {
+    let mut admitted = Vec::new();
+    for letter in letters.into_iter().filter(|l| l.seq == 0 || l.seq > cursor) {
+        if pending + admitted.len() >= MAX_PENDING {
+            return (admitted, letter.seq.saturating_sub(1).max(cursor), false);
+        }
+        admitted.push(Message {
+            next_at: letter.created_at,
+            letter,
+            state: MessageState::Pending,
+            attempts: 0,
+        });
+    }
+    (admitted, through.max(cursor), true)
+}
+
 /// What an attempt does to its webhook: failing since when, and whether it is disabled.
 pub fn settle_hook(hook: &mut Hook, next: &Next, now: Timestamp) {
     match next {
@@ -295,32 +320,14 @@ impl Outbox for FileOutbox {
             let Some(kept) = book.hooks.get_mut(&hook) else {
                 return (true, false);
             };
-            let mut all = true;
-            let kept_cursor = kept.hook.cursor;
-            let mut cursor = through;
-            for letter in letters
-                .into_iter()
-                .filter(|l| l.seq == 0 || l.seq > kept.hook.cursor)
-            {
-                if kept.messages.len() >= MAX_PENDING {
-                    all = false;
-                    cursor = letter.seq.saturating_sub(1).max(kept_cursor);
-                    break;
-                }
-                let next_at = letter.created_at;
-                kept.messages.insert(
-                    letter.id.clone(),
-                    Message {
-                        letter,
-                        state: MessageState::Pending,
-                        attempts: 0,
-                        next_at,
-                    },
-                );
+            let (admitted, cursor, all) =
+                admit(letters, kept.hook.cursor, kept.messages.len(), through);
+            let changed = cursor > kept.hook.cursor || !admitted.is_empty();
+            for message in admitted {
+                kept.messages.insert(message.letter.id.clone(), message);
             }
-            let moved = cursor > kept.hook.cursor;
-            kept.hook.cursor = kept.hook.cursor.max(cursor);
-            (all, moved || !all)
+            kept.hook.cursor = cursor;
+            (all, changed)
         })
         .await
     }

@@ -8,8 +8,8 @@ use deadpool_postgres::Pool;
 
 use crate::pour::Timestamp;
 use crate::store::StoreError;
-use crate::store::outbox::{ATTEMPTS_KEPT, MAX_PENDING, Outbox, settle_hook, settle_message};
-use crate::webhook::{Attempt, Hook, HookChange, Letter, Message, MessageState, NewHook, Next};
+use crate::store::outbox::{ATTEMPTS_KEPT, Outbox, admit, settle_hook, settle_message};
+use crate::webhook::{Attempt, Hook, HookChange, Letter, Message, NewHook, Next};
 
 /// The outbox kept in the database the store uses.
 pub struct PgOutbox {
@@ -160,24 +160,8 @@ impl Outbox for PgOutbox {
         };
         let mut kept: Hook = parse(row.get(0))?;
         let pending = usize::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-        let mut all = true;
-        let kept_cursor = kept.cursor;
-        let mut cursor = through;
-        let fresh = letters
-            .into_iter()
-            .filter(|l| l.seq == 0 || l.seq > kept.cursor);
-        for (pending, letter) in (pending..).zip(fresh) {
-            if pending >= MAX_PENDING {
-                all = false;
-                cursor = letter.seq.saturating_sub(1).max(kept_cursor);
-                break;
-            }
-            let message = Message {
-                next_at: letter.created_at,
-                letter,
-                state: MessageState::Pending,
-                attempts: 0,
-            };
+        let (admitted, cursor, all) = admit(letters, kept.cursor, pending, through);
+        for message in admitted {
             tx.execute(
                 "INSERT INTO altair_webhook_messages (id, webhook_id, seq, created_ms, next_at_ms, message)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
