@@ -346,10 +346,10 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
         String::from_utf8_lossy(&first.stderr)
     );
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(said.contains("applied v1, v2, v3, v4"), "{said}");
+    assert!(said.contains("applied v1, v2, v3, v4, v5"), "{said}");
     assert!(!said.contains("s3cret"));
     let again = migrate(&pg.url());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v4)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v5)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

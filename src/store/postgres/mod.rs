@@ -12,11 +12,14 @@
 //! (`altair_deletions`, each after the pour that was last when it committed): a pour is
 //! written once, and following the log is a range scan of the primary key.
 //!
-//! Every server tails the log and feeds what it reads to its own bar and bus, in order,
-//! once: that is how a pour posted to one server reaches the subscribers and the report of
-//! every server. A payload-free `NOTIFY` after each commit wakes the tailers; they also poll,
-//! so a lost notification or a dropped connection delays an event and never loses it.
+//! Every server feeds the log to its own bar and bus, in order, once ([`events::Publisher`]):
+//! its own changes from memory as it commits them, the others' as its tailer or its
+//! writer reads them. That is how a pour posted to one server reaches the subscribers and
+//! the report of every server. A `NOTIFY` after each commit, saying where the log ends,
+//! wakes the tailers that have not reached it; they also poll, so a lost notification or
+//! a dropped connection delays an event and never loses it.
 
+mod events;
 mod outbox;
 mod schema;
 mod tailer;
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::TryStreamExt;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
@@ -205,8 +208,7 @@ impl Health {
 pub struct PgStore {
     pool: Pool,
     writer: mpsc::Sender<writer::Command>,
-    /// How far this server's tailer has published the log.
-    published: watch::Sender<Position>,
+    publisher: Arc<events::Publisher>,
     health: Arc<Health>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -392,10 +394,12 @@ impl PgStore {
             .map_err(load_error)?;
         let mut rows = std::pin::pin!(rows);
         let mut pours = 0u64;
+        let mut latest = decide::Latest::default();
         while let Some(row) = rows.try_next().await.map_err(load_error)? {
             let pour = pour_from(&row, 0, &mut glasses);
             replay_until(db_id(pour.id), &mut others, &mut glasses);
             feed.bar().recovered(&pour);
+            events::note(&mut latest, &pour);
             pours += 1;
         }
         replay_until(i64::MAX, &mut others, &mut glasses);
@@ -406,33 +410,32 @@ impl PgStore {
         let health = Arc::new(Health::new());
         let stop = CancellationToken::new();
         let (sender, commands) = mpsc::channel(4 * MAX_BATCH);
-        let woken = Arc::new(Notify::new());
         // Named by role, so that an operator (or a test) can tell the connections apart.
         let named = |role: &str| {
             let mut named = config.clone();
             named.application_name(format!("altair-{role}"));
             named
         };
-        let published = watch::Sender::new(Position {
-            pour: u64::try_from(last_id).unwrap_or(0),
-            deletion: u64::try_from(last_deletion).unwrap_or(0),
-            keg_op: u64::try_from(last_keg_op).unwrap_or(0),
-        });
+        let publisher = Arc::new(events::Publisher::new(
+            feed,
+            Position {
+                pour: u64::try_from(last_id).unwrap_or(0),
+                deletion: u64::try_from(last_deletion).unwrap_or(0),
+                keg_op: u64::try_from(last_keg_op).unwrap_or(0),
+            },
+            latest,
+        ));
         let writer = writer::Writer::new(
             named("writer"),
             health.clone(),
             settings.rules,
-            feed.clone(),
-            published.subscribe(),
-            woken.clone(),
+            publisher.clone(),
         );
         let mut tasks = vec![tokio::spawn(writer.run(commands))];
         tasks.push(tokio::spawn(tailer::run(tailer::Tailer {
             config: named("tailer"),
-            feed,
+            publisher: publisher.clone(),
             health: health.clone(),
-            published: published.clone(),
-            woken,
             poll: settings.poll_interval,
             stop: stop.clone(),
         })));
@@ -458,7 +461,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             writer: sender,
-            published,
+            publisher,
             health,
             stop,
             tasks: Mutex::new(tasks),
@@ -502,11 +505,12 @@ impl PgStore {
     }
 
     /// Waits until this server has published `mark`, so that whoever posted a pour
-    /// finds it in this server's report and feed once answered, as with every store. If
-    /// the tailer is cut off, the request is answered anyway after a while: the change is
-    /// committed, and the feed catches up when the tailer is back.
+    /// finds it in this server's report and feed once answered, as with every store. (The
+    /// writer publishes what it commits before it answers; should it not have, the request
+    /// is answered anyway after a while: the change is committed, and the tailer catches
+    /// up.)
     async fn published(&self, mark: Mark) {
-        let mut published = self.published.subscribe();
+        let mut published = self.publisher.subscribe();
         let wait = published.wait_for(|&at| mark.is_published(at));
         if tokio::time::timeout(PUBLISH_PATIENCE, wait).await.is_err() {
             log::debug!("{mark:?} is committed but not yet published here");
@@ -540,6 +544,31 @@ impl Position {
     /// Whether everything up to `other` is published.
     fn reached(self, other: Position) -> bool {
         self.pour >= other.pour && self.deletion >= other.deletion && self.keg_op >= other.keg_op
+    }
+
+    /// The furthest of two positions, each part.
+    fn furthest(self, other: Position) -> Position {
+        Position {
+            pour: self.pour.max(other.pour),
+            deletion: self.deletion.max(other.deletion),
+            keg_op: self.keg_op.max(other.keg_op),
+        }
+    }
+
+    /// As a notification's payload: `pour deletion keg_op`.
+    fn payload(self) -> String {
+        format!("{} {} {}", self.pour, self.deletion, self.keg_op)
+    }
+
+    /// From a notification's payload, if it is one.
+    fn from_payload(payload: &str) -> Option<Position> {
+        let mut numbers = payload.split(' ').map(str::parse::<u64>);
+        let position = Position {
+            pour: numbers.next()?.ok()?,
+            deletion: numbers.next()?.ok()?,
+            keg_op: numbers.next()?.ok()?,
+        };
+        numbers.next().is_none().then_some(position)
     }
 }
 
@@ -829,5 +858,23 @@ impl Store for PgStore {
 
     fn condition(&self) -> Condition {
         self.health.condition()
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::Position;
+
+    #[test]
+    fn a_notification_s_payload_says_where_the_log_ends() {
+        let end = Position {
+            pour: 12,
+            deletion: 3,
+            keg_op: 40,
+        };
+        assert_eq!(Position::from_payload(&end.payload()), Some(end));
+        for other in ["", "1 2", "1 2 3 4", "a b c", "-1 0 0"] {
+            assert_eq!(Position::from_payload(other), None, "{other:?}");
+        }
     }
 }

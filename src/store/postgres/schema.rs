@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_flags.sql")),
     (3, include_str!("migrations/0003_kegs.sql")),
     (4, include_str!("migrations/0004_webhooks.sql")),
+    (5, include_str!("migrations/0005_taps_in_memory.sql")),
 ];
 
 /// The schema version this binary writes.

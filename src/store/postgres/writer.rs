@@ -1,26 +1,28 @@
 //! The server's one writer: every waiting insert goes into one transaction (group commit);
-//! a deletion, rare, gets one of its own. Nothing is answered before its commit, and a
-//! payload-free NOTIFY follows each commit, outside it: a NOTIFY inside the transaction
-//! would hold a cluster-wide lock through the commit.
+//! a deletion or keg operation, rare, gets one of its own. Nothing is answered before its
+//! commit, and this server publishes what it committed from memory before it answers.
+//! Each transaction ends with a NOTIFY saying where the log will end, so that the other
+//! servers' tailers read it. (PostgreSQL holds a cluster-wide lock on its notification
+//! queue from such a transaction's NOTIFY through its commit; every writing transaction
+//! here holds the counters row that long anyway, so no writer waits the more for it.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
+use super::events::{self, Event, Publisher};
 use super::{
     CHANNEL, Glasses, Health, MAX_BATCH, Mark, Position, connect, db_id, out_of_resources,
     pour_from, unreachable,
 };
-use crate::bar::Bar;
 use crate::decide::{
     self, Batch, DeleteDecision, Inserted, KegDecision, KegDone, KnownOp, KnownPour, Latest,
     PourDecision, Settings,
 };
-use crate::feed::Feed;
 use crate::keg::{KegError, KegOp};
 use crate::pour::{NewPour, Pour, Timestamp};
 use crate::store::StoreError;
@@ -62,11 +64,9 @@ pub struct Writer {
     client: Option<Connection>,
     health: Arc<Health>,
     rules: Settings,
-    /// What this server's tailer has published: kegs are judged once it has reached
-    /// every change committed before.
-    view: View,
-    /// Wakes this server's tailer at once, without the round trip of a notification.
-    local_tailer: Arc<Notify>,
+    /// This server's bar and bus: a change is decided once they have every change
+    /// committed before it, and fed what it committed.
+    publisher: Arc<Publisher>,
 }
 
 impl Writer {
@@ -74,20 +74,14 @@ impl Writer {
         config: tokio_postgres::Config,
         health: Arc<Health>,
         rules: Settings,
-        feed: Feed,
-        published: watch::Receiver<Position>,
-        local_tailer: Arc<Notify>,
+        publisher: Arc<Publisher>,
     ) -> Writer {
         Writer {
             config,
             client: None,
             health,
             rules,
-            view: View {
-                bar: feed.bar().clone(),
-                published,
-            },
-            local_tailer,
+            publisher,
         }
     }
 
@@ -211,13 +205,12 @@ impl Writer {
         if inserts.is_empty() {
             return;
         }
-        let rules = self.rules;
-        let mut view = self.view.clone();
+        let (rules, publisher) = (self.rules, self.publisher.clone());
         let result = match self.connection().await {
             Ok(connection) => {
                 let requests: Vec<(&NewPour, Option<&str>)> =
                     inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
-                insert(connection, &requests, rules, &mut view).await
+                insert(connection, &requests, rules, &publisher).await
             }
             Err(e) => {
                 for (_, _, reply) in inserts {
@@ -229,13 +222,17 @@ impl Writer {
         match result {
             Ok(answers) => {
                 self.health.up();
-                if answers
+                let created: Vec<Event> = answers
                     .iter()
-                    .any(|(a, _)| matches!(a, Inserted::Created(_)))
-                {
+                    .filter_map(|(a, _)| match a {
+                        Inserted::Created(pour) => Some(Event::Pour(pour.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                if !created.is_empty() {
                     self.health.wrote();
+                    self.publisher.publish(created);
                 }
-                self.notify().await;
                 for ((_, _, reply), answer) in inserts.into_iter().zip(answers) {
                     let _ = reply.send(Ok(answer));
                 }
@@ -254,51 +251,68 @@ impl Writer {
         op: KegOp,
         key: Option<String>,
     ) -> Result<(Result<KegDone, KegError>, Mark), StoreError> {
-        let (rules, mut view) = (self.rules, self.view.clone());
+        let (rules, publisher) = (self.rules, self.publisher.clone());
         let connection = self.connection().await?;
         let client = &connection.client;
-        let work = keg(connection, op, key.as_deref(), rules, &mut view);
+        let work = keg(connection, op, key.as_deref(), rules, &publisher);
         match in_transaction(client, work).await {
-            Ok(done) => {
+            Ok((done, logged)) => {
                 self.health.up();
-                if done.1 != Mark::Nothing {
-                    self.health.wrote();
-                    self.notify().await;
-                }
-                Ok(done)
+                Ok((done, self.logged(logged).await))
             }
             Err(e) => Err(self.failed(&e, 1)),
         }
     }
 
     async fn delete(&mut self, id: u64) -> Result<(Option<Pour>, Mark), StoreError> {
+        let publisher = self.publisher.clone();
         let connection = self.connection().await?;
         let client = &connection.client;
-        match in_transaction(client, delete(connection, id)).await {
-            Ok(deleted) => {
+        match in_transaction(client, delete(connection, id, &publisher)).await {
+            Ok((deleted, logged)) => {
                 self.health.up();
-                if deleted.0.is_some() {
-                    self.health.wrote();
-                    self.notify().await;
-                }
-                Ok(deleted)
+                Ok((deleted, self.logged(logged).await))
             }
             Err(e) => Err(self.failed(&e, 1)),
         }
     }
 
-    /// Wakes every server's tailer; if it is lost, their polling finds the events.
-    async fn notify(&mut self) {
-        self.local_tailer.notify_one();
-        if let Some(connection) = &self.client
-            && let Err(e) = connection
-                .client
-                .batch_execute(&format!("NOTIFY {CHANNEL}"))
-                .await
-        {
-            log::debug!("NOTIFY failed (the tailers' polling covers it): {e}");
-        }
+    /// Publishes a committed change on this server and tells the others; its mark.
+    async fn logged(&mut self, logged: Option<Logged>) -> Mark {
+        let Some(Logged { event }) = logged else {
+            return Mark::Nothing;
+        };
+        self.health.wrote();
+        let mark = match &event {
+            Event::Pour(pour) => Mark::Pour(pour.id),
+            Event::Deletion { seq, .. } => Mark::Deletion(*seq),
+            Event::KegOp { seq, .. } => Mark::KegOp(*seq),
+        };
+        self.publisher.publish([event]);
+        mark
     }
+}
+
+/// A committed change's event.
+struct Logged {
+    event: Event,
+}
+
+/// Ends a transaction's work: this server will publish the log up to `end` itself, and the
+/// others are told of it at the commit.
+async fn announce(
+    connection: &Connection,
+    publisher: &Publisher,
+    end: Position,
+) -> Result<(), tokio_postgres::Error> {
+    publisher.claim(end);
+    let payload = end.payload();
+    let notice: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &payload];
+    connection
+        .client
+        .execute(&connection.statements.notify, &notice)
+        .await
+        .map(|_| ())
 }
 
 /// A writer's connection. Its transactions hold the counters row that every server's
@@ -329,12 +343,10 @@ pub struct Connection {
 struct Statements {
     lock_counters: Statement,
     known_keys: Statement,
-    latest_of_taps: Statement,
-    insert_pours: Statement,
-    set_latest: Statement,
-    insert_keys: Statement,
-    add_counts: Statement,
-    set_last_pour: Statement,
+    write_pours: Statement,
+    /// The events after a position ([`events::prepare`]).
+    events: Statement,
+    notify: Statement,
 }
 
 impl Statements {
@@ -352,41 +364,27 @@ impl Statements {
                      WHERE k.key = ANY($1) AND k.created_ms > $2",
                 )
                 .await?,
-            latest_of_taps: client
-                .prepare("SELECT tap_id, latest_pour_ms FROM altair_taps WHERE tap_id = ANY($1)")
-                .await?,
-            insert_pours: client
+            // One statement: a statement costs the database more than a row.
+            write_pours: client
                 .prepare(
-                    "INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time, flags)
-                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[], $7::int2[])",
+                    "WITH pours AS (
+                         INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time, flags)
+                         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[], $7::int2[])
+                     ), counts AS (
+                         INSERT INTO altair_counts (tap_id, glass, pours)
+                         SELECT * FROM unnest($8::bigint[], $9::text[], $10::bigint[])
+                         ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours
+                     ), keys AS (
+                         -- An expired key may still have its row: it is taken over.
+                         INSERT INTO altair_keys (key, pour_id, created_ms)
+                         SELECT key, id, $13 FROM unnest($11::text[], $12::bigint[]) AS k (key, id)
+                         ON CONFLICT (key) DO UPDATE SET pour_id = excluded.pour_id, created_ms = excluded.created_ms
+                     )
+                     UPDATE altair_counters SET last_pour_id = $14",
                 )
                 .await?,
-            set_latest: client
-                .prepare(
-                    "INSERT INTO altair_taps (tap_id, latest_pour_ms)
-                     SELECT * FROM unnest($1::bigint[], $2::bigint[])
-                     ON CONFLICT (tap_id) DO UPDATE
-                     SET latest_pour_ms = greatest(altair_taps.latest_pour_ms, excluded.latest_pour_ms)",
-                )
-                .await?,
-            // An expired key may still have its row: it is taken over.
-            insert_keys: client
-                .prepare(
-                    "INSERT INTO altair_keys (key, pour_id, created_ms)
-                     SELECT key, id, $3 FROM unnest($1::text[], $2::bigint[]) AS k (key, id)
-                     ON CONFLICT (key) DO UPDATE SET pour_id = excluded.pour_id, created_ms = excluded.created_ms",
-                )
-                .await?,
-            add_counts: client
-                .prepare(
-                    "INSERT INTO altair_counts (tap_id, glass, pours)
-                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
-                     ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours",
-                )
-                .await?,
-            set_last_pour: client
-                .prepare("UPDATE altair_counters SET last_pour_id = $1")
-                .await?,
+            events: events::prepare(client).await?,
+            notify: client.prepare("SELECT pg_notify($1, $2)").await?,
         })
     }
 }
@@ -439,39 +437,50 @@ async fn lock_counters(connection: &Connection) -> Result<Position, tokio_postgr
 }
 
 /// How long a writer holding the counters lock waits for its own tailer to reach the log's
-/// end (well under the 5 s after which PostgreSQL ends an idle transaction).
+/// end if reading it itself did not (well under the 5 s after which PostgreSQL ends an
+/// idle transaction).
 const CATCH_UP: Duration = Duration::from_secs(3);
+/// Pages of events a writer reads itself before it leaves the rest to the tailer.
+const CATCH_UP_PAGES: usize = 16;
 
-/// The kegs as this server's tailer has published them.
-#[derive(Clone)]
-struct View {
-    bar: Bar,
-    published: watch::Receiver<Position>,
-}
-
-impl View {
-    /// Waits until this server has published the log up to `end`, so that its kegs are
-    /// the database's.
-    async fn reach(&mut self, end: Position) -> Result<&Bar, Failure> {
-        let reached = self.published.wait_for(|at| at.reached(end));
-        match tokio::time::timeout(CATCH_UP, reached).await {
-            Ok(Ok(_)) => Ok(&self.bar),
-            _ => Err(Failure::Behind),
-        }
+/// Brings this server's bar to `end`, the log's end read under the counters lock, so that
+/// it decides against every change committed before: what other servers committed since
+/// it last published is read here, on the writer's connection, rather than waited for
+/// from the tailer's notification.
+async fn reach(
+    connection: &Connection,
+    publisher: &Publisher,
+    end: Position,
+) -> Result<(), Failure> {
+    let client = &connection.client;
+    let read = publisher.read_to(
+        client,
+        &connection.statements.events,
+        Some(end),
+        CATCH_UP_PAGES,
+    );
+    if read.await?.reached(end) {
+        return Ok(());
+    }
+    let mut published = publisher.subscribe();
+    let reached = published.wait_for(|at| at.reached(end));
+    match tokio::time::timeout(CATCH_UP, reached).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(Failure::Behind),
     }
 }
 
 /// Has the rules decide a batch of inserts, in order, and writes what they decided; one
 /// answer each. Two flights: BEGIN, the lock, the keys' pours and the taps' latest pour
 /// times (read after the lock is granted, so every server decides against the same
-/// previous pour); then, once this server's kegs have reached the log's end, every write
-/// and COMMIT. If any statement fails the transaction is aborted (PostgreSQL answers its
-/// COMMIT with a rollback), and the error is returned.
+/// previous pour); then, once this server's bar has reached the log's end, every write,
+/// COMMIT and the notification. If any statement fails the transaction is aborted
+/// (PostgreSQL answers its COMMIT with a rollback), and the error is returned.
 async fn insert(
     connection: &Connection,
     requests: &[(&NewPour, Option<&str>)],
     rules: Settings,
-    view: &mut View,
+    publisher: &Publisher,
 ) -> Result<Vec<(Inserted, Mark)>, Failure> {
     let (client, statements) = (&connection.client, &connection.statements);
     let now = Timestamp::now();
@@ -486,27 +495,20 @@ async fn insert(
                 .await
         }
     };
-    let mut taps: Vec<i64> = requests.iter().map(|(p, _)| i64::from(p.tap_id)).collect();
-    taps.sort_unstable();
-    taps.dedup();
-    let taps: [&(dyn ToSql + Sync); 1] = [&taps];
     let first = futures::try_join!(
         client.batch_execute("BEGIN"),
         lock_counters(connection),
         looked_up,
-        client.query(&statements.latest_of_taps, &taps),
     );
-    let (_, end, key_rows, tap_rows) = match first {
+    let (_, end, key_rows) = match first {
         Ok(answers) => answers,
         Err(e) => return Err(rolled_back(client, e).await.into()),
     };
-    let bar = match view.reach(end).await {
-        Ok(bar) => bar,
-        Err(behind) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(behind);
-        }
-    };
+    if let Err(behind) = reach(connection, publisher, end).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(behind);
+    }
+    let bar = publisher.feed().bar();
     // The pours that live keys stored, whether the device timed them, whether they have
     // been deleted since, and when the key was made.
     let mut known: HashMap<String, (Pour, bool, bool, Timestamp)> = HashMap::new();
@@ -516,20 +518,10 @@ async fn insert(
         let created = Timestamp::from_millis(row.get(9));
         known.insert(row.get(0), (pour, row.get(7), row.get(8), created));
     }
-    let latest: Latest = tap_rows
-        .iter()
-        .map(|row| {
-            let tap: i64 = row.get(0);
-            (
-                u32::try_from(tap).unwrap_or(0),
-                Timestamp::from_millis(row.get(1)),
-            )
-        })
-        .collect();
-    let (decided, moved) = {
-        // Not held across an await: the decisions are made here, all at once.
+    // Not held across an await: the decisions are made here, all at once.
+    let decided = publisher.with_latest(|latest| {
         let state = bar.hold();
-        let mut batch = Batch::new(rules, state.books(), &latest, end.pour, now);
+        let mut batch = Batch::new(rules, state.books(), latest, end.pour, now);
         let decided: Vec<PourDecision> = requests
             .iter()
             .map(|(request, key)| {
@@ -543,9 +535,9 @@ async fn insert(
                 );
                 batch.pour((*request).clone(), *key, known)
             })
-            .collect();
-        (decided, batch.finish())
-    };
+            .collect::<Vec<PourDecision>>();
+        decided
+    });
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
     let mut counts: HashMap<(i64, Arc<str>), i64> = HashMap::new();
@@ -586,16 +578,7 @@ async fn insert(
         .iter()
         .map(|((tap, glass), n)| (*tap, (&**glass, *n)))
         .unzip();
-    let keyed = async {
-        if rows.keys.is_empty() {
-            Ok(0)
-        } else {
-            client
-                .execute(&statements.insert_keys, &[&rows.keys, &rows.key_ids, &now])
-                .await
-        }
-    };
-    let pours: [&(dyn ToSql + Sync); 7] = [
+    let written: [&(dyn ToSql + Sync); 14] = [
         &rows.ids,
         &rows.taps,
         &rows.volumes,
@@ -603,21 +586,24 @@ async fn insert(
         &rows.times,
         &rows.device_times,
         &rows.flags,
+        &count_taps,
+        &count_glasses,
+        &count_pours,
+        &rows.keys,
+        &rows.key_ids,
+        &now,
+        &last_id,
     ];
-    let (latest_taps, latest_times): (Vec<i64>, Vec<i64>) = moved
-        .latest()
-        .iter()
-        .map(|(tap, at)| (i64::from(*tap), at.millis()))
-        .unzip();
-    let latest: [&(dyn ToSql + Sync); 2] = [&latest_taps, &latest_times];
-    let counted: [&(dyn ToSql + Sync); 3] = [&count_taps, &count_glasses, &count_pours];
-    let counters: [&(dyn ToSql + Sync); 1] = [&last_id];
+    let end = Position {
+        pour: u64::try_from(last_id).unwrap_or(0),
+        ..end
+    };
+    publisher.claim(end);
+    let payload = end.payload();
+    let notice: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &payload];
     let written = futures::try_join!(
-        client.execute(&statements.insert_pours, &pours),
-        client.execute(&statements.set_latest, &latest),
-        keyed,
-        client.execute(&statements.add_counts, &counted),
-        client.execute(&statements.set_last_pour, &counters),
+        client.execute(&statements.write_pours, &written),
+        client.execute(&statements.notify, &notice),
         client.batch_execute("COMMIT"),
     );
     match written {
@@ -649,9 +635,15 @@ struct NewRows {
 /// Has the rules decide a deletion of pour `id` and, if it is recorded, marks the pour
 /// deleted and logs the deletion after the last pour; the pour, or None if there was none,
 /// and the deletion.
-async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark), Failure> {
+async fn delete(
+    connection: &Connection,
+    id: u64,
+    publisher: &Publisher,
+) -> Result<(Option<Pour>, Option<Logged>), Failure> {
     let client = &connection.client;
     let end = lock_counters(connection).await?;
+    // Published from memory once committed, it must follow every change before it here.
+    reach(connection, publisher, end).await?;
     let (last_pour_id, last_deletion) = (db_id(end.pour), db_id(end.deletion));
     let row = client
         .query_opt(
@@ -661,7 +653,7 @@ async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark)
         )
         .await?;
     let (Some(row), DeleteDecision::Record) = (&row, decide::delete(row.is_some())) else {
-        return Ok((None, Mark::Nothing));
+        return Ok((None, None));
     };
     let pour = pour_from(row, 0, &mut Glasses::default());
     let seq = last_deletion + 1;
@@ -686,7 +678,20 @@ async fn delete(connection: &Connection, id: u64) -> Result<(Option<Pour>, Mark)
     client
         .execute("UPDATE altair_counters SET last_deletion = $1", &[&seq])
         .await?;
-    Ok((Some(pour), Mark::Deletion(u64::try_from(seq).unwrap_or(0))))
+    let seq = u64::try_from(seq).unwrap_or(0);
+    let end = Position {
+        deletion: seq,
+        ..end
+    };
+    announce(connection, publisher, end).await?;
+    let logged = Logged {
+        event: Event::Deletion {
+            seq,
+            after: end.pour,
+            pour: pour.clone(),
+        },
+    };
+    Ok((Some(pour), Some(logged)))
 }
 
 /// Has the rules decide a keg operation against the kegs as of the log's end and, if it
@@ -697,8 +702,8 @@ async fn keg(
     op: KegOp,
     key: Option<&str>,
     rules: Settings,
-    view: &mut View,
-) -> Result<(Result<KegDone, KegError>, Mark), Failure> {
+    publisher: &Publisher,
+) -> Result<(Result<KegDone, KegError>, Option<Logged>), Failure> {
     let client = &connection.client;
     let now = Timestamp::now();
     let end = lock_counters(connection).await?;
@@ -720,15 +725,15 @@ async fn keg(
         keg_id: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
         created: Timestamp::from_millis(row.get(2)),
     });
-    let bar = view.reach(end).await?;
+    reach(connection, publisher, end).await?;
     let decision = {
-        let state = bar.hold();
+        let state = publisher.feed().bar().hold();
         let no_pours = Latest::default();
         Batch::new(rules, state.books(), &no_pours, end.pour, now).keg(&op, key, known)
     };
     let (keg_id, after) = match decision {
-        KegDecision::Answer(done) => return Ok((Ok(done), Mark::Nothing)),
-        KegDecision::Refused(e) => return Ok((Err(e), Mark::Nothing)),
+        KegDecision::Answer(done) => return Ok((Ok(done), None)),
+        KegDecision::Refused(e) => return Ok((Err(e), None)),
         KegDecision::Record { keg_id, after } => (keg_id, after),
     };
     if let Some(key) = key {
@@ -762,5 +767,14 @@ async fn keg(
             &[&db_id(seq)],
         )
         .await?;
-    Ok((Ok(KegDone::Applied(keg_id)), Mark::KegOp(seq)))
+    let end = Position { keg_op: seq, ..end };
+    announce(connection, publisher, end).await?;
+    let logged = Logged {
+        event: Event::KegOp {
+            seq,
+            after,
+            op: Some(op),
+        },
+    };
+    Ok((Ok(KegDone::Applied(keg_id)), Some(logged)))
 }
