@@ -54,6 +54,8 @@ pub enum Command {
 }
 
 type Insert = (NewPour, Option<String>, Reply<(Inserted, Mark)>);
+/// The next insert waiting, if the next command waiting is one.
+type More<'a> = &'a mut (dyn FnMut() -> Option<Insert> + Send);
 
 /// The first wait before a database that cannot write is tried again, and the longest.
 const PROBE_FIRST: Duration = Duration::from_millis(500);
@@ -88,10 +90,14 @@ impl Writer {
     /// Serves commands until `Close`, or until every sender is gone.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut backoff = PROBE_FIRST;
+        // A command taken while a batch was filled under the lock, that did not belong in it.
+        let mut stash: Option<Command> = None;
         loop {
             // While the database cannot write, it is tried now and then even if no write
             // comes (a load balancer sends none to a degraded server).
-            let first = if self.health.refusing() {
+            let first = if let Some(first) = stash.take() {
+                Some(first)
+            } else if self.health.refusing() {
                 match tokio::time::timeout(backoff, commands.recv()).await {
                     Ok(first) => first,
                     Err(_) => {
@@ -119,23 +125,41 @@ impl Writer {
                 match command {
                     Command::Insert { pour, key, reply } => inserts.push((pour, key, reply)),
                     Command::Delete { id, reply } => {
-                        self.commit_inserts(std::mem::take(&mut inserts)).await;
+                        self.commit_inserts(std::mem::take(&mut inserts), None)
+                            .await;
                         let deleted = self.delete(id).await;
                         let _ = reply.send(deleted);
                     }
                     Command::Keg { op, key, reply } => {
-                        self.commit_inserts(std::mem::take(&mut inserts)).await;
+                        self.commit_inserts(std::mem::take(&mut inserts), None)
+                            .await;
                         let done = self.keg(op, key).await;
                         let _ = reply.send(done);
                     }
                     Command::Close { reply } => {
-                        self.commit_inserts(std::mem::take(&mut inserts)).await;
+                        self.commit_inserts(std::mem::take(&mut inserts), None)
+                            .await;
                         let _ = reply.send(Ok(()));
                         return;
                     }
                 }
             }
-            self.commit_inserts(inserts).await;
+            // The last inserts of the batch may take those that come while the lock is
+            // waited for, which would otherwise wait for the next transaction.
+            let mut more = || {
+                if stash.is_some() {
+                    return None;
+                }
+                match commands.try_recv() {
+                    Ok(Command::Insert { pour, key, reply }) => Some((pour, key, reply)),
+                    Ok(other) => {
+                        stash = Some(other);
+                        None
+                    }
+                    Err(_) => None,
+                }
+            };
+            self.commit_inserts(inserts, Some(&mut more)).await;
         }
     }
 
@@ -201,17 +225,14 @@ impl Writer {
         }
     }
 
-    async fn commit_inserts(&mut self, inserts: Vec<Insert>) {
+    /// Commits `inserts` and, if `more` is given, those it gives once the lock is held.
+    async fn commit_inserts(&mut self, mut inserts: Vec<Insert>, more: Option<More<'_>>) {
         if inserts.is_empty() {
             return;
         }
         let (rules, publisher) = (self.rules, self.publisher.clone());
         let result = match self.connection().await {
-            Ok(connection) => {
-                let requests: Vec<(&NewPour, Option<&str>)> =
-                    inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
-                insert(connection, &requests, rules, &publisher).await
-            }
+            Ok(connection) => insert(connection, &mut inserts, more, rules, &publisher).await,
             Err(e) => {
                 for (_, _, reply) in inserts {
                     let _ = reply.send(Err(e.clone()));
@@ -478,29 +499,21 @@ async fn reach(
 /// (PostgreSQL answers its COMMIT with a rollback), and the error is returned.
 async fn insert(
     connection: &Connection,
-    requests: &[(&NewPour, Option<&str>)],
+    inserts: &mut Vec<Insert>,
+    more: Option<More<'_>>,
     rules: Settings,
     publisher: &Publisher,
 ) -> Result<Vec<(Inserted, Mark)>, Failure> {
     let (client, statements) = (&connection.client, &connection.statements);
     let now = Timestamp::now();
-    let keys: Vec<&str> = requests.iter().filter_map(|(_, k)| *k).collect();
     let cutoff = rules.key_ttl.cutoff(now);
-    let looked_up = async {
-        if keys.is_empty() {
-            Ok(Vec::new())
-        } else {
-            client
-                .query(&statements.known_keys, &[&keys, &cutoff])
-                .await
-        }
-    };
+    let keys: Vec<String> = inserts.iter().filter_map(|(_, k, _)| k.clone()).collect();
     let first = futures::try_join!(
         client.batch_execute("BEGIN"),
         lock_counters(connection),
-        looked_up,
+        known_keys(connection, &keys, cutoff),
     );
-    let (_, end, key_rows) = match first {
+    let (_, end, mut key_rows) = match first {
         Ok(answers) => answers,
         Err(e) => return Err(rolled_back(client, e).await.into()),
     };
@@ -508,6 +521,26 @@ async fn insert(
         let _ = client.batch_execute("ROLLBACK").await;
         return Err(behind);
     }
+    // What came while the lock was waited for joins this transaction (another server's
+    // commit can take a while), its keys looked up now.
+    let taken = inserts.len();
+    if let Some(more) = more {
+        while inserts.len() < MAX_BATCH
+            && let Some(insert) = more()
+        {
+            inserts.push(insert);
+        }
+    }
+    let late_keys: Vec<String> = inserts[taken..]
+        .iter()
+        .filter_map(|(_, k, _)| k.clone())
+        .collect();
+    match known_keys(connection, &late_keys, cutoff).await {
+        Ok(rows) => key_rows.extend(rows),
+        Err(e) => return Err(rolled_back(client, e).await.into()),
+    }
+    let requests: Vec<(&NewPour, Option<&str>)> =
+        inserts.iter().map(|(p, k, _)| (p, k.as_deref())).collect();
     let bar = publisher.feed().bar();
     // The pours that live keys stored, whether the device timed them, whether they have
     // been deleted since, and when the key was made.
@@ -610,6 +643,19 @@ async fn insert(
         Ok(_) => Ok(answers),
         Err(e) => Err(rolled_back(client, e).await.into()),
     }
+}
+
+/// The rows of the pours that `keys` stored, those made after `cutoff` (ms).
+async fn known_keys(
+    connection: &Connection,
+    keys: &[String],
+    cutoff: i64,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = &connection.statements.known_keys;
+    connection.client.query(statement, &[&keys, &cutoff]).await
 }
 
 /// Ends an aborted transaction, if the connection still stands; returns the error.
