@@ -150,7 +150,7 @@ for name, label in [("ingest_postgres1", "PostgreSQL, one server"), ("ingest_pos
     r = load(name)
     print(f"| {label} | {fmt(med(r,'pours_per_second'))} | {fmt(med(r,'latency','p50_ms'),2)} | {fmt(med(r,'latency','p99_ms'),2)} | "
           f"{fmt(med(r,'write_transactions_per_second'))} | {fmt(med(r,'pours_per_transaction'),1)} | {fmt(med(r,'commits_per_second'))} | {fmt(med(r,'wal_bytes_per_pour'))} |")
-print("\n(commits/s counts every transaction: the writing ones, each one's NOTIFY, and reads.)\n")
+print("\n(commits/s counts every transaction: the writing ones and reads.)\n")
 print("### Delivery across two servers: 1,000 subscribers on each, 100 pours/s posted to each in turn\n")
 print("| deliveries/s | lost | dup | disorder | delivery p50 ms | p99 ms | max ms | POST p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
 r = load("fanout")

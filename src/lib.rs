@@ -22,7 +22,8 @@
 //! **Keep**: what was decided, durably, in commit order.
 //! - [`store`]: the async `Store` trait and its backends: the journal store (a
 //!   group-committed journal behind an in-memory index, or memory only with `--ephemeral`)
-//!   and PostgreSQL (shared by several servers, each tailing the log); and each store's
+//!   and PostgreSQL (shared by several servers, each publishing its own changes as it
+//!   commits them and reading the others'); and each store's
 //!   outbox, the webhooks and the messages owed to them. A store decides nothing: it asks
 //!   [`decide`] and keeps the answer.
 //!
