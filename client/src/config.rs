@@ -1,6 +1,8 @@
 //! Configuration: the prototype's `INET_ADDR` and `TAP_ID`, and flags that override them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,8 +13,10 @@ use reqwest::Url;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "altair-client", version, about)]
 pub struct Args {
-    /// Server URL, e.g. http://localhost:8338. Overrides INET_ADDR.
-    #[arg(long, env = "ALTAIR_SERVER", value_name = "URL")]
+    /// Server URL, e.g. http://localhost:8338, or several separated by commas: requests
+    /// go to the first, and to the next when the one in use cannot be reached or answers
+    /// 5xx. Overrides INET_ADDR.
+    #[arg(long, env = "ALTAIR_SERVER", value_name = "URL[,URL...]")]
     pub server: Option<String>,
 
     /// Server as host:port (the prototype's variable); used when --server is not given.
@@ -74,8 +78,10 @@ const DEFAULT_INTERVAL: f64 = 3.0;
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `http://host:port` with no path.
-    pub server: Url,
+    /// The servers, in order (`http://host:port` with no path): at least one.
+    pub servers: Vec<Url>,
+    /// Which of them requests go to; shared by every tap, so that one failure moves all.
+    current: Arc<AtomicUsize>,
     pub taps: Vec<u32>,
     pub interval: Duration,
     /// The interval was not given: each pour also waits as long as a tap takes to pour
@@ -103,16 +109,19 @@ impl Args {
             (None, Some(addr)) => format!("http://{addr}"),
             (None, None) => "http://localhost:8338".to_owned(),
         };
-        let server = match Url::parse(&text) {
-            Ok(url) if url.scheme() == "http" && url.host_str().is_some() => url,
-            Ok(url) if url.scheme() != "http" => {
-                return bad(format!(
-                    "server URL {text:?}: only http:// is supported (terminate TLS in front of the server)"
-                ));
+        let mut servers = Vec::new();
+        for text in text.split(',').map(str::trim) {
+            match Url::parse(text) {
+                Ok(url) if url.scheme() == "http" && url.host_str().is_some() => servers.push(url),
+                Ok(url) if url.scheme() != "http" => {
+                    return bad(format!(
+                        "server URL {text:?}: only http:// is supported (terminate TLS in front of the server)"
+                    ));
+                }
+                Ok(_) => return bad(format!("server URL {text:?} has no host")),
+                Err(e) => return bad(format!("server URL {text:?} is not a URL: {e}")),
             }
-            Ok(_) => return bad(format!("server URL {text:?} has no host")),
-            Err(e) => return bad(format!("server URL {text:?} is not a URL: {e}")),
-        };
+        }
         let token = match (&self.token, &self.token_file) {
             (Some(token), _) => Some(token.clone()),
             (None, Some(file)) => match std::fs::read_to_string(file) {
@@ -151,7 +160,8 @@ impl Args {
             return bad(format!("--volume {v} must be a positive number of ml"));
         }
         Ok(Settings {
-            server,
+            servers,
+            current: Arc::new(AtomicUsize::new(0)),
             taps: (self.tap_id..=last).collect(),
             interval: Duration::from_secs_f64(interval),
             paced: self.interval.is_none(),
@@ -165,14 +175,41 @@ impl Args {
 }
 
 impl Settings {
-    /// `http://host:port/path`.
-    pub fn http(&self, path: &str) -> String {
-        format!("{}{}", self.server.as_str().trim_end_matches('/'), path)
+    /// The place in [`Settings::servers`] of the server requests go to now.
+    pub fn place(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.servers.len()
     }
 
-    /// The WebSocket URL of the feed, with a query string.
-    pub fn feed(&self, query: &str) -> String {
-        let base = self.server.as_str().trim_end_matches('/');
+    /// The server at `place`.
+    pub fn server(&self, place: usize) -> &Url {
+        &self.servers[place % self.servers.len()]
+    }
+
+    /// The server at `place` failed a request of `who`'s (`why`): requests go to the next
+    /// one, said in the log. Several taps seeing the same failure move once. The server
+    /// moved to, if there is another.
+    pub fn fail_over(&self, who: impl std::fmt::Display, place: usize, why: &str) -> Option<&Url> {
+        if self.servers.len() < 2 {
+            return None;
+        }
+        let next = (place + 1) % self.servers.len();
+        self.current
+            .compare_exchange(place, next, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        let (failed, next) = (self.server(place), self.server(next));
+        log::warn!("{who} | server {failed} failed ({why}); moving to {next}");
+        Some(next)
+    }
+
+    /// `http://host:port/path` on the server at `place`.
+    pub fn http(&self, place: usize, path: &str) -> String {
+        let base = self.server(place).as_str().trim_end_matches('/');
+        format!("{base}{path}")
+    }
+
+    /// The WebSocket URL of the feed on the server at `place`, with a query string.
+    pub fn feed(&self, place: usize, query: &str) -> String {
+        let base = self.server(place).as_str().trim_end_matches('/');
         format!("ws{}/sockets/beers{query}", base.trim_start_matches("http"))
     }
 
@@ -198,10 +235,33 @@ mod tests {
     #[test]
     fn inet_addr_is_the_fallback_and_server_wins() {
         let s = parse(&["--inet-addr", "beer:9000"]).unwrap();
-        assert_eq!(s.http("/api/beers"), "http://beer:9000/api/beers");
-        assert_eq!(s.feed("?tapId=1"), "ws://beer:9000/sockets/beers?tapId=1");
+        assert_eq!(s.http(0, "/api/beers"), "http://beer:9000/api/beers");
+        assert_eq!(
+            s.feed(0, "?tapId=1"),
+            "ws://beer:9000/sockets/beers?tapId=1"
+        );
         let s = parse(&["--inet-addr", "beer:9000", "--server", "http://x:1/"]).unwrap();
-        assert_eq!(s.http("/health"), "http://x:1/health");
+        assert_eq!(s.http(0, "/health"), "http://x:1/health");
+        assert_eq!(
+            s.fail_over("tap 1", 0, "down"),
+            None,
+            "one server: nowhere to go"
+        );
+    }
+
+    #[test]
+    fn several_servers_are_tried_in_turn_and_one_failure_moves_once() {
+        let s = parse(&["--server", "http://a:1, http://b:2"]).unwrap();
+        assert_eq!(s.place(), 0);
+        assert_eq!(s.http(s.place(), "/health"), "http://a:1/health");
+        let fail = |place| s.fail_over("tap 1", place, "down").map(Url::to_string);
+        assert_eq!(fail(0).as_deref(), Some("http://b:2/"));
+        // A second tap that saw the same failure does not move it on again.
+        assert_eq!(fail(0), None);
+        assert_eq!(s.place(), 1);
+        assert_eq!(fail(1).as_deref(), Some("http://a:1/"));
+        let error = parse(&["--server", "http://a:1,ftp://b"]).unwrap_err();
+        assert!(error.contains("\"ftp://b\""), "{error}");
     }
 
     #[test]

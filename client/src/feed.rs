@@ -73,11 +73,15 @@ pub async fn follow(settings: &Settings, listener: Listener, stop: CancellationT
         if let Some(id) = last {
             query.push(format!("since={id}"));
         }
-        let url = settings.feed(&if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", query.join("&"))
-        });
+        let place = settings.place();
+        let url = settings.feed(
+            place,
+            &if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            },
+        );
         let request = match request(&url, settings.token.as_deref()) {
             Ok(request) => request,
             Err(e) => {
@@ -110,8 +114,16 @@ pub async fn follow(settings: &Settings, listener: Listener, stop: CancellationT
                     Ended::Lost(why) => why,
                 }
             }
-            Ok(Err(e)) => format!("cannot connect: {e}"),
-            Err(_) => "cannot connect: timed out".into(),
+            Ok(Err(e)) => {
+                let why = format!("cannot connect: {e}");
+                settings.fail_over(&label, place, &why);
+                why
+            }
+            Err(_) => {
+                let why = "cannot connect: timed out".to_owned();
+                settings.fail_over(&label, place, &why);
+                why
+            }
         };
         let delay = backoff.next_delay();
         log::warn!(

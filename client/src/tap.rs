@@ -42,8 +42,11 @@ enum Delivery {
     Acknowledged(u64),
     /// A 4xx that will never succeed: dropped, loudly.
     Rejected(StatusCode, String),
-    /// Worth retrying: the server is down, busy or failed.
+    /// Worth retrying: the server is busy (429, 408) or answered oddly.
     Retry(String),
+    /// Worth retrying, on the next server if there are several: this one cannot be
+    /// reached, timed out, or answered 5xx.
+    Unavailable(String),
     /// The server refused the token (401/403): the pour is fine, the configuration is
     /// not, so the pour stays in the outbox until someone fixes the token.
     Refused(StatusCode, String),
@@ -183,7 +186,8 @@ async fn glasses(
 ) -> Option<Vec<Glass>> {
     let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP, Rng::new(u64::from(tap) + 1));
     loop {
-        let answer = authorized(http.get(settings.http("/api/glasses")), settings)
+        let place = settings.place();
+        let answer = authorized(http.get(settings.http(place, "/api/glasses")), settings)
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await;
@@ -196,6 +200,7 @@ async fn glasses(
             Ok(r) => format!("glasses: HTTP {}", r.status()),
             Err(e) => describe(&e),
         };
+        settings.fail_over(format_args!("tap {tap}"), place, &failure);
         let delay = backoff.next_delay();
         log::warn!(
             "tap {tap} | cannot read the glass list ({failure}); retrying in {:.1} s",
@@ -234,7 +239,9 @@ async fn send_loop(
                 _ = wake.notified() => continue,
             }
         };
-        match deliver(settings, http, &pending).await {
+        let place = settings.place();
+        let delivered = deliver(settings, place, http, &pending).await;
+        match &delivered {
             Delivery::Acknowledged(id) => {
                 backoff.reset();
                 log::info!(
@@ -264,7 +271,10 @@ async fn send_loop(
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
-            Delivery::Retry(why) => {
+            Delivery::Unavailable(why) | Delivery::Retry(why) => {
+                if let Delivery::Unavailable(why) = &delivered {
+                    settings.fail_over(format_args!("tap {tap}"), place, why);
+                }
                 let delay = backoff.next_delay();
                 log::warn!(
                     "tap {tap} | pour not delivered ({why}); attempt {} failed, retrying in {:.1} s",
@@ -287,8 +297,13 @@ async fn forget(outbox: &Arc<Mutex<Outbox>>) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
 }
 
-async fn deliver(settings: &Settings, http: &reqwest::Client, pending: &Pending) -> Delivery {
-    let sent = authorized(http.post(settings.http("/api/beers")), settings)
+async fn deliver(
+    settings: &Settings,
+    place: usize,
+    http: &reqwest::Client,
+    pending: &Pending,
+) -> Delivery {
+    let sent = authorized(http.post(settings.http(place, "/api/beers")), settings)
         .timeout(REQUEST_TIMEOUT)
         .header("content-type", "application/json")
         .header("idempotency-key", &pending.key)
@@ -297,7 +312,7 @@ async fn deliver(settings: &Settings, http: &reqwest::Client, pending: &Pending)
         .await;
     let response = match sent {
         Ok(r) => r,
-        Err(e) => return Delivery::Retry(describe(&e)),
+        Err(e) => return Delivery::Unavailable(describe(&e)),
     };
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -314,10 +329,13 @@ async fn deliver(settings: &Settings, http: &reqwest::Client, pending: &Pending)
     let permanent = status.is_client_error()
         && status != StatusCode::REQUEST_TIMEOUT
         && status != StatusCode::TOO_MANY_REQUESTS;
+    let why = format!("HTTP {status} {message}").trim().to_owned();
     if permanent {
         Delivery::Rejected(status, message)
+    } else if status.is_server_error() {
+        Delivery::Unavailable(why)
     } else {
-        Delivery::Retry(format!("HTTP {status} {message}").trim().to_owned())
+        Delivery::Retry(why)
     }
 }
 

@@ -67,9 +67,14 @@ struct Tap {
 
 impl Tap {
     fn spawn(server: SocketAddr, data: &Path, args: &[&str]) -> Tap {
+        Tap::spawn_to(&format!("http://{server}"), data, args)
+    }
+
+    /// A tap given `--server servers` as written.
+    fn spawn_to(servers: &str, data: &Path, args: &[&str]) -> Tap {
         let mut child = Command::new(env!("CARGO_BIN_EXE_altair-client"))
             .arg("--server")
-            .arg(format!("http://{server}"))
+            .arg(servers)
             .arg("--data-dir")
             .arg(data)
             .args(args)
@@ -320,6 +325,50 @@ async fn a_server_restart_loses_nothing_and_repeats_nothing() {
         .map(|p| p["timestamp"].as_str().unwrap())
         .collect();
     assert_eq!(stamps.len(), stored.len(), "no pour stored twice");
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_several_servers_a_tap_moves_to_the_next_when_one_stops() {
+    let data = tempdir("failover");
+    let first = server("127.0.0.1:0", None).await;
+    let second = server("127.0.0.1:0", None).await;
+    let (a, b) = (first.addr, second.addr);
+    let mut tap = Tap::spawn_to(
+        &format!("http://{a}, http://{b}"),
+        &data.join("client"),
+        &[
+            "--tap-id",
+            "3",
+            "--interval",
+            "0.05",
+            "--volume",
+            "500",
+            "--count",
+            "40",
+        ],
+    );
+    tap.await_lines("stored as #", 5).await;
+    first.shutdown().await;
+    assert_eq!(tap.exited().await, 0);
+    let lines = tap.lines();
+    let moved = lines
+        .iter()
+        .position(|l| l.contains(&format!("server http://{a}/ failed")))
+        .unwrap_or_else(|| panic!("no move to the next server; log:\n{}", lines.join("\n")));
+    assert!(
+        lines[moved].ends_with(&format!("moving to http://{b}/")),
+        "{}",
+        lines[moved]
+    );
+    let stored = |lines: &[String]| lines.iter().filter(|l| l.contains("stored as #")).count();
+    let (on_first, on_second) = (stored(&lines[..moved]), stored(&lines[moved..]));
+    assert_eq!(on_first + on_second, 40, "every pour acknowledged once");
+    assert_eq!(
+        pours_of(b, 3).await.len(),
+        on_second,
+        "the rest stored on the second server"
+    );
     second.shutdown().await;
 }
 

@@ -226,8 +226,8 @@ fn servers(settings: &Settings, also: &[String]) -> Vec<String> {
 }
 
 fn host_port(settings: &Settings) -> String {
-    let host = settings.server.host_str().unwrap_or("localhost");
-    let port = settings.server.port_or_known_default().unwrap_or(8338);
+    let host = settings.server(0).host_str().unwrap_or("localhost");
+    let port = settings.server(0).port_or_known_default().unwrap_or(8338);
     format!("{host}:{port}")
 }
 
