@@ -6,6 +6,7 @@
 mod helpers;
 
 mod architecture;
+mod balancer;
 mod beers;
 mod browser;
 mod classify;
