@@ -16,7 +16,7 @@ use crate::alert::Alerts;
 use crate::anomaly::Burst;
 use crate::config::Config;
 use crate::keg::{Cellar, KegError, KegOp};
-use crate::pour::{Flag, NewPour, Pour, Timestamp, microlitres};
+use crate::pour::{Flag, Flags, NewPour, Pour, Timestamp, microlitres};
 
 /// What became of a pour sent to the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +148,14 @@ impl Latest {
         *seen = (*seen).max(at);
     }
 
+    /// Notes a kept pour, as the rules count it: one timed ahead of the clock does not
+    /// move its tap's latest time (a store replaying or following its log).
+    pub fn kept(&mut self, pour: &Pour) {
+        if moves_latest(pour.flags) {
+            self.saw(pour.tap_id, pour.timestamp);
+        }
+    }
+
     pub fn get(&self, tap_id: u32) -> Option<Timestamp> {
         self.0.get(&tap_id).copied()
     }
@@ -165,6 +173,13 @@ impl FromIterator<(u32, Timestamp)> for Latest {
         }
         latest
     }
+}
+
+/// Whether a pour with these flags is what its tap's next pours are judged against: one
+/// from a clock that is ahead is not (they would never look like a burst until its time
+/// came).
+fn moves_latest(flags: Flags) -> bool {
+    !flags.contains(Flag::Future)
 }
 
 /// What to do with a pour request.
@@ -312,9 +327,7 @@ impl<'a> Batch<'a> {
             request.flags = request.flags.with(Flag::Burst);
         }
         let scratch = &mut self.scratch;
-        // A pour from a clock that is ahead is not what the tap's next pours are judged
-        // against: they would never look like a burst until its time came.
-        if !request.flags.contains(Flag::Future) {
+        if moves_latest(request.flags) {
             let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
             match scratch.moved.iter_mut().find(|(t, _)| *t == tap_id) {
                 Some(moved) => moved.1 = at,

@@ -219,9 +219,7 @@ impl JournalStore {
                 if let Some(meta) = key {
                     remember(&mut keys, &pour, meta);
                 }
-                if !pour.flags.contains(crate::pour::Flag::Future) {
-                    latest.saw(pour.tap_id, pour.timestamp);
-                }
+                latest.kept(&pour);
                 feed.bar().recovered(&pour);
                 index.insert(pour);
             }

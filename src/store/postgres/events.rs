@@ -16,7 +16,7 @@ use super::{Glasses, Position, pour_from};
 use crate::decide::Latest;
 use crate::feed::Feed;
 use crate::keg::KegOp;
-use crate::pour::{Flag, Pour};
+use crate::pour::Pour;
 
 /// Events read per query at most.
 pub const PAGE: i64 = 1024;
@@ -205,7 +205,7 @@ impl Publisher {
                 Event::Pour(pour) if pour.id <= at.pour => {}
                 Event::Pour(pour) if pour.id == at.pour + 1 => {
                     at.pour = pour.id;
-                    note(&mut latest, &pour);
+                    latest.kept(&pour);
                     self.feed.poured(pour);
                 }
                 Event::Deletion { seq, .. } if seq <= at.deletion => {}
@@ -238,21 +238,13 @@ impl Publisher {
     }
 }
 
-/// Notes a pour in each tap's latest pour time: a pour timed ahead of the clock does not
-/// move it (as [`crate::decide::Batch::pour`] decides).
-pub fn note(latest: &mut Latest, pour: &Pour) {
-    if !pour.flags.contains(Flag::Future) {
-        latest.saw(pour.tap_id, pour.timestamp);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::glass::Catalogue;
-    use crate::pour::{Flags, Timestamp};
+    use crate::pour::{Flag, Flags, Timestamp};
 
     fn pour(id: u64, tap_id: u32, at: i64, flags: Flags) -> Pour {
         Pour {

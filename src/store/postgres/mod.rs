@@ -399,7 +399,7 @@ impl PgStore {
             let pour = pour_from(&row, 0, &mut glasses);
             replay_until(db_id(pour.id), &mut others, &mut glasses);
             feed.bar().recovered(&pour);
-            events::note(&mut latest, &pour);
+            latest.kept(&pour);
             pours += 1;
         }
         replay_until(i64::MAX, &mut others, &mut glasses);
