@@ -14,6 +14,7 @@ use crate::glass::Catalogue;
 use crate::keg::{Cellar, CellarSettings, KegEvent, KegOp, Marks};
 use crate::pour::{Pour, Timestamp};
 use crate::report::{Aggregator, Level, Report};
+use crate::venue::{Defaults, Venues};
 
 /// Something a change caused that subscribers hear: a keg or tap event, or an alert's
 /// change.
@@ -56,6 +57,7 @@ pub struct State {
     aggregator: Aggregator,
     cellar: Cellar,
     alerts: Alerts,
+    venues: Venues,
     /// The last event's seq.
     seq: u64,
     /// Every numbered event so far, for subscribers that resume (a few per keg and alert).
@@ -80,6 +82,11 @@ impl State {
 
     /// Applies a committed operation logged after pour `after`; the events it causes.
     pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Notice> {
+        match op {
+            KegOp::AddVenue { venue, .. } => self.venues.add(venue),
+            KegOp::ChangeVenue { change, .. } => self.venues.change(change),
+            _ => {}
+        }
         let kegs = self.cellar.apply_op(op, after);
         let kegs = self.number(kegs);
         let alerts = self.alerts.keg_op(op, after, &kegs);
@@ -172,12 +179,18 @@ impl State {
         Books {
             kegs: &self.cellar,
             alerts: &self.alerts,
+            venues: &self.venues,
         }
     }
 
     /// How many pours are counted.
     pub fn total_pours(&self) -> u64 {
         self.aggregator.total_pours()
+    }
+
+    /// The venues.
+    pub fn venues(&self) -> &Venues {
+        &self.venues
     }
 
     /// The kegs and taps.
@@ -209,18 +222,19 @@ impl State {
 }
 
 impl Bar {
-    /// An empty bar whose report counts days on the clock of `zone`.
+    /// An empty bar whose report counts days on the clock of the default venue's zone.
     pub fn new(
         catalogue: &Catalogue,
-        zone: chrono_tz::Tz,
+        venues: Defaults,
         kegs: CellarSettings,
         alerts: AlertSettings,
     ) -> Bar {
         Bar {
             state: Arc::new(Mutex::new(State {
-                aggregator: Aggregator::new(catalogue, zone),
+                aggregator: Aggregator::new(catalogue, venues.timezone),
                 cellar: Cellar::new(kegs),
                 alerts: Alerts::new(alerts),
+                venues: Venues::new(venues),
                 seq: 0,
                 history: Vec::new(),
             })),
@@ -271,6 +285,11 @@ impl Bar {
         let mut state = self.hold();
         state.seq = state.seq.max(marks.events);
         state.cellar.restore(marks);
+    }
+
+    /// Reads the venues (briefly: every change waits for it).
+    pub fn venues<T>(&self, read: impl FnOnce(&Venues) -> T) -> T {
+        read(&self.hold().venues)
     }
 
     /// Reads the alerts (briefly: every change waits for it).

@@ -94,6 +94,12 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_OPENING_HOURS", value_name = "HH:MM-HH:MM,...", value_parser = OpeningHours::parse)]
     pub opening_hours: Option<OpeningHours>,
 
+    /// The venue of pours, kegs and taps that name none (devices in the field post
+    /// `{"tapId", "volume"}`): a one-bar deployment's bar. Other venues are made through
+    /// `POST /api/venues`.
+    #[arg(long, env = "ALTAIR_DEFAULT_VENUE", value_name = "ID", default_value = "main", value_parser = venue_id)]
+    pub default_venue: String,
+
     /// The bar's time zone (IANA name, e.g. Europe/Berlin), for opening hours.
     #[arg(long, env = "ALTAIR_TIMEZONE", value_name = "ZONE", default_value = "UTC", value_parser = time_zone)]
     pub timezone: chrono_tz::Tz,
@@ -321,18 +327,29 @@ impl Config {
     }
 }
 
+/// What [`OpeningHours::parse`] takes.
+pub const OPENING_HOURS_PATTERN: &str = "^ *([01]?[0-9]|2[0-3]):[0-5][0-9] *- *(([01]?[0-9]|2[0-3]):[0-5][0-9]|24:00) *(, *([01]?[0-9]|2[0-3]):[0-5][0-9] *- *(([01]?[0-9]|2[0-3]):[0-5][0-9]|24:00) *)*$";
+
 /// Daily opening hours: windows of seconds since local midnight, `[start, end)`; a window
-/// whose end is before its start crosses midnight.
+/// whose end is before its start crosses midnight, and one that ends where it starts is
+/// the whole day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpeningHours {
     windows: Vec<(u32, u32)>,
 }
 
 impl OpeningHours {
-    /// Parses `HH:MM-HH:MM[,HH:MM-HH:MM...]`; `24:00` may end a window.
+    /// Parses `HH:MM-HH:MM[,HH:MM-HH:MM...]` (spaces around the times allowed, an hour of
+    /// one digit too); `24:00` may end a window. What [`OPENING_HOURS_PATTERN`] says.
     pub fn parse(text: &str) -> Result<OpeningHours, String> {
         let clock = |part: &str, end: bool| -> Option<u32> {
-            let (h, m) = part.trim().split_once(':')?;
+            let (h, m) = part.trim_matches(' ').split_once(':')?;
+            let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+                n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+            };
+            if !digits(h, 1..=2) || !digits(m, 2..=2) {
+                return None;
+            }
             let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
             let whole_day = end && h == 24 && m == 0;
             ((h < 24 && m < 60) || whole_day).then_some(h * 3600 + m * 60)
@@ -341,14 +358,13 @@ impl OpeningHours {
             .split(',')
             .map(|window| {
                 let (start, end) = window.split_once('-')?;
-                let (start, end) = (clock(start, false)?, clock(end, true)?);
-                (start != end).then_some((start, end))
+                Some((clock(start, false)?, clock(end, true)?))
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
                 format!(
-                    "{text:?} is not opening hours: expected HH:MM-HH:MM windows, comma-separated, \
-                     each of some length (16:00-02:00 crosses midnight)"
+                    "{text:?} is not opening hours: expected HH:MM-HH:MM windows, comma-separated \
+                     (16:00-02:00 crosses midnight)"
                 )
             })?;
         Ok(OpeningHours { windows })
@@ -366,8 +382,38 @@ impl OpeningHours {
     }
 }
 
+impl std::fmt::Display for OpeningHours {
+    /// As parsed: `16:00-02:00,11:30-14:00`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let clock = |s: u32| format!("{:02}:{:02}", s / 3600, s % 3600 / 60);
+        let windows: Vec<String> = self
+            .windows
+            .iter()
+            .map(|&(start, end)| format!("{}-{}", clock(start), clock(end)))
+            .collect();
+        f.write_str(&windows.join(","))
+    }
+}
+
+/// The longest venue id.
+pub const MAX_VENUE_ID: usize = 40;
+
+/// A venue's id: 1 to 40 of `a-z`, `0-9` and `-`, as it appears in paths.
+pub fn venue_id(text: &str) -> Result<String, String> {
+    let fits = (1..=MAX_VENUE_ID).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match fits {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "{text:?} is not a venue id: 1 to {MAX_VENUE_ID} lowercase letters, digits and hyphens"
+        )),
+    }
+}
+
 /// A time zone by its IANA name.
-fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+pub fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not an IANA time zone name (e.g. Europe/Berlin, UTC)"))
 }
@@ -480,12 +526,24 @@ mod tests {
             "16-02",
             "16:00",
             "25:00-02:00",
-            "10:00-10:00",
             "10:60-11:00",
             "24:00-02:00",
+            "+1:00-02:00",
+            "1:0-02:00",
+            "\t16:00-02:00",
         ] {
             assert!(OpeningHours::parse(bad).is_err(), "{bad}");
         }
+        // A window that ends where it starts is the whole day.
+        let always = OpeningHours::parse("10:00-10:00").unwrap();
+        assert!(always.contains(0) && always.contains(h(9, 59)) && always.contains(h(10, 0)));
+        // Written back the one way, as a venue shows it.
+        assert_eq!(
+            OpeningHours::parse(" 9:00 - 17:00,22:00-24:00")
+                .unwrap()
+                .to_string(),
+            "09:00-17:00,22:00-24:00"
+        );
         let c = Config::try_parse_from(["altair-server", "--timezone", "Europe/Berlin"]).unwrap();
         assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
         assert!(Config::try_parse_from(["altair-server", "--timezone", "Mars/Olympus"]).is_err());

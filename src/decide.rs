@@ -17,6 +17,7 @@ use crate::anomaly::Burst;
 use crate::config::Config;
 use crate::keg::{Cellar, KegError, KegOp};
 use crate::pour::{Flag, Flags, NewPour, Pour, Timestamp, microlitres};
+use crate::venue::{VenueError, Venues};
 
 /// What became of a pour sent to the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +255,7 @@ impl Scratch {
 pub struct Books<'a> {
     pub kegs: &'a Cellar,
     pub alerts: &'a Alerts,
+    pub venues: &'a Venues,
 }
 
 /// Decides a batch of commands, in log order, against the state at the log's end.
@@ -264,6 +266,7 @@ pub struct Batch<'a> {
     rules: Settings,
     kegs: &'a Cellar,
     alerts: &'a Alerts,
+    venues: &'a Venues,
     latest: &'a Latest,
     now: Timestamp,
     next_id: u64,
@@ -300,6 +303,7 @@ impl<'a> Batch<'a> {
             rules,
             kegs: books.kegs,
             alerts: books.alerts,
+            venues: books.venues,
             latest,
             now,
             next_id: last_id + 1,
@@ -420,10 +424,11 @@ impl<'a> Batch<'a> {
                 KegDone::Conflict
             });
         }
-        let checked = if op.is_alert() {
-            self.alerts.check(op)
-        } else {
-            self.kegs.check(op)
+        let checked = match op {
+            KegOp::AddVenue { venue, .. } => venue_checked(self.venues.check_add(venue)),
+            KegOp::ChangeVenue { change, .. } => venue_checked(self.venues.check_change(change)),
+            _ if op.is_alert() => self.alerts.check(op),
+            _ => self.kegs.check(op),
         };
         match checked {
             Ok(keg_id) => KegDecision::Record {
@@ -447,6 +452,16 @@ impl<'a> Batch<'a> {
             .find(|(t, _)| *t == tap_id)
             .map(|(_, at)| *at)
             .or_else(|| self.latest.get(tap_id))
+    }
+}
+
+/// A venue operation's check as a keg operation's (a venue operation changes no keg).
+fn venue_checked(checked: Result<(), VenueError>) -> Result<u64, KegError> {
+    match checked {
+        Ok(()) => Ok(0),
+        Err(VenueError::Exists(id)) => Err(KegError::VenueExists(id)),
+        Err(VenueError::NotFound(id)) => Err(KegError::NoVenue(id)),
+        Err(e @ VenueError::Configured(_)) => Err(KegError::VenueRefused(e.to_string())),
     }
 }
 
@@ -486,7 +501,12 @@ mod tests {
         let alerts = Box::leak(Box::new(Alerts::new(crate::alert::AlertSettings {
             window_ms: 0,
         })));
-        Books { kegs, alerts }
+        let venues = Box::leak(Box::new(Venues::new(crate::venue::Defaults::standalone())));
+        Books {
+            kegs,
+            alerts,
+            venues,
+        }
     }
 
     fn cellar(keg_ml: Option<i64>) -> Cellar {

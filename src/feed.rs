@@ -16,6 +16,7 @@ use crate::glass::Catalogue;
 use crate::keg::{CellarSettings, KegError, KegOp};
 use crate::pour::{Pour, Timestamp};
 use crate::report::Report;
+use crate::venue::Defaults;
 
 /// A cheap-to-clone handle: the bar's state and the bus it publishes on. One pointer:
 /// every request's state holds one, and request futures move it around by value.
@@ -50,7 +51,7 @@ impl Feed {
             window_ms: 3_600_000,
         };
         Feed::new(
-            Bar::new(catalogue, chrono_tz::UTC, kegs, alerts),
+            Bar::new(catalogue, Defaults::standalone(), kegs, alerts),
             Bus::new(16),
             0,
         )

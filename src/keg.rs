@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::glass::Catalogue;
 use crate::pour::{Flag, Pour, Timestamp, whole};
+pub use crate::venue::Change;
+use crate::venue::{VenueChange, VenueRecord};
 
 /// A keg size bars order by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -152,6 +154,12 @@ pub enum KegOp {
     /// settings with it, until it pours again.
     #[serde(rename_all = "camelCase")]
     ForgetTap { tap_id: u32, at: Timestamp },
+    /// A new venue, a bar of the chain ([`crate::venue`] decides it).
+    #[serde(rename_all = "camelCase")]
+    AddVenue { venue: VenueRecord, at: Timestamp },
+    /// A change to a venue's settings.
+    #[serde(rename_all = "camelCase")]
+    ChangeVenue { change: VenueChange, at: Timestamp },
 }
 
 impl KegOp {
@@ -172,7 +180,9 @@ impl KegOp {
             | KegOp::CloseAlert { at, .. }
             | KegOp::WebhookDown { at, .. }
             | KegOp::WebhookUp { at, .. }
-            | KegOp::ForgetTap { at, .. } => at,
+            | KegOp::ForgetTap { at, .. }
+            | KegOp::AddVenue { at, .. }
+            | KegOp::ChangeVenue { at, .. } => at,
         }
     }
 
@@ -185,6 +195,11 @@ impl KegOp {
                 | KegOp::WebhookDown { .. }
                 | KegOp::WebhookUp { .. }
         )
+    }
+
+    /// Whether it is about a venue ([`crate::venue`] decides it).
+    pub fn is_venue(&self) -> bool {
+        matches!(self, KegOp::AddVenue { .. } | KegOp::ChangeVenue { .. })
     }
 
     /// The form the log stores.
@@ -203,25 +218,6 @@ impl KegOp {
         let mut op = self.clone();
         *op.at_mut() = Timestamp::from_millis(0);
         op.to_json()
-    }
-}
-
-/// A change to one setting.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Change<T> {
-    Keep,
-    Clear,
-    To(T),
-}
-
-impl<T: Clone> Change<T> {
-    fn apply(&self, setting: &mut Option<T>) {
-        match self {
-            Change::Keep => {}
-            Change::Clear => *setting = None,
-            Change::To(value) => *setting = Some(value.clone()),
-        }
     }
 }
 
@@ -251,6 +247,13 @@ pub enum KegError {
     /// It has a keg on, or stored pours.
     #[error("tap {0} {1}")]
     TapInUse(u32, &'static str),
+    #[error("no venue {0:?}")]
+    NoVenue(String),
+    #[error("venue {0:?} exists already")]
+    VenueExists(String),
+    /// A venue operation the rules refuse for what it asks (not for the state it meets).
+    #[error("{0}")]
+    VenueRefused(String),
 }
 
 /// One keg.
@@ -478,11 +481,13 @@ impl Cellar {
     /// Whether `op` applies now; the id the keg it makes or changes has.
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         match op {
-            // Not the kegs' business: the alerts decide them.
+            // Not the kegs' business: the alerts and the venues decide them.
             KegOp::AckAlert { .. }
             | KegOp::CloseAlert { .. }
             | KegOp::WebhookDown { .. }
-            | KegOp::WebhookUp { .. } => Ok(0),
+            | KegOp::WebhookUp { .. }
+            | KegOp::AddVenue { .. }
+            | KegOp::ChangeVenue { .. } => Ok(0),
             KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
             // Settings apply to any tap; the keg on it, if any, is what they touch.
             KegOp::TapSettings { tap_id, .. } => {
@@ -645,7 +650,9 @@ impl Cellar {
             KegOp::AckAlert { .. }
             | KegOp::CloseAlert { .. }
             | KegOp::WebhookDown { .. }
-            | KegOp::WebhookUp { .. } => {}
+            | KegOp::WebhookUp { .. }
+            | KegOp::AddVenue { .. }
+            | KegOp::ChangeVenue { .. } => {}
         }
         events
     }

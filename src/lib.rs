@@ -50,6 +50,8 @@
 //!   acknowledged, resolved; and a server's own (its store cannot write, its disk is low).
 //! - [`keg`]: kegs and taps, a state machine fed the log: levels, pace, forecasts, keg
 //!   events, and whether a keg operation applies.
+//! - [`venue`]: venues, the bars of a chain: their ids, their settings over the chain's
+//!   (the flags), and whether an operation on one applies.
 //! - [`report`]: incremental metrics and the report document.
 //! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour, after hours), and the
 //!   burst rule.
@@ -86,6 +88,7 @@ pub mod report;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod venue;
 pub mod webhook;
 
 pub use config::Config;

@@ -28,6 +28,7 @@ use crate::http::{AppState, Pipeline, RequestLog, Shared};
 use crate::keg::CellarSettings;
 use crate::store::{OpenError, Store};
 use crate::tasks;
+use crate::venue::Defaults;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +94,7 @@ impl Server {
         };
         let bar = Bar::new(
             &catalogue,
-            config.timezone,
+            Defaults::of(&config),
             CellarSettings::new(config.keg_low_percent, &catalogue),
             AlertSettings {
                 window_ms: i64::try_from(config.alert_window.as_millis()).unwrap_or(i64::MAX),

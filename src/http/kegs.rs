@@ -143,7 +143,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 /// A name (`field`: a beverage, a tap): 1 to 100 characters, not all blank, no control
 /// characters (what the document's [`BEVERAGE_PATTERN`] says); kept trimmed.
-fn label(field: &str, value: &Value) -> Result<String, ApiError> {
+pub(crate) fn label(field: &str, value: &Value) -> Result<String, ApiError> {
     let rule = || {
         invalid(format!(
             "{field} must be a name of 1 to {MAX_BEVERAGE} characters, without control characters"
@@ -227,7 +227,7 @@ pub(crate) async fn logged(
             key.unwrap_or_default()
         ))),
         Err(KegError::NotFound(id)) => Err(not_found(id)),
-        Err(e @ (KegError::NoAlert(_) | KegError::NoTap(_))) => {
+        Err(e @ (KegError::NoAlert(_) | KegError::NoTap(_) | KegError::NoVenue(_))) => {
             Err(ApiError::NotFound(e.to_string()))
         }
         Err(
@@ -237,7 +237,9 @@ pub(crate) async fn logged(
             | KegError::AlertAcknowledged(_)
             | KegError::NotDue(_)
             | KegError::NotAnAlert
-            | KegError::TapInUse(..)),
+            | KegError::TapInUse(..)
+            | KegError::VenueExists(_)
+            | KegError::VenueRefused(_)),
         ) => Err(ApiError::Conflict(e.to_string())),
     }
 }

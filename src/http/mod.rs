@@ -8,7 +8,7 @@
 //! handlers; [`gate`] checks a request against the table before routing; [`pipeline`]
 //! carries each connection's requests through the gate to the router; [`state`] holds what
 //! handlers share; [`request`] and [`reply`] are what every handler uses; `beers`, `kegs`,
-//! `alerts`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
+//! `venues`, `alerts`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
 //! the operations page's files; this file is the router.
 
 pub mod error;
@@ -27,6 +27,7 @@ mod beers;
 mod kegs;
 mod operations;
 mod page;
+mod venues;
 mod webhooks;
 
 use warp::filters::BoxedFilter;
@@ -81,6 +82,8 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::FinishKeg => keg_finish(&at, state),
         Handler::Taps => ignore(&at, taps(state)),
         Handler::Tap => tap(&at, state),
+        Handler::Venues => ignore(&at, venues_list(state.clone()).or(venue_new(state)).unify()),
+        Handler::Venue => venue(&at, state),
         Handler::Alerts => ignore(&at, alerts_list(state)),
         Handler::Alert => alert(&at, state),
         Handler::AckAlert => alert_ack(&at, state),
@@ -244,6 +247,53 @@ fn taps(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
         .map(|state: AppState| answer(Ok(kegs::taps(&state))))
+        .boxed()
+}
+
+/// `GET /api/venues`
+fn venues_list(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .map(|state: AppState| answer(Ok(venues::list(&state))))
+        .boxed()
+}
+
+/// `POST /api/venues`
+fn venue_new(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |state: AppState, headers: BodyHeaders, body: Result<bytes::Bytes, ApiError>| async move {
+                answer(venues::create(&state, &headers, body).await)
+            },
+        )
+        .boxed()
+}
+
+/// `GET|PATCH /api/venues/{id}`
+fn venue(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::get().or(warp::patch()).unify())
+        .and(warp::method())
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .then(
+            |id: String,
+             method: Method,
+             state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>| async move {
+                match method {
+                    Method::PATCH => {
+                        answer(venues::change_settings(&state, &id, &headers, body).await)
+                    }
+                    _ => answer(venues::show(&state, &id)),
+                }
+            },
+        )
         .boxed()
 }
 

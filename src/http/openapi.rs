@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{alerts, beers, kegs, operations, socket, webhooks};
+use super::{alerts, beers, kegs, operations, socket, venues, webhooks};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
@@ -44,6 +44,10 @@ use crate::pour::Intake;
         kegs::tap,
         kegs::set_tap,
         kegs::forget_tap,
+        venues::list,
+        venues::create,
+        venues::show,
+        venues::change_settings,
         alerts::list,
         alerts::show,
         alerts::acknowledge,
@@ -66,6 +70,7 @@ use crate::pour::Intake;
         (name = "pours", description = "Pours and the report"),
         (name = "catalogue", description = "The glass catalogue"),
         (name = "kegs", description = "Kegs on taps, their levels, and the taps"),
+        (name = "venues", description = "The bars of a chain: each one's name, clock, opening hours and settings"),
         (name = "alerts", description = "Open problems: kegs low or empty, quiet taps, flagged and after-hours pours"),
         (name = "webhooks", description = "Alerts and keg news posted to other services, signed as Standard Webhooks says"),
         (name = "live", description = "The WebSocket feed"),
@@ -114,6 +119,7 @@ pub fn document() -> &'static Value {
         });
         bound_tap_ids(&mut doc);
         require_one_size(&mut doc);
+        describe_venues(&mut doc);
         shared_parts(&mut doc);
         doc
     })
@@ -201,6 +207,52 @@ fn require_one_size(doc: &mut Value) {
         // A string must be a name; null clears it.
         let name = &mut tap["properties"]["name"];
         name["pattern"] = json!(kegs::BEVERAGE_PATTERN);
+    }
+}
+
+/// What JSON Schema can say of a venue's fields and utoipa's attributes cannot: the
+/// forms [`crate::venue`] and [`crate::config::OpeningHours`] parse, the time zones
+/// there are, no field besides them, and a change that changes something.
+fn describe_venues(doc: &mut Value) {
+    let zones: Vec<Value> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| json!(tz.name()))
+        .collect();
+    let mut nullable_zones = zones.clone();
+    nullable_zones.push(Value::Null);
+    let name = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": kegs::BEVERAGE_PATTERN});
+    for (schema, new) in [("NewVenue", true), ("VenueSettings", false)] {
+        let Some(venue) = doc.pointer_mut(&format!("/components/schemas/{schema}")) else {
+            continue;
+        };
+        venue["additionalProperties"] = json!(false);
+        let fields = &mut venue["properties"];
+        fields["name"] = name.clone();
+        fields["timezone"]["enum"] = json!(if new { &zones } else { &nullable_zones });
+        fields["openingHours"]["pattern"] = json!(crate::config::OPENING_HOURS_PATTERN);
+        fields["businessDayStarts"]["pattern"] = json!(crate::venue::CLOCK_PATTERN);
+        if new {
+            fields["id"]["pattern"] = json!(crate::venue::ID_PATTERN);
+        } else {
+            let any: Vec<Value> = [
+                "name",
+                "timezone",
+                "openingHours",
+                "businessDayStarts",
+                "quietAfterSeconds",
+                "kegLowPercent",
+            ]
+            .iter()
+            .map(|f| json!({"required": [f]}))
+            .collect();
+            venue["anyOf"] = json!(any);
+        }
+    }
+    for method in ["get", "patch"] {
+        let pointer = format!("/paths/~1api~1venues~1{{id}}/{method}/parameters/0/schema");
+        if let Some(param) = doc.pointer_mut(&pointer) {
+            param["pattern"] = json!(crate::venue::ID_PATTERN);
+        }
     }
 }
 

@@ -129,6 +129,7 @@ contract!(
     each_webhook_format_posts_the_body_its_receiver_reads,
     a_gone_receiver_disables_its_webhook_with_an_alert_that_outlives_a_restart,
     a_mistyped_tap_is_forgotten_once_its_pours_are_deleted,
+    venues_are_made_listed_renamed_and_kept,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1351,5 +1352,162 @@ async fn a_mistyped_tap_is_forgotten_once_its_pours_are_deleted(backend: &Backen
         taps(&app.get("/api/taps").await.1),
         [3, 5, 66],
         "back when it pours again"
+    );
+}
+
+async fn venues_are_made_listed_renamed_and_kept(backend: &Backend) {
+    let app = backend
+        .server_with(&[
+            "--timezone",
+            "Europe/Berlin",
+            "--opening-hours",
+            "16:00-02:00",
+        ])
+        .await;
+    // The default venue is there from the start, with the flags' settings.
+    let (status, list) = app.get("/api/venues").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        list["venues"],
+        serde_json::json!([{"id": "main", "name": "main", "timezone": "Europe/Berlin",
+            "openingHours": "16:00-02:00", "businessDayStarts": "00:00",
+            "quietAfterSeconds": 1800, "kegLowPercent": 15.0, "default": true}])
+    );
+    let dock = r#"{"id": "dock-street", "name": "Dock Street", "timezone": "America/New_York",
+        "openingHours": "17:00-1:00", "kegLowPercent": 20}"#;
+    let (status, made) = app.send_keyed("POST", "/api/venues", "venue-1", dock).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let expected = serde_json::json!({"id": "dock-street", "name": "Dock Street",
+        "timezone": "America/New_York", "openingHours": "17:00-01:00",
+        "businessDayStarts": "00:00", "quietAfterSeconds": 1800, "kegLowPercent": 20.0,
+        "default": false});
+    assert_eq!(made["venue"], expected);
+    // A retry under its key is answered with the venue; a second one without is a conflict.
+    let (status, again) = app.send_keyed("POST", "/api/venues", "venue-1", dock).await;
+    assert_eq!((status, &again["venue"]), (StatusCode::OK, &expected));
+    let (status, body) = app.send_json("POST", "/api/venues", dock).await;
+    assert!(
+        assert_error(status, &body, 409).contains("exists"),
+        "{body}"
+    );
+    let (status, body) = app
+        .send_json(
+            "POST",
+            "/api/venues",
+            r#"{"id": "main", "name": "Main", "timezone": "UTC"}"#,
+        )
+        .await;
+    assert_error(status, &body, 409);
+    // Bad input names what is wrong, and stores nothing.
+    for (bad, says) in [
+        (
+            r#"{"id": "Dock", "name": "D", "timezone": "UTC"}"#,
+            "venue id",
+        ),
+        (
+            r#"{"id": "d", "name": "D", "timezone": "Mars/Olympus"}"#,
+            "time zone",
+        ),
+        (r#"{"id": "d", "name": "D"}"#, "timezone is required"),
+        (
+            r#"{"id": "d", "name": "D", "timezone": "UTC", "openingHours": "9-5"}"#,
+            "openingHours",
+        ),
+        (
+            r#"{"id": "d", "name": "D", "timezone": "UTC", "businessDayStarts": "4:00"}"#,
+            "businessDayStarts",
+        ),
+        (
+            r#"{"id": "d", "name": "D", "timezone": "UTC", "timeZone": "UTC"}"#,
+            "unknown field timeZone",
+        ),
+        (r#"{"id": "d", "name": " ", "timezone": "UTC"}"#, "name"),
+        (
+            r#"{"id": "d", "name": "D", "timezone": "UTC", "kegLowPercent": 101}"#,
+            "kegLowPercent",
+        ),
+    ] {
+        let (status, body) = app.send_json("POST", "/api/venues", bad).await;
+        let message = assert_error(status, &body, 422);
+        assert!(message.contains(says), "{bad}: {message}");
+    }
+    let (status, body) = app.get("/api/venues/d").await;
+    assert_error(status, &body, 404);
+    let (status, body) = app.get("/api/venues/Dock%20Street").await;
+    assert_error(status, &body, 400);
+    // A change keeps what it does not name; null is the chain's setting again.
+    let (status, changed) = app
+        .send_json(
+            "PATCH",
+            "/api/venues/dock-street",
+            r#"{"name": "Dock St.", "kegLowPercent": null, "quietAfterSeconds": 600}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        (
+            &changed["venue"]["name"],
+            &changed["venue"]["kegLowPercent"],
+            &changed["venue"]["quietAfterSeconds"],
+            &changed["venue"]["timezone"]
+        ),
+        (
+            &serde_json::json!("Dock St."),
+            &serde_json::json!(15.0),
+            &serde_json::json!(600),
+            &serde_json::json!("America/New_York")
+        )
+    );
+    let (status, body) = app
+        .send_json("PATCH", "/api/venues/nowhere", r#"{"name": "N"}"#)
+        .await;
+    assert_error(status, &body, 404);
+    // The default venue's rules are the flags: only its name is changed here.
+    let (status, body) = app
+        .send_json("PATCH", "/api/venues/main", r#"{"timezone": "UTC"}"#)
+        .await;
+    assert!(
+        assert_error(status, &body, 409).contains("--timezone"),
+        "{body}"
+    );
+    let (status, main) = app
+        .send_json("PATCH", "/api/venues/main", r#"{"name": "The Main Bar"}"#)
+        .await;
+    assert_eq!(
+        (status, &main["venue"]["name"]),
+        (StatusCode::OK, &serde_json::json!("The Main Bar"))
+    );
+    let before = app.get("/api/venues").await.1;
+    let Some(app) = backend
+        .restart(
+            app,
+            &[
+                "--timezone",
+                "Europe/Berlin",
+                "--opening-hours",
+                "16:00-02:00",
+            ],
+        )
+        .await
+    else {
+        return;
+    };
+    assert_eq!(app.get("/api/venues").await.1, before);
+    // Started with other flags, the default venue follows them and keeps its name.
+    let Some(app) = backend.restart(app, &["--timezone", "Asia/Tokyo"]).await else {
+        return;
+    };
+    let (_, main) = app.get("/api/venues/main").await;
+    assert_eq!(
+        (
+            &main["venue"]["name"],
+            &main["venue"]["timezone"],
+            &main["venue"]["openingHours"]
+        ),
+        (
+            &serde_json::json!("The Main Bar"),
+            &serde_json::json!("Asia/Tokyo"),
+            &serde_json::Value::Null
+        )
     );
 }

@@ -93,6 +93,11 @@ async fn the_try_it_block_gives_what_it_shows() {
 }
 
 #[tokio::test]
+async fn the_venues_block_gives_what_it_shows() {
+    pasted("### Venues").await;
+}
+
+#[tokio::test]
 async fn the_alerts_block_gives_what_it_shows() {
     pasted("### Alerts").await;
 }

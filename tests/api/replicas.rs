@@ -742,3 +742,28 @@ async fn a_database_nobody_listens_for_is_said_with_its_cause_at_each_retry() {
     }
     child.kill().unwrap();
 }
+
+#[tokio::test]
+async fn a_venue_made_on_one_server_is_the_same_on_every_server() {
+    let Some(pg) = Postgres::start() else { return };
+    let servers = replicas(&pg, 2).await;
+    let harbour = r#"{"id": "harbour", "name": "Harbour", "timezone": "Pacific/Auckland"}"#;
+    let (status, made) = servers[0].post_json("/api/venues", harbour).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    // Read your writes on the server that made it; the other has it once it has read the
+    // log, and refuses the same id.
+    let (status, body) = servers[1].post_json("/api/venues", harbour).await;
+    assert_error(status, &body, 409);
+    assert_eq!(servers[1].get("/api/venues/harbour").await.1, made);
+    let (status, renamed) = servers[1]
+        .send_json("PATCH", "/api/venues/harbour", r#"{"name": "The Harbour"}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    // A write decides after the whole log: once refused, server 0 has the new name too.
+    let (status, body) = servers[0].post_json("/api/venues", harbour).await;
+    assert_error(status, &body, 409);
+    assert_eq!(
+        servers[0].get("/api/venues").await.1,
+        servers[1].get("/api/venues").await.1
+    );
+}

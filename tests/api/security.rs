@@ -67,6 +67,8 @@ const TAP3: &str = r#"{"tapId": 3, "volume": 500}"#;
 const TAP4: &str = r#"{"tapId": 4, "volume": 500}"#;
 const KEG: &str = r#"{"tapId": 3, "beverage": "Pils", "size": "euro-50"}"#;
 
+const VENUE: &str = r#"{"id": "dock", "name": "Dock", "timezone": "UTC"}"#;
+
 #[tokio::test]
 async fn roles_decide_who_may_do_what() {
     use reqwest::Method as M;
@@ -124,6 +126,27 @@ async fn roles_decide_who_may_do_what() {
             200,
         ),
         (M::GET, "/api/taps/3", Some(&reader), None, 200),
+        // Venues: admins make and change them, readers read them, taps do neither.
+        (M::POST, "/api/venues", Some(&tap), Some(VENUE), 403),
+        (M::POST, "/api/venues", Some(&reader), Some(VENUE), 403),
+        (M::POST, "/api/venues", Some(&admin), Some(VENUE), 201),
+        (M::GET, "/api/venues", Some(&tap), None, 403),
+        (M::GET, "/api/venues", None, None, 401),
+        (M::GET, "/api/venues/dock", Some(&reader), None, 200),
+        (
+            M::PATCH,
+            "/api/venues/dock",
+            Some(&reader),
+            Some(r#"{"name": "x"}"#),
+            403,
+        ),
+        (
+            M::PATCH,
+            "/api/venues/dock",
+            Some(&admin),
+            Some(r#"{"name": "x"}"#),
+            200,
+        ),
     ];
     for (method, path, token, body, expected) in cases {
         let (status, answer, headers) = call(&app, method.clone(), path, token, body).await;
