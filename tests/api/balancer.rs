@@ -3,7 +3,6 @@
 //! pour lost. Skipped, in one line, without `haproxy`; with `ALTAIR_TEST_HAPROXY=required`
 //! (as `.ci/run` sets) that fails instead.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -27,12 +26,13 @@ fn haproxy_present() -> bool {
     if Command::new("haproxy").arg("-v").output().is_ok() {
         return true;
     }
-    if std::env::var("ALTAIR_TEST_HAPROXY").as_deref() == Ok("required") {
-        panic!("HAProxy is required (ALTAIR_TEST_HAPROXY=required) but not installed");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: the load balancer example (no haproxy; apt-get install haproxy)"
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let why = "no haproxy: apt-get install haproxy";
+    crate::helpers::skip_unless_required(
+        "ALTAIR_TEST_HAPROXY",
+        "the load balancer example",
+        why,
+        &SAID,
     );
     false
 }

@@ -3,7 +3,6 @@
 //! or playwright-core is missing they skip, saying so once; with
 //! `ALTAIR_TEST_BROWSER=required` (as `.ci/run` sets) they fail instead.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,12 +41,12 @@ fn the_operations_page_in_chromium() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
     if let Some(why) = missing(&chromium) {
-        if std::env::var("ALTAIR_TEST_BROWSER").as_deref() == Ok("required") {
-            panic!("the browser tests are required (ALTAIR_TEST_BROWSER=required) but {why}");
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: the browser tests ({why}; set ALTAIR_TEST_BROWSER=required to fail instead)"
+        static SAID: std::sync::Once = std::sync::Once::new();
+        crate::helpers::skip_unless_required(
+            "ALTAIR_TEST_BROWSER",
+            "the browser tests",
+            &why,
+            &SAID,
         );
         return;
     }
@@ -92,10 +91,9 @@ fn the_operations_page_in_chromium() {
 fn a_fresh_clone_installs_the_pinned_browser_packages_itself() {
     let npm = Command::new("npm").arg("--version").output();
     if !npm.is_ok_and(|o| o.status.success()) {
-        if std::env::var("ALTAIR_TEST_BROWSER").as_deref() == Ok("required") {
-            panic!("the browser tests are required but npm is missing");
-        }
-        eprintln!("SKIPPED: installing the browser packages (no npm)");
+        static SAID: std::sync::Once = std::sync::Once::new();
+        let what = "installing the browser packages";
+        crate::helpers::skip_unless_required("ALTAIR_TEST_BROWSER", what, "no npm", &SAID);
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");

@@ -598,3 +598,18 @@ pub fn npm_ci(dir: &std::path::Path) -> Result<(), String> {
         Err(e) => Err(format!("npm ci did not run: {e}")),
     }
 }
+
+/// What a test does where something it needs is missing: it fails if `var` is `required`
+/// (as `.ci/run` sets it), else it is skipped, and says so once, in one line.
+pub fn skip_unless_required(var: &str, what: &str, why: &str, said: &'static std::sync::Once) {
+    if std::env::var(var).as_deref() == Ok("required") {
+        panic!("{what}: required ({var}=required), but {why}");
+    }
+    said.call_once(|| {
+        // Straight to the terminal: the test harness captures println!.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {what} ({why}; set {var}=required to fail instead)"
+        );
+    });
+}

@@ -4,7 +4,6 @@
 //! Where PostgreSQL is not installed the tests that need it skip, saying so once on the
 //! terminal; with `ALTAIR_TEST_POSTGRES=required` (as `.ci/run` sets) they fail instead.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Once;
@@ -54,19 +53,14 @@ impl Postgres {
     /// installed and the tests may skip.
     pub fn start() -> Option<Postgres> {
         let Some(bin) = binaries() else {
-            if std::env::var("ALTAIR_TEST_POSTGRES").as_deref() == Ok("required") {
-                panic!(
-                    "PostgreSQL is required (ALTAIR_TEST_POSTGRES=required) but initdb is not installed"
-                );
-            }
             static SAID: Once = Once::new();
-            SAID.call_once(|| {
-                // Straight to the terminal: the test harness captures println!.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: the PostgreSQL tests (no initdb found; apt-get install postgresql, or set ALTAIR_TEST_POSTGRES=required to fail instead)"
-                );
-            });
+            let why = "no initdb found: apt-get install postgresql";
+            crate::helpers::skip_unless_required(
+                "ALTAIR_TEST_POSTGRES",
+                "the PostgreSQL tests",
+                why,
+                &SAID,
+            );
             return None;
         };
         static NEXT: AtomicU32 = AtomicU32::new(0);
