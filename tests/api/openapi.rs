@@ -233,8 +233,10 @@ async fn websocket_frames_match_the_event_schema() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let expected =
+        BTreeSet::from(["hello", "pour", "deleted", "report", "keg", "tap"].map(String::from));
     let mut seen = BTreeSet::new();
-    while seen.len() < 6 {
+    while !expected.is_subset(&seen) {
         let frame = subscriber.next_json().await;
         let errors: Vec<String> = validator
             .iter_errors(&frame)
@@ -243,10 +245,10 @@ async fn websocket_frames_match_the_event_schema() {
         assert!(errors.is_empty(), "{frame}: {errors:?}");
         seen.insert(frame["event"].as_str().unwrap().to_owned());
     }
-    assert_eq!(
-        seen,
-        BTreeSet::from(["hello", "pour", "deleted", "report", "keg", "tap"].map(String::from))
-    );
+    // A quiet tap's alert may come too (on a slow machine, before the rest): it is
+    // checked against the schema like every frame.
+    seen.remove("alert");
+    assert_eq!(seen, expected);
     assert!(
         !validator.is_valid(&json!({"event": "pour", "beer": {"id": "seventeen"}})),
         "the schema can fail"
