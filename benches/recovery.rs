@@ -24,12 +24,14 @@ fn main() {
     let catalogue = Catalogue::default();
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
     let now = Timestamp::now();
+    let main: Arc<str> = "main".into();
     {
-        let (mut journal, _) = Journal::open(&dir, &catalogue, |_| {}).expect("new journal");
-        let mut frame = FrameBuf::new();
+        let (mut journal, _) = Journal::open(&dir, &catalogue, &main, |_| {}).expect("new journal");
+        let mut frame = FrameBuf::new(main.clone());
         for id in 1..=POURS {
             let pour = Pour {
                 id,
+                venue: main.clone(),
                 tap_id: (id % 24) as u32 + 1,
                 volume: 100.0 + (id % 900) as f64,
                 glass: glasses[(id % 3) as usize].clone(),
@@ -47,7 +49,7 @@ fn main() {
             }
             if id % 1024 == 0 {
                 journal.append(&mut frame).expect("append");
-                frame = FrameBuf::new();
+                frame = FrameBuf::new(main.clone());
             }
         }
         if !frame.is_empty() {
@@ -63,6 +65,7 @@ fn main() {
             burst: Burst { max_flow: 200.0 },
         },
         compact_min_bytes: u64::MAX,
+        default_venue: main.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -70,9 +73,13 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let (store, opened) =
-            JournalStore::open(&dir, &catalogue, Feed::standalone(&catalogue), settings)
-                .expect("open");
+        let (store, opened) = JournalStore::open(
+            &dir,
+            &catalogue,
+            Feed::standalone(&catalogue),
+            settings.clone(),
+        )
+        .expect("open");
         times.push(started.elapsed());
         assert_eq!(opened.pours, POURS - POURS / 100);
         runtime.block_on(store.close());

@@ -26,11 +26,13 @@ async fn filled(n: u64) -> JournalStore {
             burst: Burst { max_flow: 200.0 },
         },
         compact_min_bytes: u64::MAX,
+        default_venue: "main".into(),
     };
     let store = JournalStore::ephemeral(Feed::standalone(&catalogue), settings);
     let glasses: Vec<Arc<str>> = catalogue.glasses().iter().map(|g| g.name.clone()).collect();
     for i in 0..n {
         let pour = NewPour {
+            venue: "main".into(),
             tap_id: (i % 16) as u32 + 1,
             volume: 500.0,
             glass: glasses[(i % 3) as usize].clone(),

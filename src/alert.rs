@@ -921,6 +921,7 @@ mod tests {
         fn pour(&mut self, tap_id: u32, ml: f64, at: i64, flags: &[Flag]) -> Vec<(Change, Alert)> {
             self.pours += 1;
             let pour = Pour {
+                venue: "main".into(),
                 id: self.pours,
                 tap_id,
                 volume: ml,

@@ -112,6 +112,7 @@ mod tests {
 
     fn pour(volume: f64, glass: &str, timestamp: Timestamp) -> NewPour {
         NewPour {
+            venue: "main".into(),
             tap_id: 1,
             volume,
             glass: glass.into(),

@@ -486,6 +486,7 @@ mod tests {
 
     fn request(tap_id: u32, volume: f64, at: i64, device_timestamp: bool) -> NewPour {
         NewPour {
+            venue: "main".into(),
             tap_id,
             volume,
             glass: "pint".into(),

@@ -495,6 +495,7 @@ mod tests {
 
     fn pour(id: u64, tap_id: u32, glass: &str) -> Pour {
         Pour {
+            venue: "main".into(),
             flags: crate::pour::Flags::NONE,
             id,
             tap_id,
@@ -522,7 +523,7 @@ mod tests {
         assert_eq!(f.pour_id, Some(17));
         assert_eq!(
             f.json(),
-            br#"{"event":"pour","beer":{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"1970-01-01T00:00:00.000Z","flags":[]}}"#
+            br#"{"event":"pour","beer":{"id":17,"venue":"main","tapId":3,"volume":500.0,"type":"pint","timestamp":"1970-01-01T00:00:00.000Z","flags":[]}}"#
         );
         let f = Frame::of(&Event::Deleted(pour(17, 3, "pint")));
         assert_eq!(f.json(), br#"{"event":"deleted","id":17}"#);

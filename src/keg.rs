@@ -1015,6 +1015,7 @@ mod tests {
 
     fn pour(id: u64, tap_id: u32, volume: f64) -> Pour {
         Pour {
+            venue: "main".into(),
             id,
             tap_id,
             volume,

@@ -246,10 +246,15 @@ impl<'de> Deserialize<'de> for Flags {
 /// A stored pour, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"id": 17, "tapId": 3, "volume": 500.0, "type": "pint", "timestamp": "2026-11-22T21:04:05.123Z", "flags": []}))]
+#[schema(example = json!({"id": 17, "venue": "main", "tapId": 3, "volume": 500.0, "type": "pint", "timestamp": "2026-11-22T21:04:05.123Z", "flags": []}))]
 pub struct Pour {
     /// Assigned by the server: strictly increasing from 1, never reused.
     pub id: u64,
+    /// The venue (bar) of its tap; pours stored before venues existed are the default
+    /// venue's.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub venue: Arc<str>,
     /// The tap that poured.
     pub tap_id: u32,
     /// Volume in ml.
@@ -270,6 +275,7 @@ pub struct Pour {
 /// A validated, classified pour that has no id yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPour {
+    pub venue: Arc<str>,
     pub tap_id: u32,
     pub volume: f64,
     pub glass: Arc<str>,
@@ -285,6 +291,7 @@ impl NewPour {
     pub fn with_id(self, id: u64) -> Pour {
         Pour {
             id,
+            venue: self.venue,
             tap_id: self.tap_id,
             volume: self.volume,
             glass: self.glass,
@@ -387,12 +394,13 @@ impl Default for Intake {
 }
 
 /// Parses and validates a `POST /api/beers` body, classifying the volume with `catalogue`.
-/// `now` is the timestamp used when the body has none.
+/// `now` is the timestamp used when the body has none; the pour is `venue`'s.
 pub fn parse_new_pour(
     body: &[u8],
     catalogue: &Catalogue,
     intake: &Intake,
     now: Timestamp,
+    venue: Arc<str>,
 ) -> Result<NewPour, PourError> {
     // JSON is UTF-8; serde_json would not check the strings of fields it skips.
     let text = std::str::from_utf8(body)
@@ -470,6 +478,7 @@ pub fn parse_new_pour(
     };
 
     Ok(NewPour {
+        venue,
         tap_id,
         volume,
         glass,
@@ -543,6 +552,7 @@ mod tests {
             &Catalogue::default(),
             &Intake::default(),
             NOW,
+            "main".into(),
         )
     }
 
@@ -556,7 +566,13 @@ mod tests {
     }
 
     fn invalid_with(body: &str, intake: &Intake) -> String {
-        match parse_new_pour(body.as_bytes(), &Catalogue::default(), intake, NOW) {
+        match parse_new_pour(
+            body.as_bytes(),
+            &Catalogue::default(),
+            intake,
+            NOW,
+            "main".into(),
+        ) {
             Err(PourError::Invalid(message)) => message,
             other => panic!("{body}: expected 422, got {other:?}"),
         }
@@ -598,7 +614,8 @@ mod tests {
                 b"{\"tapId\":1,\"volume\":500,\"x\":\"\xff\"}",
                 &Catalogue::default(),
                 &Intake::default(),
-                NOW
+                NOW,
+                "main".into()
             ),
             Err(PourError::Malformed(_))
         ));
@@ -663,7 +680,7 @@ mod tests {
         let pour = parse(r#"{"tapId": 3, "volume": 500}"#).unwrap().with_id(17);
         assert_eq!(
             serde_json::to_string(&pour).unwrap(),
-            r#"{"id":17,"tapId":3,"volume":500.0,"type":"pint","timestamp":"2025-11-22T21:04:05.123Z","flags":[]}"#
+            r#"{"id":17,"venue":"main","tapId":3,"volume":500.0,"type":"pint","timestamp":"2025-11-22T21:04:05.123Z","flags":[]}"#
         );
         let back: Pour = serde_json::from_str(&serde_json::to_string(&pour).unwrap()).unwrap();
         assert_eq!(back, pour);
@@ -682,11 +699,11 @@ mod tests {
         /// Any bytes at all: a pour or an error, never a panic; a pour is always in a band.
         #[test]
         fn any_bytes_parse_or_fail_cleanly(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), &STRICT, NOW) {
+            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), &STRICT, NOW, "main".into()) {
                 proptest::prop_assert!(pour.tap_id >= 1);
                 proptest::prop_assert!((100.0..=1000.0).contains(&pour.volume));
             }
-            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), &Intake::default(), NOW) {
+            if let Ok(pour) = parse_new_pour(&body, &Catalogue::default(), &Intake::default(), NOW, "main".into()) {
                 proptest::prop_assert!(pour.volume > 0.0 && pour.volume <= 5000.0);
             }
         }
@@ -696,10 +713,10 @@ mod tests {
         fn numbers_are_judged_by_the_rules(tap in proptest::prelude::any::<i64>(), volume in proptest::prelude::any::<f64>()) {
             let body = format!(r#"{{"tapId": {tap}, "volume": {volume:?}}}"#);
             let tap_ok = (1..=i64::from(u32::MAX)).contains(&tap);
-            let strict = parse_new_pour(body.as_bytes(), &Catalogue::default(), &STRICT, NOW);
+            let strict = parse_new_pour(body.as_bytes(), &Catalogue::default(), &STRICT, NOW, "main".into());
             let valid = tap_ok && (100.0..=1000.0).contains(&volume);
             proptest::prop_assert_eq!(strict.is_ok(), valid, "{}", body);
-            let stored = parse_new_pour(body.as_bytes(), &Catalogue::default(), &Intake::default(), NOW);
+            let stored = parse_new_pour(body.as_bytes(), &Catalogue::default(), &Intake::default(), NOW, "main".into());
             let valid = tap_ok && volume > 0.0 && volume <= 5000.0;
             proptest::prop_assert_eq!(stored.is_ok(), valid, "{}", body);
         }

@@ -409,6 +409,7 @@ mod tests {
 
     fn pour(id: u64, tap_id: u32, volume: f64, glass: &str, ago_secs: i64) -> Pour {
         Pour {
+            venue: "main".into(),
             flags: crate::pour::Flags::NONE,
             id,
             tap_id,

@@ -327,6 +327,7 @@ mod tests {
                     burst: crate::anomaly::Burst { max_flow: 200.0 },
                 },
                 compact_min_bytes: u64::MAX,
+                default_venue: "main".into(),
             };
             Arc::new(JournalStore::failing_syncs(
                 &journal_dir,

@@ -127,6 +127,7 @@ async fn store_pour(
         &state.pouring.catalogue,
         &state.pouring.intake,
         Timestamp::now(),
+        state.pouring.default_venue.clone(),
     )
     .map_err(|e| match e {
         PourError::Malformed(m) => ApiError::BadRequest(m),
@@ -355,6 +356,7 @@ mod tests {
                 &Catalogue::default(),
                 &Default::default(),
                 Timestamp::now(),
+                "main".into(),
             )
             .unwrap();
             assert_eq!((pour.tap_id, pour.volume), (request.tap_id, request.volume));

@@ -108,6 +108,7 @@ impl AppState {
                 quiet_after: config.quiet_after,
                 alert_window: config.alert_window,
                 time_zone: config.timezone.name(),
+                default_venue: config.default_venue.as_str().into(),
             }),
             started: Instant::now(),
             socket: SocketSettings {
@@ -154,6 +155,8 @@ pub struct Pouring {
     pub alert_window: Duration,
     /// The bar's time zone (`--timezone`), for the page's clocks.
     pub time_zone: &'static str,
+    /// The venue of pours that name none (`--default-venue`).
+    pub default_venue: Arc<str>,
 }
 
 /// WebSocket timing settings, from the configuration.

@@ -46,6 +46,7 @@ pub fn database_settings(config: &Config) -> Result<Option<PgSettings>, OpenErro
         password,
         rules: Settings::from_config(config),
         poll_interval: config.database_poll_interval,
+        default_venue: config.default_venue.as_str().into(),
     }))
 }
 
@@ -88,6 +89,7 @@ pub async fn open(
     let settings = JournalSettings {
         rules: Settings::from_config(config),
         compact_min_bytes: config.compact_min_bytes,
+        default_venue: config.default_venue.as_str().into(),
     };
     if config.ephemeral {
         log::warn!("store: in memory only (--ephemeral); pours are lost when the server stops");

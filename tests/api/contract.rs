@@ -130,6 +130,7 @@ contract!(
     a_gone_receiver_disables_its_webhook_with_an_alert_that_outlives_a_restart,
     a_mistyped_tap_is_forgotten_once_its_pours_are_deleted,
     venues_are_made_listed_renamed_and_kept,
+    pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1510,4 +1511,30 @@ async fn venues_are_made_listed_renamed_and_kept(backend: &Backend) {
             &serde_json::Value::Null
         )
     );
+}
+
+async fn pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names(backend: &Backend) {
+    let app = backend.server().await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    let posted = app.pour(3, 500.0).await;
+    assert_eq!(posted["venue"], "main", "{posted}");
+    assert_eq!(subscriber.next_pour().await["venue"], "main");
+    let (_, page) = app.get("/api/beers").await;
+    assert_eq!(page["beers"][0]["venue"], "main", "{page}");
+    drop(subscriber);
+    // The default venue's pours are stored without it: another --default-venue names them.
+    let Some(app) = backend.restart(app, &["--default-venue", "harbour"]).await else {
+        return;
+    };
+    let (_, pour) = app.get("/api/beers/1").await;
+    assert_eq!(pour["beer"]["venue"], "harbour", "{pour}");
+    let (_, venues) = app.get("/api/venues").await;
+    let ids: Vec<&str> = venues["venues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["harbour"], "{venues}");
+    assert_eq!(app.pour(3, 500.0).await["venue"], "harbour");
 }

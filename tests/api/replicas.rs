@@ -346,10 +346,10 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
         String::from_utf8_lossy(&first.stderr)
     );
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(said.contains("applied v1, v2, v3, v4, v5"), "{said}");
+    assert!(said.contains("applied v1, v2, v3, v4, v5, v6"), "{said}");
     assert!(!said.contains("s3cret"));
     let again = migrate(&pg.url());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v5)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v6)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -766,4 +766,37 @@ async fn a_venue_made_on_one_server_is_the_same_on_every_server() {
         servers[0].get("/api/venues").await.1,
         servers[1].get("/api/venues").await.1
     );
+}
+
+#[tokio::test]
+async fn pours_stored_before_venues_are_the_default_venues_after_the_upgrade() {
+    let Some(pg) = Postgres::start() else { return };
+    let server = replica(&pg, &[]).await;
+    for tap in [1, 2] {
+        server.pour(tap, 500.0).await;
+    }
+    Arc::try_unwrap(server).ok().unwrap().shutdown().await;
+    // The database as the release before venues left it: schema 5, no venue column.
+    pg.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE altair_pours DROP COLUMN venue;
+             DELETE FROM altair_schema WHERE version = 6",
+        )
+        .await
+        .unwrap();
+    let server = replica(&pg, &["--default-venue", "dock-street"]).await;
+    let (_, page) = server.get("/api/beers").await;
+    let venues: Vec<&Value> = page["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["venue"])
+        .collect();
+    assert_eq!(
+        venues,
+        [&json!("dock-street"), &json!("dock-street")],
+        "{page}"
+    );
+    assert_eq!(server.pour(3, 500.0).await["id"], 3);
 }

@@ -51,6 +51,12 @@ const TAP: u8 = 7;
 const KEG: u8 = 8;
 const KEG_MARKS: u8 = 9;
 const ALERTS: u8 = 10;
+/// A pour of a venue other than the default, with its venue (a pour of the default venue,
+/// and every pour written before venues, is a `POUR`: so that the default venue is
+/// whichever `--default-venue` names).
+const POUR_AT: u8 = 11;
+/// A key's deleted pour, of a venue other than the default.
+const KEY_AT: u8 = 12;
 
 /// An idempotency key remembered with its pour.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +162,7 @@ impl Journal {
     pub fn open(
         dir: &Path,
         catalogue: &Catalogue,
+        default_venue: &Arc<str>,
         mut apply: impl FnMut(Record),
     ) -> Result<(Journal, Recovery), JournalError> {
         fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
@@ -209,7 +216,7 @@ impl Journal {
         } else if !bytes.starts_with(FILE_MAGIC) {
             return Err(JournalError::Foreign { path });
         } else {
-            let mut interner = Interner::new(catalogue);
+            let mut interner = Interner::new(catalogue, default_venue);
             let end = scan(&bytes, &path, &mut interner, &mut recovery, &mut apply)?;
             if end < bytes.len() {
                 file.set_len(end as u64).map_err(io_error(&path))?;
@@ -312,12 +319,12 @@ impl Journal {
 
 /// Writes a compacted journal to `dir/journal.compact` from a snapshot of the live records,
 /// and syncs it. [`Journal::swap_in`] then puts it in place.
-pub fn write_compacted(dir: &Path, records: &[Record]) -> io::Result<()> {
+pub fn write_compacted(dir: &Path, records: &[Record], default_venue: &Arc<str>) -> io::Result<()> {
     let path = dir.join(COMPACT_NAME);
     let mut file = io::BufWriter::new(File::create(&path)?);
     file.write_all(FILE_MAGIC)?;
     for chunk in records.chunks(4096) {
-        let mut frame = FrameBuf::new();
+        let mut frame = FrameBuf::new(default_venue.clone());
         for record in chunk {
             frame.push(record);
         }
@@ -413,19 +420,19 @@ fn frame_at(bytes: &[u8], pos: usize) -> Result<&[u8], &'static str> {
 /// A frame being filled with records; the header is written by [`FrameBuf::seal`].
 pub struct FrameBuf {
     bytes: Vec<u8>,
-}
-
-impl Default for FrameBuf {
-    fn default() -> FrameBuf {
-        FrameBuf::new()
-    }
+    /// Its pours are written without a venue.
+    default_venue: Arc<str>,
 }
 
 impl FrameBuf {
-    pub fn new() -> FrameBuf {
+    /// A frame for a journal whose default venue is `default_venue`.
+    pub fn new(default_venue: Arc<str>) -> FrameBuf {
         let mut bytes = Vec::with_capacity(4096);
         bytes.extend_from_slice(&[0; HEADER]);
-        FrameBuf { bytes }
+        FrameBuf {
+            bytes,
+            default_venue,
+        }
     }
 
     /// Whether no record was pushed.
@@ -435,7 +442,7 @@ impl FrameBuf {
 
     /// Appends one record.
     pub fn push(&mut self, record: &Record) {
-        encode(record, &mut self.bytes);
+        encode(record, &self.default_venue, &mut self.bytes);
     }
 
     /// Fills in the header and returns the whole frame.
@@ -471,12 +478,24 @@ fn put_key(out: &mut Vec<u8>, key: &KeyMeta) {
     out.extend_from_slice(&key.created.millis().to_le_bytes());
 }
 
-/// Appends the binary form of `record` to `out`.
-pub fn encode(record: &Record, out: &mut Vec<u8>) {
+/// `pour`'s venue, unless it is `default_venue` (its pours are written without one).
+fn elsewhere<'p>(pour: &'p Pour, default_venue: &str) -> Option<&'p str> {
+    (*pour.venue != *default_venue).then_some(&*pour.venue)
+}
+
+/// Appends the binary form of `record` to `out`; a pour of `default_venue` is written
+/// without its venue.
+pub fn encode(record: &Record, default_venue: &str, out: &mut Vec<u8>) {
     match record {
         Record::Pour { pour, key } => {
-            out.push(POUR);
+            match elsewhere(pour, default_venue) {
+                None => out.push(POUR),
+                Some(_) => out.push(POUR_AT),
+            }
             put_pour(out, pour);
+            if let Some(venue) = elsewhere(pour, default_venue) {
+                put_str(out, venue);
+            }
             match key {
                 None => out.push(0),
                 Some(key) => {
@@ -490,8 +509,14 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&id.to_le_bytes());
         }
         Record::Key { pour, key } => {
-            out.push(KEY);
+            match elsewhere(pour, default_venue) {
+                None => out.push(KEY),
+                Some(_) => out.push(KEY_AT),
+            }
             put_pour(out, pour);
+            if let Some(venue) = elsewhere(pour, default_venue) {
+                put_str(out, venue);
+            }
             put_key(out, key);
         }
         Record::Sequence { last_id } => {
@@ -534,26 +559,34 @@ fn put_long_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Glass names shared by every pour that has them, instead of one string per pour.
-struct Interner(HashMap<String, Arc<str>>);
+struct Interner {
+    names: HashMap<String, Arc<str>>,
+    /// The venue of pours written without one.
+    default_venue: Arc<str>,
+}
 
 impl Interner {
-    fn new(catalogue: &Catalogue) -> Interner {
-        Interner(
-            catalogue
-                .glasses()
-                .iter()
-                .map(|g| (g.name.to_string(), g.name.clone()))
-                .collect(),
-        )
+    fn new(catalogue: &Catalogue, default_venue: &Arc<str>) -> Interner {
+        let mut names: HashMap<String, Arc<str>> = catalogue
+            .glasses()
+            .iter()
+            .map(|g| (g.name.to_string(), g.name.clone()))
+            .collect();
+        names.insert(default_venue.to_string(), default_venue.clone());
+        Interner {
+            names,
+            default_venue: default_venue.clone(),
+        }
     }
 
+    /// A glass or venue name, shared (a glass from an older catalogue is kept as it was
+    /// stored).
     fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(name) {
+        if let Some(shared) = self.names.get(name) {
             return shared.clone();
         }
-        // A glass from an older catalogue: kept as it was stored.
         let shared: Arc<str> = name.into();
-        self.0.insert(name.to_owned(), shared.clone());
+        self.names.insert(name.to_owned(), shared.clone());
         shared
     }
 }
@@ -591,9 +624,11 @@ impl<'b> Reader<'_, 'b> {
     }
 
     /// A pour; `flagged` for the layout with flags.
-    fn pour(&mut self, interner: &mut Interner, flagged: bool) -> Option<Pour> {
-        Some(Pour {
+    /// A pour; its venue, if `at` (else the default venue), follows it.
+    fn pour(&mut self, interner: &mut Interner, flagged: bool, at: bool) -> Option<Pour> {
+        let mut pour = Pour {
             id: u64::from_le_bytes(self.array()?),
+            venue: interner.default_venue.clone(),
             tap_id: u32::from_le_bytes(self.array()?),
             volume: f64::from_le_bytes(self.array()?),
             timestamp: Timestamp::from_millis(i64::from_le_bytes(self.array()?)),
@@ -603,7 +638,11 @@ impl<'b> Reader<'_, 'b> {
             } else {
                 Flags::NONE
             },
-        })
+        };
+        if at {
+            pour.venue = interner.get(self.str()?);
+        }
+        Some(pour)
     }
 
     fn key(&mut self) -> Option<KeyMeta> {
@@ -622,8 +661,8 @@ impl<'b> Reader<'_, 'b> {
 fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
     let mut r = Reader { rest };
     match r.u8()? {
-        tag @ (POUR | POUR_V1) => {
-            let pour = r.pour(interner, tag == POUR)?;
+        tag @ (POUR | POUR_V1 | POUR_AT) => {
+            let pour = r.pour(interner, tag != POUR_V1, tag == POUR_AT)?;
             let key = match r.u8()? {
                 0 => None,
                 1 => Some(r.key()?),
@@ -634,8 +673,8 @@ fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
         DELETE => Some(Record::Delete {
             id: u64::from_le_bytes(r.array()?),
         }),
-        tag @ (KEY | KEY_V1) => {
-            let pour = r.pour(interner, tag == KEY)?;
+        tag @ (KEY | KEY_V1 | KEY_AT) => {
+            let pour = r.pour(interner, tag != KEY_V1, tag == KEY_AT)?;
             let key = r.key()?;
             Some(Record::Key { pour, key })
         }
@@ -676,6 +715,7 @@ mod tests {
 
     fn pour(id: u64) -> Pour {
         Pour {
+            venue: "main".into(),
             id,
             tap_id: 7,
             volume: 512.5,
@@ -754,12 +794,14 @@ mod tests {
 
     fn reopen(dir: &Path) -> Result<(Journal, Recovery, Vec<Record>), JournalError> {
         let mut seen = Vec::new();
-        let (journal, recovery) = Journal::open(dir, &Catalogue::default(), |r| seen.push(r))?;
+        let main: Arc<str> = "main".into();
+        let (journal, recovery) =
+            Journal::open(dir, &Catalogue::default(), &main, |r| seen.push(r))?;
         Ok((journal, recovery, seen))
     }
 
     fn write(journal: &mut Journal, records: &[Record]) {
-        let mut frame = FrameBuf::new();
+        let mut frame = FrameBuf::new("main".into());
         for r in records {
             frame.push(r);
         }
@@ -785,6 +827,47 @@ mod tests {
     }
 
     #[test]
+    fn the_default_venues_pours_are_written_without_it_and_read_as_the_default_now() {
+        let at = |venue: &str| Pour {
+            venue: venue.into(),
+            ..pour(1)
+        };
+        let (main, dock) = (at("main"), at("dock"));
+        let mut bytes = Vec::new();
+        for pour in [&main, &dock] {
+            let record = Record::Pour {
+                pour: pour.clone(),
+                key: None,
+            };
+            encode(&record, "main", &mut bytes);
+        }
+        // The default venue's pour is laid out as before venues: a POUR, no venue.
+        let mut plain = Vec::new();
+        encode(
+            &Record::Pour {
+                pour: at("elsewhere"),
+                key: None,
+            },
+            "elsewhere",
+            &mut plain,
+        );
+        assert_eq!(bytes[0], POUR);
+        assert_eq!(&bytes[..plain.len()], &plain[..]);
+        let read = |default: &str| {
+            let mut interner = Interner::new(&Catalogue::default(), &default.into());
+            let mut rest = &bytes[..];
+            let mut venues = Vec::new();
+            while let Some(Record::Pour { pour, .. }) = decode(&mut rest, &mut interner) {
+                venues.push(pour.venue.to_string());
+            }
+            venues
+        };
+        assert_eq!(read("main"), ["main", "dock"]);
+        // Started with another --default-venue, the default venue's pours are its.
+        assert_eq!(read("harbour"), ["harbour", "dock"]);
+    }
+
+    #[test]
     fn a_journal_written_before_flags_is_read_as_it_stands() {
         // Written by the release before flags: pours 1, 2 (posted with key fixture-key-2),
         // 3 and 4, then pour 3 deleted.
@@ -801,6 +884,7 @@ mod tests {
             Timestamp::parse("2026-11-20T20:00:00Z").unwrap().millis() + minute * 60_000
         };
         let old = |id, tap_id, volume, glass: &str, minute| Pour {
+            venue: "main".into(),
             id,
             tap_id,
             volume,
@@ -939,7 +1023,7 @@ mod tests {
         let since = journal.len();
         write(&mut journal, &[Record::Delete { id: 11 }]);
         let snapshot = vec![Record::Sequence { last_id: 11 }, records()[2].clone()];
-        write_compacted(&dir, &snapshot).unwrap();
+        write_compacted(&dir, &snapshot, &"main".into()).unwrap();
         journal.swap_in(since).unwrap();
         write(&mut journal, &[Record::Delete { id: 3 }]);
         drop(journal);

@@ -216,6 +216,7 @@ mod tests {
 
     fn new_pour(tap_id: u32, glass: &str, secs: i64) -> NewPour {
         NewPour {
+            venue: "main".into(),
             tap_id,
             volume: 500.0,
             glass: glass.into(),

@@ -46,10 +46,12 @@ const QUEUE: usize = 4 * MAX_BATCH;
 const COMPACT_RATIO_BYTES: u64 = 128;
 
 /// Store settings from the configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct JournalSettings {
     /// The rules the writer decides by (burst, idempotency keys' life).
     pub rules: Settings,
+    /// The venue of pours written without one (`--default-venue`).
+    pub default_venue: Arc<str>,
     /// The journal is never compacted below this size.
     pub compact_min_bytes: u64,
 }
@@ -214,39 +216,44 @@ impl JournalStore {
                 });
             }
         };
-        let (journal, recovery) = Journal::open(dir, catalogue, |record| match record {
-            Record::Pour { pour, key } => {
-                if let Some(meta) = key {
-                    remember(&mut keys, &pour, meta);
+        let (journal, recovery) = Journal::open(
+            dir,
+            catalogue,
+            &settings.default_venue,
+            |record| match record {
+                Record::Pour { pour, key } => {
+                    if let Some(meta) = key {
+                        remember(&mut keys, &pour, meta);
+                    }
+                    latest.kept(&pour);
+                    feed.bar().recovered(&pour);
+                    index.insert(pour);
                 }
-                latest.kept(&pour);
-                feed.bar().recovered(&pour);
-                index.insert(pour);
-            }
-            Record::Delete { id } => {
-                if let Some(pour) = index.delete(id) {
-                    feed.bar().recovered_deletion(&pour);
+                Record::Delete { id } => {
+                    if let Some(pour) = index.delete(id) {
+                        feed.bar().recovered_deletion(&pour);
+                    }
                 }
-            }
-            Record::Key { pour, key } => remember(&mut keys, &pour, key),
-            Record::Sequence { last_id } => index.reserve_ids(last_id),
-            Record::Tap { tap_id, latest: at } => latest.saw(tap_id, at),
-            Record::Keg { op, after, key } => {
-                feed.bar().recovered_keg_op(&op, after);
-                keg_log.push(LoggedOp { op, after, key });
-            }
-            Record::KegMarks { marks } => match serde_json::from_str::<Marks>(&marks) {
-                Ok(marks) => feed.bar().restore_marks(&marks),
-                Err(e) => log::warn!(
-                    "journal: unreadable keg marks ({e}); kegs may announce a level again"
-                ),
+                Record::Key { pour, key } => remember(&mut keys, &pour, key),
+                Record::Sequence { last_id } => index.reserve_ids(last_id),
+                Record::Tap { tap_id, latest: at } => latest.saw(tap_id, at),
+                Record::Keg { op, after, key } => {
+                    feed.bar().recovered_keg_op(&op, after);
+                    keg_log.push(LoggedOp { op, after, key });
+                }
+                Record::KegMarks { marks } => match serde_json::from_str::<Marks>(&marks) {
+                    Ok(marks) => feed.bar().restore_marks(&marks),
+                    Err(e) => log::warn!(
+                        "journal: unreadable keg marks ({e}); kegs may announce a level again"
+                    ),
+                },
+                Record::Alerts { snapshot } => {
+                    if let Err(e) = feed.bar().restore_alerts(&snapshot) {
+                        log::warn!("journal: unreadable alerts ({e}); they are derived again");
+                    }
+                }
             },
-            Record::Alerts { snapshot } => {
-                if let Err(e) = feed.bar().restore_alerts(&snapshot) {
-                    log::warn!("journal: unreadable alerts ({e}); they are derived again");
-                }
-            }
-        })?;
+        )?;
         // An unreadable webhooks file stops the start, rather than lose them.
         let outbox = super::FileOutbox::open(dir).map_err(|e| JournalError::Io {
             path: dir.join(super::outbox::FILE_NAME),
@@ -362,7 +369,8 @@ impl JournalStore {
         feed: Feed,
         settings: JournalSettings,
     ) -> JournalStore {
-        let (mut journal, _) = match Journal::open(dir, catalogue, |_| {}) {
+        let (mut journal, _) = match Journal::open(dir, catalogue, &settings.default_venue, |_| {})
+        {
             Ok(opened) => opened,
             Err(e) => panic!("test journal: {e}"),
         };
@@ -572,7 +580,7 @@ impl Writer {
             None => false,
         };
         self.keys.expire(now);
-        let mut frame = FrameBuf::new();
+        let mut frame = FrameBuf::new(self.settings.default_venue.clone());
         let mut decided = Vec::with_capacity(batch.len());
         let mut close = None;
         let scratch = {
@@ -855,9 +863,10 @@ impl Writer {
             started.elapsed()
         );
         let dir = journal.dir().to_owned();
+        let default_venue = self.settings.default_venue.clone();
         let spawned = std::thread::Builder::new()
             .name("altair-compact".into())
-            .spawn(move || file::write_compacted(&dir, &records));
+            .spawn(move || file::write_compacted(&dir, &records, &default_venue));
         match spawned {
             Ok(handle) => self.compaction = Some((size, handle)),
             Err(e) => log::error!("cannot start compaction: {e}"),
@@ -932,6 +941,7 @@ mod tests {
 
     fn pour() -> NewPour {
         NewPour {
+            venue: "main".into(),
             tap_id: 1,
             volume: 500.0,
             glass: "pint".into(),
@@ -953,6 +963,7 @@ mod tests {
                 burst: Burst { max_flow: 200.0 },
             },
             compact_min_bytes: u64::MAX,
+            default_venue: "main".into(),
         };
         let store = JournalStore::failing_syncs(&dir, &catalogue, feed, settings);
         let broken = store.broken().unwrap();

@@ -7,7 +7,7 @@
 //! the published position and has no hole, so the publisher skips what it has and feeds
 //! the rest once, in log order.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Semaphore, watch};
 use tokio_postgres::{Client, Statement};
@@ -46,15 +46,15 @@ pub enum Event {
 pub async fn prepare(client: &Client) -> Result<Statement, tokio_postgres::Error> {
     client
         .prepare(
-            "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms, flags, op, at FROM (
-                 (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms, flags, NULL::text AS op
+            "SELECT kind, seq, id, tap_id, volume, glass, poured_at_ms, flags, venue, op, at FROM (
+                 (SELECT 0 AS kind, id AS at, 0::bigint AS seq, id, tap_id, volume, glass, poured_at_ms, flags, venue, NULL::text AS op
                   FROM altair_pours WHERE id > $1 ORDER BY id LIMIT $3)
                  UNION ALL
-                 (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, NULL
+                 (SELECT 1, d.after_pour_id, d.seq, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.venue, NULL
                   FROM altair_deletions d JOIN altair_pours p ON p.id = d.pour_id
                   WHERE d.seq > $2 ORDER BY d.seq LIMIT $3)
                  UNION ALL
-                 (SELECT 2, after_pour_id, seq, NULL, NULL, NULL, NULL, NULL, NULL, op
+                 (SELECT 2, after_pour_id, seq, NULL, NULL, NULL, NULL, NULL, NULL, NULL, op
                   FROM altair_keg_ops WHERE seq > $4 ORDER BY seq LIMIT $3)
              ) AS events ORDER BY at, kind, seq LIMIT $3",
         )
@@ -84,7 +84,7 @@ pub async fn read_after(
         .iter()
         .map(|row| {
             let seq = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-            let after = u64::try_from(row.get::<_, i64>(9)).unwrap_or(0);
+            let after = u64::try_from(row.get::<_, i64>(10)).unwrap_or(0);
             match row.get::<_, i32>(0) {
                 0 => Event::Pour(pour_from(row, 2, glasses)),
                 1 => Event::Deletion {
@@ -95,7 +95,7 @@ pub async fn read_after(
                 _ => Event::KegOp {
                     seq,
                     after,
-                    op: KegOp::from_json(row.get(8)),
+                    op: KegOp::from_json(row.get(9)),
                 },
             }
         })
@@ -105,6 +105,8 @@ pub async fn read_after(
 /// Feeds the log to this server's bar and bus, each event once, in order.
 pub struct Publisher {
     feed: Feed,
+    /// The venue of pours stored without one.
+    default_venue: Arc<str>,
     /// How far the log is published, for requests that wait for their event and for the
     /// writer, which decides only against the whole log.
     published: watch::Sender<Position>,
@@ -122,9 +124,10 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher of the log after `at`, where the taps' latest pours were `latest`.
-    pub fn new(feed: Feed, at: Position, latest: Latest) -> Publisher {
+    pub fn new(feed: Feed, default_venue: Arc<str>, at: Position, latest: Latest) -> Publisher {
         Publisher {
             feed,
+            default_venue,
             published: watch::Sender::new(at),
             latest: Mutex::new(latest),
             claimed: Mutex::new(at),
@@ -144,7 +147,7 @@ impl Publisher {
     ) -> Result<Position, tokio_postgres::Error> {
         // Never closed, so the permit always comes.
         let _turn = self.turn.acquire().await;
-        let mut glasses = Glasses::default();
+        let mut glasses = self.names();
         for _ in 0..pages {
             if end.is_some_and(|end| self.at().reached(end)) {
                 break;
@@ -179,6 +182,16 @@ impl Publisher {
     /// does not move meanwhile.
     pub fn with_latest<T>(&self, f: impl FnOnce(&Latest) -> T) -> T {
         f(&self.latest.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The venue of pours stored without one.
+    pub fn default_venue(&self) -> &Arc<str> {
+        &self.default_venue
+    }
+
+    /// A reader of stored pours' names (glasses, venues).
+    pub fn names(&self) -> Glasses {
+        Glasses::new(&self.default_venue)
     }
 
     pub fn feed(&self) -> &Feed {
@@ -248,6 +261,7 @@ mod tests {
 
     fn pour(id: u64, tap_id: u32, at: i64, flags: Flags) -> Pour {
         Pour {
+            venue: "main".into(),
             id,
             tap_id,
             volume: 500.0,
@@ -259,7 +273,7 @@ mod tests {
 
     fn publisher() -> Publisher {
         let feed = Feed::standalone(&Catalogue::default());
-        Publisher::new(feed, Position::default(), Latest::default())
+        Publisher::new(feed, "main".into(), Position::default(), Latest::default())
     }
 
     fn counted(publisher: &Publisher) -> u64 {

@@ -71,6 +71,8 @@ pub struct PgSettings {
     pub rules: decide::Settings,
     /// How often each server looks for new events without a notification.
     pub poll_interval: Duration,
+    /// The venue of pours stored without one (`--default-venue`).
+    pub default_venue: Arc<str>,
 }
 
 /// Why the PostgreSQL store could not open.
@@ -364,13 +366,13 @@ impl PgStore {
         // The whole log, as the tailer would have published it: every pour (deleted ones
         // too), and the deletions and keg operations between them, so that the kegs are
         // what a server that ran all along has (the same levels, the same announcements).
-        let mut glasses = Glasses::default();
+        let mut glasses = Glasses::new(&settings.default_venue);
         let others = snapshot
             .query(
-                "SELECT d.after_pour_id, 1, d.seq, NULL::text, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags
+                "SELECT d.after_pour_id, 1, d.seq, NULL::text, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.venue
                  FROM altair_deletions d JOIN altair_pours p ON p.id = d.pour_id
                  UNION ALL
-                 SELECT after_pour_id, 2, seq, op, NULL, NULL, NULL, NULL, NULL, NULL FROM altair_keg_ops
+                 SELECT after_pour_id, 2, seq, op, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM altair_keg_ops
                  ORDER BY 1, 2, 3",
                 &[],
             )
@@ -418,6 +420,7 @@ impl PgStore {
         };
         let publisher = Arc::new(events::Publisher::new(
             feed,
+            settings.default_venue.clone(),
             Position {
                 pour: u64::try_from(last_id).unwrap_or(0),
                 deletion: u64::try_from(last_deletion).unwrap_or(0),
@@ -611,31 +614,48 @@ impl Mark {
 
 /// Glass names as shared strings, one allocation per name rather than per pour.
 #[derive(Default)]
-struct Glasses(HashMap<String, Arc<str>>);
+struct Glasses {
+    names: HashMap<String, Arc<str>>,
+    /// The venue of pours stored without one.
+    default_venue: Arc<str>,
+}
 
 impl Glasses {
+    fn new(default_venue: &Arc<str>) -> Glasses {
+        Glasses {
+            names: HashMap::new(),
+            default_venue: default_venue.clone(),
+        }
+    }
+
+    /// A glass or venue name, shared.
     fn get(&mut self, name: &str) -> Arc<str> {
-        match self.0.get(name) {
-            Some(glass) => glass.clone(),
+        match self.names.get(name) {
+            Some(shared) => shared.clone(),
             None => {
-                let glass: Arc<str> = name.into();
-                self.0.insert(name.to_owned(), glass.clone());
-                glass
+                let shared: Arc<str> = name.into();
+                self.names.insert(name.to_owned(), shared.clone());
+                shared
             }
         }
     }
 }
 
 /// A pour's columns, in the order [`pour_from`] reads them.
-const POUR_COLUMNS: &str = "id, tap_id, volume, glass, poured_at_ms, flags";
+pub(super) const POUR_COLUMNS: &str = "id, tap_id, volume, glass, poured_at_ms, flags, venue";
 
-/// The pour in columns `at..at+6` of `row`: [`POUR_COLUMNS`].
+/// The pour in columns `at..at+7` of `row`: [`POUR_COLUMNS`].
 fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pour {
     let id: i64 = row.get(at);
     let tap_id: i64 = row.get(at + 1);
     let flags: i16 = row.get(at + 5);
+    let venue = match row.get::<_, Option<&str>>(at + 6) {
+        Some(venue) => glasses.get(venue),
+        None => glasses.default_venue.clone(),
+    };
     Pour {
         id: u64::try_from(id).unwrap_or(0),
+        venue,
         tap_id: u32::try_from(tap_id).unwrap_or(0),
         volume: row.get(at + 2),
         glass: glasses.get(row.get(at + 3)),
@@ -738,7 +758,7 @@ impl Store for PgStore {
             .await;
         Ok(self
             .answered(row)?
-            .map(|row| pour_from(&row, 0, &mut Glasses::default())))
+            .map(|row| pour_from(&row, 0, &mut self.publisher.names())))
     }
 
     async fn delete(&self, id: u64) -> Result<Option<Pour>, StoreError> {
@@ -789,7 +809,7 @@ impl Store for PgStore {
                 &[&tap, &glass, &from, &to, &flag, &after, &offset, &limit],
             )
             .await;
-        let mut glasses = Glasses::default();
+        let mut glasses = self.publisher.names();
         let pours = self
             .answered(page)?
             .iter()

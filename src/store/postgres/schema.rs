@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_kegs.sql")),
     (4, include_str!("migrations/0004_webhooks.sql")),
     (5, include_str!("migrations/0005_taps_in_memory.sql")),
+    (6, include_str!("migrations/0006_venues.sql")),
 ];
 
 /// The schema version this binary writes.

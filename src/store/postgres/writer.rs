@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::events::{self, Event, Publisher};
 use super::{
-    CHANNEL, Glasses, Health, MAX_BATCH, Mark, Position, connect, db_id, out_of_resources,
+    CHANNEL, Health, MAX_BATCH, Mark, POUR_COLUMNS, Position, connect, db_id, out_of_resources,
     pour_from, unreachable,
 };
 use crate::decide::{
@@ -380,7 +380,7 @@ impl Statements {
                 .await?,
             known_keys: client
                 .prepare(
-                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.device_time, p.deleted, k.created_ms
+                    "SELECT k.key, p.id, p.tap_id, p.volume, p.glass, p.poured_at_ms, p.flags, p.venue, p.device_time, p.deleted, k.created_ms
                      FROM altair_keys k JOIN altair_pours p ON p.id = k.pour_id
                      WHERE k.key = ANY($1) AND k.created_ms > $2",
                 )
@@ -389,8 +389,8 @@ impl Statements {
             write_pours: client
                 .prepare(
                     "WITH pours AS (
-                         INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time, flags)
-                         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[], $7::int2[])
+                         INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time, flags, venue)
+                         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[], $7::int2[], $15::text[])
                      ), counts AS (
                          INSERT INTO altair_counts (tap_id, glass, pours)
                          SELECT * FROM unnest($8::bigint[], $9::text[], $10::bigint[])
@@ -545,11 +545,11 @@ async fn insert(
     // The pours that live keys stored, whether the device timed them, whether they have
     // been deleted since, and when the key was made.
     let mut known: HashMap<String, (Pour, bool, bool, Timestamp)> = HashMap::new();
-    let mut glasses = Glasses::default();
+    let mut glasses = publisher.names();
     for row in key_rows {
         let pour = pour_from(&row, 1, &mut glasses);
-        let created = Timestamp::from_millis(row.get(9));
-        known.insert(row.get(0), (pour, row.get(7), row.get(8), created));
+        let created = Timestamp::from_millis(row.get(10));
+        known.insert(row.get(0), (pour, row.get(8), row.get(9), created));
     }
     // Not held across an await: the decisions are made here, all at once.
     let decided = publisher.with_latest(|latest| {
@@ -590,6 +590,9 @@ async fn insert(
         rows.times.push(pour.timestamp.millis());
         rows.device_times.push(request.device_timestamp);
         rows.flags.push(i16::from(pour.flags.bits()));
+        // The default venue's pours are stored without one: whichever --default-venue names.
+        rows.venues
+            .push((pour.venue != *publisher.default_venue()).then(|| pour.venue.to_string()));
         *counts
             .entry((i64::from(pour.tap_id), pour.glass.clone()))
             .or_default() += 1;
@@ -611,7 +614,7 @@ async fn insert(
         .iter()
         .map(|((tap, glass), n)| (*tap, (&**glass, *n)))
         .unzip();
-    let written: [&(dyn ToSql + Sync); 14] = [
+    let written: [&(dyn ToSql + Sync); 15] = [
         &rows.ids,
         &rows.taps,
         &rows.volumes,
@@ -626,6 +629,7 @@ async fn insert(
         &rows.key_ids,
         &now,
         &last_id,
+        &rows.venues,
     ];
     let end = Position {
         pour: u64::try_from(last_id).unwrap_or(0),
@@ -674,6 +678,7 @@ struct NewRows {
     times: Vec<i64>,
     device_times: Vec<bool>,
     flags: Vec<i16>,
+    venues: Vec<Option<String>>,
     keys: Vec<String>,
     key_ids: Vec<i64>,
 }
@@ -693,15 +698,14 @@ async fn delete(
     let (last_pour_id, last_deletion) = (db_id(end.pour), db_id(end.deletion));
     let row = client
         .query_opt(
-            "SELECT id, tap_id, volume, glass, poured_at_ms, flags FROM altair_pours
-             WHERE id = $1 AND NOT deleted",
+            &format!("SELECT {POUR_COLUMNS} FROM altair_pours WHERE id = $1 AND NOT deleted"),
             &[&db_id(id)],
         )
         .await?;
     let (Some(row), DeleteDecision::Record) = (&row, decide::delete(row.is_some())) else {
         return Ok((None, None));
     };
-    let pour = pour_from(row, 0, &mut Glasses::default());
+    let pour = pour_from(row, 0, &mut publisher.names());
     let seq = last_deletion + 1;
     client
         .execute(
