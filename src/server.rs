@@ -114,6 +114,13 @@ impl Server {
             None => crate::store::open(&config, &catalogue, &feed).await?,
         };
         let retired = bar.retired_glasses();
+        if let Some(made) = bar.venues(|v| v.made_as_other(&config.default_venue)) {
+            log::warn!(
+                "--default-venue {} names a venue made through the API ({made}); as the default \
+                 venue its settings are the flags, and what it was made with is set aside",
+                config.default_venue
+            );
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let fanout = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores)

@@ -263,6 +263,15 @@ impl Venues {
         change.keg_low_percent.apply(&mut record.keg_low_percent);
     }
 
+    /// If the venue `id` was made through the API as a venue of its own (with its own
+    /// time zone), what it was made with: as the default venue, those settings give way to
+    /// the flags.
+    pub fn made_as_other(&self, id: &str) -> Option<String> {
+        let record = self.records.get(id)?;
+        let zone = record.timezone.as_deref()?;
+        Some(format!("time zone {zone}"))
+    }
+
     /// A venue as it is.
     pub fn get(&self, id: &str) -> Option<VenueView> {
         let default = id == self.defaults.venue;
@@ -453,6 +462,36 @@ mod tests {
         );
         venues.change(&gone);
         assert!(venues.get("gone").is_none());
+    }
+
+    #[test]
+    fn a_venue_made_through_the_api_then_named_the_default_is_told() {
+        let mut venues = Venues::new(defaults());
+        venues.add(&VenueRecord {
+            id: "dock".into(),
+            timezone: Some("America/New_York".into()),
+            ..VenueRecord::default()
+        });
+        let named_default = Venues {
+            defaults: Defaults {
+                venue: "dock".into(),
+                ..defaults()
+            },
+            records: venues.records.clone(),
+        };
+        assert_eq!(
+            named_default.made_as_other("dock").as_deref(),
+            Some("time zone America/New_York")
+        );
+        let dock = named_default.get("dock").unwrap();
+        assert!(dock.default);
+        assert_eq!(dock.timezone, "UTC");
+        // The default venue's own record holds a name only.
+        venues.change(&VenueChange {
+            name: Change::To("Main".into()),
+            ..keep()
+        });
+        assert_eq!(venues.made_as_other("main"), None);
     }
 
     #[test]

@@ -58,7 +58,9 @@ fn matches(shown: &str, got: &str) -> bool {
 
 async fn pasted(heading: &str) {
     if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: the README's examples (no curl)");
+        static SAID: std::sync::Once = std::sync::Once::new();
+        let what = "the README's examples";
+        crate::helpers::skip_unless_required("ALTAIR_TEST_CURL", what, "no curl", &SAID);
         return;
     }
     let app = spawn_with(&[]).await;
