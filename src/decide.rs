@@ -16,7 +16,7 @@ use crate::alert::Alerts;
 use crate::anomaly::Burst;
 use crate::config::Config;
 use crate::keg::{Cellar, KegError, KegOp};
-use crate::pour::{Flag, Flags, NewPour, Pour, Timestamp, microlitres};
+use crate::pour::{Flag, Flags, NewPour, Pour, TapRef, Timestamp, microlitres};
 use crate::venue::{VenueError, Venues};
 
 /// What became of a pour sent to the store.
@@ -138,14 +138,15 @@ pub struct KnownOp<'a> {
     pub created: Timestamp,
 }
 
-/// The latest time each tap reported a pour at, deleted or not: what `burst` compares with.
+/// The latest time each tap (of each venue) reported a pour at, deleted or not: what
+/// `burst` compares with.
 #[derive(Debug, Clone, Default)]
-pub struct Latest(HashMap<u32, Timestamp>);
+pub struct Latest(HashMap<TapRef, Timestamp>);
 
 impl Latest {
-    /// Notes a pour of `tap_id` at `at` (recovery, or a decided batch once it is kept).
-    pub fn saw(&mut self, tap_id: u32, at: Timestamp) {
-        let seen = self.0.entry(tap_id).or_insert(at);
+    /// Notes a pour of `tap` at `at` (recovery, or a decided batch once it is kept).
+    pub fn saw(&mut self, tap: TapRef, at: Timestamp) {
+        let seen = self.0.entry(tap).or_insert(at);
         *seen = (*seen).max(at);
     }
 
@@ -153,24 +154,24 @@ impl Latest {
     /// move its tap's latest time (a store replaying or following its log).
     pub fn kept(&mut self, pour: &Pour) {
         if moves_latest(pour.flags) {
-            self.saw(pour.tap_id, pour.timestamp);
+            self.saw(pour.tap(), pour.timestamp);
         }
     }
 
-    pub fn get(&self, tap_id: u32) -> Option<Timestamp> {
-        self.0.get(&tap_id).copied()
+    pub fn get(&self, tap: &TapRef) -> Option<Timestamp> {
+        self.0.get(tap).copied()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u32, Timestamp)> + '_ {
-        self.0.iter().map(|(&tap, &at)| (tap, at))
+    pub fn iter(&self) -> impl Iterator<Item = (&TapRef, Timestamp)> + '_ {
+        self.0.iter().map(|(tap, &at)| (tap, at))
     }
 }
 
-impl FromIterator<(u32, Timestamp)> for Latest {
-    fn from_iter<I: IntoIterator<Item = (u32, Timestamp)>>(taps: I) -> Latest {
+impl FromIterator<(TapRef, Timestamp)> for Latest {
+    fn from_iter<I: IntoIterator<Item = (TapRef, Timestamp)>>(taps: I) -> Latest {
         let mut latest = Latest::default();
-        for (tap_id, at) in taps {
-            latest.saw(tap_id, at);
+        for (tap, at) in taps {
+            latest.saw(tap, at);
         }
         latest
     }
@@ -235,7 +236,7 @@ struct Keyed {
 #[derive(Debug, Default)]
 pub struct Scratch {
     /// The taps whose latest pour time the batch moved, and to what.
-    moved: Vec<(u32, Timestamp)>,
+    moved: Vec<(TapRef, Timestamp)>,
     /// Volume (µl) decided per tap with a keg in this batch, not yet drawn from it.
     drawn: Vec<(u32, i64)>,
     keyed: Vec<Keyed>,
@@ -245,7 +246,7 @@ pub struct Scratch {
 impl Scratch {
     /// The taps whose latest pour time the batch moved, and to what: for the store to keep
     /// once the batch is.
-    pub fn latest(&self) -> &[(u32, Timestamp)] {
+    pub fn latest(&self) -> &[(TapRef, Timestamp)] {
         &self.moved
     }
 }
@@ -326,16 +327,17 @@ impl<'a> Batch<'a> {
         }
         let mut request = request;
         let tap_id = request.tap_id;
-        let previous = self.latest_of(tap_id);
+        let tap = request.tap();
+        let previous = self.latest_of(&tap);
         if self.rules.burst.between(previous, &request) {
             request.flags = request.flags.with(Flag::Burst);
         }
         let scratch = &mut self.scratch;
         if moves_latest(request.flags) {
             let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
-            match scratch.moved.iter_mut().find(|(t, _)| *t == tap_id) {
+            match scratch.moved.iter_mut().find(|(t, _)| *t == tap) {
                 Some(moved) => moved.1 = at,
-                None => scratch.moved.push((tap_id, at)),
+                None => scratch.moved.push((tap, at)),
             }
         }
         // A short list: a batch's taps are few.
@@ -445,13 +447,13 @@ impl<'a> Batch<'a> {
         self.scratch
     }
 
-    fn latest_of(&self, tap_id: u32) -> Option<Timestamp> {
+    fn latest_of(&self, tap: &TapRef) -> Option<Timestamp> {
         self.scratch
             .moved
             .iter()
-            .find(|(t, _)| *t == tap_id)
+            .find(|(t, _)| t == tap)
             .map(|(_, at)| *at)
-            .or_else(|| self.latest.get(tap_id))
+            .or_else(|| self.latest.get(tap))
     }
 }
 
@@ -493,6 +495,14 @@ mod tests {
             timestamp: Timestamp::from_millis(at),
             device_timestamp,
             flags: Flags::NONE,
+        }
+    }
+
+    /// Tap `tap_id` of the default venue.
+    fn main(tap_id: u32) -> TapRef {
+        TapRef {
+            venue: "main".into(),
+            tap_id,
         }
     }
 
@@ -728,7 +738,7 @@ mod tests {
             let kegs = cellar(case.keg_ml);
             let latest: Latest = case
                 .latest
-                .map(|at| (1, Timestamp::from_millis(at)))
+                .map(|at| (main(1), Timestamp::from_millis(at)))
                 .into_iter()
                 .collect();
             let stored = stored_pour();
@@ -776,9 +786,49 @@ mod tests {
     }
 
     #[test]
+    fn each_venue_numbers_its_own_taps_for_the_burst_rule() {
+        let kegs = cellar(None);
+        // Tap 3 of the default venue poured a moment ago; tap 3 of another bar did not.
+        let latest: Latest = [(main(3), Timestamp::from_millis(NOW))]
+            .into_iter()
+            .collect();
+        let mut batch = Batch::new(
+            settings(),
+            on(&kegs),
+            &latest,
+            0,
+            Timestamp::from_millis(NOW),
+        );
+        let flags = |decision: PourDecision| match decision {
+            PourDecision::Record(pour) => pour.flags,
+            PourDecision::Answer(answer) => panic!("recorded, not {answer:?}"),
+        };
+        let elsewhere = NewPour {
+            venue: "dock".into(),
+            ..request(3, 500.0, NOW + 100, true)
+        };
+        assert!(!flags(batch.pour(elsewhere.clone(), None, None)).contains(Flag::Burst));
+        assert!(
+            flags(batch.pour(request(3, 500.0, NOW + 100, true), None, None)).contains(Flag::Burst)
+        );
+        // And within the batch: the dock's tap 3 has poured now.
+        assert!(flags(batch.pour(elsewhere, None, None)).contains(Flag::Burst));
+        let mut moved: Vec<String> = batch
+            .finish()
+            .latest()
+            .iter()
+            .map(|(tap, _)| format!("{} {}", tap.venue, tap.tap_id))
+            .collect();
+        moved.sort();
+        assert_eq!(moved, ["dock 3", "main 3"]);
+    }
+
+    #[test]
     fn a_batch_reports_each_taps_latest_pour_time_for_the_store_to_keep() {
         let kegs = cellar(None);
-        let latest: Latest = [(1, Timestamp::from_millis(NOW))].into_iter().collect();
+        let latest: Latest = [(main(1), Timestamp::from_millis(NOW))]
+            .into_iter()
+            .collect();
         let mut batch = Batch::new(
             settings(),
             on(&kegs),
@@ -790,12 +840,12 @@ mod tests {
         batch.pour(request(2, 500.0, NOW + 5, true), None, None);
         batch.pour(request(2, 500.0, NOW + 1, true), None, None);
         let mut moved = batch.finish().latest().to_vec();
-        moved.sort_unstable_by_key(|(tap, _)| *tap);
+        moved.sort_unstable_by_key(|(tap, _)| tap.clone());
         assert_eq!(
             moved,
             vec![
-                (1, Timestamp::from_millis(NOW)),
-                (2, Timestamp::from_millis(NOW + 5))
+                (main(1), Timestamp::from_millis(NOW)),
+                (main(2), Timestamp::from_millis(NOW + 5))
             ],
             "an earlier-timed pour never moves a tap's latest back"
         );

@@ -272,6 +272,23 @@ pub struct Pour {
     pub flags: Flags,
 }
 
+/// A tap of a venue: each venue numbers its own taps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TapRef {
+    pub venue: Arc<str>,
+    pub tap_id: u32,
+}
+
+impl Pour {
+    /// The tap that poured it.
+    pub fn tap(&self) -> TapRef {
+        TapRef {
+            venue: self.venue.clone(),
+            tap_id: self.tap_id,
+        }
+    }
+}
+
 /// A validated, classified pour that has no id yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPour {
@@ -287,6 +304,14 @@ pub struct NewPour {
 }
 
 impl NewPour {
+    /// The tap that poured it.
+    pub fn tap(&self) -> TapRef {
+        TapRef {
+            venue: self.venue.clone(),
+            tap_id: self.tap_id,
+        }
+    }
+
     /// The pour as stored under `id`.
     pub fn with_id(self, id: u64) -> Pour {
         Pour {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::glass::Catalogue;
 use crate::keg::KegOp;
-use crate::pour::{Flags, Pour, Timestamp};
+use crate::pour::{Flags, Pour, TapRef, Timestamp};
 use crate::store::KegKey;
 
 /// The journal's file name inside the data directory.
@@ -57,6 +57,8 @@ const ALERTS: u8 = 10;
 const POUR_AT: u8 = 11;
 /// A key's deleted pour, of a venue other than the default.
 const KEY_AT: u8 = 12;
+/// A tap's latest pour time, of a venue other than the default.
+const TAP_AT: u8 = 13;
 
 /// An idempotency key remembered with its pour.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +81,7 @@ pub enum Record {
     /// The highest id ever assigned; written by compaction, which drops deleted pours.
     Sequence { last_id: u64 },
     /// The latest time a tap reported a pour at, deleted or not; written by compaction.
-    Tap { tap_id: u32, latest: Timestamp },
+    Tap { tap: TapRef, latest: Timestamp },
     /// A keg operation, logged after pour `after`, with the idempotency key it came with.
     Keg {
         op: KegOp,
@@ -523,10 +525,14 @@ pub fn encode(record: &Record, default_venue: &str, out: &mut Vec<u8>) {
             out.push(SEQUENCE);
             out.extend_from_slice(&last_id.to_le_bytes());
         }
-        Record::Tap { tap_id, latest } => {
-            out.push(TAP);
-            out.extend_from_slice(&tap_id.to_le_bytes());
+        Record::Tap { tap, latest } => {
+            let elsewhere = (*tap.venue != *default_venue).then_some(&tap.venue);
+            out.push(if elsewhere.is_some() { TAP_AT } else { TAP });
+            out.extend_from_slice(&tap.tap_id.to_le_bytes());
             out.extend_from_slice(&latest.millis().to_le_bytes());
+            if let Some(venue) = elsewhere {
+                put_str(out, venue);
+            }
         }
         Record::Keg { op, after, key } => {
             out.push(KEG);
@@ -681,10 +687,18 @@ fn decode(rest: &mut &[u8], interner: &mut Interner) -> Option<Record> {
         SEQUENCE => Some(Record::Sequence {
             last_id: u64::from_le_bytes(r.array()?),
         }),
-        TAP => Some(Record::Tap {
-            tap_id: u32::from_le_bytes(r.array()?),
-            latest: Timestamp::from_millis(i64::from_le_bytes(r.array()?)),
-        }),
+        tag @ (TAP | TAP_AT) => {
+            let tap_id = u32::from_le_bytes(r.array()?);
+            let latest = Timestamp::from_millis(i64::from_le_bytes(r.array()?));
+            let venue = match tag {
+                TAP_AT => interner.get(r.str()?),
+                _ => interner.default_venue.clone(),
+            };
+            Some(Record::Tap {
+                tap: TapRef { venue, tap_id },
+                latest,
+            })
+        }
         KEG => {
             let after = u64::from_le_bytes(r.array()?);
             let key = match r.u8()? {
@@ -750,8 +764,18 @@ mod tests {
                 },
             },
             Record::Tap {
-                tap_id: 7,
+                tap: TapRef {
+                    venue: "main".into(),
+                    tap_id: 7,
+                },
                 latest: Timestamp::from_millis(1_800_000_001_000),
+            },
+            Record::Tap {
+                tap: TapRef {
+                    venue: "dock".into(),
+                    tap_id: 7,
+                },
+                latest: Timestamp::from_millis(1_800_000_002_000),
             },
             Record::Keg {
                 op: KegOp::Tap {
@@ -821,7 +845,7 @@ mod tests {
         assert_eq!(seen, records());
         assert_eq!(
             (recovery.frames, recovery.records, recovery.dropped),
-            (2, 10, None)
+            (2, 11, None)
         );
         fs::remove_dir_all(dir).unwrap();
     }

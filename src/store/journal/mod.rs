@@ -236,7 +236,7 @@ impl JournalStore {
                 }
                 Record::Key { pour, key } => remember(&mut keys, &pour, key),
                 Record::Sequence { last_id } => index.reserve_ids(last_id),
-                Record::Tap { tap_id, latest: at } => latest.saw(tap_id, at),
+                Record::Tap { tap, latest: at } => latest.saw(tap, at),
                 Record::Keg { op, after, key } => {
                     feed.bar().recovered_keg_op(&op, after);
                     keg_log.push(LoggedOp { op, after, key });
@@ -720,8 +720,8 @@ impl Writer {
         }
 
         // Durable: now kept, visible, fed in id order, and answered.
-        for &(tap_id, at) in scratch.latest() {
-            self.latest.saw(tap_id, at);
+        for (tap, at) in scratch.latest() {
+            self.latest.saw(tap.clone(), *at);
         }
         self.scratch = scratch;
         let mut index = write(&self.index);
@@ -847,11 +847,10 @@ impl Writer {
             marks: serde_json::to_string(&marks).unwrap_or_default(),
         });
         records.push(Record::Alerts { snapshot: alerts });
-        records.extend(
-            self.latest
-                .iter()
-                .map(|(tap_id, latest)| Record::Tap { tap_id, latest }),
-        );
+        records.extend(self.latest.iter().map(|(tap, latest)| Record::Tap {
+            tap: tap.clone(),
+            latest,
+        }));
         // Last, so that recovery has placed every pour before it reserves deleted ids.
         records.push(Record::Sequence {
             last_id: index.last_id(),

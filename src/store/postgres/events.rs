@@ -347,7 +347,11 @@ mod tests {
             Event::Pour(pour(1, 7, 1_000, Flags::NONE)),
             Event::Pour(pour(2, 7, 9_000_000, ahead)),
         ]);
-        let latest = p.with_latest(|latest| latest.get(7));
+        let tap = crate::pour::TapRef {
+            venue: "main".into(),
+            tap_id: 7,
+        };
+        let latest = p.with_latest(|latest| latest.get(&tap));
         assert_eq!(latest, Some(Timestamp::from_millis(1_000)));
     }
 
