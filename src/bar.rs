@@ -188,11 +188,6 @@ impl State {
         self.aggregator.total_pours()
     }
 
-    /// The venues.
-    pub fn venues(&self) -> &Venues {
-        &self.venues
-    }
-
     /// The kegs and taps.
     pub fn cellar(&self) -> &Cellar {
         &self.cellar
