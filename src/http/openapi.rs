@@ -234,17 +234,10 @@ fn describe_venues(doc: &mut Value) {
         if new {
             fields["id"]["pattern"] = json!(crate::venue::ID_PATTERN);
         } else {
-            let any: Vec<Value> = [
-                "name",
-                "timezone",
-                "openingHours",
-                "businessDayStarts",
-                "quietAfterSeconds",
-                "kegLowPercent",
-            ]
-            .iter()
-            .map(|f| json!({"required": [f]}))
-            .collect();
+            let any: Vec<Value> = venues::SETTINGS
+                .iter()
+                .map(|f| json!({"required": [f]}))
+                .collect();
             venue["anyOf"] = json!(any);
         }
     }

@@ -90,7 +90,7 @@ pub struct VenueSettings {
 }
 
 /// The settings a venue's body may give, besides `id`.
-const SETTINGS: [&str; 6] = [
+pub(crate) const SETTINGS: [&str; 6] = [
     "name",
     "timezone",
     "openingHours",
