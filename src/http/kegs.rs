@@ -137,6 +137,16 @@ pub(crate) fn object(
     }
 }
 
+/// The fields of a body that are not among `names`: each handler refuses them, since a
+/// misspelt field would otherwise pass for a setting left as it was.
+pub(crate) fn unknown_fields<'f>(fields: &'f Map<String, Value>, names: &[&str]) -> Vec<&'f str> {
+    fields
+        .keys()
+        .map(String::as_str)
+        .filter(|f| !names.contains(f))
+        .collect()
+}
+
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::Unprocessable(message.into())
 }

@@ -6,7 +6,7 @@ use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
-use super::kegs::{label, logged, object};
+use super::kegs::{label, logged, object, unknown_fields};
 use super::reply::json_with;
 use super::request::BodyHeaders;
 use super::state::AppState;
@@ -103,13 +103,10 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::Unprocessable(message.into())
 }
 
-/// A misspelt field would otherwise be a setting silently left as it was.
+/// Refuses a field it does not know (`id` is known to a new venue).
 fn only_known(fields: &Map<String, Value>, id: bool) -> Result<(), ApiError> {
-    let unknown: Vec<&str> = fields
-        .keys()
-        .map(String::as_str)
-        .filter(|f| !(SETTINGS.contains(f) || (id && *f == "id")))
-        .collect();
+    let names: Vec<&str> = id.then_some("id").into_iter().chain(SETTINGS).collect();
+    let unknown = unknown_fields(fields, &names);
     match unknown.is_empty() {
         true => Ok(()),
         false => Err(invalid(format!(

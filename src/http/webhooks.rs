@@ -8,7 +8,7 @@ use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 use super::error::{ApiError, ErrorBody};
-use super::kegs::object;
+use super::kegs::{object, unknown_fields};
 use super::reply::json_with;
 use super::request::{BodyHeaders, id_param, page_param, page_size_param};
 use super::state::AppState;
@@ -229,7 +229,7 @@ fn format(value: &Value) -> Result<Format, ApiError> {
 
 /// Refuses a field it does not know: a typo must not pass for a setting kept.
 fn known(fields: &Map<String, Value>, names: &[&str]) -> Result<(), ApiError> {
-    match fields.keys().find(|k| !names.contains(&k.as_str())) {
+    match unknown_fields(fields, names).first() {
         Some(other) => Err(invalid(format!(
             "{other} is not a webhook field (the fields are {})",
             names.join(", ")
