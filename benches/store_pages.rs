@@ -61,6 +61,7 @@ fn query(start: Start, glass: Option<&str>, tap_id: Option<u32>) -> ListQuery {
         start,
         limit: 50,
         glass: glass.map(Arc::from),
+        venue: None,
         tap_id,
         flag: None,
         from: None,

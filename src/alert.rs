@@ -165,6 +165,11 @@ pub struct Alert {
     pub kind: AlertKind,
     pub severity: Severity,
     pub state: AlertState,
+    /// The venue whose tap or keg it is about (none: the chain's, a webhook's or a
+    /// server's).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub venue: Option<Arc<str>>,
     /// The tap it is about.
     pub tap_id: Option<u32>,
     /// The keg it is about (for a tap's alert, the keg on it then).
@@ -207,7 +212,7 @@ impl Alert {
     pub fn read(&self) -> Alert {
         let mut alert = self.clone();
         if alert.kind.is_about_events() {
-            alert.message = events_message(subject_of(&alert), alert.count);
+            alert.message = events_message(&subject_of(&alert), alert.count);
         }
         alert
     }
@@ -254,9 +259,10 @@ pub struct AlertSettings {
 }
 
 /// Which open alert a new problem joins: one per kind and subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Subject {
     kind: AlertKind,
+    venue: Option<Arc<str>>,
     tap_id: Option<u32>,
     keg_id: Option<u64>,
     flag: Option<Flag>,
@@ -267,6 +273,7 @@ impl Subject {
     fn webhook(id: u64) -> Subject {
         Subject {
             kind: AlertKind::WebhookFailing,
+            venue: None,
             tap_id: None,
             keg_id: None,
             flag: None,
@@ -279,6 +286,8 @@ impl Subject {
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
     pub state: Option<AlertState>,
+    /// Only this venue's (an alert of none, the chain's, is every venue's).
+    pub venue: Option<Arc<str>>,
     pub tap_id: Option<u32>,
     pub kind: Option<AlertKind>,
 }
@@ -287,6 +296,10 @@ impl AlertFilter {
     /// Whether `alert` matches.
     pub fn admits(&self, alert: &Alert) -> bool {
         self.state.is_none_or(|s| alert.state == s)
+            && self
+                .venue
+                .as_ref()
+                .is_none_or(|v| alert.venue.as_ref().is_none_or(|a| a == v))
             && self.tap_id.is_none_or(|t| alert.tap_id == Some(t))
             && self.kind.is_none_or(|k| alert.kind == k)
     }
@@ -297,6 +310,9 @@ impl AlertFilter {
 pub struct Alerts {
     #[serde(skip, default = "no_settings")]
     settings: AlertSettings,
+    /// The venue of a tap's alert that a snapshot from before venues names none.
+    #[serde(skip, default = "no_venue")]
+    default_venue: Arc<str>,
     /// Every alert, by id - 1.
     alerts: Vec<Alert>,
     /// The unresolved alert of each subject (an index into `alerts`): a short list,
@@ -312,10 +328,16 @@ fn no_settings() -> AlertSettings {
     AlertSettings { window_ms: 0 }
 }
 
+fn no_venue() -> Arc<str> {
+    "".into()
+}
+
 impl Alerts {
-    pub fn new(settings: AlertSettings) -> Alerts {
+    /// No alerts; a tap's alerts in a snapshot that names no venue are `default_venue`'s.
+    pub fn new(settings: AlertSettings, default_venue: Arc<str>) -> Alerts {
         Alerts {
             settings,
+            default_venue,
             alerts: Vec::new(),
             unresolved: Vec::new(),
             touched: Vec::new(),
@@ -334,12 +356,13 @@ impl Alerts {
             };
             let subject = Subject {
                 kind,
+                venue: Some(pour.venue.clone()),
                 tap_id: Some(pour.tap_id),
                 keg_id: None,
                 flag,
                 webhook_id: None,
             };
-            self.seen(subject, pour.timestamp, pour.id, &mut changes);
+            self.seen(&subject, pour.timestamp, pour.id, &mut changes);
         }
         changes
     }
@@ -377,7 +400,7 @@ impl Alerts {
                 webhook_id, reason, ..
             } => {
                 let subject = Subject::webhook(*webhook_id);
-                if self.unresolved_of(subject).is_none() {
+                if self.unresolved_of(&subject).is_none() {
                     let message = format!("Webhook {webhook_id} is disabled: {reason}");
                     let index = self.push(subject, at, after, message);
                     changes.push((Change::Opened, self.alerts[index].clone()));
@@ -403,6 +426,7 @@ impl Alerts {
             let tap = Some(event.tap_id);
             let subject = |kind| Subject {
                 kind,
+                venue: Some(event.venue.clone()),
                 tap_id: tap,
                 keg_id: keg,
                 flag: None,
@@ -450,7 +474,7 @@ impl Alerts {
         after: u64,
         changes: &mut Vec<(Change, Alert)>,
     ) {
-        if self.unresolved_of(subject).is_some() {
+        if self.unresolved_of(&subject).is_some() {
             return;
         }
         let message = condition_message(subject.kind, event);
@@ -463,7 +487,7 @@ impl Alerts {
     /// or opens one.
     fn seen(
         &mut self,
-        subject: Subject,
+        subject: &Subject,
         at: Timestamp,
         pour: u64,
         changes: &mut Vec<(Change, Alert)>,
@@ -480,7 +504,7 @@ impl Alerts {
             }
             return;
         }
-        let index = self.push(subject, at, pour, events_message(subject, 1));
+        let index = self.push(subject.clone(), at, pour, events_message(subject, 1));
         changes.push((Change::Opened, self.view(index)));
     }
 
@@ -491,6 +515,7 @@ impl Alerts {
             kind: subject.kind,
             severity: subject.kind.severity(),
             state: AlertState::Open,
+            venue: subject.venue.clone(),
             tap_id: subject.tap_id,
             keg_id: subject.keg_id,
             flag: subject.flag,
@@ -512,7 +537,7 @@ impl Alerts {
 
     /// Resolves the unresolved alert of `subject`, if there is one.
     fn clear(&mut self, subject: Subject, at: Timestamp, changes: &mut Vec<(Change, Alert)>) {
-        if let Some(index) = self.unresolved_of(subject) {
+        if let Some(index) = self.unresolved_of(&subject) {
             self.resolve(index, at, changes);
         }
     }
@@ -525,10 +550,10 @@ impl Alerts {
         changes.push((Change::Resolved, self.view(index)));
     }
 
-    fn unresolved_of(&self, subject: Subject) -> Option<usize> {
+    fn unresolved_of(&self, subject: &Subject) -> Option<usize> {
         self.unresolved
             .iter()
-            .find(|(s, _)| *s == subject)
+            .find(|(s, _)| s == subject)
             .map(|&(_, i)| i)
     }
 
@@ -562,7 +587,7 @@ impl Alerts {
             KegOp::WebhookDown { .. } => return Ok(0),
             KegOp::WebhookUp { webhook_id, .. } => {
                 return self
-                    .unresolved_of(Subject::webhook(*webhook_id))
+                    .unresolved_of(&Subject::webhook(*webhook_id))
                     .map(|i| self.alerts[i].id)
                     .ok_or(KegError::NoAlert(0));
             }
@@ -622,23 +647,24 @@ impl Alerts {
         AlertKind::ALL
             .into_iter()
             .map(|kind| {
-                let open = self
-                    .unresolved
-                    .iter()
-                    .map(|(_, i)| i)
-                    .filter(|&&i| {
-                        let a = &self.alerts[i];
-                        a.kind == kind && a.state == AlertState::Open
-                    })
-                    .count();
+                let open = self.open_of(None).filter(|a| a.kind == kind).count();
                 (kind, kind.severity(), open as u64)
             })
             .collect()
     }
 
-    /// How many are open (not acknowledged, not resolved).
-    pub fn open_total(&self) -> u64 {
-        self.open_counts().iter().map(|(_, _, n)| n).sum()
+    /// Open alerts (not acknowledged, not resolved) of `venue`, with the chain's (or all).
+    fn open_of<'a>(&'a self, venue: Option<&'a str>) -> impl Iterator<Item = &'a Alert> + 'a {
+        self.unresolved
+            .iter()
+            .map(|&(_, i)| &self.alerts[i])
+            .filter(|a| a.state == AlertState::Open)
+            .filter(move |a| venue.is_none_or(|v| a.venue.as_deref().is_none_or(|a| a == v)))
+    }
+
+    /// How many are open (not acknowledged, not resolved) in `venue` (none: all).
+    pub fn open_total(&self, venue: Option<&str>) -> u64 {
+        self.open_of(venue).count() as u64
     }
 
     /// Every alert, for a compacted journal (which drops the deleted pours some followed).
@@ -650,6 +676,11 @@ impl Alerts {
     pub fn restore(&mut self, snapshot: &str) -> Result<(), serde_json::Error> {
         let restored: Alerts = serde_json::from_str(snapshot)?;
         self.alerts = restored.alerts;
+        for alert in &mut self.alerts {
+            if alert.venue.is_none() && alert.tap_id.is_some() {
+                alert.venue = Some(self.default_venue.clone());
+            }
+        }
         self.unresolved = self
             .alerts
             .iter()
@@ -702,6 +733,7 @@ impl ServerAlerts {
             kind,
             severity: kind.severity(),
             state: AlertState::Open,
+            venue: None,
             tap_id: None,
             keg_id: None,
             webhook_id: None,
@@ -808,6 +840,7 @@ impl ServerAlerts {
 fn subject_of(alert: &Alert) -> Subject {
     Subject {
         kind: alert.kind,
+        venue: alert.venue.clone(),
         tap_id: alert.tap_id,
         keg_id: if alert.kind.is_about_events() {
             None
@@ -845,7 +878,7 @@ fn condition_message(kind: AlertKind, event: &KegEvent) -> String {
     }
 }
 
-fn events_message(subject: Subject, count: u64) -> String {
+fn events_message(subject: &Subject, count: u64) -> String {
     let tap = subject.tap_id.unwrap_or(0);
     let pours = if count == 1 { "pour" } else { "pours" };
     match (subject.kind, subject.flag) {
@@ -886,8 +919,11 @@ mod tests {
     impl Bar {
         fn new() -> Bar {
             Bar {
-                kegs: Cellar::new(CellarSettings::new(15.0, &Catalogue::default())),
-                alerts: Alerts::new(AlertSettings { window_ms: HOUR }),
+                kegs: Cellar::new(
+                    CellarSettings::new(&Catalogue::default()),
+                    crate::venue::Venues::new(crate::venue::Defaults::standalone()),
+                ),
+                alerts: Alerts::new(AlertSettings { window_ms: HOUR }, "main".into()),
                 pours: 0,
             }
         }
@@ -910,6 +946,7 @@ mod tests {
 
         fn tap(&mut self, tap_id: u32, ml: i64) -> Vec<(Change, Alert)> {
             self.op(KegOp::Tap {
+                venue: None,
                 tap_id,
                 beverage: "Stout".into(),
                 size_ul: ml * 1000,
@@ -972,7 +1009,7 @@ mod tests {
             [(Change::Resolved, AlertKind::KegEmpty, 2)]
         );
         assert_eq!(swapped[0].1.resolved_at, Some(Timestamp::from_millis(0)));
-        assert_eq!(bar.alerts.open_total(), 0);
+        assert_eq!(bar.alerts.open_total(None), 0);
     }
 
     #[test]
@@ -1047,6 +1084,7 @@ mod tests {
         let mut bar = Bar::new();
         bar.tap(1, 1000);
         bar.op(KegOp::Quiet {
+            venue: None,
             tap_id: 1,
             last_pour: 0,
             at: Timestamp::from_millis(5),
@@ -1064,7 +1102,7 @@ mod tests {
         );
         assert_eq!(acked[0].1.acknowledged_by.as_deref(), Some("manager"));
         assert_eq!(bar.alerts.check(&ack), Err(KegError::AlertAcknowledged(1)));
-        assert_eq!(bar.alerts.open_total(), 0, "acknowledged is not open");
+        assert_eq!(bar.alerts.open_total(None), 0, "acknowledged is not open");
         let back = bar.pour(1, 500.0, 7, &[]);
         assert_eq!(changes(&back), [(Change::Resolved, AlertKind::TapQuiet, 1)]);
         assert_eq!(bar.alerts.check(&ack), Err(KegError::AlertResolved(1)));
@@ -1079,6 +1117,7 @@ mod tests {
         );
         // A condition does not close by time.
         bar.op(KegOp::Quiet {
+            venue: None,
             tap_id: 1,
             last_pour: 1,
             at: Timestamp::from_millis(8),
@@ -1092,7 +1131,7 @@ mod tests {
         bar.pour(1, 700.0, 0, &[Flag::Tiny]);
         bar.pour(2, 700.0, 0, &[Flag::AfterHours]);
         let snapshot = bar.alerts.snapshot();
-        let mut restored = Alerts::new(AlertSettings { window_ms: HOUR });
+        let mut restored = Alerts::new(AlertSettings { window_ms: HOUR }, "main".into());
         restored.restore(&snapshot).unwrap();
         let all = |a: &Alerts| a.list(&AlertFilter::default()).cloned().collect::<Vec<_>>();
         assert_eq!(all(&restored), all(&bar.alerts));

@@ -1,7 +1,8 @@
-//! Which flags a pour earns. Those that depend on the pour alone (tiny, over-pour, after
-//! hours) are found when its request is parsed; `burst` depends on the tap's previous pour,
-//! so the store finds it, in commit order, where every replica agrees on "previous".
-//! Flags are stored with the pour and never recomputed.
+//! Which flags a pour earns. Those that depend on the pour alone (tiny, over-pour) are
+//! found when its request is parsed; after-hours depends on its venue's hours ([`Clock`])
+//! and `burst` on the tap's previous pour, so the store's decision finds them, in commit
+//! order, where every replica agrees on the venue's settings and on "previous". Flags are
+//! stored with the pour and never recomputed.
 
 use chrono::{DateTime, Timelike};
 use chrono_tz::Tz;
@@ -17,7 +18,6 @@ pub struct Rules {
     tiny_below_ul: i64,
     /// An over-pour is more than this many per cent above the glass's nominal serving.
     over_pour_pct: f64,
-    hours: Option<(OpeningHours, Tz)>,
     /// A pour timed more than this after the server's clock is `future` (ms).
     clock_skew_ms: i64,
     pub burst: Burst,
@@ -28,10 +28,6 @@ impl Rules {
         Rules {
             tiny_below_ul: microlitres(config.tiny_below),
             over_pour_pct: config.over_pour_tolerance,
-            hours: config
-                .opening_hours
-                .clone()
-                .map(|hours| (hours, config.timezone)),
             clock_skew_ms: i64::try_from(config.clock_skew.as_millis()).unwrap_or(i64::MAX),
             burst: Burst {
                 max_flow: config.max_flow,
@@ -51,24 +47,46 @@ impl Rules {
         {
             pour.flags = pour.flags.with(Flag::OverPour);
         }
-        if !self.open_at(pour.timestamp) {
-            pour.flags = pour.flags.with(Flag::AfterHours);
-        }
         if pour.timestamp.millis() > Timestamp::now().millis().saturating_add(self.clock_skew_ms) {
             pour.flags = pour.flags.with(Flag::Future);
         }
     }
+}
 
-    /// Whether the bar is open at `at` (always, without opening hours). The wall clock in
-    /// the bar's zone decides, so hours hold across daylight-saving changes.
+/// A venue's opening hours on its wall clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clock {
+    pub zone: Tz,
+    /// None: always open.
+    pub hours: Option<OpeningHours>,
+}
+
+impl Clock {
+    /// The flags' (`--timezone`, `--opening-hours`).
+    pub fn from_config(config: &Config) -> Clock {
+        Clock {
+            zone: config.timezone,
+            hours: config.opening_hours.clone(),
+        }
+    }
+
+    /// Whether the venue is open at `at` (always, without opening hours). The wall clock in
+    /// its zone decides, so hours hold across daylight-saving changes.
     pub fn open_at(&self, at: Timestamp) -> bool {
-        let Some((hours, zone)) = &self.hours else {
+        let Some(hours) = &self.hours else {
             return true;
         };
         match DateTime::from_timestamp_millis(at.millis()) {
-            Some(utc) => hours.contains(utc.with_timezone(zone).num_seconds_from_midnight()),
+            Some(utc) => hours.contains(utc.with_timezone(&self.zone).num_seconds_from_midnight()),
             // Beyond chrono's range: no wall clock to judge by.
             None => true,
+        }
+    }
+
+    /// Adds `after-hours` to a pour timed while the venue is closed.
+    pub fn assess(&self, pour: &mut NewPour) {
+        if !self.open_at(pour.timestamp) {
+            pour.flags = pour.flags.with(Flag::AfterHours);
         }
     }
 }
@@ -128,6 +146,18 @@ mod tests {
         p.flags.iter().collect()
     }
 
+    fn clock(args: &[&str]) -> Clock {
+        let mut argv = vec!["altair-server"];
+        argv.extend_from_slice(args);
+        Clock::from_config(&Config::try_parse_from(argv).unwrap())
+    }
+
+    fn hours_flags(clock: &Clock, when: &str) -> Vec<Flag> {
+        let mut p = pour(500.0, "pint", at(when));
+        clock.assess(&mut p);
+        p.flags.iter().collect()
+    }
+
     const NOON: &str = "2026-11-20T12:00:00Z";
 
     #[test]
@@ -158,8 +188,8 @@ mod tests {
 
     #[test]
     fn after_hours_follows_windows_that_cross_midnight() {
-        let r = rules(&["--opening-hours", "16:00-02:00"]);
-        let late = |when| flags(&r, 500.0, "pint", when);
+        let c = clock(&["--opening-hours", "16:00-02:00"]);
+        let late = |when| hours_flags(&c, when);
         assert_eq!(late("2026-11-20T15:59:59.999Z"), [Flag::AfterHours]);
         assert_eq!(late("2026-11-20T16:00:00Z"), []);
         assert_eq!(late("2026-11-20T23:59:59Z"), []);
@@ -167,10 +197,7 @@ mod tests {
         assert_eq!(late("2026-11-21T02:00:00Z"), [Flag::AfterHours]);
         assert_eq!(late("2026-11-21T03:10:00Z"), [Flag::AfterHours]);
         // No opening hours: always open.
-        assert_eq!(
-            flags(&rules(&[]), 500.0, "pint", "2026-11-21T03:10:00Z"),
-            []
-        );
+        assert_eq!(hours_flags(&clock(&[]), "2026-11-21T03:10:00Z"), []);
     }
 
     #[test]
@@ -178,13 +205,13 @@ mod tests {
         // Berlin closes at 02:30. On 2026-03-29 clocks jump from 02:00 to 03:00 (CET to
         // CEST): 00:40 UTC is 01:40 CET, open; 01:10 UTC is 03:10 CEST, closed, though a
         // fixed +01:00 would call it 02:10, open.
-        let r = rules(&[
+        let c = clock(&[
             "--opening-hours",
             "17:00-02:30",
             "--timezone",
             "Europe/Berlin",
         ]);
-        let late = |when| flags(&r, 500.0, "pint", when);
+        let late = |when| hours_flags(&c, when);
         assert_eq!(late("2026-03-29T00:40:00Z"), []);
         assert_eq!(late("2026-03-29T01:10:00Z"), [Flag::AfterHours]);
         // A day later the bar closes at 00:30 UTC (02:30 CEST).

@@ -6,6 +6,8 @@
 //! name = "tap-3"        # for logs and rate limits
 //! role = "tap"          # tap | reader | admin
 //! tap_id = 3            # taps only: the one tap it may pour for
+//! venue = "dock-street" # optional: the one venue it sees and acts in (a tap's: the
+//!                       # default venue if none; a reader's or admin's: every venue)
 //! sha256 = "9f86d0..."  # hex SHA-256 of the token
 //! ```
 //!
@@ -48,6 +50,9 @@ impl fmt::Display for Role {
 pub struct Credential {
     pub name: String,
     pub role: Role,
+    /// The venue it is confined to (none: a tap token's is the default venue; a reader
+    /// or admin sees the chain).
+    pub venue: Option<Arc<str>>,
     hash: [u8; 32],
 }
 
@@ -66,6 +71,10 @@ pub enum Need {
     Delete,
     /// Tap, correct and finish kegs.
     Manage,
+    /// Read what is the whole chain's (the metrics): not for a token confined to a venue.
+    ChainRead,
+    /// Change what is the whole chain's (venues, webhooks): a chain-wide admin only.
+    ChainManage,
 }
 
 /// Who is asking.
@@ -84,16 +93,30 @@ impl Identity {
     pub fn allows(&self, need: Need) -> bool {
         match self {
             Identity::Open => true,
-            Identity::Anonymous => matches!(need, Need::Read | Need::Glasses | Need::Subscribe),
-            Identity::Token(credential) => match credential.role {
-                Role::Admin => true,
-                Role::Reader => matches!(need, Need::Read | Need::Glasses | Need::Subscribe),
-                Role::Tap(tap) => match need {
-                    Need::Pour(other) => other == tap,
-                    Need::Glasses | Need::Subscribe => true,
-                    Need::Read | Need::Delete | Need::Manage => false,
-                },
-            },
+            Identity::Anonymous => matches!(
+                need,
+                Need::Read | Need::Glasses | Need::Subscribe | Need::ChainRead
+            ),
+            Identity::Token(credential) => {
+                let chain = credential.venue.is_none();
+                match credential.role {
+                    Role::Admin => chain || !matches!(need, Need::ChainRead | Need::ChainManage),
+                    Role::Reader => match need {
+                        Need::Read | Need::Glasses | Need::Subscribe => true,
+                        Need::ChainRead => chain,
+                        _ => false,
+                    },
+                    Role::Tap(tap) => match need {
+                        Need::Pour(other) => other == tap,
+                        Need::Glasses | Need::Subscribe => true,
+                        Need::Read
+                        | Need::Delete
+                        | Need::Manage
+                        | Need::ChainRead
+                        | Need::ChainManage => false,
+                    },
+                }
+            }
         }
     }
 
@@ -102,7 +125,23 @@ impl Identity {
         match self {
             Identity::Open => "anyone".into(),
             Identity::Anonymous => "a request without a token".into(),
-            Identity::Token(c) => format!("token {:?} ({})", c.name, c.role),
+            Identity::Token(c) => match &c.venue {
+                Some(venue) => format!("token {:?} ({} of venue {venue})", c.name, c.role),
+                None => format!("token {:?} ({})", c.name, c.role),
+            },
+        }
+    }
+
+    /// The venue it sees and acts in, if it is confined to one: a scoped token's, or a
+    /// tap token's (`default`: the venue of a tap token that names none).
+    pub fn venue<'a>(&'a self, default: &'a Arc<str>) -> Option<&'a Arc<str>> {
+        match self {
+            Identity::Token(c) => match (&c.venue, c.role) {
+                (Some(venue), _) => Some(venue),
+                (None, Role::Tap(_)) => Some(default),
+                (None, Role::Reader | Role::Admin) => None,
+            },
+            Identity::Open | Identity::Anonymous => None,
         }
     }
 
@@ -141,6 +180,7 @@ struct FileEntry {
     name: String,
     role: String,
     tap_id: Option<u32>,
+    venue: Option<String>,
     sha256: String,
 }
 
@@ -195,7 +235,20 @@ impl TokenSet {
             if credentials.iter().any(|c| c.name == name) {
                 return Err(format!("token name {name:?} is used twice"));
             }
-            credentials.push(Arc::new(Credential { name, role, hash }));
+            let venue = match entry.venue {
+                Some(venue) => Some(
+                    crate::config::venue_id(&venue)
+                        .map_err(|e| format!("token {name:?}: {e}"))?
+                        .into(),
+                ),
+                None => None,
+            };
+            credentials.push(Arc::new(Credential {
+                name,
+                role,
+                venue,
+                hash,
+            }));
         }
         Ok(TokenSet { credentials })
     }
@@ -212,15 +265,29 @@ impl TokenSet {
         found
     }
 
-    /// Whether `credential`'s token is still here, with the same role.
+    /// Whether `credential`'s token is still here, with the same role and venue.
     pub fn holds(&self, credential: &Credential) -> bool {
-        self.credentials
-            .iter()
-            .any(|c| constant_time_eq(&c.hash, &credential.hash) && c.role == credential.role)
+        self.credentials.iter().any(|c| {
+            constant_time_eq(&c.hash, &credential.hash)
+                && c.role == credential.role
+                && c.venue == credential.venue
+        })
     }
 
     pub fn len(&self) -> usize {
         self.credentials.len()
+    }
+
+    /// Every venue a token names, once each.
+    pub fn venues(&self) -> Vec<Arc<str>> {
+        let mut venues: Vec<Arc<str>> = self
+            .credentials
+            .iter()
+            .filter_map(|c| c.venue.clone())
+            .collect();
+        venues.sort_unstable();
+        venues.dedup();
+        venues
     }
 
     pub fn is_empty(&self) -> bool {
@@ -415,8 +482,13 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A new random token (256 bits) and the tokens-file entry for it.
-pub fn new_token(role: Role, name: &str) -> Result<(String, String), getrandom::Error> {
+/// A new random token (256 bits) and the tokens-file entry for it, confined to `venue` if
+/// one is named.
+pub fn new_token(
+    role: Role,
+    venue: Option<&str>,
+    name: &str,
+) -> Result<(String, String), getrandom::Error> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)?;
     let token = format!("altair_{}", hex(&secret));
@@ -429,8 +501,9 @@ pub fn new_token(role: Role, name: &str) -> Result<(String, String), getrandom::
         Role::Reader => "reader",
         Role::Admin => "admin",
     };
+    let venue_line = venue.map_or(String::new(), |v| format!("venue = {v:?}\n"));
     let entry = format!(
-        "[[token]]\nname = {name:?}\nrole = \"{role_name}\"\n{tap_line}sha256 = \"{}\"\n",
+        "[[token]]\nname = {name:?}\nrole = \"{role_name}\"\n{tap_line}{venue_line}sha256 = \"{}\"\n",
         hex(&sha256(token.as_bytes()))
     );
     Ok((token, entry))
@@ -444,7 +517,7 @@ mod tests {
         let mut text = String::new();
         let mut tokens = Vec::new();
         for (role, name) in entries {
-            let (token, entry) = new_token(*role, name).unwrap();
+            let (token, entry) = new_token(*role, None, name).unwrap();
             text.push_str(&entry);
             tokens.push(token);
         }
@@ -459,8 +532,8 @@ mod tests {
 
     #[test]
     fn new_tokens_are_long_random_and_round_trip_through_the_file() {
-        let (a, _) = new_token(Role::Admin, "ops").unwrap();
-        let (b, _) = new_token(Role::Admin, "ops").unwrap();
+        let (a, _) = new_token(Role::Admin, None, "ops").unwrap();
+        let (b, _) = new_token(Role::Admin, None, "ops").unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), "altair_".len() + 64, "256 bits");
         let (auth, tokens) = auth_with(&[(Role::Tap(3), "tap-3"), (Role::Reader, "dash")]);
@@ -510,6 +583,7 @@ mod tests {
     fn roles_allow_what_the_readme_says() {
         let cred = |role| {
             Identity::Token(Arc::new(Credential {
+                venue: None,
                 name: "x".into(),
                 role,
                 hash: [0; 32],
@@ -553,8 +627,8 @@ mod tests {
         }
         let twice = format!(
             "{}{}",
-            new_token(Role::Admin, "a").unwrap().1,
-            new_token(Role::Admin, "a").unwrap().1
+            new_token(Role::Admin, None, "a").unwrap().1,
+            new_token(Role::Admin, None, "a").unwrap().1
         );
         assert!(TokenSet::parse(&twice).unwrap_err().contains("twice"));
         assert!(TokenSet::parse("").unwrap().is_empty());

@@ -6,6 +6,7 @@
 //! The keg, tap and alert events a change causes share one sequence (`seq`), numbered here
 //! in log order, so a subscriber that resumes names one number for all of them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::alert::{AlertEvent, AlertSettings, Alerts};
@@ -13,7 +14,7 @@ use crate::decide::Books;
 use crate::glass::Catalogue;
 use crate::keg::{Cellar, CellarSettings, KegEvent, KegOp, Marks};
 use crate::pour::{Pour, Timestamp};
-use crate::report::{Aggregator, Level, Report};
+use crate::report::{Aggregator, DayClock, Level, Report};
 use crate::venue::{Defaults, Venues};
 
 /// Something a change caused that subscribers hear: a keg or tap event, or an alert's
@@ -52,12 +53,14 @@ pub struct Bar {
 /// The state, held (see [`Bar::hold`]): nothing changes it meanwhile.
 pub type Held<'a> = MutexGuard<'a, State>;
 
-/// The kegs, the alerts and the report's counts.
+/// The kegs, taps and venues, the alerts and the report's counts.
 pub struct State {
+    /// Every venue's pours.
     aggregator: Aggregator,
+    /// Each venue's pours, on its clock.
+    by_venue: HashMap<Arc<str>, Aggregator>,
     cellar: Cellar,
     alerts: Alerts,
-    venues: Venues,
     /// The last event's seq.
     seq: u64,
     /// Every numbered event so far, for subscribers that resume (a few per keg and alert).
@@ -68,6 +71,18 @@ impl State {
     /// Counts a committed pour; the events it causes.
     pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<Notice> {
         self.aggregator.add(pour, now);
+        let rules = self.cellar.venues().rules(&pour.venue);
+        let clock = DayClock {
+            zone: rules.clock.zone,
+            starts: rules.business_day_starts,
+        };
+        let chain = &self.aggregator;
+        let venue = self
+            .by_venue
+            .entry(pour.venue.clone())
+            .or_insert_with(|| chain.of_venue(pour.venue.clone(), clock));
+        venue.set_clock(clock);
+        venue.add(pour, now);
         let kegs = self.cellar.poured(pour, now);
         let kegs = self.number(kegs);
         let alerts = self.alerts.poured(pour, &kegs);
@@ -77,16 +92,14 @@ impl State {
     /// Uncounts a committed deletion.
     pub fn deleted(&mut self, pour: &Pour) {
         self.aggregator.remove(pour);
+        if let Some(venue) = self.by_venue.get_mut(&pour.venue) {
+            venue.remove(pour);
+        }
         self.cellar.deleted(pour);
     }
 
     /// Applies a committed operation logged after pour `after`; the events it causes.
     pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Notice> {
-        match op {
-            KegOp::AddVenue { venue, .. } => self.venues.add(venue),
-            KegOp::ChangeVenue { change, .. } => self.venues.change(change),
-            _ => {}
-        }
         let kegs = self.cellar.apply_op(op, after);
         let kegs = self.number(kegs);
         let alerts = self.alerts.keg_op(op, after, &kegs);
@@ -179,7 +192,7 @@ impl State {
         Books {
             kegs: &self.cellar,
             alerts: &self.alerts,
-            venues: &self.venues,
+            venues: self.cellar.venues(),
         }
     }
 
@@ -193,14 +206,35 @@ impl State {
         &self.cellar
     }
 
-    /// The report as of `now`.
-    pub fn report(&self, now: Timestamp) -> Report {
-        let mut report = self.aggregator.report(now);
+    /// The venues.
+    pub fn venues(&self) -> &Venues {
+        self.cellar.venues()
+    }
+
+    /// The report of `venue` (none: the chain's) as of `now`.
+    pub fn report(&self, venue: Option<&str>, now: Timestamp) -> Report {
+        let mut report = match venue {
+            None => self.aggregator.report(now),
+            Some(venue) => match self.by_venue.get(venue) {
+                Some(counts) => counts.report(now),
+                None => {
+                    let rules = self.venues().rules(venue);
+                    let clock = DayClock {
+                        zone: rules.clock.zone,
+                        starts: rules.business_day_starts,
+                    };
+                    self.aggregator
+                        .of_venue(rules.id.clone(), clock)
+                        .report(now)
+                }
+            },
+        };
         report.levels = self
             .cellar
-            .current()
+            .current(venue)
             .into_iter()
             .map(|keg| Level {
+                venue: keg.venue,
                 tap_id: keg.tap_id,
                 keg_id: keg.id,
                 beverage: keg.beverage,
@@ -211,7 +245,7 @@ impl State {
                 empty: keg.empty,
             })
             .collect();
-        report.open_alerts = self.alerts.open_total();
+        report.open_alerts = self.alerts.open_total(venue);
         report
     }
 }
@@ -224,12 +258,15 @@ impl Bar {
         kegs: CellarSettings,
         alerts: AlertSettings,
     ) -> Bar {
+        let venues = Venues::new(venues);
+        let default = venues.default_id().clone();
+        let clock = DayClock::midnight(venues.rules(&default).clock.zone);
         Bar {
             state: Arc::new(Mutex::new(State {
-                aggregator: Aggregator::new(catalogue, venues.timezone),
-                cellar: Cellar::new(kegs),
-                alerts: Alerts::new(alerts),
-                venues: Venues::new(venues),
+                aggregator: Aggregator::new(catalogue, clock),
+                by_venue: HashMap::new(),
+                cellar: Cellar::new(kegs, venues),
+                alerts: Alerts::new(alerts, default),
                 seq: 0,
                 history: Vec::new(),
             })),
@@ -250,9 +287,9 @@ impl Bar {
         read(&mut self.hold().cellar)
     }
 
-    /// The current report.
-    pub fn report(&self) -> Report {
-        self.hold().report(Timestamp::now())
+    /// The current report of `venue` (none: the chain's).
+    pub fn report(&self, venue: Option<&str>) -> Report {
+        self.hold().report(venue, Timestamp::now())
     }
 
     /// The types of stored pours that the catalogue does not define, with their pours.
@@ -284,7 +321,7 @@ impl Bar {
 
     /// Reads the venues (briefly: every change waits for it).
     pub fn venues<T>(&self, read: impl FnOnce(&Venues) -> T) -> T {
-        read(&self.hold().venues)
+        read(self.hold().venues())
     }
 
     /// Reads the alerts (briefly: every change waits for it).

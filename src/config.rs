@@ -290,7 +290,11 @@ pub enum TokenCommand {
         /// The tap a tap token may pour for.
         #[arg(long, required_if_eq("role", "tap"), value_parser = clap::value_parser!(u32).range(1..))]
         tap_id: Option<u32>,
-        /// A name for logs and rate limits (default: the role, and the tap id).
+        /// The one venue it sees and acts in (default: a tap token's is the default venue's
+        /// tap; a reader or admin token sees every venue).
+        #[arg(long, value_parser = venue_id)]
+        venue: Option<String>,
+        /// A name for logs and rate limits (default: the role, the venue, and the tap id).
         #[arg(long)]
         name: Option<String>,
     },

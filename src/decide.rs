@@ -91,24 +91,27 @@ impl KeyTtl {
 
 /// What "the same body" means for a retry: the fields the device sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Fingerprint {
+struct Fingerprint<'a> {
+    venue: &'a str,
     tap_id: u32,
     volume_bits: u64,
     /// The timestamp only if the device named it; otherwise the server chose it.
     timestamp: Option<Timestamp>,
 }
 
-impl Fingerprint {
-    fn of_request(pour: &NewPour) -> Fingerprint {
+impl Fingerprint<'_> {
+    fn of_request(pour: &NewPour) -> Fingerprint<'_> {
         Fingerprint {
+            venue: &pour.venue,
             tap_id: pour.tap_id,
             volume_bits: pour.volume.to_bits(),
             timestamp: pour.device_timestamp.then_some(pour.timestamp),
         }
     }
 
-    fn of_stored(pour: &Pour, device_timestamp: bool) -> Fingerprint {
+    fn of_stored(pour: &Pour, device_timestamp: bool) -> Fingerprint<'_> {
         Fingerprint {
+            venue: &pour.venue,
             tap_id: pour.tap_id,
             volume_bits: pour.volume.to_bits(),
             timestamp: device_timestamp.then_some(pour.timestamp),
@@ -238,7 +241,7 @@ pub struct Scratch {
     /// The taps whose latest pour time the batch moved, and to what.
     moved: Vec<(TapRef, Timestamp)>,
     /// Volume (µl) decided per tap with a keg in this batch, not yet drawn from it.
-    drawn: Vec<(u32, i64)>,
+    drawn: Vec<(TapRef, i64)>,
     keyed: Vec<Keyed>,
     deleted: Vec<u64>,
 }
@@ -326,8 +329,9 @@ impl<'a> Batch<'a> {
             return PourDecision::Answer(answer);
         }
         let mut request = request;
-        let tap_id = request.tap_id;
         let tap = request.tap();
+        // Its venue's hours, as the log has them at its place in the log.
+        self.venues.rules(&tap.venue).clock.assess(&mut request);
         let previous = self.latest_of(&tap);
         if self.rules.burst.between(previous, &request) {
             request.flags = request.flags.with(Flag::Burst);
@@ -337,21 +341,21 @@ impl<'a> Batch<'a> {
             let at = previous.map_or(request.timestamp, |p| p.max(request.timestamp));
             match scratch.moved.iter_mut().find(|(t, _)| *t == tap) {
                 Some(moved) => moved.1 = at,
-                None => scratch.moved.push((tap, at)),
+                None => scratch.moved.push((tap.clone(), at)),
             }
         }
         // A short list: a batch's taps are few.
-        let drawn = match scratch.drawn.iter().position(|(t, _)| *t == tap_id) {
+        let drawn = match scratch.drawn.iter().position(|(t, _)| *t == tap) {
             Some(i) => Some(i),
-            None if self.kegs.has_keg(tap_id) => {
-                scratch.drawn.push((tap_id, 0));
+            None if self.kegs.has_keg(&tap) => {
+                scratch.drawn.push((tap.clone(), 0));
                 Some(scratch.drawn.len() - 1)
             }
             None => None,
         };
         if let Some(i) = drawn {
             let drawn = &mut scratch.drawn[i].1;
-            if self.kegs.empty_before(tap_id, *drawn) {
+            if self.kegs.empty_before(&tap, *drawn) {
                 request.flags = request.flags.with(Flag::EmptyKeg);
             }
             *drawn += microlitres(request.volume);
@@ -509,9 +513,10 @@ mod tests {
     /// A bar with a keg holding `ml` on tap 1 (none if `None`).
     /// The kegs, with no alerts (leaked: a test's batch outlives its statement).
     fn on(kegs: &Cellar) -> Books<'_> {
-        let alerts = Box::leak(Box::new(Alerts::new(crate::alert::AlertSettings {
-            window_ms: 0,
-        })));
+        let alerts = Box::leak(Box::new(Alerts::new(
+            crate::alert::AlertSettings { window_ms: 0 },
+            "main".into(),
+        )));
         let venues = Box::leak(Box::new(Venues::new(crate::venue::Defaults::standalone())));
         Books {
             kegs,
@@ -521,10 +526,14 @@ mod tests {
     }
 
     fn cellar(keg_ml: Option<i64>) -> Cellar {
-        let mut cellar = Cellar::new(CellarSettings::new(15.0, &Catalogue::default()));
+        let mut cellar = Cellar::new(
+            CellarSettings::new(&Catalogue::default()),
+            crate::venue::Venues::new(crate::venue::Defaults::standalone()),
+        );
         if let Some(ml) = keg_ml {
             cellar.apply_op(
                 &KegOp::Tap {
+                    venue: None,
                     tap_id: 1,
                     beverage: "Helles".into(),
                     size_ul: 50_000_000,
@@ -887,6 +896,7 @@ mod tests {
     fn keg_operations_are_decided_as_the_table_says() {
         let at = Timestamp::from_millis(NOW);
         let tap = KegOp::Tap {
+            venue: None,
             tap_id: 2,
             beverage: "Stout".into(),
             size_ul: 20_000_000,
@@ -895,6 +905,7 @@ mod tests {
         };
         let finish = |keg_id| KegOp::Finish { keg_id, at };
         let later_tap = KegOp::Tap {
+            venue: None,
             tap_id: 2,
             beverage: "Stout".into(),
             size_ul: 20_000_000,

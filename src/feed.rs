@@ -46,7 +46,7 @@ impl Feed {
     /// kegs are low at 15 % and whose alerts about events close after an hour, a small
     /// bus, and reports only when asked.
     pub fn standalone(catalogue: &Catalogue) -> Feed {
-        let kegs = CellarSettings::new(15.0, catalogue);
+        let kegs = CellarSettings::new(catalogue);
         let alerts = AlertSettings {
             window_ms: 3_600_000,
         };
@@ -96,9 +96,17 @@ impl Feed {
         self.send_report(&state, Timestamp::now())
     }
 
+    /// Publishes the chain's report, then each venue's (for those who follow a venue:
+    /// they never hear the chain's totals); returns the chain's.
     fn send_report(&self, state: &Held<'_>, now: Timestamp) -> Arc<Report> {
-        let report = Arc::new(state.report(now));
+        let report = Arc::new(state.report(None, now));
         self.0.bus.send(Event::Report(report.clone()));
+        let mut venues: Vec<Arc<str>> = state.venues().all_rules().map(|r| r.id.clone()).collect();
+        venues.sort_unstable();
+        for venue in venues {
+            let of_venue = state.report(Some(&venue), now);
+            self.0.bus.send(Event::Report(Arc::new(of_venue)));
+        }
         report
     }
 

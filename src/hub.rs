@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use crate::bar::Notice;
 use crate::bus::{Bus, Event};
 use crate::frame::Frame;
 use crate::lane::{Lane, Offer, join};
@@ -30,13 +31,16 @@ use crate::pour::Pour;
 /// The shortest time between the starts of two sweeps of fan-out.
 const LINGER: Duration = Duration::from_millis(1);
 
-/// Which pour events a subscriber wants.
+/// Which events a subscriber wants.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     /// "I am this tap": its own pours are not sent back.
     pub own_tap: Option<u32>,
     /// Glass names to send; empty means all.
     pub glasses: Vec<Arc<str>>,
+    /// The venues whose events and reports to send (sorted); none: every venue's events
+    /// and the chain's report.
+    pub venues: Option<Vec<Arc<str>>>,
 }
 
 impl Filter {
@@ -44,6 +48,44 @@ impl Filter {
     pub fn admits(&self, pour: &Pour) -> bool {
         self.own_tap != Some(pour.tap_id)
             && (self.glasses.is_empty() || self.glasses.contains(&pour.glass))
+            && self.sees(Some(&pour.venue))
+    }
+
+    /// Whether something of `venue` (none: the chain's) is for this subscriber.
+    fn sees(&self, venue: Option<&Arc<str>>) -> bool {
+        match (&self.venues, venue) {
+            (None, _) | (_, None) => true,
+            (Some(venues), Some(venue)) => venues.contains(venue),
+        }
+    }
+
+    /// Whether `event` should be sent to this subscriber. A report goes to those who
+    /// follow what it counts: the chain's to the unfiltered, a venue's to its followers.
+    pub fn admits_event(&self, event: &Event) -> bool {
+        match event {
+            Event::Poured(pour) => self.admits(pour),
+            Event::Deleted(pour) => self.sees(Some(&pour.venue)),
+            Event::Keg(keg) => self.sees(Some(&keg.venue)),
+            Event::Alert(alert) => self.sees(alert.alert.venue.as_ref()),
+            Event::Report(report) => match (&self.venues, &report.venue) {
+                (None, None) => true,
+                (Some(venues), Some(venue)) => venues.contains(venue),
+                _ => false,
+            },
+        }
+    }
+
+    /// Whether a replayed notice should be sent to this subscriber.
+    pub fn admits_notice(&self, notice: &Notice) -> bool {
+        match notice {
+            Notice::Keg(keg) => self.sees(Some(&keg.venue)),
+            Notice::Alert(alert) => self.sees(alert.alert.venue.as_ref()),
+        }
+    }
+
+    /// Whether it takes every event, as most subscribers do.
+    fn takes_all(&self) -> bool {
+        self.own_tap.is_none() && self.glasses.is_empty() && self.venues.is_none()
     }
 }
 
@@ -299,8 +341,10 @@ impl Hub {
     /// subscribers for events that arrived meanwhile; the rest of the sweep carries them.
     fn sweep(&self, sweep: &mut Sweep, mut more: impl FnMut(&mut Sweep)) {
         let (mut slow, mut written) = (Vec::new(), 0);
-        // The buffer of every frame from one cursor on: most subscribers are owed the same.
-        let mut joined: Option<(u64, u64, Bytes)> = None;
+        // The buffer of every frame a subscriber is owed from one cursor on, with the
+        // member whose filter picked them: most subscribers are owed the same, or the same
+        // as others of their venue.
+        let mut joined: Option<(u64, u64, usize, Bytes)> = None;
         for i in 0..sweep.members.len() {
             if i % 64 == 63 {
                 more(sweep);
@@ -315,19 +359,19 @@ impl Hub {
                 .log
                 .range((cursor - base) as usize..(next - base) as usize);
             let filter = &member.filter;
+            let everything = filter.takes_all();
             let picked = owed
-                .filter(move |item| match &item.event {
-                    Event::Poured(pour) => filter.admits(pour),
-                    _ => true,
-                })
+                .filter(move |item| everything || filter.admits_event(&item.event))
                 .map(|item| &item.frame);
             let count = picked.clone().count() as u64;
-            let all = count == next - cursor;
-            let cached = |(c, n, _): &(u64, u64, Bytes)| (*c, *n) == (cursor, next);
-            if all && !joined.as_ref().is_some_and(cached) {
-                joined = Some((cursor, next, join(picked.clone())));
+            let members = &sweep.members;
+            let cached = |&(c, n, by, _): &(u64, u64, usize, Bytes)| {
+                (c, n) == (cursor, next) && (by == i || members[by].filter == *filter)
+            };
+            if count > 0 && !joined.as_ref().is_some_and(cached) {
+                joined = Some((cursor, next, i, join(picked.clone())));
             }
-            let whole = joined.as_ref().filter(|_| all).map(|(_, _, bytes)| bytes);
+            let whole = joined.as_ref().map(|(_, _, _, bytes)| bytes);
             if count > 0 {
                 match member.lane.offer(picked, whole, self.inner.queue_capacity) {
                     Offer::Written(n) => written += n,
@@ -508,6 +552,7 @@ mod tests {
     #[test]
     fn filter_suppresses_own_tap_and_other_glasses() {
         let f = Filter {
+            venues: None,
             own_tap: Some(3),
             glasses: vec!["pint".into()],
         };
@@ -625,8 +670,12 @@ mod tests {
         assert!(sub.lane.take(16).is_none());
         // Nor keg events at or below theirs.
         let catalogue = crate::glass::Catalogue::default();
-        let mut cellar = crate::keg::Cellar::new(crate::keg::CellarSettings::new(15.0, &catalogue));
+        let mut cellar = crate::keg::Cellar::new(
+            crate::keg::CellarSettings::new(&catalogue),
+            crate::venue::Venues::new(crate::venue::Defaults::standalone()),
+        );
         let tap = |tap_id| crate::keg::KegOp::Tap {
+            venue: None,
             tap_id,
             beverage: "Pils".into(),
             size_ul: 1_000_000,

@@ -9,15 +9,21 @@
 //!
 //! Volumes are kept in whole microlitres, so that drawing a pour and giving it back on
 //! deletion cancel exactly, whatever the order.
+//!
+//! A tap is a venue's ([`TapRef`]): each venue numbers its own. The cellar keeps the
+//! [`Venues`] too, since their settings (low levels, quiet time, opening hours) are what
+//! its kegs and taps are judged by; an operation that names no venue is the default
+//! venue's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::glass::Catalogue;
-use crate::pour::{Flag, Pour, Timestamp, whole};
+use crate::pour::{Flag, Pour, TapRef, Timestamp, whole};
 pub use crate::venue::Change;
-use crate::venue::{VenueChange, VenueRecord};
+use crate::venue::{VenueChange, VenueRecord, Venues};
 
 /// A keg size bars order by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -88,6 +94,9 @@ pub enum KegOp {
     /// A keg goes on a tap; the tap's previous keg is finished.
     #[serde(rename_all = "camelCase")]
     Tap {
+        /// None: the default venue's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
         tap_id: u32,
         beverage: String,
         size_ul: i64,
@@ -111,6 +120,8 @@ pub enum KegOp {
     /// as configured).
     #[serde(rename_all = "camelCase")]
     TapSettings {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
         tap_id: u32,
         name: Change<String>,
         low_pct: Change<f64>,
@@ -120,6 +131,8 @@ pub enum KegOp {
     /// last pour was `last_pour` (0: none since the keg went on).
     #[serde(rename_all = "camelCase")]
     Quiet {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
         tap_id: u32,
         last_pour: u64,
         at: Timestamp,
@@ -153,7 +166,12 @@ pub enum KegOp {
     /// A tap with no keg and no stored pours (a mistyped tap id, say) is forgotten, its
     /// settings with it, until it pours again.
     #[serde(rename_all = "camelCase")]
-    ForgetTap { tap_id: u32, at: Timestamp },
+    ForgetTap {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
+        tap_id: u32,
+        at: Timestamp,
+    },
     /// A new venue, a bar of the chain ([`crate::venue`] decides it).
     #[serde(rename_all = "camelCase")]
     AddVenue { venue: VenueRecord, at: Timestamp },
@@ -200,6 +218,20 @@ impl KegOp {
     /// Whether it is about a venue ([`crate::venue`] decides it).
     pub fn is_venue(&self) -> bool {
         matches!(self, KegOp::AddVenue { .. } | KegOp::ChangeVenue { .. })
+    }
+
+    /// The tap it is about, if it names one (`default`: the venue of one that names none).
+    pub fn tap(&self, default: &Arc<str>) -> Option<TapRef> {
+        match self {
+            KegOp::Tap { venue, tap_id, .. }
+            | KegOp::TapSettings { venue, tap_id, .. }
+            | KegOp::Quiet { venue, tap_id, .. }
+            | KegOp::ForgetTap { venue, tap_id, .. } => Some(TapRef {
+                venue: venue.clone().unwrap_or_else(|| default.clone()),
+                tap_id: *tap_id,
+            }),
+            _ => None,
+        }
     }
 
     /// The form the log stores.
@@ -260,7 +292,7 @@ pub enum KegError {
 #[derive(Debug, Clone, PartialEq)]
 struct Keg {
     id: u64,
-    tap_id: u32,
+    tap: TapRef,
     beverage: String,
     size_ul: i64,
     start_ul: i64,
@@ -283,7 +315,8 @@ impl Keg {
     }
 
     fn holds(&self, pour: &Pour) -> bool {
-        pour.tap_id == self.tap_id
+        pour.tap_id == self.tap.tap_id
+            && *pour.venue == *self.tap.venue
             && pour.id > self.after_pour
             && self.until_pour.is_none_or(|until| pour.id <= until)
     }
@@ -294,6 +327,9 @@ impl Keg {
 #[serde(rename_all = "camelCase")]
 pub struct KegView {
     pub id: u64,
+    /// The venue whose tap it is on.
+    #[schema(value_type = String)]
+    pub venue: Arc<str>,
     pub tap_id: u32,
     pub beverage: String,
     /// The keg's size in ml.
@@ -364,6 +400,8 @@ pub struct KegEvent {
     pub seq: u64,
     /// The id of the last pour before it (the pour that caused it, for low, empty, back).
     pub after: u64,
+    #[schema(value_type = String)]
+    pub venue: Arc<str>,
     pub tap_id: u32,
     /// The keg, as it is after (for a tap's news, the keg on it).
     pub keg: KegView,
@@ -397,6 +435,8 @@ struct TapLog {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TapView {
+    #[schema(value_type = String)]
+    pub venue: Arc<str>,
     pub tap_id: u32,
     /// Its name, if one was given.
     pub name: Option<String>,
@@ -430,16 +470,13 @@ pub struct Marks {
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct CellarSettings {
-    /// A keg is low at or under this percentage of its size.
-    pub low_pct: f64,
     /// (glass, nominal µl) for servings left.
     pub servings: Vec<(String, i64)>,
 }
 
 impl CellarSettings {
-    pub fn new(low_pct: f64, catalogue: &Catalogue) -> CellarSettings {
+    pub fn new(catalogue: &Catalogue) -> CellarSettings {
         CellarSettings {
-            low_pct,
             servings: catalogue
                 .glasses()
                 .iter()
@@ -456,20 +493,22 @@ const HOUR_MS: i64 = 3_600_000;
 #[derive(Debug)]
 pub struct Cellar {
     settings: CellarSettings,
+    venues: Venues,
     kegs: Vec<Keg>,
     /// Each tap's current keg (an index into `kegs`).
-    current: BTreeMap<u32, usize>,
-    taps: BTreeMap<u32, TapLog>,
+    current: BTreeMap<TapRef, usize>,
+    taps: BTreeMap<TapRef, TapLog>,
     /// The last pour id the log has reached.
     last_pour: u64,
     /// Kegs by tap, for finding the keg a deleted pour drew from.
-    by_tap: HashMap<u32, Vec<usize>>,
+    by_tap: HashMap<TapRef, Vec<usize>>,
 }
 
 impl Cellar {
-    pub fn new(settings: CellarSettings) -> Cellar {
+    pub fn new(settings: CellarSettings, venues: Venues) -> Cellar {
         Cellar {
             settings,
+            venues,
             kegs: Vec::new(),
             current: BTreeMap::new(),
             taps: BTreeMap::new(),
@@ -488,36 +527,41 @@ impl Cellar {
             | KegOp::WebhookUp { .. }
             | KegOp::AddVenue { .. }
             | KegOp::ChangeVenue { .. } => Ok(0),
-            KegOp::Tap { .. } => Ok(self.kegs.len() as u64 + 1),
-            // Settings apply to any tap; the keg on it, if any, is what they touch.
-            KegOp::TapSettings { tap_id, .. } => {
-                Ok(self.current.get(tap_id).map_or(0, |&k| self.kegs[k].id))
+            KegOp::Tap { .. } => {
+                self.venue_of(op)?;
+                Ok(self.kegs.len() as u64 + 1)
             }
-            KegOp::Quiet {
-                tap_id, last_pour, ..
-            } => {
-                let keg = self
-                    .current
-                    .get(tap_id)
-                    .ok_or(KegError::NotQuiet(*tap_id))?;
-                let tap = self.taps.get(tap_id);
-                let announced = tap.is_some_and(|t| t.quiet);
-                let poured = tap.map_or(0, |t| t.last_pour_id);
+            // Settings apply to any tap; the keg on it, if any, is what they touch.
+            KegOp::TapSettings { .. } => {
+                let tap = self.venue_of(op)?;
+                Ok(self.current.get(&tap).map_or(0, |&k| self.kegs[k].id))
+            }
+            KegOp::Quiet { last_pour, .. } => {
+                let tap = self.venue_of(op)?;
+                let not_quiet = || KegError::NotQuiet(tap.tap_id);
+                let keg = self.current.get(&tap).ok_or_else(not_quiet)?;
+                let log = self.taps.get(&tap);
+                let announced = log.is_some_and(|t| t.quiet);
+                let poured = log.map_or(0, |t| t.last_pour_id);
                 if announced || poured != *last_pour {
-                    return Err(KegError::NotQuiet(*tap_id));
+                    return Err(not_quiet());
                 }
                 Ok(self.kegs[*keg].id)
             }
-            KegOp::ForgetTap { tap_id, .. } => {
-                if !self.tap_ids().contains(tap_id) {
-                    return Err(KegError::NoTap(*tap_id));
+            KegOp::ForgetTap { .. } => {
+                let tap = self.venue_of(op)?;
+                if !self.known(&tap) {
+                    return Err(KegError::NoTap(tap.tap_id));
                 }
-                if self.current.contains_key(tap_id) {
-                    return Err(KegError::TapInUse(*tap_id, "has a keg on: finish it first"));
-                }
-                if self.taps.get(tap_id).is_some_and(|t| t.pours > 0) {
+                if self.current.contains_key(&tap) {
                     return Err(KegError::TapInUse(
-                        *tap_id,
+                        tap.tap_id,
+                        "has a keg on: finish it first",
+                    ));
+                }
+                if self.taps.get(&tap).is_some_and(|t| t.pours > 0) {
+                    return Err(KegError::TapInUse(
+                        tap.tap_id,
                         "has stored pours: delete them first",
                     ));
                 }
@@ -534,20 +578,44 @@ impl Cellar {
         }
     }
 
+    /// The tap `op` names, in a venue that exists.
+    fn venue_of(&self, op: &KegOp) -> Result<TapRef, KegError> {
+        let tap = op
+            .tap(self.venues.default_id())
+            .ok_or(KegError::NotAnAlert)?;
+        match self.venues.exists(&tap.venue) {
+            true => Ok(tap),
+            false => Err(KegError::NoVenue(tap.venue.to_string())),
+        }
+    }
+
     fn keg(&self, id: u64) -> Option<&Keg> {
         self.kegs.get(usize::try_from(id.checked_sub(1)?).ok()?)
     }
 
-    /// Whether a keg is on `tap_id`.
-    pub fn has_keg(&self, tap_id: u32) -> bool {
-        self.current.contains_key(&tap_id)
+    /// The venues.
+    pub fn venues(&self) -> &Venues {
+        &self.venues
     }
 
-    /// Whether the current keg of `tap_id` has nothing left once `pending` µl more are
-    /// drawn (pours decided but not yet applied).
-    pub fn empty_before(&self, tap_id: u32, pending: i64) -> bool {
+    /// The tap `tap_id` of the venue stored as `venue` (none: the default venue).
+    pub fn tap_ref(&self, venue: Option<&Arc<str>>, tap_id: u32) -> TapRef {
+        TapRef {
+            venue: self.venues.named(venue).clone(),
+            tap_id,
+        }
+    }
+
+    /// Whether a keg is on `tap`.
+    pub fn has_keg(&self, tap: &TapRef) -> bool {
+        self.current.contains_key(tap)
+    }
+
+    /// Whether the current keg of `tap` has nothing left once `pending` µl more are drawn
+    /// (pours decided but not yet applied).
+    pub fn empty_before(&self, tap: &TapRef, pending: i64) -> bool {
         self.current
-            .get(&tap_id)
+            .get(tap)
             .is_some_and(|&k| self.kegs[k].remaining_ul() - pending <= 0)
     }
 
@@ -555,23 +623,25 @@ impl Cellar {
     pub fn apply_op(&mut self, op: &KegOp, after: u64) -> Vec<KegEvent> {
         self.last_pour = self.last_pour.max(after);
         let mut events = Vec::new();
+        let tap = op.tap(self.venues.default_id());
         match op {
             KegOp::Tap {
-                tap_id,
                 beverage,
                 size_ul,
                 start_ul,
                 at,
+                ..
             } => {
-                if let Some(previous) = self.current.remove(tap_id) {
+                let Some(tap) = tap else { return events };
+                if let Some(previous) = self.current.remove(&tap) {
                     self.finish(previous, *at, after, &mut events);
                 }
                 // Someone is at the tap: it is not quiet.
-                self.taps.entry(*tap_id).or_default().quiet = false;
+                self.taps.entry(tap.clone()).or_default().quiet = false;
                 let index = self.kegs.len();
                 self.kegs.push(Keg {
                     id: index as u64 + 1,
-                    tap_id: *tap_id,
+                    tap: tap.clone(),
                     beverage: beverage.clone(),
                     size_ul: *size_ul,
                     start_ul: *start_ul,
@@ -584,8 +654,8 @@ impl Cellar {
                     low_announced: false,
                     empty_announced: false,
                 });
-                self.current.insert(*tap_id, index);
-                self.by_tap.entry(*tap_id).or_default().push(index);
+                self.current.insert(tap.clone(), index);
+                self.by_tap.entry(tap).or_default().push(index);
                 events.push(self.event(KegEventKind::Tapped, index));
                 self.levels(index, &mut events);
             }
@@ -616,7 +686,7 @@ impl Cellar {
             }
             KegOp::Finish { keg_id, at } => {
                 if let Some(index) = self.index(*keg_id) {
-                    let tap = self.kegs[index].tap_id;
+                    let tap = self.kegs[index].tap.clone();
                     if self.current.get(&tap) == Some(&index) {
                         self.current.remove(&tap);
                         self.taps.entry(tap).or_default().quiet = false;
@@ -624,35 +694,46 @@ impl Cellar {
                     self.finish(index, *at, after, &mut events);
                 }
             }
-            KegOp::TapSettings {
-                tap_id,
-                name,
-                low_pct,
-                ..
-            } => {
-                let tap = self.taps.entry(*tap_id).or_default();
-                name.apply(&mut tap.name);
-                low_pct.apply(&mut tap.low_pct);
+            KegOp::TapSettings { name, low_pct, .. } => {
+                let Some(tap) = tap else { return events };
+                let log = self.taps.entry(tap.clone()).or_default();
+                name.apply(&mut log.name);
+                low_pct.apply(&mut log.low_pct);
                 // The keg on it may be low at its new level.
-                if let Some(&index) = self.current.get(tap_id) {
+                if let Some(&index) = self.current.get(&tap) {
                     self.levels(index, &mut events);
                 }
             }
-            KegOp::Quiet { tap_id, .. } => {
-                if let Some(&index) = self.current.get(tap_id) {
-                    self.taps.entry(*tap_id).or_default().quiet = true;
+            KegOp::Quiet { .. } => {
+                let Some(tap) = tap else { return events };
+                if let Some(&index) = self.current.get(&tap) {
+                    self.taps.entry(tap).or_default().quiet = true;
                     events.push(self.event(KegEventKind::Quiet, index));
                 }
             }
-            KegOp::ForgetTap { tap_id, .. } => {
-                self.taps.remove(tap_id);
+            KegOp::ForgetTap { .. } => {
+                if let Some(tap) = tap {
+                    self.taps.remove(&tap);
+                }
+            }
+            KegOp::AddVenue { venue, .. } => self.venues.add(venue),
+            KegOp::ChangeVenue { change, .. } => {
+                self.venues.change(change);
+                // Its kegs may be low at its new level.
+                let on: Vec<usize> = self
+                    .current
+                    .iter()
+                    .filter(|(tap, _)| *tap.venue == *change.id)
+                    .map(|(_, &index)| index)
+                    .collect();
+                for index in on {
+                    self.levels(index, &mut events);
+                }
             }
             KegOp::AckAlert { .. }
             | KegOp::CloseAlert { .. }
             | KegOp::WebhookDown { .. }
-            | KegOp::WebhookUp { .. }
-            | KegOp::AddVenue { .. }
-            | KegOp::ChangeVenue { .. } => {}
+            | KegOp::WebhookUp { .. } => {}
         }
         events
     }
@@ -676,7 +757,8 @@ impl Cellar {
     pub fn poured(&mut self, pour: &Pour, now: Timestamp) -> Vec<KegEvent> {
         self.last_pour = self.last_pour.max(pour.id);
         let volume = microlitres(pour.volume);
-        let tap = self.taps.entry(pour.tap_id).or_default();
+        let tap_ref = pour.tap();
+        let tap = self.taps.entry(tap_ref.clone()).or_default();
         tap.pours += 1;
         // A device whose clock is ahead must not make its tap's last pour one yet to come.
         if !pour.flags.contains(Flag::Future) {
@@ -704,7 +786,7 @@ impl Cellar {
             tap.recent.pop_front();
         }
         let mut events = Vec::new();
-        if let Some(&index) = self.current.get(&pour.tap_id) {
+        if let Some(&index) = self.current.get(&tap_ref) {
             if back {
                 events.push(self.event(KegEventKind::Back, index));
             }
@@ -717,7 +799,8 @@ impl Cellar {
     /// Gives a deleted pour's volume back to the keg it drew from.
     pub fn deleted(&mut self, pour: &Pour) {
         let volume = microlitres(pour.volume);
-        if let Some(tap) = self.taps.get_mut(&pour.tap_id) {
+        let tap_ref = pour.tap();
+        if let Some(tap) = self.taps.get_mut(&tap_ref) {
             tap.recent.retain(|(_, id, _)| *id != pour.id);
             tap.pours = tap.pours.saturating_sub(1);
             let before = tap.latest.len();
@@ -731,7 +814,7 @@ impl Cellar {
                 };
             }
         }
-        let kegs = self.by_tap.get(&pour.tap_id).map_or(&[][..], Vec::as_slice);
+        let kegs = self.by_tap.get(&tap_ref).map_or(&[][..], Vec::as_slice);
         if let Some(&index) = kegs.iter().rev().find(|&&k| self.kegs[k].holds(pour)) {
             self.kegs[index].drawn_ul -= volume;
         }
@@ -753,16 +836,16 @@ impl Cellar {
         }
     }
 
-    /// The level (µl) `keg` is low at: its tap's setting, else the configured one.
+    /// The level (µl) `keg` is low at: its tap's setting, else its venue's.
     fn low_ul(&self, keg: &Keg) -> i64 {
-        whole(keg.size_ul as f64 * self.low_pct(keg.tap_id) / 100.0)
+        whole(keg.size_ul as f64 * self.low_pct(&keg.tap) / 100.0)
     }
 
-    fn low_pct(&self, tap_id: u32) -> f64 {
+    fn low_pct(&self, tap: &TapRef) -> f64 {
         self.taps
-            .get(&tap_id)
+            .get(tap)
             .and_then(|t| t.low_pct)
-            .unwrap_or(self.settings.low_pct)
+            .unwrap_or_else(|| self.venues.rules(&tap.venue).keg_low_percent)
     }
 
     /// An event about the keg at `index`, yet to be numbered (the bar's events share one
@@ -772,7 +855,8 @@ impl Cellar {
             kind,
             seq: 0,
             after: self.last_pour,
-            tap_id: self.kegs[index].tap_id,
+            venue: self.kegs[index].tap.venue.clone(),
+            tap_id: self.kegs[index].tap.tap_id,
             keg: self.view(index),
         }
     }
@@ -788,7 +872,8 @@ impl Cellar {
         let low_ul = self.low_ul(keg);
         KegView {
             id: keg.id,
-            tap_id: keg.tap_id,
+            venue: keg.tap.venue.clone(),
+            tap_id: keg.tap.tap_id,
             beverage: keg.beverage.clone(),
             size_ml: ml(keg.size_ul),
             start_ml: ml(keg.start_ul),
@@ -846,32 +931,45 @@ impl Cellar {
         self.index(id).map(|i| self.view(i))
     }
 
-    /// Kegs in id order, filtered by tap and by whether they are finished.
-    pub fn list(&self, tap_id: Option<u32>, finished: Option<bool>) -> Vec<KegView> {
+    /// Kegs in id order, filtered by venue, tap and whether they are finished.
+    pub fn list(
+        &self,
+        venue: Option<&str>,
+        tap_id: Option<u32>,
+        finished: Option<bool>,
+    ) -> Vec<KegView> {
         (0..self.kegs.len())
-            .filter(|&i| tap_id.is_none_or(|t| self.kegs[i].tap_id == t))
+            .filter(|&i| venue.is_none_or(|v| *self.kegs[i].tap.venue == *v))
+            .filter(|&i| tap_id.is_none_or(|t| self.kegs[i].tap.tap_id == t))
             .filter(|&i| finished.is_none_or(|f| self.kegs[i].finished_at.is_some() == f))
             .map(|i| self.view(i))
             .collect()
     }
 
-    /// Every tap the log knows (a keg on it, a pour, settings), in id order.
-    fn tap_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self
+    /// Whether the log knows `tap` (a keg on it, a pour, settings).
+    fn known(&self, tap: &TapRef) -> bool {
+        self.taps.contains_key(tap) || self.current.contains_key(tap)
+    }
+
+    /// Every tap the log knows (a keg on it, a pour, settings) of `venue` (or of every
+    /// venue), by venue and tap id.
+    fn tap_refs(&self, venue: Option<&str>) -> Vec<TapRef> {
+        let mut taps: Vec<TapRef> = self
             .taps
             .keys()
             .chain(self.current.keys())
-            .copied()
+            .filter(|tap| venue.is_none_or(|v| *tap.venue == *v))
+            .cloned()
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        taps.sort_unstable();
+        taps.dedup();
+        taps
     }
 
     /// What is left on each tap the log knows: (tap, ml and per cent left of its current
     /// keg, or none without one).
-    pub fn tap_levels(&self) -> Vec<(u32, Option<(f64, f64)>)> {
-        self.tap_ids()
+    pub fn tap_levels(&self) -> Vec<(TapRef, Option<(f64, f64)>)> {
+        self.tap_refs(None)
             .into_iter()
             .map(|tap| {
                 let keg = self.current.get(&tap).map(|&i| self.view(i));
@@ -880,115 +978,100 @@ impl Cellar {
             .collect()
     }
 
-    /// The current kegs, by tap.
-    pub fn current(&self) -> Vec<KegView> {
-        self.current.values().map(|&i| self.view(i)).collect()
+    /// The current kegs of `venue` (or of every venue), by venue and tap.
+    pub fn current(&self, venue: Option<&str>) -> Vec<KegView> {
+        self.current
+            .iter()
+            .filter(|(tap, _)| venue.is_none_or(|v| *tap.venue == *v))
+            .map(|(_, &i)| self.view(i))
+            .collect()
     }
 
-    /// Whether a tap with a keg on has gone quiet: no pour (nor the keg going on) in the
-    /// last `quiet_after_ms`, with the bar open now and at its start.
-    fn quiet_now(
-        &self,
-        tap_id: u32,
-        now: Timestamp,
-        quiet_after_ms: i64,
-        open: &impl Fn(Timestamp) -> bool,
-    ) -> bool {
-        let Some(&index) = self.current.get(&tap_id) else {
+    /// Whether a tap with a keg on has gone quiet: no pour (nor the keg going on) in its
+    /// venue's quiet time, with the venue open now and at its start.
+    fn quiet_now(&self, tap: &TapRef, now: Timestamp) -> bool {
+        let Some(&index) = self.current.get(tap) else {
             return false;
         };
-        let start = now.millis().saturating_sub(quiet_after_ms);
-        let last = self.taps.get(&tap_id).and_then(|t| t.last_pour);
+        let rules = self.venues.rules(&tap.venue);
+        let start = now.millis().saturating_sub(rules.quiet_after_ms);
+        let last = self.taps.get(tap).and_then(|t| t.last_pour);
         let busy_since = last
             .map_or(i64::MIN, Timestamp::millis)
             .max(self.kegs[index].tapped_at.millis());
-        busy_since <= start && open(now) && open(Timestamp::from_millis(start))
+        busy_since <= start
+            && rules.clock.open_at(now)
+            && rules.clock.open_at(Timestamp::from_millis(start))
     }
 
     /// The taps that went quiet and have not been announced, with their last pour: what
     /// to log as [`KegOp::Quiet`].
-    pub fn newly_quiet(
-        &self,
-        now: Timestamp,
-        quiet_after_ms: i64,
-        open: impl Fn(Timestamp) -> bool,
-    ) -> Vec<(u32, u64)> {
+    pub fn newly_quiet(&self, now: Timestamp) -> Vec<(TapRef, u64)> {
         self.current
             .keys()
             .filter(|tap| !self.taps.get(tap).is_some_and(|t| t.quiet))
-            .filter(|&&tap| self.quiet_now(tap, now, quiet_after_ms, &open))
-            .map(|&tap| (tap, self.taps.get(&tap).map_or(0, |t| t.last_pour_id)))
+            .filter(|tap| self.quiet_now(tap, now))
+            .map(|tap| {
+                let last = self.taps.get(tap).map_or(0, |t| t.last_pour_id);
+                (tap.clone(), last)
+            })
             .collect()
     }
 
-    /// The tap `tap_id` as the API shows it, if it has a keg, has poured or has settings.
-    pub fn tap(
-        &mut self,
-        tap_id: u32,
-        now: Timestamp,
-        quiet_after_ms: i64,
-        open: impl Fn(Timestamp) -> bool,
-    ) -> Option<TapView> {
-        self.taps(now, quiet_after_ms, open)
-            .into_iter()
-            .find(|t| t.tap_id == tap_id)
+    /// The tap as the API shows it, if it has a keg, has poured or has settings.
+    pub fn tap(&mut self, tap: &TapRef, now: Timestamp) -> Option<TapView> {
+        if !self.known(tap) {
+            return None;
+        }
+        Some(self.tap_view(tap.clone(), now))
     }
 
-    /// Every tap that has a keg, has poured or has settings, by tap id; `quiet_after_ms` and `open` (is
-    /// the bar open at a time) decide whether it is quiet.
-    pub fn taps(
-        &mut self,
-        now: Timestamp,
-        quiet_after_ms: i64,
-        open: impl Fn(Timestamp) -> bool,
-    ) -> Vec<TapView> {
+    /// Every tap of `venue` (or of every venue) that has a keg, has poured or has
+    /// settings, by venue and tap id.
+    pub fn taps(&mut self, venue: Option<&str>, now: Timestamp) -> Vec<TapView> {
+        self.tap_refs(venue)
+            .into_iter()
+            .map(|tap| self.tap_view(tap, now))
+            .collect()
+    }
+
+    fn tap_view(&mut self, tap: TapRef, now: Timestamp) -> TapView {
         let since = now.millis() - HOUR_MS;
-        self.tap_ids()
-            .into_iter()
-            .map(|tap_id| {
-                let log = self.taps.entry(tap_id).or_default();
-                // Forget what fell out of the hour.
-                while log
-                    .recent
-                    .front()
-                    .is_some_and(|(t, _, _)| t.millis() <= since)
-                {
-                    log.recent.pop_front();
-                }
-                let pace_ul: i64 = log
-                    .recent
-                    .iter()
-                    .filter(|(t, _, _)| t.millis() > since && t.millis() <= now.millis())
-                    .map(|(_, _, ul)| ul)
-                    .sum();
-                let (last_pour_at, announced, name) = (log.last_pour, log.quiet, log.name.clone());
-                let keg = self.current.get(&tap_id).map(|&i| self.view(i));
-                let forecast_empty_at = keg.as_ref().and_then(|k| {
-                    let remaining = microlitres(k.remaining_ml);
-                    (pace_ul > 0 && remaining > 0).then(|| {
-                        let ms = remaining as f64 / pace_ul as f64 * HOUR_MS as f64;
-                        Timestamp::from_millis(now.millis().saturating_add(ms as i64))
-                    })
-                });
-                TapView {
-                    tap_id,
-                    name,
-                    low_percent: 0.0,
-                    keg,
-                    pace_ml_per_hour: ml(pace_ul),
-                    forecast_empty_at,
-                    last_pour_at,
-                    quiet: announced,
-                }
+        let log = self.taps.entry(tap.clone()).or_default();
+        // Forget what fell out of the hour.
+        while log
+            .recent
+            .front()
+            .is_some_and(|(t, _, _)| t.millis() <= since)
+        {
+            log.recent.pop_front();
+        }
+        let pace_ul: i64 = log
+            .recent
+            .iter()
+            .filter(|(t, _, _)| t.millis() > since && t.millis() <= now.millis())
+            .map(|(_, _, ul)| ul)
+            .sum();
+        let (last_pour_at, announced, name) = (log.last_pour, log.quiet, log.name.clone());
+        let keg = self.current.get(&tap).map(|&i| self.view(i));
+        let forecast_empty_at = keg.as_ref().and_then(|k| {
+            let remaining = microlitres(k.remaining_ml);
+            (pace_ul > 0 && remaining > 0).then(|| {
+                let ms = remaining as f64 / pace_ul as f64 * HOUR_MS as f64;
+                Timestamp::from_millis(now.millis().saturating_add(ms as i64))
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|mut view| {
-                view.quiet = view.quiet || self.quiet_now(view.tap_id, now, quiet_after_ms, &open);
-                view.low_percent = self.low_pct(view.tap_id);
-                view
-            })
-            .collect()
+        });
+        TapView {
+            quiet: announced || self.quiet_now(&tap, now),
+            low_percent: self.low_pct(&tap),
+            venue: tap.venue,
+            tap_id: tap.tap_id,
+            name,
+            keg,
+            pace_ml_per_hour: ml(pace_ul),
+            forecast_empty_at,
+            last_pour_at,
+        }
     }
 }
 
@@ -998,11 +1081,15 @@ mod tests {
     use crate::pour::Flags;
 
     fn cellar() -> Cellar {
-        Cellar::new(CellarSettings::new(15.0, &Catalogue::default()))
+        Cellar::new(
+            CellarSettings::new(&Catalogue::default()),
+            crate::venue::Venues::new(crate::venue::Defaults::standalone()),
+        )
     }
 
     fn tap(cellar: &mut Cellar, tap_id: u32, litres: i64, after: u64) -> Vec<KegEvent> {
         let op = KegOp::Tap {
+            venue: None,
             tap_id,
             beverage: "Pils".into(),
             size_ul: litres * 1_000_000,
@@ -1083,7 +1170,7 @@ mod tests {
             kinds(&c.poured(&pour(4, 1, 150.0), Timestamp::now())),
             [KegEventKind::Empty]
         );
-        assert!(c.empty_before(1, 0));
+        assert!(c.empty_before(&c.tap_ref(None, 1), 0));
         assert!(c.poured(&pour(5, 1, 100.0), Timestamp::now()).is_empty());
         assert_eq!(c.get(1).unwrap().remaining_ml, -100.0);
         assert_eq!(c.get(1).unwrap().percent, 0.0);
@@ -1104,7 +1191,9 @@ mod tests {
         assert_eq!(c.get(1).unwrap().drawn_ml, 0.0);
         assert_eq!(c.get(1).unwrap().status, "finished");
         assert_eq!(c.get(2).unwrap().drawn_ml, 400.0);
-        assert_eq!(c.list(Some(1), Some(false)).len(), 1);
+        assert_eq!(c.list(None, Some(1), Some(false)).len(), 1);
+        assert_eq!(c.list(Some("main"), Some(1), Some(false)).len(), 1);
+        assert!(c.list(Some("dock"), Some(1), None).is_empty());
         let finish = KegOp::Finish {
             keg_id: 1,
             at: Timestamp::from_millis(0),
@@ -1154,7 +1243,7 @@ mod tests {
                 Timestamp::now(),
             );
         }
-        let taps = c.taps(now, 30 * 60_000, |_| true);
+        let taps = c.taps(None, now);
         assert_eq!(taps[0].pace_ml_per_hour, 2000.0);
         // 7 L left at 2 L an hour: 3.5 hours.
         assert_eq!(
@@ -1164,22 +1253,35 @@ mod tests {
         assert_eq!(taps[0].last_pour_at, Some(at(10)));
         assert!(!taps[0].quiet);
         let later = Timestamp::from_millis(now.millis() + 3 * HOUR_MS);
-        let taps = c.taps(later, 30 * 60_000, |_| true);
+        let taps = c.taps(None, later);
         assert_eq!(taps[0].pace_ml_per_hour, 0.0);
         assert_eq!(taps[0].forecast_empty_at, None, "no pace, no forecast");
         assert!(taps[0].quiet);
-        assert!(
-            !c.taps(later, 30 * 60_000, |_| false)[0].quiet,
-            "closed bars are not quiet"
-        );
     }
 
-    #[test]
-    fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour() {
-        let mut c = cellar();
-        let now = Timestamp::now();
+    /// A cellar whose default venue goes quiet after `quiet_min` minutes and is open from
+    /// `hours.0` to `hours.1` minutes from `now` (always, without), with a keg on tap 1
+    /// since two hours ago and a pour 40 minutes ago.
+    fn quiet_cellar(now: Timestamp, quiet_min: u64, hours: Option<(i64, i64)>) -> Cellar {
+        let clock = |m: i64| {
+            let at = chrono::DateTime::from_timestamp_millis(now.millis() + m * 60_000).unwrap();
+            at.format("%H:%M").to_string()
+        };
+        let defaults = crate::venue::Defaults {
+            quiet_after: std::time::Duration::from_secs(quiet_min * 60),
+            opening_hours: hours.map(|(from, to)| {
+                crate::config::OpeningHours::parse(&format!("{}-{}", clock(from), clock(to)))
+                    .unwrap()
+            }),
+            ..crate::venue::Defaults::standalone()
+        };
+        let mut c = Cellar::new(
+            CellarSettings::new(&Catalogue::default()),
+            Venues::new(defaults),
+        );
         let minutes = |m: i64| Timestamp::from_millis(now.millis() + m * 60_000);
         let op = KegOp::Tap {
+            venue: None,
             tap_id: 1,
             beverage: "Pils".into(),
             size_ul: 20_000_000,
@@ -1194,17 +1296,28 @@ mod tests {
             },
             Timestamp::now(),
         );
-        let half_hour = 30 * 60_000;
+        c
+    }
+
+    #[test]
+    fn a_quiet_tap_is_announced_once_and_back_with_its_next_pour() {
+        let now = Timestamp::now();
+        let mut c = quiet_cellar(now, 30, None);
+        let tap_1 = c.tap_ref(None, 1);
         // Quiet after 30 minutes of an open bar; not while it is closed, nor when it
         // opened less than 30 minutes ago.
-        assert_eq!(c.newly_quiet(now, half_hour, |_| true), [(1, 1)]);
-        assert!(c.newly_quiet(now, half_hour, |_| false).is_empty());
+        assert_eq!(c.newly_quiet(now), [(tap_1.clone(), 1)]);
+        let closed = quiet_cellar(now, 30, Some((60, 120)));
+        assert!(closed.newly_quiet(now).is_empty());
         assert!(
-            c.newly_quiet(now, half_hour, |at| at >= minutes(-10))
-                .is_empty()
+            !quiet_cellar(now, 30, Some((60, 120))).taps(None, now)[0].quiet,
+            "closed bars are not quiet"
         );
-        assert!(c.newly_quiet(now, 45 * 60_000, |_| true).is_empty());
+        let just_opened = quiet_cellar(now, 30, Some((-10, 60)));
+        assert!(just_opened.newly_quiet(now).is_empty());
+        assert!(quiet_cellar(now, 45, None).newly_quiet(now).is_empty());
         let quiet = KegOp::Quiet {
+            venue: None,
             tap_id: 1,
             last_pour: 1,
             at: now,
@@ -1212,8 +1325,8 @@ mod tests {
         assert_eq!(c.check(&quiet), Ok(1));
         assert_eq!(kinds(&c.apply_op(&quiet, 1)), [KegEventKind::Quiet]);
         assert_eq!(c.check(&quiet), Err(KegError::NotQuiet(1)), "once");
-        assert!(c.newly_quiet(now, half_hour, |_| true).is_empty());
-        assert!(c.taps(now, half_hour, |_| false)[0].quiet, "until it pours");
+        assert!(c.newly_quiet(now).is_empty());
+        assert!(c.taps(None, now)[0].quiet, "until it pours");
         let events = c.poured(
             &Pour {
                 timestamp: now,
@@ -1223,12 +1336,13 @@ mod tests {
         );
         assert_eq!(kinds(&events), [KegEventKind::Back]);
         assert_eq!((events[0].tap_id, events[0].after), (1, 2));
-        assert!(!c.taps(now, half_hour, |_| true)[0].quiet);
+        assert!(!c.taps(None, now)[0].quiet);
         // A word from a server that had not seen pour 2 is stale.
         assert_eq!(c.check(&quiet), Err(KegError::NotQuiet(1)));
         // No keg, never quiet.
         assert_eq!(
             c.check(&KegOp::Quiet {
+                venue: None,
                 tap_id: 9,
                 last_pour: 0,
                 at: now

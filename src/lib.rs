@@ -12,7 +12,7 @@
 //! - [`tasks`]: the background chores on one ticking helper: reports at the interval,
 //!   quiet taps, free space, and the request log's and rate limiter's upkeep.
 //! - [`http`]: the gate (CORS, origins, rate limits, authentication), the shared state, the
-//!   routes and their handlers, the WebSocket endpoint (handshake, replay with `since`, each
+//!   routes and their handlers, who sees which venue, the WebSocket endpoint (handshake, replay with `since`, each
 //!   connection's loop), the OpenAPI document, the live operations page's files (`web/`),
 //!   and the one JSON error type.
 //! - [`courier`]: webhook delivery: the bar's events made into messages in the store's
@@ -48,13 +48,14 @@
 //! - [`alert`]: alerts, one per open problem (a keg low or empty, a tap quiet, a tap's
 //!   flagged or after-hours pours), a state machine fed the log: opened, grouped,
 //!   acknowledged, resolved; and a server's own (its store cannot write, its disk is low).
-//! - [`keg`]: kegs and taps, a state machine fed the log: levels, pace, forecasts, keg
-//!   events, and whether a keg operation applies.
+//! - [`keg`]: kegs and taps (each tap a venue's), a state machine fed the log: levels,
+//!   pace, forecasts, keg events, and whether a keg operation applies; it keeps the venues,
+//!   whose settings judge its kegs and taps.
 //! - [`venue`]: venues, the bars of a chain: their ids, their settings over the chain's
 //!   (the flags), and whether an operation on one applies.
 //! - [`report`]: incremental metrics and the report document.
-//! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour, after hours), and the
-//!   burst rule.
+//! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour), a venue's clock
+//!   (after hours), and the burst rule.
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
 //! - [`glass`]: the glass catalogue that classifies a volume.
 //!

@@ -47,7 +47,12 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
     match command {
         Command::Healthcheck { timeout } => healthcheck(config, *timeout),
         Command::Migrate => migrate(config),
-        Command::Token(TokenCommand::New { role, tap_id, name }) => {
+        Command::Token(TokenCommand::New {
+            role,
+            tap_id,
+            venue,
+            name,
+        }) => {
             let role = match (role.as_str(), tap_id) {
                 ("tap", Some(tap)) => Role::Tap(*tap),
                 ("reader", None) => Role::Reader,
@@ -63,12 +68,18 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let name = name.clone().unwrap_or_else(|| match role {
-                Role::Tap(tap) => format!("tap-{tap}"),
-                Role::Reader => "reader".into(),
-                Role::Admin => "admin".into(),
+            let name = name.clone().unwrap_or_else(|| {
+                let role = match role {
+                    Role::Tap(tap) => format!("tap-{tap}"),
+                    Role::Reader => "reader".into(),
+                    Role::Admin => "admin".into(),
+                };
+                match venue {
+                    Some(venue) => format!("{venue}-{role}"),
+                    None => role,
+                }
             });
-            match altair::auth::new_token(role, &name) {
+            match altair::auth::new_token(role, venue.as_deref(), &name) {
                 Ok((token, entry)) => {
                     println!("token (give it to the client; it is not stored anywhere):");
                     println!("{token}");

@@ -2,9 +2,10 @@
 //!
 //! The `metrics` facade has one recorder per process; every server in the process (tests
 //! start several) shares it. Label values are bounded: routes are templates, glass types
-//! come from the catalogue, and per-tap series stop at [`MAX_TAP_SERIES`] taps.
+//! come from the catalogue, and per-tap series (labelled by `venue` and `tap`) stop at
+//! [`MAX_TAP_SERIES`] taps across every venue.
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -124,11 +125,12 @@ pub fn request(route: &'static str, method: &str, status: u16, took: Duration) {
 }
 
 /// A pour stored.
-pub fn pour_accepted(glass: &str, tap: u32) {
+pub fn pour_accepted(glass: &str, venue: &Arc<str>, tap: u32) {
     static BY_GLASS: LazyLock<DashMap<Box<str>, Counter>> = LazyLock::new(DashMap::new);
-    static BY_TAP: LazyLock<DashMap<u32, Counter>> = LazyLock::new(DashMap::new);
-    static OTHER_TAPS: LazyLock<Counter> =
-        LazyLock::new(|| counter!("altair_pours_accepted_by_tap_total", "tap" => "other"));
+    static BY_TAP: LazyLock<DashMap<(Arc<str>, u32), Counter>> = LazyLock::new(DashMap::new);
+    static OTHER_TAPS: LazyLock<Counter> = LazyLock::new(
+        || counter!("altair_pours_accepted_by_tap_total", "venue" => "other", "tap" => "other"),
+    );
     match BY_GLASS.get(glass) {
         Some(counter) => counter.increment(1),
         None => BY_GLASS
@@ -136,12 +138,13 @@ pub fn pour_accepted(glass: &str, tap: u32) {
             .or_insert_with(|| counter!("altair_pours_accepted_total", "type" => glass.to_owned()))
             .increment(1),
     }
-    match BY_TAP.get(&tap) {
+    let key = (venue.clone(), tap);
+    match BY_TAP.get(&key) {
         Some(counter) => counter.increment(1),
         None if BY_TAP.len() < MAX_TAP_SERIES => BY_TAP
-            .entry(tap)
+            .entry(key)
             .or_insert_with(
-                || counter!("altair_pours_accepted_by_tap_total", "tap" => tap.to_string()),
+                || counter!("altair_pours_accepted_by_tap_total", "venue" => venue.to_string(), "tap" => tap.to_string()),
             )
             .increment(1),
         None => OTHER_TAPS.increment(1),
@@ -231,13 +234,16 @@ pub fn alerts_open(counts: &[(&'static str, &'static str, u64)]) {
     }
 }
 
+/// A venue's tap, and what is left in its keg (ml and percent), if it has one.
+pub type TapLevel = (Arc<str>, u32, Option<(f64, f64)>);
+
 /// What is left in the keg on each tap: (tap, ml and percent of its size, or none when
 /// the tap has no keg: NaN, which no threshold matches).
-pub fn keg_levels(levels: &[(u32, Option<(f64, f64)>)]) {
-    for &(tap, level) in levels.iter().take(MAX_TAP_SERIES) {
+pub fn keg_levels(levels: &[TapLevel]) {
+    for (venue, tap, level) in levels.iter().take(MAX_TAP_SERIES) {
         let (ml, percent) = level.unwrap_or((f64::NAN, f64::NAN));
-        let tap = tap.to_string();
-        gauge!("altair_keg_remaining_ml", "tap" => tap.clone()).set(ml);
-        gauge!("altair_keg_remaining_percent", "tap" => tap).set(percent);
+        let (venue, tap) = (venue.to_string(), tap.to_string());
+        gauge!("altair_keg_remaining_ml", "venue" => venue.clone(), "tap" => tap.clone()).set(ml);
+        gauge!("altair_keg_remaining_percent", "venue" => venue, "tap" => tap).set(percent);
     }
 }

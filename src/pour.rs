@@ -279,6 +279,13 @@ pub struct TapRef {
     pub tap_id: u32,
 }
 
+impl fmt::Display for TapRef {
+    /// `tap 3 of dock-street`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tap {} of {}", self.tap_id, self.venue)
+    }
+}
+
 impl Pour {
     /// The tap that poured it.
     pub fn tap(&self) -> TapRef {

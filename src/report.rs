@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::glass::Catalogue;
-use crate::pour::{Flag, Pour, Timestamp, microlitres};
+use crate::pour::{Flag, Pour, TapRef, Timestamp, microlitres};
 
 /// Seconds kept for the rolling windows (the longest window is an hour).
 const WINDOW_SECONDS: usize = 3600;
@@ -15,9 +15,12 @@ const WINDOW_SECONDS: usize = 3600;
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The venue it counts (none: every venue, the chain's roll-up).
+    #[schema(value_type = Option<String>)]
+    pub venue: Option<Arc<str>>,
     pub total_pours: u64,
     pub total_volume_ml: f64,
-    /// One entry per tap with at least one stored pour, by tap id.
+    /// One entry per tap with at least one stored pour, by venue and tap id.
     pub by_tap: Vec<TapTally>,
     /// One entry per glass in the catalogue, smallest first; then `unclassified`; then one
     /// per type that stored pours have but the catalogue no longer defines, by name. They
@@ -36,7 +39,8 @@ pub struct Report {
     /// Stored pours per minute over the last hour, oldest first: the last entry is the
     /// last 60 s.
     pub pours_per_minute: Vec<u64>,
-    /// Stored pours timed today, on the bar's clock (`--timezone`).
+    /// Stored pours timed today: the venue's business day on its clock (the chain's: the
+    /// default venue's).
     pub today: Today,
     /// The newest pour id this report counts (0 for none): a subscriber adds the pours
     /// above it to see the report move.
@@ -49,6 +53,8 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TapTally {
+    #[schema(value_type = String)]
+    pub venue: Arc<str>,
     pub tap_id: u32,
     pub pours: u64,
     pub volume_ml: f64,
@@ -85,6 +91,8 @@ pub struct Today {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Level {
+    #[schema(value_type = String)]
+    pub venue: Arc<str>,
     pub tap_id: u32,
     pub keg_id: u64,
     pub beverage: String,
@@ -159,44 +167,65 @@ pub struct Aggregator {
     by_glass: Vec<Tally>,
     /// Types of stored pours that the catalogue does not define (it changed), by name.
     retired: Vec<(Arc<str>, Tally)>,
-    by_tap: HashMap<u32, Tally>,
+    by_tap: HashMap<TapRef, Tally>,
     flagged: FlagCounts,
     /// Pours per second of pour timestamp, a ring indexed by `second % WINDOW_SECONDS`;
     /// each slot remembers which second it counts so that stale slots are ignored.
     per_second: Box<[(i64, u64)]>,
     last_id: u64,
-    /// The bar's day, as milliseconds from..until, and the pours timed in it.
-    zone: chrono_tz::Tz,
+    /// The venue it counts (none: every venue).
+    venue: Option<Arc<str>>,
+    /// The clock its days are on, the day as milliseconds from..until, and the pours timed
+    /// in it.
+    clock: DayClock,
     day: (i64, i64),
     today: Tally,
     today_by_glass: Vec<Tally>,
 }
 
-/// The local day containing `at` in `zone`, as UTC milliseconds from..until.
-fn day_of(at: Timestamp, zone: chrono_tz::Tz) -> (i64, i64) {
-    use chrono::{Duration, TimeZone};
-    let Some(utc) = chrono::DateTime::from_timestamp_millis(at.millis()) else {
-        return (i64::MIN, i64::MIN);
-    };
-    let date = utc.with_timezone(&zone).date_naive();
-    // Where a zone skips midnight (a DST change at 00:00), the day starts at the first
-    // instant it has.
-    let start_of = |date: chrono::NaiveDate| {
-        let midnight = date.and_time(chrono::NaiveTime::MIN);
-        (0..4)
-            .find_map(|h| {
-                zone.from_local_datetime(&(midnight + Duration::hours(h)))
-                    .earliest()
-            })
-            .map_or(i64::MIN, |t| t.timestamp_millis())
-    };
-    let next = date.succ_opt().unwrap_or(date);
-    (start_of(date), start_of(next))
+/// When a venue's days begin: its zone, and the time of day its business day starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayClock {
+    pub zone: chrono_tz::Tz,
+    /// Seconds after local midnight: a night's pours after midnight count for the day
+    /// before until then.
+    pub starts: u32,
+}
+
+impl DayClock {
+    /// Days from midnight in `zone`.
+    pub fn midnight(zone: chrono_tz::Tz) -> DayClock {
+        DayClock { zone, starts: 0 }
+    }
+
+    /// The business day containing `at`, as UTC milliseconds from..until.
+    pub fn day_of(self, at: Timestamp) -> (i64, i64) {
+        use chrono::{Duration, TimeZone};
+        let Some(utc) = chrono::DateTime::from_timestamp_millis(at.millis()) else {
+            return (i64::MIN, i64::MIN);
+        };
+        let starts = Duration::seconds(i64::from(self.starts));
+        let date = (utc.with_timezone(&self.zone).naive_local() - starts).date();
+        // Where a zone skips the start (a DST change at that hour), the day starts at the
+        // first instant it has.
+        let start_of = |date: chrono::NaiveDate| {
+            let start = date.and_time(chrono::NaiveTime::MIN) + starts;
+            (0..4)
+                .find_map(|h| {
+                    self.zone
+                        .from_local_datetime(&(start + Duration::hours(h)))
+                        .earliest()
+                })
+                .map_or(i64::MIN, |t| t.timestamp_millis())
+        };
+        let next = date.succ_opt().unwrap_or(date);
+        (start_of(date), start_of(next))
+    }
 }
 
 impl Aggregator {
-    /// Empty totals for the glasses of `catalogue`, with days on the clock of `zone`.
-    pub fn new(catalogue: &Catalogue, zone: chrono_tz::Tz) -> Aggregator {
+    /// Empty totals of every venue for the glasses of `catalogue`, with days on `clock`.
+    pub fn new(catalogue: &Catalogue, clock: DayClock) -> Aggregator {
         let glasses: Vec<Arc<str>> = catalogue
             .glasses()
             .iter()
@@ -212,10 +241,41 @@ impl Aggregator {
             flagged: FlagCounts::default(),
             per_second: vec![(i64::MIN, 0); WINDOW_SECONDS].into_boxed_slice(),
             last_id: 0,
-            zone,
+            venue: None,
+            clock,
             day: (i64::MIN, i64::MIN),
             today: Tally::default(),
             today_by_glass: Vec::new(),
+        }
+    }
+
+    /// Empty totals of one venue, like `self` but for its clock.
+    pub fn of_venue(&self, venue: Arc<str>, clock: DayClock) -> Aggregator {
+        Aggregator {
+            glasses: self.glasses.clone(),
+            by_glass: vec![Tally::default(); self.glasses.len()],
+            retired: Vec::new(),
+            total: Tally::default(),
+            by_tap: HashMap::new(),
+            flagged: FlagCounts::default(),
+            per_second: vec![(i64::MIN, 0); WINDOW_SECONDS].into_boxed_slice(),
+            last_id: 0,
+            venue: Some(venue),
+            clock,
+            day: (i64::MIN, i64::MIN),
+            today: Tally::default(),
+            today_by_glass: Vec::new(),
+        }
+    }
+
+    /// Its days are on `clock` from now on. A venue whose zone or day start changes
+    /// counts today from the change: its earlier pours are not kept to count again.
+    pub fn set_clock(&mut self, clock: DayClock) {
+        if self.clock != clock {
+            self.clock = clock;
+            self.day = (i64::MIN, i64::MIN);
+            self.today = Tally::default();
+            self.today_by_glass = vec![Tally::default(); self.glasses.len()];
         }
     }
 
@@ -229,7 +289,7 @@ impl Aggregator {
         }
         self.last_id = self.last_id.max(pour.id);
         if now.millis() >= self.day.1 {
-            self.day = day_of(now, self.zone);
+            self.day = self.clock.day_of(now);
             self.today = Tally::default();
             self.today_by_glass = vec![Tally::default(); self.glasses.len()];
         }
@@ -239,7 +299,7 @@ impl Aggregator {
                 self.today_by_glass[i].add(pour);
             }
         }
-        self.by_tap.entry(pour.tap_id).or_default().add(pour);
+        self.by_tap.entry(pour.tap()).or_default().add(pour);
         for flag in pour.flags.iter() {
             *self.flagged.count(flag) += 1;
         }
@@ -276,10 +336,11 @@ impl Aggregator {
             let count = self.flagged.count(flag);
             *count = count.saturating_sub(1);
         }
-        if let Some(tally) = self.by_tap.get_mut(&pour.tap_id) {
+        let tap = pour.tap();
+        if let Some(tally) = self.by_tap.get_mut(&tap) {
             tally.remove(pour);
             if tally.pours == 0 {
-                self.by_tap.remove(&pour.tap_id);
+                self.by_tap.remove(&tap);
             }
         }
         let second = pour.timestamp.millis().div_euclid(1000);
@@ -308,14 +369,15 @@ impl Aggregator {
         let mut by_tap: Vec<TapTally> = self
             .by_tap
             .iter()
-            .map(|(&tap_id, t)| TapTally {
-                tap_id,
+            .map(|(tap, t)| TapTally {
+                venue: tap.venue.clone(),
+                tap_id: tap.tap_id,
                 pours: t.pours,
                 volume_ml: t.volume_ml(),
                 share_pct: share(t.pours),
             })
             .collect();
-        by_tap.sort_unstable_by_key(|t| t.tap_id);
+        by_tap.sort_unstable_by(|a, b| (&a.venue, a.tap_id).cmp(&(&b.venue, b.tap_id)));
         let by_type = self
             .glasses
             .iter()
@@ -340,7 +402,7 @@ impl Aggregator {
         let (day, tally, by_glass) = if (self.day.0..self.day.1).contains(&now.millis()) {
             (self.day, self.today, self.today_by_glass.as_slice())
         } else {
-            (day_of(now, self.zone), Tally::default(), &[][..])
+            (self.clock.day_of(now), Tally::default(), &[][..])
         };
         let today = Today {
             since: Timestamp::from_millis(day.0),
@@ -361,6 +423,7 @@ impl Aggregator {
                 .collect(),
         };
         Report {
+            venue: self.venue.clone(),
             total_pours: total,
             total_volume_ml: self.total.volume_ml(),
             by_tap,
@@ -425,7 +488,7 @@ mod tests {
 
     #[test]
     fn types_the_catalogue_no_longer_defines_are_reported_while_pours_have_them() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         agg.add(&pour(1, 1, 500.0, "schooner", 0), now());
         agg.add(&pour(2, 1, 500.0, "pint", 0), now());
         agg.add(&pour(3, 1, 500.0, "growler", 0), now());
@@ -452,7 +515,7 @@ mod tests {
 
     #[test]
     fn totals_by_tap_and_type() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         agg.add(&pour(1, 2, 500.0, "pint", 0), now());
         agg.add(&pour(2, 2, 200.5, "half", 0), now());
         agg.add(&pour(3, 7, 1000.0, "stein", 0), now());
@@ -464,12 +527,14 @@ mod tests {
             r.by_tap,
             vec![
                 TapTally {
+                    venue: "main".into(),
                     tap_id: 2,
                     pours: 2,
                     volume_ml: 700.5,
                     share_pct: 50.0
                 },
                 TapTally {
+                    venue: "main".into(),
                     tap_id: 7,
                     pours: 2,
                     volume_ml: 1400.0,
@@ -495,7 +560,7 @@ mod tests {
 
     #[test]
     fn flags_are_counted_while_their_pours_are_stored() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         let flagged = |id, flags: &[Flag]| Pour {
             flags: flags.iter().copied().collect(),
             ..pour(id, 1, 6.0, "unclassified", 0)
@@ -522,7 +587,7 @@ mod tests {
 
     #[test]
     fn deletions_are_reflected_exactly() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         let a = pour(1, 1, 100.1, "half", 0);
         let b = pour(2, 2, 300.2, "half", 0);
         agg.add(&a, now());
@@ -542,7 +607,7 @@ mod tests {
 
     #[test]
     fn rolling_windows_count_by_pour_time() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         agg.add(&pour(1, 1, 500.0, "pint", 0), now());
         agg.add(&pour(2, 1, 500.0, "pint", 59), now());
         agg.add(&pour(3, 1, 500.0, "pint", 61), now());
@@ -562,7 +627,7 @@ mod tests {
 
     #[test]
     fn share_is_rounded_to_two_decimals() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         for (id, tap) in [(1, 1), (2, 2), (3, 2)] {
             agg.add(&pour(id, tap, 500.0, "pint", 0), now());
         }
@@ -573,7 +638,7 @@ mod tests {
 
     #[test]
     fn pours_per_minute_cover_the_hour_oldest_first() {
-        let mut agg = Aggregator::new(&Catalogue::default(), chrono_tz::UTC);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(chrono_tz::UTC));
         for (id, ago) in [(1, 0), (2, 59), (3, 60), (4, 3599), (5, 3600), (6, -5)] {
             agg.add(&pour(id, 1, 500.0, "pint", ago), now());
         }
@@ -602,7 +667,7 @@ mod tests {
             timestamp: at(when),
             ..pour(id, 1, 500.0, glass, 0)
         };
-        let mut agg = Aggregator::new(&Catalogue::default(), zone);
+        let mut agg = Aggregator::new(&Catalogue::default(), DayClock::midnight(zone));
         let now = at("2026-03-29T21:00:00Z"); // 23:00 in Berlin
         let yesterday = poured(1, "pint", "2026-03-28T22:59:59Z");
         let first = poured(2, "pint", "2026-03-28T23:00:00Z"); // midnight in Berlin

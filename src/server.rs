@@ -95,7 +95,7 @@ impl Server {
         let bar = Bar::new(
             &catalogue,
             Defaults::of(&config),
-            CellarSettings::new(config.keg_low_percent, &catalogue),
+            CellarSettings::new(&catalogue),
             AlertSettings {
                 window_ms: i64::try_from(config.alert_window.as_millis()).unwrap_or(i64::MAX),
             },

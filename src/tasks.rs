@@ -105,25 +105,30 @@ async fn upkeep(gate: Arc<Gate>, request_log: Arc<RequestLog>, shutdown: Cancell
 /// word for a tap and refuses the rest (the tap is quiet already), so subscribers hear it
 /// once, from every server.
 async fn quiet_taps(state: AppState) {
-    let quiet_after = state.pouring.quiet_after;
-    let quiet_ms = i64::try_from(quiet_after.as_millis()).unwrap_or(i64::MAX);
-    let period = (quiet_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    // Looked at often enough for the chain's quiet time (a venue's own is rarely shorter).
+    let period =
+        (state.pouring.quiet_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
     every(Duration::ZERO, period, &state.shutdown, || async {
         let now = Timestamp::now();
-        let quiet = state
-            .bar
-            .cellar(|c| c.newly_quiet(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
-        for (tap_id, last_pour) in quiet {
+        let quiet = state.bar.cellar(|c| {
+            let venues = c.venues();
+            c.newly_quiet(now)
+                .into_iter()
+                .map(|(tap, last)| (venues.stored(&tap.venue), tap, last))
+                .collect::<Vec<_>>()
+        });
+        for (venue, tap, last_pour) in quiet {
             let op = KegOp::Quiet {
-                tap_id,
+                venue,
+                tap_id: tap.tap_id,
                 last_pour,
                 at: now,
             };
             match state.store.keg(op, None).await {
-                Ok(Ok(_)) => log::info!("tap {tap_id} is quiet"),
+                Ok(Ok(_)) => log::info!("{tap} is quiet"),
                 // Another server said so first, or the tap poured meanwhile.
                 Ok(Err(_)) => {}
-                Err(e) => log::debug!("tap {tap_id} is quiet, but the store cannot say so: {e}"),
+                Err(e) => log::debug!("{tap} is quiet, but the store cannot say so: {e}"),
             }
         }
     })

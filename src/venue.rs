@@ -8,12 +8,14 @@
 //! always exists; its settings are the flags themselves (only its name is the log's), since
 //! the rules its pours and taps are judged by read them there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::anomaly::Clock;
 use crate::config::{Config, OpeningHours};
 
 pub use crate::config::{
@@ -186,24 +188,106 @@ impl fmt::Display for VenueError {
     }
 }
 
+/// A venue's rules as they stand: what deciding a pour and the kegs and taps read, pour by
+/// pour, without parsing a setting.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub id: Arc<str>,
+    /// Its opening hours on its wall clock.
+    pub clock: Clock,
+    /// When its business day starts, in seconds after local midnight.
+    pub business_day_starts: u32,
+    pub quiet_after_ms: i64,
+    pub keg_low_percent: f64,
+}
+
 /// Every venue, as the log made them.
 #[derive(Debug, Clone)]
 pub struct Venues {
     defaults: Defaults,
     /// What the log set, by id (the default venue's only once it was changed).
     records: BTreeMap<String, VenueRecord>,
+    /// Each venue's rules, the default venue's always among them.
+    rules: HashMap<Arc<str>, Rules>,
+    default_id: Arc<str>,
 }
 
 impl Venues {
     pub fn new(defaults: Defaults) -> Venues {
-        Venues {
+        let default_id: Arc<str> = defaults.venue.as_str().into();
+        let mut venues = Venues {
             defaults,
             records: BTreeMap::new(),
-        }
+            rules: HashMap::new(),
+            default_id: default_id.clone(),
+        };
+        venues.resolve(&default_id);
+        venues
     }
 
     pub fn exists(&self, id: &str) -> bool {
-        id == self.defaults.venue || self.records.contains_key(id)
+        self.rules.contains_key(id)
+    }
+
+    /// The venue of pours and operations that name none.
+    pub fn default_id(&self) -> &Arc<str> {
+        &self.default_id
+    }
+
+    /// The rules of venue `id`; the default venue's for one that does not exist (nothing
+    /// names one: the checks refuse it first).
+    pub fn rules(&self, id: &str) -> &Rules {
+        match self.rules.get(id) {
+            Some(rules) => rules,
+            None => &self.rules[&self.default_id],
+        }
+    }
+
+    /// Every venue's rules, in no order.
+    pub fn all_rules(&self) -> impl Iterator<Item = &Rules> {
+        self.rules.values()
+    }
+
+    /// The shared id of venue `id`, if it exists.
+    pub fn id(&self, id: &str) -> Option<Arc<str>> {
+        self.rules.get_key_value(id).map(|(id, _)| id.clone())
+    }
+
+    /// The venue as a pour or operation stores it: none for the default venue, so that
+    /// `--default-venue` names whatever names none.
+    pub fn stored(&self, id: &str) -> Option<Arc<str>> {
+        if id == &*self.default_id {
+            None
+        } else {
+            Some(self.id(id).unwrap_or_else(|| id.into()))
+        }
+    }
+
+    /// A venue as stored ([`Venues::stored`]) by its id.
+    pub fn named<'a>(&'a self, stored: Option<&'a Arc<str>>) -> &'a Arc<str> {
+        stored.unwrap_or(&self.default_id)
+    }
+
+    /// Works out the rules of `id` again from what the log set and the flags.
+    fn resolve(&mut self, id: &str) {
+        let default = id == &*self.default_id;
+        let record = self.records.get(id).cloned().unwrap_or(VenueRecord {
+            id: id.to_owned(),
+            ..VenueRecord::default()
+        });
+        let resolved = self.resolved(&record, default);
+        let id: Arc<str> = self.id(id).unwrap_or_else(|| id.into());
+        let rules = Rules {
+            id: id.clone(),
+            clock: Clock {
+                zone: resolved.timezone,
+                hours: resolved.opening_hours,
+            },
+            business_day_starts: resolved.business_day_starts,
+            quiet_after_ms: i64::try_from(resolved.quiet_after.as_millis()).unwrap_or(i64::MAX),
+            keg_low_percent: resolved.keg_low_percent,
+        };
+        self.rules.insert(id, rules);
     }
 
     /// Whether a new venue can be made.
@@ -235,6 +319,7 @@ impl Venues {
     pub fn add(&mut self, venue: &VenueRecord) {
         if !self.exists(&venue.id) {
             self.records.insert(venue.id.clone(), venue.clone());
+            self.resolve(&venue.id);
         }
     }
 
@@ -261,6 +346,7 @@ impl Venues {
             .apply(&mut record.business_day_starts);
         change.quiet_after_secs.apply(&mut record.quiet_after_secs);
         change.keg_low_percent.apply(&mut record.keg_low_percent);
+        self.resolve(&change.id);
     }
 
     /// If the venue `id` was made through the API as a venue of its own (with its own
@@ -300,7 +386,7 @@ impl Venues {
     /// The settings of `record` over the chain's (the default venue's are the chain's). A
     /// setting the log holds that no longer parses (a time zone a later release renamed,
     /// say) is the chain's.
-    fn view(&self, record: &VenueRecord, default: bool) -> VenueView {
+    fn resolved(&self, record: &VenueRecord, default: bool) -> Resolved {
         let d = &self.defaults;
         let named = VenueRecord {
             id: record.id.clone(),
@@ -322,17 +408,41 @@ impl Venues {
             .as_deref()
             .and_then(|t| parse_clock(t).ok())
             .unwrap_or(BUSINESS_DAY_STARTS);
+        Resolved {
+            name: record.name.clone().unwrap_or_else(|| record.id.clone()),
+            timezone,
+            opening_hours,
+            business_day_starts,
+            quiet_after: record
+                .quiet_after_secs
+                .map_or(d.quiet_after, Duration::from_secs),
+            keg_low_percent: record.keg_low_percent.unwrap_or(d.keg_low_percent),
+        }
+    }
+
+    fn view(&self, record: &VenueRecord, default: bool) -> VenueView {
+        let r = self.resolved(record, default);
         VenueView {
             id: record.id.clone(),
-            name: record.name.clone().unwrap_or_else(|| record.id.clone()),
-            timezone: timezone.name().to_owned(),
-            opening_hours: opening_hours.map(|hours| hours.to_string()),
-            business_day_starts: clock(business_day_starts),
-            quiet_after_seconds: record.quiet_after_secs.unwrap_or(d.quiet_after.as_secs()),
-            keg_low_percent: record.keg_low_percent.unwrap_or(d.keg_low_percent),
+            name: r.name,
+            timezone: r.timezone.name().to_owned(),
+            opening_hours: r.opening_hours.map(|hours| hours.to_string()),
+            business_day_starts: clock(r.business_day_starts),
+            quiet_after_seconds: r.quiet_after.as_secs(),
+            keg_low_percent: r.keg_low_percent,
             default,
         }
     }
+}
+
+/// A venue's settings over the chain's.
+struct Resolved {
+    name: String,
+    timezone: chrono_tz::Tz,
+    opening_hours: Option<OpeningHours>,
+    business_day_starts: u32,
+    quiet_after: Duration,
+    keg_low_percent: f64,
 }
 
 #[cfg(test)]
@@ -472,13 +582,12 @@ mod tests {
             timezone: Some("America/New_York".into()),
             ..VenueRecord::default()
         });
-        let named_default = Venues {
-            defaults: Defaults {
-                venue: "dock".into(),
-                ..defaults()
-            },
-            records: venues.records.clone(),
-        };
+        let mut named_default = Venues::new(Defaults {
+            venue: "dock".into(),
+            ..defaults()
+        });
+        named_default.records = venues.records.clone();
+        named_default.resolve("dock");
         assert_eq!(
             named_default.made_as_other("dock").as_deref(),
             Some("time zone America/New_York")

@@ -484,10 +484,11 @@ async fn a_permanent_rejection_is_logged_and_dropped() {
 async fn a_token_is_sent_and_a_refused_one_keeps_the_pours() {
     let data = tempdir("token");
     let mut file = String::new();
-    let (tap_token, entry) = altair::auth::new_token(altair::auth::Role::Tap(2), "tap-2").unwrap();
+    let (tap_token, entry) =
+        altair::auth::new_token(altair::auth::Role::Tap(2), None, "tap-2").unwrap();
     file.push_str(&entry);
     let (reader_token, entry) =
-        altair::auth::new_token(altair::auth::Role::Reader, "board").unwrap();
+        altair::auth::new_token(altair::auth::Role::Reader, None, "board").unwrap();
     file.push_str(&entry);
     let tokens = data.join("tokens.toml");
     std::fs::write(&tokens, file).unwrap();

@@ -9,6 +9,7 @@ use super::error::{ApiError, ErrorBody};
 use super::kegs::{logged, object};
 use super::reply::json_with;
 use super::request::{BodyHeaders, id_param, page_param, page_size_param, tap_param};
+use super::scope::{Scope, venue_param};
 use super::state::AppState;
 use crate::alert::{Alert, AlertFilter, AlertKind, AlertState, ServerAlerts};
 use crate::auth::Identity;
@@ -61,6 +62,7 @@ fn bad(name: &str, rule: &str) -> ApiError {
 #[utoipa::path(
     get, path = "/api/alerts", tag = "alerts",
     params(
+        ("venue" = Option<String>, Query, description = "Only this venue's (and the chain's: a server's, a webhook's)"),
         ("state" = Option<AlertState>, Query, description = "`open`, `acknowledged` or `resolved`"),
         ("tapId" = Option<u32>, Query, description = "Only alerts about this tap"),
         ("kind" = Option<AlertKind>, Query, description = "Only this kind (`kegLow`, `kegEmpty`, `tapQuiet`, `flaggedPours`, `afterHours`, and this server's own `storeFailing`, `diskLow`)"),
@@ -71,11 +73,19 @@ fn bad(name: &str, rule: &str) -> ApiError {
         (status = 200, description = "A page of alerts: this server's own first, then the bar's, newest first", body = AlertList),
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 403, description = "This token may not read, or not that venue", body = ErrorBody),
+        (status = 404, description = "No such venue", body = ErrorBody),
     )
 )]
-pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
-    let mut filter = AlertFilter::default();
+pub fn list(
+    state: &AppState,
+    raw_query: &str,
+    who: &Option<Identity>,
+) -> Result<Response, ApiError> {
+    let mut filter = AlertFilter {
+        venue: Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?,
+        ..AlertFilter::default()
+    };
     let (mut page, mut page_size) = (1usize, DEFAULT_PAGE_SIZE);
     for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
         match &*key {
@@ -145,15 +155,21 @@ fn not_found(id: u64) -> ApiError {
         (status = 404, description = "No such alert", body = ErrorBody),
     )
 )]
-pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
-    let id = alert_id(id)?;
+pub fn show(state: &AppState, id: &str, who: &Option<Identity>) -> Result<Response, ApiError> {
+    let alert = visible(state, alert_id(id)?, who)?;
+    Ok(json_with(&OneAlert { alert }, StatusCode::OK))
+}
+
+/// Alert `id`, if the caller sees it (404 otherwise, as for no alert).
+fn visible(state: &AppState, id: u64, who: &Option<Identity>) -> Result<Alert, ApiError> {
     let alert = if id >= ServerAlerts::FIRST_ID {
         state.feed.server_alerts(|a| a.get(id).cloned())
     } else {
         state.bar.alerts(|a| a.get(id))
     };
     let alert = alert.ok_or_else(|| not_found(id))?;
-    Ok(json_with(&OneAlert { alert }, StatusCode::OK))
+    let venue = alert.venue.clone();
+    Scope::of(state, who).found(venue.as_deref(), alert, not_found(id))
 }
 
 /// A note: 1 to 500 characters, not all blank, no control characters but line breaks (as
@@ -202,6 +218,7 @@ pub async fn acknowledge(
     who: Option<Identity>,
 ) -> Result<Response, ApiError> {
     let alert_id = alert_id(id)?;
+    visible(state, alert_id, &who)?;
     // No body, or JSON null, is an acknowledgement without a note.
     let fields = match &body {
         Ok(bytes) if bytes.is_empty() => serde_json::Map::new(),

@@ -18,6 +18,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes::{self, Route, SOCKET};
 use crate::auth::{Auth, AuthFailure, Identity, Need};
+use crate::pour::TapRef;
 
 /// Requests per second, with bursts of twice that, per key.
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -112,9 +113,11 @@ impl Gate {
     }
 
     /// With no tokens, pours are limited per tap instead of per credential.
-    pub fn limit_tap(&self, identity: &Identity, tap: u32) -> Result<(), ApiError> {
+    pub fn limit_tap(&self, identity: &Identity, tap: &TapRef) -> Result<(), ApiError> {
         match (&self.per_credential, identity) {
-            (Some(limiter), Identity::Open) => check(limiter, &format!("tap:{tap}")),
+            (Some(limiter), Identity::Open) => {
+                check(limiter, &format!("tap:{}/{}", tap.venue, tap.tap_id))
+            }
             _ => Ok(()),
         }
     }
@@ -260,6 +263,8 @@ fn allowed(identity: &Identity, need: Need) -> Result<(), ApiError> {
                 Need::Pour(tap) => format!("post pours for tap {tap}"),
                 Need::Delete => "delete pours".to_owned(),
                 Need::Manage => "change kegs or taps".to_owned(),
+                Need::ChainRead => "read the whole chain's metrics".to_owned(),
+                Need::ChainManage => "change the chain's venues or webhooks".to_owned(),
             }
         ))),
     }

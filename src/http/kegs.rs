@@ -9,11 +9,13 @@ use warp::reply::Response;
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
 use super::request::{BodyHeaders, id_param, tap_param};
+use super::scope::{Scope, venue_param};
 use super::state::AppState;
+use crate::auth::Identity;
 use crate::keg::{
     Change, KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named,
 };
-use crate::pour::{Timestamp, parse_tap_id, tap_id_rule};
+use crate::pour::{TapRef, Timestamp, parse_tap_id, tap_id_rule};
 use crate::store::KegDone;
 
 /// No keg is bigger (ml): a 1,000 L tank.
@@ -51,6 +53,11 @@ pub struct SizeList {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"tapId": 3, "beverage": "Helles", "size": "euro-50"}))]
 pub struct NewKeg {
+    /// The venue whose tap it goes on (default: the token's venue, else the default
+    /// venue).
+    #[schema(nullable = false, pattern = "^[a-z0-9-]{1,40}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
     /// The tap it goes on; the tap's current keg, if any, is finished.
     pub tap_id: u32,
     /// What it holds, 1 to 100 characters.
@@ -205,7 +212,6 @@ fn size(fields: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
     }
 }
 
-/// What the store made of an operation: the keg as it is now.
 /// What the store made of an operation sent with `headers`' idempotency key: the keg as
 /// it is now, and whether the operation was logged now (not a retry).
 async fn applied(
@@ -285,8 +291,15 @@ pub async fn create(
     state: &AppState,
     headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
+    who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
     let fields = object(headers, body)?;
+    let named = match fields.get("venue") {
+        None => None,
+        Some(Value::String(venue)) => Some(venue.as_str()),
+        Some(_) => return Err(invalid("venue must be a venue id")),
+    };
+    let venue = Scope::of(state, who).write(state, named)?;
     let tap_id = fields
         .get("tapId")
         .and_then(|v| {
@@ -310,6 +323,7 @@ pub async fn create(
         }
     };
     let op = KegOp::Tap {
+        venue: stored(state, &venue),
         tap_id,
         beverage,
         size_ul: microlitres(size_ml),
@@ -333,6 +347,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/kegs", tag = "kegs",
     params(
+        ("venue" = Option<String>, Query, description = "Only this venue's kegs"),
         ("tapId" = Option<u32>, Query, description = "Only this tap's kegs"),
         ("status" = Option<KegStatus>, Query, description = "`current` (on a tap) or `finished`"),
     ),
@@ -340,10 +355,16 @@ pub async fn create(
         (status = 200, description = "Kegs in id order", body = KegList),
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 403, description = "This token may not read, or not that venue", body = ErrorBody),
+        (status = 404, description = "No such venue", body = ErrorBody),
     )
 )]
-pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
+pub fn list(
+    state: &AppState,
+    raw_query: &str,
+    who: &Option<Identity>,
+) -> Result<Response, ApiError> {
+    let venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
     let (mut tap_id, mut finished) = (None, None);
     for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
         match &*key {
@@ -360,7 +381,9 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
             _ => {}
         }
     }
-    let kegs = state.bar.cellar(|c| c.list(tap_id, finished));
+    let kegs = state
+        .bar
+        .cellar(|c| c.list(venue.as_deref(), tap_id, finished));
     Ok(json_with(&KegList { kegs }, StatusCode::OK))
 }
 
@@ -376,13 +399,24 @@ pub fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
         (status = 404, description = "No such keg", body = ErrorBody),
     )
 )]
-pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
-    let id = keg_id(id)?;
+pub fn show(state: &AppState, id: &str, who: &Option<Identity>) -> Result<Response, ApiError> {
+    let keg = visible(state, keg_id(id)?, who)?;
+    Ok(json_with(&OneKeg { keg }, StatusCode::OK))
+}
+
+/// Keg `id`, if the caller sees it (404 otherwise, as for no keg).
+fn visible(state: &AppState, id: u64, who: &Option<Identity>) -> Result<KegView, ApiError> {
     let keg = state
         .bar
         .cellar(|c| c.get(id))
         .ok_or_else(|| not_found(id))?;
-    Ok(json_with(&OneKeg { keg }, StatusCode::OK))
+    let venue = keg.venue.clone();
+    Scope::of(state, who).found(Some(&venue), keg, not_found(id))
+}
+
+/// The venue as an operation stores it (none: the default venue).
+fn stored(state: &AppState, venue: &str) -> Option<std::sync::Arc<str>> {
+    state.bar.venues(|v| v.stored(venue))
 }
 
 /// Correct a keg
@@ -410,8 +444,10 @@ pub async fn correct(
     id: &str,
     headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
+    who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
+    visible(state, keg_id, who)?;
     let fields = object(headers, body)?;
     let beverage = fields
         .get("beverage")
@@ -458,8 +494,10 @@ pub async fn finish(
     state: &AppState,
     id: &str,
     headers: &BodyHeaders,
+    who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
+    visible(state, keg_id, who)?;
     let op = KegOp::Finish {
         keg_id,
         at: Timestamp::now(),
@@ -489,33 +527,58 @@ pub fn sizes() -> Response {
 /// when the keg runs out at that pace, its last pour, and whether it is quiet.
 #[utoipa::path(
     get, path = "/api/taps", tag = "kegs",
+    params(("venue" = Option<String>, Query, description = "Only this venue's taps")),
     responses(
-        (status = 200, description = "Taps by id", body = TapList),
+        (status = 200, description = "Taps by venue and id", body = TapList),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "This token may not read", body = ErrorBody),
+        (status = 403, description = "This token may not read, or not that venue", body = ErrorBody),
+        (status = 404, description = "No such venue", body = ErrorBody),
     )
 )]
-pub fn taps(state: &AppState) -> Response {
+pub fn taps(
+    state: &AppState,
+    raw_query: &str,
+    who: &Option<Identity>,
+) -> Result<Response, ApiError> {
+    let venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
     let now = Timestamp::now();
-    let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
-    let taps = state
-        .bar
-        .cellar(|c| c.taps(now, quiet_ms, |at| state.pouring.rules.open_at(at)));
-    json_with(&TapList { taps }, StatusCode::OK)
+    let taps = state.bar.cellar(|c| c.taps(venue.as_deref(), now));
+    Ok(json_with(&TapList { taps }, StatusCode::OK))
 }
 
-fn tap_view(state: &AppState, tap_id: u32) -> Option<TapView> {
+/// The tap a path's `tapId` and the query's `venue` name (a read: `write` false).
+fn tap_named(
+    state: &AppState,
+    id: &str,
+    raw_query: &str,
+    who: &Option<Identity>,
+    write: bool,
+) -> Result<TapRef, ApiError> {
+    let tap_id = tap_param(id)?;
+    let asked = venue_param(raw_query);
+    let scope = Scope::of(state, who);
+    let venue = match write {
+        true => scope.write(state, asked.as_deref())?,
+        false => match scope.read(state, asked.as_deref())? {
+            Some(venue) => venue,
+            None => state.pouring.default_venue.clone(),
+        },
+    };
+    Ok(TapRef { venue, tap_id })
+}
+
+fn tap_view(state: &AppState, tap: &TapRef) -> Option<TapView> {
     let now = Timestamp::now();
-    let quiet_ms = i64::try_from(state.pouring.quiet_after.as_millis()).unwrap_or(i64::MAX);
-    state
-        .bar
-        .cellar(|c| c.tap(tap_id, now, quiet_ms, |at| state.pouring.rules.open_at(at)))
+    state.bar.cellar(|c| c.tap(tap, now))
 }
 
 /// Read one tap
 #[utoipa::path(
     get, path = "/api/taps/{tapId}", tag = "kegs",
-    params(("tapId" = u32, Path, description = "Tap id")),
+    params(
+        ("tapId" = u32, Path, description = "Tap id"),
+        ("venue" = Option<String>, Query, description = "Its venue (default: the token's, else the default venue)"),
+    ),
     responses(
         (status = 200, description = "The tap", body = OneTap),
         (status = 400, description = "The id is not a tap id", body = ErrorBody),
@@ -524,10 +587,18 @@ fn tap_view(state: &AppState, tap_id: u32) -> Option<TapView> {
         (status = 404, description = "The tap has no keg, no pour and no settings", body = ErrorBody),
     )
 )]
-pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
-    let tap_id = tap_param(id)?;
-    let tap = tap_view(state, tap_id).ok_or_else(|| {
-        ApiError::NotFound(format!("tap {tap_id} has no keg, no pour and no settings"))
+pub fn tap(
+    state: &AppState,
+    id: &str,
+    raw_query: &str,
+    who: &Option<Identity>,
+) -> Result<Response, ApiError> {
+    let tap = tap_named(state, id, raw_query, who, false)?;
+    let tap = tap_view(state, &tap).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "tap {} has no keg, no pour and no settings",
+            tap.tap_id
+        ))
     })?;
     Ok(json_with(&OneTap { tap }, StatusCode::OK))
 }
@@ -538,7 +609,10 @@ pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
 /// list, its settings with it, until it pours again.
 #[utoipa::path(
     delete, path = "/api/taps/{tapId}", tag = "kegs",
-    params(("tapId" = u32, Path, description = "Tap id")),
+    params(
+        ("tapId" = u32, Path, description = "Tap id"),
+        ("venue" = Option<String>, Query, description = "Its venue (default: the token's, else the default venue)"),
+    ),
     responses(
         (status = 204, description = "Forgotten"),
         (status = 400, description = "The id is not a tap id", body = ErrorBody),
@@ -552,11 +626,14 @@ pub fn tap(state: &AppState, id: &str) -> Result<Response, ApiError> {
 pub async fn forget_tap(
     state: &AppState,
     id: &str,
+    raw_query: &str,
     headers: &BodyHeaders,
+    who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
-    let tap_id = tap_param(id)?;
+    let tap = tap_named(state, id, raw_query, who, true)?;
     let op = KegOp::ForgetTap {
-        tap_id,
+        venue: stored(state, &tap.venue),
+        tap_id: tap.tap_id,
         at: Timestamp::now(),
     };
     logged(state, headers, op).await?;
@@ -566,7 +643,10 @@ pub async fn forget_tap(
 /// Set a tap's name and low level
 #[utoipa::path(
     patch, path = "/api/taps/{tapId}", tag = "kegs",
-    params(("tapId" = u32, Path, description = "Tap id")),
+    params(
+        ("tapId" = u32, Path, description = "Tap id"),
+        ("venue" = Option<String>, Query, description = "Its venue (default: the token's, else the default venue)"),
+    ),
     request_body = TapSettings,
     responses(
         (status = 200, description = "The tap as set", body = OneTap),
@@ -582,10 +662,12 @@ pub async fn forget_tap(
 pub async fn set_tap(
     state: &AppState,
     id: &str,
+    raw_query: &str,
     headers: &BodyHeaders,
     body: Result<bytes::Bytes, ApiError>,
+    who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
-    let tap_id = tap_param(id)?;
+    let tap = tap_named(state, id, raw_query, who, true)?;
     let fields = object(headers, body)?;
     let name = match fields.get("name") {
         None => Change::Keep,
@@ -606,13 +688,15 @@ pub async fn set_tap(
         return Err(invalid("give name or lowPercent"));
     }
     let op = KegOp::TapSettings {
-        tap_id,
+        venue: stored(state, &tap.venue),
+        tap_id: tap.tap_id,
         name,
         low_pct,
         at: Timestamp::now(),
     };
     logged(state, headers, op).await?;
-    let tap = tap_view(state, tap_id)
-        .ok_or_else(|| ApiError::Internal(format!("tap {tap_id} was set but is not known")))?;
+    let tap = tap_view(state, &tap).ok_or_else(|| {
+        ApiError::Internal(format!("tap {} was set but is not known", tap.tap_id))
+    })?;
     Ok(json_with(&OneTap { tap }, StatusCode::OK))
 }

@@ -7,7 +7,8 @@
 //! Inside, modules only look down: [`routes`] (the table) and [`error`] know nothing of
 //! handlers; [`gate`] checks a request against the table before routing; [`pipeline`]
 //! carries each connection's requests through the gate to the router; [`state`] holds what
-//! handlers share; [`request`] and [`reply`] are what every handler uses; `beers`, `kegs`,
+//! handlers share; [`request`] and [`reply`] are what every handler uses, and [`scope`]
+//! which venues a caller sees; `beers`, `kegs`,
 //! `venues`, `alerts`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
 //! the operations page's files; this file is the router.
 
@@ -19,6 +20,7 @@ pub mod reply;
 pub mod request;
 pub mod request_log;
 pub mod routes;
+pub mod scope;
 pub mod socket;
 pub mod state;
 
@@ -74,6 +76,7 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
     let state = state.clone();
     let handled = match route.handler {
         Handler::Beers => ignore(&at, list(state.clone()).or(create(state)).unify()),
+        Handler::VenueBeers => venue_pour(&at, state),
         Handler::Beer => beer(&at, state),
         Handler::Glasses => ignore(&at, glasses(state)),
         Handler::Kegs => ignore(&at, kegs_list(state.clone()).or(keg_new(state)).unify()),
@@ -135,9 +138,12 @@ fn list(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
         .and(raw_query())
-        .then(|state: AppState, query: String| async move {
-            answer(beers::list(&state, &query).await)
-        })
+        .and(identity())
+        .then(
+            |state: AppState, query: String, who: Option<Identity>| async move {
+                answer(beers::list(&state, &query, &who).await)
+            },
+        )
         .boxed()
 }
 
@@ -154,7 +160,27 @@ fn create(state: AppState) -> BoxedFilter<(Response,)> {
              headers: BodyHeaders,
              body: Result<bytes::Bytes, ApiError>,
              who: Option<Identity>| async move {
-                answer(beers::create(&state, &headers, body, who).await)
+                answer(beers::create(&state, &headers, body, who, None).await)
+            },
+        )
+        .boxed()
+}
+
+/// `POST /api/venues/{venue}/beers`: a pour for a venue named in the path.
+fn venue_pour(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::post())
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .and(identity())
+        .then(
+            |venue: String,
+             state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(beers::create(&state, &headers, body, who, Some(&venue)).await)
             },
         )
         .boxed()
@@ -166,13 +192,16 @@ fn beer(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)
         .and(warp::get().or(warp::delete()).unify())
         .and(warp::method())
         .and(with_state(state))
-        .then(|id: String, method: Method, state: AppState| async move {
-            if method == Method::DELETE {
-                answer(beers::delete(&state, &id).await)
-            } else {
-                answer(beers::show(&state, &id).await)
-            }
-        })
+        .and(identity())
+        .then(
+            |id: String, method: Method, state: AppState, who: Option<Identity>| async move {
+                if method == Method::DELETE {
+                    answer(beers::delete(&state, &id, &who).await)
+                } else {
+                    answer(beers::show(&state, &id, &who).await)
+                }
+            },
+        )
         .boxed()
 }
 
@@ -181,7 +210,10 @@ fn kegs_list(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
         .and(raw_query())
-        .map(|state: AppState, query: String| answer(kegs::list(&state, &query)))
+        .and(identity())
+        .map(|state: AppState, query: String, who: Option<Identity>| {
+            answer(kegs::list(&state, &query, &who))
+        })
         .boxed()
 }
 
@@ -191,9 +223,13 @@ fn keg_new(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(body_headers())
         .and(body_limited(BODY_LIMIT))
+        .and(identity())
         .then(
-            |state: AppState, headers: BodyHeaders, body: Result<bytes::Bytes, ApiError>| async move {
-                answer(kegs::create(&state, &headers, body).await)
+            |state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(kegs::create(&state, &headers, body, &who).await)
             },
         )
         .boxed()
@@ -212,16 +248,18 @@ fn keg(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)>
         .and(with_state(state))
         .and(body_headers())
         .and(body_limited(BODY_LIMIT))
+        .and(identity())
         .then(
             |id: String,
              method: Method,
              state: AppState,
              headers: BodyHeaders,
-             body: Result<bytes::Bytes, ApiError>| async move {
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
                 if method == Method::PATCH {
-                    answer(kegs::correct(&state, &id, &headers, body).await)
+                    answer(kegs::correct(&state, &id, &headers, body, &who).await)
                 } else {
-                    answer(kegs::show(&state, &id))
+                    answer(kegs::show(&state, &id, &who))
                 }
             },
         )
@@ -234,19 +272,24 @@ fn keg_finish(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Resp
         .and(warp::post())
         .and(with_state(state))
         .and(body_headers())
+        .and(identity())
         .then(
-            |id: String, state: AppState, headers: BodyHeaders| async move {
-                answer(kegs::finish(&state, &id, &headers).await)
+            |id: String, state: AppState, headers: BodyHeaders, who: Option<Identity>| async move {
+                answer(kegs::finish(&state, &id, &headers, &who).await)
             },
         )
         .boxed()
 }
 
-/// `GET /api/taps`
+/// `GET /api/taps?venue=`
 fn taps(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
-        .map(|state: AppState| answer(Ok(kegs::taps(&state))))
+        .and(raw_query())
+        .and(identity())
+        .map(|state: AppState, query: String, who: Option<Identity>| {
+            answer(kegs::taps(&state, &query, &who))
+        })
         .boxed()
 }
 
@@ -254,7 +297,8 @@ fn taps(state: AppState) -> BoxedFilter<(Response,)> {
 fn venues_list(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
-        .map(|state: AppState| answer(Ok(venues::list(&state))))
+        .and(identity())
+        .map(|state: AppState, who: Option<Identity>| answer(Ok(venues::list(&state, &who))))
         .boxed()
 }
 
@@ -280,17 +324,19 @@ fn venue(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,
         .and(with_state(state))
         .and(body_headers())
         .and(body_limited(BODY_LIMIT))
+        .and(identity())
         .then(
             |id: String,
              method: Method,
              state: AppState,
              headers: BodyHeaders,
-             body: Result<bytes::Bytes, ApiError>| async move {
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
                 match method {
                     Method::PATCH => {
                         answer(venues::change_settings(&state, &id, &headers, body).await)
                     }
-                    _ => answer(venues::show(&state, &id)),
+                    _ => answer(venues::show(&state, &id, &who)),
                 }
             },
         )
@@ -309,18 +355,26 @@ fn tap(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)>
         )
         .and(warp::method())
         .and(with_state(state))
+        .and(raw_query())
         .and(body_headers())
         .and(body_limited(BODY_LIMIT))
+        .and(identity())
         .then(
             |id: String,
              method: Method,
              state: AppState,
+             query: String,
              headers: BodyHeaders,
-             body: Result<bytes::Bytes, ApiError>| async move {
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
                 match method {
-                    Method::PATCH => answer(kegs::set_tap(&state, &id, &headers, body).await),
-                    Method::DELETE => answer(kegs::forget_tap(&state, &id, &headers).await),
-                    _ => answer(kegs::tap(&state, &id)),
+                    Method::PATCH => {
+                        answer(kegs::set_tap(&state, &id, &query, &headers, body, &who).await)
+                    }
+                    Method::DELETE => {
+                        answer(kegs::forget_tap(&state, &id, &query, &headers, &who).await)
+                    }
+                    _ => answer(kegs::tap(&state, &id, &query, &who)),
                 }
             },
         )
@@ -332,7 +386,10 @@ fn alerts_list(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
         .and(raw_query())
-        .map(|state: AppState, query: String| answer(alerts::list(&state, &query)))
+        .and(identity())
+        .map(|state: AppState, query: String, who: Option<Identity>| {
+            answer(alerts::list(&state, &query, &who))
+        })
         .boxed()
 }
 
@@ -341,7 +398,10 @@ fn alert(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,
     at.clone()
         .and(warp::get())
         .and(with_state(state))
-        .map(|id: String, state: AppState| answer(alerts::show(&state, &id)))
+        .and(identity())
+        .map(|id: String, state: AppState, who: Option<Identity>| {
+            answer(alerts::show(&state, &id, &who))
+        })
         .boxed()
 }
 
@@ -448,11 +508,15 @@ fn glasses(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// `GET /api/report`
+/// `GET /api/report?venue=`
 fn report(state: AppState) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
-        .map(|state: AppState| answer(beers::report(&state)))
+        .and(raw_query())
+        .and(identity())
+        .map(|state: AppState, query: String, who: Option<Identity>| {
+            answer(beers::report(&state, &query, &who))
+        })
         .boxed()
 }
 

@@ -28,6 +28,7 @@ use crate::pour::Intake;
     ),
     paths(
         beers::create,
+        beers::create_in_venue,
         beers::list,
         beers::show,
         beers::delete,

@@ -125,7 +125,13 @@ pub async fn metrics(state: &AppState) -> Result<Response, ApiError> {
                 (kind.name(), severity.name(), open + own)
             })
             .collect();
-        (alerts, held.cellar().tap_levels())
+        let levels: Vec<_> = held
+            .cellar()
+            .tap_levels()
+            .into_iter()
+            .map(|(tap, level)| (tap.venue, tap.tap_id, level))
+            .collect();
+        (alerts, levels)
     };
     crate::metrics::alerts_open(&alerts);
     crate::metrics::keg_levels(&kegs);

@@ -42,6 +42,7 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handler {
     Beers,
+    VenueBeers,
     Beer,
     Glasses,
     Kegs,
@@ -122,18 +123,19 @@ pub const ROUTES: &[Route] = &[
     api("/api/kegs/{id}/finish", "POST", &[("POST", Need::Manage)], &["POST"], Handler::FinishKeg),
     api("/api/taps", "GET", &[("GET", Need::Read)], &[], Handler::Taps),
     api("/api/taps/{tapId}", "GET, PATCH, DELETE", &[("GET", Need::Read), ("PATCH", Need::Manage), ("DELETE", Need::Manage)], &["PATCH"], Handler::Tap),
-    api("/api/venues", "GET, POST", &[("GET", Need::Read), ("POST", Need::Manage)], &["POST"], Handler::Venues),
-    api("/api/venues/{id}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::Manage)], &["PATCH"], Handler::Venue),
+    api("/api/venues", "GET, POST", &[("GET", Need::Read), ("POST", Need::ChainManage)], &["POST"], Handler::Venues),
+    api("/api/venues/{id}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::ChainManage)], &["PATCH"], Handler::Venue),
+    api("/api/venues/{id}/beers", "POST", &[], &["POST"], Handler::VenueBeers),
     api("/api/alerts", "GET", &[("GET", Need::Read)], &[], Handler::Alerts),
     api("/api/alerts/{id}", "GET", &[("GET", Need::Read)], &[], Handler::Alert),
     api("/api/alerts/{id}/ack", "POST", &[("POST", Need::Manage)], &["POST"], Handler::AckAlert),
-    api("/api/webhooks", "GET, POST", &[("GET", Need::Manage), ("POST", Need::Manage)], &[], Handler::Webhooks),
-    api("/api/webhooks/{id}", "GET, PATCH, DELETE", &[("GET", Need::Manage), ("PATCH", Need::Manage), ("DELETE", Need::Manage)], &[], Handler::Webhook),
-    api("/api/webhooks/{id}/test", "POST", &[("POST", Need::Manage)], &[], Handler::TestWebhook),
-    api("/api/webhooks/{id}/deliveries", "GET", &[("GET", Need::Manage)], &[], Handler::WebhookDeliveries),
+    api("/api/webhooks", "GET, POST", &[("GET", Need::ChainManage), ("POST", Need::ChainManage)], &[], Handler::Webhooks),
+    api("/api/webhooks/{id}", "GET, PATCH, DELETE", &[("GET", Need::ChainManage), ("PATCH", Need::ChainManage), ("DELETE", Need::ChainManage)], &[], Handler::Webhook),
+    api("/api/webhooks/{id}/test", "POST", &[("POST", Need::ChainManage)], &[], Handler::TestWebhook),
+    api("/api/webhooks/{id}/deliveries", "GET", &[("GET", Need::ChainManage)], &[], Handler::WebhookDeliveries),
     api("/api/report", "GET", &[("GET", Need::Read)], &[], Handler::Report),
     api("/health", "GET", &[], &[], Handler::Health),
-    api("/metrics", "GET", &[("GET", Need::Read)], &[], Handler::Metrics),
+    api("/metrics", "GET", &[("GET", Need::ChainRead)], &[], Handler::Metrics),
     api(SOCKET, "GET", &[("GET", Need::Subscribe)], &[], Handler::Socket),
     open("/api/openapi.json", false, true, Handler::OpenApi),
     open("/api/events.schema.json", false, true, Handler::EventsSchema),
@@ -247,6 +249,7 @@ mod tests {
             ("/api/taps/3/x", UNMATCHED),
             ("/api/venues", "/api/venues"),
             ("/api/venues/dock-street", "/api/venues/{id}"),
+            ("/api/venues/dock-street/beers", "/api/venues/{id}/beers"),
             ("/api/alerts", "/api/alerts"),
             ("/api/alerts/7", "/api/alerts/{id}"),
             ("/api/alerts/7/ack", "/api/alerts/{id}/ack"),
@@ -277,7 +280,9 @@ mod tests {
             for method in route.methods() {
                 let exempt = matches!(
                     (method, route.path),
-                    ("POST", "/api/beers") | ("GET", "/health")
+                    ("POST", "/api/beers")
+                        | ("POST", "/api/venues/{id}/beers")
+                        | ("GET", "/health")
                 );
                 assert_eq!(
                     route.need(method).is_none(),

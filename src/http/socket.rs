@@ -29,6 +29,7 @@ use warp::reply::Response as WarpResponse;
 use super::error::ApiError;
 use super::error::ErrorBody;
 use super::request::{glass_param, tap_param, whole_number};
+use super::scope::Scope;
 use super::state::AppState;
 use crate::auth::{Credential, Identity, TokenSet};
 use crate::frame::{Frame, to_json};
@@ -59,6 +60,10 @@ pub struct SocketParams {
     pub since: Option<u64>,
     /// `eventsSince=SEQ`: replay exactly the keg, tap and alert events after this one.
     pub events_since: Option<u64>,
+    /// `venue=ID` (repeatable): only these venues' events and reports.
+    pub venues: Vec<String>,
+    /// The venues it follows, as its token and `venue` allow (none: every venue).
+    pub scope: Option<Vec<Arc<str>>>,
 }
 
 impl SocketParams {
@@ -76,6 +81,7 @@ impl SocketParams {
                     }
                 }
                 "type" => params.glasses.push(glass_param(state, &value)?),
+                "venue" => params.venues.push(value.into_owned()),
                 "since" => {
                     params.since = Some(whole_number(&value).ok_or_else(|| {
                         ApiError::BadRequest("since must be a pour id (0 to 2^63-1)".into())
@@ -98,6 +104,7 @@ impl SocketParams {
         Filter {
             own_tap: if self.echo { None } else { self.tap_id },
             glasses: self.glasses.clone(),
+            venues: self.scope.clone(),
         }
     }
 }
@@ -112,6 +119,7 @@ impl SocketParams {
         ("tapId" = Option<u32>, Query, description = "I am this tap: its pours are not sent"),
         ("echo" = Option<bool>, Query, description = "Send this tap's own pours after all"),
         ("type" = Option<Vec<String>>, Query, explode = true, description = "Only these glasses (repeatable)"),
+        ("venue" = Option<Vec<String>>, Query, explode = true, description = "Only these venues' events, and their reports rather than the chain's (repeatable; a token confined to a venue follows its own)"),
         ("since" = Option<u64>, Query, description = "Replay stored pours above this id first, with the keg events from that pour on, then go live"),
         ("eventsSince" = Option<u64>, Query, description = "Replay exactly the keg, tap and alert events whose seq is above this one (with since, in their places among the pours)"),
         ("token" = Option<String>, Query, description = "Bearer token, for browsers that cannot set headers"),
@@ -120,6 +128,8 @@ impl SocketParams {
         (status = 101, description = "Switching to WebSocket; frames follow `SocketEvent`", body = SocketEvent),
         (status = 400, description = "A bad parameter or handshake header", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "This token may not subscribe, or not to that venue", body = ErrorBody),
+        (status = 404, description = "No such venue", body = ErrorBody),
         (status = 422, description = "Unknown glass type", body = ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody),
         (status = 503, description = "As many subscribers as the server takes", body = ErrorBody),
@@ -137,7 +147,9 @@ pub fn subscribe(
         Some(Identity::Token(credential)) => Some(credential.clone()),
         _ => None,
     };
-    handshake(headers, upgrade, query, state, credential)
+    let mut params = SocketParams::parse(query, state)?;
+    params.scope = Scope::of(state, who).read_many(state, &params.venues)?;
+    handshake(headers, upgrade, params, state, credential)
 }
 
 /// `GET /sockets/beers`: checks the handshake and the query, answers 101, and serves the
@@ -145,7 +157,7 @@ pub fn subscribe(
 fn handshake(
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
-    query: &str,
+    params: SocketParams,
     state: &AppState,
     credential: Option<Arc<Credential>>,
 ) -> Result<WarpResponse, ApiError> {
@@ -157,8 +169,7 @@ fn handshake(
             })
         })
     };
-    // The query first: a plain request with a bad one learns what is wrong with it.
-    let params = SocketParams::parse(query, state)?;
+    // The query was read first: a plain request with a bad one learns what is wrong.
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
         return Err(ApiError::UpgradeRequired);
     }
@@ -385,7 +396,11 @@ async fn converse(
         last_seq,
         glasses: state.pouring.catalogue.glasses(),
         report_interval_seconds: state.socket.report_interval.as_secs_f64(),
-        time_zone: state.pouring.time_zone,
+        // A venue's follower reads times on its venue's clock.
+        time_zone: match params.scope.as_deref() {
+            Some([venue]) => state.bar.venues(|v| v.rules(venue).clock.zone.name()),
+            _ => state.pouring.time_zone,
+        },
     };
     unless_ended(
         socket.send(Message::Text(to_json(&hello).into())),
@@ -533,16 +548,23 @@ async fn replay(
     if let Some(since) = params.since {
         let mut cursor = since;
         loop {
+            let mut query = ListQuery::after(cursor, REPLAY_PAGE);
+            // One venue's pours come from its own index.
+            if let Some([venue]) = params.scope.as_deref() {
+                query.venue = Some(venue.clone());
+            }
             let page = state
                 .store
-                .list(&ListQuery::after(cursor, REPLAY_PAGE))
+                .list(&query)
                 .await
                 .map_err(|e| log::error!("replay could not read the store: {e}"))?;
             let (mut bytes, mut frames) = (Vec::new(), 0);
             for pour in &page.pours {
                 while let Some(event) = events.next_if(|e| e.after() < pour.id) {
-                    bytes.extend_from_slice(&Frame::notice(&event).wire);
-                    frames += 1;
+                    if filter.admits_notice(&event) {
+                        bytes.extend_from_slice(&Frame::notice(&event).wire);
+                        frames += 1;
+                    }
                 }
                 if filter.admits(pour) {
                     bytes.extend_from_slice(&Frame::pour(pour).wire);
@@ -564,7 +586,7 @@ async fn replay(
         }
     }
     let (mut rest, mut frames) = (Vec::new(), 0);
-    for event in events {
+    for event in events.filter(|e| filter.admits_notice(e)) {
         rest.extend_from_slice(&Frame::notice(&event).wire);
         frames += 1;
     }

@@ -9,7 +9,9 @@ use super::error::{ApiError, ErrorBody};
 use super::kegs::{label, logged, object, unknown_fields};
 use super::reply::json_with;
 use super::request::BodyHeaders;
+use super::scope::Scope;
 use super::state::AppState;
+use crate::auth::Identity;
 use crate::config::OpeningHours;
 use crate::keg::KegOp;
 use crate::pour::Timestamp;
@@ -215,8 +217,10 @@ fn view(state: &AppState, id: &str) -> Result<VenueView, ApiError> {
         (status = 403, description = "This token may not read", body = ErrorBody),
     )
 )]
-pub fn list(state: &AppState) -> Response {
-    let venues = state.bar.venues(|v| v.list());
+pub fn list(state: &AppState, who: &Option<Identity>) -> Response {
+    let scope = Scope::of(state, who);
+    let mut venues = state.bar.venues(|v| v.list());
+    venues.retain(|v| scope.sees(&v.id));
     json_with(&VenueList { venues }, StatusCode::OK)
 }
 
@@ -232,12 +236,13 @@ pub fn list(state: &AppState) -> Response {
         (status = 404, description = "No such venue", body = ErrorBody),
     )
 )]
-pub fn show(state: &AppState, id: &str) -> Result<Response, ApiError> {
+pub fn show(state: &AppState, id: &str, who: &Option<Identity>) -> Result<Response, ApiError> {
     let id = venue_param(id)?;
     let venue = state
         .bar
         .venues(|v| v.get(&id))
         .ok_or_else(|| not_found(&id))?;
+    let venue = Scope::of(state, who).found(Some(&id), venue, not_found(&id))?;
     Ok(json_with(&OneVenue { venue }, StatusCode::OK))
 }
 

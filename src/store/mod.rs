@@ -58,6 +58,8 @@ pub struct ListQuery {
     pub start: Start,
     pub limit: usize,
     pub glass: Option<Arc<str>>,
+    /// Only this venue's pours.
+    pub venue: Option<Arc<str>>,
     pub tap_id: Option<u32>,
     /// Only pours with this flag.
     pub flag: Option<Flag>,
@@ -76,6 +78,7 @@ impl ListQuery {
             start: Start::after(id),
             limit,
             glass: None,
+            venue: None,
             tap_id: None,
             flag: None,
             from: None,

@@ -211,8 +211,8 @@ async fn report_endpoint_reflects_pours_and_deletions() {
     assert_eq!(
         report["byTap"],
         json!([
-            {"tapId": 1, "pours": 1, "volumeMl": 500.0, "sharePct": 50.0},
-            {"tapId": 2, "pours": 1, "volumeMl": 250.0, "sharePct": 50.0},
+            {"venue": "main", "tapId": 1, "pours": 1, "volumeMl": 500.0, "sharePct": 50.0},
+            {"venue": "main", "tapId": 2, "pours": 1, "volumeMl": 250.0, "sharePct": 50.0},
         ])
     );
     assert_eq!(

@@ -131,6 +131,7 @@ contract!(
     a_mistyped_tap_is_forgotten_once_its_pours_are_deleted,
     venues_are_made_listed_renamed_and_kept,
     pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names,
+    a_venue_s_people_see_and_change_only_their_venue,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1537,4 +1538,335 @@ async fn pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names(
         .collect();
     assert_eq!(ids, ["harbour"], "{venues}");
     assert_eq!(app.pour(3, 500.0).await["venue"], "harbour");
+}
+
+/// Tokens for two venues, `main` (the default) and `dock`: (name, role, venue), in this
+/// order: chain admin, dock admin, dock reader, main reader, dock tap 3, main tap 3.
+fn venue_tokens(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
+    use altair::auth::{Role, new_token};
+    let mut text = String::new();
+    let mut tokens = Vec::new();
+    for (name, role, venue) in [
+        ("chain", Role::Admin, None),
+        ("dock-admin", Role::Admin, Some("dock")),
+        ("dock-reader", Role::Reader, Some("dock")),
+        ("main-reader", Role::Reader, Some("main")),
+        ("dock-tap-3", Role::Tap(3), Some("dock")),
+        ("main-tap-3", Role::Tap(3), None),
+    ] {
+        let (token, entry) = new_token(role, venue, name).unwrap();
+        text.push_str(&entry);
+        tokens.push(token);
+    }
+    let file = dir.join("tokens.toml");
+    std::fs::write(&file, text).unwrap();
+    (file, tokens)
+}
+
+async fn a_venue_s_people_see_and_change_only_their_venue(backend: &Backend) {
+    let dir = tempdir("venue-tokens");
+    let (file, tokens) = venue_tokens(&dir);
+    let [
+        chain,
+        dock_admin,
+        dock_reader,
+        main_reader,
+        dock_tap,
+        main_tap,
+    ] = [0, 1, 2, 3, 4, 5].map(|i| Some(tokens[i].as_str()));
+    let app = backend
+        .server_with(&[
+            "--tokens",
+            file.to_str().unwrap(),
+            "--report-interval",
+            "0.2",
+        ])
+        .await;
+    // A token whose venue does not exist yet pours nowhere.
+    let pour3 = r#"{"tapId": 3, "volume": 500}"#;
+    let (status, body) = app.call("POST", "/api/beers", dock_tap, Some(pour3)).await;
+    assert!(assert_error(status, &body, 404).contains("dock"), "{body}");
+    let dock = r#"{"id": "dock", "name": "Dock", "timezone": "UTC"}"#;
+    let (status, body) = app
+        .call("POST", "/api/venues", dock_admin, Some(dock))
+        .await;
+    assert_error(status, &body, 403);
+    let (status, body) = app.call("POST", "/api/venues", chain, Some(dock)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Each venue's readers follow their own venue only, reports included.
+    let (mut dock_sub, hello) = app.subscribe(&format!("?token={}", tokens[2])).await;
+    assert_eq!(hello["timeZone"], "UTC");
+    let (mut chain_sub, _) = app.subscribe(&format!("?token={}", tokens[0])).await;
+
+    // Tap 3 of each venue pours for its own venue, named by its token.
+    let (status, main_pour) = app.call("POST", "/api/beers", main_tap, Some(pour3)).await;
+    assert_eq!(
+        (status, main_pour["beer"]["venue"].as_str()),
+        (StatusCode::CREATED, Some("main"))
+    );
+    let (status, dock_pour) = app.call("POST", "/api/beers", dock_tap, Some(pour3)).await;
+    assert_eq!(
+        (status, dock_pour["beer"]["venue"].as_str()),
+        (StatusCode::CREATED, Some("dock"))
+    );
+    let (main_id, dock_id) = (
+        main_pour["beer"]["id"].clone(),
+        dock_pour["beer"]["id"].clone(),
+    );
+    // ...and for no other venue or tap.
+    for (path, body) in [
+        ("/api/venues/main/beers", pour3),
+        ("/api/beers", r#"{"tapId": 4, "volume": 500}"#),
+        ("/api/venues/dock/beers", r#"{"tapId": 4, "volume": 500}"#),
+    ] {
+        let (status, answer) = app.call("POST", path, dock_tap, Some(body)).await;
+        assert_error(status, &answer, 403);
+    }
+    // The path names the venue: the chain's admin pours anywhere.
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/venues/dock/beers",
+            chain,
+            Some(r#"{"tapId": 4, "volume": 250}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, body["beer"]["venue"].as_str()),
+        (StatusCode::CREATED, Some("dock"))
+    );
+    let (status, body) = app
+        .call("POST", "/api/venues/nowhere/beers", chain, Some(pour3))
+        .await;
+    assert_error(status, &body, 404);
+
+    assert_eq!(chain_sub.next_pour().await["venue"], "main");
+    assert_eq!(chain_sub.next_pour().await["venue"], "dock");
+    assert_eq!(
+        dock_sub.next_pour().await["id"],
+        dock_id,
+        "the main pour is not its"
+    );
+
+    // Kegs: each venue's admin taps its own tap 3; a keg of the other venue is not there.
+    let keg = |venue: &str| {
+        format!(r#"{{"venue": "{venue}", "tapId": 3, "beverage": "Pils", "sizeMl": 1000}}"#)
+    };
+    let (status, body) = app
+        .call("POST", "/api/kegs", dock_admin, Some(&keg("main")))
+        .await;
+    assert_error(status, &body, 403);
+    let (status, dock_keg) = app
+        .call(
+            "POST",
+            "/api/kegs",
+            dock_admin,
+            Some(r#"{"tapId": 3, "beverage": "Dock Pils", "sizeMl": 1000}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, dock_keg["keg"]["venue"].as_str()),
+        (StatusCode::CREATED, Some("dock")),
+        "{dock_keg}"
+    );
+    let (status, main_keg) = app
+        .call("POST", "/api/kegs", chain, Some(&keg("main")))
+        .await;
+    assert_eq!(
+        (status, main_keg["keg"]["venue"].as_str()),
+        (StatusCode::CREATED, Some("main"))
+    );
+    let main_keg_id = main_keg["keg"]["id"].as_u64().unwrap();
+    // 900 ml from main's tap 3: its keg is low, an alert of main's.
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/beers",
+            main_tap,
+            Some(r#"{"tapId": 3, "volume": 900}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, alerts) = app
+        .call("GET", "/api/alerts?kind=kegLow", chain, None)
+        .await;
+    let low = &alerts["alerts"][0];
+    assert_eq!(
+        (low["kind"].as_str(), low["venue"].as_str()),
+        (Some("kegLow"), Some("main")),
+        "{alerts}"
+    );
+    let alert_id = low["id"].as_u64().unwrap();
+
+    // What the dock reader sees: its venue's pours, kegs, taps, alerts and report.
+    let (_, page) = app.call("GET", "/api/beers", dock_reader, None).await;
+    let venues: Vec<&str> = page["beers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["venue"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (venues, page["total"].as_u64()),
+        (vec!["dock", "dock"], Some(2)),
+        "{page}"
+    );
+    let (_, kegs) = app.call("GET", "/api/kegs", dock_reader, None).await;
+    assert_eq!(kegs["kegs"].as_array().unwrap().len(), 1, "{kegs}");
+    assert_eq!(kegs["kegs"][0]["venue"], "dock");
+    let (_, taps) = app.call("GET", "/api/taps", dock_reader, None).await;
+    let taps: Vec<(String, u64)> = taps["taps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["venue"].as_str().unwrap().to_owned(),
+                t["tapId"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(taps, [("dock".to_owned(), 3), ("dock".to_owned(), 4)]);
+    let (_, tap) = app.call("GET", "/api/taps/3", dock_reader, None).await;
+    assert_eq!(tap["tap"]["keg"]["beverage"], "Dock Pils", "{tap}");
+    let (_, alerts) = app.call("GET", "/api/alerts", dock_reader, None).await;
+    assert_eq!(alerts["total"], 0, "{alerts}");
+    let (_, report) = app.call("GET", "/api/report", dock_reader, None).await;
+    assert_eq!(
+        (report["venue"].as_str(), report["totalPours"].as_u64()),
+        (Some("dock"), Some(2)),
+        "{report}"
+    );
+    assert_eq!(report["levels"].as_array().unwrap().len(), 1);
+    let (_, venues) = app.call("GET", "/api/venues", dock_reader, None).await;
+    assert_eq!(venues["venues"].as_array().unwrap().len(), 1, "{venues}");
+    // ...and the chain's reader and the chain's admin see both.
+    let (_, report) = app.call("GET", "/api/report", chain, None).await;
+    assert_eq!(
+        (report["venue"].clone(), report["totalPours"].as_u64()),
+        (serde_json::Value::Null, Some(4))
+    );
+    let (_, report) = app.call("GET", "/api/report?venue=main", chain, None).await;
+    assert_eq!(
+        (report["venue"].as_str(), report["totalPours"].as_u64()),
+        (Some("main"), Some(2))
+    );
+    let (_, page) = app.call("GET", "/api/beers?venue=dock", chain, None).await;
+    assert_eq!(page["total"], 2, "{page}");
+
+    // Another venue's ids are not there for it; its query cannot widen what it sees.
+    let main_ids = [
+        format!("/api/beers/{main_id}"),
+        format!("/api/kegs/{main_keg_id}"),
+        format!("/api/alerts/{alert_id}"),
+        "/api/venues/main".to_owned(),
+    ];
+    for path in &main_ids {
+        let (status, body) = app.call("GET", path, dock_reader, None).await;
+        assert_error(status, &body, 404);
+        let (status, _) = app.call("GET", path, main_reader, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (status, _) = app
+        .call("GET", &format!("/api/beers/{dock_id}"), dock_reader, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/beers?venue=main",
+        "/api/kegs?venue=main",
+        "/api/taps?venue=main",
+        "/api/alerts?venue=main",
+        "/api/report?venue=main",
+        "/api/taps/3?venue=main",
+    ] {
+        let (status, body) = app.call("GET", path, dock_reader, None).await;
+        assert_error(status, &body, 403);
+    }
+    // Its admin changes nothing of another venue's, nor the chain's.
+    for (method, path, body) in [
+        (
+            "PATCH",
+            format!("/api/kegs/{main_keg_id}"),
+            Some(r#"{"spillMl": 100}"#),
+        ),
+        ("POST", format!("/api/kegs/{main_keg_id}/finish"), None),
+        ("DELETE", format!("/api/beers/{main_id}"), None),
+        ("POST", format!("/api/alerts/{alert_id}/ack"), None),
+    ] {
+        let (status, answer) = app.call(method, &path, dock_admin, body).await;
+        assert_error(status, &answer, 404);
+    }
+    for (method, path) in [
+        ("PATCH", "/api/taps/3?venue=main"),
+        ("DELETE", "/api/taps/4?venue=main"),
+    ] {
+        let (status, answer) = app
+            .call(method, path, dock_admin, Some(r#"{"name": "x"}"#))
+            .await;
+        assert_error(status, &answer, 403);
+    }
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("GET", "/api/webhooks"),
+        ("PATCH", "/api/venues/dock"),
+    ] {
+        let (status, answer) = app
+            .call(method, path, dock_admin, Some(r#"{"name": "x"}"#))
+            .await;
+        assert_error(status, &answer, 403);
+    }
+    let (status, _) = app.call("GET", "/api/beers/1", chain, None).await;
+    assert_eq!(status, StatusCode::OK, "nothing was deleted");
+    // Its own venue's things it changes.
+    let (status, tap) = app
+        .call(
+            "PATCH",
+            "/api/taps/3",
+            dock_admin,
+            Some(r#"{"name": "Dock 3"}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, tap["tap"]["venue"].as_str()),
+        (StatusCode::OK, Some("dock")),
+        "{tap}"
+    );
+
+    // The dock subscriber heard none of main's keg, alert or report frames.
+    let frames = within_frames(&mut dock_sub, |f| f["event"] == "report").await;
+    for frame in &frames {
+        let venue = match frame["event"].as_str() {
+            Some("keg") | Some("tap") => frame["venue"].clone(),
+            Some("alert") => frame["alert"]["venue"].clone(),
+            Some("report") => frame["report"]["venue"].clone(),
+            Some("pour") | Some("deleted") => frame["beer"]["venue"].clone(),
+            _ => continue,
+        };
+        assert_eq!(venue, "dock", "{frame}");
+    }
+    let reports = within_frames(&mut chain_sub, |f| f["event"] == "report").await;
+    let last = reports.last().unwrap();
+    assert_eq!(
+        last["report"]["venue"],
+        serde_json::Value::Null,
+        "the chain's report: {last}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Frames until (and with) the first that `last` picks.
+async fn within_frames(
+    subscriber: &mut crate::helpers::Subscriber,
+    last: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = subscriber.next_json().await;
+        let done = last(&frame);
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
 }

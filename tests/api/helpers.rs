@@ -121,6 +121,33 @@ impl TestApp {
         read_json(response).await
     }
 
+    /// A request with a token (or none) and a JSON body (or none): its answer.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        read_json(
+            request
+                .send()
+                .await
+                .expect("the request reaches the server"),
+        )
+        .await
+    }
+
     pub async fn delete(&self, path: &str) -> StatusCode {
         self.http
             .delete(self.url(path))

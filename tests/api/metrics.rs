@@ -14,7 +14,7 @@ fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
 async fn counters_move_when_pours_are_posted() {
     let app = spawn_with(&[]).await;
     // Metrics are per process and tests run side by side: this test's tap is its own.
-    let by_tap = r#"altair_pours_accepted_by_tap_total{tap="4711"}"#;
+    let by_tap = r#"altair_pours_accepted_by_tap_total{venue="main",tap="4711"}"#;
     let before = scrape(&app).await;
     app.pour(4711, 500.0).await;
     app.pour(4711, 900.0).await;
@@ -171,8 +171,14 @@ async fn open_alerts_and_what_is_left_in_each_keg_are_series_for_alertmanager() 
     assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
     app.pour(4242, 900.0).await;
     let metrics = scrape(&app).await;
-    assert_eq!(metrics[r#"altair_keg_remaining_ml{tap="4242"}"#], 100.0);
-    assert_eq!(metrics[r#"altair_keg_remaining_percent{tap="4242"}"#], 10.0);
+    assert_eq!(
+        metrics[r#"altair_keg_remaining_ml{venue="main",tap="4242"}"#],
+        100.0
+    );
+    assert_eq!(
+        metrics[r#"altair_keg_remaining_percent{venue="main",tap="4242"}"#],
+        10.0
+    );
     for (kind, severity) in [
         ("kegLow", "warning"),
         ("kegEmpty", "critical"),
@@ -189,5 +195,5 @@ async fn open_alerts_and_what_is_left_in_each_keg_are_series_for_alertmanager() 
         StatusCode::OK
     );
     let metrics = scrape(&app).await;
-    assert!(metrics[r#"altair_keg_remaining_ml{tap="4242"}"#].is_nan());
+    assert!(metrics[r#"altair_keg_remaining_ml{venue="main",tap="4242"}"#].is_nan());
 }

@@ -318,7 +318,7 @@ async fn an_open_server_documents_no_token_at_all() {
 #[tokio::test]
 async fn a_server_with_tokens_documents_them_where_it_asks_for_them() {
     let dir = crate::helpers::tempdir("openapi-tokens");
-    let (_, entry) = altair::auth::new_token(altair::auth::Role::Admin, "ops").unwrap();
+    let (_, entry) = altair::auth::new_token(altair::auth::Role::Admin, None, "ops").unwrap();
     let file = dir.join("tokens.toml");
     std::fs::write(&file, entry).unwrap();
     let app = spawn_with(&[

@@ -32,7 +32,7 @@ pub fn tokens_file(dir: &Path) -> (PathBuf, [String; 3]) {
         (Role::Reader, "board"),
         (Role::Admin, "ops"),
     ] {
-        let (token, entry) = new_token(role, name).unwrap();
+        let (token, entry) = new_token(role, None, name).unwrap();
         text.push_str(&entry);
         tokens.push(token);
     }

@@ -779,6 +779,7 @@ mod tests {
             },
             Record::Keg {
                 op: KegOp::Tap {
+                    venue: None,
                     tap_id: 7,
                     beverage: "Märzen \"dunkel\"".into(),
                     size_ul: 50_000_000,

@@ -1,7 +1,7 @@
 //! The journal store's in-memory index: what it serves every read from.
 //!
 //! Lookup by id is a vector index. Lists use sorted id vectors (all pours, per glass, per
-//! tap) that inserts only append to, because ids grow: an offset page is a slice and a cursor
+//! venue, per tap number) that inserts only append to, because ids grow: an offset page is a slice and a cursor
 //! page a binary search, whatever the store's size. Deletion is a binary search plus a shift
 //! of the vectors, O(n) memory moves: deletions are rare administrative acts, reads and
 //! appends are the hot path. Time-range filters have no index and scan the narrowest one.
@@ -19,6 +19,7 @@ pub struct Index {
     slots: Vec<Option<Pour>>,
     all: Vec<u64>,
     by_glass: HashMap<Arc<str>, Vec<u64>>,
+    by_venue: HashMap<Arc<str>, Vec<u64>>,
     by_tap: HashMap<u32, Vec<u64>>,
     /// Indexed by flag position.
     by_flag: [Vec<u64>; Flag::ALL.len()],
@@ -55,6 +56,10 @@ impl Index {
         self.all.push(id);
         self.by_glass
             .entry(pour.glass.clone())
+            .or_default()
+            .push(id);
+        self.by_venue
+            .entry(pour.venue.clone())
             .or_default()
             .push(id);
         self.by_tap.entry(pour.tap_id).or_default().push(id);
@@ -107,6 +112,12 @@ impl Index {
         if let Some(ids) = self.by_glass.get_mut(&pour.glass) {
             remove_sorted(ids, id);
         }
+        if let Some(ids) = self.by_venue.get_mut(&pour.venue) {
+            remove_sorted(ids, id);
+            if ids.is_empty() {
+                self.by_venue.remove(&pour.venue);
+            }
+        }
         if let Some(ids) = self.by_tap.get_mut(&pour.tap_id) {
             remove_sorted(ids, id);
             if ids.is_empty() {
@@ -130,7 +141,10 @@ impl Index {
     pub fn list(&self, q: &ListQuery) -> Page {
         // The narrowest index serves the query; the filters it does not imply are checked
         // pour by pour.
-        let mut sources: Vec<(&[u64], Filter)> = Vec::with_capacity(3);
+        let mut sources: Vec<(&[u64], Filter)> = Vec::with_capacity(4);
+        if let Some(venue) = q.venue.as_deref() {
+            sources.push((ids_of(self.by_venue.get(venue)), Filter::Venue));
+        }
         if let Some(glass) = q.glass.as_deref() {
             sources.push((ids_of(self.by_glass.get(glass)), Filter::Glass));
         }
@@ -160,6 +174,7 @@ impl Index {
 
         let matches = |p: &&Pour| {
             (served == Filter::Glass || q.glass.as_deref().is_none_or(|g| &*p.glass == g))
+                && (served == Filter::Venue || q.venue.as_deref().is_none_or(|v| *p.venue == *v))
                 && (served == Filter::Tap || q.tap_id.is_none_or(|t| p.tap_id == t))
                 && (served == Filter::Flag || q.flag.is_none_or(|f| p.flags.contains(f)))
                 && q.from.is_none_or(|from| p.timestamp >= from)
@@ -177,10 +192,10 @@ impl Index {
             time_filtered,
             q.glass.clone(),
             q.tap_id,
-            q.flag,
+            q.flag.is_none() && q.venue.is_none(),
         ) {
             (false, ..) => 0,
-            (true, false, Some(glass), Some(tap), None) => {
+            (true, false, Some(glass), Some(tap), true) => {
                 self.per_tap_glass.get(&(tap, glass)).copied().unwrap_or(0)
             }
             (true, ..) => self.pours(index).filter(matches).count() as u64,
@@ -193,6 +208,7 @@ impl Index {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Filter {
     None,
+    Venue,
     Glass,
     Tap,
     Flag,
@@ -240,6 +256,7 @@ mod tests {
 
     fn query(start: Start, limit: usize) -> ListQuery {
         ListQuery {
+            venue: None,
             start,
             limit,
             glass: None,

@@ -791,6 +791,12 @@ impl Store for PgStore {
         let from = q.from.map(Timestamp::millis);
         let to = q.to.map(Timestamp::millis);
         let flag = q.flag.map(|f| i16::from(Flags::NONE.with(f).bits()));
+        // The default venue's pours are stored without one.
+        let by_venue = q.venue.is_some();
+        let venue = q
+            .venue
+            .as_deref()
+            .filter(|v| **v != **self.publisher.default_venue());
         // One statement for every combination of filters: an absent filter is NULL. (The
         // statement is planned with its values, so an absent one costs nothing, and a flag
         // filter reads the index of flagged pours.)
@@ -799,14 +805,17 @@ impl Store for PgStore {
             AND ($2::text IS NULL OR glass = $2)
             AND ($3::bigint IS NULL OR poured_at_ms >= $3)
             AND ($4::bigint IS NULL OR poured_at_ms <= $4)
-            AND ($5::smallint IS NULL OR (flags <> 0 AND flags & $5 <> 0))";
+            AND ($5::smallint IS NULL OR (flags <> 0 AND flags & $5 <> 0))
+            AND (NOT $6::bool OR venue IS NOT DISTINCT FROM $7::text)";
         let page = client
             .query(
                 &format!(
                     "SELECT {POUR_COLUMNS} FROM altair_pours
-                     WHERE {filters} AND id > $6 ORDER BY id OFFSET $7 LIMIT $8"
+                     WHERE {filters} AND id > $8 ORDER BY id OFFSET $9 LIMIT $10"
                 ),
-                &[&tap, &glass, &from, &to, &flag, &after, &offset, &limit],
+                &[
+                    &tap, &glass, &from, &to, &flag, &by_venue, &venue, &after, &offset, &limit,
+                ],
             )
             .await;
         let mut glasses = self.publisher.names();
@@ -817,12 +826,12 @@ impl Store for PgStore {
             .collect();
         let total = if !q.count_total {
             0
-        } else if from.is_some() || to.is_some() || flag.is_some() {
-            // Time and flag filters have no count kept: a scan, as in every store.
+        } else if from.is_some() || to.is_some() || flag.is_some() || by_venue {
+            // Time, flag and venue filters have no count kept: a scan.
             let row = client
                 .query_one(
                     &format!("SELECT count(*) FROM altair_pours WHERE {filters}"),
-                    &[&tap, &glass, &from, &to, &flag],
+                    &[&tap, &glass, &from, &to, &flag, &by_venue, &venue],
                 )
                 .await;
             self.answered(row)?.get::<_, i64>(0)
