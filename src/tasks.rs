@@ -1,7 +1,7 @@
 //! The server's background tasks, each a chore done at a tick until shutdown: reports at
 //! the interval, quiet taps announced, alerts about events closed, the store's condition
-//! and free space watched (this server's own alerts), and the request log's and rate
-//! limiter's upkeep.
+//! and free space watched (this server's own alerts), tokens that name no venue told, and
+//! the request log's and rate limiter's upkeep.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +37,7 @@ pub fn start(
             low_space.1.min(Duration::from_secs(1)),
         )),
         tokio::spawn(free_space(state.clone(), low_space)),
+        tokio::spawn(token_venues(state.clone())),
         tokio::spawn(upkeep(
             state.gate.clone(),
             request_log.clone(),
@@ -133,6 +134,32 @@ async fn quiet_taps(state: AppState) {
         }
     })
     .await;
+}
+
+/// Says, at start and after each reload of the tokens file, which venues its tokens name
+/// that do not exist (yet): those tokens match nothing until an admin adds the venue.
+async fn token_venues(state: AppState) {
+    let mut tokens = state.gate.auth().watch();
+    loop {
+        let named = tokens.borrow_and_update().venues();
+        let missing: Vec<String> = state.bar.venues(|v| {
+            named
+                .iter()
+                .filter(|venue| !v.exists(venue))
+                .map(|venue| venue.to_string())
+                .collect()
+        });
+        if !missing.is_empty() {
+            log::warn!(
+                "auth: tokens name venues that do not exist yet: {}; they see and pour nothing until an admin adds them (POST /api/venues)",
+                missing.join(", ")
+            );
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            changed = tokens.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// Logs the closing of each alert about events that none joined for the window: like

@@ -27,6 +27,11 @@ pub struct Args {
     #[arg(long, env = "TAP_ID", default_value_t = 1)]
     pub tap_id: u32,
 
+    /// The venue (bar) whose tap this is, on a server without tokens; with a token, the
+    /// token names it. Default: the server's default venue.
+    #[arg(long, env = "VENUE", value_name = "ID")]
+    pub venue: Option<String>,
+
     /// Seconds between pours. Default: 3, or as long as a tap takes to pour the last
     /// volume if longer (a stein takes about 7 s), so that no pour looks like a burst.
     #[arg(long, env = "ALTAIR_INTERVAL", value_name = "SECS")]
@@ -83,6 +88,8 @@ pub struct Settings {
     /// Which of them requests go to; shared by every tap, so that one failure moves all.
     current: Arc<AtomicUsize>,
     pub taps: Vec<u32>,
+    /// The venue pours are for (none: the token's, else the server's default).
+    pub venue: Option<String>,
     pub interval: Duration,
     /// The interval was not given: each pour also waits as long as a tap takes to pour
     /// the one before.
@@ -138,6 +145,16 @@ impl Args {
         if self.tap_id == 0 {
             return bad("tap id must be 1 or more".into());
         }
+        if let Some(venue) = &self.venue {
+            let slug = venue
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if venue.is_empty() || venue.len() > 40 || !slug {
+                return bad(format!(
+                    "--venue {venue:?} is not a venue id: 1 to 40 lowercase letters, digits and hyphens"
+                ));
+            }
+        }
         if self.taps == 0 {
             return bad("--taps must be 1 or more".into());
         }
@@ -163,6 +180,7 @@ impl Args {
             servers,
             current: Arc::new(AtomicUsize::new(0)),
             taps: (self.tap_id..=last).collect(),
+            venue: self.venue.clone(),
             interval: Duration::from_secs_f64(interval),
             paced: self.interval.is_none(),
             count: self.count,
@@ -213,9 +231,20 @@ impl Settings {
         format!("ws{}/sockets/beers{query}", base.trim_start_matches("http"))
     }
 
-    /// The outbox folder of one tap.
+    /// Where pours are posted: the venue's, if one is named.
+    pub fn pours_path(&self) -> String {
+        match &self.venue {
+            Some(venue) => format!("/api/venues/{venue}/beers"),
+            None => "/api/beers".to_owned(),
+        }
+    }
+
+    /// The outbox folder of one tap (of its venue, if one is named).
     pub fn outbox_dir(&self, tap: u32) -> PathBuf {
-        self.data_dir.join(format!("tap-{tap}"))
+        match &self.venue {
+            Some(venue) => self.data_dir.join(format!("{venue}-tap-{tap}")),
+            None => self.data_dir.join(format!("tap-{tap}")),
+        }
     }
 }
 
@@ -230,6 +259,18 @@ mod tests {
             .map_err(|e| e.to_string())?
             .settings()
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_venue_names_where_pours_go_and_whose_outbox_it_is() {
+        let s = parse(&["--venue", "dock-street", "--tap-id", "3"]).unwrap();
+        assert_eq!(s.pours_path(), "/api/venues/dock-street/beers");
+        assert!(s.outbox_dir(3).ends_with("dock-street-tap-3"));
+        let s = parse(&["--tap-id", "3"]).unwrap();
+        assert_eq!(s.pours_path(), "/api/beers");
+        assert!(s.outbox_dir(3).ends_with("tap-3"));
+        let bad = parse(&["--venue", "Dock Street"]).unwrap_err();
+        assert!(bad.contains("not a venue id"), "{bad}");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub async fn follow(settings: &Settings, listener: Listener, stop: CancellationT
         if let Some(tap) = listener.tap_id {
             query.push(format!("tapId={tap}"));
         }
+        if let Some(venue) = &settings.venue {
+            query.push(format!("venue={venue}"));
+        }
         if let Some(id) = last {
             query.push(format!("since={id}"));
         }

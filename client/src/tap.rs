@@ -303,13 +303,16 @@ async fn deliver(
     http: &reqwest::Client,
     pending: &Pending,
 ) -> Delivery {
-    let sent = authorized(http.post(settings.http(place, "/api/beers")), settings)
-        .timeout(REQUEST_TIMEOUT)
-        .header("content-type", "application/json")
-        .header("idempotency-key", &pending.key)
-        .json(&pending.pour)
-        .send()
-        .await;
+    let sent = authorized(
+        http.post(settings.http(place, &settings.pours_path())),
+        settings,
+    )
+    .timeout(REQUEST_TIMEOUT)
+    .header("content-type", "application/json")
+    .header("idempotency-key", &pending.key)
+    .json(&pending.pour)
+    .send()
+    .await;
     let response = match sent {
         Ok(r) => r,
         Err(e) => return Delivery::Unavailable(describe(&e)),

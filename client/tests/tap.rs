@@ -237,6 +237,79 @@ async fn a_tap_posts_hears_other_taps_and_logs_as_documented() {
 }
 
 #[tokio::test]
+async fn a_tap_of_another_venue_pours_there_and_hears_only_its_venue() {
+    let server = server("127.0.0.1:0", None).await;
+    let made = http()
+        .post(format!("http://{}/api/venues", server.addr))
+        .header("content-type", "application/json")
+        .body(r#"{"id": "dock", "name": "Dock", "timezone": "UTC"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    let data = tempdir("venue");
+    let mut tap = Tap::spawn(
+        server.addr,
+        &data,
+        &[
+            "--venue",
+            "dock",
+            "--tap-id",
+            "2",
+            "--count",
+            "3",
+            "--interval",
+            "0.05",
+            "--volume",
+            "500",
+        ],
+    );
+    tap.await_lines("tap 2 | subscribed; the server is at pour #", 1)
+        .await;
+    // Tap 3 of the default venue, then tap 3 of the dock: only the dock's is heard.
+    let main = post(server.addr, 3).await;
+    let dock: Value = http()
+        .post(format!("http://{}/api/venues/dock/beers", server.addr))
+        .header("content-type", "application/json")
+        .body(r#"{"tapId": 3, "volume": 500}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dock = dock["beer"]["id"].as_u64().unwrap();
+    tap.await_lines(&format!("tap 2 | pour #{dock} from tap 3: pint, 500 ml"), 1)
+        .await;
+    assert_eq!(tap.exited().await, 0, "{}", tap.lines().join("\n"));
+    assert!(
+        !tap.lines()
+            .iter()
+            .any(|l| l.contains(&format!("pour #{main} "))),
+        "another venue's pour is not heard"
+    );
+    let page: Value = http()
+        .get(format!(
+            "http://{}/api/beers?venue=dock&tapId=2",
+            server.addr
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 3, "{page}");
+    assert!(
+        pours_of(server.addr, 2)
+            .await
+            .iter()
+            .all(|p| p["venue"] == "dock")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn many_taps_share_one_subscription_when_asked() {
     let server = server("127.0.0.1:0", None).await;
     let data = tempdir("shared");

@@ -737,7 +737,7 @@ async fn a_preflight_from_an_origin_not_allowed_is_403_by_default() {
 
 #[tokio::test]
 async fn a_flood_of_refused_requests_is_summed_up_in_the_log_not_a_line_each() {
-    let (_server, addr, log) = crate::helpers::spawn_binary_logged(&[
+    let (_server, _, log) = crate::helpers::spawn_binary_logged(&[
         "--ephemeral",
         "--rate-limit-address",
         "5",
@@ -893,4 +893,28 @@ fn an_empty_tokens_file_stops_the_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("has no tokens"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_token_of_a_venue_that_does_not_exist_yet_is_told_in_the_log() {
+    let dir = tempdir("token-venue-log");
+    let (_, admin_entry) = new_token(Role::Admin, None, "ops").unwrap();
+    let (_, tap_entry) = new_token(Role::Tap(3), Some("harbour"), "harbour-tap-3").unwrap();
+    let file = dir.join("tokens.toml");
+    std::fs::write(&file, format!("{admin_entry}{tap_entry}")).unwrap();
+    let (_server, _, log) =
+        crate::helpers::spawn_binary_logged(&["--ephemeral", "--tokens", file.to_str().unwrap()]);
+    let says = |log: &crate::helpers::Log| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("venues that do not exist yet: harbour"))
+    };
+    within(async {
+        while !says(&log) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
 }
