@@ -653,6 +653,47 @@ mod tests {
     }
 
     #[test]
+    fn a_business_day_starts_at_its_hour_on_the_venue_s_clock_across_daylight_saving() {
+        let at = |text: &str| {
+            Timestamp::from_millis(
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .unwrap()
+                    .timestamp_millis(),
+            )
+        };
+        let ms = |text: &str| at(text).millis();
+        // New York moves to summer time at 02:00 on 2026-03-08; its bar's day starts at 04:00.
+        let new_york = DayClock {
+            zone: "America/New_York".parse().unwrap(),
+            starts: 4 * 3600,
+        };
+        // 01:00 EST on the 8th is still the 7th's night: a day of 23 hours.
+        assert_eq!(
+            new_york.day_of(at("2026-03-08T06:00:00Z")),
+            (ms("2026-03-07T09:00:00Z"), ms("2026-03-08T08:00:00Z"))
+        );
+        assert_eq!(
+            new_york.day_of(at("2026-03-08T12:00:00Z")),
+            (ms("2026-03-08T08:00:00Z"), ms("2026-03-09T08:00:00Z"))
+        );
+        // Auckland leaves summer time at 03:00 on 2026-04-05 (back to 02:00): a day of 25
+        // hours from 04:00 on the 4th (NZDT, +13) to 04:00 on the 5th (NZST, +12).
+        let auckland = DayClock {
+            zone: "Pacific/Auckland".parse().unwrap(),
+            starts: 4 * 3600,
+        };
+        assert_eq!(
+            auckland.day_of(at("2026-04-04T14:30:00Z")),
+            (ms("2026-04-03T15:00:00Z"), ms("2026-04-04T16:00:00Z"))
+        );
+        // Midnight days, as before venues had a start of their own.
+        assert_eq!(
+            DayClock::midnight(chrono_tz::UTC).day_of(at("2026-04-04T14:30:00Z")),
+            (ms("2026-04-04T00:00:00Z"), ms("2026-04-05T00:00:00Z"))
+        );
+    }
+
+    #[test]
     fn today_is_the_bars_day_and_forgets_deleted_pours() {
         // 2026-03-29 is the day Berlin moves its clocks to summer time (a 23-hour day).
         let zone: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();

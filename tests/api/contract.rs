@@ -132,6 +132,7 @@ contract!(
     venues_are_made_listed_renamed_and_kept,
     pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names,
     a_venue_s_people_see_and_change_only_their_venue,
+    each_venue_judges_after_hours_and_today_on_its_own_clock,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1869,4 +1870,71 @@ async fn within_frames(
             return frames;
         }
     }
+}
+
+async fn each_venue_judges_after_hours_and_today_on_its_own_clock(backend: &Backend) {
+    let app = backend.server().await;
+    for venue in [
+        r#"{"id": "akl", "name": "Auckland", "timezone": "Pacific/Auckland", "openingHours": "16:00-02:30", "businessDayStarts": "04:00"}"#,
+        r#"{"id": "nyc", "name": "New York", "timezone": "America/New_York", "openingHours": "16:00-02:30", "businessDayStarts": "04:00"}"#,
+    ] {
+        let (status, body) = app.send_json("POST", "/api/venues", venue).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let flags_of = |venue: &'static str, tap: u32, at: &'static str| {
+        let app = &app;
+        async move {
+            let body = format!(r#"{{"tapId": {tap}, "volume": 500, "timestamp": "{at}"}}"#);
+            let (status, pour) = app
+                .send_json("POST", &format!("/api/venues/{venue}/beers"), &body)
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{pour}");
+            let flags: Vec<String> = pour["beer"]["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_owned())
+                .collect();
+            flags.contains(&"afterHours".to_owned())
+        }
+    };
+    // New York springs forward at 02:00 on 2026-03-08: 07:10 UTC is 03:10 EDT, closed
+    // (02:10 on a clock that stayed on EST would be open); 06:20 UTC is 01:20 EST, open.
+    assert!(!flags_of("nyc", 1, "2026-03-08T06:20:00Z").await);
+    assert!(flags_of("nyc", 2, "2026-03-08T07:10:00Z").await);
+    // Auckland falls back at 03:00 NZDT on 2026-04-05 (14:00 UTC) to 02:00 NZST: 13:40 UTC
+    // is 02:40 NZDT, closed; 14:10 UTC is 02:10 NZST, open again for the repeated hour.
+    assert!(flags_of("akl", 1, "2026-04-04T13:40:00Z").await);
+    assert!(!flags_of("akl", 2, "2026-04-04T14:10:00Z").await);
+    // The same instant, judged by each venue's clock: 14:10 UTC is 10:10 in New York.
+    assert!(flags_of("nyc", 3, "2026-04-04T14:10:00Z").await);
+
+    // "Today" is each venue's business day, from 04:00 on its own clock.
+    let now = chrono::Utc::now();
+    for (venue, zone) in [
+        ("akl", chrono_tz::Pacific::Auckland),
+        ("nyc", chrono_tz::America::New_York),
+    ] {
+        use chrono::TimeZone;
+        let local = now.with_timezone(&zone).naive_local() - chrono::Duration::hours(4);
+        let start = zone
+            .from_local_datetime(&local.date().and_hms_opt(4, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let (_, report) = app.get(&format!("/api/report?venue={venue}")).await;
+        let since =
+            chrono::DateTime::parse_from_rfc3339(report["today"]["since"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(since, start, "{venue}: {report}");
+        assert_eq!(report["totalPours"], if venue == "akl" { 2 } else { 3 });
+    }
+    let (_, report) = app.get("/api/report?venue=akl").await;
+    assert_eq!(
+        report["today"]["pours"], 0,
+        "pours of April are not today's"
+    );
+    app.pour(1, 500.0).await;
+    let (_, report) = app.get("/api/report?venue=akl").await;
+    assert_eq!(report["today"]["pours"], 0, "a main pour is not Auckland's");
 }

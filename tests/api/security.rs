@@ -737,7 +737,7 @@ async fn a_preflight_from_an_origin_not_allowed_is_403_by_default() {
 
 #[tokio::test]
 async fn a_flood_of_refused_requests_is_summed_up_in_the_log_not_a_line_each() {
-    let (_server, _, log) = crate::helpers::spawn_binary_logged(&[
+    let (_server, addr, log) = crate::helpers::spawn_binary_logged(&[
         "--ephemeral",
         "--rate-limit-address",
         "5",
