@@ -18,6 +18,7 @@ use crate::feed::Feed;
 use crate::keg::KegOp;
 use crate::pour::Timestamp;
 use crate::store::{Outbox, Store, StoreError};
+use crate::venue::Venues;
 use crate::webhook::{
     self, Answer, Attempt, EventType, Hook, Letter, Message, MessageState, Next, Schedule,
 };
@@ -187,6 +188,7 @@ impl Courier {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone_from(&hooks);
         let mut made = false;
+        let venues = inner.feed.bar().venues(|v| v.clone());
         for hook in hooks {
             let (owed, last) = inner.feed.bar().hold().owed(0, Some(hook.cursor));
             if last <= hook.cursor {
@@ -196,7 +198,7 @@ impl Courier {
             let through = owed.last().map_or(last, Notice::seq);
             let letters: Vec<Letter> = owed
                 .iter()
-                .filter_map(|notice| letter_of(&hook, notice))
+                .filter_map(|notice| letter_of(&hook, notice, &venues))
                 .collect();
             made |= !letters.is_empty();
             if let Err(e) = inner
@@ -416,7 +418,7 @@ impl Courier {
             let Some((kind, data, words)) = webhook::alert_letter(&event) else {
                 continue;
             };
-            for hook in hooks.iter().filter(|h| h.wants(kind)) {
+            for hook in hooks.iter().filter(|h| h.wants(kind) && h.follows(None)) {
                 if own.len() >= MAX_OWN {
                     break;
                 }
@@ -511,14 +513,24 @@ impl Courier {
     }
 }
 
-/// The letter a webhook is owed for `notice`, if it wants one.
-fn letter_of(hook: &Hook, notice: &Notice) -> Option<Letter> {
-    let (event, data, words) = match notice {
+/// The letter a webhook is owed for `notice`, if it wants one. Of a venue other than the
+/// default one, its title names the venue: a chain's phone hears from several bars.
+fn letter_of(hook: &Hook, notice: &Notice, venues: &Venues) -> Option<Letter> {
+    let (event, data, mut words) = match notice {
         Notice::Alert(event) => webhook::alert_letter(event)?,
         Notice::Keg(event) => webhook::keg_letter(event)?,
     };
-    if !hook.wants(event) {
+    let venue = match notice {
+        Notice::Alert(event) => event.alert.venue.as_deref(),
+        Notice::Keg(event) => Some(&*event.venue),
+    };
+    if !hook.wants(event) || !hook.follows(venue) {
         return None;
+    }
+    if let Some(venue) = venue.filter(|v| *v != &**venues.default_id())
+        && let Some(view) = venues.get(venue)
+    {
+        words.title = format!("{}: {}", view.name, words.title);
     }
     let at = match notice {
         Notice::Alert(e) => match e.change {

@@ -286,6 +286,9 @@ pub struct Hook {
     /// a message for one from a webhook made before it (on a new store, say).
     pub uid: String,
     pub url: String,
+    /// The venue whose events it takes (none: every venue's, and the servers' own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
     pub events: Vec<EventType>,
     pub description: String,
     pub format: Format,
@@ -307,12 +310,22 @@ impl Hook {
     pub fn wants(&self, event: EventType) -> bool {
         self.enabled && self.events.contains(&event)
     }
+
+    /// Whether it takes what happens in `venue` (none: the chain's or a server's own).
+    pub fn follows(&self, venue: Option<&str>) -> bool {
+        match (&self.venue, venue) {
+            (None, _) => true,
+            (Some(own), Some(venue)) => own == venue,
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// A new webhook's settings, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewHook {
     pub url: String,
+    pub venue: Option<String>,
     pub events: Vec<EventType>,
     pub description: String,
     pub format: Format,
@@ -328,6 +341,7 @@ impl NewHook {
             id,
             uid: self.uid,
             url: self.url,
+            venue: self.venue,
             events: self.events,
             description: self.description,
             format: self.format,

@@ -27,6 +27,8 @@ const DEFAULT_PAGE_SIZE: usize = 50;
 pub struct WebhookView {
     id: u64,
     url: String,
+    /// The venue whose events it sends; null: every venue's (and each server's own alerts).
+    venue: Option<String>,
     events: Vec<EventType>,
     description: String,
     format: Format,
@@ -51,6 +53,7 @@ impl From<&Hook> for WebhookView {
         WebhookView {
             id: hook.id,
             url: hook.url.clone(),
+            venue: hook.venue.clone(),
             events: hook.events.clone(),
             description: hook.description.clone(),
             format: hook.format,
@@ -114,6 +117,10 @@ pub struct WebhookRequest {
     /// Where to post: http or https, with a host, without a user name or password.
     #[schema(min_length = 1, max_length = 2000)]
     pub url: String,
+    /// Only this venue's events (default: every venue's, and each server's own alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^[a-z0-9-]{1,40}$")]
+    pub venue: Option<String>,
     /// What to send (default: the three alert events).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, min_items = 1)]
@@ -254,6 +261,7 @@ fn webhook_id(text: &str) -> Result<u64, ApiError> {
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "Only admin tokens may manage webhooks", body = ErrorBody),
+        (status = 404, description = "No such venue", body = ErrorBody),
         (status = 409, description = "There are 100 webhooks already", body = ErrorBody),
         (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
         (status = 415, description = "The body is not declared JSON", body = ErrorBody),
@@ -267,8 +275,22 @@ pub async fn create(
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
     let fields = object(headers, body)?;
-    known(&fields, &["url", "events", "description", "format"])?;
+    known(
+        &fields,
+        &["url", "venue", "events", "description", "format"],
+    )?;
     let url = url(fields.get("url").unwrap_or(&Value::Null))?;
+    let venue = match fields.get("venue") {
+        None => None,
+        Some(Value::String(id)) => Some(
+            state
+                .bar
+                .venues(|v| v.id(id))
+                .ok_or_else(|| ApiError::NotFound(format!("no venue {id:?}")))?
+                .to_string(),
+        ),
+        Some(_) => return Err(invalid("venue must be a venue id")),
+    };
     let events = match fields.get("events") {
         Some(value) => events(value)?,
         None => vec![
@@ -299,6 +321,7 @@ pub async fn create(
     getrandom::fill(&mut uid).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
     let new = NewHook {
         url,
+        venue,
         events,
         description,
         format,

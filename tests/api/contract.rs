@@ -133,6 +133,7 @@ contract!(
     pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names,
     a_venue_s_people_see_and_change_only_their_venue,
     each_venue_judges_after_hours_and_today_on_its_own_clock,
+    a_venue_s_webhook_hears_its_venue_and_the_chain_s_hears_every_venue_by_name,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1937,4 +1938,66 @@ async fn each_venue_judges_after_hours_and_today_on_its_own_clock(backend: &Back
     app.pour(1, 500.0).await;
     let (_, report) = app.get("/api/report?venue=akl").await;
     assert_eq!(report["today"]["pours"], 0, "a main pour is not Auckland's");
+}
+
+async fn a_venue_s_webhook_hears_its_venue_and_the_chain_s_hears_every_venue_by_name(
+    backend: &Backend,
+) {
+    use crate::receiver::{Receiver, any};
+    use crate::webhooks::{Api, webhook};
+    let receiver = Receiver::start().await;
+    let app = backend.server().await;
+    let dock = r#"{"id": "dock", "name": "Dock Street", "timezone": "UTC"}"#;
+    assert_eq!(
+        app.send_json("POST", "/api/venues", dock).await.0,
+        StatusCode::CREATED
+    );
+    let api = Api::of(&app);
+    let (status, body) = app
+        .send_json(
+            "POST",
+            "/api/webhooks",
+            &serde_json::json!({"url": receiver.url("/x"), "venue": "nowhere"}).to_string(),
+        )
+        .await;
+    assert_error(status, &body, 404);
+    let (dock_hook, _) = webhook(
+        &api,
+        serde_json::json!({"url": receiver.url("/dock"), "venue": "dock", "events": ["keg.tapped"]}),
+    )
+    .await;
+    let (_, hook) = app.get(&format!("/api/webhooks/{dock_hook}")).await;
+    assert_eq!(hook["webhook"]["venue"], "dock", "{hook}");
+    webhook(
+        &api,
+        serde_json::json!({"url": receiver.url("/chain"), "format": "ntfy", "events": ["keg.tapped"]}),
+    )
+    .await;
+    for venue in ["main", "dock"] {
+        let keg =
+            format!(r#"{{"venue": "{venue}", "tapId": 1, "beverage": "Pils", "sizeMl": 1000}}"#);
+        assert_eq!(
+            app.send_json("POST", "/api/kegs", &keg).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let got = receiver.wait_for(3, any).await;
+    let mut to_dock: Vec<_> = got.iter().filter(|r| r.path == "/dock").collect();
+    let mut to_chain: Vec<_> = got
+        .iter()
+        .filter(|r| r.path == "/chain")
+        .map(|r| r.headers["title"].clone())
+        .collect();
+    to_chain.sort();
+    assert_eq!(to_dock.len(), 1, "{got:?}");
+    assert_eq!(
+        to_dock.pop().unwrap().json()["data"]["keg"]["venue"],
+        "dock"
+    );
+    assert_eq!(to_chain.len(), 2, "{got:?}");
+    assert!(to_chain[0].starts_with("Dock Street: "), "{to_chain:?}");
+    assert!(
+        !to_chain[1].contains(':'),
+        "the default venue's is as before: {to_chain:?}"
+    );
 }
