@@ -87,6 +87,19 @@ impl AlertKind {
         }
     }
 
+    /// Whether an alert of this kind is about a venue's tap or keg (not the chain's, nor
+    /// a server's).
+    pub fn is_a_venue_s(self) -> bool {
+        matches!(
+            self,
+            AlertKind::KegLow
+                | AlertKind::KegEmpty
+                | AlertKind::TapQuiet
+                | AlertKind::FlaggedPours
+                | AlertKind::AfterHours
+        )
+    }
+
     /// Whether it is about events, which stop, rather than a condition, which clears.
     pub fn is_about_events(self) -> bool {
         matches!(self, AlertKind::FlaggedPours | AlertKind::AfterHours)
@@ -642,17 +655,6 @@ impl Alerts {
         self.alerts.iter().rev().filter(move |a| filter.admits(a))
     }
 
-    /// Open alerts (not acknowledged, not resolved), by kind and severity.
-    pub fn open_counts(&self) -> Vec<(AlertKind, Severity, u64)> {
-        AlertKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let open = self.open_of(None).filter(|a| a.kind == kind).count();
-                (kind, kind.severity(), open as u64)
-            })
-            .collect()
-    }
-
     /// Open alerts (not acknowledged, not resolved) of `venue`, with the chain's (or all).
     fn open_of<'a>(&'a self, venue: Option<&'a str>) -> impl Iterator<Item = &'a Alert> + 'a {
         self.unresolved
@@ -660,6 +662,13 @@ impl Alerts {
             .map(|&(_, i)| &self.alerts[i])
             .filter(|a| a.state == AlertState::Open)
             .filter(move |a| venue.is_none_or(|v| a.venue.as_deref().is_none_or(|a| a == v)))
+    }
+
+    /// Open alerts of `kind` about exactly `venue` (none: the chain's).
+    pub fn open_of_kind(&self, venue: Option<&str>, kind: AlertKind) -> u64 {
+        self.open_of(None)
+            .filter(|a| a.kind == kind && a.venue.as_deref() == venue)
+            .count() as u64
     }
 
     /// How many are open (not acknowledged, not resolved) in `venue` (none: all).

@@ -228,11 +228,22 @@ pub fn levels(subscribers: usize, pours: Option<u64>, store: StoreState) {
 
 /// The alerts open now on this server's view of the log, by kind and severity (every kind
 /// is set, so a 0 is a series and not a gap).
-pub fn alerts_open(counts: &[(&'static str, &'static str, u64)]) {
-    for (kind, severity, open) in counts {
-        gauge!("altair_alerts_open", "kind" => *kind, "severity" => *severity).set(*open as f64);
+pub fn alerts_open(counts: &[AlertCount]) {
+    for (venue, kind, severity, open) in counts {
+        match venue {
+            Some(venue) => gauge!("altair_alerts_open", "venue" => venue.to_string(), "kind" => *kind, "severity" => *severity),
+            None => gauge!("altair_alerts_open", "kind" => *kind, "severity" => *severity),
+        }
+        .set(*open as f64);
     }
 }
+
+/// Open alerts of a venue (none: the chain's or a server's), by kind and severity.
+pub type AlertCount = (Option<Arc<str>>, &'static str, &'static str, u64);
+
+/// Venues with series of their own (a venue's alerts: kinds × venues); alerts of more
+/// venues are not counted by venue.
+pub const MAX_VENUE_SERIES: usize = 200;
 
 /// A venue's tap, and what is left in its keg (ml and percent), if it has one.
 pub type TapLevel = (Arc<str>, u32, Option<(f64, f64)>);

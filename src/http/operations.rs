@@ -9,6 +9,7 @@ use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
 use super::state::AppState;
 
+use crate::alert::AlertKind;
 use crate::store::Condition;
 
 /// `GET /health`.
@@ -115,16 +116,26 @@ pub async fn metrics(state: &AppState) -> Result<Response, ApiError> {
     );
     let (alerts, kegs) = {
         let held = state.bar.hold();
-        let alerts: Vec<_> = held
-            .alerts()
-            .open_counts()
-            .into_iter()
-            .map(|(kind, severity, open)| {
+        // Each venue's kinds (a series each from the start, so rules see a 0), then the
+        // chain's and this server's own.
+        let mut venues: Vec<_> = held.venues().all_rules().map(|r| r.id.clone()).collect();
+        venues.sort_unstable();
+        venues.truncate(crate::metrics::MAX_VENUE_SERIES);
+        let mut alerts = Vec::new();
+        for kind in AlertKind::ALL {
+            let (name, severity) = (kind.name(), kind.severity().name());
+            if kind.is_a_venue_s() {
+                for venue in &venues {
+                    let open = held.alerts().open_of_kind(Some(venue), kind);
+                    alerts.push((Some(venue.clone()), name, severity, open));
+                }
+            } else {
                 // A server's own alerts are not in the log: its own memory counts them.
                 let own = state.feed.server_alerts(|a| a.open(kind));
-                (kind.name(), severity.name(), open + own)
-            })
-            .collect();
+                let open = held.alerts().open_of_kind(None, kind) + own;
+                alerts.push((None, name, severity, open));
+            }
+        }
         let levels: Vec<_> = held
             .cellar()
             .tap_levels()

@@ -186,7 +186,8 @@ async fn open_alerts_and_what_is_left_in_each_keg_are_series_for_alertmanager() 
         ("flaggedPours", "info"),
         ("afterHours", "warning"),
     ] {
-        let series = format!(r#"altair_alerts_open{{kind="{kind}",severity="{severity}"}}"#);
+        let series =
+            format!(r#"altair_alerts_open{{venue="main",kind="{kind}",severity="{severity}"}}"#);
         assert!(metrics.contains_key(&series), "{series}");
     }
     // Finished and not replaced: no level, which no threshold matches.
