@@ -1525,12 +1525,30 @@ async fn pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names(
     let (_, page) = app.get("/api/beers").await;
     assert_eq!(page["beers"][0]["venue"], "main", "{page}");
     drop(subscriber);
-    // The default venue's pours are stored without it: another --default-venue names them.
+    // A keg on tap 3, poured low: an alert, and keg events.
+    let keg = r#"{"tapId": 3, "beverage": "Stout", "sizeMl": 1000}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    app.pour(3, 900.0).await;
+    // The default venue's pours and operations are stored without it, as before venues
+    // were: another --default-venue names them all.
     let Some(app) = backend.restart(app, &["--default-venue", "harbour"]).await else {
         return;
     };
     let (_, pour) = app.get("/api/beers/1").await;
     assert_eq!(pour["beer"]["venue"], "harbour", "{pour}");
+    let (_, kegs) = app.get("/api/kegs").await;
+    assert_eq!(kegs["kegs"][0]["venue"], "harbour", "{kegs}");
+    assert_eq!(kegs["kegs"][0]["drawnMl"], 900.0, "{kegs}");
+    let (_, alerts) = app.get("/api/alerts?kind=kegLow").await;
+    assert_eq!(alerts["alerts"][0]["venue"], "harbour", "{alerts}");
+    let (_, tap) = app.get("/api/taps/3").await;
+    assert_eq!(tap["tap"]["keg"]["beverage"], "Stout", "{tap}");
+    let (mut replay, _) = app.subscribe("?eventsSince=0").await;
+    let tapped = replay.next_event("keg").await;
+    assert_eq!(
+        (tapped["kind"].as_str(), tapped["venue"].as_str()),
+        (Some("tapped"), Some("harbour"))
+    );
     let (_, venues) = app.get("/api/venues").await;
     let ids: Vec<&str> = venues["venues"]
         .as_array()
@@ -1544,7 +1562,7 @@ async fn pours_name_their_venue_and_the_default_one_is_whichever_the_flag_names(
 
 /// Tokens for two venues, `main` (the default) and `dock`: (name, role, venue), in this
 /// order: chain admin, dock admin, dock reader, main reader, dock tap 3, main tap 3.
-fn venue_tokens(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
+pub fn venue_tokens(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
     use altair::auth::{Role, new_token};
     let mut text = String::new();
     let mut tokens = Vec::new();

@@ -800,3 +800,45 @@ async fn pours_stored_before_venues_are_the_default_venues_after_the_upgrade() {
     );
     assert_eq!(server.pour(3, 500.0).await["id"], 3);
 }
+
+#[tokio::test]
+async fn a_venue_s_reader_on_one_server_sees_only_its_venue_whatever_server_took_the_pours() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = crate::helpers::tempdir("replica-venues");
+    let (file, tokens) = crate::contract::venue_tokens(&dir);
+    let flags = ["--tokens", file.to_str().unwrap()];
+    let (a, b) = (replica(&pg, &flags).await, replica(&pg, &flags).await);
+    let [chain, dock_reader, dock_tap, main_tap] = [0, 2, 4, 5].map(|i| Some(tokens[i].as_str()));
+    let dock = r#"{"id": "dock", "name": "Dock", "timezone": "UTC"}"#;
+    assert_eq!(
+        a.call("POST", "/api/venues", chain, Some(dock)).await.0,
+        StatusCode::CREATED
+    );
+    // B learns of the venue from the log: its reader may follow it.
+    let (mut dock_on_b, _) = within(async {
+        loop {
+            let (status, _) = b.call("GET", "/api/venues/dock", chain, None).await;
+            if status == StatusCode::OK {
+                return b.subscribe(&format!("?token={}", tokens[2])).await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let pour = r#"{"tapId": 3, "volume": 500}"#;
+    let (_, main_pour) = a.call("POST", "/api/beers", main_tap, Some(pour)).await;
+    let (_, dock_pour) = a.call("POST", "/api/beers", dock_tap, Some(pour)).await;
+    let heard = dock_on_b.next_pour().await;
+    assert_eq!(heard["id"], dock_pour["beer"]["id"], "not {main_pour}");
+    assert_eq!(heard["venue"], "dock");
+    let (_, page) = b.call("GET", "/api/beers", dock_reader, None).await;
+    assert_eq!(
+        ids_of(&page),
+        [dock_pour["beer"]["id"].as_u64().unwrap()],
+        "{page}"
+    );
+    let path = format!("/api/beers/{}", main_pour["beer"]["id"]);
+    let (status, body) = b.call("GET", &path, dock_reader, None).await;
+    assert_error(status, &body, 404);
+    let _ = std::fs::remove_dir_all(dir);
+}
