@@ -246,6 +246,7 @@ impl State {
             })
             .collect();
         report.open_alerts = self.alerts.open_total(venue);
+        report.last_pour_at = self.cellar.last_pour_at(venue);
         report
     }
 }

@@ -987,6 +987,15 @@ impl Cellar {
             .collect()
     }
 
+    /// The latest timestamp a tap of `venue` (or of any venue) reported a pour at.
+    pub fn last_pour_at(&self, venue: Option<&str>) -> Option<Timestamp> {
+        self.taps
+            .iter()
+            .filter(|(tap, _)| venue.is_none_or(|v| *tap.venue == *v))
+            .filter_map(|(_, log)| log.last_pour)
+            .max()
+    }
+
     /// Whether a tap with a keg on has gone quiet: no pour (nor the keg going on) in its
     /// venue's quiet time, with the venue open now and at its start.
     fn quiet_now(&self, tap: &TapRef, now: Timestamp) -> bool {

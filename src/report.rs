@@ -32,6 +32,9 @@ pub struct Report {
     pub levels: Vec<Level>,
     /// Alerts open now (neither acknowledged nor resolved).
     pub open_alerts: u64,
+    /// The latest timestamp a tap reported a pour at (as `GET /api/taps` says it), if any.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_pour_at: Option<Timestamp>,
     /// Stored pours whose timestamp lies in the last 60 s.
     pub pours_last_minute: u64,
     /// Stored pours whose timestamp lies in the last 3600 s.
@@ -431,6 +434,7 @@ impl Aggregator {
             flagged: self.flagged,
             levels: Vec::new(),
             open_alerts: 0,
+            last_pour_at: None,
             pours_last_minute: per_minute[59],
             pours_last_hour: per_minute.iter().sum(),
             pours_per_minute: per_minute,

@@ -40,6 +40,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../web/ops/ops.js"),
         ),
         (
+            "/ops/chain.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/chain.js"),
+        ),
+        (
             "/ops/connection.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../web/ops/connection.js"),
@@ -114,8 +119,13 @@ fn takes_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// `GET /` and `GET /ops/{file}`.
+/// `GET /`, `GET /venues/{venue}/` (the same page, for one bar) and `GET /ops/{file}`.
 pub fn serve(path: &str, headers: &HeaderMap) -> Response {
+    let path = if path == "/venues" || path.starts_with("/venues/") {
+        "/"
+    } else {
+        path
+    };
     let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
         return ApiError::NotFound("no such file of the page".into()).into_response();
     };

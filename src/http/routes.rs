@@ -141,6 +141,7 @@ pub const ROUTES: &[Route] = &[
     open("/api/events.schema.json", false, true, Handler::EventsSchema),
     open("/docs", true, false, Handler::Docs),
     open("/", false, false, Handler::Page),
+    open("/venues", true, false, Handler::Page),
     open("/ops", true, false, Handler::PageFiles),
 ];
 
@@ -260,6 +261,7 @@ mod tests {
             ("/api/events.schema.json", "/api/events.schema.json"),
             ("/", "/"),
             ("/ops/ops.js", "/ops"),
+            ("/venues/dock-street/", "/venues"),
             ("", UNMATCHED),
         ];
         for (path, template) in cases {

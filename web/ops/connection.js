@@ -1,6 +1,9 @@
 // The connection: a snapshot over REST, then the WebSocket, resumed after a drop with
-// `since` and `eventsSince`; and the token prompt when the server asks for one.
+// `since` and `eventsSince`; and the token prompt when the server asks for one. At `/` on
+// a server with several venues (that the token sees), the chain view instead; at
+// `/venues/{id}/`, that bar's page: every read and the socket name its venue.
 
+import { startChain } from "./chain.js";
 import { $, actions, schedule } from "./draw.js";
 import { FEED_MAX, applyAlertEvent, applyAlerts, applyKegEvent, applyPour, applyReport, applyTaps, dirty, state } from "./state.js";
 import { setTimeZone } from "./words.js";
@@ -34,6 +37,15 @@ $("forget").addEventListener("click", () => {
   location.reload();
 });
 
+/** The bar this page shows: from its path, else the only venue the token sees. */
+const place = { venue: /^\/venues\/([a-z0-9-]{1,40})\/?$/.exec(location.pathname)?.[1] ?? null };
+
+/** `path` for this page's bar. */
+function scoped(path) {
+  if (!place.venue) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}venue=${encodeURIComponent(place.venue)}`;
+}
+
 async function api(path, method = "GET") {
   const headers = { Accept: "application/json" };
   const t = token();
@@ -53,11 +65,35 @@ function setConnection(kind, text) {
   el.textContent = text;
 }
 
+/** Which page this is: the chain's (several venues at `/`) or one bar's. */
+async function loadPlace() {
+  const venues = (await api("/api/venues")).venues;
+  if (!place.venue && venues.length > 1) return { chain: venues };
+  const venue = place.venue ? venues.find((v) => v.id === place.venue) : venues[0];
+  if (!venue) throw new Error(`there is no bar ${place.venue} here`);
+  place.venue = venue.id;
+  if (venues.length > 1 || !venue.default) {
+    $("venue-name").textContent = venue.name;
+    $("venue-name").hidden = false;
+    document.title = `${venue.name} · Altair`;
+  }
+  // Back to the chain, for a token that sees it.
+  $("chain-link").hidden = venues.length < 2;
+  const link = $("view-link");
+  link.href = wallHref(venue);
+  return {};
+}
+
+function wallHref(venue) {
+  const base = location.pathname.startsWith("/venues/") ? `/venues/${encodeURIComponent(venue.id)}/` : "/";
+  return new URLSearchParams(location.search).get("view") === "wall" ? base : `${base}?view=wall`;
+}
+
 async function loadSnapshot() {
   const [glasses, report, taps] = await Promise.all([
     api("/api/glasses"),
-    api("/api/report"),
-    api("/api/taps"),
+    api(scoped("/api/report")),
+    api(scoped("/api/taps")),
     loadAlerts(),
   ]);
   state.glasses = glasses.glasses;
@@ -66,7 +102,7 @@ async function loadSnapshot() {
   // The latest pours the report counts; the socket replays everything after them.
   const since = report.lastId;
   if (since > 0) {
-    const page = await api(`/api/beers?after=${Math.max(0, since - 2 * FEED_MAX)}&page_size=1000`);
+    const page = await api(scoped(`/api/beers?after=${Math.max(0, since - 2 * FEED_MAX)}&page_size=1000`));
     const pours = page.beers.filter((p) => p.id <= since).slice(-FEED_MAX);
     for (const pour of pours) applyPour(pour, true);
   }
@@ -77,8 +113,8 @@ async function loadSnapshot() {
 /** The alerts open or acknowledged now (kept by the server: a reload shows them all). */
 async function loadAlerts() {
   const [open, acknowledged] = await Promise.all([
-    api("/api/alerts?state=open&page_size=1000"),
-    api("/api/alerts?state=acknowledged&page_size=1000"),
+    api(scoped("/api/alerts?state=open&page_size=1000")),
+    api(scoped("/api/alerts?state=acknowledged&page_size=1000")),
   ]);
   applyAlerts([...open.alerts, ...acknowledged.alerts]);
 }
@@ -102,14 +138,21 @@ let tapsTimer = null;
 /** Set while the page waits for a token: nothing reconnects meanwhile. */
 let halted = false;
 
-function socketUrl() {
+/** The socket's URL, with the page's token. */
+function baseSocketUrl() {
   const url = new URL("/sockets/beers", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const t = token();
+  if (t) url.searchParams.set("token", t);
+  return url;
+}
+
+function socketUrl() {
+  const url = baseSocketUrl();
+  if (place.venue) url.searchParams.set("venue", place.venue);
   url.searchParams.set("since", String(state.lastId));
   const seq = Math.max(state.lastSeq, state.seqFloor);
   if (seq > 0) url.searchParams.set("eventsSince", String(seq));
-  const t = token();
-  if (t) url.searchParams.set("token", t);
   return url;
 }
 
@@ -190,7 +233,7 @@ async function refreshTaps() {
     return;
   }
   try {
-    applyTaps((await api("/api/taps")).taps);
+    applyTaps((await api(scoped("/api/taps"))).taps);
     await loadAlerts();
     schedule();
   } catch (e) {
@@ -236,6 +279,12 @@ export async function start() {
   halted = false;
   setConnection("connecting", "Connecting…");
   try {
+    const { chain } = await loadPlace();
+    if (chain) {
+      $("token-form").hidden = true;
+      await startChain(chain, api, baseSocketUrl, setConnection);
+      return;
+    }
     await loadSnapshot();
   } catch (e) {
     if (e instanceof AuthError) {
