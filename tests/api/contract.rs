@@ -1872,6 +1872,16 @@ async fn a_venue_s_people_see_and_change_only_their_venue(backend: &Backend) {
         serde_json::Value::Null,
         "the chain's report: {last}"
     );
+    // A deletion leaves its venue's totals exact.
+    let path = format!("/api/beers/{dock_id}");
+    let (status, _) = app.call("DELETE", &path, chain, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, page) = app.call("GET", "/api/beers", dock_reader, None).await;
+    assert_eq!(page["total"], 1, "{page}");
+    let (_, page) = app
+        .call("GET", "/api/beers?venue=main&tapId=3", chain, None)
+        .await;
+    assert_eq!(page["total"], 2, "{page}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -346,10 +346,13 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
         String::from_utf8_lossy(&first.stderr)
     );
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(said.contains("applied v1, v2, v3, v4, v5, v6"), "{said}");
+    assert!(
+        said.contains("applied v1, v2, v3, v4, v5, v6, v7"),
+        "{said}"
+    );
     assert!(!said.contains("s3cret"));
     let again = migrate(&pg.url());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v6)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v7)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -781,7 +784,10 @@ async fn pours_stored_before_venues_are_the_default_venues_after_the_upgrade() {
         .await
         .batch_execute(
             "ALTER TABLE altair_pours DROP COLUMN venue;
-             DELETE FROM altair_schema WHERE version = 6",
+             ALTER TABLE altair_counts DROP CONSTRAINT altair_counts_pkey;
+             ALTER TABLE altair_counts DROP COLUMN venue;
+             ALTER TABLE altair_counts ADD PRIMARY KEY (tap_id, glass);
+             DELETE FROM altair_schema WHERE version >= 6",
         )
         .await
         .unwrap();
@@ -799,6 +805,9 @@ async fn pours_stored_before_venues_are_the_default_venues_after_the_upgrade() {
         "{page}"
     );
     assert_eq!(server.pour(3, 500.0).await["id"], 3);
+    // The counts kept before venues are the default venue's.
+    let (_, page) = server.get("/api/beers?venue=dock-street").await;
+    assert_eq!(page["total"], 3, "{page}");
 }
 
 #[tokio::test]

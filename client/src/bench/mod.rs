@@ -56,6 +56,11 @@ pub enum Scenario {
         /// from one server to another.
         #[arg(long, value_name = "HOST:PORT")]
         also: Vec<String>,
+        /// Spread over V venues (`bench-1` to `bench-V`, made if missing): each subscriber
+        /// follows one of them (`?venue=`), and the pours go to each in turn, so each is
+        /// owed to S/V subscribers only. 0: no venues, every pour to every subscriber.
+        #[arg(long, default_value_t = 0)]
+        venues: usize,
     },
     /// One subscriber with since=0: how fast the stored pours are replayed to it.
     Replay,
@@ -232,10 +237,14 @@ fn host_port(settings: &Settings) -> String {
 }
 
 fn post_request(settings: &Settings, tap: u32, volume: u32) -> Vec<u8> {
+    post_request_to(settings, "/api/beers", tap, volume)
+}
+
+fn post_request_to(settings: &Settings, path: &str, tap: u32, volume: u32) -> Vec<u8> {
     let body = format!(r#"{{"tapId": {tap}, "volume": {volume}}}"#);
     let auth = auth_header(settings);
     format!(
-        "POST /api/beers HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         host_port(settings),
         body.len()
     )
@@ -348,6 +357,31 @@ pub struct FanoutResult {
     pub post_latency: Latency,
     pub tool_cpu_percent: Option<f64>,
     pub quick_acks: bool,
+    /// Venues the subscribers and pours were spread over (0: none).
+    pub venues: usize,
+}
+
+/// The venue `bench-{i}` (from 1), made if it is missing.
+async fn bench_venue(settings: &Settings, addr: &str, i: usize) -> Result<String, String> {
+    let id = format!("bench-{i}");
+    let body = format!(r#"{{"id": "{id}", "name": "Bench {i}", "timezone": "UTC"}}"#);
+    let request = format!(
+        "POST /api/venues HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n{body}",
+        auth_header(settings),
+        body.len()
+    );
+    let mut conn = Connection::open(addr).await.map_err(|e| e.to_string())?;
+    match conn
+        .call(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        (201 | 409, _) => Ok(id),
+        (status, body) => Err(format!(
+            "POST /api/venues answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )),
+    }
 }
 
 /// `bench fanout`.
@@ -358,16 +392,30 @@ pub async fn fanout(
     seconds: f64,
     quick_acks: bool,
     also: &[String],
+    venues: usize,
 ) -> Result<FanoutResult, String> {
     let (servers, extra) = (servers(settings, also), auth_header(settings));
+    let mut venue_ids = Vec::with_capacity(venues);
+    for i in 1..=venues {
+        venue_ids.push(bench_venue(settings, &servers[0], i).await?);
+    }
+    // Which venue subscriber `n` follows (0 without venues).
+    let venue_of = |n: usize| if venues == 0 { 0 } else { n % venues };
     let connecting = Instant::now();
     let mut sockets = Vec::with_capacity(subscribers * servers.len());
+    let mut followed = Vec::with_capacity(subscribers * servers.len());
     // Connect in waves, so that the listen backlog is not what is measured.
     for addr in &servers {
         for wave in (0..subscribers).collect::<Vec<_>>().chunks(256) {
-            let handshakes = wave
-                .iter()
-                .map(|_| Subscriber::connect(addr, addr, "/sockets/beers", &extra, quick_acks));
+            let handshakes = wave.iter().map(|&n| {
+                let path = match venue_ids.get(venue_of(n)) {
+                    Some(venue) => format!("/sockets/beers?venue={venue}"),
+                    None => "/sockets/beers".to_owned(),
+                };
+                followed.push(venue_of(n));
+                let extra = &extra;
+                async move { Subscriber::connect(addr, addr, &path, extra, quick_acks).await }
+            });
             for result in futures::future::join_all(handshakes).await {
                 sockets.push(result.map_err(|e| format!("subscribe: {e}"))?);
             }
@@ -380,13 +428,16 @@ pub async fn fanout(
     let connect_seconds = connecting.elapsed().as_secs_f64();
 
     // Each subscriber records (pour id, arrival) in its own vector: no shared state on
-    // the receiving path. It stops once it has seen the last posted id (or at `stop`).
+    // the receiving path. It stops once it has seen the last id posted to its venue (or
+    // at `stop`).
     let stop = tokio_util::sync::CancellationToken::new();
-    let (last_posted, last_watch) = tokio::sync::watch::channel(u64::MAX);
-    let expected = (rate * seconds).round() as usize + 16;
+    let groups = venues.max(1);
+    let (last_posted, last_watch) = tokio::sync::watch::channel(vec![u64::MAX; groups]);
+    let expected = (rate * seconds).round() as usize / groups + 16;
     let readers: Vec<_> = sockets
         .into_iter()
-        .map(|mut socket| {
+        .zip(followed.iter().copied())
+        .map(|(mut socket, venue)| {
             let stop = stop.clone();
             let mut last = last_watch.clone();
             tokio::spawn(async move {
@@ -397,7 +448,7 @@ pub async fn fanout(
                 let stopped = stop.cancelled();
                 tokio::pin!(stopped);
                 loop {
-                    if highest >= *last.borrow() {
+                    if highest >= last.borrow()[venue] {
                         break;
                     }
                     // Frames that came in one read arrived together: one clock reading.
@@ -430,14 +481,23 @@ pub async fn fanout(
     for addr in &servers {
         conns.push(Connection::open(addr).await.map_err(|e| e.to_string())?);
     }
-    let mut posted = Vec::new();
+    let mut posted: Vec<Vec<u64>> = vec![Vec::new(); groups];
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let total = (rate * seconds).round() as u64;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     for n in 0..total {
         ticker.tick().await;
-        let request = post_request(settings, 1 + (n % 50) as u32, 500);
+        let venue = n as usize % groups;
+        let request = match venue_ids.get(venue) {
+            Some(id) => post_request_to(
+                settings,
+                &format!("/api/venues/{id}/beers"),
+                1 + (n % 50) as u32,
+                500,
+            ),
+            None => post_request(settings, 1 + (n % 50) as u32, 500),
+        };
         let sent = Instant::now();
         let conn = &mut conns[n as usize % servers.len()];
         let (status, body) = conn.call(&request).await.map_err(|e| e.to_string())?;
@@ -456,10 +516,15 @@ pub async fn fanout(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, sent);
-        posted.push(id);
+        posted[venue].push(id);
     }
     let posting = started.elapsed();
-    let _ = last_posted.send(posted.last().copied().unwrap_or(0));
+    let _ = last_posted.send(
+        posted
+            .iter()
+            .map(|p| p.last().copied().unwrap_or(0))
+            .collect(),
+    );
     // Deliveries settle, or 10 s pass and whatever is missing counts as lost.
     let waiting = tokio::spawn(async move {
         let mut readers_done = Vec::new();
@@ -483,10 +548,10 @@ pub async fn fanout(
         .clone();
     let mut delivery = histogram();
     let mut totals = Matching::default();
-    for seen in finished {
+    for (seen, venue) in finished.into_iter().zip(followed) {
         let seen = seen.map_err(|e| e.to_string())?;
         let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
-        let m = match_deliveries(&posted, &ids);
+        let m = match_deliveries(&posted[venue], &ids);
         totals.expected += m.expected;
         totals.delivered += m.delivered;
         totals.lost += m.lost;
@@ -505,7 +570,7 @@ pub async fn fanout(
         connect_seconds: (connect_seconds * 1000.0).round() / 1000.0,
         rate,
         seconds: posting.as_secs_f64(),
-        pours_posted: posted.len() as u64,
+        pours_posted: posted.iter().map(|p| p.len() as u64).sum(),
         deliveries: totals.delivered,
         deliveries_per_second: (totals.delivered as f64 / posting.as_secs_f64()).round(),
         lost: totals.lost,
@@ -515,6 +580,7 @@ pub async fn fanout(
         post_latency: Latency::of(&post_latency),
         tool_cpu_percent: tool_cpu(cpu, started.elapsed()),
         quick_acks,
+        venues,
     })
 }
 
@@ -686,10 +752,10 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
             );
             serde_json::to_string(&r)
         }),
-        Scenario::Fanout { subscribers, rate, duration, quick_acks, ref also } => fanout(settings, subscribers, rate, duration, quick_acks, also).await.map(|r| {
+        Scenario::Fanout { subscribers, rate, duration, quick_acks, ref also, venues } => fanout(settings, subscribers, rate, duration, quick_acks, also, venues).await.map(|r| {
             say!(
-                "fanout: {} servers, {} subscribers (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
-                r.servers, r.subscribers, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
+                "fanout: {} servers, {} subscribers over {} venues (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
+                r.servers, r.subscribers, r.venues, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
                 r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, r.post_latency.p99_ms,
                 cpu_text(r.tool_cpu_percent)
             );

@@ -826,8 +826,8 @@ impl Store for PgStore {
             .collect();
         let total = if !q.count_total {
             0
-        } else if from.is_some() || to.is_some() || flag.is_some() || by_venue {
-            // Time, flag and venue filters have no count kept: a scan.
+        } else if from.is_some() || to.is_some() || flag.is_some() {
+            // Time and flag filters have no count kept: a scan, as in every store.
             let row = client
                 .query_one(
                     &format!("SELECT count(*) FROM altair_pours WHERE {filters}"),
@@ -839,8 +839,9 @@ impl Store for PgStore {
             let row = client
                 .query_one(
                     "SELECT coalesce(sum(pours), 0)::bigint FROM altair_counts
-                     WHERE ($1::bigint IS NULL OR tap_id = $1) AND ($2::text IS NULL OR glass = $2)",
-                    &[&tap, &glass],
+                     WHERE ($1::bigint IS NULL OR tap_id = $1) AND ($2::text IS NULL OR glass = $2)
+                       AND (NOT $3::bool OR venue = coalesce($4::text, ''))",
+                    &[&tap, &glass, &by_venue, &venue],
                 )
                 .await;
             self.answered(row)?.get::<_, i64>(0)

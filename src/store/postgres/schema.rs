@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_webhooks.sql")),
     (5, include_str!("migrations/0005_taps_in_memory.sql")),
     (6, include_str!("migrations/0006_venues.sql")),
+    (7, include_str!("migrations/0007_venue_counts.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -392,9 +392,9 @@ impl Statements {
                          INSERT INTO altair_pours (id, tap_id, volume, glass, poured_at_ms, device_time, flags, venue)
                          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::bigint[], $6::bool[], $7::int2[], $15::text[])
                      ), counts AS (
-                         INSERT INTO altair_counts (tap_id, glass, pours)
-                         SELECT * FROM unnest($8::bigint[], $9::text[], $10::bigint[])
-                         ON CONFLICT (tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours
+                         INSERT INTO altair_counts (tap_id, glass, pours, venue)
+                         SELECT * FROM unnest($8::bigint[], $9::text[], $10::bigint[], $16::text[])
+                         ON CONFLICT (venue, tap_id, glass) DO UPDATE SET pours = altair_counts.pours + excluded.pours
                      ), keys AS (
                          -- An expired key may still have its row: it is taken over.
                          INSERT INTO altair_keys (key, pour_id, created_ms)
@@ -573,7 +573,7 @@ async fn insert(
     });
     let mut answers = Vec::with_capacity(requests.len());
     let mut rows = NewRows::default();
-    let mut counts: HashMap<(i64, Arc<str>), i64> = HashMap::new();
+    let mut counts: HashMap<(Arc<str>, i64, Arc<str>), i64> = HashMap::new();
     for ((request, key), decision) in requests.iter().zip(decided) {
         let pour = match decision {
             PourDecision::Answer(answer) => {
@@ -591,10 +591,11 @@ async fn insert(
         rows.device_times.push(request.device_timestamp);
         rows.flags.push(i16::from(pour.flags.bits()));
         // The default venue's pours are stored without one: whichever --default-venue names.
-        rows.venues
-            .push((pour.venue != *publisher.default_venue()).then(|| pour.venue.to_string()));
+        let named = pour.venue != *publisher.default_venue();
+        rows.venues.push(named.then(|| pour.venue.to_string()));
+        let counted: Arc<str> = if named { pour.venue.clone() } else { "".into() };
         *counts
-            .entry((i64::from(pour.tap_id), pour.glass.clone()))
+            .entry((counted, i64::from(pour.tap_id), pour.glass.clone()))
             .or_default() += 1;
         if let Some(key) = key {
             rows.keys.push((*key).to_owned());
@@ -610,11 +611,15 @@ async fn insert(
         };
     };
     let now = now.millis();
+    let mut count_venues: Vec<&str> = Vec::with_capacity(counts.len());
     let (count_taps, (count_glasses, count_pours)): (Vec<i64>, (Vec<&str>, Vec<i64>)) = counts
         .iter()
-        .map(|((tap, glass), n)| (*tap, (&**glass, *n)))
+        .map(|((venue, tap, glass), n)| {
+            count_venues.push(venue);
+            (*tap, (&**glass, *n))
+        })
         .unzip();
-    let written: [&(dyn ToSql + Sync); 15] = [
+    let written: [&(dyn ToSql + Sync); 16] = [
         &rows.ids,
         &rows.taps,
         &rows.volumes,
@@ -630,6 +635,7 @@ async fn insert(
         &now,
         &last_id,
         &rows.venues,
+        &count_venues,
     ];
     let end = Position {
         pour: u64::try_from(last_id).unwrap_or(0),
@@ -706,6 +712,8 @@ async fn delete(
         return Ok((None, None));
     };
     let pour = pour_from(row, 0, &mut publisher.names());
+    let stored_venue: Option<&str> =
+        (pour.venue != *publisher.default_venue()).then_some(&*pour.venue);
     let seq = last_deletion + 1;
     client
         .execute(
@@ -721,8 +729,9 @@ async fn delete(
         .await?;
     client
         .execute(
-            "UPDATE altair_counts SET pours = pours - 1 WHERE tap_id = $1 AND glass = $2",
-            &[&i64::from(pour.tap_id), &&*pour.glass],
+            "UPDATE altair_counts SET pours = pours - 1
+             WHERE venue = coalesce($3, '') AND tap_id = $1 AND glass = $2",
+            &[&i64::from(pour.tap_id), &&*pour.glass, &stored_venue],
         )
         .await?;
     client
