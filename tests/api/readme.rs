@@ -95,6 +95,11 @@ async fn the_try_it_block_gives_what_it_shows() {
 }
 
 #[tokio::test]
+async fn the_several_bars_block_gives_what_it_shows() {
+    pasted("## Several bars").await;
+}
+
+#[tokio::test]
 async fn the_venues_block_gives_what_it_shows() {
     pasted("### Venues").await;
 }

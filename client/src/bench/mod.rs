@@ -64,6 +64,22 @@ pub enum Scenario {
     },
     /// One subscriber with since=0: how fast the stored pours are replayed to it.
     Replay,
+    /// A chain: V venues of T taps, each with a keg, and N pours a minute apart on each
+    /// tap; then times a bar's page load (the REST reads its snapshot makes, one after
+    /// another, for venues in turn) and `GET /api/report?venue=` alone.
+    VenuePage {
+        /// Pours in the store before timing (posted as needed, spread over every tap).
+        #[arg(short = 'n', long, default_value_t = 1_000_000)]
+        pours: u64,
+        #[arg(long, default_value_t = 50)]
+        venues: usize,
+        /// Taps per venue.
+        #[arg(long, default_value_t = 20)]
+        taps: u32,
+        /// Page loads to time (and as many reports).
+        #[arg(short = 'q', long, default_value_t = 1000)]
+        requests: usize,
+    },
     /// Fills the store to N pours, then times list pages (offset and cursor).
     Query {
         /// Pours in the store before timing (posted as needed).
@@ -733,6 +749,159 @@ pub async fn query(
     })
 }
 
+/// Results of `bench venue-page`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VenuePageResult {
+    pub scenario: &'static str,
+    pub stored: u64,
+    pub venues: usize,
+    pub taps: u32,
+    pub requests: usize,
+    /// The bar page's snapshot: every read it makes, one after another.
+    pub page_load: Latency,
+    pub report: Latency,
+    pub tool_cpu_percent: Option<f64>,
+}
+
+/// A request on one connection; its status and body, or why not.
+async fn fetch(conn: &mut Connection, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    conn.call(request).await.map_err(|e| e.to_string())
+}
+
+/// `bench venue-page`.
+pub async fn venue_page(
+    settings: &Settings,
+    pours: u64,
+    venues: usize,
+    taps: u32,
+    requests: usize,
+) -> Result<VenuePageResult, String> {
+    let addr = host_port(settings);
+    let mut ids = Vec::with_capacity(venues);
+    for i in 1..=venues {
+        ids.push(bench_venue(settings, &addr, i).await?);
+    }
+    let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
+    let (_, body) = fetch(&mut conn, &get_request(settings, "/api/beers?page_size=1")).await?;
+    let stored = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["total"].as_u64())
+        .unwrap_or(0);
+    if stored == 0 {
+        // A 1,000-litre tank on every tap: a long history leaves it half full.
+        for venue in &ids {
+            for tap in 1..=taps {
+                let body = format!(
+                    r#"{{"venue": "{venue}", "tapId": {tap}, "beverage": "Lager {tap}", "sizeMl": 1000000}}"#
+                );
+                let request = format!(
+                    "POST /api/kegs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n{body}",
+                    auth_header(settings),
+                    body.len()
+                );
+                let (status, answer) = fetch(&mut conn, request.as_bytes()).await?;
+                if status != 201 {
+                    return Err(format!("POST /api/kegs answered {status}: {}", String::from_utf8_lossy(&answer)));
+                }
+            }
+        }
+    }
+    if stored < pours {
+        // Every tap pours once a minute, the latest a minute ago: no burst, no clock ahead.
+        let all_taps = venues as u64 * u64::from(taps);
+        let rounds = pours.div_ceil(all_taps);
+        let start = chrono::Utc::now() - chrono::Duration::minutes(rounds as i64 + 1);
+        let connections = 32u64;
+        let mut fillers = Vec::new();
+        for c in 0..connections {
+            let (addr, ids, settings) = (addr.clone(), ids.clone(), settings.clone());
+            fillers.push(tokio::spawn(async move {
+                let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
+                let mut i = stored + c;
+                while i < pours {
+                    let venue = &ids[(i % venues as u64) as usize];
+                    let tap = (i / venues as u64) % u64::from(taps) + 1;
+                    let at = start + chrono::Duration::minutes((i / all_taps) as i64);
+                    let body = format!(
+                        r#"{{"tapId": {tap}, "volume": 500, "timestamp": "{}"}}"#,
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    );
+                    let request = format!(
+                        "POST /api/venues/{venue}/beers HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n{body}",
+                        auth_header(&settings),
+                        body.len()
+                    );
+                    let (status, answer) = fetch(&mut conn, request.as_bytes()).await?;
+                    if status != 201 {
+                        return Err(format!("fill: POST answered {status}: {}", String::from_utf8_lossy(&answer)));
+                    }
+                    i += connections;
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        for f in fillers {
+            f.await.map_err(|e| e.to_string())??;
+        }
+    }
+    let stored = stored.max(pours);
+    let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let (mut page, mut report) = (histogram(), histogram());
+    for n in 0..requests {
+        let venue = &ids[n % venues];
+        let load = Instant::now();
+        let mut last_id = 0;
+        for target in [
+            "/api/venues".to_owned(),
+            "/api/glasses".to_owned(),
+            format!("/api/report?venue={venue}"),
+            format!("/api/taps?venue={venue}"),
+            format!("/api/alerts?state=open&page_size=1000&venue={venue}"),
+            format!("/api/alerts?state=acknowledged&page_size=1000&venue={venue}"),
+        ] {
+            let (status, body) = fetch(&mut conn, &get_request(settings, &target)).await?;
+            if status != 200 {
+                return Err(format!("GET {target} answered {status}"));
+            }
+            if target.starts_with("/api/report") {
+                last_id = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["lastId"].as_u64())
+                    .unwrap_or(0);
+            }
+        }
+        // The latest pours the report counts, as the page asks for them.
+        let target = format!(
+            "/api/beers?after={}&page_size=1000&venue={venue}",
+            last_id.saturating_sub(200)
+        );
+        let (status, _) = fetch(&mut conn, &get_request(settings, &target)).await?;
+        if status != 200 {
+            return Err(format!("GET {target} answered {status}"));
+        }
+        page.saturating_record(load.elapsed().as_micros() as u64);
+        let target = format!("/api/report?venue={venue}");
+        let sent = Instant::now();
+        let (status, _) = fetch(&mut conn, &get_request(settings, &target)).await?;
+        if status != 200 {
+            return Err(format!("GET {target} answered {status}"));
+        }
+        report.saturating_record(sent.elapsed().as_micros() as u64);
+    }
+    Ok(VenuePageResult {
+        scenario: "venue_page",
+        stored,
+        venues,
+        taps,
+        requests,
+        page_load: Latency::of(&page),
+        report: Latency::of(&report),
+        tool_cpu_percent: tool_cpu(cpu, started.elapsed()),
+    })
+}
+
 /// `println!` that ignores a closed stdout.
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -758,6 +927,14 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
                 r.servers, r.subscribers, r.venues, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
                 r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, r.post_latency.p99_ms,
                 cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::VenuePage { pours, venues, taps, requests } => venue_page(settings, pours, venues, taps, requests).await.map(|r| {
+            say!(
+                "venue page: {} pours stored over {} venues of {} taps; {} page loads: p50 {} ms, p99 {} ms, max {} ms; report?venue p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
+                r.stored, r.venues, r.taps, r.requests, r.page_load.p50_ms, r.page_load.p99_ms, r.page_load.max_ms,
+                r.report.p50_ms, r.report.p99_ms, r.report.max_ms, cpu_text(r.tool_cpu_percent)
             );
             serde_json::to_string(&r)
         }),
