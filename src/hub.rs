@@ -189,7 +189,15 @@ struct Member {
 
 struct Item {
     event: Event,
-    frame: Frame,
+    /// Serialized when a subscriber is first owed it: an event no subscriber of this
+    /// thread follows (a venue's report nobody watches, say) costs nothing.
+    frame: std::cell::OnceCell<Frame>,
+}
+
+impl Item {
+    fn frame(&self) -> &Frame {
+        self.frame.get_or_init(|| Frame::of(&self.event))
+    }
 }
 
 impl Sweep {
@@ -207,8 +215,10 @@ impl Sweep {
 
     fn append(&mut self, events: impl IntoIterator<Item = Event>) {
         for event in events {
-            let frame = Frame::of(&event);
-            self.log.push_back(Item { event, frame });
+            self.log.push_back(Item {
+                event,
+                frame: std::cell::OnceCell::new(),
+            });
             self.next += 1;
         }
     }
@@ -362,7 +372,7 @@ impl Hub {
             let everything = filter.takes_all();
             let picked = owed
                 .filter(move |item| everything || filter.admits_event(&item.event))
-                .map(|item| &item.frame);
+                .map(Item::frame);
             let count = picked.clone().count() as u64;
             let members = &sweep.members;
             let cached = |&(c, n, by, _): &(u64, u64, usize, Bytes)| {

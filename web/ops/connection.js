@@ -72,6 +72,8 @@ async function loadPlace() {
   const venue = place.venue ? venues.find((v) => v.id === place.venue) : venues[0];
   if (!venue) throw new Error(`there is no bar ${place.venue} here`);
   place.venue = venue.id;
+  // Its clock from the start: the snapshot's times are drawn before the socket's hello.
+  setTimeZone(venue.timezone);
   if (venues.length > 1 || !venue.default) {
     $("venue-name").textContent = venue.name;
     $("venue-name").hidden = false;
