@@ -801,7 +801,10 @@ pub async fn venue_page(
                 );
                 let (status, answer) = fetch(&mut conn, request.as_bytes()).await?;
                 if status != 201 {
-                    return Err(format!("POST /api/kegs answered {status}: {}", String::from_utf8_lossy(&answer)));
+                    return Err(format!(
+                        "POST /api/kegs answered {status}: {}",
+                        String::from_utf8_lossy(&answer)
+                    ));
                 }
             }
         }
