@@ -60,11 +60,11 @@ for name, label in (("page_journal", "journal"), ("page_postgres", "PostgreSQL")
     print(f"| {label} | {r[0]['stored']:,} | {cell([x['page_load']['p50_ms'] for x in r])} | {cell([x['page_load']['p99_ms'] for x in r])} | "
           f"{cell([x['page_load']['max_ms'] for x in r])} | {cell([x['report']['p50_ms'] for x in r], 3)} | {cell([x['report']['p99_ms'] for x in r], 3)} |")
 print()
-print("| subscribers | pours/s | deliveries/s | lost | dup | disorder | delivery p50 ms | p99 ms | max ms | tool CPU % |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| subscribers | pours/s | deliveries/s | lost | dup | disorder | another venue's | delivery p50 ms | p99 ms | max ms | tool CPU % |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, label in (("fanout_all", "1,000, every pour to each"), ("fanout_venues", "10 venues x 100, each pour to its venue's 100")):
     r = rows(name)
     print(f"| {label} | {r[0]['rate']:.0f} | {cell([x['deliveries_per_second'] for x in r], 0)} | {max(x['lost'] for x in r)} | "
-          f"{max(x['duplicated'] for x in r)} | {max(x['out_of_order'] for x in r)} | {cell([x['delivery_latency']['p50_ms'] for x in r], 1)} | "
+          f"{max(x['duplicated'] for x in r)} | {max(x['out_of_order'] for x in r)} | {max(x.get('foreign', 0) for x in r)} | {cell([x['delivery_latency']['p50_ms'] for x in r], 1)} | "
           f"{cell([x['delivery_latency']['p99_ms'] for x in r], 1)} | {cell([x['delivery_latency']['max_ms'] for x in r], 1)} | {cell([x['tool_cpu_percent'] for x in r], 0)} |")
 PY

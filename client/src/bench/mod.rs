@@ -142,6 +142,8 @@ pub struct Matching {
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
+    /// Received but not owed to it (another venue's pours).
+    pub foreign: u64,
 }
 
 /// Matches one subscriber's received ids (in arrival order) against the posted ids.
@@ -164,6 +166,7 @@ pub fn match_deliveries(posted: &[u64], received: &[u64]) -> Matching {
     }
     let posted_set: std::collections::HashSet<u64> = posted.iter().copied().collect();
     m.delivered = seen.iter().filter(|id| posted_set.contains(id)).count() as u64;
+    m.foreign = seen.len() as u64 - m.delivered;
     m.lost = m.expected - m.delivered;
     m
 }
@@ -369,6 +372,8 @@ pub struct FanoutResult {
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
+    /// Pours a subscriber was sent that were posted to another venue.
+    pub foreign: u64,
     pub delivery_latency: Latency,
     pub post_latency: Latency,
     pub tool_cpu_percent: Option<f64>,
@@ -573,6 +578,7 @@ pub async fn fanout(
         totals.lost += m.lost;
         totals.duplicated += m.duplicated;
         totals.out_of_order += m.out_of_order;
+        totals.foreign += m.foreign;
         for (id, at) in seen {
             if let Some(sent) = sent_at.get(&id) {
                 delivery.saturating_record(at.saturating_duration_since(*sent).as_micros() as u64);
@@ -592,6 +598,7 @@ pub async fn fanout(
         lost: totals.lost,
         duplicated: totals.duplicated,
         out_of_order: totals.out_of_order,
+        foreign: totals.foreign,
         delivery_latency: Latency::of(&delivery),
         post_latency: Latency::of(&post_latency),
         tool_cpu_percent: tool_cpu(cpu, started.elapsed()),
@@ -926,8 +933,8 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
         }),
         Scenario::Fanout { subscribers, rate, duration, quick_acks, ref also, venues } => fanout(settings, subscribers, rate, duration, quick_acks, also, venues).await.map(|r| {
             say!(
-                "fanout: {} servers, {} subscribers over {} venues (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
-                r.servers, r.subscribers, r.venues, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order,
+                "fanout: {} servers, {} subscribers over {} venues (connected in {:.2} s), {} pours/s for {:.1} s: {} deliveries/s; lost {}, duplicated {}, out of order {}, from another venue {}; delivery p50 {} ms, p99 {} ms, max {} ms; POST p99 {} ms; tool CPU {}",
+                r.servers, r.subscribers, r.venues, r.connect_seconds, r.rate, r.seconds, r.deliveries_per_second, r.lost, r.duplicated, r.out_of_order, r.foreign,
                 r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, r.post_latency.p99_ms,
                 cpu_text(r.tool_cpu_percent)
             );
@@ -982,7 +989,7 @@ mod tests {
 
     #[test]
     fn matching_counts_losses_duplicates_and_disorder() {
-        let m = match_deliveries(&[1, 2, 3, 4, 5], &[1, 3, 2, 3, 5]);
+        let m = match_deliveries(&[1, 2, 3, 4, 5], &[1, 3, 2, 3, 5, 9]);
         assert_eq!(
             m,
             Matching {
@@ -991,6 +998,7 @@ mod tests {
                 lost: 1,
                 duplicated: 1,
                 out_of_order: 1,
+                foreign: 1,
             }
         );
         let perfect = match_deliveries(&[7, 8], &[7, 8]);
