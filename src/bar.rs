@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::alert::{AlertEvent, AlertSettings, Alerts};
 use crate::decide::Books;
 use crate::glass::Catalogue;
+use crate::history::{self, History};
 use crate::keg::{Cellar, CellarSettings, KegEvent, KegOp, Marks};
 use crate::pour::{Pour, Timestamp};
 use crate::report::{Aggregator, DayClock, Level, Report};
@@ -61,6 +62,8 @@ pub struct State {
     by_venue: HashMap<Arc<str>, Aggregator>,
     cellar: Cellar,
     alerts: Alerts,
+    /// Every venue's business days.
+    days: History,
     /// The last event's seq.
     seq: u64,
     /// Every numbered event so far, for subscribers that resume (a few per keg and alert).
@@ -83,6 +86,7 @@ impl State {
             .or_insert_with(|| chain.of_venue(pour.venue.clone(), clock));
         venue.set_clock(clock);
         venue.add(pour, now);
+        self.days.poured(pour, clock, self.cellar.keg_of(pour));
         let kegs = self.cellar.poured(pour, now);
         let kegs = self.number(kegs);
         let alerts = self.alerts.poured(pour, &kegs);
@@ -95,6 +99,7 @@ impl State {
         if let Some(venue) = self.by_venue.get_mut(&pour.venue) {
             venue.remove(pour);
         }
+        self.days.deleted(pour, self.cellar.keg_of(pour));
         self.cellar.deleted(pour);
     }
 
@@ -211,6 +216,11 @@ impl State {
         self.cellar.venues()
     }
 
+    /// The history `query` asks for.
+    pub fn history(&self, query: &history::Query) -> history::Document {
+        self.days.document(query, |keg| self.cellar.beverage(keg))
+    }
+
     /// The report of `venue` (none: the chain's) as of `now`.
     pub fn report(&self, venue: Option<&str>, now: Timestamp) -> Report {
         let mut report = match venue {
@@ -261,13 +271,18 @@ impl Bar {
     ) -> Bar {
         let venues = Venues::new(venues);
         let default = venues.default_id().clone();
-        let clock = DayClock::midnight(venues.rules(&default).clock.zone);
+        let rules = venues.rules(&default);
+        let clock = DayClock {
+            zone: rules.clock.zone,
+            starts: rules.business_day_starts,
+        };
         Bar {
             state: Arc::new(Mutex::new(State {
                 aggregator: Aggregator::new(catalogue, clock),
                 by_venue: HashMap::new(),
                 cellar: Cellar::new(kegs, venues),
                 alerts: Alerts::new(alerts, default),
+                days: History::new(),
                 seq: 0,
                 history: Vec::new(),
             })),

@@ -100,6 +100,11 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_DEFAULT_VENUE", value_name = "ID", default_value = "main", value_parser = venue_id)]
     pub default_venue: String,
 
+    /// When the bar's business day starts (HH:MM, in --timezone): a night's pours after
+    /// midnight count for the day before until then, in "today" and the history.
+    #[arg(long, env = "ALTAIR_BUSINESS_DAY_STARTS", value_name = "HH:MM", default_value = "04:00", value_parser = time_of_day)]
+    pub business_day_starts: u32,
+
     /// The bar's time zone (IANA name, e.g. Europe/Berlin), for opening hours.
     #[arg(long, env = "ALTAIR_TIMEZONE", value_name = "ZONE", default_value = "UTC", value_parser = time_zone)]
     pub timezone: chrono_tz::Tz,
@@ -420,6 +425,19 @@ pub fn venue_id(text: &str) -> Result<String, String> {
 pub fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not an IANA time zone name (e.g. Europe/Berlin, UTC)"))
+}
+
+/// A time of day, `HH:MM` (00:00 to 23:59): seconds since midnight.
+pub fn time_of_day(text: &str) -> Result<u32, String> {
+    let parsed = text.split_once(':').and_then(|(h, m)| {
+        let two = |s: &str| {
+            let digits = s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| s.parse::<u32>().ok()).flatten()
+        };
+        let (h, m) = (two(h)?, two(m)?);
+        (h < 24 && m < 60).then_some(h * 3600 + m * 60)
+    });
+    parsed.ok_or_else(|| format!("{text:?} is not a time of day (HH:MM, 00:00 to 23:59)"))
 }
 
 /// A positive, finite number of millilitres (or millilitres a second).

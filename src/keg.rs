@@ -926,6 +926,20 @@ impl Cellar {
         }
     }
 
+    /// The id of the keg `pour` drew from (0: none was on its tap).
+    pub fn keg_of(&self, pour: &Pour) -> u64 {
+        let kegs = self.by_tap.get(&pour.tap()).map_or(&[][..], Vec::as_slice);
+        kegs.iter()
+            .rev()
+            .find(|&&k| self.kegs[k].holds(pour))
+            .map_or(0, |&k| self.kegs[k].id)
+    }
+
+    /// The beverage of the keg with this id.
+    pub fn beverage(&self, id: u64) -> Option<String> {
+        self.index(id).map(|i| self.kegs[i].beverage.clone())
+    }
+
     /// The keg with this id.
     pub fn get(&self, id: u64) -> Option<KegView> {
         self.index(id).map(|i| self.view(i))

@@ -53,6 +53,8 @@
 //!   whose settings judge its kegs and taps.
 //! - [`venue`]: venues, the bars of a chain: their ids, their settings over the chain's
 //!   (the flags), and whether an operation on one applies.
+//! - [`history`]: every business day's pours, kept as they come and go, and the history
+//!   document cut by day, week or month and grouped by beverage, tap or glass.
 //! - [`report`]: incremental metrics and the report document.
 //! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour), a venue's clock
 //!   (after hours), and the burst rule.
@@ -78,6 +80,7 @@ pub mod disk;
 pub mod feed;
 pub mod frame;
 pub mod glass;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod human;

@@ -121,7 +121,8 @@ pub struct FlagCounts {
 }
 
 impl FlagCounts {
-    fn count(&mut self, flag: Flag) -> &mut u64 {
+    /// The count for `flag`, to change.
+    pub fn count(&mut self, flag: Flag) -> &mut u64 {
         match flag {
             Flag::Tiny => &mut self.tiny,
             Flag::Unclassified => &mut self.unclassified,
@@ -199,6 +200,16 @@ impl DayClock {
     /// Days from midnight in `zone`.
     pub fn midnight(zone: chrono_tz::Tz) -> DayClock {
         DayClock { zone, starts: 0 }
+    }
+
+    /// The date of the business day containing `at` (a night's pours after midnight are
+    /// the day before's until the day starts).
+    pub fn date_of(self, at: Timestamp) -> chrono::NaiveDate {
+        let Some(utc) = chrono::DateTime::from_timestamp_millis(at.millis()) else {
+            return chrono::NaiveDate::MIN;
+        };
+        let starts = chrono::Duration::seconds(i64::from(self.starts));
+        (utc.with_timezone(&self.zone).naive_local() - starts).date()
     }
 
     /// The business day containing `at`, as UTC milliseconds from..until.

@@ -19,29 +19,14 @@ use crate::anomaly::Clock;
 use crate::config::{Config, OpeningHours};
 
 pub use crate::config::{
-    MAX_VENUE_ID as MAX_ID, time_zone as parse_timezone, venue_id as parse_id,
+    MAX_VENUE_ID as MAX_ID, time_of_day as parse_clock, time_zone as parse_timezone,
+    venue_id as parse_id,
 };
 
 /// What a venue id must match, as the OpenAPI document says it.
 pub const ID_PATTERN: &str = "^[a-z0-9-]{1,40}$";
 /// What [`parse_clock`] takes.
 pub const CLOCK_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
-/// When a business day starts if a venue does not say: midnight, where the report's
-/// "today" starts.
-pub const BUSINESS_DAY_STARTS: u32 = 0;
-
-/// A time of day, `HH:MM` (00:00 to 23:59): seconds since midnight.
-pub fn parse_clock(text: &str) -> Result<u32, String> {
-    let parsed = text.split_once(':').and_then(|(h, m)| {
-        let two = |s: &str| {
-            let digits = s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-            digits.then(|| s.parse::<u32>().ok()).flatten()
-        };
-        let (h, m) = (two(h)?, two(m)?);
-        (h < 24 && m < 60).then_some(h * 3600 + m * 60)
-    });
-    parsed.ok_or_else(|| format!("{text:?} is not a time of day (HH:MM, 00:00 to 23:59)"))
-}
 
 /// `HH:MM` of seconds since midnight.
 pub fn clock(seconds: u32) -> String {
@@ -113,6 +98,8 @@ pub struct Defaults {
     pub venue: String,
     pub timezone: chrono_tz::Tz,
     pub opening_hours: Option<OpeningHours>,
+    /// When a business day starts, in seconds after local midnight.
+    pub business_day_starts: u32,
     pub quiet_after: Duration,
     pub keg_low_percent: f64,
 }
@@ -124,6 +111,7 @@ impl Defaults {
             venue: config.default_venue.clone(),
             timezone: config.timezone,
             opening_hours: config.opening_hours.clone(),
+            business_day_starts: config.business_day_starts,
             quiet_after: config.quiet_after,
             keg_low_percent: config.keg_low_percent,
         }
@@ -135,6 +123,7 @@ impl Defaults {
             venue: "main".into(),
             timezone: chrono_tz::UTC,
             opening_hours: None,
+            business_day_starts: 0,
             quiet_after: Duration::from_secs(1800),
             keg_low_percent: 15.0,
         }
@@ -407,7 +396,7 @@ impl Venues {
             .business_day_starts
             .as_deref()
             .and_then(|t| parse_clock(t).ok())
-            .unwrap_or(BUSINESS_DAY_STARTS);
+            .unwrap_or(d.business_day_starts);
         Resolved {
             name: record.name.clone().unwrap_or_else(|| record.id.clone()),
             timezone,

@@ -26,6 +26,7 @@ pub mod state;
 
 mod alerts;
 mod beers;
+mod history;
 mod kegs;
 mod operations;
 mod page;
@@ -98,6 +99,7 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::TestWebhook => webhook_test(&at, state),
         Handler::WebhookDeliveries => webhook_deliveries(&at, state),
         Handler::Report => ignore(&at, report(state)),
+        Handler::History => ignore(&at, history(state)),
         Handler::Health => ignore(&at, health(state)),
         Handler::Metrics => ignore(&at, metrics(state)),
         Handler::Socket => ignore(&at, socket(state)),
@@ -516,6 +518,18 @@ fn report(state: AppState) -> BoxedFilter<(Response,)> {
         .and(identity())
         .map(|state: AppState, query: String, who: Option<Identity>| {
             answer(beers::report(&state, &query, &who))
+        })
+        .boxed()
+}
+
+/// `GET /api/history?venue=&from=&to=&bucket=&by=`
+fn history(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(identity())
+        .map(|state: AppState, query: String, who: Option<Identity>| {
+            answer(history::history(&state, &query, &who))
         })
         .boxed()
 }

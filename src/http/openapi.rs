@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{alerts, beers, kegs, operations, socket, venues, webhooks};
+use super::{alerts, beers, history, kegs, operations, socket, venues, webhooks};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
@@ -35,6 +35,7 @@ use crate::pour::Intake;
         operations::health,
         beers::glasses,
         beers::report,
+        history::history,
         kegs::create,
         kegs::list,
         kegs::sizes,

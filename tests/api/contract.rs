@@ -134,6 +134,7 @@ contract!(
     a_venue_s_people_see_and_change_only_their_venue,
     each_venue_judges_after_hours_and_today_on_its_own_clock,
     a_venue_s_webhook_hears_its_venue_and_the_chain_s_hears_every_venue_by_name,
+    history_counts_business_days_by_beverage_tap_and_glass_and_forgets_deletions,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -1374,7 +1375,7 @@ async fn venues_are_made_listed_renamed_and_kept(backend: &Backend) {
     assert_eq!(
         list["venues"],
         serde_json::json!([{"id": "main", "name": "main", "timezone": "Europe/Berlin",
-            "openingHours": "16:00-02:00", "businessDayStarts": "00:00",
+            "openingHours": "16:00-02:00", "businessDayStarts": "04:00",
             "quietAfterSeconds": 1800, "kegLowPercent": 15.0, "default": true}])
     );
     let dock = r#"{"id": "dock-street", "name": "Dock Street", "timezone": "America/New_York",
@@ -1383,7 +1384,7 @@ async fn venues_are_made_listed_renamed_and_kept(backend: &Backend) {
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let expected = serde_json::json!({"id": "dock-street", "name": "Dock Street",
         "timezone": "America/New_York", "openingHours": "17:00-01:00",
-        "businessDayStarts": "00:00", "quietAfterSeconds": 1800, "kegLowPercent": 20.0,
+        "businessDayStarts": "04:00", "quietAfterSeconds": 1800, "kegLowPercent": 20.0,
         "default": false});
     assert_eq!(made["venue"], expected);
     // A retry under its key is answered with the venue; a second one without is a conflict.
@@ -1761,6 +1762,15 @@ async fn a_venue_s_people_see_and_change_only_their_venue(backend: &Backend) {
     assert_eq!(report["levels"].as_array().unwrap().len(), 1);
     let (_, venues) = app.call("GET", "/api/venues", dock_reader, None).await;
     assert_eq!(venues["venues"].as_array().unwrap().len(), 1, "{venues}");
+    let (_, history) = app
+        .call("GET", "/api/history?by=tap", dock_reader, None)
+        .await;
+    let today = history["buckets"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (history["venue"].as_str(), today["total"]["pours"].as_u64()),
+        (Some("dock"), Some(2)),
+        "{history}"
+    );
     // ...and the chain's reader and the chain's admin see both.
     let (_, report) = app.call("GET", "/api/report", chain, None).await;
     assert_eq!(
@@ -1798,6 +1808,7 @@ async fn a_venue_s_people_see_and_change_only_their_venue(backend: &Backend) {
         "/api/taps?venue=main",
         "/api/alerts?venue=main",
         "/api/report?venue=main",
+        "/api/history?venue=main",
         "/api/taps/3?venue=main",
     ] {
         let (status, body) = app.call("GET", path, dock_reader, None).await;
@@ -2028,4 +2039,168 @@ async fn a_venue_s_webhook_hears_its_venue_and_the_chain_s_hears_every_venue_by_
         !to_chain[1].contains(':'),
         "the default venue's is as before: {to_chain:?}"
     );
+}
+
+/// A history bucket's groups: key, pours, volume.
+type Groups = Vec<(String, u64, f64)>;
+
+async fn history_counts_business_days_by_beverage_tap_and_glass_and_forgets_deletions(
+    backend: &Backend,
+) {
+    let app = backend.server().await;
+    let nyc = r#"{"id": "nyc", "name": "New York", "timezone": "America/New_York", "businessDayStarts": "04:00"}"#;
+    assert_eq!(
+        app.send_json("POST", "/api/venues", nyc).await.0,
+        StatusCode::CREATED
+    );
+    let pour = |tap: u32, volume: u32, at: &'static str| {
+        let app = &app;
+        async move {
+            let body = format!(r#"{{"tapId": {tap}, "volume": {volume}, "timestamp": "{at}"}}"#);
+            let (status, pour) = app.send_json("POST", "/api/venues/nyc/beers", &body).await;
+            assert_eq!(status, StatusCode::CREATED, "{pour}");
+            pour["beer"]["id"].as_u64().unwrap()
+        }
+    };
+    let tap = |tap: u32, beverage: &'static str| {
+        let app = &app;
+        async move {
+            let keg = format!(
+                r#"{{"venue": "nyc", "tapId": {tap}, "beverage": "{beverage}", "sizeMl": 50000}}"#
+            );
+            let (status, body) = app.send_json("POST", "/api/kegs", &keg).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    };
+    // 23:00 EST on Saturday 7 March, before tap 1 has a keg.
+    pour(1, 500, "2026-03-08T04:00:00Z").await;
+    tap(1, "Helles").await;
+    // New York springs forward at 02:00 that night: 07:30 UTC is 03:30 EDT, still
+    // Saturday's business day (it starts at 04:00); 08:30 UTC is 04:30 EDT, Sunday's.
+    pour(1, 500, "2026-03-08T07:30:00Z").await;
+    pour(1, 250, "2026-03-08T08:30:00Z").await;
+    tap(2, "Pils").await;
+    pour(2, 500, "2026-03-09T20:00:00Z").await;
+    pour(2, 1500, "2026-03-09T21:00:00Z").await;
+    let gone = pour(2, 500, "2026-03-09T22:00:00Z").await;
+    assert_eq!(
+        app.delete(&format!("/api/beers/{gone}")).await,
+        StatusCode::NO_CONTENT
+    );
+    // A pour in the default venue the same day is not New York's.
+    let body = r#"{"tapId": 1, "volume": 500, "timestamp": "2026-03-09T20:00:00Z"}"#;
+    assert_eq!(app.post_raw(body).await.0, StatusCode::CREATED);
+
+    let summary = |history: &serde_json::Value, key: &str| -> Vec<(String, Groups)> {
+        history["buckets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no buckets in {history}"))
+            .iter()
+            .map(|bucket| {
+                let groups = bucket["groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| {
+                        (
+                            g[key].to_string(),
+                            g["pours"].as_u64().unwrap(),
+                            g["volumeMl"].as_f64().unwrap(),
+                        )
+                    })
+                    .collect();
+                (bucket["start"].as_str().unwrap().to_owned(), groups)
+            })
+            .collect()
+    };
+    let s = |text: &str| text.to_owned();
+    let path = "/api/history?venue=nyc&from=2026-03-07&to=2026-03-09";
+    let (status, by_beverage) = app.get(path).await;
+    assert_eq!(status, StatusCode::OK, "{by_beverage}");
+    assert_eq!(
+        summary(&by_beverage, "beverage"),
+        [
+            (
+                s("2026-03-07"),
+                vec![(s("null"), 1, 500.0), (s("\"Helles\""), 1, 500.0)]
+            ),
+            (s("2026-03-08"), vec![(s("\"Helles\""), 1, 250.0)]),
+            (s("2026-03-09"), vec![(s("\"Pils\""), 2, 2000.0)]),
+        ],
+        "{by_beverage}"
+    );
+    let pils_day = &by_beverage["buckets"][2]["total"];
+    assert_eq!(pils_day["flaggedPours"], 1, "{pils_day}");
+    assert_eq!(pils_day["flagged"]["unclassified"], 1);
+    let glasses: Vec<(&str, u64)> = pils_day["byType"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["type"].as_str().unwrap(), t["pours"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(glasses, [("pint", 1), ("unclassified", 1)]);
+
+    let (_, by_tap) = app.get(&format!("{path}&by=tap")).await;
+    assert_eq!(
+        summary(&by_tap, "tapId")[2],
+        (s("2026-03-09"), vec![(s("2"), 2, 2000.0)])
+    );
+    assert_eq!(by_tap["buckets"][2]["groups"][0]["venue"], "nyc");
+    let (_, by_glass) = app.get(&format!("{path}&by=glass")).await;
+    assert_eq!(
+        summary(&by_glass, "glass")[0],
+        (s("2026-03-07"), vec![(s("\"pint\""), 2, 1000.0)])
+    );
+    // Weeks run Monday to Sunday; a month is the whole calendar month.
+    let (_, weeks) = app.get(&format!("{path}&bucket=week")).await;
+    let totals = |history: &serde_json::Value| -> Vec<(String, String, u64)> {
+        history["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["start"].as_str().unwrap().to_owned(),
+                    b["end"].as_str().unwrap().to_owned(),
+                    b["total"]["pours"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        totals(&weeks),
+        [
+            (s("2026-03-02"), s("2026-03-08"), 3),
+            (s("2026-03-09"), s("2026-03-15"), 2)
+        ]
+    );
+    let (_, month) = app.get(&format!("{path}&bucket=month")).await;
+    assert_eq!(totals(&month), [(s("2026-03-01"), s("2026-03-31"), 5)]);
+    // The chain's adds every venue's days.
+    let (_, chain) = app
+        .get("/api/history?from=2026-03-09&to=2026-03-09&by=tap")
+        .await;
+    assert_eq!(chain["venue"], serde_json::Value::Null);
+    assert_eq!(chain["buckets"][0]["total"]["pours"], 3, "{chain}");
+
+    for (query, message) in [
+        ("from=yesterday", "from must be a date YYYY-MM-DD"),
+        ("from=2026-03-10&to=2026-03-09", "must not be after"),
+        ("from=2000-01-01&to=2026-03-09", "at most 3660 days"),
+        ("bucket=year", "bucket must be day, week or month"),
+        ("by=colour", "by must be beverage, tap or glass"),
+    ] {
+        let (status, body) = app.get(&format!("/api/history?{query}")).await;
+        let text = assert_error(status, &body, 400);
+        assert!(text.contains(message), "{query}: {text}");
+    }
+    let (status, body) = app.get("/api/history?venue=nowhere").await;
+    assert_error(status, &body, 404);
+
+    // The same history after a restart, rebuilt from the log.
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
+    let (_, again) = app.get(path).await;
+    assert_eq!(again, by_beverage);
 }

@@ -118,3 +118,8 @@ async fn the_kegs_block_gives_what_it_shows() {
 async fn the_webhooks_block_gives_what_it_shows() {
     pasted("### Webhooks").await;
 }
+
+#[tokio::test]
+async fn the_history_block_gives_what_it_shows() {
+    pasted("### `GET /api/history`").await;
+}
