@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::glass::Catalogue;
 use crate::pour::{Flag, Pour, TapRef, Timestamp, whole};
+use crate::report::TypeTally;
 pub use crate::venue::Change;
 use crate::venue::{VenueChange, VenueRecord, Venues};
 
@@ -113,9 +114,14 @@ pub enum KegOp {
         spill_ul: i64,
         at: Timestamp,
     },
-    /// Taken off its tap.
+    /// Taken off its tap, with what was found left in it if someone measured.
     #[serde(rename_all = "camelCase")]
-    Finish { keg_id: u64, at: Timestamp },
+    Finish {
+        keg_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        left_ul: Option<i64>,
+        at: Timestamp,
+    },
     /// A change to a tap's settings: its name, and the level its kegs are low at (cleared:
     /// as configured).
     #[serde(rename_all = "camelCase")]
@@ -307,9 +313,78 @@ struct Keg {
     /// Low and empty are announced once in a keg's life.
     low_announced: bool,
     empty_announced: bool,
+    /// Its pours: how many, how many flagged, and by glass (pours, µl).
+    pours: u64,
+    flagged: u64,
+    by_glass: Vec<(Arc<str>, u64, i64)>,
+    /// What was found left in it when it was finished, if someone measured.
+    left_ul: Option<i64>,
 }
 
 impl Keg {
+    fn yields(&self) -> KegYield {
+        let left = self
+            .finished_at
+            .map(|_| self.left_ul.unwrap_or(self.remaining_ul().max(0)));
+        let mut by_glass = self.by_glass.clone();
+        by_glass.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let pct = |part: i64, whole: i64| {
+            if whole > 0 {
+                (part as f64 * 10_000.0 / whole as f64).round() / 100.0
+            } else {
+                0.0
+            }
+        };
+        KegYield {
+            poured_ml: ml(self.drawn_ul),
+            pours: self.pours,
+            by_type: by_glass
+                .into_iter()
+                .map(|(glass, pours, ul)| TypeTally {
+                    glass,
+                    pours,
+                    volume_ml: ml(ul),
+                })
+                .collect(),
+            flagged_pours: self.flagged,
+            spilled_ml: ml(self.spilled_ul),
+            yield_pct: pct(self.drawn_ul, self.start_ul),
+            left_ml: left.map(ml),
+            left_measured: self.finished_at.is_some() && self.left_ul.is_some(),
+            unaccounted_ml: left
+                .map(|left| ml(self.start_ul - self.drawn_ul - self.spilled_ul - left)),
+            days_on_tap: self.finished_at.map(|end| {
+                ((end.millis() - self.tapped_at.millis()) as f64 / 864_000.0).round() / 100.0
+            }),
+        }
+    }
+
+    /// Counts a pour it gave (`sign` 1) or takes one back (-1).
+    fn count(&mut self, pour: &Pour, sign: i64) {
+        let volume = sign * microlitres(pour.volume);
+        self.drawn_ul += volume;
+        self.pours = self.pours.saturating_add_signed(sign);
+        if !pour.flags.is_empty() {
+            self.flagged = self.flagged.saturating_add_signed(sign);
+        }
+        match self
+            .by_glass
+            .iter()
+            .position(|(g, _, _)| **g == *pour.glass)
+        {
+            Some(at) => {
+                let glass = &mut self.by_glass[at];
+                glass.1 = glass.1.saturating_add_signed(sign);
+                glass.2 += volume;
+                if glass.1 == 0 {
+                    self.by_glass.remove(at);
+                }
+            }
+            None if sign > 0 => self.by_glass.push((pour.glass.clone(), 1, volume)),
+            None => {}
+        }
+    }
+
     fn remaining_ul(&self) -> i64 {
         self.start_ul - self.drawn_ul - self.spilled_ul
     }
@@ -357,6 +432,37 @@ pub struct KegView {
     pub tapped_at: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
+    /// What it gave: its pours, by glass, and (once finished) what was left and what
+    /// no pour, spill or remainder accounts for.
+    #[serde(rename = "yield")]
+    pub yields: KegYield,
+}
+
+/// What a keg gave.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KegYield {
+    /// The volume of its stored pours (as `drawnMl`).
+    pub poured_ml: f64,
+    pub pours: u64,
+    /// Its pours by glass, the most poured first: the servings it gave.
+    pub by_type: Vec<TypeTally>,
+    /// Its pours with at least one flag.
+    pub flagged_pours: u64,
+    pub spilled_ml: f64,
+    /// Poured as a percentage of what it held when tapped (`startMl`).
+    pub yield_pct: f64,
+    /// Finished: what was left in it, as measured when it was finished (`leftMl`) or,
+    /// if nobody measured, as the meters say (remaining, at least 0). Else null.
+    pub left_ml: Option<f64>,
+    /// Whether `leftMl` was measured.
+    pub left_measured: bool,
+    /// Finished: what it held when tapped, less poured, spilled and left: beer no meter
+    /// saw (foam, a leak, a meter reading low), below 0 when the meters saw more than it
+    /// held. Else null.
+    pub unaccounted_ml: Option<f64>,
+    /// Finished: from tapped to finished, in days (two decimals). Else null.
+    pub days_on_tap: Option<f64>,
 }
 
 /// Servings of one glass.
@@ -488,6 +594,18 @@ impl CellarSettings {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Which kegs a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct KegFilter {
+    pub venue: Option<Arc<str>>,
+    pub tap_id: Option<u32>,
+    /// Only finished kegs (true) or only current ones (false).
+    pub finished: Option<bool>,
+    /// Only kegs on tap at some moment from `from` to `to`.
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
 
 /// Every keg and tap, as the log says.
 #[derive(Debug)]
@@ -653,6 +771,10 @@ impl Cellar {
                     until_pour: None,
                     low_announced: false,
                     empty_announced: false,
+                    pours: 0,
+                    flagged: 0,
+                    by_glass: Vec::new(),
+                    left_ul: None,
                 });
                 self.current.insert(tap.clone(), index);
                 self.by_tap.entry(tap).or_default().push(index);
@@ -684,8 +806,15 @@ impl Cellar {
                 events.push(self.event(KegEventKind::Corrected, index));
                 self.levels(index, &mut events);
             }
-            KegOp::Finish { keg_id, at } => {
+            KegOp::Finish {
+                keg_id,
+                left_ul,
+                at,
+            } => {
                 if let Some(index) = self.index(*keg_id) {
+                    if self.kegs[index].finished_at.is_none() {
+                        self.kegs[index].left_ul = *left_ul;
+                    }
                     let tap = self.kegs[index].tap.clone();
                     if self.current.get(&tap) == Some(&index) {
                         self.current.remove(&tap);
@@ -790,7 +919,7 @@ impl Cellar {
             if back {
                 events.push(self.event(KegEventKind::Back, index));
             }
-            self.kegs[index].drawn_ul += volume;
+            self.kegs[index].count(pour, 1);
             self.levels(index, &mut events);
         }
         events
@@ -798,7 +927,6 @@ impl Cellar {
 
     /// Gives a deleted pour's volume back to the keg it drew from.
     pub fn deleted(&mut self, pour: &Pour) {
-        let volume = microlitres(pour.volume);
         let tap_ref = pour.tap();
         if let Some(tap) = self.taps.get_mut(&tap_ref) {
             tap.recent.retain(|(_, id, _)| *id != pour.id);
@@ -816,7 +944,7 @@ impl Cellar {
         }
         let kegs = self.by_tap.get(&tap_ref).map_or(&[][..], Vec::as_slice);
         if let Some(&index) = kegs.iter().rev().find(|&&k| self.kegs[k].holds(pour)) {
-            self.kegs[index].drawn_ul -= volume;
+            self.kegs[index].count(pour, -1);
         }
     }
 
@@ -899,6 +1027,7 @@ impl Cellar {
             empty: remaining <= 0,
             tapped_at: keg.tapped_at,
             finished_at: keg.finished_at,
+            yields: keg.yields(),
         }
     }
 
@@ -945,18 +1074,21 @@ impl Cellar {
         self.index(id).map(|i| self.view(i))
     }
 
-    /// Kegs in id order, filtered by venue, tap and whether they are finished.
-    pub fn list(
-        &self,
-        venue: Option<&str>,
-        tap_id: Option<u32>,
-        finished: Option<bool>,
-    ) -> Vec<KegView> {
-        (0..self.kegs.len())
-            .filter(|&i| venue.is_none_or(|v| *self.kegs[i].tap.venue == *v))
-            .filter(|&i| tap_id.is_none_or(|t| self.kegs[i].tap.tap_id == t))
-            .filter(|&i| finished.is_none_or(|f| self.kegs[i].finished_at.is_some() == f))
-            .map(|i| self.view(i))
+    /// Kegs in id order, as `filter` says.
+    pub fn list(&self, filter: &KegFilter) -> Vec<KegView> {
+        self.kegs
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| filter.venue.as_deref().is_none_or(|v| *k.tap.venue == *v))
+            .filter(|(_, k)| filter.tap_id.is_none_or(|t| k.tap.tap_id == t))
+            .filter(|(_, k)| filter.finished.is_none_or(|f| k.finished_at.is_some() == f))
+            .filter(|(_, k)| filter.to.is_none_or(|to| k.tapped_at <= to))
+            .filter(|(_, k)| {
+                filter
+                    .from
+                    .is_none_or(|from| k.finished_at.is_none_or(|end| end >= from))
+            })
+            .map(|(i, _)| self.view(i))
             .collect()
     }
 
@@ -1214,17 +1346,25 @@ mod tests {
         assert_eq!(c.get(1).unwrap().drawn_ml, 0.0);
         assert_eq!(c.get(1).unwrap().status, "finished");
         assert_eq!(c.get(2).unwrap().drawn_ml, 400.0);
-        assert_eq!(c.list(None, Some(1), Some(false)).len(), 1);
-        assert_eq!(c.list(Some("main"), Some(1), Some(false)).len(), 1);
-        assert!(c.list(Some("dock"), Some(1), None).is_empty());
+        let filter = |venue: Option<&str>, finished| KegFilter {
+            venue: venue.map(Arc::from),
+            tap_id: Some(1),
+            finished,
+            ..KegFilter::default()
+        };
+        assert_eq!(c.list(&filter(None, Some(false))).len(), 1);
+        assert_eq!(c.list(&filter(Some("main"), Some(false))).len(), 1);
+        assert!(c.list(&filter(Some("dock"), None)).is_empty());
         let finish = KegOp::Finish {
             keg_id: 1,
+            left_ul: None,
             at: Timestamp::from_millis(0),
         };
         assert_eq!(c.check(&finish), Err(KegError::Finished(1)));
         assert_eq!(
             c.check(&KegOp::Finish {
                 keg_id: 9,
+                left_ul: None,
                 at: Timestamp::from_millis(0)
             }),
             Err(KegError::NotFound(9))

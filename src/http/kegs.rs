@@ -13,7 +13,7 @@ use super::scope::{Scope, venue_param};
 use super::state::AppState;
 use crate::auth::Identity;
 use crate::keg::{
-    Change, KegError, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named,
+    Change, KegError, KegFilter, KegOp, KegSize, KegView, SIZES, TapView, microlitres, size_named,
 };
 use crate::pour::{TapRef, Timestamp, parse_tap_id, tap_id_rule};
 use crate::store::KegDone;
@@ -351,6 +351,8 @@ pub async fn create(
         ("venue" = Option<String>, Query, description = "Only this venue's kegs"),
         ("tapId" = Option<u32>, Query, description = "Only this tap's kegs"),
         ("status" = Option<KegStatus>, Query, description = "`current` (on a tap) or `finished`"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Only kegs on tap at or after this moment (current, or finished then or later)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Only kegs tapped at or before this moment"),
     ),
     responses(
         (status = 200, description = "Kegs in id order", body = KegList),
@@ -366,13 +368,23 @@ pub fn list(
     who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
     let venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
-    let (mut tap_id, mut finished) = (None, None);
+    let mut filter = KegFilter {
+        venue,
+        ..KegFilter::default()
+    };
+    let moment = |name: &str, value: &str| {
+        Timestamp::parse(value)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} must be an RFC 3339 date-time")))
+    };
     for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
         match &*key {
-            "tapId" => tap_id = Some(tap_param(&value)?),
+            "tapId" => filter.tap_id = Some(tap_param(&value)?),
+            "from" => filter.from = moment("from", &value)?,
+            "to" => filter.to = moment("to", &value)?,
             "status" => {
                 let status = serde_json::from_value(Value::String(value.into_owned()));
-                finished = Some(matches!(
+                filter.finished = Some(matches!(
                     status.map_err(|_| ApiError::BadRequest(
                         "status must be current or finished".into()
                     ))?,
@@ -382,9 +394,7 @@ pub fn list(
             _ => {}
         }
     }
-    let kegs = state
-        .bar
-        .cellar(|c| c.list(venue.as_deref(), tap_id, finished));
+    let kegs = state.bar.cellar(|c| c.list(&filter));
     Ok(json_with(&KegList { kegs }, StatusCode::OK))
 }
 
@@ -474,20 +484,36 @@ pub async fn correct(
     Ok(json_with(&OneKeg { keg }, StatusCode::OK))
 }
 
+/// What was found left in a keg taken off its tap (optional).
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+// Only a schema: the handler reads the fields itself.
+#[allow(dead_code)]
+pub struct KegFinish {
+    /// What was left in it, in ml, measured (weighed, say): its yield then says how much no
+    /// pour or spill accounts for.
+    #[schema(nullable = false, minimum = 0, maximum = 1_000_000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_ml: Option<f64>,
+}
+
 /// Finish a keg
 ///
-/// Takes it off its tap. Subscribers hear `finished`.
+/// Takes it off its tap, with what was found left in it if someone measured (no body:
+/// nobody did). Subscribers hear `finished`.
 #[utoipa::path(
     post, path = "/api/kegs/{id}/finish", tag = "kegs",
     params(("id" = u64, Path, description = "Keg id")),
+    request_body(content = Option<KegFinish>, content_type = "application/json"),
     responses(
         (status = 200, description = "The keg, finished", body = OneKeg),
-        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 400, description = "The id is not a number, or the body not JSON", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "Only admin tokens may change kegs", body = ErrorBody),
         (status = 404, description = "No such keg", body = ErrorBody),
         (status = 409, description = "Finished already, or the Idempotency-Key was used with another request", body = ErrorBody),
-        (status = 422, description = "A malformed Idempotency-Key", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
+        (status = 422, description = "A malformed Idempotency-Key, or a wrong or unknown field", body = ErrorBody),
         (status = 503, description = "The store cannot write", body = ErrorBody),
     )
 )]
@@ -495,12 +521,30 @@ pub async fn finish(
     state: &AppState,
     id: &str,
     headers: &BodyHeaders,
+    body: Result<bytes::Bytes, ApiError>,
     who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
     let keg_id = keg_id(id)?;
     visible(state, keg_id, who)?;
+    let left_ul = match body {
+        Ok(bytes) if bytes.is_empty() => None,
+        body => {
+            let fields = object(headers, body)?;
+            if let Some(field) = unknown_fields(&fields, &["leftMl"]).first() {
+                return Err(invalid(format!(
+                    "unknown field {field:?}; give leftMl or nothing"
+                )));
+            }
+            fields
+                .get("leftMl")
+                .map(|v| volume("leftMl", v, true))
+                .transpose()?
+                .map(microlitres)
+        }
+    };
     let op = KegOp::Finish {
         keg_id,
+        left_ul,
         at: Timestamp::now(),
     };
     let (keg, _) = applied(state, headers, op).await?;

@@ -274,10 +274,15 @@ fn keg_finish(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Resp
         .and(warp::post())
         .and(with_state(state))
         .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
         .and(identity())
         .then(
-            |id: String, state: AppState, headers: BodyHeaders, who: Option<Identity>| async move {
-                answer(kegs::finish(&state, &id, &headers, &who).await)
+            |id: String,
+             state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(kegs::finish(&state, &id, &headers, body, &who).await)
             },
         )
         .boxed()

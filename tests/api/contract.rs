@@ -135,6 +135,7 @@ contract!(
     each_venue_judges_after_hours_and_today_on_its_own_clock,
     a_venue_s_webhook_hears_its_venue_and_the_chain_s_hears_every_venue_by_name,
     history_counts_business_days_by_beverage_tap_and_glass_and_forgets_deletions,
+    a_keg_s_yield_counts_its_pours_spills_deletions_and_what_was_left,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -2203,4 +2204,123 @@ async fn history_counts_business_days_by_beverage_tap_and_glass_and_forgets_dele
     };
     let (_, again) = app.get(path).await;
     assert_eq!(again, by_beverage);
+}
+
+async fn a_keg_s_yield_counts_its_pours_spills_deletions_and_what_was_left(backend: &Backend) {
+    let app = backend.server().await;
+    let keg = r#"{"tapId": 1, "beverage": "Helles", "sizeMl": 10000}"#;
+    assert_eq!(app.post_json("/api/kegs", keg).await.0, StatusCode::CREATED);
+    // An hour apart, so that none is a burst; the 1500 ml fits no glass.
+    let mut ids = Vec::new();
+    for (hour, volume) in [(10, 500), (11, 500), (12, 250), (13, 1500)] {
+        let body = format!(
+            r#"{{"tapId": 1, "volume": {volume}, "timestamp": "2026-01-01T{hour}:00:00Z"}}"#
+        );
+        let (status, pour) = app.post_raw(body).await;
+        assert_eq!(status, StatusCode::CREATED, "{pour}");
+        ids.push(pour["beer"]["id"].as_u64().unwrap());
+    }
+    assert_eq!(
+        app.delete(&format!("/api/beers/{}", ids[1])).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, spilled) = app
+        .send_json("PATCH", "/api/kegs/1", r#"{"spillMl": 200}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{spilled}");
+    let yields = |keg: &serde_json::Value| keg["keg"]["yield"].clone();
+    let (_, on_tap) = app.get("/api/kegs/1").await;
+    assert_eq!(
+        yields(&on_tap),
+        serde_json::json!({"pouredMl": 2250.0, "pours": 3,
+            "byType": [{"type": "half", "pours": 1, "volumeMl": 250.0},
+                       {"type": "pint", "pours": 1, "volumeMl": 500.0},
+                       {"type": "unclassified", "pours": 1, "volumeMl": 1500.0}],
+            "flaggedPours": 1, "spilledMl": 200.0, "yieldPct": 22.5,
+            "leftMl": null, "leftMeasured": false, "unaccountedMl": null, "daysOnTap": null})
+    );
+
+    // What was left is measured when it comes off: nothing changes on a wrong one.
+    for (body, status) in [
+        (r#"{"leftMl": -1}"#, 422),
+        (r#"{"left": 7000}"#, 422),
+        (r#"{"leftMl": 7000"#, 400),
+    ] {
+        let (got, answer) = app.send_json("POST", "/api/kegs/1/finish", body).await;
+        assert_error(got, &answer, status);
+    }
+    let (status, finished) = app
+        .send_json("POST", "/api/kegs/1/finish", r#"{"leftMl": 7000}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    let finished_yield = yields(&finished);
+    assert_eq!(
+        (
+            &finished_yield["leftMl"],
+            &finished_yield["leftMeasured"],
+            &finished_yield["unaccountedMl"]
+        ),
+        (
+            &serde_json::json!(7000.0),
+            &serde_json::json!(true),
+            &serde_json::json!(550.0)
+        ),
+        "10,000 held, less 2,250 poured, 200 spilled and 7,000 left: {finished_yield}"
+    );
+    assert!(finished_yield["daysOnTap"].as_f64().unwrap() < 0.01);
+    // A pour of its deleted later gives its volume back to it.
+    assert_eq!(
+        app.delete(&format!("/api/beers/{}", ids[0])).await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, after) = app.get("/api/kegs/1").await;
+    assert_eq!(
+        (
+            yields(&after)["pours"].as_u64(),
+            yields(&after)["unaccountedMl"].as_f64()
+        ),
+        (Some(2), Some(1050.0))
+    );
+
+    // A keg finished by nobody measuring: what the meters say is left.
+    let pils = r#"{"tapId": 2, "beverage": "Pils", "sizeMl": 1000}"#;
+    assert_eq!(
+        app.post_json("/api/kegs", pils).await.0,
+        StatusCode::CREATED
+    );
+    app.pour(2, 500.0).await;
+    let (_, pils) = app.send_json("POST", "/api/kegs/2/finish", "").await;
+    assert_eq!(
+        (
+            yields(&pils)["leftMl"].as_f64(),
+            yields(&pils)["leftMeasured"].as_bool(),
+            yields(&pils)["unaccountedMl"].as_f64()
+        ),
+        (Some(500.0), Some(false), Some(0.0)),
+        "{pils}"
+    );
+
+    // The keg history: kegs on tap in a period.
+    let ids_in = |list: &serde_json::Value| -> Vec<u64> {
+        list["kegs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{list}"))
+            .iter()
+            .map(|k| k["id"].as_u64().unwrap())
+            .collect()
+    };
+    let (_, history) = app
+        .get("/api/kegs?status=finished&from=2026-01-01T00:00:00Z")
+        .await;
+    assert_eq!(ids_in(&history), [1, 2]);
+    let (_, none) = app.get("/api/kegs?to=2026-01-01T00:00:00Z").await;
+    assert_eq!(ids_in(&none), Vec::<u64>::new());
+    let (status, body) = app.get("/api/kegs?from=yesterday").await;
+    assert_error(status, &body, 400);
+
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
+    let (_, again) = app.get("/api/kegs/1").await;
+    assert_eq!(again, after, "the same yield after a restart");
 }

@@ -796,6 +796,7 @@ mod tests {
             Record::Keg {
                 op: KegOp::Finish {
                     keg_id: 1,
+                    left_ul: Some(400_000),
                     at: Timestamp::from_millis(1_800_000_003_000),
                 },
                 after: 11,
