@@ -903,7 +903,11 @@ mod tests {
             start_ul: 20_000_000,
             at,
         };
-        let finish = |keg_id| KegOp::Finish { keg_id, left_ul: None, at };
+        let finish = |keg_id| KegOp::Finish {
+            keg_id,
+            left_ul: None,
+            at,
+        };
         let later_tap = KegOp::Tap {
             venue: None,
             tap_id: 2,
