@@ -5,6 +5,7 @@ use warp::Reply as _;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
+use super::csv::{self, Format, Rows};
 use super::error::{ApiError, ErrorBody};
 use super::gate::require;
 use super::reply::json_with;
@@ -205,9 +206,11 @@ async fn store_pour(
         ("tapId" = Option<u32>, Query, description = "Only this tap"),
         ("from" = Option<String>, Query, format = DateTime, description = "Pour timestamp at or after"),
         ("to" = Option<String>, Query, format = DateTime, description = "Pour timestamp at or before"),
+        ("format" = Option<csv::ListFormat>, Query, description = "`json` (default) or `csv` (as `Accept: text/csv`)"),
     ),
     responses(
-        (status = 200, description = "A page (empty past the end)", body = List),
+        (status = 200, description = "A page (empty past the end); as CSV with `Accept: text/csv` or `format=csv`",
+         content((List = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read, or not that venue", body = ErrorBody),
@@ -219,10 +222,20 @@ pub async fn list(
     state: &AppState,
     raw_query: &str,
     who: &Option<Identity>,
+    headers: &warp::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    let format = csv::format(headers, raw_query, false)?;
     let (mut query, page) = parse_list_query(state, raw_query)?;
     query.venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
     let found = state.store.list(&query).await?;
+    if format == Format::Csv {
+        let mut rows = Rows::new().header(csv::POUR_COLUMNS);
+        let mut zones = csv::Zones::new();
+        for pour in &found.pours {
+            csv::pour_row(&mut rows, pour, zone_of(state, &mut zones, &pour.venue));
+        }
+        return Ok(rows.into_response());
+    }
     Ok(json_with(
         &List {
             beers: found.pours,
@@ -234,7 +247,21 @@ pub async fn list(
     ))
 }
 
-fn parse_list_query(state: &AppState, raw: &str) -> Result<(ListQuery, usize), ApiError> {
+/// The time zone of `venue`'s clock, looked up once per list.
+pub(crate) fn zone_of(
+    state: &AppState,
+    zones: &mut csv::Zones,
+    venue: &std::sync::Arc<str>,
+) -> chrono_tz::Tz {
+    *zones
+        .entry(venue.clone())
+        .or_insert_with(|| state.bar.venues(|v| v.rules(venue).clock.zone))
+}
+
+pub(crate) fn parse_list_query(
+    state: &AppState,
+    raw: &str,
+) -> Result<(ListQuery, usize), ApiError> {
     let mut page: Option<usize> = None;
     let mut page_size = DEFAULT_PAGE_SIZE;
     let mut after: Option<u64> = None;

@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::csv::{self, Format};
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
 use super::scope::{Scope, venue_param};
@@ -27,9 +28,11 @@ use crate::report::DayClock;
         ("to" = Option<String>, Query, format = Date, description = "Last business day, YYYY-MM-DD (default: today's business day)"),
         ("bucket" = Option<Bucket>, Query, description = "day (default), week or month"),
         ("by" = Option<By>, Query, description = "beverage (default), tap or glass"),
+        ("format" = Option<csv::ListFormat>, Query, description = "`json` (default) or `csv` (as `Accept: text/csv`): a row per bucket and group"),
     ),
     responses(
-        (status = 200, description = "The history", body = crate::history::Document),
+        (status = 200, description = "The history; as CSV with `Accept: text/csv` or `format=csv`",
+         content((crate::history::Document = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad parameter value, `from` after `to`, or more than 3,660 days", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read, or not that venue", body = ErrorBody),
@@ -40,10 +43,15 @@ pub fn history(
     state: &AppState,
     raw_query: &str,
     who: &Option<Identity>,
+    headers: &warp::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    let format = csv::format(headers, raw_query, false)?;
     let venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
     let query = parse(state, venue, raw_query)?;
     let document = state.bar.hold().history(&query);
+    if format == Format::Csv {
+        return Ok(csv::history(&document, &state.pouring.catalogue).into_response());
+    }
     Ok(json_with(&document, StatusCode::OK))
 }
 

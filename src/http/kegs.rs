@@ -6,6 +6,7 @@ use warp::Reply as _;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
+use super::csv::{self, Format};
 use super::error::{ApiError, ErrorBody};
 use super::reply::json_with;
 use super::request::{BodyHeaders, id_param, tap_param};
@@ -353,9 +354,11 @@ pub async fn create(
         ("status" = Option<KegStatus>, Query, description = "`current` (on a tap) or `finished`"),
         ("from" = Option<String>, Query, format = DateTime, description = "Only kegs on tap at or after this moment (current, or finished then or later)"),
         ("to" = Option<String>, Query, format = DateTime, description = "Only kegs tapped at or before this moment"),
+        ("format" = Option<csv::ListFormat>, Query, description = "`json` (default) or `csv` (as `Accept: text/csv`)"),
     ),
     responses(
-        (status = 200, description = "Kegs in id order", body = KegList),
+        (status = 200, description = "Kegs in id order; as CSV with `Accept: text/csv` or `format=csv`",
+         content((KegList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad parameter value", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
         (status = 403, description = "This token may not read, or not that venue", body = ErrorBody),
@@ -366,7 +369,9 @@ pub fn list(
     state: &AppState,
     raw_query: &str,
     who: &Option<Identity>,
+    headers: &warp::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    let format = csv::format(headers, raw_query, false)?;
     let venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
     let mut filter = KegFilter {
         venue,
@@ -395,6 +400,9 @@ pub fn list(
         }
     }
     let kegs = state.bar.cellar(|c| c.list(&filter));
+    if format == Format::Csv {
+        return Ok(csv::kegs(&kegs, &state.pouring.catalogue).into_response());
+    }
     Ok(json_with(&KegList { kegs }, StatusCode::OK))
 }
 
@@ -527,7 +535,8 @@ pub async fn finish(
     let keg_id = keg_id(id)?;
     visible(state, keg_id, who)?;
     let left_ul = match body {
-        Ok(bytes) if bytes.is_empty() => None,
+        // No body, or JSON's nothing: nobody measured.
+        Ok(bytes) if matches!(bytes.trim_ascii(), b"" | b"null") => None,
         body => {
             let fields = object(headers, body)?;
             if let Some(field) = unknown_fields(&fields, &["leftMl"]).first() {

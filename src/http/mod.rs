@@ -26,6 +26,8 @@ pub mod state;
 
 mod alerts;
 mod beers;
+mod csv;
+mod export;
 mod history;
 mod kegs;
 mod operations;
@@ -78,6 +80,7 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
     let handled = match route.handler {
         Handler::Beers => ignore(&at, list(state.clone()).or(create(state)).unify()),
         Handler::VenueBeers => venue_pour(&at, state),
+        Handler::Export => ignore(&at, export(state)),
         Handler::Beer => beer(&at, state),
         Handler::Glasses => ignore(&at, glasses(state)),
         Handler::Kegs => ignore(&at, kegs_list(state.clone()).or(keg_new(state)).unify()),
@@ -141,9 +144,25 @@ fn list(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(raw_query())
         .and(identity())
+        .and(warp::header::headers_cloned())
         .then(
-            |state: AppState, query: String, who: Option<Identity>| async move {
-                answer(beers::list(&state, &query, &who).await)
+            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| async move {
+                answer(beers::list(&state, &query, &who, &headers).await)
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/beers/export?...&format=csv|ndjson`
+fn export(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(identity())
+        .and(warp::header::headers_cloned())
+        .then(
+            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| async move {
+                answer(export::export(&state, &query, &who, &headers).await)
             },
         )
         .boxed()
@@ -213,9 +232,12 @@ fn kegs_list(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(raw_query())
         .and(identity())
-        .map(|state: AppState, query: String, who: Option<Identity>| {
-            answer(kegs::list(&state, &query, &who))
-        })
+        .and(warp::header::headers_cloned())
+        .map(
+            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| {
+                answer(kegs::list(&state, &query, &who, &headers))
+            },
+        )
         .boxed()
 }
 
@@ -533,9 +555,12 @@ fn history(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(raw_query())
         .and(identity())
-        .map(|state: AppState, query: String, who: Option<Identity>| {
-            answer(history::history(&state, &query, &who))
-        })
+        .and(warp::header::headers_cloned())
+        .map(
+            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| {
+                answer(history::history(&state, &query, &who, &headers))
+            },
+        )
         .boxed()
 }
 

@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{alerts, beers, history, kegs, operations, socket, venues, webhooks};
+use super::{alerts, beers, csv, export, history, kegs, operations, socket, venues, webhooks};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
@@ -30,6 +30,7 @@ use crate::pour::Intake;
         beers::create,
         beers::create_in_venue,
         beers::list,
+        export::export,
         beers::show,
         beers::delete,
         operations::health,
@@ -65,7 +66,13 @@ use crate::pour::Intake;
         openapi_json,
         events_schema_json,
     ),
-    components(schemas(beers::PourRequest, socket::SocketEvent, kegs::KegStatus)),
+    components(schemas(
+        beers::PourRequest,
+        socket::SocketEvent,
+        kegs::KegStatus,
+        csv::ListFormat,
+        csv::ExportFormat
+    )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -203,6 +210,10 @@ fn require_one_size(doc: &mut Value) {
             hook["events"]["items"] = json!({"type": "string", "enum": subscribable});
             hook["events"]["uniqueItems"] = json!(true);
         }
+    }
+    // What was left, or nothing: another field is a mistake, refused.
+    if let Some(finish) = doc.pointer_mut("/components/schemas/KegFinish") {
+        finish["additionalProperties"] = json!(false);
     }
     if let Some(tap) = doc.pointer_mut("/components/schemas/TapSettings") {
         tap["anyOf"] = json!(required(&["name", "lowPercent"]));

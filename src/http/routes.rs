@@ -61,6 +61,7 @@ pub enum Handler {
     TestWebhook,
     WebhookDeliveries,
     Report,
+    Export,
     History,
     Health,
     Metrics,
@@ -116,6 +117,7 @@ const fn open(path: &'static str, below: bool, documented: bool, handler: Handle
 #[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
     api("/api/beers", "GET, POST", &[("GET", Need::Read)], &["POST"], Handler::Beers),
+    api("/api/beers/export", "GET", &[("GET", Need::Read)], &[], Handler::Export),
     api("/api/beers/{id}", "GET, DELETE", &[("GET", Need::Read), ("DELETE", Need::Delete)], &[], Handler::Beer),
     api("/api/glasses", "GET", &[("GET", Need::Glasses)], &[], Handler::Glasses),
     api("/api/kegs", "GET, POST", &[("GET", Need::Read), ("POST", Need::Manage)], &["POST"], Handler::Kegs),

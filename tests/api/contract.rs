@@ -136,6 +136,8 @@ contract!(
     a_venue_s_webhook_hears_its_venue_and_the_chain_s_hears_every_venue_by_name,
     history_counts_business_days_by_beverage_tap_and_glass_and_forgets_deletions,
     a_keg_s_yield_counts_its_pours_spills_deletions_and_what_was_left,
+    pours_history_and_kegs_read_as_csv_as_they_read_as_json,
+    the_export_streams_every_pour_stored_when_it_began,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -2323,4 +2325,288 @@ async fn a_keg_s_yield_counts_its_pours_spills_deletions_and_what_was_left(backe
     };
     let (_, again) = app.get("/api/kegs/1").await;
     assert_eq!(again, after, "the same yield after a restart");
+}
+
+/// Each cell of a CSV row is the JSON value of its column: `null` an empty cell, a list
+/// its items joined by `;`, and text a spreadsheet would run as a formula carries the `'`
+/// that neutralises it. Columns `lookup` has no value for are not compared.
+fn assert_row_is(
+    header: &[String],
+    row: &[String],
+    lookup: impl Fn(&str) -> Option<serde_json::Value>,
+) {
+    use serde_json::Value;
+    assert_eq!(row.len(), header.len(), "{header:?} {row:?}");
+    for (name, cell) in header.iter().zip(row) {
+        let Some(value) = lookup(name) else { continue };
+        let expected = match &value {
+            Value::Null => String::new(),
+            Value::String(s) if s.starts_with(['=', '+', '-', '@']) => format!("'{s}"),
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => {
+                assert_eq!(
+                    cell.parse::<f64>().ok(),
+                    n.as_f64(),
+                    "column {name}: {row:?}"
+                );
+                continue;
+            }
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(";"),
+            Value::Object(_) => panic!("column {name} is an object: {value}"),
+        };
+        assert_eq!(cell, &expected, "column {name}: {row:?}");
+    }
+}
+
+/// A `pours:<glass>` or `volumeMl:<glass>` column's value from a `byType` list (0 for a
+/// glass not in it).
+fn glass_cell(tallies: &serde_json::Value, column: &str) -> Option<serde_json::Value> {
+    let (what, glass) = column.split_once(':')?;
+    let tally = tallies.as_array()?.iter().find(|t| t["type"] == glass);
+    Some(tally.map_or(serde_json::json!(0), |t| t[what].clone()))
+}
+
+async fn pours_history_and_kegs_read_as_csv_as_they_read_as_json(backend: &Backend) {
+    let app = backend.server().await;
+    let nyc = r#"{"id": "nyc", "name": "New York", "timezone": "America/New_York"}"#;
+    assert_eq!(
+        app.send_json("POST", "/api/venues", nyc).await.0,
+        StatusCode::CREATED
+    );
+    // Beverage names are typed by people: this one is a spreadsheet formula.
+    let formula = r#"=HYPERLINK("http://evil.example","Helles, unfiltered")"#;
+    let keg = serde_json::json!({"venue": "nyc", "tapId": 1, "beverage": formula, "sizeMl": 50000});
+    let (status, body) = app.send_json("POST", "/api/kegs", &keg.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (tap, volume, at) in [
+        (1, 500, "2026-03-08T04:00:00Z"),
+        (1, 1500, "2026-03-08T05:00:00Z"),
+        (2, 250, "2026-03-09T20:00:00Z"),
+    ] {
+        let body = format!(r#"{{"tapId": {tap}, "volume": {volume}, "timestamp": "{at}"}}"#);
+        let (status, pour) = app.send_json("POST", "/api/venues/nyc/beers", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{pour}");
+    }
+    app.pour(3, 500.0).await;
+    app.pour(3, 20.0).await;
+
+    // Pours: one header row, a row per pour of the page, the time on the venue's clock.
+    let (_, page) = app.get("/api/beers").await;
+    let (status, kind, text) = app.get_text("/api/beers", Some("text/csv")).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::OK, "text/csv; charset=utf-8")
+    );
+    assert_eq!(
+        app.get_text("/api/beers?format=csv", None).await.2,
+        text,
+        "format=csv is Accept: text/csv"
+    );
+    let Some(rows) = crate::helpers::parse_csv(&text) else {
+        return;
+    };
+    assert_eq!(
+        rows[0],
+        [
+            "id",
+            "venue",
+            "tapId",
+            "volume",
+            "type",
+            "timestamp",
+            "localTime",
+            "timezone",
+            "flags"
+        ]
+    );
+    let pours = page["beers"].as_array().unwrap();
+    assert_eq!(rows.len(), 1 + pours.len());
+    let (_, main) = app.get("/api/venues/main").await;
+    for (row, pour) in rows[1..].iter().zip(pours) {
+        assert_row_is(&rows[0], row, |column| match column {
+            "localTime" => None,
+            "timezone" if pour["venue"] == "nyc" => Some("America/New_York".into()),
+            "timezone" => Some(main["venue"]["timezone"].clone()),
+            _ => Some(pour[column].clone()),
+        });
+    }
+    assert_eq!(
+        rows[1][6], "2026-03-07 23:00:00.000",
+        "04:00 UTC is 23:00 the evening before in New York"
+    );
+
+    // History: a row per bucket and group.
+    let path = "/api/history?venue=nyc&from=2026-03-07&to=2026-03-09";
+    let (_, history) = app.get(path).await;
+    let Some(rows) = crate::helpers::parse_csv(&app.get_text(path, Some("text/csv")).await.2)
+    else {
+        return;
+    };
+    assert_eq!(
+        rows[0][..6],
+        [
+            "start",
+            "end",
+            "beverage",
+            "pours",
+            "volumeMl",
+            "flaggedPours"
+        ]
+    );
+    let mut row = rows[1..].iter();
+    for bucket in history["buckets"].as_array().unwrap() {
+        for group in bucket["groups"].as_array().unwrap() {
+            let cells = row.next().unwrap_or_else(|| panic!("no row for {group}"));
+            assert_row_is(&rows[0], cells, |column| {
+                Some(match column {
+                    "start" | "end" => bucket[column].clone(),
+                    _ => group
+                        .get(column)
+                        .or_else(|| group["flagged"].get(column))
+                        .cloned()
+                        .or_else(|| glass_cell(&group["byType"], column))
+                        .unwrap_or_else(|| panic!("no column {column} in {group}")),
+                })
+            });
+        }
+    }
+    assert!(row.next().is_none(), "a row per group, no more");
+    assert!(
+        rows.iter().any(|r| r[2] == format!("'{formula}")),
+        "the formula is text: {rows:?}"
+    );
+
+    // Kegs: a row per keg, its yield, and what it poured by glass.
+    let (_, kegs) = app.get("/api/kegs").await;
+    let Some(rows) = crate::helpers::parse_csv(&app.get_text("/api/kegs?format=csv", None).await.2)
+    else {
+        return;
+    };
+    assert!(
+        rows[0].contains(&"yieldPct".to_string()) && rows[0].contains(&"pours:pint".to_string())
+    );
+    let kegs = kegs["kegs"].as_array().unwrap();
+    assert_eq!(rows.len(), 1 + kegs.len());
+    for (row, keg) in rows[1..].iter().zip(kegs) {
+        assert_row_is(&rows[0], row, |column| {
+            keg.get(column)
+                .or_else(|| keg["yield"].get(column))
+                .cloned()
+                .or_else(|| glass_cell(&keg["yield"]["byType"], column))
+                .or_else(|| panic!("no column {column} in {keg}"))
+        });
+    }
+
+    // A format nobody writes is an error, in JSON.
+    for path in [
+        "/api/beers?format=xml",
+        "/api/history?format=ndjson",
+        "/api/kegs?format=pdf",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_error(status, &body, 400);
+    }
+}
+
+async fn the_export_streams_every_pour_stored_when_it_began(backend: &Backend) {
+    let app = Arc::new(backend.server().await);
+    // More than two of the export's pages of 1,000.
+    app.pour_from_taps(3, 700).await;
+    let nyc = r#"{"id": "nyc", "name": "New York", "timezone": "America/New_York"}"#;
+    assert_eq!(
+        app.send_json("POST", "/api/venues", nyc).await.0,
+        StatusCode::CREATED
+    );
+    let body = r#"{"tapId": 2, "volume": 250}"#;
+    let (status, last) = app.send_json("POST", "/api/venues/nyc/beers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{last}");
+    let mut pours = Vec::new();
+    for page in 1..=3 {
+        let (_, list) = app
+            .get(&format!("/api/beers?page={page}&page_size=1000"))
+            .await;
+        pours.extend(list["beers"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(pours.len(), 2101);
+
+    // NDJSON: each pour as the API writes it, a line, in id order.
+    let (status, kind, text) = app.get_text("/api/beers/export?format=ndjson", None).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::OK, "application/x-ndjson")
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, pours);
+    let (_, _, by_accept) = app
+        .get_text("/api/beers/export", Some("application/x-ndjson"))
+        .await;
+    assert_eq!(by_accept, text);
+
+    // CSV by default, as the list's CSV.
+    let response = app
+        .http
+        .get(app.url("/api/beers/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"pours.csv\""
+    );
+    let text = response.text().await.unwrap();
+    if let Some(rows) = crate::helpers::parse_csv(&text) {
+        assert_eq!(rows.len(), 1 + pours.len());
+        for (row, pour) in rows[1..].iter().zip(&pours) {
+            assert_row_is(&rows[0], row, |column| match column {
+                "localTime" | "timezone" => None,
+                _ => Some(pour[column].clone()),
+            });
+        }
+    }
+
+    // Filters, as the list's.
+    let last_id = last["beer"]["id"].as_u64().unwrap();
+    let (_, _, only) = app
+        .get_text("/api/beers/export?format=ndjson&venue=nyc&tapId=2", None)
+        .await;
+    assert_eq!(only.lines().count(), 1);
+    let (_, _, after) = app
+        .get_text(
+            &format!("/api/beers/export?format=ndjson&after={}", last_id - 5),
+            None,
+        )
+        .await;
+    assert_eq!(after.lines().count(), 5);
+    for path in ["/api/beers/export?format=json", "/api/beers/export?tapId=x"] {
+        let (status, body) = app.get(path).await;
+        assert_error(status, &body, 400);
+    }
+
+    // Pours stored once the export has begun are the next export's.
+    let response = app
+        .http
+        .get(app.url("/api/beers/export?format=ndjson"))
+        .send()
+        .await
+        .unwrap();
+    app.pour(1, 500.0).await;
+    let text = response.text().await.unwrap();
+    let ids: Vec<u64> = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2101);
+    assert_eq!(ids.last(), Some(&last_id));
 }

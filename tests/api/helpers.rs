@@ -640,3 +640,60 @@ pub fn skip_unless_required(var: &str, what: &str, why: &str, said: &'static std
         );
     });
 }
+
+impl TestApp {
+    /// A GET with an `Accept` header (or none): its status, content type and body text.
+    pub async fn get_text(&self, path: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.expect("GET reaches the server");
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = response.text().await.expect("a body");
+        (status, kind, text)
+    }
+}
+
+/// CSV read back by Python's `csv` module (as a spreadsheet would), rows of cells; `None`
+/// (the test skipped, or failed where `ALTAIR_TEST_PYTHON=required`) without Python.
+pub fn parse_csv(text: &str) -> Option<Vec<Vec<String>>> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let python = std::env::var("ALTAIR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = "import csv, io, json, sys\n\
+        rows = list(csv.reader(io.TextIOWrapper(sys.stdin.buffer, encoding='utf-8', newline=''), strict=True))\n\
+        json.dump(rows, sys.stdout)";
+    let child = std::process::Command::new(&python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let why = format!("{python} did not start: {e}");
+            skip_unless_required("ALTAIR_TEST_PYTHON", "CSV read back by Python", &why, &SAID);
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("a stdin pipe")
+        .write_all(text.as_bytes())
+        .expect("Python reads the CSV");
+    let out = child.wait_with_output().expect("Python ends");
+    assert!(
+        out.status.success(),
+        "Python's csv module refused the CSV: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("rows as JSON"))
+}

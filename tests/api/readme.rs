@@ -32,8 +32,17 @@ fn steps(block: &str) -> Vec<(String, Option<String>)> {
         let mut answer: Option<String> = None;
         while let Some(next) = lines.peek() {
             let shown = match (&answer, next.strip_prefix("# ")) {
-                (None, Some(text)) if text.starts_with(['{', '(']) => text.to_owned(),
+                (None, Some(text)) if text.starts_with(['{', '(']) || csv_row(text) => {
+                    text.to_owned()
+                }
                 (Some(_), Some(text)) if text.starts_with(' ') => text.trim_start().to_owned(),
+                // CSV, a line a row; NDJSON, a line an object.
+                (Some(shown), Some(text))
+                    if (csv_row(shown) && csv_row(text))
+                        || (shown.starts_with('{') && text.starts_with('{')) =>
+                {
+                    format!("\n{text}")
+                }
                 _ => break,
             };
             answer.get_or_insert_with(String::new).push_str(&shown);
@@ -44,16 +53,23 @@ fn steps(block: &str) -> Vec<(String, Option<String>)> {
     steps
 }
 
-/// Whether `got` is what the README shows, `...` standing for anything.
+/// Whether a comment shows a row of CSV: a first cell, without spaces, then a comma.
+fn csv_row(text: &str) -> bool {
+    let first = text.split(',').next().unwrap_or(text);
+    text.contains(',') && !first.contains(' ') && !first.starts_with(['{', '('])
+}
+
+/// Whether `got` is what the README shows, `...` standing for anything (lines too).
 fn matches(shown: &str, got: &str) -> bool {
+    let got = got.replace("\r\n", "\n");
     let pattern = shown
         .split("...")
         .map(regex::escape)
         .collect::<Vec<_>>()
         .join(".*");
-    regex::Regex::new(&format!("^{pattern}$"))
+    regex::Regex::new(&format!("(?s)^{pattern}$"))
         .unwrap()
-        .is_match(got)
+        .is_match(&got)
 }
 
 async fn pasted(heading: &str) {
@@ -117,6 +133,11 @@ async fn the_kegs_block_gives_what_it_shows() {
 #[tokio::test]
 async fn the_webhooks_block_gives_what_it_shows() {
     pasted("### Webhooks").await;
+}
+
+#[tokio::test]
+async fn the_csv_block_gives_what_it_shows() {
+    pasted("### CSV and the export").await;
 }
 
 #[tokio::test]
