@@ -16,6 +16,7 @@ use subscriber::Subscriber;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod history;
 mod subscriber;
 
 /// What to measure.
@@ -79,6 +80,28 @@ pub enum Scenario {
         /// Page loads to time (and as many reports).
         #[arg(short = 'q', long, default_value_t = 1000)]
         requests: usize,
+    },
+    /// A bar's long history: a keg on each of T taps (8 beverages), N pours spread over the
+    /// last D days; then times `GET /api/history` for a year by day (by beverage, and tap
+    /// by tap) and by month (by glass).
+    History {
+        /// Pours in the store before timing (posted as needed).
+        #[arg(short = 'n', long, default_value_t = 1_000_000)]
+        pours: u64,
+        #[arg(long, default_value_t = 20)]
+        taps: u32,
+        /// Days the pours are spread over, up to a minute ago.
+        #[arg(long, default_value_t = 400)]
+        days: u32,
+        /// Requests of each kind to time.
+        #[arg(short = 'q', long, default_value_t = 300)]
+        requests: usize,
+    },
+    /// Streams `GET /api/beers/export` once: every stored pour, rows per second.
+    Export {
+        /// `csv` or `ndjson`.
+        #[arg(long, default_value = "csv")]
+        format: String,
     },
     /// Fills the store to N pours, then times list pages (offset and cursor).
     Query {
@@ -945,6 +968,21 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
                 "venue page: {} pours stored over {} venues of {} taps; {} page loads: p50 {} ms, p99 {} ms, max {} ms; report?venue p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
                 r.stored, r.venues, r.taps, r.requests, r.page_load.p50_ms, r.page_load.p99_ms, r.page_load.max_ms,
                 r.report.p50_ms, r.report.p99_ms, r.report.max_ms, cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::History { pours, taps, days, requests } => history::history(settings, pours, taps, days, requests).await.map(|r| {
+            say!(
+                "history: {} pours stored over {} days on {} taps; {} requests of each: a year by day by beverage p50 {} ms, p99 {} ms; by tap p50 {} ms, p99 {} ms; by month p50 {} ms, p99 {} ms; tool CPU {}",
+                r.stored, r.days, r.taps, r.requests, r.by_beverage.p50_ms, r.by_beverage.p99_ms, r.by_tap.p50_ms, r.by_tap.p99_ms,
+                r.by_month.p50_ms, r.by_month.p99_ms, cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::Export { ref format } => history::export(settings, format).await.map(|r| {
+            say!(
+                "export: {} rows of {} ({} bytes) in {:.2} s: {} rows/s; first byte after {:.1} ms; tool CPU {}",
+                r.rows, r.format, r.bytes, r.seconds, r.rows_per_second, r.first_byte_ms, cpu_text(r.tool_cpu_percent)
             );
             serde_json::to_string(&r)
         }),
