@@ -55,6 +55,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../web/ops/draw.js"),
         ),
         (
+            "/ops/history.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/history.js"),
+        ),
+        (
             "/ops/state.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../web/ops/state.js"),

@@ -4,7 +4,8 @@
 // `/venues/{id}/`, that bar's page: every read and the socket name its venue.
 
 import { startChain } from "./chain.js";
-import { $, actions, schedule } from "./draw.js";
+import { $, actions, history, schedule } from "./draw.js";
+import { startHistory } from "./history.js";
 import { FEED_MAX, applyAlertEvent, applyAlerts, applyKegEvent, applyPour, applyReport, applyTaps, dirty, state } from "./state.js";
 import { setTimeZone } from "./words.js";
 
@@ -68,7 +69,11 @@ function setConnection(kind, text) {
 /** Which page this is: the chain's (several venues at `/`) or one bar's. */
 async function loadPlace() {
   const venues = (await api("/api/venues")).venues;
-  if (!place.venue && venues.length > 1) return { chain: venues };
+  if (!place.venue && venues.length > 1) {
+    // The chain's history adds up every bar's.
+    $("history-link").href = history ? "/" : "/?view=history";
+    return { chain: venues };
+  }
   const venue = place.venue ? venues.find((v) => v.id === place.venue) : venues[0];
   if (!venue) throw new Error(`there is no bar ${place.venue} here`);
   place.venue = venue.id;
@@ -83,11 +88,17 @@ async function loadPlace() {
   $("chain-link").hidden = venues.length < 2;
   const link = $("view-link");
   link.href = wallHref(venue);
+  $("history-link").href = `${basePath(venue)}${history ? "" : "?view=history"}`;
+  if (history) link.hidden = true;
   return {};
 }
 
+function basePath(venue) {
+  return location.pathname.startsWith("/venues/") ? `/venues/${encodeURIComponent(venue.id)}/` : "/";
+}
+
 function wallHref(venue) {
-  const base = location.pathname.startsWith("/venues/") ? `/venues/${encodeURIComponent(venue.id)}/` : "/";
+  const base = basePath(venue);
   return new URLSearchParams(location.search).get("view") === "wall" ? base : `${base}?view=wall`;
 }
 
@@ -257,6 +268,7 @@ function askForToken(message) {
   clearTimeout(tapsTimer);
   if (socket) socket.close();
   $("main").hidden = true;
+  $("history").hidden = true;
   $("token-form").hidden = false;
   $("token-error").textContent = message;
   setConnection("failed", "Needs a token");
@@ -282,6 +294,12 @@ export async function start() {
   setConnection("connecting", "Connecting…");
   try {
     const { chain } = await loadPlace();
+    if (history) {
+      $("token-form").hidden = true;
+      await startHistory(api, scoped, token);
+      setConnection("live", "History");
+      return;
+    }
     if (chain) {
       $("token-form").hidden = true;
       await startChain(chain, api, baseSocketUrl, setConnection);

@@ -5,11 +5,16 @@
 // Text is only ever set with textContent: names come from users.
 
 // The modules, top to bottom: connection (REST and the socket), draw (the page, once a
-// frame), state (what the server said), words (numbers for people).
+// frame), history (the History view, over REST), state (what the server said), words
+// (numbers for people).
 
 import { start } from "./connection.js";
-import { $, wall } from "./draw.js";
+import { $, history, wall } from "./draw.js";
 
+if (history) {
+  const link = $("history-link");
+  link.textContent = "Live";
+}
 if (wall) {
   document.body.classList.add("wall");
   const link = $("view-link");
