@@ -20,12 +20,12 @@ pub struct Config {
 
     /// Glass catalogue: a JSON list of {name, min, max}, or TOML with [[glass]] tables.
     /// Default: half 100-300 ml, pint 300-800 ml, stein 800-1000 ml.
-    #[arg(long, env = "ALTAIR_GLASSES", value_name = "FILE")]
+    #[arg(long, global = true, env = "ALTAIR_GLASSES", value_name = "FILE")]
     pub glasses: Option<PathBuf>,
 
     /// Directory of the durable store (created if missing; one server at a time).
     /// Default: ./data, in the directory the server starts in.
-    #[arg(long, env = "ALTAIR_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "ALTAIR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// PostgreSQL to keep pours in, shared by several servers: a URL
@@ -34,6 +34,7 @@ pub struct Config {
     /// Without any, the embedded journal in --data-dir.
     #[arg(
         long,
+        global = true,
         env = "ALTAIR_DATABASE_URL",
         value_name = "URL",
         hide_env_values = true
@@ -41,7 +42,12 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// A file holding the database password (a docker secret, say); wins over one in the URL.
-    #[arg(long, env = "ALTAIR_DATABASE_PASSWORD_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "ALTAIR_DATABASE_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
     pub database_password_file: Option<PathBuf>,
 
     /// Seconds between each server's looks for new pours in the database when no
@@ -54,7 +60,7 @@ pub struct Config {
     pub ephemeral: bool,
 
     /// Seconds an Idempotency-Key is remembered (at least a day by default).
-    #[arg(long, env = "ALTAIR_IDEMPOTENCY_TTL", value_name = "SECS", default_value = "86400", value_parser = seconds)]
+    #[arg(long, global = true, env = "ALTAIR_IDEMPOTENCY_TTL", value_name = "SECS", default_value = "86400", value_parser = seconds)]
     pub idempotency_ttl: Duration,
 
     /// Journal size in bytes below which it is never compacted.
@@ -97,7 +103,7 @@ pub struct Config {
     /// The venue of pours, kegs and taps that name none (devices in the field post
     /// `{"tapId", "volume"}`): a one-bar deployment's bar. Other venues are made through
     /// `POST /api/venues`.
-    #[arg(long, env = "ALTAIR_DEFAULT_VENUE", value_name = "ID", default_value = "main", value_parser = venue_id)]
+    #[arg(long, global = true, env = "ALTAIR_DEFAULT_VENUE", value_name = "ID", default_value = "main", value_parser = venue_id)]
     pub default_venue: String,
 
     /// When the bar's business day starts (HH:MM, in --timezone): a night's pours after
@@ -276,6 +282,20 @@ pub enum Command {
     /// Create or upgrade the database schema (--database-url), then exit. Servers do this
     /// at start too; this is for operators who run migrations as a step of their own.
     Migrate,
+    /// Write the whole log of a stopped journal (--data-dir) or a database (--database-url)
+    /// as a versioned NDJSON stream with a checksum: a backup, or the way to another store.
+    Export {
+        /// Write here instead of standard output (the file is replaced only when complete).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Load an export into an empty store (--data-dir or --database-url), checking every
+    /// line; nothing is kept unless the whole stream checks out.
+    Import {
+        /// Read this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
     /// Ask the local server's /health; exit 0 if it answers 200 (for container health checks).
     Healthcheck {
         /// Seconds to wait for the answer.

@@ -46,6 +46,8 @@ fn main() -> ExitCode {
 fn run_command(command: &Command, config: &Config) -> ExitCode {
     match command {
         Command::Healthcheck { timeout } => healthcheck(config, *timeout),
+        Command::Export { output } => export(config, output.as_deref()),
+        Command::Import { input } => import(config, input.as_deref()),
         Command::Migrate => migrate(config),
         Command::Token(TokenCommand::New {
             role,
@@ -100,6 +102,220 @@ fn run_command(command: &Command, config: &Config) -> ExitCode {
 }
 
 /// `altair-server migrate`: the schema brought up to date, said in one line.
+/// The glass catalogue the server would use.
+fn catalogue(config: &Config) -> Result<altair::glass::Catalogue, ExitCode> {
+    match &config.glasses {
+        Some(path) => altair::glass::Catalogue::load(path).map_err(|e| {
+            eprintln!("altair-server: {e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(altair::glass::Catalogue::default()),
+    }
+}
+
+/// Where a store that is not a journal would be named: not built for export and import yet.
+fn journal_only(config: &Config, what: &str) -> Result<(), ExitCode> {
+    if config.database().is_some() {
+        eprintln!(
+            "altair-server: {what} reads and writes a journal (--data-dir) in this version; PostgreSQL's is not built yet"
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok(())
+}
+
+/// `altair-server export`: a stopped journal's whole log, to standard output or a file
+/// (written beside it and renamed when complete, so a file there is always whole).
+fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
+    use std::io::Write;
+    if let Err(code) = journal_only(config, "export") {
+        return code;
+    }
+    let catalogue = match catalogue(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let dir = config.data_dir();
+    let venue: Arc<str> = config.default_venue.as_str().into();
+    let ttl = config.idempotency_ttl;
+    let written = match output {
+        Some(path) => {
+            let partial = path.with_extension("partial");
+            let result = std::fs::File::create(&partial)
+                .map_err(|e| format!("cannot create {}: {e}", partial.display()))
+                .and_then(|file| {
+                    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+                    altair::store::journal::portable::export(&dir, &catalogue, &venue, ttl, out)
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|trailer| {
+                    std::fs::File::open(&partial)
+                        .and_then(|f| f.sync_all())
+                        .and_then(|()| std::fs::rename(&partial, path))
+                        .map(|()| trailer)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+                });
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
+        }
+        None => {
+            let stdout = std::io::stdout().lock();
+            let out = std::io::BufWriter::with_capacity(1 << 20, stdout);
+            altair::store::journal::portable::export(&dir, &catalogue, &venue, ttl, out)
+                .map_err(|e| e.to_string())
+        }
+    };
+    match written {
+        Ok(trailer) => {
+            let _ = std::io::stdout().flush();
+            eprintln!(
+                "altair-server: exported the journal in {}: {}; sha256 {}",
+                dir.display(),
+                counted(&trailer.counts),
+                trailer.sha256
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("altair-server: export: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pours 12, delete 1, keg 3`, in the order a reader cares for.
+fn counted(counts: &altair::store::portable::Counts) -> String {
+    if counts.is_empty() {
+        return "no records".into();
+    }
+    let order = ["pour", "delete", "keg"];
+    let mut kinds: Vec<_> = counts.iter().collect();
+    kinds.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{} {k}", altair::human::count(**n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `altair-server import`: an export into an empty journal, with progress on standard
+/// error: a bar on a terminal, a line every 10 s otherwise.
+fn import(config: &Config, input: Option<&std::path::Path>) -> ExitCode {
+    use std::io::IsTerminal;
+    if let Err(code) = journal_only(config, "import") {
+        return code;
+    }
+    let catalogue = match catalogue(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let reader: Box<dyn std::io::BufRead> = match input {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            Err(e) => {
+                eprintln!("altair-server: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::io::stdin().lock(),
+        )),
+    };
+    let dir = config.data_dir();
+    let venue: Arc<str> = config.default_venue.as_str().into();
+    let started = std::time::Instant::now();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let imported = altair::store::journal::portable::import(
+        &dir,
+        &catalogue,
+        &venue,
+        reader,
+        |done, total| progress.show(done, total, started.elapsed()),
+    );
+    progress.done();
+    match imported {
+        Ok(imported) => {
+            let records: u64 = imported.trailer.counts.values().sum();
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "altair-server: imported into the journal in {}: {} in {seconds:.1} s ({} records/s); sha256 {} checked",
+                dir.display(),
+                counted(&imported.trailer.counts),
+                altair::human::count((records as f64 / seconds.max(1e-9)) as u64),
+                imported.trailer.sha256
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("altair-server: import refused, nothing kept: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An import's progress on standard error.
+struct Progress {
+    terminal: bool,
+    shown: std::time::Duration,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(terminal: bool) -> Progress {
+        Progress {
+            terminal,
+            shown: std::time::Duration::ZERO,
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, done: u64, total: u64, elapsed: std::time::Duration) {
+        let every = if self.terminal {
+            std::time::Duration::from_millis(200)
+        } else {
+            std::time::Duration::from_secs(10)
+        };
+        if elapsed < self.shown + every {
+            return;
+        }
+        self.shown = elapsed;
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+        let left = total.saturating_sub(done) as f64 / rate.max(1.0);
+        let fraction = if total == 0 {
+            1.0
+        } else {
+            (done as f64 / total as f64).min(1.0)
+        };
+        let counts = format!(
+            "{} of {} records, {} records/s, about {left:.0} s left",
+            altair::human::count(done),
+            altair::human::count(total),
+            altair::human::count(rate as u64)
+        );
+        if self.terminal {
+            let filled = (fraction * 30.0) as usize;
+            eprint!(
+                "\r[{}{}] {:>3.0}% {counts}\x1b[K",
+                "#".repeat(filled),
+                ".".repeat(30 - filled),
+                fraction * 100.0
+            );
+            self.drawn = true;
+        } else {
+            eprintln!("altair-server: import: {:.0}%, {counts}", fraction * 100.0);
+        }
+    }
+
+    fn done(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
 fn migrate(config: &Config) -> ExitCode {
     let settings = match altair::store::database_settings(config) {
         Ok(Some(settings)) => settings,

@@ -9,12 +9,15 @@
 //!   disk with `--ephemeral`) behind an in-memory index.
 //! - [`postgres`]: PostgreSQL, shared by several servers; each tails the log.
 //! - [`outbox`]: the webhooks and the messages owed to them, which every store keeps too.
+//! - [`portable`]: the whole log as a versioned, checksummed NDJSON stream, which every
+//!   store exports and imports (backups, and moving between stores).
 //!
 //! [`open`] opens the one the configuration names.
 
 pub mod journal;
 mod open;
 pub mod outbox;
+pub mod portable;
 pub mod postgres;
 
 use std::sync::Arc;

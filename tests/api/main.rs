@@ -18,6 +18,7 @@ mod hostile;
 mod metrics;
 mod openapi;
 mod pages;
+mod portable;
 mod postgres;
 mod readme;
 mod receiver;

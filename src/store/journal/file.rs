@@ -28,6 +28,9 @@ use crate::store::KegKey;
 pub const FILE_NAME: &str = "journal";
 /// A compacted journal being written; replaces the journal by rename when complete.
 pub const COMPACT_NAME: &str = "journal.compact";
+/// An imported journal being written; replaces the (empty) journal by rename when the
+/// whole stream has checked out.
+pub const IMPORT_NAME: &str = "journal.import";
 const LOCK_NAME: &str = "LOCK";
 const FILE_MAGIC: &[u8; 8] = b"ALTAIRJ1";
 const FRAME_MAGIC: [u8; 4] = 0xA17A_1F4A_u32.to_le_bytes();
@@ -187,11 +190,13 @@ impl Journal {
             }
             Err(TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
-        // A compaction that did not finish: the journal itself is still whole.
-        let compact = dir.join(COMPACT_NAME);
-        if compact.exists() {
-            log::warn!("removing unfinished compaction {}", compact.display());
-            fs::remove_file(&compact).map_err(io_error(&compact))?;
+        // A compaction or an import that did not finish: the journal itself is whole.
+        for (name, what) in [(COMPACT_NAME, "compaction"), (IMPORT_NAME, "import")] {
+            let unfinished = dir.join(name);
+            if unfinished.exists() {
+                log::warn!("removing unfinished {what} {}", unfinished.display());
+                fs::remove_file(&unfinished).map_err(io_error(&unfinished))?;
+            }
         }
 
         let path = dir.join(FILE_NAME);
@@ -322,18 +327,58 @@ impl Journal {
 /// Writes a compacted journal to `dir/journal.compact` from a snapshot of the live records,
 /// and syncs it. [`Journal::swap_in`] then puts it in place.
 pub fn write_compacted(dir: &Path, records: &[Record], default_venue: &Arc<str>) -> io::Result<()> {
-    let path = dir.join(COMPACT_NAME);
-    let mut file = io::BufWriter::new(File::create(&path)?);
-    file.write_all(FILE_MAGIC)?;
-    for chunk in records.chunks(4096) {
-        let mut frame = FrameBuf::new(default_venue.clone());
-        for record in chunk {
-            frame.push(record);
-        }
-        file.write_all(frame.seal())?;
+    let mut file = NewJournal::create(&dir.join(COMPACT_NAME), default_venue.clone())?;
+    for record in records {
+        file.push(record)?;
     }
-    let file = file.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+    file.finish()
+}
+
+/// A journal file written whole before it is put in place (a compaction, an import).
+pub struct NewJournal {
+    file: io::BufWriter<File>,
+    frame: FrameBuf,
+    records: usize,
+}
+
+impl NewJournal {
+    /// Records a frame holds at most.
+    const FRAME_RECORDS: usize = 4096;
+
+    pub fn create(path: &Path, default_venue: Arc<str>) -> io::Result<NewJournal> {
+        let mut file = io::BufWriter::with_capacity(1 << 20, File::create(path)?);
+        file.write_all(FILE_MAGIC)?;
+        Ok(NewJournal {
+            file,
+            frame: FrameBuf::new(default_venue),
+            records: 0,
+        })
+    }
+
+    pub fn push(&mut self, record: &Record) -> io::Result<()> {
+        self.frame.push(record);
+        self.records += 1;
+        if self.records == Self::FRAME_RECORDS {
+            self.flush_frame()?;
+        }
+        Ok(())
+    }
+
+    fn flush_frame(&mut self) -> io::Result<()> {
+        if self.records > 0 {
+            self.file.write_all(self.frame.seal())?;
+            self.frame.clear();
+            self.records = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and syncs the file.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.flush_frame()?;
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -445,6 +490,11 @@ impl FrameBuf {
     /// Appends one record.
     pub fn push(&mut self, record: &Record) {
         encode(record, &self.default_venue, &mut self.bytes);
+    }
+
+    /// Empties it for the next frame.
+    fn clear(&mut self) {
+        self.bytes.truncate(HEADER);
     }
 
     /// Fills in the header and returns the whole frame.

@@ -13,6 +13,7 @@
 pub mod file;
 mod index;
 mod keys;
+pub mod portable;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
