@@ -24,8 +24,9 @@
 //!   group-committed journal behind an in-memory index, or memory only with `--ephemeral`)
 //!   and PostgreSQL (shared by several servers, each publishing its own changes as it
 //!   commits them and reading the others'); and each store's
-//!   outbox, the webhooks and the messages owed to them. A store decides nothing: it asks
-//!   [`decide`] and keeps the answer.
+//!   outbox, the webhooks and the messages owed to them; and the portable stream of the
+//!   whole log that every store exports and imports (backups, moving between stores). A
+//!   store decides nothing: it asks [`decide`] and keeps the answer.
 //!
 //! **Publish**: each kept change, once, to whoever follows.
 //! - [`feed`]: applies each kept change to the bar's state and publishes it on the bus, in

@@ -113,24 +113,38 @@ fn catalogue(config: &Config) -> Result<altair::glass::Catalogue, ExitCode> {
     }
 }
 
-/// Where a store that is not a journal would be named: not built for export and import yet.
-fn journal_only(config: &Config, what: &str) -> Result<(), ExitCode> {
-    if config.database().is_some() {
-        eprintln!(
-            "altair-server: {what} reads and writes a journal (--data-dir) in this version; PostgreSQL's is not built yet"
-        );
-        return Err(ExitCode::from(2));
+/// The database named for export or import, if one is; a runtime to reach it with.
+fn database(
+    config: &Config,
+) -> Result<Option<(altair::store::PgSettings, tokio::runtime::Runtime)>, ExitCode> {
+    let settings = match altair::store::database_settings(config) {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("altair-server: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Ok(Some((settings, runtime))),
+        Err(e) => {
+            eprintln!("altair-server: cannot start the async runtime: {e}");
+            Err(ExitCode::FAILURE)
+        }
     }
-    Ok(())
 }
 
 /// `altair-server export`: a stopped journal's whole log, to standard output or a file
 /// (written beside it and renamed when complete, so a file there is always whole).
 fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
     use std::io::Write;
-    if let Err(code) = journal_only(config, "export") {
-        return code;
-    }
+    let database = match database(config) {
+        Ok(database) => database,
+        Err(code) => return code,
+    };
     let catalogue = match catalogue(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -138,16 +152,25 @@ fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
     let dir = config.data_dir();
     let venue: Arc<str> = config.default_venue.as_str().into();
     let ttl = config.idempotency_ttl;
+    let what = match &database {
+        Some(_) => "the database".to_owned(),
+        None => format!("the journal in {}", dir.display()),
+    };
+    let export = |out: Box<dyn Write>| match &database {
+        Some((settings, runtime)) => runtime
+            .block_on(altair::store::postgres::portable::export(
+                settings, ttl, "postgres", out,
+            ))
+            .map_err(|e| e.to_string()),
+        None => altair::store::journal::portable::export(&dir, &catalogue, &venue, ttl, out)
+            .map_err(|e| e.to_string()),
+    };
     let written = match output {
         Some(path) => {
             let partial = path.with_extension("partial");
             let result = std::fs::File::create(&partial)
                 .map_err(|e| format!("cannot create {}: {e}", partial.display()))
-                .and_then(|file| {
-                    let out = std::io::BufWriter::with_capacity(1 << 20, file);
-                    altair::store::journal::portable::export(&dir, &catalogue, &venue, ttl, out)
-                        .map_err(|e| e.to_string())
-                })
+                .and_then(|file| export(Box::new(std::io::BufWriter::with_capacity(1 << 20, file))))
                 .and_then(|trailer| {
                     std::fs::File::open(&partial)
                         .and_then(|f| f.sync_all())
@@ -160,19 +183,16 @@ fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
             }
             result
         }
-        None => {
-            let stdout = std::io::stdout().lock();
-            let out = std::io::BufWriter::with_capacity(1 << 20, stdout);
-            altair::store::journal::portable::export(&dir, &catalogue, &venue, ttl, out)
-                .map_err(|e| e.to_string())
-        }
+        None => export(Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout().lock(),
+        ))),
     };
     match written {
         Ok(trailer) => {
             let _ = std::io::stdout().flush();
             eprintln!(
-                "altair-server: exported the journal in {}: {}; sha256 {}",
-                dir.display(),
+                "altair-server: exported {what}: {}; sha256 {}",
                 counted(&trailer.counts),
                 trailer.sha256
             );
@@ -185,28 +205,46 @@ fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-/// `pours 12, delete 1, keg 3`, in the order a reader cares for.
+/// `1,000 pours, 10 deletions, 3 keg operations, 5 other`, in the order a reader cares for.
 fn counted(counts: &altair::store::portable::Counts) -> String {
-    if counts.is_empty() {
+    let named = [
+        ("pour", "pours"),
+        ("delete", "deletions"),
+        ("keg", "keg operations"),
+    ];
+    let mut said: Vec<String> = named
+        .iter()
+        .filter_map(|(kind, words)| {
+            counts
+                .get(*kind)
+                .map(|n| format!("{} {words}", altair::human::count(*n)))
+        })
+        .collect();
+    let other: u64 = counts
+        .iter()
+        .filter(|(k, _)| !named.iter().any(|(kind, _)| kind == k))
+        .map(|(_, n)| n)
+        .sum();
+    if other > 0 {
+        said.push(format!(
+            "{} records a compacted journal kept",
+            altair::human::count(other)
+        ));
+    }
+    if said.is_empty() {
         return "no records".into();
     }
-    let order = ["pour", "delete", "keg"];
-    let mut kinds: Vec<_> = counts.iter().collect();
-    kinds.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
-    kinds
-        .iter()
-        .map(|(k, n)| format!("{} {k}", altair::human::count(**n)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    said.join(", ")
 }
 
 /// `altair-server import`: an export into an empty journal, with progress on standard
 /// error: a bar on a terminal, a line every 10 s otherwise.
 fn import(config: &Config, input: Option<&std::path::Path>) -> ExitCode {
     use std::io::IsTerminal;
-    if let Err(code) = journal_only(config, "import") {
-        return code;
-    }
+    let database = match database(config) {
+        Ok(database) => database,
+        Err(code) => return code,
+    };
     let catalogue = match catalogue(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -228,24 +266,30 @@ fn import(config: &Config, input: Option<&std::path::Path>) -> ExitCode {
     let venue: Arc<str> = config.default_venue.as_str().into();
     let started = std::time::Instant::now();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let imported = altair::store::journal::portable::import(
-        &dir,
-        &catalogue,
-        &venue,
-        reader,
-        |done, total| progress.show(done, total, started.elapsed()),
-    );
+    let what = match &database {
+        Some(_) => "the database".to_owned(),
+        None => format!("the journal in {}", dir.display()),
+    };
+    let show = |done, total| progress.show(done, total, started.elapsed());
+    let imported = match &database {
+        Some((settings, runtime)) => runtime
+            .block_on(altair::store::postgres::portable::import(
+                settings, reader, show,
+            ))
+            .map(|(_, trailer)| trailer),
+        None => altair::store::journal::portable::import(&dir, &catalogue, &venue, reader, show)
+            .map(|imported| imported.trailer),
+    };
     progress.done();
     match imported {
-        Ok(imported) => {
-            let records: u64 = imported.trailer.counts.values().sum();
+        Ok(trailer) => {
+            let records: u64 = trailer.counts.values().sum();
             let seconds = started.elapsed().as_secs_f64();
             eprintln!(
-                "altair-server: imported into the journal in {}: {} in {seconds:.1} s ({} records/s); sha256 {} checked",
-                dir.display(),
-                counted(&imported.trailer.counts),
+                "altair-server: imported into {what}: {} in {seconds:.1} s ({} records/s); sha256 {} checked",
+                counted(&trailer.counts),
                 altair::human::count((records as f64 / seconds.max(1e-9)) as u64),
-                imported.trailer.sha256
+                trailer.sha256
             );
             ExitCode::SUCCESS
         }

@@ -194,6 +194,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why a store could not be exported or imported.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("{0}")]
+    Refused(#[from] Refused),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Records of each kind in `lines`.
+pub fn count<'a>(lines: impl IntoIterator<Item = &'a Line>) -> Counts {
+    let mut counts = Counts::new();
+    for line in lines {
+        *counts.entry(line.kind().to_owned()).or_default() += 1;
+    }
+    counts
+}
+
 /// Why a stream was refused, and at which line (from 1).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}: {why}")]
@@ -238,6 +256,11 @@ impl Checker {
     /// The header, once read.
     pub fn header(&self) -> Option<&Header> {
         self.header.as_ref()
+    }
+
+    /// The place reached: the highest pour id, or place of a record, so far.
+    pub fn place(&self) -> u64 {
+        self.last_id.max(self.place)
     }
 
     /// Lines read.
@@ -396,28 +419,41 @@ impl Checker {
 /// Feeds every line of `input` to `checker`, and each record line to `apply`; an empty
 /// line is refused too (the stream has none).
 pub fn read(
-    input: impl BufRead,
+    mut input: impl BufRead,
     checker: &mut Checker,
     mut apply: impl FnMut(Line, &Checker) -> Result<(), String>,
 ) -> Result<Trailer, Refused> {
-    let mut input = input;
-    let mut buf = Vec::with_capacity(512);
     loop {
+        if let Some(trailer) = read_lines(&mut input, checker, usize::MAX, &mut apply)? {
+            return Ok(trailer);
+        }
+    }
+}
+
+/// [`read`], `lines` lines at most: the trailer once the stream has ended, checked;
+/// none if it goes on.
+pub fn read_lines(
+    input: &mut impl BufRead,
+    checker: &mut Checker,
+    lines: usize,
+    mut apply: impl FnMut(Line, &Checker) -> Result<(), String>,
+) -> Result<Option<Trailer>, Refused> {
+    let mut buf = Vec::with_capacity(512);
+    for _ in 0..lines {
         buf.clear();
         let n = input.read_until(b'\n', &mut buf).map_err(|e| Refused {
             line: checker.lines() + 1,
             why: format!("cannot read: {e}"),
         })?;
         if n == 0 {
-            return checker.end();
+            return checker.end().map(Some);
         }
         if buf.last() == Some(&b'\n') {
             buf.pop();
         } else {
             // The last line lacks its newline: the trailer is always written with one.
-            let line = checker.lines() + 1;
             return Err(Refused {
-                line,
+                line: checker.lines() + 1,
                 why: "the stream ends inside a line: it is truncated".into(),
             });
         }
@@ -426,4 +462,5 @@ pub fn read(
             apply(line, checker).map_err(|why| Refused { line: at, why })?;
         }
     }
+    Ok(None)
 }

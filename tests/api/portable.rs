@@ -431,3 +431,171 @@ async fn an_import_killed_midway_leaves_an_empty_store_and_the_next_import_compl
     assert_eq!(app.get("/api/beers/100000").await.1["beer"]["tapId"], 5);
     app.shutdown().await;
 }
+
+/// `import` of `stream` into the database at `url`.
+fn import_to_database(url: &str, stream: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_altair-server"))
+        .args(["--database-url", url, "import"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary runs");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let bytes = stream.as_bytes().to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&bytes);
+    });
+    let output = child.wait_with_output().expect("import ends");
+    let _ = writer.join();
+    output
+}
+
+#[tokio::test]
+async fn a_journal_moves_to_postgresql_and_back_with_the_same_checksum_and_answers() {
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let (from, back) = (tempdir("to-pg-from"), tempdir("to-pg-back"));
+    let (before, kept) = a_bar(&from).await;
+    let stream = export(&from);
+
+    let output = import_to_database(&pg.url(), &stream);
+    assert!(output.status.success(), "import: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("imported into the database"),
+        "{}",
+        stderr(&output)
+    );
+    // Into a database that holds something, never.
+    let again = import_to_database(&pg.url(), &stream);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("import only into an empty store"),
+        "{}",
+        stderr(&again)
+    );
+
+    let url = pg.url();
+    let server = crate::helpers::spawn_with(&["--database-url", &url]).await;
+    let after = answers(&server).await;
+    for ((path, a), (_, b)) in before.iter().zip(&after) {
+        assert_eq!(a, b, "GET {path} answers the same on PostgreSQL");
+    }
+    let (status, retried) = server
+        .post_keyed("key-kept", r#"{"tapId": 1, "volume": 500}"#)
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["beer"], kept["beer"]);
+    server.shutdown().await;
+
+    // PostgreSQL's export is the journal's, record for record and checksum.
+    let out = from.with_extension("pg.ndjson");
+    let output = server_export_database(&url, &out);
+    assert!(output.status.success(), "export: {}", stderr(&output));
+    let from_pg = std::fs::read_to_string(&out).unwrap();
+    let records = |s: &str| s.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(records(&stream), records(&from_pg));
+    let header: Value = serde_json::from_str(from_pg.lines().next().unwrap()).unwrap();
+    assert_eq!(header["source"], "postgres");
+    // And back into a journal: the same again.
+    assert!(import(&back, &from_pg).status.success());
+    assert_eq!(records(&export(&back)), records(&stream));
+}
+
+fn server_export_database(url: &str, out: &Path) -> Output {
+    server(&["--database-url", url, "export", "--output", path(out)])
+}
+
+#[tokio::test]
+async fn a_database_import_killed_midway_commits_nothing_and_the_next_completes() {
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let stream = big_stream(100_000);
+    let mut child = Process(
+        Command::new(env!("CARGO_BIN_EXE_altair-server"))
+            .args(["--database-url", &pg.url(), "import"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&stream.as_bytes()[..stream.len() / 2])
+        .unwrap();
+    // Killed inside its transaction: pours are written, not committed.
+    let client = pg.client().await;
+    within(async {
+        loop {
+            let writing: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE state = 'idle in transaction' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if writing > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    signal(&child, rustix::process::Signal::KILL);
+    let _ = child.wait();
+    drop(stdin);
+    let output = import_to_database(&pg.url(), &stream);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let url = pg.url();
+    let server = crate::helpers::spawn_with(&["--database-url", &url]).await;
+    let (_, page) = server.get("/api/beers?page_size=1").await;
+    assert_eq!(page["total"], 100_000);
+    assert_eq!(server.pour(2, 500.0).await["id"], 100_001);
+    server.shutdown().await;
+}
+
+/// The README's backup block, each command run by `sh` as written, in a folder where a
+/// server kept a journal in `data`.
+#[tokio::test]
+async fn the_readme_backup_block_runs_as_written() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("<!-- backup-check -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the README has the backup block");
+    let cwd = tempdir("readme-backup");
+    let (before, _) = a_bar(&cwd.join("data")).await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_altair-server"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in block
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let output = Command::new("sh")
+            .args(["-c", command])
+            .current_dir(&cwd)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+    }
+    let restored = spawn_durable(&cwd.join("restored"), &[]).await;
+    let after = answers(&restored).await;
+    assert_eq!(
+        before, after,
+        "the restored store answers as the backed-up one did"
+    );
+    restored.shutdown().await;
+}

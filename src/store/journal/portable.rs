@@ -13,7 +13,7 @@ use crate::glass::Catalogue;
 use crate::pour::{TapRef, Timestamp};
 use crate::store::KegKey;
 use crate::store::portable::{
-    Checker, Counts, Header, Line, OpKey, PourKey, Refused, Trailer, VERSION, Writer, read,
+    Checker, Header, Line, MoveError, OpKey, PourKey, Trailer, VERSION, Writer, count, read,
 };
 
 /// A journal record as a line; `last_id` is the highest pour id before it (where a
@@ -115,15 +115,10 @@ fn record_of(line: Line) -> Option<Record> {
     })
 }
 
-/// Why a journal could not be exported or imported.
-#[derive(Debug, thiserror::Error)]
-pub enum MoveError {
-    #[error("{0}")]
-    Journal(#[from] JournalError),
-    #[error("{0}")]
-    Refused(#[from] Refused),
-    #[error("{0}")]
-    Other(String),
+impl From<JournalError> for MoveError {
+    fn from(e: JournalError) -> MoveError {
+        MoveError::Other(e.to_string())
+    }
 }
 
 /// Writes the journal in `dir` (stopped: its lock is taken) to `out`. Idempotency keys
@@ -163,10 +158,8 @@ pub fn export(
         }
         lines.push(line);
     }
-    let mut counts = Counts::new();
-    for line in &lines {
-        *counts.entry(line.kind().to_owned()).or_default() += 1;
-    }
+    canonical(&mut lines);
+    let counts = count(&lines);
     let header = Header {
         format: "altair-log".into(),
         version: VERSION,
@@ -183,6 +176,43 @@ pub fn export(
     }
     let (_, trailer) = writer.finish().map_err(io)?;
     Ok(trailer)
+}
+
+/// Puts the lines in the one order every store exports: where the journal's order says
+/// nothing (the keys and taps compaction wrote from hash tables) or the stores differ
+/// (a deletion and a keg operation at the same place, with no pour between: PostgreSQL
+/// numbers them apart, and replays the deletions first), as PostgreSQL has them.
+fn canonical(lines: &mut [Line]) {
+    let rank = |line: &Line| -> Option<(u8, u64, u64, String)> {
+        match line {
+            Line::DeletedKey { pour, .. } => Some((0, pour.id, 0, String::new())),
+            Line::Tap { venue, tap_id, .. } => Some((1, 0, u64::from(*tap_id), venue.clone())),
+            Line::Delete { after, .. } => Some((2, *after, 0, String::new())),
+            Line::Keg { after, .. } => Some((2, *after, 1, String::new())),
+            _ => None,
+        }
+    };
+    let mut start = 0;
+    while start < lines.len() {
+        let Some(group) = rank(&lines[start]).map(|r| r.0) else {
+            start += 1;
+            continue;
+        };
+        let end = start
+            + lines[start..]
+                .iter()
+                .take_while(|l| rank(l).is_some_and(|r| r.0 == group))
+                .count();
+        // Stable: lines that rank alike keep their order.
+        lines[start..end].sort_by(|a, b| {
+            let (a, b) = (rank(a), rank(b));
+            match group {
+                1 => a.map(|r| (r.3, r.2)).cmp(&b.map(|r| (r.3, r.2))),
+                _ => a.map(|r| (r.1, r.2)).cmp(&b.map(|r| (r.1, r.2))),
+            }
+        });
+        start = end;
+    }
 }
 
 /// What an import did.

@@ -21,6 +21,7 @@
 
 mod events;
 mod outbox;
+pub mod portable;
 mod schema;
 mod tailer;
 mod writer;
@@ -378,33 +379,68 @@ impl PgStore {
             )
             .await
             .map_err(load_error)?;
+        // What an import from a compacted journal kept of what it had dropped, each at
+        // its place among the rest.
+        let restored: Vec<Restored> = snapshot
+            .query(
+                "SELECT after_pour_id, deletions, keg_ops, line FROM altair_restored ORDER BY seq",
+                &[],
+            )
+            .await
+            .map_err(load_error)?
+            .iter()
+            .map(|row| Restored {
+                after: row.get(0),
+                deletions: row.get(1),
+                keg_ops: row.get(2),
+                line: row.get(3),
+            })
+            .collect();
+        let mut restored = restored.into_iter().peekable();
+        let mut latest = decide::Latest::default();
+        let mut restore_before = |next: Next, latest: &mut decide::Latest| {
+            while let Some(r) = restored.next_if(|r| r.precedes(next)) {
+                r.apply(&feed, latest);
+            }
+        };
         let mut others = others.iter().peekable();
-        let replay_until =
+        let mut replay_until =
             |at: i64,
              others: &mut std::iter::Peekable<std::slice::Iter<'_, tokio_postgres::Row>>,
-             glasses: &mut Glasses| {
+             glasses: &mut Glasses,
+             latest: &mut decide::Latest| {
                 while let Some(row) = others.next_if(|row| row.get::<_, i64>(0) < at) {
+                    restore_before(
+                        Next::Other {
+                            after: row.get(0),
+                            kind: row.get(1),
+                            seq: row.get(2),
+                        },
+                        latest,
+                    );
                     replay_other(&feed, row, glasses);
                 }
+                restore_before(Next::Pour(at), latest);
             };
         let rows = snapshot
             .query_raw(
-                &format!("SELECT {POUR_COLUMNS} FROM altair_pours ORDER BY id"),
+                &format!(
+                    "SELECT {POUR_COLUMNS} FROM altair_pours WHERE NOT kept_for_key ORDER BY id"
+                ),
                 std::iter::empty::<&(dyn ToSql + Sync)>(),
             )
             .await
             .map_err(load_error)?;
         let mut rows = std::pin::pin!(rows);
         let mut pours = 0u64;
-        let mut latest = decide::Latest::default();
         while let Some(row) = rows.try_next().await.map_err(load_error)? {
             let pour = pour_from(&row, 0, &mut glasses);
-            replay_until(db_id(pour.id), &mut others, &mut glasses);
+            replay_until(db_id(pour.id), &mut others, &mut glasses, &mut latest);
             feed.bar().recovered(&pour);
             latest.kept(&pour);
             pours += 1;
         }
-        replay_until(i64::MAX, &mut others, &mut glasses);
+        replay_until(i64::MAX, &mut others, &mut glasses, &mut latest);
         snapshot.commit().await.map_err(load_error)?;
         let deletions = u64::try_from(last_deletion).unwrap_or(0);
         let pours = pours.saturating_sub(deletions);
@@ -576,6 +612,75 @@ impl Position {
 }
 
 /// Replays a deletion or keg operation row of the start-up query, without publishing.
+/// What comes next in a replay.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    Pour(i64),
+    /// A deletion (kind 1) or keg operation (kind 2), numbered `seq`, after pour `after`.
+    Other {
+        after: i64,
+        kind: i32,
+        seq: i64,
+    },
+}
+
+/// A line an import kept of what a compacted journal dropped ([`portable::Line`]), and
+/// its place: after pour `after`, deletion `deletions` and keg operation `keg_ops`.
+struct Restored {
+    after: i64,
+    deletions: i64,
+    keg_ops: i64,
+    line: String,
+}
+
+impl Restored {
+    /// Whether it comes before `next`.
+    fn precedes(&self, next: Next) -> bool {
+        match next {
+            Next::Pour(id) => self.after < id,
+            Next::Other { after, kind, seq } => {
+                self.after < after
+                    || (self.after == after
+                        && if kind == 1 {
+                            seq > self.deletions
+                        } else {
+                            seq > self.keg_ops
+                        })
+            }
+        }
+    }
+
+    fn apply(self, feed: &Feed, latest: &mut decide::Latest) {
+        use crate::store::portable::Line;
+        match serde_json::from_str::<Line>(&self.line) {
+            Ok(Line::Tap {
+                venue,
+                tap_id,
+                latest: at,
+            }) => latest.saw(
+                crate::pour::TapRef {
+                    venue: venue.into(),
+                    tap_id,
+                },
+                at,
+            ),
+            Ok(Line::Marks { marks }) => match serde_json::from_value(marks) {
+                Ok(marks) => feed.bar().restore_marks(&marks),
+                Err(e) => log::warn!(
+                    "imported keg marks are unreadable ({e}); kegs may announce a level again"
+                ),
+            },
+            Ok(Line::Alerts { alerts }) => {
+                if let Err(e) = feed.bar().restore_alerts(&alerts.to_string()) {
+                    log::warn!("imported alerts are unreadable ({e}); they are derived again");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("an imported line is unreadable ({e}); skipped"),
+        }
+    }
+}
+
 fn replay_other(feed: &Feed, row: &tokio_postgres::Row, glasses: &mut Glasses) {
     let after: i64 = row.get(0);
     match row.get::<_, i32>(1) {
@@ -667,7 +772,7 @@ fn pour_from(row: &tokio_postgres::Row, at: usize, glasses: &mut Glasses) -> Pou
 /// Whether an error says the database is gone, rather than that it refused a statement.
 /// An error in words: the database's own message where it sent one (the driver's
 /// Display says only "db error").
-fn explain(e: &tokio_postgres::Error) -> String {
+pub(super) fn explain(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {

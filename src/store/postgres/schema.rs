@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_taps_in_memory.sql")),
     (6, include_str!("migrations/0006_venues.sql")),
     (7, include_str!("migrations/0007_venue_counts.sql")),
+    (8, include_str!("migrations/0008_imported.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -22,7 +23,7 @@ pub fn current() -> i32 {
 }
 
 /// An arbitrary but fixed key for the migration advisory lock.
-const LOCK_KEY: i64 = 0x616c_7461_6972; // "altair"
+pub(super) const LOCK_KEY: i64 = 0x616c_7461_6972; // "altair"
 
 /// Why the schema cannot be used.
 #[derive(Debug, thiserror::Error)]
