@@ -464,3 +464,102 @@ pub fn read_lines(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            source: "journal".into(),
+            exported_at: Timestamp::from_millis(0),
+            default_venue: "main".into(),
+            last_id: 2,
+            counts: Counts::new(),
+        }
+    }
+
+    fn pour(id: u64) -> Line {
+        Line::Pour {
+            pour: serde_json::from_value(serde_json::json!({
+                "id": id, "venue": "main", "tapId": 1, "volume": 500.0, "type": "pint",
+                "timestamp": "2026-12-01T20:00:00.000Z", "flags": []
+            }))
+            .unwrap(),
+            key: None,
+        }
+    }
+
+    /// `lines` written as a stream, with a header whose counts match.
+    fn stream(lines: &[Line]) -> String {
+        let header = Header {
+            counts: count(lines),
+            ..header()
+        };
+        let mut writer = Writer::start(Vec::new(), &header).unwrap();
+        for line in lines {
+            writer.record(line).unwrap();
+        }
+        String::from_utf8(writer.finish().unwrap().0).unwrap()
+    }
+
+    fn check(text: &str) -> Result<Trailer, Refused> {
+        read(text.as_bytes(), &mut Checker::new(Some("main")), |_, _| {
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_whole_stream_checks_out_and_its_records_reach_apply() {
+        let text = stream(&[pour(1), pour(2), Line::Delete { id: 1, after: 2 }]);
+        let mut seen = Vec::new();
+        let trailer = read(text.as_bytes(), &mut Checker::new(None), |line, _| {
+            seen.push(line.kind());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["pour", "pour", "delete"]);
+        assert_eq!(trailer.counts["pour"], 2);
+    }
+
+    #[test]
+    fn records_that_cannot_follow_are_refused_at_their_line() {
+        let deleted_twice = stream(&[
+            pour(1),
+            Line::Delete { id: 1, after: 1 },
+            Line::Delete { id: 1, after: 1 },
+        ]);
+        let refused = check(&deleted_twice).unwrap_err();
+        assert_eq!(refused.line, 4);
+        assert!(refused.why.contains("not stored"), "{refused}");
+
+        let placed_back = stream(&[pour(1), pour(2), Line::Delete { id: 1, after: 1 }]);
+        let refused = check(&placed_back).unwrap_err();
+        assert_eq!(refused.line, 4);
+        assert!(refused.why.contains("out of order"), "{refused}");
+    }
+
+    #[test]
+    fn nothing_may_follow_the_trailer_or_repeat_the_header() {
+        let text = stream(&[pour(1)]);
+        let refused = check(&format!("{text}{}\n", text.lines().nth(1).unwrap())).unwrap_err();
+        assert_eq!(refused.line, 4);
+        assert!(refused.why.contains("after the trailer"), "{refused}");
+        let first = text.lines().next().unwrap();
+        let refused = check(&format!("{first}\n{text}")).unwrap_err();
+        assert_eq!((refused.line, refused.why.as_str()), (2, "a second header"));
+        assert_eq!(check("").unwrap_err().why, "empty: not an Altair export");
+    }
+
+    #[test]
+    fn the_header_must_count_what_the_stream_holds() {
+        let text = stream(&[pour(1)]);
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines[0] = lines[0].replace(r#""pour":1"#, r#""pour":2"#);
+        let refused = check(&(lines.join("\n") + "\n")).unwrap_err();
+        assert_eq!(refused.line, 3);
+        assert!(refused.why.contains("header's counts"), "{refused}");
+    }
+}
