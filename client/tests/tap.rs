@@ -258,8 +258,10 @@ async fn a_tap_of_another_venue_pours_there_and_hears_only_its_venue() {
             "2",
             "--count",
             "3",
+            // Slow enough to be still pouring (and listening) when the dock's pour comes:
+            // at 0.05 s a loaded machine saw the tap finish and leave before it.
             "--interval",
-            "0.05",
+            "1",
             "--volume",
             "500",
         ],
