@@ -84,6 +84,11 @@ impl KeyTtl {
 
     /// Keys created after this time (ms, exclusive) are alive at `now`: for a store that
     /// asks its database for live keys only.
+    /// As a duration.
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.ms).unwrap_or(0))
+    }
+
     pub fn cutoff(self, now: Timestamp) -> i64 {
         now.millis().saturating_sub(self.ms)
     }

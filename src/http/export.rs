@@ -130,3 +130,102 @@ pub async fn export(
     headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(name));
     Ok(response)
 }
+
+/// The whole log, streamed
+///
+/// Everything the store keeps, as `altair-server export` writes it: a header, a record a
+/// line, a trailer with the counts and a SHA-256 (see the README's "Backup and
+/// restore"). One consistent snapshot, taken when it starts, while pours go on being
+/// stored. From a journal server it is the live log as a compacted journal holds it
+/// (deleted pours gone, what they caused kept). `altair-server import` loads it into an
+/// empty store. A stream that ends without its trailer was cut short: the import refuses
+/// it.
+#[utoipa::path(
+    get, path = "/api/admin/export", tag = "admin",
+    responses(
+        (status = 200, description = "The stream", content((String = "application/x-ndjson"))),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only the chain's admin tokens may export", body = ErrorBody),
+    )
+)]
+pub async fn whole_log(state: &AppState) -> Result<Response, ApiError> {
+    let (sender, mut chunks) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(QUEUE);
+    let store = state.store.clone();
+    let out = ChunkWriter {
+        sender: sender.clone(),
+        buf: Vec::with_capacity(CHUNK),
+    };
+    tokio::spawn(async move {
+        match store.export(Box::new(out)).await {
+            Ok(trailer) => log::info!(
+                "exported the whole log: {} records, sha256 {}",
+                trailer.counts.values().sum::<u64>(),
+                trailer.sha256
+            ),
+            Err(e) => {
+                log::error!("the export of the whole log stopped: {e}");
+                let _ = sender
+                    .send(Err(std::io::Error::other("store failure")))
+                    .await;
+            }
+        }
+    });
+    let body = stream::poll_fn(move |cx| chunks.poll_recv(cx));
+    let mut response = warp::reply::stream(body).into_response();
+    let name = format!(
+        "attachment; filename=\"altair-{}.ndjson\"",
+        crate::pour::Timestamp::now().to_string().replace(':', "-")
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    if let Ok(name) = HeaderValue::from_str(&name) {
+        headers.insert(header::CONTENT_DISPOSITION, name);
+    }
+    Ok(response)
+}
+
+/// Bytes written in one chunk of the response.
+const CHUNK: usize = 64 * 1024;
+
+/// A blocking writer (the export's thread) into the response's bounded queue: a slow
+/// reader holds the export back rather than fill memory.
+struct ChunkWriter {
+    sender: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        // Not `blocking_send`: PostgreSQL's export writes from inside a runtime of its
+        // own, where tokio refuses to block; this waits all the same.
+        futures::executor::block_on(self.sender.send(Ok(chunk)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader hung up"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}

@@ -264,7 +264,9 @@ fn allowed(identity: &Identity, need: Need) -> Result<(), ApiError> {
                 Need::Delete => "delete pours".to_owned(),
                 Need::Manage => "change kegs or taps".to_owned(),
                 Need::ChainRead => "read the whole chain's metrics".to_owned(),
-                Need::ChainManage => "change the chain's venues or webhooks".to_owned(),
+                Need::ChainManage => {
+                    "change the chain's venues or webhooks, or export its log".to_owned()
+                }
             }
         ))),
     }

@@ -81,6 +81,7 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::Beers => ignore(&at, list(state.clone()).or(create(state)).unify()),
         Handler::VenueBeers => venue_pour(&at, state),
         Handler::Export => ignore(&at, export(state)),
+        Handler::AdminExport => ignore(&at, admin_export(state)),
         Handler::Beer => beer(&at, state),
         Handler::Glasses => ignore(&at, glasses(state)),
         Handler::Kegs => ignore(&at, kegs_list(state.clone()).or(keg_new(state)).unify()),
@@ -165,6 +166,13 @@ fn export(state: AppState) -> BoxedFilter<(Response,)> {
                 answer(export::export(&state, &query, &who, &headers).await)
             },
         )
+        .boxed()
+}
+
+fn admin_export(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .then(|state: AppState| async move { answer(export::whole_log(&state).await) })
         .boxed()
 }
 

@@ -31,6 +31,7 @@ use crate::pour::Intake;
         beers::create_in_venue,
         beers::list,
         export::export,
+        export::whole_log,
         beers::show,
         beers::delete,
         operations::health,
@@ -84,6 +85,7 @@ use crate::pour::Intake;
         (name = "webhooks", description = "Alerts and keg news posted to other services, signed as Standard Webhooks says"),
         (name = "live", description = "The WebSocket feed"),
         (name = "operations", description = "Health and metrics"),
+        (name = "admin", description = "The whole log, for backups and moving between stores"),
         (name = "documentation", description = "This document"),
     )
 )]

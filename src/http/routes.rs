@@ -62,6 +62,7 @@ pub enum Handler {
     WebhookDeliveries,
     Report,
     Export,
+    AdminExport,
     History,
     Health,
     Metrics,
@@ -118,6 +119,7 @@ const fn open(path: &'static str, below: bool, documented: bool, handler: Handle
 pub const ROUTES: &[Route] = &[
     api("/api/beers", "GET, POST", &[("GET", Need::Read)], &["POST"], Handler::Beers),
     api("/api/beers/export", "GET", &[("GET", Need::Read)], &[], Handler::Export),
+    api("/api/admin/export", "GET", &[("GET", Need::ChainManage)], &[], Handler::AdminExport),
     api("/api/beers/{id}", "GET, DELETE", &[("GET", Need::Read), ("DELETE", Need::Delete)], &[], Handler::Beer),
     api("/api/glasses", "GET", &[("GET", Need::Glasses)], &[], Handler::Glasses),
     api("/api/kegs", "GET, POST", &[("GET", Need::Read), ("POST", Need::Manage)], &["POST"], Handler::Kegs),

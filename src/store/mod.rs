@@ -151,6 +151,12 @@ pub trait Store: Send + Sync + 'static {
         op: KegOp,
         key: Option<String>,
     ) -> Result<Result<KegDone, KegError>, StoreError>;
+    /// Writes the whole log as a portable stream to `out` (blocking writes, on a thread of
+    /// its own): one consistent snapshot, taken when it starts, while writes go on.
+    async fn export(
+        &self,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> Result<portable::Trailer, StoreError>;
     /// A page of matching pours in id order.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// How many pours there are and the newest id.

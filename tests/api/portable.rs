@@ -599,3 +599,94 @@ async fn the_readme_backup_block_runs_as_written() {
     );
     restored.shutdown().await;
 }
+
+/// `GET /api/admin/export` while pours keep arriving: every pour up to where the snapshot
+/// was taken, once and in order, none after; and it imports into an empty journal.
+async fn a_running_server_exports_a_consistent_snapshot(app: TestApp) {
+    let app = std::sync::Arc::new(app);
+    for n in 0..300 {
+        app.pour(n % 5 + 1, 500.0).await;
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let pourer = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.is_cancelled() {
+                app.pour(n % 4 + 6, 250.0).await;
+                n += 1;
+            }
+            n
+        })
+    };
+    // Some pours in flight before and during the export.
+    while app.get("/api/beers?page_size=1").await.1["total"]
+        .as_u64()
+        .unwrap()
+        < 320
+    {
+        tokio::task::yield_now().await;
+    }
+    let response = app
+        .http
+        .get(app.url("/api/admin/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let stream = response.text().await.unwrap();
+    stop.cancel();
+    let poured_meanwhile = pourer.await.unwrap();
+    let lines: Vec<Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["t"], "header");
+    assert_eq!(lines[0]["source"], "server");
+    assert_eq!(lines.last().unwrap()["t"], "trailer");
+    let ids: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["t"] == "pour")
+        .map(|l| l["pour"]["id"].as_u64().unwrap())
+        .collect();
+    let last = *ids.last().unwrap();
+    assert!(last >= 320, "the pours stored before it began are in it");
+    assert_eq!(
+        ids,
+        (1..=last).collect::<Vec<_>>(),
+        "each pour up to the snapshot once, in order"
+    );
+    assert_eq!(lines[0]["lastId"], last, "and none after it");
+    assert!(poured_meanwhile > 0);
+    let copy = tempdir("admin-export-copy");
+    let output = import(&copy, &stream);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let app = std::sync::Arc::try_unwrap(app).ok().unwrap();
+    app.shutdown().await;
+    let copy = spawn_durable(&copy, &[]).await;
+    assert_eq!(
+        copy.get("/api/beers?page_size=1").await.1["total"],
+        last,
+        "the copy holds the snapshot's pours"
+    );
+    copy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_running_journal_server_exports_a_consistent_snapshot_under_ingest() {
+    let dir = tempdir("admin-export-journal");
+    a_running_server_exports_a_consistent_snapshot(spawn_durable(&dir, &[]).await).await;
+}
+
+#[tokio::test]
+async fn a_running_postgresql_server_exports_a_consistent_snapshot_under_ingest() {
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let url = pg.url();
+    a_running_server_exports_a_consistent_snapshot(
+        crate::helpers::spawn_with(&["--database-url", &url]).await,
+    )
+    .await;
+}

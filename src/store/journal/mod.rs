@@ -114,6 +114,9 @@ pub struct JournalStore {
     /// The journal's directory (none in memory).
     dir: Option<PathBuf>,
     outbox: Arc<dyn super::Outbox>,
+    /// What an export names: the default venue, and how long keys stand.
+    default_venue: Arc<str>,
+    key_ttl: Duration,
 }
 
 /// Shared between the writer, which sets it, and `/health`.
@@ -162,6 +165,10 @@ enum Command {
     /// Out of space: try a write again, if it is time (the journal then says whether
     /// there is space now).
     Probe,
+    /// The live log as compaction would write it, taken between two batches.
+    Snapshot {
+        reply: oneshot::Sender<Vec<Record>>,
+    },
 }
 
 /// What recovery did, for the start-up log.
@@ -296,6 +303,10 @@ impl JournalStore {
         let dir = journal.as_ref().map(|j| j.dir().to_owned());
         let degraded = Degraded::default();
         let broken = CancellationToken::new();
+        let (default_venue, key_ttl) = (
+            settings.default_venue.clone(),
+            settings.rules.key_ttl.duration(),
+        );
         let writer = Writer {
             journal,
             index: index.clone(),
@@ -359,6 +370,8 @@ impl JournalStore {
             broken,
             dir,
             outbox: Arc::new(super::FileOutbox::ephemeral()),
+            default_venue,
+            key_ttl,
         }
     }
 
@@ -397,6 +410,10 @@ impl JournalStore {
                 let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
                 match writer.as_mut() {
                     Some(w) => {
+                        if let Command::Snapshot { reply } = command {
+                            let _ = reply.send(w.live_records());
+                            return Ok(());
+                        }
                         if let Some(close) = w.commit(&mut vec![command]) {
                             *writer = None;
                             let _ = close.send(());
@@ -421,8 +438,33 @@ impl JournalStore {
     }
 }
 
+impl JournalStore {
+    /// The live log, as compaction would write it, between two batches.
+    async fn snapshot(&self) -> Result<Vec<Record>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Snapshot { reply }).await?;
+        answer
+            .await
+            .map_err(|_| StoreError("the store writer stopped".into()))
+    }
+}
+
 #[async_trait]
 impl Store for JournalStore {
+    async fn export(
+        &self,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> Result<super::portable::Trailer, StoreError> {
+        let records = self.snapshot().await?;
+        let (venue, ttl) = (self.default_venue.clone(), self.key_ttl);
+        tokio::task::spawn_blocking(move || {
+            portable::write_records(records, &venue, ttl, "server", out)
+        })
+        .await
+        .map_err(|e| StoreError(e.to_string()))?
+        .map_err(|e| StoreError(e.to_string()))
+    }
+
     async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError> {
         self.ask(|reply| Command::Insert { pour, key, reply }).await
     }
@@ -532,14 +574,19 @@ impl Writer {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut held: Option<Command> = None;
         while let Some(first) = held.take().or_else(|| queue.blocking_recv()) {
+            // Between two batches: exactly the log committed so far.
+            if let Command::Snapshot { reply } = first {
+                let _ = reply.send(self.live_records());
+                continue;
+            }
             // A keg operation is committed alone: it is checked against kegs that every
             // earlier change has reached.
             let alone = matches!(first, Command::Keg { .. });
             batch.push(first);
             while !alone && batch.len() < MAX_BATCH {
                 match queue.try_recv() {
-                    Ok(keg @ Command::Keg { .. }) => {
-                        held = Some(keg);
+                    Ok(next @ (Command::Keg { .. } | Command::Snapshot { .. })) => {
+                        held = Some(next);
                         break;
                     }
                     Ok(command) => batch.push(command),
@@ -660,6 +707,10 @@ impl Writer {
                     }
                     Command::Close { reply } => close = Some(reply),
                     Command::Probe => {}
+                    // Never batched (see `run`); answered, not dropped, all the same.
+                    Command::Snapshot { reply } => {
+                        let _ = reply.send(Vec::new());
+                    }
                 }
             }
             // Trying for space with no write waiting: a record that changes nothing.
@@ -799,22 +850,11 @@ impl Writer {
             reason.map(|reason| (reason, Instant::now()));
     }
 
-    /// Starts a background compaction when the journal holds mostly dead records.
-    fn maybe_compact(&mut self) {
-        let Some(journal) = &self.journal else { return };
-        // Out of space, a compacted copy would not fit either.
-        if self.compaction.is_some() || self.failed.is_some() || self.out_of_space.is_some() {
-            return;
-        }
+    /// The live log as a compacted journal holds it: the keys of deleted pours, the pours
+    /// with the keg operations in their places, what the kegs announced, the alerts, each
+    /// tap's latest pour time and the highest id.
+    fn live_records(&self) -> Vec<Record> {
         let index = read(&self.index);
-        let live = index.stats().pours + self.keys.len() as u64;
-        let size = journal.len();
-        if size < self.settings.compact_min_bytes || size < live.saturating_mul(COMPACT_RATIO_BYTES)
-        {
-            return;
-        }
-        // The snapshot is taken between batches, so it is exactly the journal up to `size`.
-        let started = Instant::now();
         let mut key_of = std::collections::HashMap::new();
         let mut records = Vec::with_capacity(index.stats().pours as usize + self.keys.len() + 1);
         for remembered in self.keys.iter() {
@@ -856,7 +896,27 @@ impl Writer {
         records.push(Record::Sequence {
             last_id: index.last_id(),
         });
+        records
+    }
+
+    /// Starts a background compaction when the journal holds mostly dead records.
+    fn maybe_compact(&mut self) {
+        let Some(journal) = &self.journal else { return };
+        // Out of space, a compacted copy would not fit either.
+        if self.compaction.is_some() || self.failed.is_some() || self.out_of_space.is_some() {
+            return;
+        }
+        let index = read(&self.index);
+        let live = index.stats().pours + self.keys.len() as u64;
+        let size = journal.len();
+        if size < self.settings.compact_min_bytes || size < live.saturating_mul(COMPACT_RATIO_BYTES)
+        {
+            return;
+        }
+        // The snapshot is taken between batches, so it is exactly the journal up to `size`.
+        let started = Instant::now();
         drop(index);
+        let records = self.live_records();
         log::info!(
             "compacting the journal: {size} bytes, {} live records (snapshot took {:?})",
             records.len(),
@@ -929,6 +989,8 @@ fn refuse(command: Command, reason: &str) {
             let _ = reply.send(());
         }
         Command::Probe => {}
+        // Dropped: the asker hears that no snapshot came.
+        Command::Snapshot { .. } => {}
     }
 }
 

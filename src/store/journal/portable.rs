@@ -138,6 +138,17 @@ pub fn export(
     }
     let mut records = Vec::new();
     let (_journal, _) = Journal::open(dir, catalogue, default_venue, |r| records.push(r))?;
+    write_records(records, default_venue, key_ttl, "journal", out)
+}
+
+/// Writes journal records (a journal's, or a running store's live log) as a stream.
+pub fn write_records(
+    records: Vec<Record>,
+    default_venue: &Arc<str>,
+    key_ttl: std::time::Duration,
+    source: &str,
+    out: impl Write,
+) -> Result<Trailer, MoveError> {
     let now = Timestamp::now();
     let ttl = i64::try_from(key_ttl.as_millis()).unwrap_or(i64::MAX);
     let alive = |created: Timestamp| now.millis().saturating_sub(created.millis()) < ttl;
@@ -163,7 +174,7 @@ pub fn export(
     let header = Header {
         format: "altair-log".into(),
         version: VERSION,
-        source: "journal".into(),
+        source: source.into(),
         exported_at: now,
         default_venue: default_venue.to_string(),
         last_id,

@@ -215,6 +215,8 @@ pub struct PgStore {
     health: Arc<Health>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// For exports, which read on a connection of their own.
+    settings: PgSettings,
 }
 
 /// `host=... dbname=... user=...`: where, never with the password.
@@ -334,6 +336,7 @@ impl PgStore {
     /// and the tailer, which feeds every change after the ones replayed.
     pub async fn open(settings: PgSettings, feed: Feed) -> Result<(PgStore, PgOpened), PgError> {
         let started = Instant::now();
+        let export_settings = settings.clone();
         let config = connection_config(&settings)?;
         let place = place(&config);
         let mut client = connect_at_start(&config, &place).await?;
@@ -504,6 +507,7 @@ impl PgStore {
             health,
             stop,
             tasks: Mutex::new(tasks),
+            settings: export_settings,
         };
         let opened = PgOpened {
             place,
@@ -845,6 +849,26 @@ async fn forget_old_keys(pool: Pool, ttl: KeyTtl, stop: CancellationToken) {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn export(
+        &self,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> Result<crate::store::portable::Trailer, StoreError> {
+        let settings = self.settings.clone();
+        // Its own thread and runtime: the stream is written with blocking writes.
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError(e.to_string()))?;
+            let ttl = settings.rules.key_ttl.duration();
+            runtime
+                .block_on(portable::export(&settings, ttl, "server", out))
+                .map_err(|e| StoreError(e.to_string()))
+        })
+        .await
+        .map_err(|e| StoreError(e.to_string()))?
+    }
+
     async fn insert(&self, pour: NewPour, key: Option<String>) -> Result<Inserted, StoreError> {
         let (inserted, mark) = self
             .ask(|reply| writer::Command::Insert { pour, key, reply })
