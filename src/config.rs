@@ -288,6 +288,10 @@ pub enum Command {
         /// Write here instead of standard output (the file is replaced only when complete).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Keep the webhooks' signing secrets in the export (without: they come back
+        /// disabled, and must be made again). The file is then a secret itself.
+        #[arg(long)]
+        include_secrets: bool,
     },
     /// Load an export into an empty store (--data-dir or --database-url), checking every
     /// line; nothing is kept unless the whole stream checks out.

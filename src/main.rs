@@ -46,7 +46,10 @@ fn main() -> ExitCode {
 fn run_command(command: &Command, config: &Config) -> ExitCode {
     match command {
         Command::Healthcheck { timeout } => healthcheck(config, *timeout),
-        Command::Export { output } => export(config, output.as_deref()),
+        Command::Export {
+            output,
+            include_secrets,
+        } => export(config, output.as_deref(), *include_secrets),
         Command::Import { input } => import(config, input.as_deref()),
         Command::Migrate => migrate(config),
         Command::Token(TokenCommand::New {
@@ -139,7 +142,7 @@ fn database(
 
 /// `altair-server export`: a stopped journal's whole log, to standard output or a file
 /// (written beside it and renamed when complete, so a file there is always whole).
-fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
+fn export(config: &Config, output: Option<&std::path::Path>, include_secrets: bool) -> ExitCode {
     use std::io::Write;
     let database = match database(config) {
         Ok(database) => database,
@@ -159,11 +162,22 @@ fn export(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
     let export = |out: Box<dyn Write>| match &database {
         Some((settings, runtime)) => runtime
             .block_on(altair::store::postgres::portable::export(
-                settings, ttl, "postgres", out,
+                settings,
+                ttl,
+                "postgres",
+                include_secrets,
+                out,
             ))
             .map_err(|e| e.to_string()),
-        None => altair::store::journal::portable::export(&dir, &catalogue, &venue, ttl, out)
-            .map_err(|e| e.to_string()),
+        None => altair::store::journal::portable::export(
+            &dir,
+            &catalogue,
+            &venue,
+            ttl,
+            include_secrets,
+            out,
+        )
+        .map_err(|e| e.to_string()),
     };
     let written = match output {
         Some(path) => {

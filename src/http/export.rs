@@ -137,8 +137,9 @@ pub async fn export(
 /// line, a trailer with the counts and a SHA-256 (see the README's "Backup and
 /// restore"). One consistent snapshot, taken when it starts, while pours go on being
 /// stored. From a journal server it is the live log as a compacted journal holds it
-/// (deleted pours gone, what they caused kept). `altair-server import` loads it into an
-/// empty store. A stream that ends without its trailer was cut short: the import refuses
+/// (deleted pours gone, what they caused kept). Webhooks come without their secrets (an
+/// import brings them back disabled). `altair-server import` loads it into an empty
+/// store. A stream that ends without its trailer was cut short: the import refuses
 /// it.
 #[utoipa::path(
     get, path = "/api/admin/export", tag = "admin",

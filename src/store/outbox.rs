@@ -201,6 +201,32 @@ impl FileOutbox {
         })
     }
 
+    /// Writes `hooks` (an import's, into an empty data directory) as the outbox's file,
+    /// with nothing owed to them.
+    pub fn restore(dir: &Path, hooks: Vec<Hook>) -> Result<(), StoreError> {
+        let book = Book {
+            last_id: hooks.iter().map(|h| h.id).max().unwrap_or(0),
+            hooks: hooks
+                .into_iter()
+                .map(|hook| {
+                    let kept = Kept {
+                        hook,
+                        messages: BTreeMap::new(),
+                        attempts: std::collections::VecDeque::new(),
+                        lease: None,
+                    };
+                    (kept.hook.id, kept)
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&book).map_err(|e| StoreError(e.to_string()))?;
+        Writer {
+            path: dir.join(FILE_NAME),
+            written: Mutex::new(0),
+        }
+        .write(1, &bytes)
+    }
+
     /// Changes the book, then writes it (a later change's write covers this one's).
     async fn change_book<T>(
         &self,

@@ -126,6 +126,11 @@ pub enum Line {
     Sequence {
         last_id: u64,
     },
+    /// A webhook, as the API shows it, with its secret only when the export was asked to
+    /// include secrets ([`webhook_line`]).
+    Webhook {
+        hook: serde_json::Value,
+    },
     Trailer(Trailer),
 }
 
@@ -142,9 +147,39 @@ impl Line {
             Line::Marks { .. } => "marks",
             Line::Alerts { .. } => "alerts",
             Line::Sequence { .. } => "sequence",
+            Line::Webhook { .. } => "webhook",
             Line::Trailer(_) => "trailer",
         }
     }
+}
+
+/// A webhook's line: without its secret unless `include_secret`.
+pub fn webhook_line(hook: &crate::webhook::Hook, include_secret: bool) -> Line {
+    let mut value = serde_json::to_value(hook).unwrap_or_default();
+    if !include_secret && let Some(map) = value.as_object_mut() {
+        map.remove("secret");
+    }
+    Line::Webhook { hook: value }
+}
+
+/// The webhook of a line. One exported without its secret gets a new random one (which
+/// nobody knows) and comes in disabled, saying so: it cannot sign for its receiver.
+pub fn webhook_of(hook: serde_json::Value) -> Result<crate::webhook::Hook, String> {
+    let mut hook = hook;
+    let map = hook
+        .as_object_mut()
+        .ok_or_else(|| "a webhook that is not an object".to_owned())?;
+    if !map.contains_key("secret") {
+        let secret = crate::webhook::Secret::generate().map_err(|e| e.to_string())?;
+        map.insert("secret".into(), secret.reveal().into());
+        map.insert("enabled".into(), false.into());
+        map.insert(
+            "disabledReason".into(),
+            "imported without its secret: delete it and make it again, or import an export made with --include-secrets"
+                .into(),
+        );
+    }
+    serde_json::from_value(hook).map_err(|e| format!("not a webhook this version reads ({e})"))
 }
 
 /// Writes a stream: the header, the records (counted and hashed), the trailer.
@@ -381,6 +416,11 @@ impl Checker {
             | Line::Tap { .. }
             | Line::Marks { .. }
             | Line::Alerts { .. } => {}
+            Line::Webhook { hook } => {
+                if let Err(why) = webhook_of(hook.clone()) {
+                    return self.refuse(why);
+                }
+            }
         }
         self.hash.update(text);
         self.hash.update(b"\n");

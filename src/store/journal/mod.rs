@@ -455,10 +455,15 @@ impl Store for JournalStore {
         &self,
         out: Box<dyn std::io::Write + Send>,
     ) -> Result<super::portable::Trailer, StoreError> {
+        let hooks = self.outbox.hooks().await?;
+        let hooks = hooks
+            .iter()
+            .map(|h| super::portable::webhook_line(h, false))
+            .collect();
         let records = self.snapshot().await?;
         let (venue, ttl) = (self.default_venue.clone(), self.key_ttl);
         tokio::task::spawn_blocking(move || {
-            portable::write_records(records, &venue, ttl, "server", out)
+            portable::write_records(hooks, records, &venue, ttl, "server", out)
         })
         .await
         .map_err(|e| StoreError(e.to_string()))?

@@ -14,6 +14,7 @@ use crate::pour::{TapRef, Timestamp};
 use crate::store::KegKey;
 use crate::store::portable::{
     Checker, Header, Line, MoveError, OpKey, PourKey, Trailer, VERSION, Writer, count, read,
+    webhook_line, webhook_of,
 };
 
 /// A journal record as a line; `last_id` is the highest pour id before it (where a
@@ -75,7 +76,7 @@ fn key_meta(k: PourKey) -> KeyMeta {
 /// The journal record of a record line (none for a header or trailer).
 fn record_of(line: Line) -> Option<Record> {
     Some(match line {
-        Line::Header(_) | Line::Trailer(_) => return None,
+        Line::Header(_) | Line::Trailer(_) | Line::Webhook { .. } => return None,
         Line::Pour { pour, key } => Record::Pour {
             pour,
             key: key.map(key_meta),
@@ -128,6 +129,7 @@ pub fn export(
     catalogue: &Catalogue,
     default_venue: &Arc<str>,
     key_ttl: std::time::Duration,
+    include_secrets: bool,
     out: impl Write,
 ) -> Result<Trailer, MoveError> {
     if !dir.join(file::FILE_NAME).exists() {
@@ -138,11 +140,21 @@ pub fn export(
     }
     let mut records = Vec::new();
     let (_journal, _) = Journal::open(dir, catalogue, default_venue, |r| records.push(r))?;
-    write_records(records, default_venue, key_ttl, "journal", out)
+    let outbox = crate::store::FileOutbox::open(dir)
+        .map_err(|e| MoveError::Other(format!("webhooks: {e}")))?;
+    let hooks = futures::executor::block_on(crate::store::Outbox::hooks(&outbox))
+        .map_err(|e| MoveError::Other(format!("webhooks: {e}")))?;
+    let hooks = hooks
+        .iter()
+        .map(|h| webhook_line(h, include_secrets))
+        .collect();
+    write_records(hooks, records, default_venue, key_ttl, "journal", out)
 }
 
-/// Writes journal records (a journal's, or a running store's live log) as a stream.
+/// Writes the webhooks' lines and journal records (a journal's, or a running store's live
+/// log) as a stream.
 pub fn write_records(
+    hooks: Vec<Line>,
     records: Vec<Record>,
     default_venue: &Arc<str>,
     key_ttl: std::time::Duration,
@@ -152,7 +164,8 @@ pub fn write_records(
     let now = Timestamp::now();
     let ttl = i64::try_from(key_ttl.as_millis()).unwrap_or(i64::MAX);
     let alive = |created: Timestamp| now.millis().saturating_sub(created.millis()) < ttl;
-    let (mut lines, mut last_id) = (Vec::with_capacity(records.len()), 0);
+    let (mut lines, mut last_id) = (hooks, 0);
+    lines.reserve(records.len());
     for record in records {
         let mut line = line_of(record, last_id).map_err(MoveError::Other)?;
         match &mut line {
@@ -263,7 +276,12 @@ pub fn import(
     let mut file =
         NewJournal::create(&path, default_venue.clone()).map_err(|e| MoveError::Other(io(e)))?;
     let mut checker = Checker::new(Some(default_venue));
+    let mut hooks = Vec::new();
     let read = read(input, &mut checker, |line, checker| {
+        if let Line::Webhook { hook } = line {
+            hooks.push(webhook_of(hook)?);
+            return Ok(());
+        }
         if let Some(record) = record_of(line) {
             file.push(&record).map_err(io)?;
         }
@@ -289,6 +307,10 @@ pub fn import(
     if let Err(e) = placed {
         let _ = fs::remove_file(&path);
         return Err(MoveError::Other(io(e)));
+    }
+    if !hooks.is_empty() {
+        crate::store::FileOutbox::restore(dir, hooks)
+            .map_err(|e| MoveError::Other(format!("webhooks: {e}")))?;
     }
     drop(journal);
     let header = checker

@@ -862,7 +862,7 @@ impl Store for PgStore {
                 .map_err(|e| StoreError(e.to_string()))?;
             let ttl = settings.rules.key_ttl.duration();
             runtime
-                .block_on(portable::export(&settings, ttl, "server", out))
+                .block_on(portable::export(&settings, ttl, "server", false, out))
                 .map_err(|e| StoreError(e.to_string()))
         })
         .await

@@ -16,6 +16,7 @@ use crate::keg::KegOp;
 use crate::pour::Timestamp;
 use crate::store::portable::{
     Checker, Header, Line, MoveError, OpKey, PourKey, Trailer, VERSION, Writer, count, read_lines,
+    webhook_line, webhook_of,
 };
 
 fn database(e: tokio_postgres::Error) -> MoveError {
@@ -71,6 +72,7 @@ pub async fn export(
     settings: &PgSettings,
     key_ttl: Duration,
     source: &str,
+    include_secrets: bool,
     out: impl Write,
 ) -> Result<Trailer, MoveError> {
     let mut client = open(settings).await?;
@@ -101,7 +103,18 @@ pub async fn export(
         .map(|c| format!("p.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // The webhooks first, by id.
     let mut kept = Vec::new();
+    for row in snapshot
+        .query("SELECT hook FROM altair_webhooks ORDER BY id", &[])
+        .await
+        .map_err(database)?
+    {
+        let text: &str = row.get(0);
+        let hook: crate::webhook::Hook = serde_json::from_str(text)
+            .map_err(|e| MoveError::Other(format!("a webhook is unreadable: {e}")))?;
+        kept.push(webhook_line(&hook, include_secrets));
+    }
     for row in snapshot
         .query(
             &format!(
@@ -298,6 +311,7 @@ struct Batch {
     /// Deletions: (seq, after, pour id).
     deletions: Vec<(i64, i64, i64)>,
     ops: Vec<OpRow>,
+    hooks: Vec<crate::webhook::Hook>,
     /// Restored lines: (seq, after, deletions, keg ops, line).
     restored: Vec<(i64, i64, i64, i64, String)>,
     lines: usize,
@@ -382,6 +396,20 @@ impl Batch {
             )
             .await?;
         }
+        for hook in &self.hooks {
+            let text = serde_json::to_string(hook).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO altair_webhooks (id, hook, enabled) VALUES ($1, $2, $3)",
+                &[&db_id(hook.id), &text, &hook.enabled],
+            )
+            .await?;
+        }
+        if !self.hooks.is_empty() {
+            tx.batch_execute(
+                "SELECT setval(pg_get_serial_sequence('altair_webhooks', 'id'), (SELECT max(id) FROM altair_webhooks))",
+            )
+            .await?;
+        }
         for (seq, after, deletions, ops, line) in &self.restored {
             tx.execute(
                 "INSERT INTO altair_restored (seq, after_pour_id, deletions, keg_ops, line)
@@ -454,6 +482,7 @@ pub async fn import(
                 Line::DeletedKey { pour, key } => {
                     batch.pour(&pour, Some(&key), &default_venue, true)
                 }
+                Line::Webhook { hook } => batch.hooks.push(webhook_of(hook)?),
                 Line::Delete { id, after } => {
                     deletions += 1;
                     batch.deletions.push((deletions, db_id(after), db_id(id)));
