@@ -93,6 +93,12 @@ async fn answers(app: &TestApp) -> Vec<(String, Value)> {
         strip(&mut body);
         seen.push((path.to_owned(), body));
     }
+    // The events so far, by number: a subscriber resumes with `eventsSince` on the copy.
+    let (_, hello) = app.subscribe("").await;
+    seen.push((
+        "hello: lastId, lastSeq".into(),
+        serde_json::json!([hello["lastId"], hello["lastSeq"]]),
+    ));
     seen
 }
 
