@@ -140,7 +140,15 @@ fn database(
     }
 }
 
-/// `altair-server export`: a stopped journal's whole log, to standard output or a file
+/// The store a command reads or writes, for its last line.
+fn store_named(database: bool, dir: &std::path::Path) -> String {
+    match database {
+        true => "the database".to_owned(),
+        false => format!("the journal in {}", dir.display()),
+    }
+}
+
+/// `altair-server export`: a stopped journal's or a database's whole log, to standard output or a file
 /// (written beside it and renamed when complete, so a file there is always whole).
 fn export(config: &Config, output: Option<&std::path::Path>, include_secrets: bool) -> ExitCode {
     use std::io::Write;
@@ -155,10 +163,7 @@ fn export(config: &Config, output: Option<&std::path::Path>, include_secrets: bo
     let dir = config.data_dir();
     let venue: Arc<str> = config.default_venue.as_str().into();
     let ttl = config.idempotency_ttl;
-    let what = match &database {
-        Some(_) => "the database".to_owned(),
-        None => format!("the journal in {}", dir.display()),
-    };
+    let what = store_named(database.is_some(), &dir);
     let export = |out: Box<dyn Write>| match &database {
         Some((settings, runtime)) => runtime
             .block_on(altair::store::postgres::portable::export(
@@ -251,7 +256,7 @@ fn counted(counts: &altair::store::portable::Counts) -> String {
     said.join(", ")
 }
 
-/// `altair-server import`: an export into an empty journal, with progress on standard
+/// `altair-server import`: an export into an empty journal or database, with progress on standard
 /// error: a bar on a terminal, a line every 10 s otherwise.
 fn import(config: &Config, input: Option<&std::path::Path>) -> ExitCode {
     use std::io::IsTerminal;
@@ -280,10 +285,7 @@ fn import(config: &Config, input: Option<&std::path::Path>) -> ExitCode {
     let venue: Arc<str> = config.default_venue.as_str().into();
     let started = std::time::Instant::now();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let what = match &database {
-        Some(_) => "the database".to_owned(),
-        None => format!("the journal in {}", dir.display()),
-    };
+    let what = store_named(database.is_some(), &dir);
     let show = |done, total| progress.show(done, total, started.elapsed());
     let imported = match &database {
         Some((settings, runtime)) => runtime

@@ -51,8 +51,14 @@ fn export_with(dir: &Path, flags: &[&str]) -> String {
 
 /// `import` of `stream` (on standard input) into `dir`.
 fn import(dir: &Path, stream: &str) -> Output {
+    import_into(&["--data-dir", path(dir)], stream)
+}
+
+/// `import` of `stream` (on standard input) into the store that `store` names.
+fn import_into(store: &[&str], stream: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_altair-server"))
-        .args(["--data-dir", path(dir), "import"])
+        .args(store)
+        .arg("import")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -486,21 +492,7 @@ async fn an_import_killed_midway_leaves_an_empty_store_and_the_next_import_compl
 
 /// `import` of `stream` into the database at `url`.
 fn import_to_database(url: &str, stream: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_altair-server"))
-        .args(["--database-url", url, "import"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server binary runs");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let bytes = stream.as_bytes().to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&bytes);
-    });
-    let output = child.wait_with_output().expect("import ends");
-    let _ = writer.join();
-    output
+    import_into(&["--database-url", url], stream)
 }
 
 #[tokio::test]
