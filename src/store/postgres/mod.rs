@@ -615,10 +615,9 @@ impl Position {
     }
 }
 
-/// Replays a deletion or keg operation row of the start-up query, without publishing.
-/// What comes next in a replay.
+/// What comes next in a replay (or an export, which keeps the replay's order).
 #[derive(Debug, Clone, Copy)]
-enum Next {
+pub(super) enum Next {
     Pour(i64),
     /// A deletion (kind 1) or keg operation (kind 2), numbered `seq`, after pour `after`.
     Other {
@@ -628,18 +627,19 @@ enum Next {
     },
 }
 
-/// A line an import kept of what a compacted journal dropped ([`portable::Line`]), and
-/// its place: after pour `after`, deletion `deletions` and keg operation `keg_ops`.
-struct Restored {
-    after: i64,
-    deletions: i64,
-    keg_ops: i64,
-    line: String,
+/// A line an import kept of what a compacted journal dropped ([`portable::Line`]), as
+/// text or read, and its place: after pour `after`, deletion `deletions` and keg
+/// operation `keg_ops`.
+pub(super) struct Restored<L = String> {
+    pub(super) after: i64,
+    pub(super) deletions: i64,
+    pub(super) keg_ops: i64,
+    pub(super) line: L,
 }
 
-impl Restored {
+impl<L> Restored<L> {
     /// Whether it comes before `next`.
-    fn precedes(&self, next: Next) -> bool {
+    pub(super) fn precedes(&self, next: Next) -> bool {
         match next {
             Next::Pour(id) => self.after < id,
             Next::Other { after, kind, seq } => {
@@ -653,7 +653,9 @@ impl Restored {
             }
         }
     }
+}
 
+impl Restored {
     fn apply(self, feed: &Feed, latest: &mut decide::Latest) {
         use crate::store::portable::Line;
         match serde_json::from_str::<Line>(&self.line) {
@@ -685,6 +687,7 @@ impl Restored {
     }
 }
 
+/// Replays a deletion or keg operation row of the start-up query, without publishing.
 fn replay_other(feed: &Feed, row: &tokio_postgres::Row, glasses: &mut Glasses) {
     let after: i64 = row.get(0);
     match row.get::<_, i32>(1) {

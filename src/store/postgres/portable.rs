@@ -10,7 +10,8 @@ use futures::TryStreamExt;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Glasses, POUR_COLUMNS, PgSettings, connect, connection_config, db_id, place, pour_from, schema,
+    Glasses, Next, POUR_COLUMNS, PgSettings, connect, connection_config, db_id, place, pour_from,
+    schema,
 };
 use crate::keg::KegOp;
 use crate::pour::Timestamp;
@@ -42,27 +43,17 @@ struct Other {
     line: Line,
 }
 
-/// A line kept by an import, and its place.
-struct Restored {
-    after: i64,
-    deletions: i64,
-    keg_ops: i64,
-    line: Line,
-}
+/// A line kept by an import, read, and its place.
+type Restored = super::Restored<Line>;
 
-impl Restored {
-    fn before_pour(&self, id: i64) -> bool {
-        self.after < id
-    }
-
-    fn before(&self, other: &Other) -> bool {
-        self.after < other.after
-            || (self.after == other.after
-                && if other.kind == 1 {
-                    other.seq > self.deletions
-                } else {
-                    other.seq > self.keg_ops
-                })
+impl Other {
+    /// Where it stands, for [`super::Restored::precedes`].
+    fn next(&self) -> Next {
+        Next::Other {
+            after: self.after,
+            kind: self.kind,
+            seq: self.seq,
+        }
     }
 }
 
@@ -256,12 +247,12 @@ pub async fn export(
     // import kept before what they preceded.
     let mut upto = |writer: &mut Writer<_>, id: i64| -> Result<(), MoveError> {
         while let Some(other) = others.next_if(|o| o.after < id) {
-            while let Some(r) = restored.next_if(|r| r.before(&other)) {
+            while let Some(r) = restored.next_if(|r| r.precedes(other.next())) {
                 writer.record(&r.line).map_err(io)?;
             }
             writer.record(&other.line).map_err(io)?;
         }
-        while let Some(r) = restored.next_if(|r| r.before_pour(id)) {
+        while let Some(r) = restored.next_if(|r| r.precedes(Next::Pour(id))) {
             writer.record(&r.line).map_err(io)?;
         }
         Ok(())
