@@ -16,6 +16,7 @@ use crate::history::{self, History};
 use crate::keg::{Cellar, CellarSettings, KegEvent, KegOp, Marks};
 use crate::pour::{Pour, Timestamp};
 use crate::report::{Aggregator, DayClock, Level, Report};
+use crate::variance::{self, Ledger};
 use crate::venue::{Defaults, Venues};
 
 /// Something a change caused that subscribers hear: a keg or tap event, or an alert's
@@ -64,6 +65,8 @@ pub struct State {
     alerts: Alerts,
     /// Every venue's business days.
     days: History,
+    /// Poured against sold.
+    ledger: Ledger,
     /// The last event's seq.
     seq: u64,
     /// Every numbered event so far, for subscribers that resume (a few per keg and alert).
@@ -86,7 +89,9 @@ impl State {
             .or_insert_with(|| chain.of_venue(pour.venue.clone(), clock));
         venue.set_clock(clock);
         venue.add(pour, now);
-        self.days.poured(pour, clock, self.cellar.keg_of(pour));
+        let keg = self.cellar.keg_of(pour);
+        self.days.poured(pour, clock, keg);
+        self.ledger.poured(pour, keg);
         let kegs = self.cellar.poured(pour, now);
         let kegs = self.number(kegs);
         let alerts = self.alerts.poured(pour, &kegs);
@@ -99,12 +104,18 @@ impl State {
         if let Some(venue) = self.by_venue.get_mut(&pour.venue) {
             venue.remove(pour);
         }
-        self.days.deleted(pour, self.cellar.keg_of(pour));
+        let keg = self.cellar.keg_of(pour);
+        self.days.deleted(pour, keg);
+        self.ledger.deleted(pour, keg);
         self.cellar.deleted(pour);
     }
 
     /// Applies a committed operation logged after pour `after`; the events it causes.
     pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Notice> {
+        if op.is_sales() {
+            self.ledger.apply(op);
+            return Vec::new();
+        }
         let kegs = self.cellar.apply_op(op, after);
         let kegs = self.number(kegs);
         let alerts = self.alerts.keg_op(op, after, &kegs);
@@ -198,6 +209,7 @@ impl State {
             kegs: &self.cellar,
             alerts: &self.alerts,
             venues: self.cellar.venues(),
+            ledger: &self.ledger,
         }
     }
 
@@ -219,6 +231,40 @@ impl State {
     /// The history `query` asks for.
     pub fn history(&self, query: &history::Query) -> history::Document {
         self.days.document(query, |keg| self.cellar.beverage(keg))
+    }
+
+    /// The variance `query` asks for, each venue on its clock as it is now.
+    pub fn variance(&self, query: &variance::Query) -> variance::Document {
+        let venues = self.cellar.venues();
+        self.ledger.document(
+            query,
+            |keg| self.cellar.beverage(keg),
+            |venue| {
+                let rules = venues.rules(venue);
+                DayClock {
+                    zone: rules.clock.zone,
+                    starts: rules.business_day_starts,
+                }
+            },
+        )
+    }
+
+    /// The till's items of `venue` (none: every venue's); `mapped` filters.
+    pub fn sales_items(
+        &self,
+        venue: Option<&str>,
+        mapped: Option<bool>,
+    ) -> Vec<variance::ItemView> {
+        let mut beverages: Vec<String> = self
+            .cellar
+            .list(&crate::keg::KegFilter::default())
+            .into_iter()
+            .filter(|k| venue.is_none_or(|v| *k.venue == *v))
+            .map(|k| k.beverage)
+            .collect();
+        beverages.sort_unstable();
+        beverages.dedup();
+        self.ledger.items(venue, mapped, &beverages)
     }
 
     /// The report of `venue` (none: the chain's) as of `now`.
@@ -281,8 +327,9 @@ impl Bar {
                 aggregator: Aggregator::new(catalogue, clock),
                 by_venue: HashMap::new(),
                 cellar: Cellar::new(kegs, venues),
-                alerts: Alerts::new(alerts, default),
+                alerts: Alerts::new(alerts, default.clone()),
                 days: History::new(),
+                ledger: Ledger::new(default),
                 seq: 0,
                 history: Vec::new(),
             })),

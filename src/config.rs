@@ -124,6 +124,11 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_KEG_LOW_PERCENT", value_name = "PERCENT", default_value = "15", value_parser = percent)]
     pub keg_low_percent: f64,
 
+    /// How far from zero a variance (sold against poured) may be, in per cent, before it is
+    /// over the goal.
+    #[arg(long, env = "ALTAIR_VARIANCE_GOAL", value_name = "PERCENT", default_value = "2", value_parser = percent)]
+    pub variance_goal: f64,
+
     /// Seconds without a pour after which a tap with a keg on is quiet, while the bar is
     /// open (--opening-hours).
     #[arg(long, env = "ALTAIR_QUIET_AFTER", value_name = "SECS", default_value = "1800", value_parser = seconds)]

@@ -10,6 +10,7 @@
 //! machines' business ([`Cellar`], [`crate::report`]), fed by the log in order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alert::Alerts;
@@ -17,6 +18,7 @@ use crate::anomaly::Burst;
 use crate::config::Config;
 use crate::keg::{Cellar, KegError, KegOp};
 use crate::pour::{Flag, Flags, NewPour, Pour, TapRef, Timestamp, microlitres};
+use crate::variance::Ledger;
 use crate::venue::{VenueError, Venues};
 
 /// What became of a pour sent to the store.
@@ -214,8 +216,13 @@ pub enum DeleteDecision {
 #[derive(Debug, Clone, PartialEq)]
 pub enum KegDecision {
     /// Record the operation after pour `after` (its place in the log): it makes or
-    /// changes keg `keg_id`.
-    Record { keg_id: u64, after: u64 },
+    /// changes keg `keg_id` (a sales import: this many lines were new). `narrowed`: the
+    /// operation to record in its place (a sales import's new lines only).
+    Record {
+        keg_id: u64,
+        after: u64,
+        narrowed: Option<KegOp>,
+    },
     /// Record nothing; answer this (a retried idempotency key).
     Answer(KegDone),
     /// It does not apply now.
@@ -265,6 +272,7 @@ pub struct Books<'a> {
     pub kegs: &'a Cellar,
     pub alerts: &'a Alerts,
     pub venues: &'a Venues,
+    pub ledger: &'a Ledger,
 }
 
 /// Decides a batch of commands, in log order, against the state at the log's end.
@@ -276,6 +284,7 @@ pub struct Batch<'a> {
     kegs: &'a Cellar,
     alerts: &'a Alerts,
     venues: &'a Venues,
+    ledger: &'a Ledger,
     latest: &'a Latest,
     now: Timestamp,
     next_id: u64,
@@ -313,6 +322,7 @@ impl<'a> Batch<'a> {
             kegs: books.kegs,
             alerts: books.alerts,
             venues: books.venues,
+            ledger: books.ledger,
             latest,
             now,
             next_id: last_id + 1,
@@ -438,15 +448,36 @@ impl<'a> Batch<'a> {
         let checked = match op {
             KegOp::AddVenue { venue, .. } => venue_checked(self.venues.check_add(venue)),
             KegOp::ChangeVenue { change, .. } => venue_checked(self.venues.check_change(change)),
-            _ if op.is_alert() => self.alerts.check(op),
-            _ => self.kegs.check(op),
+            _ if op.is_alert() => self.alerts.check(op).map(|id| (id, None)),
+            _ if op.is_sales() => self.ledger.check(op).and_then(|(new, narrowed)| {
+                self.sales_venues(op)?;
+                Ok((new, narrowed))
+            }),
+            _ => self.kegs.check(op).map(|keg_id| (keg_id, None)),
         };
         match checked {
-            Ok(keg_id) => KegDecision::Record {
+            Ok((keg_id, narrowed)) => KegDecision::Record {
                 keg_id,
                 after: self.next_id - 1,
+                narrowed,
             },
             Err(e) => KegDecision::Refused(e),
+        }
+    }
+
+    /// Whether every venue a sales operation names exists.
+    fn sales_venues(&self, op: &KegOp) -> Result<(), KegError> {
+        let named: Vec<&Arc<str>> = match op {
+            KegOp::Sales { venues, .. } => venues.iter().collect(),
+            KegOp::MapItem { venue, .. } => venue.iter().collect(),
+            _ => Vec::new(),
+        };
+        match named
+            .into_iter()
+            .find(|v| !v.is_empty() && !self.venues.exists(v))
+        {
+            Some(v) => Err(KegError::NoVenue(v.to_string())),
+            None => Ok(()),
         }
     }
 
@@ -467,9 +498,9 @@ impl<'a> Batch<'a> {
 }
 
 /// A venue operation's check as a keg operation's (a venue operation changes no keg).
-fn venue_checked(checked: Result<(), VenueError>) -> Result<u64, KegError> {
+fn venue_checked(checked: Result<(), VenueError>) -> Result<(u64, Option<KegOp>), KegError> {
     match checked {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok((0, None)),
         Err(VenueError::Exists(id)) => Err(KegError::VenueExists(id)),
         Err(VenueError::NotFound(id)) => Err(KegError::NoVenue(id)),
         Err(e @ VenueError::Configured(_)) => Err(KegError::VenueRefused(e.to_string())),
@@ -523,10 +554,12 @@ mod tests {
             "main".into(),
         )));
         let venues = Box::leak(Box::new(Venues::new(crate::venue::Defaults::standalone())));
+        let ledger = Box::leak(Box::new(Ledger::new("main".into())));
         Books {
             kegs,
             alerts,
             venues,
+            ledger,
         }
     }
 
@@ -934,6 +967,7 @@ mod tests {
                 KegDecision::Record {
                     keg_id: 2,
                     after: 40,
+                    narrowed: None,
                 },
             ),
             (
@@ -951,6 +985,7 @@ mod tests {
                 KegDecision::Record {
                     keg_id: 1,
                     after: 40,
+                    narrowed: None,
                 },
             ),
             (
@@ -982,6 +1017,7 @@ mod tests {
                 KegDecision::Record {
                     keg_id: 2,
                     after: 40,
+                    narrowed: None,
                 },
             ),
         ];

@@ -184,6 +184,24 @@ pub enum KegOp {
     /// A change to a venue's settings.
     #[serde(rename_all = "camelCase")]
     ChangeVenue { change: VenueChange, at: Timestamp },
+    /// Lines sold at the till, those of an import that were new (the variance ledger
+    /// decides which): each row names its venue and item by index in the two tables.
+    #[serde(rename_all = "camelCase")]
+    Sales {
+        venues: Vec<Arc<str>>,
+        items: Vec<String>,
+        rows: Vec<crate::sales::SoldRow>,
+        at: Timestamp,
+    },
+    /// What one of a till's items pours (none: it maps to nothing any more).
+    #[serde(rename_all = "camelCase")]
+    MapItem {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
+        item: String,
+        serving: Option<crate::sales::Serving>,
+        at: Timestamp,
+    },
 }
 
 impl KegOp {
@@ -206,7 +224,9 @@ impl KegOp {
             | KegOp::WebhookUp { at, .. }
             | KegOp::ForgetTap { at, .. }
             | KegOp::AddVenue { at, .. }
-            | KegOp::ChangeVenue { at, .. } => at,
+            | KegOp::ChangeVenue { at, .. }
+            | KegOp::Sales { at, .. }
+            | KegOp::MapItem { at, .. } => at,
         }
     }
 
@@ -219,6 +239,11 @@ impl KegOp {
                 | KegOp::WebhookDown { .. }
                 | KegOp::WebhookUp { .. }
         )
+    }
+
+    /// Whether it is about sales (the variance ledger decides it).
+    pub fn is_sales(&self) -> bool {
+        matches!(self, KegOp::Sales { .. } | KegOp::MapItem { .. })
     }
 
     /// Whether it is about a venue ([`crate::venue`] decides it).
@@ -292,6 +317,12 @@ pub enum KegError {
     /// A venue operation the rules refuse for what it asks (not for the state it meets).
     #[error("{0}")]
     VenueRefused(String),
+    /// An operation about sales the rules refuse for what it asks.
+    #[error("{0}")]
+    Refused(String),
+    /// Every line of a sales import was imported before: there is nothing to log.
+    #[error("every line was imported before")]
+    NothingNew,
 }
 
 /// One keg.
@@ -638,13 +669,15 @@ impl Cellar {
     /// Whether `op` applies now; the id the keg it makes or changes has.
     pub fn check(&self, op: &KegOp) -> Result<u64, KegError> {
         match op {
-            // Not the kegs' business: the alerts and the venues decide them.
+            // Not the kegs' business: the alerts, the venues and the ledger decide them.
             KegOp::AckAlert { .. }
             | KegOp::CloseAlert { .. }
             | KegOp::WebhookDown { .. }
             | KegOp::WebhookUp { .. }
             | KegOp::AddVenue { .. }
-            | KegOp::ChangeVenue { .. } => Ok(0),
+            | KegOp::ChangeVenue { .. }
+            | KegOp::Sales { .. }
+            | KegOp::MapItem { .. } => Ok(0),
             KegOp::Tap { .. } => {
                 self.venue_of(op)?;
                 Ok(self.kegs.len() as u64 + 1)
@@ -845,6 +878,7 @@ impl Cellar {
                     self.taps.remove(&tap);
                 }
             }
+            KegOp::Sales { .. } | KegOp::MapItem { .. } => {}
             KegOp::AddVenue { venue, .. } => self.venues.add(venue),
             KegOp::ChangeVenue { change, .. } => {
                 self.venues.change(change);

@@ -49,6 +49,9 @@
 //! - [`alert`]: alerts, one per open problem (a keg low or empty, a tap quiet, a tap's
 //!   flagged or after-hours pours), a state machine fed the log: opened, grouped,
 //!   acknowledged, resolved; and a server's own (its store cannot write, its disk is low).
+//! - [`variance`]: poured against sold: every pour and every sold line kept by the quarter
+//!   hour, the till's items mapped to beverages and servings, and the variance document cut
+//!   by hour, day or week on each venue's clock; which sold lines are new.
 //! - [`keg`]: kegs and taps (each tap a venue's), a state machine fed the log: levels,
 //!   pace, forecasts, keg events, and whether a keg operation applies; it keeps the venues,
 //!   whose settings judge its kegs and taps.
@@ -56,6 +59,8 @@
 //!   (the flags), and whether an operation on one applies.
 //! - [`history`]: every business day's pours, kept as they come and go, and the history
 //!   document cut by day, week or month and grouped by beverage, tap or glass.
+//! - [`sales`]: a till's CSV export (generic, Toast, Square) read into sold lines, each
+//!   with the identity that makes a second import count it once.
 //! - [`report`]: incremental metrics and the report document.
 //! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour), a venue's clock
 //!   (after hours), and the burst rule.
@@ -90,9 +95,11 @@ pub mod lane;
 pub mod metrics;
 pub mod pour;
 pub mod report;
+pub mod sales;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod variance;
 pub mod venue;
 pub mod webhook;
 

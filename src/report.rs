@@ -214,26 +214,29 @@ impl DayClock {
 
     /// The business day containing `at`, as UTC milliseconds from..until.
     pub fn day_of(self, at: Timestamp) -> (i64, i64) {
-        use chrono::{Duration, TimeZone};
+        use chrono::Duration;
         let Some(utc) = chrono::DateTime::from_timestamp_millis(at.millis()) else {
             return (i64::MIN, i64::MIN);
         };
         let starts = Duration::seconds(i64::from(self.starts));
         let date = (utc.with_timezone(&self.zone).naive_local() - starts).date();
-        // Where a zone skips the start (a DST change at that hour), the day starts at the
-        // first instant it has.
-        let start_of = |date: chrono::NaiveDate| {
-            let start = date.and_time(chrono::NaiveTime::MIN) + starts;
-            (0..4)
-                .find_map(|h| {
-                    self.zone
-                        .from_local_datetime(&(start + Duration::hours(h)))
-                        .earliest()
-                })
-                .map_or(i64::MIN, |t| t.timestamp_millis())
-        };
         let next = date.succ_opt().unwrap_or(date);
-        (start_of(date), start_of(next))
+        (self.start_of(date), self.start_of(next))
+    }
+
+    /// The first instant of business day `date`, in UTC milliseconds. Where a zone skips
+    /// the start (a DST change at that hour), the day starts at the first instant it has.
+    pub fn start_of(self, date: chrono::NaiveDate) -> i64 {
+        use chrono::{Duration, TimeZone};
+        let start =
+            date.and_time(chrono::NaiveTime::MIN) + Duration::seconds(i64::from(self.starts));
+        (0..4)
+            .find_map(|h| {
+                self.zone
+                    .from_local_datetime(&(start + Duration::hours(h)))
+                    .earliest()
+            })
+            .map_or(i64::MIN, |t| t.timestamp_millis())
     }
 }
 

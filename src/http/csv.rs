@@ -398,6 +398,55 @@ pub fn kegs(kegs: &[KegView], catalogue: &Catalogue) -> Rows {
     rows
 }
 
+/// A variance as CSV: a row per bucket and group (`hour` empty but for hour buckets).
+pub fn variance(document: &crate::variance::Document) -> Rows {
+    use crate::variance::By;
+    let mut rows = Rows::new();
+    for name in ["date", "hour"] {
+        rows.text(name);
+    }
+    let group_columns: &[&str] = match document.by {
+        By::Beverage => &["beverage"],
+        By::Tap => &["venue", "tapId", "beverage"],
+    };
+    for name in group_columns.iter().chain(&[
+        "pouredMl",
+        "soldMl",
+        "varianceMl",
+        "variancePercent",
+        "overGoal",
+    ]) {
+        rows.text(name);
+    }
+    rows.end();
+    for bucket in &document.buckets {
+        for line in &bucket.groups {
+            rows.value(bucket.date);
+            match &bucket.hour {
+                Some(hour) => rows.value(hour),
+                None => rows.empty(),
+            }
+            if document.by == By::Tap {
+                rows.text(line.venue.as_deref().unwrap_or(""));
+                optional(&mut rows, line.tap_id.flatten());
+            }
+            rows.text(
+                line.beverage
+                    .as_ref()
+                    .and_then(Option::as_deref)
+                    .unwrap_or(""),
+            );
+            rows.value(line.poured_ml);
+            rows.value(line.sold_ml);
+            rows.value(line.variance_ml);
+            optional(&mut rows, line.variance_percent);
+            rows.value(line.over_goal);
+            rows.end();
+        }
+    }
+    rows
+}
+
 /// A cell that may be null (empty).
 fn optional(rows: &mut Rows, value: Option<impl std::fmt::Display>) {
     match value {

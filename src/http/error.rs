@@ -35,6 +35,12 @@ pub enum ApiError {
     /// 422: well-formed, but not acceptable; the message names the field.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: a file with lines that cannot be read (the first 100, and how many).
+    #[error("{total} line{} cannot be read; nothing was imported", if *total == 1 { "" } else { "s" })]
+    BadLines {
+        lines: Vec<crate::sales::BadLine>,
+        total: usize,
+    },
     /// 426: a plain request to a WebSocket endpoint.
     #[error("this endpoint speaks WebSocket only; send an upgrade request")]
     UpgradeRequired,
@@ -64,7 +70,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::BadLines { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -97,6 +105,9 @@ pub struct ErrorBody {
     pub status: u16,
     /// What was wrong, for a person.
     pub message: String,
+    /// A file's lines that cannot be read, the first 100 (`POST /api/sales` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<crate::sales::BadLine>>,
 }
 
 impl Reply for ApiError {
@@ -112,6 +123,10 @@ impl Reply for ApiError {
         let body = ErrorBody {
             status: status.as_u16(),
             message: self.to_string(),
+            lines: match &self {
+                ApiError::BadLines { lines, .. } => Some(lines.clone()),
+                _ => None,
+            },
         };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), status).into_response();

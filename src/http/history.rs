@@ -117,7 +117,7 @@ fn parse(
 }
 
 /// A `YYYY-MM-DD` parameter.
-fn date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {
+pub(super) fn date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .ok()
         .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))

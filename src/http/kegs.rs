@@ -256,8 +256,10 @@ pub(crate) async fn logged(
             | KegError::NotAnAlert
             | KegError::TapInUse(..)
             | KegError::VenueExists(_)
-            | KegError::VenueRefused(_)),
+            | KegError::VenueRefused(_)
+            | KegError::NothingNew),
         ) => Err(ApiError::Conflict(e.to_string())),
+        Err(e @ KegError::Refused(_)) => Err(ApiError::Unprocessable(e.to_string())),
     }
 }
 

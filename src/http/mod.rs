@@ -32,6 +32,7 @@ mod history;
 mod kegs;
 mod operations;
 mod page;
+mod sales;
 mod venues;
 mod webhooks;
 
@@ -104,6 +105,10 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::WebhookDeliveries => webhook_deliveries(&at, state),
         Handler::Report => ignore(&at, report(state)),
         Handler::History => ignore(&at, history(state)),
+        Handler::Sales => ignore(&at, sales_import(state)),
+        Handler::SalesItems => ignore(&at, sales_items(state)),
+        Handler::SalesItem => sales_item(&at, state),
+        Handler::Variance => ignore(&at, variance(state)),
         Handler::Health => ignore(&at, health(state)),
         Handler::Metrics => ignore(&at, metrics(state)),
         Handler::Socket => ignore(&at, socket(state)),
@@ -567,6 +572,82 @@ fn history(state: AppState) -> BoxedFilter<(Response,)> {
         .map(
             |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| {
                 answer(history::history(&state, &query, &who, &headers))
+            },
+        )
+        .boxed()
+}
+
+/// `POST /api/sales?format=&venue=` (a till's CSV export)
+fn sales_import(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body_limited(sales::SALES_LIMIT))
+        .and(identity())
+        .then(
+            |state: AppState,
+             query: String,
+             content_type: Option<String>,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(sales::import(&state, &query, content_type.as_deref(), body, &who).await)
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/sales/items?venue=&mapped=`
+fn sales_items(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(identity())
+        .map(|state: AppState, query: String, who: Option<Identity>| {
+            answer(sales::items(&state, &query, &who))
+        })
+        .boxed()
+}
+
+/// `PUT|DELETE /api/sales/items/{item}?venue=`
+fn sales_item(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::put().or(warp::delete()).unify())
+        .and(warp::method())
+        .and(with_state(state))
+        .and(raw_query())
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .and(identity())
+        .then(
+            |item: String,
+             method: Method,
+             state: AppState,
+             query: String,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                match method {
+                    Method::PUT => {
+                        answer(sales::map_item(&state, &item, &query, &headers, body, &who).await)
+                    }
+                    _ => answer(sales::unmap_item(&state, &item, &query, &who).await),
+                }
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/variance?venue=&from=&to=&bucket=&by=&goal=`
+fn variance(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(identity())
+        .and(warp::header::headers_cloned())
+        .map(
+            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| {
+                answer(sales::variance(&state, &query, &who, &headers))
             },
         )
         .boxed()

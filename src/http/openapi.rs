@@ -14,7 +14,9 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{alerts, beers, csv, export, history, kegs, operations, socket, venues, webhooks};
+use super::{
+    alerts, beers, csv, export, history, kegs, operations, sales, socket, venues, webhooks,
+};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::glass::Catalogue;
@@ -38,6 +40,11 @@ use crate::pour::Intake;
         beers::glasses,
         beers::report,
         history::history,
+        sales::import,
+        sales::items,
+        sales::map_item,
+        sales::unmap_item,
+        sales::variance,
         kegs::create,
         kegs::list,
         kegs::sizes,
@@ -85,6 +92,7 @@ use crate::pour::Intake;
         (name = "webhooks", description = "Alerts and keg news posted to other services, signed as Standard Webhooks says"),
         (name = "live", description = "The WebSocket feed"),
         (name = "operations", description = "Health and metrics"),
+        (name = "sales", description = "Poured versus sold: the till's sales, what each item pours, and the variance"),
         (name = "admin", description = "The whole log, for backups and moving between stores"),
         (name = "documentation", description = "This document"),
     )
@@ -216,6 +224,10 @@ fn require_one_size(doc: &mut Value) {
     // What was left, or nothing: another field is a mistake, refused.
     if let Some(finish) = doc.pointer_mut("/components/schemas/KegFinish") {
         finish["additionalProperties"] = json!(false);
+    }
+    if let Some(item) = doc.pointer_mut("/components/schemas/ItemMapping") {
+        item["additionalProperties"] = json!(false);
+        item["properties"]["beverage"]["pattern"] = json!(kegs::BEVERAGE_PATTERN);
     }
     if let Some(tap) = doc.pointer_mut("/components/schemas/TapSettings") {
         tap["anyOf"] = json!(required(&["name", "lowPercent"]));

@@ -109,6 +109,7 @@ impl AppState {
                 alert_window: config.alert_window,
                 time_zone: config.timezone.name(),
                 default_venue: config.default_venue.as_str().into(),
+                variance_goal: config.variance_goal,
             }),
             started: Instant::now(),
             socket: SocketSettings {
@@ -157,6 +158,8 @@ pub struct Pouring {
     pub time_zone: &'static str,
     /// The venue of pours that name none (`--default-venue`).
     pub default_venue: Arc<str>,
+    /// How far from zero a variance may be, in per cent (`--variance-goal`).
+    pub variance_goal: f64,
 }
 
 /// WebSocket timing settings, from the configuration.

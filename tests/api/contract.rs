@@ -10,9 +10,10 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, assert_error, ids_of, spawn_with, tempdir};
 use crate::postgres::Postgres;
+use crate::sales::variance_is_sold_against_poured_exactly_once_and_kept;
 
 /// Where a server under test keeps its pours.
-enum Backend {
+pub enum Backend {
     Journal(std::path::PathBuf),
     Memory,
     Postgres(Postgres),
@@ -32,7 +33,7 @@ impl Backend {
     }
 
     /// A server on this store (a new one on the same data after a restart).
-    async fn server(&self) -> TestApp {
+    pub async fn server(&self) -> TestApp {
         self.server_with(&[]).await
     }
 
@@ -54,7 +55,7 @@ impl Backend {
 
     /// `app` stopped, and a new server on the same data; `None` for memory, which keeps
     /// nothing: the contract ends there.
-    async fn restart(&self, app: TestApp, flags: &[&str]) -> Option<TestApp> {
+    pub async fn restart(&self, app: TestApp, flags: &[&str]) -> Option<TestApp> {
         app.shutdown().await;
         match self {
             Backend::Memory => None,
@@ -138,6 +139,7 @@ contract!(
     a_keg_s_yield_counts_its_pours_spills_deletions_and_what_was_left,
     pours_history_and_kegs_read_as_csv_as_they_read_as_json,
     the_export_streams_every_pour_stored_when_it_began,
+    variance_is_sold_against_poured_exactly_once_and_kept,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {

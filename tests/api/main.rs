@@ -23,6 +23,7 @@ mod postgres;
 mod readme;
 mod receiver;
 mod replicas;
+mod sales;
 mod security;
 mod shutdown;
 mod socket;

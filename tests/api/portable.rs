@@ -93,6 +93,9 @@ async fn answers(app: &TestApp) -> Vec<(String, Value)> {
         "/api/report?venue=dock",
         "/api/history?by=tap",
         "/api/history?by=glass&bucket=month",
+        "/api/variance?bucket=hour",
+        "/api/variance?by=tap",
+        "/api/sales/items",
     ] {
         let (status, mut body) = app.get(path).await;
         assert_eq!(status, 200, "GET {path}: {body}");
@@ -191,6 +194,23 @@ async fn a_bar(dir: &Path) -> (Vec<(String, Value)>, Value) {
     let (_, kept) = app
         .post_keyed("key-kept", r#"{"tapId": 1, "volume": 500}"#)
         .await;
+    // The till's sales, one line in each venue, and what an item pours.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let sales =
+        format!("time,item,quantity,venue\n{now},Helles Pint,3,\n{now},Stout Pint,2,dock\n");
+    let (status, imported) = crate::sales::import(&app, "generic", "main", &sales).await;
+    assert_eq!(
+        (status.as_u16(), &imported["imported"]),
+        (200, &2.into()),
+        "{imported}"
+    );
+    let mapping = r#"{"beverage": "Helles", "ml": 568}"#;
+    assert_eq!(
+        app.send_json("PUT", "/api/sales/items/Helles%20Pint", mapping)
+            .await
+            .0,
+        200
+    );
     let (status, alerts) = app.get("/api/alerts?state=open").await;
     assert_eq!(status, 200);
     let alert = alerts["alerts"][0]["id"].as_u64().expect("an open alert");

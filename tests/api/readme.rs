@@ -141,6 +141,11 @@ async fn the_csv_block_gives_what_it_shows() {
 }
 
 #[tokio::test]
+async fn the_poured_versus_sold_block_gives_what_it_shows() {
+    pasted("## Poured versus sold").await;
+}
+
+#[tokio::test]
 async fn the_history_block_gives_what_it_shows() {
     pasted("### `GET /api/history`").await;
 }

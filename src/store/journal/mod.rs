@@ -698,7 +698,12 @@ impl Writer {
                                 decided.push(Decided::KegAnswered(reply, answer));
                             }
                             KegDecision::Refused(e) => decided.push(Decided::Keg(reply, Err(e))),
-                            KegDecision::Record { keg_id, after } => {
+                            KegDecision::Record {
+                                keg_id,
+                                after,
+                                narrowed,
+                            } => {
+                                let op = narrowed.unwrap_or(op);
                                 let key = key.map(|key| KegKey {
                                     key,
                                     created: now,

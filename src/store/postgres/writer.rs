@@ -790,10 +790,14 @@ async fn keg(
         let no_pours = Latest::default();
         Batch::new(rules, state.books(), &no_pours, end.pour, now).keg(&op, key, known)
     };
-    let (keg_id, after) = match decision {
+    let (keg_id, after, op) = match decision {
         KegDecision::Answer(done) => return Ok((Ok(done), None)),
         KegDecision::Refused(e) => return Ok((Err(e), None)),
-        KegDecision::Record { keg_id, after } => (keg_id, after),
+        KegDecision::Record {
+            keg_id,
+            after,
+            narrowed,
+        } => (keg_id, after, narrowed.unwrap_or(op)),
     };
     if let Some(key) = key {
         // An expired key may still have its row: it is taken over.
