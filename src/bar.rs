@@ -233,11 +233,19 @@ impl State {
         self.days.document(query, |keg| self.cellar.beverage(keg))
     }
 
-    /// The variance `query` asks for, each venue on its clock as it is now.
-    pub fn variance(&self, query: &variance::Query) -> variance::Document {
+    /// Counts the part `quarters` of the variance `query` asks for into `counting`, each
+    /// venue on its clock as it is now.
+    pub fn variance(
+        &self,
+        query: &variance::Query,
+        quarters: std::ops::Range<i64>,
+        counting: &mut variance::Counting,
+    ) {
         let venues = self.cellar.venues();
-        self.ledger.document(
+        self.ledger.count(
             query,
+            quarters,
+            counting,
             |keg| self.cellar.beverage(keg),
             |venue| {
                 let rules = venues.rules(venue);

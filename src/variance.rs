@@ -11,6 +11,8 @@
 //! every line the log has: a line is known by its key ([`crate::sales`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate, Offset, TimeZone};
@@ -347,12 +349,30 @@ impl Ledger {
         beverage: impl Fn(u64) -> Option<String>,
         clock: impl Fn(&str) -> DayClock,
     ) -> Document {
-        // Every group is a number while counting: a year of hours is a million cells.
-        let mut names = Names::default();
-        let mut kegs: HashMap<u64, u32> = HashMap::new();
-        let mut buckets: BTreeMap<(i64, NaiveDate), Acc> = BTreeMap::new();
-        let mut unmapped: BTreeMap<(Arc<str>, Arc<str>), i64> = BTreeMap::new();
-        let mut zone: Option<chrono_tz::Tz> = None;
+        let mut counting = Counting::default();
+        self.count(query, Counting::span(query), &mut counting, beverage, clock);
+        counting.finish(query)
+    }
+
+    /// Counts into `counting` the pours and sales of `query` whose quarter hours are in
+    /// `quarters` (a part of [`Counting::span`]): a long variance is counted a part at a
+    /// time, so that the bar's state is held a moment for each.
+    pub fn count(
+        &self,
+        query: &Query,
+        quarters: std::ops::Range<i64>,
+        counting: &mut Counting,
+        beverage: impl Fn(u64) -> Option<String>,
+        clock: impl Fn(&str) -> DayClock,
+    ) {
+        let Counting {
+            names,
+            kegs,
+            buckets,
+            unmapped,
+            zone,
+        } = counting;
+        let by = query.by;
         let venues = self
             .venues
             .iter()
@@ -361,16 +381,19 @@ impl Ledger {
             let clock = clock(venue);
             let (first, _) = clock_day(clock, query.from);
             let (_, last) = clock_day(clock, query.to);
-            let range = first.div_euclid(QUARTER)..last.div_euclid(QUARTER);
+            let range = first.div_euclid(QUARTER).max(quarters.start)
+                ..last.div_euclid(QUARTER).min(quarters.end);
+            if range.is_empty() {
+                continue;
+            }
             let mut place = Placer::new(clock, query.bucket);
             // Hours are named on the venues' clock; venues on several, in UTC.
-            zone = match zone {
+            *zone = match *zone {
                 None => Some(clock.zone),
                 Some(z) if z == clock.zone => Some(z),
                 Some(_) => Some(chrono_tz::UTC),
             };
-            names.venues.push(venue.clone());
-            let v = (names.venues.len() - 1) as u32;
+            let v = names.venue(venue);
             for (&q, cells) in ledger.poured.range(range.clone()) {
                 let acc = buckets.entry(place.at(q)).or_default();
                 for cell in cells {
@@ -380,10 +403,10 @@ impl Ledger {
                             None => NONE,
                         }
                     });
-                    *acc.poured.entry((v, cell.tap_id, bev)).or_default() += cell.microlitres;
+                    acc.pour(by, v, cell.tap_id, bev, cell.microlitres);
                 }
             }
-            // Each item's beverage and serving (µl a thousandth), once.
+            // Each item's beverage and serving, once.
             let servings: Vec<Option<(u32, f64)>> = ledger
                 .items
                 .iter()
@@ -399,7 +422,7 @@ impl Ledger {
                     match servings[i as usize] {
                         Some((bev, ml)) => {
                             let ul = (milli as f64 * ml).round() as i64;
-                            *acc.sold.entry((v, bev)).or_default() += ul;
+                            acc.sell(by, v, bev, ul);
                         }
                         None => {
                             let item = &ledger.items[i as usize];
@@ -411,6 +434,39 @@ impl Ledger {
                 }
             }
         }
+    }
+}
+
+/// A variance being counted ([`Ledger::count`]), a part at a time.
+#[derive(Default)]
+pub struct Counting {
+    // Every group is a number while counting: a year of hours is a million cells.
+    names: Names,
+    kegs: FxHashMap<u64, u32>,
+    buckets: BTreeMap<(i64, NaiveDate), Acc>,
+    unmapped: BTreeMap<(Arc<str>, Arc<str>), i64>,
+    zone: Option<chrono_tz::Tz>,
+}
+
+impl Counting {
+    /// The quarter hours `query` may cover on any venue's clock: its days in UTC, a day
+    /// wider on each side (no zone is further from UTC, nor a day start later than a day).
+    pub fn span(query: &Query) -> std::ops::Range<i64> {
+        let utc = DayClock::midnight(chrono_tz::UTC);
+        let from = utc.start_of(query.from - Duration::days(2));
+        let to = utc.start_of(query.to + Duration::days(3));
+        from.div_euclid(QUARTER)..to.div_euclid(QUARTER)
+    }
+
+    /// The document counted.
+    pub fn finish(self, query: &Query) -> Document {
+        let Counting {
+            names,
+            buckets,
+            unmapped,
+            zone,
+            ..
+        } = self;
         let mut total = Acc::default();
         let zone = zone.unwrap_or(chrono_tz::UTC);
         let buckets = buckets
@@ -454,24 +510,34 @@ const NONE: u32 = u32::MAX;
 struct Names {
     venues: Vec<Arc<str>>,
     /// Display names: a beverage as first met (kegs are met first).
-    beverages: Vec<String>,
+    beverages: Vec<Arc<str>>,
     /// By name in lower case: beverages match without regard to case.
     index: HashMap<String, u32>,
 }
 
 impl Names {
+    fn venue(&mut self, venue: &Arc<str>) -> u32 {
+        match self.venues.iter().position(|v| v == venue) {
+            Some(i) => i as u32,
+            None => {
+                self.venues.push(venue.clone());
+                (self.venues.len() - 1) as u32
+            }
+        }
+    }
+
     fn beverage(&mut self, name: &str) -> u32 {
         let key = name.to_lowercase();
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
-        self.beverages.push(name.to_owned());
+        self.beverages.push(name.into());
         let i = (self.beverages.len() - 1) as u32;
         self.index.insert(key, i);
         i
     }
 
-    fn beverage_name(&self, i: u32) -> Option<String> {
+    fn beverage_name(&self, i: u32) -> Option<Arc<str>> {
         self.beverages.get(i as usize).cloned()
     }
 }
@@ -579,14 +645,45 @@ fn local_hour(at: i64, zone: chrono_tz::Tz) -> Option<String> {
 /// A bucket's pours and sales, in µl, by numbers [`Names`] gives.
 #[derive(Debug, Default)]
 struct Acc {
-    /// By (venue, tap, beverage).
-    poured: HashMap<(u32, u32, u32), i64>,
-    /// By (venue, beverage).
-    sold: HashMap<(u32, u32), i64>,
+    /// By beverage: (poured, sold), at the beverage's number plus one (0: none). Only
+    /// this is kept by beverage: a number is an index, not a hash.
+    beverages: Vec<(i64, i64)>,
+    /// By tap: by (venue, tap, beverage).
+    poured: FxHashMap<(u32, u32, u32), i64>,
+    /// By tap: by (venue, beverage).
+    sold: FxHashMap<(u32, u32), i64>,
 }
 
 impl Acc {
+    fn slot(&mut self, bev: u32) -> &mut (i64, i64) {
+        let at = if bev == NONE { 0 } else { bev as usize + 1 };
+        if at >= self.beverages.len() {
+            self.beverages.resize(at + 1, (0, 0));
+        }
+        &mut self.beverages[at]
+    }
+
+    fn pour(&mut self, by: By, venue: u32, tap: u32, bev: u32, ul: i64) {
+        match by {
+            By::Beverage => self.slot(bev).0 += ul,
+            By::Tap => *self.poured.entry((venue, tap, bev)).or_default() += ul,
+        }
+    }
+
+    fn sell(&mut self, by: By, venue: u32, bev: u32, ul: i64) {
+        match by {
+            By::Beverage => self.slot(bev).1 += ul,
+            By::Tap => *self.sold.entry((venue, bev)).or_default() += ul,
+        }
+    }
+
     fn add(&mut self, other: &Acc) {
+        if self.beverages.len() < other.beverages.len() {
+            self.beverages.resize(other.beverages.len(), (0, 0));
+        }
+        for (mine, theirs) in self.beverages.iter_mut().zip(&other.beverages) {
+            (mine.0, mine.1) = (mine.0 + theirs.0, mine.1 + theirs.1);
+        }
         for (key, ul) in &other.poured {
             *self.poured.entry(*key).or_default() += ul;
         }
@@ -597,25 +694,23 @@ impl Acc {
 
     fn lines(&self, by: By, goal: f64, names: &Names) -> Vec<Line> {
         let mut lines: Vec<Line> = match by {
-            By::Beverage => {
-                let mut sums: HashMap<u32, (i64, i64)> = HashMap::new();
-                for (&(_, _, bev), ul) in &self.poured {
-                    sums.entry(bev).or_default().0 += ul;
-                }
-                for (&(_, bev), ul) in &self.sold {
-                    sums.entry(bev).or_default().1 += ul;
-                }
-                sums.into_iter()
-                    .map(|(bev, (poured, sold))| {
-                        let mut line = Line::new(poured, sold, goal);
-                        line.beverage = Some(names.beverage_name(bev));
-                        line
-                    })
-                    .collect()
-            }
+            By::Beverage => self
+                .beverages
+                .iter()
+                .enumerate()
+                .filter(|(_, sums)| sums.0 != 0 || sums.1 != 0)
+                .map(|(at, &(poured, sold))| {
+                    let mut line = Line::new(poured, sold, goal);
+                    line.beverage = Some(
+                        at.checked_sub(1)
+                            .and_then(|b| names.beverage_name(b as u32)),
+                    );
+                    line
+                })
+                .collect(),
             By::Tap => {
                 // (venue, tap, beverage of sales no tap poured) -> (poured, sold) µl
-                let mut sums: HashMap<(u32, u32, u32), (i64, i64)> = HashMap::new();
+                let mut sums: FxHashMap<(u32, u32, u32), (i64, i64)> = FxHashMap::default();
                 for (&(venue, tap, _), ul) in &self.poured {
                     sums.entry((venue, tap, NONE)).or_default().0 += ul;
                 }
@@ -767,7 +862,7 @@ pub struct Line {
     /// `by=tap`: only on sales no tap poured in the bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub beverage: Option<Option<String>>,
+    pub beverage: Option<Option<Arc<str>>>,
     /// With `by=tap`: the tap's venue and id (null: sold, but no tap poured it).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -986,7 +1081,7 @@ mod tests {
         map(&mut ledger, "Pils Flight", "Pils", 600.0);
         map(&mut ledger, "Pils Half", "Pils", 500.0);
         let day = document(&ledger, Bucket::Day, By::Beverage, chrono_tz::UTC);
-        type Row = (Option<Option<String>>, f64, f64, Option<f64>, bool);
+        type Row = (Option<Option<Arc<str>>>, f64, f64, Option<f64>, bool);
         let lines: Vec<Row> = day
             .total
             .iter()

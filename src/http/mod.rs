@@ -645,9 +645,9 @@ fn variance(state: AppState) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(identity())
         .and(warp::header::headers_cloned())
-        .map(
-            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| {
-                answer(sales::variance(&state, &query, &who, &headers))
+        .then(
+            |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| async move {
+                answer(sales::variance(&state, &query, &who, &headers).await)
             },
         )
         .boxed()
