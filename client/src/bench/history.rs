@@ -41,7 +41,12 @@ async fn stored(settings: &Settings, conn: &mut Connection) -> Result<u64, Strin
 /// A 1,000 l keg (the largest) on each of `taps` taps (8 beverages between them), then
 /// pours up to `pours` (past 1,000 l a tap's pours carry the empty-keg flag),
 /// spread evenly over the last `days` days on every tap.
-async fn fill(settings: &Settings, pours: u64, taps: u32, days: u32) -> Result<u64, String> {
+pub(super) async fn fill(
+    settings: &Settings,
+    pours: u64,
+    taps: u32,
+    days: u32,
+) -> Result<u64, String> {
     let addr = host_port(settings);
     let mut conn = Connection::open(&addr).await.map_err(|e| e.to_string())?;
     let stored = stored(settings, &mut conn).await?;

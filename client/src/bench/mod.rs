@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 
 mod history;
 mod subscriber;
+mod variance;
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -95,6 +96,25 @@ pub enum Scenario {
         days: u32,
         /// Requests of each kind to time.
         #[arg(short = 'q', long, default_value_t = 300)]
+        requests: usize,
+    },
+    /// Poured versus sold: fills as `history` does, imports L sold lines over the same
+    /// days through `POST /api/sales` (files of 100,000), maps the items, then times
+    /// `GET /api/variance` for a year by hour and by day.
+    Variance {
+        /// Pours in the store before timing (posted as needed).
+        #[arg(short = 'n', long, default_value_t = 1_000_000)]
+        pours: u64,
+        /// Sold lines imported (when the store has none).
+        #[arg(short = 'l', long, default_value_t = 1_000_000)]
+        lines: u64,
+        #[arg(long, default_value_t = 20)]
+        taps: u32,
+        /// Days the pours and sales are spread over, up to a minute ago.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Requests of each kind to time.
+        #[arg(short = 'q', long, default_value_t = 100)]
         requests: usize,
     },
     /// Streams `GET /api/beers/export` once: every stored pour, rows per second.
@@ -976,6 +996,14 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
                 "history: {} pours stored over {} days on {} taps; {} requests of each: a year by day by beverage p50 {} ms, p99 {} ms; by tap p50 {} ms, p99 {} ms; by month p50 {} ms, p99 {} ms; tool CPU {}",
                 r.stored, r.days, r.taps, r.requests, r.by_beverage.p50_ms, r.by_beverage.p99_ms, r.by_tap.p50_ms, r.by_tap.p99_ms,
                 r.by_month.p50_ms, r.by_month.p99_ms, cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::Variance { pours, lines, taps, days, requests } => variance::variance(settings, pours, lines, taps, days, requests).await.map(|r| {
+            say!(
+                "variance: {} pours stored; {} sold lines imported in {:.2} s: {} lines/s; {} requests of each: a year by hour p50 {} ms, p99 {} ms ({} bytes); by day p50 {} ms, p99 {} ms; tool CPU {}",
+                r.stored, r.imported, r.import_seconds, r.import_lines_per_second, r.requests, r.by_hour.p50_ms, r.by_hour.p99_ms,
+                r.by_hour_bytes, r.by_day.p50_ms, r.by_day.p99_ms, cpu_text(r.tool_cpu_percent)
             );
             serde_json::to_string(&r)
         }),
