@@ -360,6 +360,10 @@ impl Alerts {
     /// A committed pour (the last pour is now `pour.id`), and the keg events it caused.
     pub fn poured(&mut self, pour: &Pour, keg_events: &[Arc<KegEvent>]) -> Vec<(Change, Alert)> {
         let mut changes = self.keg_events(keg_events, pour.timestamp, pour.id);
+        // Water through a line being cleaned: whatever it looks like, nothing to look at.
+        if pour.flags.contains(Flag::Cleaning) {
+            return changes;
+        }
         for flag in pour.flags.iter() {
             let (kind, flag) = match flag {
                 Flag::AfterHours => (AlertKind::AfterHours, None),
@@ -906,6 +910,7 @@ fn flag_words(flag: Flag) -> &'static str {
         Flag::Burst => "burst",
         Flag::EmptyKeg => "empty-keg",
         Flag::Future => "future-timed",
+        Flag::Cleaning => "line-cleaning",
     }
 }
 

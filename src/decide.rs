@@ -347,6 +347,10 @@ impl<'a> Batch<'a> {
         let tap = request.tap();
         // Its venue's hours, as the log has them at its place in the log.
         self.venues.rules(&tap.venue).clock.assess(&mut request);
+        let cleaning = self.kegs.cleaning(&tap);
+        if cleaning {
+            request.flags = request.flags.with(Flag::Cleaning);
+        }
         let previous = self.latest_of(&tap);
         if self.rules.burst.between(previous, &request) {
             request.flags = request.flags.with(Flag::Burst);
@@ -359,8 +363,9 @@ impl<'a> Batch<'a> {
                 None => scratch.moved.push((tap.clone(), at)),
             }
         }
-        // A short list: a batch's taps are few.
+        // A short list: a batch's taps are few. Water draws no keg.
         let drawn = match scratch.drawn.iter().position(|(t, _)| *t == tap) {
+            _ if cleaning => None,
             Some(i) => Some(i),
             None if self.kegs.has_keg(&tap) => {
                 scratch.drawn.push((tap.clone(), 0));

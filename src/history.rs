@@ -238,13 +238,18 @@ pub struct Counts {
 impl Counts {
     fn add(&mut self, cell: &Cell) {
         let pours = u64::from(cell.pours);
+        let flags = Flags::from_bits(cell.flags);
+        // Water through a line being cleaned: counted as such, not as pours or litres.
+        if flags.contains(Flag::Cleaning) {
+            self.flagged.cleaning += pours;
+            return;
+        }
         self.pours += pours;
         self.microlitres += cell.microlitres;
         match self.glasses.iter_mut().find(|(g, _, _)| *g == cell.glass) {
             Some((_, p, ul)) => (*p, *ul) = (*p + pours, *ul + cell.microlitres),
             None => self.glasses.push((cell.glass, pours, cell.microlitres)),
         }
-        let flags = Flags::from_bits(cell.flags);
         if !flags.is_empty() {
             self.flagged_pours += pours;
         }

@@ -184,6 +184,16 @@ pub enum KegOp {
     /// A change to a venue's settings.
     #[serde(rename_all = "camelCase")]
     ChangeVenue { change: VenueChange, at: Timestamp },
+    /// A tap's line is being cleaned from now (`on`), or no longer: its pours meanwhile
+    /// are water, flagged `cleaning`.
+    #[serde(rename_all = "camelCase")]
+    Cleaning {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
+        tap_id: u32,
+        on: bool,
+        at: Timestamp,
+    },
     /// Lines sold at the till, those of an import that were new (the variance ledger
     /// decides which): each row names its venue and item by index in the two tables.
     #[serde(rename_all = "camelCase")]
@@ -226,7 +236,8 @@ impl KegOp {
             | KegOp::AddVenue { at, .. }
             | KegOp::ChangeVenue { at, .. }
             | KegOp::Sales { at, .. }
-            | KegOp::MapItem { at, .. } => at,
+            | KegOp::MapItem { at, .. }
+            | KegOp::Cleaning { at, .. } => at,
         }
     }
 
@@ -257,7 +268,8 @@ impl KegOp {
             KegOp::Tap { venue, tap_id, .. }
             | KegOp::TapSettings { venue, tap_id, .. }
             | KegOp::Quiet { venue, tap_id, .. }
-            | KegOp::ForgetTap { venue, tap_id, .. } => Some(TapRef {
+            | KegOp::ForgetTap { venue, tap_id, .. }
+            | KegOp::Cleaning { venue, tap_id, .. } => Some(TapRef {
                 venue: venue.clone().unwrap_or_else(|| default.clone()),
                 tap_id: *tap_id,
             }),
@@ -392,6 +404,10 @@ impl Keg {
 
     /// Counts a pour it gave (`sign` 1) or takes one back (-1).
     fn count(&mut self, pour: &Pour, sign: i64) {
+        // Water through the line: not the keg's.
+        if pour.flags.contains(Flag::Cleaning) {
+            return;
+        }
         let volume = sign * microlitres(pour.volume);
         self.drawn_ul += volume;
         self.pours = self.pours.saturating_add_signed(sign);
@@ -563,6 +579,8 @@ struct TapLog {
     pours: u64,
     /// Announced quiet, and not poured since.
     quiet: bool,
+    /// Its line is being cleaned: its pours are water.
+    cleaning: bool,
     /// Its settings.
     name: Option<String>,
     low_pct: Option<f64>,
@@ -592,6 +610,10 @@ pub struct TapView {
     pub last_pour_at: Option<Timestamp>,
     /// A keg is on, the bar is open, and nothing has poured for the quiet time.
     pub quiet: bool,
+    /// Its line is being cleaned (`POST /api/taps/{tapId}/cleaning`): its pours are
+    /// water, flagged `cleaning`. Only shown while true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cleaning: bool,
 }
 
 /// What the kegs have announced, so that a log whose deleted pours were dropped
@@ -698,6 +720,11 @@ impl Cellar {
                     return Err(not_quiet());
                 }
                 Ok(self.kegs[*keg].id)
+            }
+            // Any tap of an existing venue may be cleaned, with a keg on or not.
+            KegOp::Cleaning { .. } => {
+                let tap = self.venue_of(op)?;
+                Ok(self.current.get(&tap).map_or(0, |&k| self.kegs[k].id))
             }
             KegOp::ForgetTap { .. } => {
                 let tap = self.venue_of(op)?;
@@ -878,6 +905,16 @@ impl Cellar {
                     self.taps.remove(&tap);
                 }
             }
+            KegOp::Cleaning { on, .. } => match (tap, on) {
+                (Some(tap), true) => self.taps.entry(tap).or_default().cleaning = true,
+                // A tap never cleaned is not made known by stopping.
+                (Some(tap), false) => {
+                    if let Some(log) = self.taps.get_mut(&tap) {
+                        log.cleaning = false;
+                    }
+                }
+                (None, _) => {}
+            },
             KegOp::Sales { .. } | KegOp::MapItem { .. } => {}
             KegOp::AddVenue { venue, .. } => self.venues.add(venue),
             KegOp::ChangeVenue { change, .. } => {
@@ -938,7 +975,7 @@ impl Cellar {
         let back = std::mem::take(&mut tap.quiet);
         // Only the last hour counts for the pace (a pour timed in the future waits its turn).
         let hour_ago = now.millis() - HOUR_MS;
-        if pour.timestamp.millis() > hour_ago {
+        if pour.timestamp.millis() > hour_ago && !pour.flags.contains(Flag::Cleaning) {
             tap.recent.push_back((pour.timestamp, pour.id, volume));
         }
         while tap
@@ -1098,6 +1135,11 @@ impl Cellar {
             .map_or(0, |&k| self.kegs[k].id)
     }
 
+    /// Whether `tap`'s line is being cleaned: its pours are water.
+    pub fn cleaning(&self, tap: &TapRef) -> bool {
+        self.taps.get(tap).is_some_and(|t| t.cleaning)
+    }
+
     /// The beverage of the keg with this id.
     pub fn beverage(&self, id: u64) -> Option<String> {
         self.index(id).map(|i| self.kegs[i].beverage.clone())
@@ -1241,7 +1283,8 @@ impl Cellar {
             .filter(|(t, _, _)| t.millis() > since && t.millis() <= now.millis())
             .map(|(_, _, ul)| ul)
             .sum();
-        let (last_pour_at, announced, name) = (log.last_pour, log.quiet, log.name.clone());
+        let (last_pour_at, announced, name, cleaning) =
+            (log.last_pour, log.quiet, log.name.clone(), log.cleaning);
         let keg = self.current.get(&tap).map(|&i| self.view(i));
         let forecast_empty_at = keg.as_ref().and_then(|k| {
             let remaining = microlitres(k.remaining_ml);
@@ -1251,6 +1294,7 @@ impl Cellar {
             })
         });
         TapView {
+            cleaning,
             quiet: announced || self.quiet_now(&tap, now),
             low_percent: self.low_pct(&tap),
             venue: tap.venue,

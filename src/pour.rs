@@ -126,11 +126,14 @@ pub enum Flag {
     /// Timed more than `--clock-skew` after the server's clock when it arrived: the
     /// device's clock is wrong. It does not count as the tap's last pour.
     Future,
+    /// Poured while its tap's line was being cleaned: water through the meter, not beer.
+    /// It draws no keg and is left out of litres (history, variance) and of alerts.
+    Cleaning,
 }
 
 impl Flag {
     /// Every flag, in the order they are listed.
-    pub const ALL: [Flag; 7] = [
+    pub const ALL: [Flag; 8] = [
         Flag::Tiny,
         Flag::Unclassified,
         Flag::OverPour,
@@ -138,6 +141,7 @@ impl Flag {
         Flag::Burst,
         Flag::EmptyKeg,
         Flag::Future,
+        Flag::Cleaning,
     ];
 
     /// The flag's name in the API.
@@ -150,6 +154,7 @@ impl Flag {
             Flag::Burst => "burst",
             Flag::EmptyKeg => "emptyKeg",
             Flag::Future => "future",
+            Flag::Cleaning => "cleaning",
         }
     }
 

@@ -118,6 +118,7 @@ pub struct FlagCounts {
     pub burst: u64,
     pub empty_keg: u64,
     pub future: u64,
+    pub cleaning: u64,
 }
 
 impl FlagCounts {
@@ -131,6 +132,7 @@ impl FlagCounts {
             Flag::Burst => &mut self.burst,
             Flag::EmptyKeg => &mut self.empty_keg,
             Flag::Future => &mut self.future,
+            Flag::Cleaning => &mut self.cleaning,
         }
     }
 
@@ -599,7 +601,7 @@ mod tests {
         let json = serde_json::to_value(agg.report(now())).unwrap();
         assert_eq!(
             json["flagged"],
-            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1, "emptyKeg": 0, "future": 0})
+            serde_json::json!({"tiny": 1, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 1, "emptyKeg": 0, "future": 0, "cleaning": 0})
         );
     }
 

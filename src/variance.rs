@@ -19,7 +19,7 @@ use chrono::{Datelike, Duration, NaiveDate, Offset, TimeZone};
 use serde::Serialize;
 
 use crate::keg::{KegError, KegOp};
-use crate::pour::{Pour, Timestamp, microlitres};
+use crate::pour::{Flag, Pour, Timestamp, microlitres};
 use crate::report::DayClock;
 use crate::sales::Sale;
 pub use crate::sales::{Serving, SoldRow};
@@ -158,8 +158,12 @@ impl Ledger {
         self.venues.get(venue)
     }
 
-    /// Counts a logged pour; `keg` is the keg it drew from (0: none).
+    /// Counts a logged pour; `keg` is the keg it drew from (0: none). Water through a
+    /// line being cleaned is not beer poured.
     pub fn poured(&mut self, pour: &Pour, keg: u64) {
+        if pour.flags.contains(Flag::Cleaning) {
+            return;
+        }
         let cells = self
             .venue_mut(&pour.venue)
             .poured
@@ -185,6 +189,9 @@ impl Ledger {
 
     /// Uncounts a deleted pour.
     pub fn deleted(&mut self, pour: &Pour, keg: u64) {
+        if pour.flags.contains(Flag::Cleaning) {
+            return;
+        }
         let Some(venue) = self.venues.get_mut(&pour.venue) else {
             return;
         };

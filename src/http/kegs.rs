@@ -757,3 +757,69 @@ pub async fn set_tap(
     })?;
     Ok(json_with(&OneTap { tap }, StatusCode::OK))
 }
+
+/// A tap's line cleaning, started or stopped.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the body; the handler reads the JSON itself
+pub struct Cleaning {
+    /// True: the line is being cleaned from now; its pours are water. False: it is done.
+    cleaning: bool,
+}
+
+/// Start or stop cleaning a tap's line
+///
+/// Cleaning pushes water through the meter. While it lasts, the tap's pours are flagged
+/// `cleaning`: they draw no keg, are left out of the history's and the variance's litres
+/// and of alerts, and are kept and listed like any pour.
+#[utoipa::path(
+    post, path = "/api/taps/{tapId}/cleaning", tag = "kegs",
+    params(
+        ("tapId" = u32, Path, description = "Tap id"),
+        ("venue" = Option<String>, Query, description = "Its venue (default: the token's, else the default venue)"),
+    ),
+    request_body = Cleaning,
+    responses(
+        (status = 200, description = "The tap, `cleaning` shown while true", body = OneTap),
+        (status = 400, description = "The id is not a tap id, or the body not JSON", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Only admin tokens may clean taps, and a token confined to a venue only its own", body = ErrorBody),
+        (status = 404, description = "No such venue, or (to stop) no such tap", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody),
+        (status = 422, description = "`cleaning` is not a boolean, or another field is given", body = ErrorBody),
+        (status = 503, description = "The store cannot write", body = ErrorBody),
+    )
+)]
+pub async fn cleaning(
+    state: &AppState,
+    id: &str,
+    raw_query: &str,
+    headers: &BodyHeaders,
+    body: Result<bytes::Bytes, ApiError>,
+    who: &Option<Identity>,
+) -> Result<Response, ApiError> {
+    let tap = tap_named(state, id, raw_query, who, true)?;
+    let fields = object(headers, body)?;
+    let unknown = unknown_fields(&fields, &["cleaning"]);
+    if !unknown.is_empty() {
+        return Err(invalid(format!("unknown fields: {}", unknown.join(", "))));
+    }
+    let on = fields
+        .get("cleaning")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| invalid("cleaning must be true or false"))?;
+    // Stopping is for a tap that is known; starting makes one known, as a pour does.
+    if !on && tap_view(state, &tap).is_none() {
+        return Err(ApiError::NotFound(format!("no tap {}", tap.tap_id)));
+    }
+    let op = KegOp::Cleaning {
+        venue: stored(state, &tap.venue),
+        tap_id: tap.tap_id,
+        on,
+        at: Timestamp::now(),
+    };
+    logged(state, headers, op).await?;
+    let tap = tap_view(state, &tap).ok_or_else(|| {
+        ApiError::Internal(format!("tap {} was cleaned but is not known", tap.tap_id))
+    })?;
+    Ok(json_with(&OneTap { tap }, StatusCode::OK))
+}

@@ -91,6 +91,7 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::FinishKeg => keg_finish(&at, state),
         Handler::Taps => ignore(&at, taps(state)),
         Handler::Tap => tap(&at, state),
+        Handler::TapCleaning => tap_cleaning(&at, state),
         Handler::Venues => ignore(&at, venues_list(state.clone()).or(venue_new(state)).unify()),
         Handler::Venue => venue(&at, state),
         Handler::Alerts => ignore(&at, alerts_list(state)),
@@ -572,6 +573,28 @@ fn history(state: AppState) -> BoxedFilter<(Response,)> {
         .map(
             |state: AppState, query: String, who: Option<Identity>, headers: HeaderMap| {
                 answer(history::history(&state, &query, &who, &headers))
+            },
+        )
+        .boxed()
+}
+
+/// `POST /api/taps/{tapId}/cleaning?venue=`
+fn tap_cleaning(at: &BoxedFilter<(String,)>, state: AppState) -> BoxedFilter<(Response,)> {
+    at.clone()
+        .and(warp::post())
+        .and(with_state(state))
+        .and(raw_query())
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .and(identity())
+        .then(
+            |id: String,
+             state: AppState,
+             query: String,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(kegs::cleaning(&state, &id, &query, &headers, body, &who).await)
             },
         )
         .boxed()

@@ -55,6 +55,7 @@ use crate::pour::Intake;
         kegs::tap,
         kegs::set_tap,
         kegs::forget_tap,
+        kegs::cleaning,
         venues::list,
         venues::create,
         venues::show,
@@ -224,6 +225,9 @@ fn require_one_size(doc: &mut Value) {
     // What was left, or nothing: another field is a mistake, refused.
     if let Some(finish) = doc.pointer_mut("/components/schemas/KegFinish") {
         finish["additionalProperties"] = json!(false);
+    }
+    if let Some(cleaning) = doc.pointer_mut("/components/schemas/Cleaning") {
+        cleaning["additionalProperties"] = json!(false);
     }
     if let Some(item) = doc.pointer_mut("/components/schemas/ItemMapping") {
         item["additionalProperties"] = json!(false);

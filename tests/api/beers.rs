@@ -226,7 +226,7 @@ async fn report_endpoint_reflects_pours_and_deletions() {
     );
     assert_eq!(
         report["flagged"],
-        json!({"tiny": 0, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 0, "emptyKeg": 0, "future": 0})
+        json!({"tiny": 0, "unclassified": 0, "overPour": 0, "afterHours": 0, "burst": 0, "emptyKeg": 0, "future": 0, "cleaning": 0})
     );
     assert!(report["generatedAt"].is_string());
 }

@@ -10,7 +10,10 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, assert_error, ids_of, spawn_with, tempdir};
 use crate::postgres::Postgres;
-use crate::sales::variance_is_sold_against_poured_exactly_once_and_kept;
+use crate::sales::{
+    line_cleaning_pours_water_that_no_keg_variance_or_history_counts,
+    variance_is_sold_against_poured_exactly_once_and_kept,
+};
 
 /// Where a server under test keeps its pours.
 pub enum Backend {
@@ -140,6 +143,7 @@ contract!(
     pours_history_and_kegs_read_as_csv_as_they_read_as_json,
     the_export_streams_every_pour_stored_when_it_began,
     variance_is_sold_against_poured_exactly_once_and_kept,
+    line_cleaning_pours_water_that_no_keg_variance_or_history_counts,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -455,7 +459,7 @@ async fn flags_are_stored_filtered_counted_and_kept_across_a_restart(backend: &B
     assert_eq!(alerts(app.get("/api/alerts").await.1), expected_alerts);
 
     let flagged = |report: &serde_json::Value| report["flagged"].clone();
-    let expected = serde_json::json!({"tiny": 1, "unclassified": 2, "overPour": 1, "afterHours": 1, "burst": 1, "emptyKeg": 0, "future": 0});
+    let expected = serde_json::json!({"tiny": 1, "unclassified": 2, "overPour": 1, "afterHours": 1, "burst": 1, "emptyKeg": 0, "future": 0, "cleaning": 0});
     assert_eq!(flagged(&app.get("/api/report").await.1), expected);
     assert_eq!(app.delete("/api/beers/4").await, StatusCode::NO_CONTENT);
     let (_, report) = app.get("/api/report").await;

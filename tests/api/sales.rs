@@ -398,3 +398,85 @@ async fn a_venue_s_people_import_map_and_read_only_their_venue_s_sales() {
     assert_eq!(chain_items.as_array().unwrap().len(), 2, "{chain_items}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Water pushed through tap 1 while its line is cleaned: flagged, kept and listed, but
+/// drawing no keg and out of the history's and the variance's litres; the tap pours beer
+/// again once cleaning stops, and the state outlives a restart.
+pub async fn line_cleaning_pours_water_that_no_keg_variance_or_history_counts(backend: &Backend) {
+    let app = backend.server().await;
+    let keg = r#"{"tapId": 1, "beverage": "Helles", "sizeMl": 20000}"#;
+    let (status, body) = app.send_json("POST", "/api/kegs", keg).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let clean = |on: bool| {
+        let app = &app;
+        async move {
+            let body = format!(r#"{{"cleaning": {on}}}"#);
+            let (status, tap) = app.send_json("POST", "/api/taps/1/cleaning", &body).await;
+            assert_eq!(status, StatusCode::OK, "{tap}");
+            tap
+        }
+    };
+    let pour = |volume: u32, minute: u32| {
+        let app = &app;
+        async move {
+            let body = format!(
+                r#"{{"tapId": 1, "volume": {volume}, "timestamp": "2026-03-07T20:{minute:02}:00Z"}}"#
+            );
+            let (status, pour) = app.send_json("POST", "/api/beers", &body).await;
+            assert_eq!(status, StatusCode::CREATED, "{pour}");
+            pour["beer"].clone()
+        }
+    };
+    pour(500, 0).await;
+    let tap = clean(true).await;
+    assert_eq!(tap["tap"]["cleaning"], true, "{tap}");
+    let water = pour(1500, 10).await;
+    assert_eq!(
+        water["flags"],
+        serde_json::json!(["unclassified", "cleaning"])
+    );
+    pour(900, 20).await;
+    // Listed like any pour, and found by its flag.
+    let (_, listed) = app.get("/api/beers?flag=cleaning").await;
+    assert_eq!(listed["total"], 2, "{listed}");
+    // No keg drew it, and no alert is about it (its unclassified volume included).
+    let (_, kegs) = app.get("/api/kegs").await;
+    assert_eq!(kegs["kegs"][0]["remainingMl"], 19500.0, "{kegs}");
+    let (_, alerts) = app.get("/api/alerts").await;
+    assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
+    let tap = clean(false).await;
+    assert!(tap["tap"].get("cleaning").is_none(), "{tap}");
+    let beer = pour(500, 30).await;
+    assert_eq!(beer["flags"], serde_json::json!([]));
+
+    let (_, kegs) = app.get("/api/kegs").await;
+    assert_eq!(kegs["kegs"][0]["remainingMl"], 19000.0, "{kegs}");
+    let day = "from=2026-03-07&to=2026-03-07";
+    let (_, variance) = app.get(&format!("/api/variance?{day}")).await;
+    assert_eq!(variance["total"][0]["pouredMl"], 1000.0, "{variance}");
+    let (_, history) = app.get(&format!("/api/history?{day}")).await;
+    let total = &history["buckets"][0]["total"];
+    assert_eq!(
+        (
+            &total["pours"],
+            &total["volumeMl"],
+            &total["flagged"]["cleaning"]
+        ),
+        (&2.into(), &1000.0.into(), &2.into()),
+        "{history}"
+    );
+
+    clean(true).await;
+    let Some(app) = backend.restart(app, &[]).await else {
+        return;
+    };
+    let (_, tap) = app.get("/api/taps/1").await;
+    assert_eq!(tap["tap"]["cleaning"], true, "{tap}");
+    let body = r#"{"tapId": 1, "volume": 500}"#;
+    let (_, after) = app.send_json("POST", "/api/beers", body).await;
+    assert_eq!(
+        after["beer"]["flags"],
+        serde_json::json!(["cleaning"]),
+        "{after}"
+    );
+}

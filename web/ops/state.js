@@ -16,6 +16,7 @@ export const FLAG_LABELS = {
   burst: "burst",
   emptyKeg: "empty keg",
   future: "clock ahead",
+  cleaning: "line cleaning",
 };
 
 export const state = {
