@@ -60,6 +60,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../web/ops/history.js"),
         ),
         (
+            "/ops/variance.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../web/ops/variance.js"),
+        ),
+        (
             "/ops/state.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../web/ops/state.js"),

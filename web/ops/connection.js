@@ -4,8 +4,9 @@
 // `/venues/{id}/`, that bar's page: every read and the socket name its venue.
 
 import { startChain } from "./chain.js";
-import { $, actions, history, schedule } from "./draw.js";
+import { $, actions, history, schedule, variance } from "./draw.js";
 import { startHistory } from "./history.js";
+import { startVariance } from "./variance.js";
 import { FEED_MAX, applyAlertEvent, applyAlerts, applyKegEvent, applyPour, applyReport, applyTaps, dirty, state } from "./state.js";
 import { setTimeZone } from "./words.js";
 
@@ -70,8 +71,9 @@ function setConnection(kind, text) {
 async function loadPlace() {
   const venues = (await api("/api/venues")).venues;
   if (!place.venue && venues.length > 1) {
-    // The chain's history adds up every bar's.
+    // The chain's history and variance add up every bar's.
     $("history-link").href = history ? "/" : "/?view=history";
+    $("variance-link").href = variance ? "/" : "/?view=variance";
     return { chain: venues };
   }
   const venue = place.venue ? venues.find((v) => v.id === place.venue) : venues[0];
@@ -89,7 +91,8 @@ async function loadPlace() {
   const link = $("view-link");
   link.href = wallHref(venue);
   $("history-link").href = `${basePath(venue)}${history ? "" : "?view=history"}`;
-  if (history) link.hidden = true;
+  $("variance-link").href = `${basePath(venue)}${variance ? "" : "?view=variance"}`;
+  if (history || variance) link.hidden = true;
   return {};
 }
 
@@ -269,6 +272,7 @@ function askForToken(message) {
   if (socket) socket.close();
   $("main").hidden = true;
   $("history").hidden = true;
+  $("variance").hidden = true;
   $("token-form").hidden = false;
   $("token-error").textContent = message;
   setConnection("failed", "Needs a token");
@@ -298,6 +302,12 @@ export async function start() {
       $("token-form").hidden = true;
       await startHistory(api, scoped, token);
       setConnection("live", "History");
+      return;
+    }
+    if (variance) {
+      $("token-form").hidden = true;
+      await startVariance(api, scoped, token);
+      setConnection("live", "Variance");
       return;
     }
     if (chain) {

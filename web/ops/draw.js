@@ -7,6 +7,7 @@ import { DAY_HOUR, HOUR, ago, formatMl, percentOf, stamp, when } from "./words.j
 export const $ = (id) => document.getElementById(id);
 export const wall = new URLSearchParams(location.search).get("view") === "wall";
 export const history = new URLSearchParams(location.search).get("view") === "history";
+export const variance = new URLSearchParams(location.search).get("view") === "variance";
 
 let frameAsked = false;
 

@@ -114,7 +114,7 @@ function drawKegs(kegs) {
  * A CSV link: a plain link where the server asks for no token; else fetched with the
  * token (a link cannot carry the header) and saved from memory under the same name.
  */
-function csvLink(id, path, filename, token) {
+export function csvLink(id, path, filename, token, errorId = "history-error") {
   const a = $(id);
   a.href = path;
   a.download = filename;
@@ -124,7 +124,7 @@ function csvLink(id, path, filename, token) {
     event.preventDefault();
     const response = await fetch(path, { headers: { Accept: "text/csv", Authorization: `Bearer ${t}` }, cache: "no-store" });
     if (!response.ok) {
-      $("history-error").textContent = `${filename}: the server answered ${response.status}`;
+      $(errorId).textContent = `${filename}: the server answered ${response.status}`;
       return;
     }
     const url = URL.createObjectURL(await response.blob());

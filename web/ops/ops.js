@@ -5,14 +5,18 @@
 // Text is only ever set with textContent: names come from users.
 
 // The modules, top to bottom: connection (REST and the socket), draw (the page, once a
-// frame), history (the History view, over REST), state (what the server said), words
-// (numbers for people).
+// frame), variance and history (the Variance and History views, over REST), state (what
+// the server said), words (numbers for people).
 
 import { start } from "./connection.js";
-import { $, history, wall } from "./draw.js";
+import { $, history, variance, wall } from "./draw.js";
 
 if (history) {
   const link = $("history-link");
+  link.textContent = "Live";
+}
+if (variance) {
+  const link = $("variance-link");
   link.textContent = "Live";
 }
 if (wall) {
