@@ -40,11 +40,14 @@ pub enum AlertKind {
     DiskLow,
     /// The server disabled a webhook: its receiver is gone, or failed for a day.
     WebhookFailing,
+    /// A venue's business day whose sales, as imported, are further from its pours than
+    /// the variance goal.
+    Variance,
 }
 
 impl AlertKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 9] = [
         AlertKind::KegLow,
         AlertKind::KegEmpty,
         AlertKind::TapQuiet,
@@ -53,6 +56,7 @@ impl AlertKind {
         AlertKind::StoreFailing,
         AlertKind::DiskLow,
         AlertKind::WebhookFailing,
+        AlertKind::Variance,
     ];
 
     /// The kind's name in the API.
@@ -66,6 +70,7 @@ impl AlertKind {
             AlertKind::StoreFailing => "storeFailing",
             AlertKind::DiskLow => "diskLow",
             AlertKind::WebhookFailing => "webhookFailing",
+            AlertKind::Variance => "variance",
         }
     }
 
@@ -82,7 +87,8 @@ impl AlertKind {
             | AlertKind::TapQuiet
             | AlertKind::AfterHours
             | AlertKind::DiskLow
-            | AlertKind::WebhookFailing => Severity::Warning,
+            | AlertKind::WebhookFailing
+            | AlertKind::Variance => Severity::Warning,
             AlertKind::FlaggedPours => Severity::Info,
         }
     }
@@ -97,6 +103,7 @@ impl AlertKind {
                 | AlertKind::TapQuiet
                 | AlertKind::FlaggedPours
                 | AlertKind::AfterHours
+                | AlertKind::Variance
         )
     }
 
@@ -198,6 +205,10 @@ pub struct Alert {
     /// For `webhookFailing`: the webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<u64>,
+    /// For `variance`: the business day, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub day: Option<String>,
     /// How many times it was seen: the pours it groups, or 1.
     pub count: u64,
     /// What is wrong, for people.
@@ -269,6 +280,8 @@ pub struct AlertEvent {
 pub struct AlertSettings {
     /// An alert about events resolves once none came for this long (ms).
     pub window_ms: i64,
+    /// A business day's variance further from zero than this, in per cent, is an alert.
+    pub variance_goal: f64,
 }
 
 /// Which open alert a new problem joins: one per kind and subject.
@@ -280,6 +293,7 @@ struct Subject {
     keg_id: Option<u64>,
     flag: Option<Flag>,
     webhook_id: Option<u64>,
+    day: Option<String>,
 }
 
 impl Subject {
@@ -291,6 +305,19 @@ impl Subject {
             keg_id: None,
             flag: None,
             webhook_id: Some(id),
+            day: None,
+        }
+    }
+
+    fn variance(venue: Arc<str>, day: String) -> Subject {
+        Subject {
+            kind: AlertKind::Variance,
+            venue: Some(venue),
+            tap_id: None,
+            keg_id: None,
+            flag: None,
+            webhook_id: None,
+            day: Some(day),
         }
     }
 }
@@ -338,7 +365,10 @@ pub struct Alerts {
 }
 
 fn no_settings() -> AlertSettings {
-    AlertSettings { window_ms: 0 }
+    AlertSettings {
+        window_ms: 0,
+        variance_goal: 2.0,
+    }
 }
 
 fn no_venue() -> Arc<str> {
@@ -378,6 +408,7 @@ impl Alerts {
                 keg_id: None,
                 flag,
                 webhook_id: None,
+                day: None,
             };
             self.seen(&subject, pour.timestamp, pour.id, &mut changes);
         }
@@ -448,6 +479,7 @@ impl Alerts {
                 keg_id: keg,
                 flag: None,
                 webhook_id: None,
+                day: None,
             };
             match event.kind {
                 KegEventKind::Low => {
@@ -480,6 +512,46 @@ impl Alerts {
             }
         }
         changes
+    }
+
+    /// A venue's business day judged against the variance goal, as of `at` (an import or a
+    /// mapping, logged after pour `after`): over it, the day's alert opens (or, open, says
+    /// the new figures); under it, the alert resolves.
+    pub fn variance(
+        &mut self,
+        venue: Arc<str>,
+        day: String,
+        over: Option<String>,
+        at: Timestamp,
+        after: u64,
+    ) -> Vec<(Change, Alert)> {
+        let mut changes = Vec::new();
+        let subject = Subject::variance(venue, day);
+        match (over, self.unresolved_of(&subject)) {
+            (Some(message), Some(index)) => {
+                let alert = &mut self.alerts[index];
+                if alert.message != message {
+                    alert.message = message;
+                    alert.last_seen_at = alert.last_seen_at.max(at);
+                    alert.count += 1;
+                    if !self.touched.contains(&index) {
+                        self.touched.push(index);
+                    }
+                }
+            }
+            (Some(message), None) => {
+                let index = self.push(subject, at, after, message);
+                changes.push((Change::Opened, self.alerts[index].clone()));
+            }
+            (None, Some(index)) => self.resolve(index, at, &mut changes),
+            (None, None) => {}
+        }
+        changes
+    }
+
+    /// The variance goal, in per cent.
+    pub fn variance_goal(&self) -> f64 {
+        self.settings.variance_goal
     }
 
     /// Opens an alert about a condition, unless its subject has one unresolved.
@@ -538,6 +610,7 @@ impl Alerts {
             flag: subject.flag,
             server: None,
             webhook_id: subject.webhook_id,
+            day: subject.day.clone(),
             count: 1,
             message,
             opened_at: at,
@@ -750,6 +823,7 @@ impl ServerAlerts {
             tap_id: None,
             keg_id: None,
             webhook_id: None,
+            day: None,
             flag: None,
             server: Some(self.server.clone()),
             count: 1,
@@ -862,6 +936,7 @@ fn subject_of(alert: &Alert) -> Subject {
         },
         flag: alert.flag,
         webhook_id: alert.webhook_id,
+        day: alert.day.clone(),
     }
 }
 
@@ -937,7 +1012,13 @@ mod tests {
                     CellarSettings::new(&Catalogue::default()),
                     crate::venue::Venues::new(crate::venue::Defaults::standalone()),
                 ),
-                alerts: Alerts::new(AlertSettings { window_ms: HOUR }, "main".into()),
+                alerts: Alerts::new(
+                    AlertSettings {
+                        window_ms: HOUR,
+                        variance_goal: 2.0,
+                    },
+                    "main".into(),
+                ),
                 pours: 0,
             }
         }
@@ -1145,7 +1226,13 @@ mod tests {
         bar.pour(1, 700.0, 0, &[Flag::Tiny]);
         bar.pour(2, 700.0, 0, &[Flag::AfterHours]);
         let snapshot = bar.alerts.snapshot();
-        let mut restored = Alerts::new(AlertSettings { window_ms: HOUR }, "main".into());
+        let mut restored = Alerts::new(
+            AlertSettings {
+                window_ms: HOUR,
+                variance_goal: 2.0,
+            },
+            "main".into(),
+        );
         restored.restore(&snapshot).unwrap();
         let all = |a: &Alerts| a.list(&AlertFilter::default()).cloned().collect::<Vec<_>>();
         assert_eq!(all(&restored), all(&bar.alerts));

@@ -114,12 +114,95 @@ impl State {
     pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Notice> {
         if op.is_sales() {
             self.ledger.apply(op);
-            return Vec::new();
+            let alerts = self.variance_alerts(op, after);
+            return self.notices(Vec::new(), alerts, after);
         }
         let kegs = self.cellar.apply_op(op, after);
         let kegs = self.number(kegs);
         let alerts = self.alerts.keg_op(op, after, &kegs);
         self.notices(kegs, alerts, after)
+    }
+
+    /// The variance alerts an import or a mapping (logged after pour `after`) opens or
+    /// resolves: each completed business day it touches, of the week before it was made,
+    /// judged as its venue's clock has it then. Only the log decides, so every server
+    /// and a replay judge alike.
+    fn variance_alerts(
+        &mut self,
+        op: &KegOp,
+        after: u64,
+    ) -> Vec<(crate::alert::Change, crate::alert::Alert)> {
+        let at = op.at();
+        let venues = self.cellar.venues();
+        let default = venues.default_id().clone();
+        let clock_of = |venue: &str| {
+            let rules = venues.rules(venue);
+            DayClock {
+                zone: rules.clock.zone,
+                starts: rules.business_day_starts,
+            }
+        };
+        let mut days: std::collections::BTreeSet<(Arc<str>, chrono::NaiveDate)> =
+            std::collections::BTreeSet::new();
+        match op {
+            KegOp::Sales {
+                venues: names,
+                rows,
+                ..
+            } => {
+                for row in rows {
+                    let Some(name) = names.get(row.2 as usize) else {
+                        continue;
+                    };
+                    let venue = if name.is_empty() { &default } else { name };
+                    let day = clock_of(venue).date_of(Timestamp::from_millis(row.1));
+                    days.insert((venue.clone(), day));
+                }
+            }
+            KegOp::MapItem { venue, .. } => {
+                let venue = venue.clone().unwrap_or_else(|| default.clone());
+                let today = clock_of(&venue).date_of(at);
+                for back in 1..=VARIANCE_DAYS {
+                    days.insert((venue.clone(), today - chrono::Duration::days(back)));
+                }
+            }
+            _ => {}
+        }
+        let goal = self.alerts.variance_goal();
+        let mut judged = Vec::new();
+        for (venue, day) in days {
+            let clock = clock_of(&venue);
+            let today = clock.date_of(at);
+            if day >= today || day < today - chrono::Duration::days(VARIANCE_DAYS) {
+                continue;
+            }
+            let query = variance::Query {
+                venue: Some(venue.clone()),
+                from: day,
+                to: day,
+                bucket: variance::Bucket::Day,
+                by: variance::By::Beverage,
+                goal_percent: goal,
+            };
+            let document = self
+                .ledger
+                .document(&query, |keg| self.cellar.beverage(keg), |_| clock);
+            let (poured, sold) = document.total.iter().fold((0.0, 0.0), |(p, s), line| {
+                (p + line.poured_ml, s + line.sold_ml)
+            });
+            // A day with no sales imported is not judged: the till has not spoken.
+            if sold == 0.0 {
+                continue;
+            }
+            judged.push((venue, day, variance_message(day, poured, sold, goal)));
+        }
+        judged
+            .into_iter()
+            .flat_map(|(venue, day, over)| {
+                self.alerts
+                    .variance(venue, day.to_string(), over, at, after)
+            })
+            .collect()
     }
 
     fn number(&mut self, events: Vec<KegEvent>) -> Vec<Arc<KegEvent>> {
@@ -313,6 +396,42 @@ impl State {
         report.last_pour_at = self.cellar.last_pour_at(venue);
         report
     }
+}
+
+/// How many completed business days before an import or a mapping it is judged for the
+/// variance alert: a year of sales imported at once is not a year of alerts.
+const VARIANCE_DAYS: i64 = 7;
+
+/// What a business day's variance alert says, if the day is over the goal (`None`: it is
+/// within it).
+fn variance_message(day: chrono::NaiveDate, poured: f64, sold: f64, goal: f64) -> Option<String> {
+    let litres = |ml: f64| format!("{:.2} L", ml / 1000.0);
+    if poured <= 0.0 {
+        return Some(format!(
+            "{day}: {} sold and none poured: a meter offline, or items mapped to the wrong beverage",
+            litres(sold)
+        ));
+    }
+    let percent = (sold - poured) / poured * 100.0;
+    if percent.abs() <= goal {
+        return None;
+    }
+    let figures = format!(
+        "{} poured, {} sold; goal {goal} %",
+        litres(poured),
+        litres(sold)
+    );
+    Some(if percent < 0.0 {
+        format!(
+            "{day}: {:.1} % of the beer poured was never sold ({figures})",
+            -percent
+        )
+    } else {
+        format!(
+            "{day}: {:.1} % more beer sold than the meters saw ({figures})",
+            percent
+        )
+    })
 }
 
 impl Bar {

@@ -555,7 +555,10 @@ mod tests {
     /// The kegs, with no alerts (leaked: a test's batch outlives its statement).
     fn on(kegs: &Cellar) -> Books<'_> {
         let alerts = Box::leak(Box::new(Alerts::new(
-            crate::alert::AlertSettings { window_ms: 0 },
+            crate::alert::AlertSettings {
+                window_ms: 0,
+                variance_goal: 2.0,
+            },
             "main".into(),
         )));
         let venues = Box::leak(Box::new(Venues::new(crate::venue::Defaults::standalone())));

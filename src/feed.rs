@@ -49,6 +49,7 @@ impl Feed {
         let kegs = CellarSettings::new(catalogue);
         let alerts = AlertSettings {
             window_ms: 3_600_000,
+            variance_goal: 2.0,
         };
         Feed::new(
             Bar::new(catalogue, Defaults::standalone(), kegs, alerts),

@@ -98,6 +98,7 @@ impl Server {
             CellarSettings::new(&catalogue),
             AlertSettings {
                 window_ms: i64::try_from(config.alert_window.as_millis()).unwrap_or(i64::MAX),
+                variance_goal: config.variance_goal,
             },
         );
         let bus = Bus::new(config.bus_capacity as usize);

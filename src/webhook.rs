@@ -531,6 +531,7 @@ fn kind_words(kind: AlertKind) -> &'static str {
         AlertKind::StoreFailing => "Store failing",
         AlertKind::DiskLow => "Disk low",
         AlertKind::WebhookFailing => "Webhook failing",
+        AlertKind::Variance => "Beer not sold",
     }
 }
 

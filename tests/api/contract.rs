@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use crate::helpers::{TestApp, assert_error, ids_of, spawn_with, tempdir};
 use crate::postgres::Postgres;
 use crate::sales::{
+    a_day_over_the_goal_is_an_alert_until_an_import_brings_it_under,
     line_cleaning_pours_water_that_no_keg_variance_or_history_counts,
     variance_is_sold_against_poured_exactly_once_and_kept,
 };
@@ -41,7 +42,7 @@ impl Backend {
     }
 
     /// A server on this store, with more flags.
-    async fn server_with(&self, flags: &[&str]) -> TestApp {
+    pub async fn server_with(&self, flags: &[&str]) -> TestApp {
         let url;
         let mut argv = match self {
             Backend::Journal(dir) => vec!["--data-dir", dir.to_str().unwrap()],
@@ -144,6 +145,7 @@ contract!(
     the_export_streams_every_pour_stored_when_it_began,
     variance_is_sold_against_poured_exactly_once_and_kept,
     line_cleaning_pours_water_that_no_keg_variance_or_history_counts,
+    a_day_over_the_goal_is_an_alert_until_an_import_brings_it_under,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {

@@ -480,3 +480,85 @@ pub async fn line_cleaning_pours_water_that_no_keg_variance_or_history_counts(ba
         "{after}"
     );
 }
+
+/// Yesterday's Helles 25 % short once its pints are mapped: a `variance` alert for that
+/// day, which the next import, bringing the day to the goal, resolves. Sales of a month
+/// ago are not judged, nor today's (the day is not over).
+pub async fn a_day_over_the_goal_is_an_alert_until_an_import_brings_it_under(backend: &Backend) {
+    let app = backend
+        .server_with(&["--business-day-starts", "00:00"])
+        .await;
+    let keg = r#"{"tapId": 1, "beverage": "Helles", "sizeMl": 50000}"#;
+    let (status, body) = app.send_json("POST", "/api/kegs", keg).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let today = chrono::Utc::now().date_naive();
+    let (yesterday, month_ago) = (
+        today - chrono::Duration::days(1),
+        today - chrono::Duration::days(30),
+    );
+    for day in [yesterday, month_ago] {
+        for minute in 0..4 {
+            let body = format!(
+                r#"{{"tapId": 1, "volume": 500, "timestamp": "{day}T12:{minute:02}:00Z"}}"#
+            );
+            let (status, pour) = app.send_json("POST", "/api/beers", &body).await;
+            assert_eq!(status, StatusCode::CREATED, "{pour}");
+        }
+    }
+    let sales = format!(
+        "time,item,quantity\n{yesterday}T13:00:00Z,Helles Pint,3\n{month_ago}T13:00:00Z,Helles Pint,1\n"
+    );
+    let (status, body) = import(&app, "generic", "main", &sales).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let variance_alerts = |alerts: &Value| -> Vec<(String, String, String)> {
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "variance")
+            .map(|a| {
+                (
+                    a["day"].as_str().unwrap().to_owned(),
+                    a["state"].as_str().unwrap().to_owned(),
+                    a["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    // Nothing mapped: no sale is in any variance yet.
+    let (_, alerts) = app.get("/api/alerts").await;
+    assert_eq!(variance_alerts(&alerts), [], "{alerts}");
+    map(&app, "main", "Helles Pint", "Helles", 500.0).await;
+    let (_, alerts) = app.get("/api/alerts").await;
+    let opened = variance_alerts(&alerts);
+    assert_eq!(
+        opened,
+        [(
+            yesterday.to_string(),
+            "open".to_owned(),
+            format!(
+                "{yesterday}: 25.0 % of the beer poured was never sold (2.00 L poured, 1.50 L sold; goal 2 %)"
+            )
+        )],
+        "{alerts}"
+    );
+    // The missing pint, rung up late: the day is at the goal.
+    let late = format!("time,item,quantity\n{yesterday}T23:00:00Z,Helles Pint,1\n");
+    let (_, body) = import(&app, "generic", "main", &late).await;
+    assert_eq!(body["imported"], 1, "{body}");
+    let (_, alerts) = app.get("/api/alerts?state=resolved").await;
+    let resolved = variance_alerts(&alerts);
+    assert_eq!(resolved.len(), 1, "{alerts}");
+    assert_eq!(resolved[0].1, "resolved");
+    let (_, all) = app.get("/api/alerts?state=open").await;
+    assert_eq!(variance_alerts(&all), [], "{all}");
+
+    let Some(app) = backend
+        .restart(app, &["--business-day-starts", "00:00"])
+        .await
+    else {
+        return;
+    };
+    let (_, again) = app.get("/api/alerts?state=resolved").await;
+    assert_eq!(variance_alerts(&again), resolved);
+}
