@@ -81,3 +81,47 @@ test("the Variance view: Helles 25 % short today, Pils exact, the worst hour and
   assert.equal(csv.filter((line) => line.endsWith(",Helles,2000,1500,-500,-25,true")).length, 1, csv.join("\n"));
   assertClean(assert, seen, [/Failed to load resource: the server responded with a status of 401/]);
 });
+
+test("a tap's line cleaned from the page: its state, water that draws no keg, and readers refused", async (t) => {
+  const { file, tokens } = tokensFile(tempDir(t, "cleaning"));
+  const server = await startServer(t, ["--ephemeral", "--tokens", file]);
+  const keg = await api(server, "POST", "/api/kegs", { tapId: 1, beverage: "Helles", sizeMl: 10000 }, tokens.admin);
+  assert.equal(keg.status, 201, JSON.stringify(keg.body));
+  const browser = await launch(t);
+  const tap = '#taps li[data-tap="1"]';
+
+  // A reader may look, not clean.
+  const reader = await openPage(t, browser, `${server.url}/`);
+  await reader.page.fill("#token", tokens.reader);
+  await reader.page.click('#token-form button[type="submit"]');
+  await reader.page.waitForSelector(`${tap} .clean`);
+  await reader.page.click(`${tap} .clean`);
+  await reader.page.waitForSelector(`${tap} .clean:has-text("only an admin token may clean a line")`);
+
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+  await page.fill("#token", tokens.admin);
+  await page.click('#token-form button[type="submit"]');
+  await page.waitForSelector('#connection[data-state="live"]');
+  assert.equal(await page.textContent(`${tap} .clean`), "Clean the line");
+  await page.click(`${tap} .clean`);
+  await page.waitForSelector(`${tap} .state.cleaning`);
+  assert.equal(await page.textContent(`${tap} .state`), "≈ Cleaning the line");
+  assert.equal(await page.textContent(`${tap} .clean`), "Line clean: stop cleaning");
+
+  // Water: flagged in the feed, and the keg stays full.
+  const water = await api(server, "POST", "/api/beers", { tapId: 1, volume: 1000 }, tokens.admin);
+  assert.deepEqual(water.body.beer.flags, ["cleaning"]);
+  await page.waitForSelector('#feed tr .badge.cleaning');
+  assert.equal(await page.textContent("#feed tr .badge.cleaning"), "line cleaning");
+  assert.equal(await page.textContent(`${tap} .pct`), "100 %");
+
+  await page.click(`${tap} .clean`);
+  await page.waitForSelector(`${tap} .state.online`);
+  const beer = await api(server, "POST", "/api/beers", { tapId: 1, volume: 500 }, tokens.admin);
+  assert.ok(!beer.body.beer.flags.includes("cleaning"), JSON.stringify(beer.body));
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === "95 %", `${tap} .pct`);
+  assert.deepEqual(await accessibilityViolations(page), []);
+  // Each page asked without a token first, as every page does.
+  assertClean(assert, seen, [/Failed to load resource: the server responded with a status of 401/]);
+  assertClean(assert, reader.seen, [/Failed to load resource: the server responded with a status of (401|403)/]);
+});

@@ -48,17 +48,19 @@ function scoped(path) {
   return `${path}${path.includes("?") ? "&" : "?"}venue=${encodeURIComponent(place.venue)}`;
 }
 
-async function api(path, method = "GET") {
+async function api(path, method = "GET", json = undefined) {
   const headers = { Accept: "application/json" };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
-  const response = await fetch(path, { method, headers, cache: "no-store" });
-  const body = await response.json().catch(() => ({}));
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  const response = await fetch(path, { method, headers, body, cache: "no-store" });
+  const answer = await response.json().catch(() => ({}));
   if (response.status === 401 || response.status === 403) {
-    throw new AuthError(response.status, body.message || response.statusText);
+    throw new AuthError(response.status, answer.message || response.statusText);
   }
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${body.message || ""}`);
-  return body;
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${answer.message || ""}`);
+  return answer;
 }
 
 function setConnection(kind, text) {
@@ -134,6 +136,20 @@ async function loadAlerts() {
   ]);
   applyAlerts([...open.alerts, ...acknowledged.alerts]);
 }
+
+/** Starts or stops cleaning a tap's line (an admin token's to do). */
+actions.cleaning = async (tapId, on, button) => {
+  button.disabled = true;
+  try {
+    const body = await api(scoped(`/api/taps/${tapId}/cleaning`), "POST", { cleaning: on });
+    applyTaps([body.tap]);
+  } catch (e) {
+    const why = e instanceof AuthError ? "only an admin token may clean a line" : e.message;
+    button.textContent = `Not changed: ${why}`;
+  }
+  button.disabled = false;
+  schedule();
+};
 
 actions.acknowledge = async (id, button) => {
   button.disabled = true;

@@ -67,8 +67,15 @@ function tapCard(tapId) {
   const forecastLine = document.createElement("span");
   const lastLine = document.createElement("span");
   facts.append(servingsLine, forecastLine, lastLine);
-  li.append(header, beverage, level, facts);
-  card = { li, h3, badge, beverage, level, fill, pct, servingsLine, forecastLine, lastLine };
+  const clean = document.createElement("button");
+  clean.type = "button";
+  clean.className = "clean";
+  clean.addEventListener("click", () => {
+    const tap = state.taps.get(tapId);
+    if (tap && actions.cleaning) actions.cleaning(tapId, !tap.cleaning, clean);
+  });
+  li.append(header, beverage, level, facts, clean);
+  card = { li, h3, badge, beverage, level, fill, pct, servingsLine, forecastLine, lastLine, clean };
   tapCards.set(tapId, card);
   // Taps in id order.
   const after = [...tapCards.keys()].filter((id) => id > tapId).sort((a, b) => a - b)[0];
@@ -93,7 +100,9 @@ function drawTap(tap, now) {
   const low = Boolean(keg && keg.low);
   const empty = Boolean(keg && (keg.empty || keg.remainingMl <= 0));
   // In words and with a mark, not in colour alone: read across a room.
-  const status = !keg
+  const status = tap.cleaning
+    ? ["cleaning", "≈ Cleaning the line"]
+    : !keg
     ? ["nokeg", "No keg"]
     : empty
       ? ["empty", "✖ EMPTY"]
@@ -117,6 +126,12 @@ function drawTap(tap, now) {
   text(c.servingsLine, keg ? `${formatMl(Math.max(0, keg.remainingMl))} left: ${servings(keg)}` : "");
   text(c.forecastLine, forecast(tap, now));
   text(c.lastLine, tap.lastPourAt ? `Last pour ${ago(tap.lastPourAt, now)}` : "No pour yet");
+  // A failed click says why until the state changes.
+  const label = tap.cleaning ? "Line clean: stop cleaning" : "Clean the line";
+  if (c.clean.dataset.cleaning !== String(tap.cleaning)) {
+    c.clean.dataset.cleaning = String(tap.cleaning);
+    text(c.clean, label);
+  }
 }
 
 function feedRow(pour) {
@@ -212,7 +227,7 @@ const SEVERITY = { critical: 0, warning: 1, info: 2 };
 const MARK = { critical: "✖", warning: "▲", info: "ℹ" };
 
 /** What `acknowledge(id)` does: set by the connection, which holds the token. */
-export const actions = { acknowledge: null };
+export const actions = { acknowledge: null, cleaning: null };
 
 /** The server's open alerts, loudest first, then the acknowledged ones. Redrawn whole:
  * they are few, since pours are grouped one alert per tap and flag. */

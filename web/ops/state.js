@@ -46,7 +46,7 @@ export const dirty = { taps: new Set(), allTaps: false, feed: [], removed: [], r
 function tapOf(tapId) {
   let tap = state.taps.get(tapId);
   if (!tap) {
-    tap = { tapId, name: null, keg: null, paceMlPerHour: 0, lastPourAt: 0, quiet: false };
+    tap = { tapId, name: null, keg: null, paceMlPerHour: 0, lastPourAt: 0, quiet: false, cleaning: false };
     state.taps.set(tapId, tap);
     dirty.allTaps = true;
   }
@@ -71,6 +71,7 @@ export function applyTaps(taps) {
     tap.paceMlPerHour = t.paceMlPerHour ?? 0;
     tap.lastPourAt = Math.max(tap.lastPourAt, t.lastPourAt ? Date.parse(t.lastPourAt) : 0);
     tap.quiet = Boolean(t.quiet);
+    tap.cleaning = Boolean(t.cleaning);
     dirty.taps.add(t.tapId);
   }
 }
@@ -109,8 +110,11 @@ export function applyPour(pour, counted) {
   const tap = tapOf(pour.tapId);
   tap.lastPourAt = Math.max(tap.lastPourAt, at);
   dirty.taps.add(pour.tapId);
+  // Water through a line being cleaned: its tap is cleaning, and no keg drew it.
+  const water = pour.flags.includes("cleaning");
+  if (water) tap.cleaning = true;
   if (!counted && pour.id > state.countedUpTo) {
-    if (tap.keg) {
+    if (tap.keg && !water) {
       tap.keg.remainingMl -= pour.volume;
       if (tap.keg.remainingMl <= 0) tap.keg.empty = true;
     }
