@@ -9,7 +9,8 @@
 //! carries each connection's requests through the gate to the router; [`state`] holds what
 //! handlers share; [`request`] and [`reply`] are what every handler uses, and [`scope`]
 //! which venues a caller sees; `beers`, `kegs`,
-//! `venues`, `alerts`, `operations` and [`socket`] are the handlers; [`openapi`] documents them; `page` serves
+//! `venues`, `alerts`, `sales` (the till's sales and the variance), `operations` and
+//! [`socket`] are the handlers; [`openapi`] documents them; `page` serves
 //! the operations page's files; this file is the router.
 
 pub mod error;
