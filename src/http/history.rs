@@ -82,11 +82,37 @@ fn parse(
             _ => {}
         }
     }
+    let (from, to) = days(
+        state,
+        venue.as_deref(),
+        (from, to),
+        |to| bucket.default_from(to),
+        ("history", MAX_DAYS),
+    )?;
+    Ok(Query {
+        venue,
+        from,
+        to,
+        bucket,
+        by,
+    })
+}
+
+/// The business days a report covers: `to` by default the venue's (none: the default
+/// venue's) business day now, `from` by default `default_from(to)`; `from` not after `to`,
+/// and at most `most` days (`what` names the report in the message).
+pub(super) fn days(
+    state: &AppState,
+    venue: Option<&str>,
+    (from, to): (Option<NaiveDate>, Option<NaiveDate>),
+    default_from: impl FnOnce(NaiveDate) -> NaiveDate,
+    (what, most): (&str, i64),
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = match to {
         Some(to) => to,
         None => {
             let clock = state.bar.venues(|venues| {
-                let rules = venues.rules(venue.as_deref().unwrap_or(venues.default_id()));
+                let rules = venues.rules(venue.unwrap_or(venues.default_id()));
                 DayClock {
                     zone: rules.clock.zone,
                     starts: rules.business_day_starts,
@@ -95,25 +121,19 @@ fn parse(
             clock.date_of(Timestamp::now())
         }
     };
-    let from = from.unwrap_or_else(|| bucket.default_from(to));
+    let from = from.unwrap_or_else(|| default_from(to));
     if from > to {
         return Err(ApiError::BadRequest(format!(
             "from ({from}) must not be after to ({to})"
         )));
     }
-    if (to - from).num_days() >= MAX_DAYS {
+    if (to - from).num_days() >= most {
         return Err(ApiError::BadRequest(format!(
-            "a history spans at most {MAX_DAYS} days; {from} to {to} is {} days",
+            "a {what} spans at most {most} days; {from} to {to} is {} days",
             (to - from).num_days() + 1
         )));
     }
-    Ok(Query {
-        venue,
-        from,
-        to,
-        bucket,
-        by,
-    })
+    Ok((from, to))
 }
 
 /// A `YYYY-MM-DD` parameter.

@@ -9,7 +9,7 @@ use warp::reply::Response;
 
 use super::csv::{self as csv_out, Format as Out};
 use super::error::{ApiError, ErrorBody};
-use super::history::date;
+use super::history::{date, days};
 use super::reply::json_with;
 use super::request::BodyHeaders;
 use super::scope::{Scope, venue_param};
@@ -18,7 +18,6 @@ use crate::auth::Identity;
 use crate::decide::KegDone;
 use crate::keg::{KegError, KegOp};
 use crate::pour::Timestamp;
-use crate::report::DayClock;
 use crate::sales::{self, Format, Skipped};
 use crate::variance::{self, Bucket, By, Counting, ItemView, MAX_DAYS, Query, Serving};
 
@@ -475,31 +474,13 @@ fn parse(state: &AppState, venue: Option<Arc<str>>, raw: &str) -> Result<Query, 
             _ => {}
         }
     }
-    let to = match to {
-        Some(to) => to,
-        None => {
-            let clock = state.bar.venues(|venues| {
-                let rules = venues.rules(venue.as_deref().unwrap_or(venues.default_id()));
-                DayClock {
-                    zone: rules.clock.zone,
-                    starts: rules.business_day_starts,
-                }
-            });
-            clock.date_of(Timestamp::now())
-        }
-    };
-    let from = from.unwrap_or(to - chrono::Duration::days(6));
-    if from > to {
-        return Err(ApiError::BadRequest(format!(
-            "from ({from}) must not be after to ({to})"
-        )));
-    }
-    if (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::BadRequest(format!(
-            "a variance spans at most {MAX_DAYS} days; {from} to {to} is {} days",
-            (to - from).num_days() + 1
-        )));
-    }
+    let (from, to) = days(
+        state,
+        venue.as_deref(),
+        (from, to),
+        |to| to - chrono::Duration::days(6),
+        ("variance", MAX_DAYS),
+    )?;
     Ok(Query {
         venue,
         from,
