@@ -270,6 +270,31 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_REFUSAL_LOG_INTERVAL", value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub refusal_log_interval: Duration,
 
+    /// An MQTT broker to take pours from (and publish to): mqtt://host[:1883] or
+    /// mqtts://host[:8883] (TLS, trusting the system's CA store); a user may be given as
+    /// mqtt://user@host. Without it, no MQTT.
+    #[arg(long, env = "ALTAIR_MQTT_URL", value_name = "URL", hide_env_values = true, value_parser = MqttUrl::parse)]
+    pub mqtt_url: Option<MqttUrl>,
+
+    /// A file holding the MQTT password (a docker secret, say); wins over one in the URL.
+    #[arg(long, env = "ALTAIR_MQTT_PASSWORD_FILE", value_name = "FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+
+    /// The first level of Altair's MQTT topics: PREFIX/taps/{tapId}/pours and
+    /// PREFIX/{venue}/taps/{tapId}/pours.
+    #[arg(long, env = "ALTAIR_MQTT_PREFIX", value_name = "PREFIX", default_value = "altair", value_parser = mqtt_prefix)]
+    pub mqtt_prefix: String,
+
+    /// This server's MQTT client id, which names its session on the broker: keep it the
+    /// same across restarts, different for each server. Default: altair-HOSTNAME-PORT.
+    #[arg(long, env = "ALTAIR_MQTT_CLIENT_ID", value_name = "ID")]
+    pub mqtt_client_id: Option<String>,
+
+    /// Seconds the broker keeps this server's session (and the messages owed to it) while
+    /// the server is away.
+    #[arg(long, env = "ALTAIR_MQTT_SESSION_EXPIRY", value_name = "SECS", default_value = "3600", value_parser = seconds)]
+    pub mqtt_session_expiry: Duration,
+
     /// Seconds that shutdown waits for requests and sockets before it gives up on them.
     #[arg(long, env = "ALTAIR_SHUTDOWN_TIMEOUT", value_name = "SECS", default_value = "4", value_parser = seconds)]
     pub shutdown_timeout: Duration,
@@ -486,6 +511,87 @@ fn percent(text: &str) -> Result<f64, String> {
 }
 
 /// A positive number of seconds, fractions allowed: `10`, `0.25`.
+/// Where the MQTT broker is: `--mqtt-url`. Its password never prints.
+#[derive(Clone, PartialEq)]
+pub struct MqttUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl MqttUrl {
+    pub fn parse(text: &str) -> Result<MqttUrl, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(format!("scheme {other:?}: use mqtt:// or mqtts://")),
+        };
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err("no host".into()),
+        };
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            return Err("only mqtt[s]://[user@]host[:port]".into());
+        }
+        let decode = |part: &str| {
+            percent_decode(part).ok_or_else(|| "user or password: bad %-encoding".to_string())
+        };
+        Ok(MqttUrl {
+            tls,
+            host,
+            port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
+            user: Some(url.username())
+                .filter(|u| !u.is_empty())
+                .map(decode)
+                .transpose()?,
+            password: url.password().map(decode).transpose()?,
+        })
+    }
+}
+
+/// `%`-decoded text, if it decodes to UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes: Vec<u8> =
+        form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())?;
+    String::from_utf8(bytes).ok()
+}
+
+impl std::fmt::Display for MqttUrl {
+    /// Host and port only: what a log line may say.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        match self.host.contains(':') {
+            true => write!(f, "{scheme}://[{}]:{}", self.host, self.port),
+            false => write!(f, "{scheme}://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl std::fmt::Debug for MqttUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// A topic level of letters, digits, `-` and `_` (no wildcard, no `/`, no `$` first).
+fn mqtt_prefix(text: &str) -> Result<String, String> {
+    let fine = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match fine {
+        true => Ok(text.to_owned()),
+        false => Err("1 to 64 letters, digits, '-' or '_'".into()),
+    }
+}
+
 fn seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
@@ -598,6 +704,28 @@ mod tests {
         let c = Config::try_parse_from(["altair-server", "--timezone", "Europe/Berlin"]).unwrap();
         assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
         assert!(Config::try_parse_from(["altair-server", "--timezone", "Mars/Olympus"]).is_err());
+    }
+
+    #[test]
+    fn an_mqtt_url_names_host_port_and_user_and_never_prints_its_password() {
+        let url = MqttUrl::parse("mqtt://bar%40x:s%2Fcret@broker.local").unwrap();
+        assert_eq!((url.tls, url.port), (false, 1883));
+        assert_eq!(url.host, "broker.local");
+        assert_eq!(url.user.as_deref(), Some("bar@x"));
+        assert_eq!(url.password.as_deref(), Some("s/cret"));
+        assert_eq!(
+            format!("{url} {url:?}"),
+            "mqtt://broker.local:1883 mqtt://broker.local:1883"
+        );
+        let tls = MqttUrl::parse("mqtts://[::1]").unwrap();
+        assert_eq!(
+            (tls.tls, tls.port, tls.to_string().as_str()),
+            (true, 8883, "mqtts://[::1]:8883")
+        );
+        for bad in ["http://x", "mqtt://", "mqtt://x/topic", "x:1883"] {
+            assert!(MqttUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Config::try_parse_from(["altair-server", "--mqtt-prefix", "a/b"]).is_err());
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   routes and their handlers, who sees which venue, the WebSocket endpoint (handshake, replay with `since`, each
 //!   connection's loop), the OpenAPI document, the live operations page's files (`web/`),
 //!   and the one JSON error type.
+//! - [`mqtt`]: the MQTT link: pours from a broker's topics, each acknowledged once
+//!   durable, answered on `…/accepted` or `…/rejected`; reconnects, and says how it is.
 //! - [`courier`]: webhook delivery: the bar's events made into messages in the store's
 //!   outbox, sent signed, one at a time per webhook, retried on a schedule; a server's own
 //!   alerts sent from memory.
@@ -62,6 +64,8 @@
 //! - [`sales`]: a till's CSV export (generic, Toast, Square) read into sold lines, each
 //!   with the identity that makes a second import count it once.
 //! - [`report`]: incremental metrics and the report document.
+//! - [`pouring`]: how this server judges a pour coming in, over HTTP or MQTT: read,
+//!   classified and flagged as far as it can be on its own, from the configuration.
 //! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour), a venue's clock
 //!   (after hours), and the burst rule.
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
@@ -93,7 +97,9 @@ pub mod human;
 pub mod keg;
 pub mod lane;
 pub mod metrics;
+pub mod mqtt;
 pub mod pour;
+pub mod pouring;
 pub mod report;
 pub mod sales;
 pub mod server;

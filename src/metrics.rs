@@ -173,6 +173,37 @@ pub fn pour_rejected(reason: &'static str) {
     counter!("altair_pours_rejected_total", "reason" => reason).increment(1);
 }
 
+/// An MQTT message taken from the broker, on one of the topics the server reads.
+pub fn mqtt_received() {
+    counter!("altair_mqtt_messages_received_total").increment(1);
+}
+
+/// A pour stored from an MQTT message.
+pub fn mqtt_pour() {
+    counter!("altair_mqtt_pours_total").increment(1);
+}
+
+/// An MQTT message that made no pour, by reason (as `altair_pours_rejected_total`'s).
+pub fn mqtt_rejected(reason: &'static str) {
+    counter!("altair_mqtt_messages_rejected_total", "reason" => reason).increment(1);
+}
+
+/// The MQTT series, at zero, for a server with a broker (one without shows none).
+pub fn mqtt_start_at_zero() {
+    counter!("altair_mqtt_messages_received_total").increment(0);
+    counter!("altair_mqtt_pours_total").increment(0);
+    for reason in REJECTION_REASONS {
+        counter!("altair_mqtt_messages_rejected_total", "reason" => *reason).increment(0);
+    }
+    // Registered, not set: servers in one process (tests) share the recorder.
+    gauge!("altair_mqtt_connected").increment(0.0);
+}
+
+/// Whether the server is connected to its MQTT broker (only with `--mqtt-url`).
+pub fn mqtt_connected(up: bool) {
+    gauge!("altair_mqtt_connected").set(if up { 1.0 } else { 0.0 });
+}
+
 /// Event frames written to subscribers: hello, replayed and live pours, deletions, reports.
 pub fn frames_sent(n: usize) {
     counter!("altair_ws_frames_sent_total").increment(n as u64);

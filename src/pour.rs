@@ -411,6 +411,16 @@ fn as_sent(text: &str) -> String {
     }
 }
 
+/// An idempotency key as sent, if it is a valid one: 1 to 128 printable ASCII characters.
+pub fn idempotency_key(bytes: &[u8]) -> Option<String> {
+    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+    (!bytes.is_empty() && bytes.len() <= 128 && printable)
+        .then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// What an idempotency key must be, for error messages.
+pub const IDEMPOTENCY_KEY_RULE: &str = "1 to 128 printable ASCII characters";
+
 /// What a pour's volume must be to be stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Intake {
@@ -439,6 +449,19 @@ pub fn parse_new_pour(
     now: Timestamp,
     venue: Arc<str>,
 ) -> Result<NewPour, PourError> {
+    parse_pour(body, None, catalogue, intake, now, venue)
+}
+
+/// [`parse_new_pour`], for tap `tap` when the tap comes from elsewhere (an MQTT topic):
+/// the body may leave `tapId` out, and may not name another.
+pub fn parse_pour(
+    body: &[u8],
+    tap: Option<u32>,
+    catalogue: &Catalogue,
+    intake: &Intake,
+    now: Timestamp,
+    venue: Arc<str>,
+) -> Result<NewPour, PourError> {
     // JSON is UTF-8; serde_json would not check the strings of fields it skips.
     let text = std::str::from_utf8(body)
         .map_err(|e| PourError::Malformed(format!("body is not valid JSON: not UTF-8 ({e})")))?;
@@ -457,11 +480,19 @@ pub fn parse_new_pour(
         _ => PourError::Malformed(format!("body is not valid JSON: {e}")),
     })?;
 
-    let tap_id = raw
-        .tap_id
-        .ok_or_else(|| PourError::Invalid("tapId is required".into()))?
-        .get();
-    let tap_id = parse_tap_id(tap_id).ok_or_else(|| PourError::Invalid(tap_id_rule()))?;
+    let tap_id = match (raw.tap_id.map(RawValue::get), tap) {
+        (None, None) => return Err(PourError::Invalid("tapId is required".into())),
+        (Some(text), given) => {
+            let id = parse_tap_id(text).ok_or_else(|| PourError::Invalid(tap_id_rule()))?;
+            if let Some(given) = given.filter(|&given| given != id) {
+                return Err(PourError::Invalid(format!(
+                    "tapId {id} is not this topic's tap, {given}"
+                )));
+            }
+            id
+        }
+        (None, Some(given)) => given,
+    };
 
     let volume_text = raw
         .volume

@@ -41,6 +41,8 @@ pub enum StartError {
     Tokens(#[from] TokensError),
     #[error(transparent)]
     Courier(#[from] crate::courier::CourierError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::SettingsError),
     #[error("cannot start the fan-out threads: {source}")]
     Runtime { source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
@@ -77,6 +79,8 @@ pub struct Server {
     low_space: (u64, Duration),
     /// One line per request, refusals summed up per address.
     request_log: Arc<RequestLog>,
+    /// How to reach the MQTT broker, with `--mqtt-url`.
+    mqtt: Option<crate::mqtt::Settings>,
 }
 
 impl Server {
@@ -110,10 +114,16 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let port = listener.local_addr().map_or(addr.port(), |a| a.port());
+        // Before the store too: a password file that cannot be read creates nothing.
+        let mut mqtt = crate::mqtt::Settings::of(&config, port)?;
         let store = match given {
             Some(make) => make(&catalogue, &feed),
             None => crate::store::open(&config, &catalogue, &feed).await?,
         };
+        if let Some(mqtt) = &mut mqtt {
+            mqtt.shared = store.kind() == "postgres";
+        }
         let retired = bar.retired_glasses();
         if let Some(made) = bar.venues(|v| v.made_as_other(&config.default_venue)) {
             log::warn!(
@@ -168,6 +178,7 @@ impl Server {
                 config.request_log == "all",
                 config.refusal_log_interval,
             )),
+            mqtt,
         })
     }
 
@@ -195,6 +206,7 @@ impl Server {
             max_connections,
             low_space,
             request_log,
+            mqtt,
         } = self;
         if let Ok(addr) = listener.local_addr() {
             log::info!(
@@ -210,6 +222,19 @@ impl Server {
         chores.push(tokio::spawn(
             state.courier.clone().run(state.shutdown.child_token()),
         ));
+        if let (Some(settings), Some(link)) = (mqtt, state.mqtt.clone()) {
+            let intake = crate::mqtt::Intake {
+                store: state.store.clone(),
+                bar: state.bar.clone(),
+                pouring: state.pouring.clone(),
+            };
+            chores.push(tokio::spawn(crate::mqtt::run(
+                settings,
+                intake,
+                link,
+                state.shutdown.child_token(),
+            )));
+        }
         // A store that cannot go on without a restart stops the server as a signal would.
         let store_broken = state.store.broken().unwrap_or_default();
         let broke = store_broken.clone();

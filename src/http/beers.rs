@@ -16,7 +16,7 @@ use super::scope::{Scope, venue_param};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
-use crate::pour::{Flag, Pour, PourError, Timestamp, parse_new_pour};
+use crate::pour::{Flag, Pour, PourError, Timestamp};
 use crate::store::{Inserted, ListQuery, Start};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -156,21 +156,13 @@ async fn store_pour(
     let key = headers.idempotency_key()?;
     let body = body?;
     let venue = Scope::of(state, &who).write(state, venue)?;
-    let mut new_pour = parse_new_pour(
-        &body,
-        &state.pouring.catalogue,
-        &state.pouring.intake,
-        Timestamp::now(),
-        venue,
-    )
-    .map_err(|e| match e {
-        PourError::Malformed(m) => ApiError::BadRequest(m),
-        PourError::Invalid(m) => ApiError::Unprocessable(m),
-    })?;
-    state
+    let new_pour = state
         .pouring
-        .rules
-        .assess(&mut new_pour, &state.pouring.catalogue);
+        .judge(&body, None, venue, Timestamp::now())
+        .map_err(|e| match e {
+            PourError::Malformed(m) => ApiError::BadRequest(m),
+            PourError::Invalid(m) => ApiError::Unprocessable(m),
+        })?;
     require(&who, Need::Pour(new_pour.tap_id))?;
     if let Some(identity) = &who {
         state.gate.limit_tap(identity, &new_pour.tap())?;
@@ -429,6 +421,7 @@ pub fn report(
 mod tests {
     use super::*;
     use crate::glass::Catalogue;
+    use crate::pour::parse_new_pour;
 
     #[test]
     fn the_documented_request_is_what_the_parser_accepts() {

@@ -43,6 +43,10 @@ pub struct Health {
     /// This server's own unresolved alerts (`storeFailing`, `diskLow`); the bar's are at
     /// `/api/alerts`.
     alerts: Vec<crate::alert::Alert>,
+    /// The link to the MQTT broker (only with `--mqtt-url`). Its being down does not make
+    /// the server unhealthy: HTTP takes pours all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt: Option<crate::mqtt::Health>,
 }
 
 /// Whether the server is up
@@ -86,6 +90,7 @@ pub async fn health(state: &AppState) -> Result<Response, ApiError> {
             subscribers_dropped_slow: state.hub.dropped_slow(),
             store: state.store.kind(),
             alerts: state.feed.server_alerts(|a| a.unresolved()),
+            mqtt: state.mqtt.as_ref().map(crate::mqtt::Link::health),
         },
         code,
     ))

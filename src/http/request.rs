@@ -165,15 +165,10 @@ impl BodyHeaders {
         let mut values = headers.get_all("idempotency-key").iter();
         let key = match values.next() {
             None => Ok(None),
-            Some(value) => {
-                let bytes = value.as_bytes();
-                let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
-                if values.next().is_some() || bytes.is_empty() || bytes.len() > 128 || !printable {
-                    Err(())
-                } else {
-                    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-                }
-            }
+            Some(_) if values.next().is_some() => Err(()),
+            Some(value) => crate::pour::idempotency_key(value.as_bytes())
+                .map(Some)
+                .ok_or(()),
         };
         BodyHeaders { json, key }
     }
@@ -192,9 +187,10 @@ impl BodyHeaders {
     /// The `Idempotency-Key`, or 422 if it is not a valid one.
     pub fn idempotency_key(&self) -> Result<Option<String>, ApiError> {
         self.key.clone().map_err(|()| {
-            ApiError::Unprocessable(
-                "Idempotency-Key must be one header of 1 to 128 printable ASCII characters".into(),
-            )
+            ApiError::Unprocessable(format!(
+                "Idempotency-Key must be one header of {}",
+                crate::pour::IDEMPOTENCY_KEY_RULE
+            ))
         })
     }
 }

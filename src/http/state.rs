@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::feed::Feed;
 use crate::glass::Catalogue;
 use crate::hub::Hub;
-use crate::pour::Intake;
+pub use crate::pouring::{Pouring, intake};
 use crate::store::Store;
 
 /// Everything a handler needs; cheap to clone.
@@ -51,6 +51,8 @@ pub struct AppState {
     pub fanout: tokio::runtime::Handle,
     /// The webhooks and their delivery.
     pub courier: crate::courier::Courier,
+    /// The link to the MQTT broker, with `--mqtt-url`.
+    pub mqtt: Option<crate::mqtt::Link>,
 }
 
 /// What the server made before the handlers' state: the store and what it feeds, the
@@ -131,35 +133,12 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             fanout,
+            mqtt: config
+                .mqtt_url
+                .as_ref()
+                .map(|_| crate::mqtt::Link::default()),
         }
     }
-}
-
-/// What a pour's volume must be to be stored.
-pub fn intake(config: &Config) -> Intake {
-    Intake {
-        max_volume: config.max_volume,
-        reject_unclassified: config.reject_unclassified,
-    }
-}
-
-/// How pours are judged, from the configuration.
-pub struct Pouring {
-    pub catalogue: Catalogue,
-    /// What volumes are stored.
-    pub intake: Intake,
-    /// What flags a pour earns.
-    pub rules: Rules,
-    /// How long a tap with a keg on may go without a pour, while open, before it is quiet.
-    pub quiet_after: Duration,
-    /// An alert about events resolves once none came for this long.
-    pub alert_window: Duration,
-    /// The bar's time zone (`--timezone`), for the page's clocks.
-    pub time_zone: &'static str,
-    /// The venue of pours that name none (`--default-venue`).
-    pub default_venue: Arc<str>,
-    /// How far from zero a variance may be, in per cent (`--variance-goal`).
-    pub variance_goal: f64,
 }
 
 /// WebSocket timing settings, from the configuration.

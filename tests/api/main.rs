@@ -16,6 +16,7 @@ mod durable;
 mod flags;
 mod hostile;
 mod metrics;
+mod mqtt;
 mod openapi;
 mod pages;
 mod portable;

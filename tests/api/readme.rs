@@ -73,13 +73,22 @@ fn matches(shown: &str, got: &str) -> bool {
 }
 
 async fn pasted(heading: &str) {
+    pasted_with(heading, &[], &[]).await;
+}
+
+/// [`pasted`], against a server started with `flags`, each `(from, to)` of `replace`
+/// replaced in the commands (a port, say).
+async fn pasted_with(heading: &str, flags: &[&str], replace: &[(&str, &str)]) {
     if Command::new("curl").arg("--version").output().is_err() {
         static SAID: std::sync::Once = std::sync::Once::new();
         let what = "the README's examples";
         crate::helpers::skip_unless_required("ALTAIR_TEST_CURL", what, "no curl", &SAID);
         return;
     }
-    let app = spawn_with(&[]).await;
+    let app = spawn_with(flags).await;
+    if flags.contains(&"--mqtt-url") {
+        crate::mqtt::connected(&app, true).await;
+    }
     let addr = app.addr.to_string();
     let steps = steps(block(heading));
     assert!(
@@ -87,7 +96,10 @@ async fn pasted(heading: &str) {
         "{heading} shows answers"
     );
     for (command, shown) in steps {
-        let command = command.replace("localhost:8338", &addr);
+        let mut command = command.replace("localhost:8338", &addr);
+        for (from, to) in replace {
+            command = command.replace(from, to);
+        }
         let output = tokio::task::spawn_blocking(move || {
             let output = Command::new("sh").args(["-c", &command]).output().unwrap();
             (command, output)
@@ -148,4 +160,30 @@ async fn the_poured_versus_sold_block_gives_what_it_shows() {
 #[tokio::test]
 async fn the_history_block_gives_what_it_shows() {
     pasted("### `GET /api/history`").await;
+}
+
+#[tokio::test]
+async fn the_mqtt_block_gives_what_it_shows() {
+    let Some(broker) = crate::mqtt::Broker::start() else {
+        return;
+    };
+    let url = broker.url();
+    let port = format!("-p {}", broker.port);
+    if Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        let why = "no mosquitto_pub: apt-get install mosquitto-clients";
+        crate::helpers::skip_unless_required(
+            "ALTAIR_TEST_MQTT",
+            "the README's MQTT block",
+            why,
+            &SAID,
+        );
+        return;
+    }
+    let flags = ["--mqtt-url", url.as_str()];
+    pasted_with("## MQTT", &flags, &[("-p 1883", port.as_str())]).await;
 }

@@ -1,0 +1,621 @@
+//! MQTT: pours from a broker's topics, as devices publish them.
+//!
+//! One connection per server (MQTT 5, QoS 1, a persistent session under a stable client
+//! id). A message is acknowledged (PUBACK) only once its pour is durable, so a server
+//! killed mid-message loses nothing: the broker delivers it again. Messages are judged and
+//! handed to the store in the order they came, and acknowledged in that order. Each
+//! outcome is published back on `…/pours/accepted` or `…/pours/rejected`.
+
+mod topic;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bar::Bar;
+use crate::config::{Config, MqttUrl};
+use crate::decide::Inserted;
+use crate::metrics;
+use crate::pour::{IDEMPOTENCY_KEY_RULE, Pour, PourError, Timestamp, idempotency_key};
+use crate::pouring::Pouring;
+use crate::store::Store;
+
+pub use topic::{SHARE_GROUP, filters};
+
+/// Unacknowledged messages the broker may send at once (MQTT 5 Receive Maximum): what
+/// the server has in hand at most, judged or waiting for the store.
+const RECEIVE_MAXIMUM: u16 = 256;
+
+/// A payload larger than this never reaches the server (the broker drops it): a pour's
+/// body is a few dozen bytes; HTTP takes 16 KiB.
+const MAX_PACKET: u32 = 64 * 1024;
+
+/// How the server reaches its broker, from the configuration.
+#[derive(Clone)]
+pub struct Settings {
+    pub url: MqttUrl,
+    pub password: Option<String>,
+    pub prefix: String,
+    pub client_id: String,
+    pub session_expiry: Duration,
+    /// Several servers read one store: share the subscriptions.
+    pub shared: bool,
+}
+
+/// Why MQTT cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read --mqtt-password-file {path}: {source}")]
+    Password {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--mqtt-password-file is given without --mqtt-url")]
+    NoUrl,
+}
+
+impl Settings {
+    /// The settings `config` gives a server listening on `port`, or `None` without
+    /// `--mqtt-url` (`shared` is for the server to say once its store is open).
+    pub fn of(config: &Config, port: u16) -> Result<Option<Settings>, SettingsError> {
+        let Some(url) = config.mqtt_url.clone() else {
+            return match config.mqtt_password_file {
+                Some(_) => Err(SettingsError::NoUrl),
+                None => Ok(None),
+            };
+        };
+        let password = match &config.mqtt_password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| SettingsError::Password {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => url.password.clone(),
+        };
+        let client_id = config
+            .mqtt_client_id
+            .clone()
+            .unwrap_or_else(|| format!("altair-{}-{port}", hostname()));
+        Ok(Some(Settings {
+            url,
+            password,
+            prefix: config.mqtt_prefix.clone(),
+            client_id,
+            session_expiry: config.mqtt_session_expiry,
+            shared: false,
+        }))
+    }
+
+    fn options(&self) -> Result<MqttOptions, String> {
+        let mut options = MqttOptions::new(&self.client_id, &self.url.host, self.url.port);
+        options
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(
+                u32::try_from(self.session_expiry.as_secs()).unwrap_or(u32::MAX),
+            ))
+            .set_manual_acks(true)
+            .set_keep_alive(Duration::from_secs(30))
+            .set_receive_maximum(Some(RECEIVE_MAXIMUM))
+            .set_max_packet_size(Some(MAX_PACKET));
+        if let Some(user) = &self.url.user {
+            options.set_credentials(user, self.password.clone().unwrap_or_default());
+        }
+        if self.url.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(tls()?));
+        }
+        Ok(options)
+    }
+}
+
+/// TLS that trusts the system's CA store (rumqttc's default panics when it cannot read it).
+fn tls() -> Result<rumqttc::TlsConfiguration, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(format!(
+            "no CA certificates in the system's store for mqtts ({} errors reading it)",
+            found.errors.len()
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(rumqttc::TlsConfiguration::Rustls(Arc::new(config)))
+}
+
+/// This machine's name, for a default client id that is the same at every restart.
+fn hostname() -> String {
+    let name = rustix::system::uname();
+    let name = name.nodename().to_string_lossy();
+    match name.is_empty() {
+        true => "server".into(),
+        false => name.into_owned(),
+    }
+}
+
+/// The link to the broker as `/health` shows it; cheap to clone.
+#[derive(Clone)]
+pub struct Link(Arc<LinkState>);
+
+struct LinkState {
+    connected: AtomicBool,
+    /// When `connected` last changed.
+    since: Mutex<Instant>,
+    /// Why it is not connected (the last failure).
+    cause: Mutex<Option<String>>,
+    received: AtomicU64,
+    pours: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// The MQTT link, in `/health` (public: no broker address, no client id).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = MqttHealth)]
+pub struct Health {
+    pub connected: bool,
+    /// Seconds since it connected or went away.
+    pub since_seconds: u64,
+    /// Why it is not connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Messages taken from the pour topics since the server started.
+    pub messages: u64,
+    /// Pours stored from them.
+    pub pours: u64,
+    /// Messages refused (published on `…/rejected`).
+    pub rejected: u64,
+}
+
+impl Default for Link {
+    fn default() -> Link {
+        Link(Arc::new(LinkState {
+            connected: AtomicBool::new(false),
+            since: Mutex::new(Instant::now()),
+            cause: Mutex::new(Some("not connected yet".into())),
+            received: AtomicU64::new(0),
+            pours: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }))
+    }
+}
+
+impl Link {
+    pub fn health(&self) -> Health {
+        let s = &self.0;
+        Health {
+            connected: s.connected.load(Ordering::Relaxed),
+            since_seconds: lock(&s.since).elapsed().as_secs(),
+            error: lock(&s.cause).clone(),
+            messages: s.received.load(Ordering::Relaxed),
+            pours: s.pours.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records a change of state; whether it was one.
+    fn set(&self, connected: bool, cause: Option<String>) -> bool {
+        let changed = self.0.connected.swap(connected, Ordering::Relaxed) != connected;
+        if changed {
+            *lock(&self.0.since) = Instant::now();
+            metrics::mqtt_connected(connected);
+        }
+        *lock(&self.0.cause) = cause;
+        changed
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the link needs to store a pour.
+#[derive(Clone)]
+pub struct Intake {
+    pub store: Arc<dyn Store>,
+    pub bar: Bar,
+    pub pouring: Arc<Pouring>,
+}
+
+/// Runs the link until `shutdown`: connects (and reconnects), reads the pour topics, and
+/// stores what comes. Returns once what it had in hand is stored and acknowledged.
+pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: CancellationToken) {
+    let options = match settings.options() {
+        Ok(options) => options,
+        Err(why) => {
+            log::error!("mqtt: {why}; no MQTT");
+            link.set(false, Some(why));
+            return;
+        }
+    };
+    metrics::mqtt_start_at_zero();
+    // Room for an acknowledgement and an answer for every message in hand, and more: the
+    // worker never waits on a full queue that only this task empties.
+    let (client, mut events) = AsyncClient::new(options, 4 * RECEIVE_MAXIMUM as usize);
+    let (hand, taken) = mpsc::channel(RECEIVE_MAXIMUM as usize);
+    let worker = tokio::spawn(work(
+        taken,
+        client.clone(),
+        intake,
+        settings.prefix.clone(),
+        link.clone(),
+        shutdown.clone(),
+    ));
+    let filters = filters(&settings.prefix, settings.shared);
+    let mut backoff = Backoff::default();
+    let mut logged_cause: Option<String> = None;
+    let mut resumed = false;
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            event = events.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Backoff::default();
+                resumed = ack.session_present;
+                // Up once the subscriptions are in place: until then nothing comes.
+                let wanted = filters
+                    .iter()
+                    .map(|f| rumqttc::v5::mqttbytes::v5::Filter::new(f.clone(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(wanted) {
+                    log::error!("mqtt: cannot subscribe: {e}");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused: Vec<String> = ack
+                    .return_codes
+                    .iter()
+                    .filter(|code| {
+                        !matches!(
+                            code,
+                            rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
+                        )
+                    })
+                    .map(|code| format!("{code:?}"))
+                    .collect();
+                if refused.is_empty() {
+                    logged_cause = None;
+                    link.set(true, None);
+                    log::info!(
+                        "mqtt: connected to {} as {} ({}), reading {}",
+                        settings.url,
+                        settings.client_id,
+                        if resumed {
+                            "session resumed"
+                        } else {
+                            "new session"
+                        },
+                        filters.join(" and ")
+                    );
+                } else {
+                    let why = format!(
+                        "the broker refused the subscription ({}): no pours come over MQTT",
+                        refused.join(", ")
+                    );
+                    log::error!("mqtt: {why}");
+                    link.set(false, Some(why));
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if hand.send(publish).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let cause = e.to_string();
+                let wait = backoff.next();
+                let was_up = link.set(false, Some(cause.clone()));
+                if was_up {
+                    log::warn!(
+                        "mqtt: lost {}: {cause}; reconnecting (next try in {:.1} s)",
+                        settings.url,
+                        wait.as_secs_f64()
+                    );
+                } else if logged_cause.as_deref() != Some(cause.as_str()) {
+                    log::warn!(
+                        "mqtt: cannot reach {}: {cause}; trying again (next in {:.1} s, then up to every {} s)",
+                        settings.url,
+                        wait.as_secs_f64(),
+                        Backoff::MAX.as_secs()
+                    );
+                } else {
+                    log::debug!("mqtt: still cannot reach {}: {cause}", settings.url);
+                }
+                logged_cause = Some(cause);
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+    // Finish what is in hand: its acknowledgements go out while this task still polls.
+    drop(hand);
+    let flush = async {
+        let mut worker = worker;
+        loop {
+            tokio::select! {
+                _ = &mut worker => break,
+                event = events.poll() => if event.is_err() { break },
+            }
+        }
+        let _ = client.try_disconnect();
+        while events.poll().await.is_ok() {}
+    };
+    if tokio::time::timeout(Duration::from_secs(3), flush)
+        .await
+        .is_err()
+    {
+        log::warn!(
+            "mqtt: the broker did not take the last acknowledgements in 3 s; it will send those messages again"
+        );
+    }
+    link.set(false, Some("server stopped".into()));
+    log::info!("mqtt: disconnected from {}", settings.url);
+}
+
+/// Waits between connection attempts: 0.5 s, doubling to 30 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        now
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff(Duration::from_millis(500))
+    }
+}
+
+/// What became of a message.
+enum Verdict {
+    Stored(Pour),
+    /// A message with a key seen before: its pour, nothing stored.
+    Replayed(Pour),
+    Refused {
+        status: u16,
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Takes messages in order, hands them to the store in that order, and acknowledges and
+/// answers each once the store has it, in that order.
+async fn work(
+    mut taken: mpsc::Receiver<Publish>,
+    client: AsyncClient,
+    intake: Intake,
+    prefix: String,
+    link: Link,
+    shutdown: CancellationToken,
+) {
+    let mut pending = FuturesOrdered::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        tokio::select! {
+            biased;
+            Some(done) = pending.next(), if !pending.is_empty() => {
+                if let Some((publish, verdict)) = done {
+                    finish(&client, &link, publish, verdict).await;
+                }
+            }
+            message = taken.recv(), if open => match message {
+                Some(publish) => {
+                    link.0.received.fetch_add(1, Ordering::Relaxed);
+                    metrics::mqtt_received();
+                    pending.push_back(handle(intake.clone(), prefix.clone(), publish, shutdown.clone()));
+                }
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// Judges a message and stores its pour; `None` if the server stopped before the store
+/// could take it (it stays unacknowledged, and comes again).
+async fn handle(
+    intake: Intake,
+    prefix: String,
+    publish: Publish,
+    shutdown: CancellationToken,
+) -> Option<(Publish, Verdict)> {
+    let judged = judge(&intake, &prefix, &publish);
+    let (pour, key) = match judged {
+        Ok(judged) => judged,
+        Err(refused) => return Some((publish, refused)),
+    };
+    let mut wait = Duration::from_millis(100);
+    let mut told = false;
+    let inserted = loop {
+        match intake.store.insert(pour.clone(), key.clone()).await {
+            Ok(inserted) => break inserted,
+            Err(e) => {
+                if !told {
+                    log::warn!(
+                        "mqtt: the store cannot take a pour now ({e}); the message stays unacknowledged and is tried again"
+                    );
+                    told = true;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let verdict = match inserted {
+        Inserted::Created(pour) => Verdict::Stored(pour),
+        Inserted::Replayed(pour) => Verdict::Replayed(pour),
+        Inserted::Conflict => Verdict::Refused {
+            status: 409,
+            reason: "conflict",
+            message: format!(
+                "idempotency key {:?} was already used with a different body",
+                key.unwrap_or_default()
+            ),
+        },
+        Inserted::Deleted(id) => Verdict::Refused {
+            status: 409,
+            reason: "conflict",
+            message: format!(
+                "idempotency key {:?} stored pour {id} before, which has been deleted since; nothing was stored",
+                key.unwrap_or_default()
+            ),
+        },
+    };
+    Some((publish, verdict))
+}
+
+/// The pour a message describes and its idempotency key, or why there is none.
+fn judge(
+    intake: &Intake,
+    prefix: &str,
+    publish: &Publish,
+) -> Result<(crate::pour::NewPour, Option<String>), Verdict> {
+    let refused = |status, reason, message: String| Verdict::Refused {
+        status,
+        reason,
+        message,
+    };
+    let topic = std::str::from_utf8(&publish.topic)
+        .map_err(|_| refused(400, "malformed", "the topic is not UTF-8".into()))?;
+    let target = topic::pours(prefix, topic).map_err(|e| refused(404, "forbidden", e.0))?;
+    let venue = match target.venue {
+        None => intake.pouring.default_venue.clone(),
+        Some(named) => intake
+            .bar
+            .venues(|v| v.id(named))
+            .ok_or_else(|| refused(404, "forbidden", format!("no venue {named:?}")))?,
+    };
+    let pour = intake
+        .pouring
+        .judge(
+            &publish.payload,
+            Some(target.tap_id),
+            venue,
+            Timestamp::now(),
+        )
+        .map_err(|e| match e {
+            PourError::Malformed(m) => refused(400, "malformed", m),
+            PourError::Invalid(m) => refused(422, "invalid", m),
+        })?;
+    let key = key_of(publish).map_err(|m| refused(422, "invalid", m))?;
+    Ok((pour, key))
+}
+
+/// The message's idempotency key: its body's `idempotencyKey`, or its MQTT 5 user
+/// property `Idempotency-Key`.
+fn key_of(publish: &Publish) -> Result<Option<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(rename = "idempotencyKey")]
+        key: Option<serde_json::Value>,
+    }
+    let rule = || format!("idempotencyKey must be a string of {IDEMPOTENCY_KEY_RULE}");
+    let in_body = match serde_json::from_slice::<Body>(&publish.payload)
+        .ok()
+        .and_then(|b| b.key)
+    {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(key)) => {
+            Some(idempotency_key(key.as_bytes()).ok_or_else(rule)?)
+        }
+        Some(_) => return Err(rule()),
+    };
+    let mut properties = publish
+        .properties
+        .iter()
+        .flat_map(|p| &p.user_properties)
+        .filter(|(name, _)| name.eq_ignore_ascii_case("idempotency-key"))
+        .map(|(_, value)| value);
+    let in_property = match (properties.next(), properties.next()) {
+        (None, _) => None,
+        (Some(key), None) => Some(idempotency_key(key.as_bytes()).ok_or_else(|| {
+            format!("the Idempotency-Key property must be {IDEMPOTENCY_KEY_RULE}")
+        })?),
+        (Some(_), Some(_)) => return Err("more than one Idempotency-Key property".into()),
+    };
+    match (in_body, in_property) {
+        (Some(a), Some(b)) if a != b => Err(format!(
+            "the body's idempotencyKey {a:?} and the Idempotency-Key property {b:?} differ"
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// Counts, acknowledges and answers a handled message.
+async fn finish(client: &AsyncClient, link: &Link, publish: Publish, verdict: Verdict) {
+    let answer = match &verdict {
+        Verdict::Stored(pour) => {
+            link.0.pours.fetch_add(1, Ordering::Relaxed);
+            metrics::mqtt_pour();
+            metrics::pour_accepted(&pour.glass, &pour.venue, pour.tap_id);
+            for flag in pour.flags.iter() {
+                metrics::pour_flagged(flag as usize, flag.name());
+            }
+            (
+                "accepted",
+                serde_json::to_vec(&serde_json::json!({ "beer": pour })),
+            )
+        }
+        Verdict::Replayed(pour) => {
+            metrics::idempotent_replay();
+            (
+                "accepted",
+                serde_json::to_vec(&serde_json::json!({ "beer": pour })),
+            )
+        }
+        Verdict::Refused {
+            status,
+            reason,
+            message,
+        } => {
+            link.0.rejected.fetch_add(1, Ordering::Relaxed);
+            metrics::mqtt_rejected(reason);
+            metrics::pour_rejected(reason);
+            log::debug!("mqtt: refused a message: {message}");
+            (
+                "rejected",
+                serde_json::to_vec(&serde_json::json!({ "status": status, "message": message })),
+            )
+        }
+    };
+    // The broker counts this message in hand until then; the queue has room for it.
+    if let Err(e) = client.ack(&publish).await {
+        log::debug!("mqtt: cannot acknowledge: {e}");
+    }
+    if let (outcome, Ok(body)) = answer {
+        let topic = format!("{}/{outcome}", String::from_utf8_lossy(&publish.topic));
+        // An answer is a courtesy (QoS 0): one that finds the queue full is dropped, never
+        // waited for.
+        let _ = client.try_publish(topic, QoS::AtMostOnce, false, body);
+    }
+}

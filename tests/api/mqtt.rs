@@ -1,0 +1,758 @@
+//! Pours over MQTT, against a real Mosquitto started per test on a free port: stored,
+//! pushed and answered; refused with the reason; keyed redeliveries stored once, across a
+//! SIGKILL between receiving and acknowledging; the broker going away and coming back;
+//! two servers sharing the subscription. Skipped, in one line, without `mosquitto`; with
+//! `ALTAIR_TEST_MQTT=required` (as `.ci/run` sets) that fails instead.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::helpers::{Process, TestApp, spawn_binary_logged, spawn_with, tempdir, within};
+
+/// A Mosquitto of this test's own, on a port of its own.
+pub struct Broker {
+    pub port: u16,
+    dir: PathBuf,
+    process: Option<Process>,
+}
+
+fn mosquitto() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Broker {
+    /// Starts one, or returns None (and says why, once) if Mosquitto is not installed.
+    pub fn start() -> Option<Broker> {
+        if mosquitto().is_none() {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            crate::helpers::skip_unless_required(
+                "ALTAIR_TEST_MQTT",
+                "the MQTT tests",
+                "no mosquitto: apt-get install mosquitto",
+                &SAID,
+            );
+            return None;
+        }
+        let mut broker = Broker {
+            port: free_port(),
+            dir: tempdir("mosquitto"),
+            process: None,
+        };
+        broker.run();
+        Some(broker)
+    }
+
+    /// Starts it (again) on its port.
+    pub fn run(&mut self) {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let config = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n{}",
+                self.port,
+                if root { "user root\n" } else { "" }
+            ),
+        )
+        .unwrap();
+        let process = Process(
+            Command::new(mosquitto().unwrap())
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.process = Some(process);
+    }
+
+    /// Stops it (what it held is gone: no persistence).
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A device or a listener on the broker: publishes at QoS 1 and waits for the broker's
+/// acknowledgement; hears what its subscriptions bring.
+pub struct Device {
+    client: AsyncClient,
+    acked: mpsc::Receiver<()>,
+    heard: mpsc::Receiver<(String, Value)>,
+}
+
+impl Device {
+    pub async fn connect(port: u16, subscriptions: &[&str]) -> Device {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = format!(
+            "test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, mut events) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
+        let (ack, acked) = mpsc::channel(1024);
+        let (hear, heard) = mpsc::channel(1024);
+        let (ready, subscribed) = tokio::sync::oneshot::channel();
+        let mut ready = Some(ready);
+        let wanted = subscriptions.len();
+        for topic in subscriptions {
+            client.subscribe(*topic, QoS::AtLeastOnce).await.unwrap();
+        }
+        if wanted == 0 {
+            let _ = ready.take().map(|r| r.send(()));
+        }
+        tokio::spawn(async move {
+            let mut subacks = 0;
+            while let Ok(event) = events.poll().await {
+                match event {
+                    Event::Incoming(Packet::PubAck(_)) => {
+                        let _ = ack.send(()).await;
+                    }
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        subacks += 1;
+                        if subacks == wanted {
+                            let _ = ready.take().map(|r| r.send(()));
+                        }
+                    }
+                    Event::Incoming(Packet::Publish(p)) => {
+                        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                        let body = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        let _ = hear.send((topic, body)).await;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        within(subscribed).await.unwrap();
+        Device {
+            client,
+            acked,
+            heard,
+        }
+    }
+
+    /// Publishes `payload` on `topic` at QoS 1 and waits for the broker to take it.
+    pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.publish_with(topic, payload, None).await;
+    }
+
+    pub async fn publish_with(
+        &mut self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        properties: Option<PublishProperties>,
+    ) {
+        let payload: Vec<u8> = payload.into();
+        match properties {
+            Some(p) => self
+                .client
+                .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, p)
+                .await
+                .unwrap(),
+            None => self
+                .client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap(),
+        }
+        within(self.acked.recv()).await.unwrap();
+    }
+
+    /// The next message its subscriptions bring.
+    pub async fn next(&mut self) -> (String, Value) {
+        within(self.heard.recv()).await.unwrap()
+    }
+}
+
+/// A server reading `broker`, with extra flags.
+async fn server(broker: &Broker, flags: &[&str]) -> TestApp {
+    let url = broker.url();
+    let mut all = vec!["--mqtt-url", url.as_str()];
+    all.extend_from_slice(flags);
+    let app = spawn_with(&all).await;
+    connected(&app, true).await;
+    app
+}
+
+/// Waits until `/health` says the link is (or is not) up, and returns its `mqtt`.
+pub async fn connected(app: &TestApp, up: bool) -> Value {
+    within(async {
+        loop {
+            let (_, health) = app.get("/health").await;
+            if health["mqtt"]["connected"] == json!(up) {
+                return health["mqtt"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// Waits until the server has stored `n` pours, and returns them.
+async fn pours(app: &TestApp, n: u64) -> Vec<Value> {
+    within(async {
+        loop {
+            let (_, page) = app.get("/api/beers?page_size=1000").await;
+            if page["total"].as_u64() >= Some(n) {
+                return page["beers"].as_array().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_pour_message_is_stored_pushed_to_subscribers_and_answered() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let app = server(&broker, &[]).await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    let mut device =
+        Device::connect(broker.port, &["altair/+/+/pours/#", "altair/+/+/+/pours/#"]).await;
+    let (status, venue) = app
+        .send_json(
+            "POST",
+            "/api/venues",
+            r#"{"id": "north", "name": "North", "timezone": "UTC"}"#,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{venue}");
+
+    device
+        .publish("altair/taps/3/pours", r#"{"volume": 500}"#)
+        .await;
+    let pushed = subscriber.next_pour().await;
+    assert_eq!(
+        (pushed["tapId"].as_u64(), pushed["volume"].as_f64()),
+        (Some(3), Some(500.0))
+    );
+    assert_eq!(
+        (pushed["type"].as_str(), pushed["venue"].as_str()),
+        (Some("pint"), Some("main"))
+    );
+    // The device hears its own message, then the answer with the stored pour.
+    let (topic, _) = device.next().await;
+    assert_eq!(topic, "altair/taps/3/pours");
+    let (topic, answer) = device.next().await;
+    assert_eq!(topic, "altair/taps/3/pours/accepted");
+    assert_eq!(answer["beer"], pushed);
+
+    // A venue's topic, with the REST body's other fields.
+    device
+        .publish(
+            "altair/north/taps/2/pours",
+            r#"{"volume": 330, "timestamp": "2026-12-04T20:00:00Z"}"#,
+        )
+        .await;
+    let pushed = subscriber.next_pour().await;
+    assert_eq!(
+        (pushed["venue"].as_str(), pushed["tapId"].as_u64()),
+        (Some("north"), Some(2))
+    );
+    assert_eq!(pushed["timestamp"], "2026-12-04T20:00:00.000Z");
+    let stored = pours(&app, 2).await;
+    assert_eq!(stored.len(), 2);
+    let health = connected(&app, true).await;
+    assert_eq!(
+        (health["messages"].as_u64(), health["pours"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let metrics = crate::helpers::scrape(&app).await;
+    assert!(metrics.get("altair_mqtt_pours_total") >= Some(&2.0));
+}
+
+#[tokio::test]
+async fn a_message_that_makes_no_pour_is_answered_with_why_and_stores_nothing() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let app = server(&broker, &[]).await;
+    let mut device = Device::connect(
+        broker.port,
+        &["altair/+/+/+/rejected", "altair/+/+/+/+/rejected"],
+    )
+    .await;
+    for (topic, payload, status, says) in [
+        ("altair/taps/3/pours", "volume=500", 400, "not valid JSON"),
+        (
+            "altair/taps/3/pours",
+            r#"{"volume": -5}"#,
+            422,
+            "more than 0",
+        ),
+        (
+            "altair/taps/3/pours",
+            r#"{"tapId": 4, "volume": 500}"#,
+            422,
+            "not this topic's tap",
+        ),
+        (
+            "altair/taps/x/pours",
+            r#"{"volume": 500}"#,
+            404,
+            "not a tap id",
+        ),
+        (
+            "altair/nowhere/taps/3/pours",
+            r#"{"volume": 500}"#,
+            404,
+            "no venue \"nowhere\"",
+        ),
+        (
+            "altair/taps/3/pours",
+            r#"{"volume": 500, "idempotencyKey": 7}"#,
+            422,
+            "idempotencyKey",
+        ),
+    ] {
+        device.publish(topic, payload).await;
+        let (heard, answer) = device.next().await;
+        assert_eq!(heard, format!("{topic}/rejected"));
+        assert_eq!(answer["status"], status, "{payload}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(says), "{payload}: {message}");
+    }
+    let (_, page) = app.get("/api/beers").await;
+    assert_eq!(page["total"], 0);
+    let health = connected(&app, true).await;
+    assert_eq!(
+        (health["messages"].as_u64(), health["rejected"].as_u64()),
+        (Some(6), Some(6))
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_keyed_message_is_stored_once() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let app = server(&broker, &[]).await;
+    let mut device = Device::connect(broker.port, &["altair/taps/5/pours/+"]).await;
+    let body = r#"{"volume": 400, "idempotencyKey": "tap5-0001"}"#;
+    device.publish("altair/taps/5/pours", body).await;
+    device.publish("altair/taps/5/pours", body).await;
+    // The MQTT 5 user property does as well as the body's field.
+    let keyed = || PublishProperties {
+        user_properties: vec![("Idempotency-Key".into(), "tap5-0002".into())],
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        device
+            .publish_with("altair/taps/5/pours", r#"{"volume": 410}"#, Some(keyed()))
+            .await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (topic, answer) = device.next().await;
+        assert_eq!(topic, "altair/taps/5/pours/accepted");
+        ids.push(answer["beer"]["id"].as_u64().unwrap());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[2], ids[3]);
+    assert_ne!(ids[0], ids[2]);
+    let (_, page) = app.get("/api/beers").await;
+    assert_eq!(page["total"], 2);
+    // The same key with another body stores nothing, and says so.
+    device
+        .publish(
+            "altair/taps/5/pours",
+            r#"{"volume": 999, "idempotencyKey": "tap5-0001"}"#,
+        )
+        .await;
+    let (topic, answer) = device.next().await;
+    assert_eq!(topic, "altair/taps/5/pours/rejected");
+    assert_eq!(answer["status"], 409);
+}
+
+/// A TCP relay between a server and the broker that can hold what the server sends: its
+/// acknowledgements then never reach the broker.
+struct Relay {
+    port: u16,
+    hold: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(to: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = Arc::new(AtomicBool::new(false));
+        let held = hold.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let held = held.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    else {
+                        return;
+                    };
+                    let (mut in_read, mut in_write) = inbound.split();
+                    let (mut out_read, mut out_write) = outbound.split();
+                    let up = async {
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            let n = match in_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if held.load(Ordering::SeqCst) {
+                                continue; // dropped: as if the server never sent it
+                            }
+                            if out_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = tokio::io::copy(&mut out_read, &mut in_write);
+                    tokio::select! {
+                        () = up => {}
+                        _ = down => {}
+                    }
+                });
+            }
+        });
+        Relay { port, hold, task }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Waits for the server at `addr` (a spawned binary) to read its topics.
+async fn binary_connected(addr: &str) {
+    binary_link(addr, true).await;
+}
+
+/// Waits for the link of the server at `addr` (a spawned binary) to be up or down, and
+/// returns `/health`.
+async fn binary_link(addr: &str, up: bool) -> Value {
+    let http = crate::helpers::http_client();
+    within(async {
+        loop {
+            if let Ok(response) = http.get(format!("http://{addr}/health")).send().await {
+                let health: Value = response.json().await.unwrap_or(Value::Null);
+                if health["mqtt"]["connected"] == up {
+                    return health;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// The value of the metric line `name` of the server at `addr` (a spawned binary).
+async fn binary_metric(addr: &str, name: &str) -> Option<f64> {
+    let http = crate::helpers::http_client();
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits for the server at `addr` (a spawned binary) to have `n` pours.
+async fn binary_pours(addr: &str, n: u64) -> Vec<Value> {
+    let http = crate::helpers::http_client();
+    within(async {
+        loop {
+            if let Ok(response) = http.get(format!("http://{addr}/api/beers")).send().await {
+                let page: Value = response.json().await.unwrap_or(Value::Null);
+                if page["total"].as_u64() >= Some(n) {
+                    return page["beers"].as_array().unwrap().clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_server_killed_before_acknowledging_stores_the_pour_once_after_restart() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let relay = Relay::start(broker.port).await;
+    let dir = tempdir("mqtt-kill");
+    let data = dir.to_str().unwrap().to_owned();
+    let through_relay = format!("mqtt://127.0.0.1:{}", relay.port);
+    let args = |url: &str| {
+        vec![
+            "--data-dir".to_owned(),
+            data.clone(),
+            "--mqtt-url".to_owned(),
+            url.to_owned(),
+            "--mqtt-client-id".to_owned(),
+            "altair-kill-test".to_owned(),
+        ]
+    };
+    let first = args(&through_relay);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let (mut child, addr, _log) = spawn_binary_logged(&first);
+    binary_connected(&addr).await;
+    let mut device = Device::connect(broker.port, &["altair/taps/+/pours/accepted"]).await;
+    // A first message shows the subscription is in place.
+    device
+        .publish("altair/taps/1/pours", r#"{"volume": 300}"#)
+        .await;
+    assert_eq!(device.next().await.0, "altair/taps/1/pours/accepted");
+
+    // The server's acknowledgement of the next message never reaches the broker.
+    relay.hold.store(true, Ordering::SeqCst);
+    device
+        .publish(
+            "altair/taps/2/pours",
+            r#"{"volume": 500, "idempotencyKey": "kill-1"}"#,
+        )
+        .await;
+    let stored = binary_pours(&addr, 2).await;
+    let held = stored.iter().find(|p| p["tapId"] == 2).unwrap()["id"].clone();
+    crate::helpers::signal(&child, rustix::process::Signal::KILL);
+    let _ = child.wait();
+    drop(relay);
+
+    // Restarted on the same session: the broker delivers the message again.
+    let again = args(&broker.url());
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let (_child, addr, _log) = spawn_binary_logged(&again);
+    let (topic, answer) = device.next().await;
+    assert_eq!(
+        topic, "altair/taps/2/pours/accepted",
+        "the redelivery is answered"
+    );
+    assert_eq!(
+        answer["beer"]["id"], held,
+        "with the pour stored before the kill"
+    );
+    device
+        .publish("altair/taps/3/pours", r#"{"volume": 250}"#)
+        .await;
+    assert_eq!(device.next().await.0, "altair/taps/3/pours/accepted");
+    let stored = binary_pours(&addr, 3).await;
+    let taps: Vec<u64> = stored
+        .iter()
+        .map(|p| p["tapId"].as_u64().unwrap())
+        .collect();
+    assert_eq!(taps, [1, 2, 3], "each pour once");
+}
+
+#[tokio::test]
+async fn the_broker_going_away_shows_in_health_and_pours_resume_when_it_is_back() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    // A process of its own: its metrics are its alone. With a user and passwords that no
+    // log line may show.
+    let url = format!("mqtt://bar:url-secret@127.0.0.1:{}", broker.port);
+    let secret = tempdir("mqtt-secret").join("password");
+    std::fs::write(&secret, "file-secret\n").unwrap();
+    let (_child, addr, log) = spawn_binary_logged(&[
+        "--ephemeral",
+        "--mqtt-url",
+        &url,
+        "--mqtt-password-file",
+        secret.to_str().unwrap(),
+    ]);
+    binary_connected(&addr).await;
+    assert_eq!(
+        binary_metric(&addr, "altair_mqtt_connected").await,
+        Some(1.0)
+    );
+    let mut device = Device::connect(broker.port, &[]).await;
+    device
+        .publish("altair/taps/1/pours", r#"{"volume": 500}"#)
+        .await;
+    binary_pours(&addr, 1).await;
+
+    broker.stop();
+    let health = binary_link(&addr, false).await;
+    assert!(health["mqtt"]["error"].as_str().is_some(), "{health}");
+    // HTTP takes pours all the same, and the server is healthy.
+    assert_eq!(health["status"], "up");
+    crate::helpers::pour_to(&addr, &[330]).await;
+    assert_eq!(
+        binary_metric(&addr, "altair_mqtt_connected").await,
+        Some(0.0)
+    );
+
+    broker.run();
+    binary_connected(&addr).await;
+    assert_eq!(
+        binary_metric(&addr, "altair_mqtt_connected").await,
+        Some(1.0)
+    );
+    let mut device = Device::connect(broker.port, &[]).await;
+    // The broker forgot everything (no persistence): the server subscribed again.
+    device
+        .publish("altair/taps/3/pours", r#"{"volume": 250}"#)
+        .await;
+    let stored = binary_pours(&addr, 3).await;
+    assert_eq!(stored.last().unwrap()["tapId"], 3);
+    // One line when it went, one when it came back: not one per try.
+    let lines: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("altair::mqtt"))
+        .cloned()
+        .collect();
+    assert!(lines.len() <= 5, "{lines:#?}");
+    let everything = log.lock().unwrap().join("\n");
+    assert!(!everything.contains("secret"), "{everything}");
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_share_the_subscription_and_store_each_message_once() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let url = pg.url();
+    let one = server(
+        &broker,
+        &["--database-url", &url, "--mqtt-client-id", "altair-a"],
+    )
+    .await;
+    let two = server(
+        &broker,
+        &["--database-url", &url, "--mqtt-client-id", "altair-b"],
+    )
+    .await;
+    let mut device = Device::connect(broker.port, &[]).await;
+    // Subscriptions are in place once a message on each has come through.
+    let mut sent = 0;
+    while one.get("/health").await.1["mqtt"]["pours"] == 0
+        || two.get("/health").await.1["mqtt"]["pours"] == 0
+    {
+        sent += 1;
+        device
+            .publish(
+                "altair/taps/1/pours",
+                format!(r#"{{"volume": {}}}"#, 100 + sent),
+            )
+            .await;
+        pours(&one, sent).await;
+        assert!(sent < 100, "both servers take messages");
+    }
+    for n in 0..40 {
+        device
+            .publish(
+                &format!("altair/taps/{}/pours", 2 + n % 4),
+                r#"{"volume": 500}"#,
+            )
+            .await;
+    }
+    let total = sent + 40;
+    // Every message handled by one server or the other, not both.
+    let handled = within(async {
+        loop {
+            let (a, b) = (connected(&one, true).await, connected(&two, true).await);
+            let handled = a["messages"].as_u64().unwrap() + b["messages"].as_u64().unwrap();
+            if handled >= total {
+                return handled;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(handled, total, "each message handled once");
+    let stored = pours(&two, total).await;
+    assert_eq!(stored.len() as u64, total, "each message stored once");
+}
+
+#[tokio::test]
+async fn a_message_the_store_cannot_take_is_not_acknowledged_and_comes_again() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let url = pg.url();
+    let mqtt = broker.url();
+    let args = [
+        "--database-url",
+        &url,
+        "--mqtt-url",
+        &mqtt,
+        "--mqtt-client-id",
+        "altair-store-down",
+    ];
+    let (mut child, addr, log) = spawn_binary_logged(&args);
+    binary_connected(&addr).await;
+    let mut device = Device::connect(broker.port, &["altair/taps/+/pours/accepted"]).await;
+
+    pg.stop();
+    device
+        .publish("altair/taps/4/pours", r#"{"volume": 500}"#)
+        .await;
+    within(async {
+        while !log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("the store cannot take a pour now"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Killed while the message waits: the broker never had an acknowledgement.
+    crate::helpers::signal(&child, rustix::process::Signal::KILL);
+    let _ = child.wait();
+    pg.start_server();
+
+    let (_child, addr, _log) = spawn_binary_logged(&args);
+    let (topic, answer) = device.next().await;
+    assert_eq!(topic, "altair/taps/4/pours/accepted");
+    let stored = binary_pours(&addr, 1).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(answer["beer"], stored[0]);
+}
