@@ -285,6 +285,12 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_MQTT_PREFIX", value_name = "PREFIX", default_value = "altair", value_parser = mqtt_prefix)]
     pub mqtt_prefix: String,
 
+    /// Announce each tap with a keg to Home Assistant (MQTT discovery) under this prefix:
+    /// its level, remaining litres, last pour, pours today, low, empty and quiet.
+    #[arg(long, env = "ALTAIR_MQTT_DISCOVERY", value_name = "PREFIX", num_args = 0..=1,
+          default_missing_value = "homeassistant", value_parser = mqtt_prefix)]
+    pub mqtt_discovery: Option<String>,
+
     /// This server's MQTT client id, which names its session on the broker: keep it the
     /// same across restarts, different for each server. Default: altair-HOSTNAME-PORT.
     #[arg(long, env = "ALTAIR_MQTT_CLIENT_ID", value_name = "ID")]

@@ -573,7 +573,7 @@ struct TapLog {
     /// Its latest stored pours by timestamp, `future` ones aside, oldest first: what
     /// `last_pour` falls back to when the latest is deleted. Bounded: past [`LATEST_KEPT`]
     /// deletions in a row, `last_pour` stays where it was.
-    latest: Vec<(Timestamp, u64)>,
+    latest: Vec<(Timestamp, u64, i64)>,
     /// Its last pour's id.
     last_pour_id: u64,
     pours: u64,
@@ -964,8 +964,8 @@ impl Cellar {
         if !pour.flags.contains(Flag::Future) {
             let at = tap
                 .latest
-                .partition_point(|&(t, id)| (t, id) < (pour.timestamp, pour.id));
-            tap.latest.insert(at, (pour.timestamp, pour.id));
+                .partition_point(|&(t, id, _)| (t, id) < (pour.timestamp, pour.id));
+            tap.latest.insert(at, (pour.timestamp, pour.id, volume));
             if tap.latest.len() > LATEST_KEPT {
                 tap.latest.remove(0);
             }
@@ -1003,10 +1003,10 @@ impl Cellar {
             tap.recent.retain(|(_, id, _)| *id != pour.id);
             tap.pours = tap.pours.saturating_sub(1);
             let before = tap.latest.len();
-            tap.latest.retain(|&(_, id)| id != pour.id);
+            tap.latest.retain(|&(_, id, _)| id != pour.id);
             if tap.latest.len() < before || tap.pours == 0 {
                 tap.last_pour = match tap.latest.last() {
-                    Some(&(t, _)) => Some(t),
+                    Some(&(t, _, _)) => Some(t),
                     None if tap.pours == 0 => None,
                     // More of its latest pours deleted than are kept: the last known.
                     None => tap.last_pour,
@@ -1207,6 +1207,12 @@ impl Cellar {
             .filter(|(tap, _)| venue.is_none_or(|v| *tap.venue == *v))
             .map(|(_, &i)| self.view(i))
             .collect()
+    }
+
+    /// The volume of `tap`'s latest stored pour by timestamp (ml), if it still has one.
+    pub fn last_pour_ml(&self, tap: &TapRef) -> Option<f64> {
+        let &(_, _, ul) = self.taps.get(tap)?.latest.last()?;
+        Some(ul as f64 / 1000.0)
     }
 
     /// The latest timestamp a tap of `venue` (or of any venue) reported a pour at.

@@ -226,6 +226,7 @@ impl Server {
             let intake = crate::mqtt::Intake {
                 store: state.store.clone(),
                 bar: state.bar.clone(),
+                bus: state.bus.clone(),
                 pouring: state.pouring.clone(),
             };
             chores.push(tokio::spawn(crate::mqtt::run(

@@ -6,8 +6,10 @@
 //! handed to the store in the order they came, and acknowledged in that order. Each
 //! outcome is published back on `…/pours/accepted` or `…/pours/rejected`.
 
+mod out;
 mod topic;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,11 +31,15 @@ use crate::pour::{IDEMPOTENCY_KEY_RULE, Pour, PourError, Timestamp, idempotency_
 use crate::pouring::Pouring;
 use crate::store::Store;
 
+pub use out::Out;
 pub use topic::{SHARE_GROUP, filters};
 
 /// Unacknowledged messages the broker may send at once (MQTT 5 Receive Maximum): what
 /// the server has in hand at most, judged or waiting for the store.
 const RECEIVE_MAXIMUM: u16 = 256;
+
+/// Messages judged and waiting for the store at once, at most.
+const MAX_PENDING: usize = 1024;
 
 /// A payload larger than this never reaches the server (the broker drops it): a pour's
 /// body is a few dozen bytes; HTTP takes 16 KiB.
@@ -49,6 +55,8 @@ pub struct Settings {
     pub session_expiry: Duration,
     /// Several servers read one store: share the subscriptions.
     pub shared: bool,
+    /// Home Assistant's discovery prefix, with `--mqtt-discovery`.
+    pub discovery: Option<String>,
 }
 
 /// Why MQTT cannot be set up.
@@ -96,7 +104,16 @@ impl Settings {
             client_id,
             session_expiry: config.mqtt_session_expiry,
             shared: false,
+            discovery: config.mqtt_discovery.clone(),
         }))
+    }
+
+    /// What this server publishes, and where.
+    pub fn out(&self) -> Out {
+        Out {
+            prefix: self.prefix.clone(),
+            discovery: self.discovery.clone(),
+        }
     }
 
     fn options(&self) -> Result<MqttOptions, String> {
@@ -110,6 +127,14 @@ impl Settings {
             .set_keep_alive(Duration::from_secs(30))
             .set_receive_maximum(Some(RECEIVE_MAXIMUM))
             .set_max_packet_size(Some(MAX_PACKET));
+        // A server that vanishes says so: Home Assistant marks its entities unavailable.
+        options.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+            self.out().status_topic(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
         if let Some(user) = &self.url.user {
             options.set_credentials(user, self.password.clone().unwrap_or_default());
         }
@@ -232,6 +257,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Intake {
     pub store: Arc<dyn Store>,
     pub bar: Bar,
+    /// What changes the published state.
+    pub bus: crate::bus::Bus,
     pub pouring: Arc<Pouring>,
 }
 
@@ -254,12 +281,25 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
     let worker = tokio::spawn(work(
         taken,
         client.clone(),
-        intake,
+        intake.clone(),
         settings.prefix.clone(),
         link.clone(),
         shutdown.clone(),
     ));
+    let out = settings.out();
+    let (keep, kept) = mpsc::channel(4096);
+    let (connected, generation) = tokio::sync::watch::channel(0u64);
+    let publisher = tokio::spawn(out::publish(
+        out.clone(),
+        intake.bar.clone(),
+        intake.bus.clone(),
+        client.clone(),
+        kept,
+        generation,
+        shutdown.clone(),
+    ));
     let filters = filters(&settings.prefix, settings.shared);
+    let mut connections = 0u64;
     let mut backoff = Backoff::default();
     let mut logged_cause: Option<String> = None;
     let mut resumed = false;
@@ -274,10 +314,17 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 backoff = Backoff::default();
                 resumed = ack.session_present;
                 // Up once the subscriptions are in place: until then nothing comes.
-                let wanted = filters
+                use rumqttc::v5::mqttbytes::v5::Filter;
+                let pours = filters
                     .iter()
-                    .map(|f| rumqttc::v5::mqttbytes::v5::Filter::new(f.clone(), QoS::AtLeastOnce));
-                if let Err(e) = client.try_subscribe_many(wanted) {
+                    .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
+                // What the broker keeps of our own topics, read back (not what this
+                // connection publishes, which the server knows).
+                let kept = out.filters().into_iter().map(|f| Filter {
+                    nolocal: true,
+                    ..Filter::new(f, QoS::AtMostOnce)
+                });
+                if let Err(e) = client.try_subscribe_many(pours.chain(kept)) {
                     log::error!("mqtt: cannot subscribe: {e}");
                 }
             }
@@ -296,6 +343,8 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 if refused.is_empty() {
                     logged_cause = None;
                     link.set(true, None);
+                    connections += 1;
+                    let _ = connected.send(connections);
                     log::info!(
                         "mqtt: connected to {} as {} ({}), reading {}",
                         settings.url,
@@ -316,9 +365,20 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                     link.set(false, Some(why));
                 }
             }
+            Ok(Event::Incoming(Packet::Publish(publish)))
+                if out.owns(&String::from_utf8_lossy(&publish.topic)) =>
+            {
+                // Read at QoS 0: nothing to acknowledge. A full queue loses a message
+                // that the next comparison makes good.
+                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                let _ = keep.try_send((topic, publish.payload.to_vec()));
+            }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if hand.send(publish).await.is_err() {
-                    break;
+                // Waits while the worker has its hands full (the broker sends no more than
+                // the Receive Maximum unacknowledged); the worker never waits on this task.
+                tokio::select! {
+                    sent = hand.send(publish) => if sent.is_err() { break },
+                    () = shutdown.cancelled() => break,
                 }
             }
             Ok(_) => {}
@@ -326,6 +386,7 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 let cause = e.to_string();
                 let wait = backoff.next();
                 let was_up = link.set(false, Some(cause.clone()));
+                let _ = connected.send(0);
                 if was_up {
                     log::warn!(
                         "mqtt: lost {}: {cause}; reconnecting (next try in {:.1} s)",
@@ -353,10 +414,10 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
     // Finish what is in hand: its acknowledgements go out while this task still polls.
     drop(hand);
     let flush = async {
-        let mut worker = worker;
+        let mut both = futures::future::join(worker, publisher);
         loop {
             tokio::select! {
-                _ = &mut worker => break,
+                _ = &mut both => break,
                 event = events.poll() => if event.is_err() { break },
             }
         }
@@ -417,16 +478,36 @@ async fn work(
     shutdown: CancellationToken,
 ) {
     let mut pending = FuturesOrdered::new();
+    // Acknowledgements not yet in the client's queue, in order: the queue is emptied by the
+    // event loop's task, which may itself be waiting for this one to take a message, so
+    // this task never waits for room in it.
+    // Each with its answer, sent once the acknowledgement is queued: a device that has
+    // the answer knows the broker will not send its message again.
+    let mut owed: VecDeque<(Publish, Option<Answer>)> = VecDeque::new();
     let mut open = true;
-    while open || !pending.is_empty() {
+    loop {
+        while let Some((publish, _)) = owed.front() {
+            if client.try_ack(publish).is_err() {
+                break;
+            }
+            if let Some((_, Some((topic, body)))) = owed.pop_front() {
+                // A courtesy (QoS 0): one that finds the queue full is dropped.
+                let _ = client.try_publish(topic, QoS::AtMostOnce, false, body);
+            }
+        }
+        if !open && pending.is_empty() && owed.is_empty() {
+            break;
+        }
         tokio::select! {
             biased;
             Some(done) = pending.next(), if !pending.is_empty() => {
                 if let Some((publish, verdict)) = done {
-                    finish(&client, &link, publish, verdict).await;
+                    let answer = finish(&link, &publish, verdict);
+                    owed.push_back((publish, answer));
                 }
             }
-            message = taken.recv(), if open => match message {
+            () = tokio::time::sleep(Duration::from_millis(1)), if !owed.is_empty() => {}
+            message = taken.recv(), if open && pending.len() < MAX_PENDING => match message {
                 Some(publish) => {
                     link.0.received.fetch_add(1, Ordering::Relaxed);
                     metrics::mqtt_received();
@@ -571,8 +652,11 @@ fn key_of(publish: &Publish) -> Result<Option<String>, String> {
     }
 }
 
-/// Counts, acknowledges and answers a handled message.
-async fn finish(client: &AsyncClient, link: &Link, publish: Publish, verdict: Verdict) {
+/// An answer to a message: its topic and body.
+type Answer = (String, Vec<u8>);
+
+/// Counts a handled message, and says its answer (the caller acknowledges, then answers).
+fn finish(link: &Link, publish: &Publish, verdict: Verdict) -> Option<Answer> {
     let answer = match &verdict {
         Verdict::Stored(pour) => {
             link.0.pours.fetch_add(1, Ordering::Relaxed);
@@ -608,14 +692,7 @@ async fn finish(client: &AsyncClient, link: &Link, publish: Publish, verdict: Ve
             )
         }
     };
-    // The broker counts this message in hand until then; the queue has room for it.
-    if let Err(e) = client.ack(&publish).await {
-        log::debug!("mqtt: cannot acknowledge: {e}");
-    }
-    if let (outcome, Ok(body)) = answer {
-        let topic = format!("{}/{outcome}", String::from_utf8_lossy(&publish.topic));
-        // An answer is a courtesy (QoS 0): one that finds the queue full is dropped, never
-        // waited for.
-        let _ = client.try_publish(topic, QoS::AtMostOnce, false, body);
-    }
+    let (outcome, body) = answer;
+    let topic = format!("{}/{outcome}", String::from_utf8_lossy(&publish.topic));
+    body.ok().map(|body| (topic, body))
 }

@@ -4,6 +4,7 @@
 //! two servers sharing the subscription. Skipped, in one line, without `mosquitto`; with
 //! `ALTAIR_TEST_MQTT=required` (as `.ci/run` sets) that fails instead.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -110,8 +111,9 @@ impl Broker {
 /// acknowledgement; hears what its subscriptions bring.
 pub struct Device {
     client: AsyncClient,
-    acked: mpsc::Receiver<()>,
-    heard: mpsc::Receiver<(String, Value)>,
+    // Unbounded: the event loop's task never waits for the test to read.
+    acked: mpsc::UnboundedReceiver<()>,
+    heard: mpsc::UnboundedReceiver<(String, Value)>,
 }
 
 impl Device {
@@ -122,9 +124,11 @@ impl Device {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let (client, mut events) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
-        let (ack, acked) = mpsc::channel(1024);
-        let (hear, heard) = mpsc::channel(1024);
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_outgoing_inflight_upper_limit(1000);
+        let (client, mut events) = AsyncClient::new(options, 64);
+        let (ack, acked) = mpsc::unbounded_channel();
+        let (hear, heard) = mpsc::unbounded_channel();
         let (ready, subscribed) = tokio::sync::oneshot::channel();
         let mut ready = Some(ready);
         let wanted = subscriptions.len();
@@ -139,7 +143,7 @@ impl Device {
             while let Ok(event) = events.poll().await {
                 match event {
                     Event::Incoming(Packet::PubAck(_)) => {
-                        let _ = ack.send(()).await;
+                        let _ = ack.send(());
                     }
                     Event::Incoming(Packet::SubAck(_)) => {
                         subacks += 1;
@@ -150,7 +154,7 @@ impl Device {
                     Event::Incoming(Packet::Publish(p)) => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
                         let body = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                        let _ = hear.send((topic, body)).await;
+                        let _ = hear.send((topic, body));
                     }
                     _ => {}
                 }
@@ -189,6 +193,25 @@ impl Device {
                 .unwrap(),
         }
         within(self.acked.recv()).await.unwrap();
+    }
+
+    /// Publishes each of `messages` at QoS 1 without waiting, then waits for the broker to
+    /// have taken them all.
+    pub async fn burst(&mut self, messages: &[(String, String)]) {
+        let publishing = async {
+            for (topic, payload) in messages {
+                self.client
+                    .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+                    .await
+                    .unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), publishing)
+            .await
+            .expect("the broker takes the messages");
+        for _ in messages {
+            within(self.acked.recv()).await.unwrap();
+        }
     }
 
     /// The next message its subscriptions bring.
@@ -755,4 +778,252 @@ async fn a_message_the_store_cannot_take_is_not_acknowledged_and_comes_again() {
     let stored = binary_pours(&addr, 1).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(answer["beer"], stored[0]);
+}
+
+#[tokio::test]
+async fn a_flood_of_messages_is_stored_whole_and_in_order() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let app = server(&broker, &[]).await;
+    let mut device = Device::connect(broker.port, &[]).await;
+    // Far more than the server holds at once, and than its client's queue: answers and
+    // acknowledgements must not wait on each other.
+    const N: u64 = 20_000;
+    let messages: Vec<(String, String)> = (0..N)
+        .map(|n| {
+            let topic = format!("altair/taps/{}/pours", 1 + n % 7);
+            (topic, format!(r#"{{"volume": {}}}"#, 100 + n % 900))
+        })
+        .collect();
+    device.burst(&messages).await;
+    let health = within(async {
+        loop {
+            let health = connected(&app, true).await;
+            if health["pours"].as_u64() >= Some(N) {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(health["pours"].as_u64(), Some(N));
+    // The last of them is the last stored: the order they came in.
+    let (_, page) = app.get(&format!("/api/beers/{N}")).await;
+    assert_eq!(page["beer"]["volume"], 100.0 + ((N - 1) % 900) as f64);
+    assert_eq!(page["beer"]["tapId"], 1 + (N - 1) % 7);
+}
+
+/// Waits for a message on `topic` that `done` accepts, skipping the others.
+async fn until(device: &mut Device, topic: &str, done: impl Fn(&Value) -> bool) -> Value {
+    within(async {
+        loop {
+            let (heard, body) = device.heard.recv().await.unwrap();
+            if heard == topic && done(&body) {
+                return body;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_tap_s_state_is_retained_and_follows_its_keg_and_pours() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let app = server(&broker, &[]).await;
+    let (status, _) = app
+        .send_json(
+            "POST",
+            "/api/kegs",
+            r#"{"tapId": 3, "beverage": "Helles", "size": "euro-50"}"#,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201);
+    let mut watcher = Device::connect(broker.port, &["altair/taps/3/state"]).await;
+    let mut alerts_watcher = Device::connect(broker.port, &["altair/alerts"]).await;
+    let state = until(&mut watcher, "altair/taps/3/state", |s| {
+        s["beverage"] == "Helles"
+    })
+    .await;
+    assert_eq!(state["remainingMl"], 50000.0);
+    assert_eq!(
+        (state["percent"].as_f64(), state["low"].as_bool()),
+        (Some(100.0), Some(false))
+    );
+    assert_eq!(state["poursToday"], 0);
+
+    let mut device = Device::connect(broker.port, &[]).await;
+    device
+        .publish("altair/taps/3/pours", r#"{"volume": 500}"#)
+        .await;
+    let state = until(&mut watcher, "altair/taps/3/state", |s| {
+        s["poursToday"] == 1
+    })
+    .await;
+    assert_eq!(
+        (state["remainingMl"].as_f64(), state["lastPourMl"].as_f64()),
+        (Some(49500.0), Some(500.0))
+    );
+    assert_eq!(state["remainingLitres"], 49.5);
+    assert_eq!(state["litresToday"], 0.5);
+    assert_eq!(state["lastPourAt"].as_str().map(str::len), Some(24));
+
+    // Drawn below the low level: low, and the alert is in the retained list.
+    app.send_json("PATCH", "/api/kegs/1", r#"{"spillMl": 45000}"#)
+        .await;
+    let state = until(&mut watcher, "altair/taps/3/state", |s| s["low"] == true).await;
+    assert_eq!(state["percent"], 9.0);
+    let alerts = until(&mut alerts_watcher, "altair/alerts", |a| a["open"] == 1).await;
+    assert_eq!(alerts["alerts"][0]["kind"], "kegLow");
+    assert_eq!(alerts["alerts"][0]["tapId"], 3);
+
+    // One who connects later gets the state at once: it is retained.
+    let mut late = Device::connect(broker.port, &["altair/taps/3/state"]).await;
+    let (topic, state) = late.next().await;
+    assert_eq!(
+        (topic.as_str(), state["low"].as_bool()),
+        ("altair/taps/3/state", Some(true))
+    );
+}
+
+/// What a Home Assistant entity's `value_template` reads of the state: `value_json.X`.
+fn field_of(template: &str) -> &str {
+    let at = template
+        .find("value_json.")
+        .expect("the template reads the state")
+        + 11;
+    let rest = &template[at..];
+    &rest[..rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len())]
+}
+
+#[tokio::test]
+async fn home_assistant_finds_each_tap_with_a_keg_and_loses_it_when_the_keg_is_finished() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let app = server(&broker, &["--mqtt-discovery"]).await;
+    app.send_json(
+        "POST",
+        "/api/venues",
+        r#"{"id": "north", "name": "North", "timezone": "UTC"}"#,
+    )
+    .await;
+    app.send_json(
+        "POST",
+        "/api/kegs",
+        r#"{"venue": "north", "tapId": 2, "beverage": "Stout", "size": "sixth-barrel"}"#,
+    )
+    .await;
+    let mut ha = Device::connect(
+        broker.port,
+        &[
+            "homeassistant/#",
+            "altair/status",
+            "altair/north/taps/2/state",
+        ],
+    )
+    .await;
+    let mut configs = BTreeMap::new();
+    let mut state = Value::Null;
+    let mut status = String::new();
+    within(async {
+        while configs.len() < 7 || state.is_null() || status.is_empty() {
+            let (topic, body) = ha.heard.recv().await.unwrap();
+            match topic.as_str() {
+                "altair/status" => status = "seen".into(),
+                "altair/north/taps/2/state" => state = body,
+                _ => drop(configs.insert(topic, body)),
+            }
+        }
+    })
+    .await;
+    // Home Assistant's MQTT discovery: <prefix>/<component>/<node_id>/<object_id>/config,
+    // each with a unique id, a state topic, availability, and the device it belongs to.
+    let expected = [
+        ("sensor", "level", Some("%"), None, Some("measurement")),
+        (
+            "sensor",
+            "remaining",
+            Some("L"),
+            Some("volume_storage"),
+            Some("measurement"),
+        ),
+        ("sensor", "last_pour", Some("mL"), Some("volume"), None),
+        (
+            "sensor",
+            "pours_today",
+            Some("pours"),
+            None,
+            Some("total_increasing"),
+        ),
+        ("binary_sensor", "low", None, Some("problem"), None),
+        ("binary_sensor", "empty", None, Some("problem"), None),
+        ("binary_sensor", "quiet", None, None, None),
+    ];
+    let mut unique = std::collections::BTreeSet::new();
+    for (component, key, unit, class, state_class) in expected {
+        let topic = format!("homeassistant/{component}/altair/north_tap2_{key}/config");
+        let config = configs
+            .get(&topic)
+            .unwrap_or_else(|| panic!("{topic} in {configs:#?}"));
+        assert!(
+            config["name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{config}"
+        );
+        assert!(unique.insert(config["unique_id"].as_str().unwrap().to_owned()));
+        assert_eq!(config["state_topic"], "altair/north/taps/2/state");
+        assert_eq!(config["availability_topic"], "altair/status");
+        assert_eq!(
+            (
+                config["payload_available"].as_str(),
+                config["payload_not_available"].as_str()
+            ),
+            (Some("online"), Some("offline"))
+        );
+        assert_eq!(config["unit_of_measurement"].as_str(), unit, "{topic}");
+        assert_eq!(config["device_class"].as_str(), class, "{topic}");
+        assert_eq!(config["state_class"].as_str(), state_class, "{topic}");
+        assert_eq!(
+            config["device"]["identifiers"],
+            json!(["altair_north_tap2"])
+        );
+        assert_eq!(config["device"]["name"], "North tap 2");
+        assert_eq!(config["device"]["manufacturer"], "Altair");
+        assert_eq!(config["origin"]["name"], "Altair");
+        // The template reads a field the state has.
+        let template = config["value_template"].as_str().unwrap();
+        let field = field_of(template);
+        assert!(
+            state.get(field).is_some(),
+            "{topic}: {field} not in {state}"
+        );
+        if component == "binary_sensor" {
+            assert!(
+                template.contains("'ON'") && template.contains("'OFF'"),
+                "{template}"
+            );
+        }
+    }
+    assert_eq!(state["beverage"], "Stout");
+
+    // The keg comes off: each entity's config is emptied, which removes it.
+    app.send_json("POST", "/api/kegs/1/finish", "{}").await;
+    let mut removed = std::collections::BTreeSet::new();
+    within(async {
+        while removed.len() < 7 {
+            let (topic, body) = ha.heard.recv().await.unwrap();
+            if topic.ends_with("/config") && body.is_null() {
+                removed.insert(topic);
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        removed.into_iter().collect::<Vec<_>>(),
+        configs.keys().cloned().collect::<Vec<_>>()
+    );
 }

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod history;
+mod mqtt;
 mod subscriber;
 mod variance;
 
@@ -116,6 +117,23 @@ pub enum Scenario {
         /// Requests of each kind to time.
         #[arg(short = 'q', long, default_value_t = 100)]
         requests: usize,
+    },
+    /// N pours published to an MQTT broker that the server reads (`--mqtt-url`), in order
+    /// at QoS 1, each matched with its delivery to a WebSocket subscriber of the server:
+    /// as fast as they go, or at R a second.
+    Mqtt {
+        /// The broker, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        broker: String,
+        /// Messages to publish.
+        #[arg(short = 'n', long, default_value_t = 100_000)]
+        messages: u64,
+        /// Messages per second; 0: as fast as the broker takes them.
+        #[arg(short = 'r', long, default_value_t = 0.0)]
+        rate: f64,
+        /// Messages published and not yet acknowledged by the broker, at most.
+        #[arg(long, default_value_t = 1000)]
+        inflight: u16,
     },
     /// Streams `GET /api/beers/export` once: every stored pour, rows per second.
     Export {
@@ -1011,6 +1029,14 @@ pub async fn run(settings: &Settings, scenario: &Scenario) -> bool {
             say!(
                 "export: {} rows of {} ({} bytes) in {:.2} s: {} rows/s; first byte after {:.1} ms; tool CPU {}",
                 r.rows, r.format, r.bytes, r.seconds, r.rows_per_second, r.first_byte_ms, cpu_text(r.tool_cpu_percent)
+            );
+            serde_json::to_string(&r)
+        }),
+        Scenario::Mqtt { ref broker, messages, rate, inflight } => mqtt::mqtt(settings, broker, messages, rate, inflight).await.map(|r| {
+            say!(
+                "mqtt: {} messages at {}: {} delivered in {:.2} s: {} pours/s; publish to delivery p50 {} ms, p99 {} ms, max {} ms; tool CPU {}",
+                r.messages, if r.rate > 0.0 { format!("{}/s", r.rate) } else { "full speed".into() }, r.delivered, r.seconds,
+                r.pours_per_second, r.delivery_latency.p50_ms, r.delivery_latency.p99_ms, r.delivery_latency.max_ms, cpu_text(r.tool_cpu_percent)
             );
             serde_json::to_string(&r)
         }),
