@@ -13,8 +13,8 @@ use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde::Serialize;
 
+use super::measure::{Latency, auth_header, cpu_time, histogram, host_port, pour_id, tool_cpu};
 use super::subscriber::Subscriber;
-use super::{Latency, auth_header, histogram, host_port, pour_id, tool_cpu};
 use crate::config::Settings;
 
 #[derive(Debug, Serialize)]
@@ -79,7 +79,7 @@ pub async fn mqtt(
         }
     });
 
-    let cpu = super::cpu_time();
+    let cpu = cpu_time();
     let started = Instant::now();
     let publisher = tokio::spawn(async move {
         let mut sent = Vec::with_capacity(messages as usize);

@@ -104,7 +104,7 @@ impl Subscriber {
         };
         subscriber.stream.write_all(request.as_bytes()).await?;
         let head_end = loop {
-            if let Some(end) = super::find(&subscriber.buf, b"\r\n\r\n") {
+            if let Some(end) = super::measure::find(&subscriber.buf, b"\r\n\r\n") {
                 break end + 4;
             }
             if subscriber.fill().await? == 0 {
