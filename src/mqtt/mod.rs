@@ -366,7 +366,7 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish)))
-                if out.owns(&String::from_utf8_lossy(&publish.topic)) =>
+                if std::str::from_utf8(&publish.topic).is_ok_and(|t| out.owns(t)) =>
             {
                 // Read at QoS 0: nothing to acknowledge. A full queue loses a message
                 // that the next comparison makes good.

@@ -232,30 +232,12 @@ async fn server(broker: &Broker, flags: &[&str]) -> TestApp {
 
 /// Waits until `/health` says the link is (or is not) up, and returns its `mqtt`.
 pub async fn connected(app: &TestApp, up: bool) -> Value {
-    within(async {
-        loop {
-            let (_, health) = app.get("/health").await;
-            if health["mqtt"]["connected"] == json!(up) {
-                return health["mqtt"].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
+    binary_link(&app.addr.to_string(), up).await["mqtt"].clone()
 }
 
 /// Waits until the server has stored `n` pours, and returns them.
 async fn pours(app: &TestApp, n: u64) -> Vec<Value> {
-    within(async {
-        loop {
-            let (_, page) = app.get("/api/beers?page_size=1000").await;
-            if page["total"].as_u64() >= Some(n) {
-                return page["beers"].as_array().unwrap().clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
+    binary_pours(&app.addr.to_string(), n).await
 }
 
 #[tokio::test]
@@ -488,13 +470,18 @@ async fn binary_connected(addr: &str) {
 /// Waits for the link of the server at `addr` (a spawned binary) to be up or down, and
 /// returns `/health`.
 async fn binary_link(addr: &str, up: bool) -> Value {
+    poll(addr, "/health", |health| health["mqtt"]["connected"] == up).await
+}
+
+/// Asks the server at `addr` for `path` until its JSON answer is `done`, and returns it.
+async fn poll(addr: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let http = crate::helpers::http_client();
     within(async {
         loop {
-            if let Ok(response) = http.get(format!("http://{addr}/health")).send().await {
-                let health: Value = response.json().await.unwrap_or(Value::Null);
-                if health["mqtt"]["connected"] == up {
-                    return health;
+            if let Ok(response) = http.get(format!("http://{addr}{path}")).send().await {
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                if done(&answer) {
+                    return answer;
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -520,19 +507,11 @@ async fn binary_metric(addr: &str, name: &str) -> Option<f64> {
 
 /// Waits for the server at `addr` (a spawned binary) to have `n` pours.
 async fn binary_pours(addr: &str, n: u64) -> Vec<Value> {
-    let http = crate::helpers::http_client();
-    within(async {
-        loop {
-            if let Ok(response) = http.get(format!("http://{addr}/api/beers")).send().await {
-                let page: Value = response.json().await.unwrap_or(Value::Null);
-                if page["total"].as_u64() >= Some(n) {
-                    return page["beers"].as_array().unwrap().clone();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let page = poll(addr, "/api/beers?page_size=1000", |page| {
+        page["total"].as_u64() >= Some(n)
     })
-    .await
+    .await;
+    page["beers"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
