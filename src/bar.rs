@@ -14,6 +14,7 @@ use crate::decide::Books;
 use crate::glass::Catalogue;
 use crate::history::{self, History};
 use crate::keg::{Cellar, CellarSettings, KegEvent, KegOp, Marks};
+use crate::meter::{Mark, Meters};
 use crate::pour::{Pour, Timestamp};
 use crate::report::{Aggregator, DayClock, Level, Report};
 use crate::variance::{self, Ledger};
@@ -67,6 +68,8 @@ pub struct State {
     days: History,
     /// Poured against sold.
     ledger: Ledger,
+    /// Where each counter device's count stands.
+    meters: Meters,
     /// The last event's seq.
     seq: u64,
     /// Every numbered event so far, for subscribers that resume (a few per keg and alert).
@@ -112,6 +115,26 @@ impl State {
 
     /// Applies a committed operation logged after pour `after`; the events it causes.
     pub fn keg_op(&mut self, op: &KegOp, after: u64) -> Vec<Notice> {
+        if let KegOp::Meter {
+            meter,
+            seq,
+            total,
+            why,
+            pour,
+            jump_ml,
+            at,
+            ..
+        } = op
+        {
+            let logged = crate::meter::Proposal {
+                seq: *seq,
+                total: *total,
+                why: *why,
+                pour: *pour,
+                jump_ml: *jump_ml,
+            };
+            self.meters.apply(meter, &logged, *at);
+        }
         if op.is_sales() {
             self.ledger.apply(op);
             let alerts = self.variance_alerts(op, after);
@@ -277,6 +300,11 @@ impl State {
     }
 
     /// The alerts.
+    /// Where a counter device's count stands, as the log has it.
+    pub fn meter(&self, meter: &str) -> Option<Mark> {
+        self.meters.get(meter).cloned()
+    }
+
     pub fn alerts(&self) -> &Alerts {
         &self.alerts
     }
@@ -293,6 +321,7 @@ impl State {
             alerts: &self.alerts,
             venues: self.cellar.venues(),
             ledger: &self.ledger,
+            meters: &self.meters,
         }
     }
 
@@ -457,6 +486,7 @@ impl Bar {
                 alerts: Alerts::new(alerts, default.clone()),
                 days: History::new(),
                 ledger: Ledger::new(default),
+                meters: Meters::default(),
                 seq: 0,
                 history: Vec::new(),
             })),

@@ -296,6 +296,11 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_MQTT_CLIENT_ID", value_name = "ID")]
     pub mqtt_client_id: Option<String>,
 
+    /// A TOML file of counter devices: topics whose messages are a meter's running total
+    /// (litres, millilitres or pulses), each for a tap, turned into pours.
+    #[arg(long, env = "ALTAIR_MQTT_METERS", value_name = "FILE")]
+    pub mqtt_meters: Option<PathBuf>,
+
     /// Seconds the broker keeps this server's session (and the messages owed to it) while
     /// the server is away.
     #[arg(long, env = "ALTAIR_MQTT_SESSION_EXPIRY", value_name = "SECS", default_value = "3600", value_parser = seconds)]

@@ -17,6 +17,7 @@ use crate::alert::Alerts;
 use crate::anomaly::Burst;
 use crate::config::Config;
 use crate::keg::{Cellar, KegError, KegOp};
+use crate::meter::Meters;
 use crate::pour::{Flag, Flags, NewPour, Pour, TapRef, Timestamp, microlitres};
 use crate::variance::Ledger;
 use crate::venue::{VenueError, Venues};
@@ -273,6 +274,7 @@ pub struct Books<'a> {
     pub alerts: &'a Alerts,
     pub venues: &'a Venues,
     pub ledger: &'a Ledger,
+    pub meters: &'a Meters,
 }
 
 /// Decides a batch of commands, in log order, against the state at the log's end.
@@ -285,6 +287,7 @@ pub struct Batch<'a> {
     alerts: &'a Alerts,
     venues: &'a Venues,
     ledger: &'a Ledger,
+    meters: &'a Meters,
     latest: &'a Latest,
     now: Timestamp,
     next_id: u64,
@@ -323,6 +326,7 @@ impl<'a> Batch<'a> {
             alerts: books.alerts,
             venues: books.venues,
             ledger: books.ledger,
+            meters: books.meters,
             latest,
             now,
             next_id: last_id + 1,
@@ -454,6 +458,15 @@ impl<'a> Batch<'a> {
             KegOp::AddVenue { venue, .. } => venue_checked(self.venues.check_add(venue)),
             KegOp::ChangeVenue { change, .. } => venue_checked(self.venues.check_change(change)),
             _ if op.is_alert() => self.alerts.check(op).map(|id| (id, None)),
+            KegOp::Meter {
+                meter, seq, venue, ..
+            } => match venue {
+                Some(v) if !v.is_empty() && !self.venues.exists(v) => {
+                    Err(KegError::NoVenue(v.to_string()))
+                }
+                _ if self.meters.applies(meter, *seq) => Ok((0, None)),
+                _ => Err(KegError::MeterMoved(meter.clone())),
+            },
             _ if op.is_sales() => self.ledger.check(op).and_then(|(new, narrowed)| {
                 self.sales_venues(op)?;
                 Ok((new, narrowed))
@@ -563,7 +576,9 @@ mod tests {
         )));
         let venues = Box::leak(Box::new(Venues::new(crate::venue::Defaults::standalone())));
         let ledger = Box::leak(Box::new(Ledger::new("main".into())));
+        let meters = Box::leak(Box::new(Meters::default()));
         Books {
+            meters,
             kegs,
             alerts,
             venues,

@@ -212,6 +212,25 @@ pub enum KegOp {
         serving: Option<crate::sales::Serving>,
         at: Timestamp,
     },
+    /// A counter device's mark moved ([`crate::meter`] decides it): move `seq` of
+    /// `meter`, which counts for a tap; its count goes on from `total`, and a pour ended
+    /// makes `pour` (stored under the move's own key).
+    #[serde(rename_all = "camelCase")]
+    Meter {
+        meter: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
+        tap_id: u32,
+        seq: u64,
+        total: f64,
+        why: crate::meter::Moved,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pour: Option<crate::meter::MeterPour>,
+        /// A rise refused as a fault (ml).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jump_ml: Option<f64>,
+        at: Timestamp,
+    },
 }
 
 impl KegOp {
@@ -237,6 +256,7 @@ impl KegOp {
             | KegOp::ChangeVenue { at, .. }
             | KegOp::Sales { at, .. }
             | KegOp::MapItem { at, .. }
+            | KegOp::Meter { at, .. }
             | KegOp::Cleaning { at, .. } => at,
         }
     }
@@ -255,6 +275,11 @@ impl KegOp {
     /// Whether it is about sales (the variance ledger decides it).
     pub fn is_sales(&self) -> bool {
         matches!(self, KegOp::Sales { .. } | KegOp::MapItem { .. })
+    }
+
+    /// Whether it is about a counter device ([`crate::meter`] decides it).
+    pub fn is_meter(&self) -> bool {
+        matches!(self, KegOp::Meter { .. })
     }
 
     /// Whether it is about a venue ([`crate::venue`] decides it).
@@ -335,6 +360,9 @@ pub enum KegError {
     /// Every line of a sales import was imported before: there is nothing to log.
     #[error("every line was imported before")]
     NothingNew,
+    /// Another move of this meter's mark was logged first.
+    #[error("meter {0:?} moved since")]
+    MeterMoved(String),
 }
 
 /// One keg.
@@ -699,6 +727,7 @@ impl Cellar {
             | KegOp::AddVenue { .. }
             | KegOp::ChangeVenue { .. }
             | KegOp::Sales { .. }
+            | KegOp::Meter { .. }
             | KegOp::MapItem { .. } => Ok(0),
             KegOp::Tap { .. } => {
                 self.venue_of(op)?;
@@ -915,7 +944,7 @@ impl Cellar {
                 }
                 (None, _) => {}
             },
-            KegOp::Sales { .. } | KegOp::MapItem { .. } => {}
+            KegOp::Sales { .. } | KegOp::MapItem { .. } | KegOp::Meter { .. } => {}
             KegOp::AddVenue { venue, .. } => self.venues.add(venue),
             KegOp::ChangeVenue { change, .. } => {
                 self.venues.change(change);

@@ -57,6 +57,9 @@
 //! - [`keg`]: kegs and taps (each tap a venue's), a state machine fed the log: levels,
 //!   pace, forecasts, keg events, and whether a keg operation applies; it keeps the venues,
 //!   whose settings judge its kegs and taps.
+//! - [`meter`]: counter devices (running totals, not pours): each meter's mark as the log
+//!   has it, whether a move of it applies (once, whichever server proposes it), and one
+//!   server's reading of the totals into pours.
 //! - [`venue`]: venues, the bars of a chain: their ids, their settings over the chain's
 //!   (the flags), and whether an operation on one applies.
 //! - [`history`]: every business day's pours, kept as they come and go, and the history
@@ -96,6 +99,7 @@ pub mod hub;
 pub mod human;
 pub mod keg;
 pub mod lane;
+pub mod meter;
 pub mod metrics;
 pub mod mqtt;
 pub mod pour;

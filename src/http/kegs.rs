@@ -257,7 +257,8 @@ pub(crate) async fn logged(
             | KegError::TapInUse(..)
             | KegError::VenueExists(_)
             | KegError::VenueRefused(_)
-            | KegError::NothingNew),
+            | KegError::NothingNew
+            | KegError::MeterMoved(_)),
         ) => Err(ApiError::Conflict(e.to_string())),
         Err(e @ KegError::Refused(_)) => Err(ApiError::Unprocessable(e.to_string())),
     }

@@ -6,6 +6,7 @@
 //! handed to the store in the order they came, and acknowledged in that order. Each
 //! outcome is published back on `…/pours/accepted` or `…/pours/rejected`.
 
+mod meters;
 mod out;
 mod topic;
 
@@ -57,6 +58,10 @@ pub struct Settings {
     pub shared: bool,
     /// Home Assistant's discovery prefix, with `--mqtt-discovery`.
     pub discovery: Option<String>,
+    /// The counter devices of `--mqtt-meters`.
+    pub meters: Vec<meters::Meter>,
+    /// How long an idempotency key stands (`--idempotency-ttl`).
+    pub key_ttl: Duration,
 }
 
 /// Why MQTT cannot be set up.
@@ -67,8 +72,13 @@ pub enum SettingsError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("--mqtt-password-file is given without --mqtt-url")]
-    NoUrl,
+    #[error("--{0} is given without --mqtt-url")]
+    NoUrl(&'static str),
+    #[error("--mqtt-meters {path}: {why}")]
+    Meters {
+        path: std::path::PathBuf,
+        why: String,
+    },
 }
 
 impl Settings {
@@ -76,10 +86,33 @@ impl Settings {
     /// `--mqtt-url` (`shared` is for the server to say once its store is open).
     pub fn of(config: &Config, port: u16) -> Result<Option<Settings>, SettingsError> {
         let Some(url) = config.mqtt_url.clone() else {
-            return match config.mqtt_password_file {
-                Some(_) => Err(SettingsError::NoUrl),
-                None => Ok(None),
+            return match (&config.mqtt_password_file, &config.mqtt_meters) {
+                (Some(_), _) => Err(SettingsError::NoUrl("mqtt-password-file")),
+                (_, Some(_)) => Err(SettingsError::NoUrl("mqtt-meters")),
+                (None, None) => Ok(None),
             };
+        };
+        let meters = match &config.mqtt_meters {
+            None => Vec::new(),
+            Some(path) => {
+                let failed = |why: String| SettingsError::Meters {
+                    path: path.clone(),
+                    why,
+                };
+                let meters = meters::load(path, config.max_volume).map_err(failed)?;
+                let ours = [Some(&config.mqtt_prefix), config.mqtt_discovery.as_ref()];
+                if let Some(m) = meters.iter().find(|m| {
+                    ours.iter()
+                        .flatten()
+                        .any(|p| m.topic == **p || m.topic.starts_with(&format!("{p}/")))
+                }) {
+                    return Err(failed(format!(
+                        "topic {:?} is under Altair's own prefix; a meter publishes elsewhere",
+                        m.topic
+                    )));
+                }
+                meters
+            }
         };
         let password = match &config.mqtt_password_file {
             Some(path) => Some(
@@ -105,6 +138,8 @@ impl Settings {
             session_expiry: config.mqtt_session_expiry,
             shared: false,
             discovery: config.mqtt_discovery.clone(),
+            meters,
+            key_ttl: config.idempotency_ttl,
         }))
     }
 
@@ -298,6 +333,20 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
         generation,
         shutdown.clone(),
     ));
+    let meters = meters::Meters::new(settings.meters.clone());
+    let (read, readings) = mpsc::channel(1024);
+    let follower = tokio::spawn(meters::follow(
+        meters::Task {
+            meters: meters.list.clone(),
+            intake: intake.clone(),
+            client: client.clone(),
+            prefix: settings.prefix.clone(),
+            link: link.clone(),
+            key_ttl: settings.key_ttl,
+        },
+        readings,
+        shutdown.clone(),
+    ));
     let filters = filters(&settings.prefix, settings.shared);
     let mut connections = 0u64;
     let mut backoff = Backoff::default();
@@ -324,7 +373,13 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                     nolocal: true,
                     ..Filter::new(f, QoS::AtMostOnce)
                 });
-                if let Err(e) = client.try_subscribe_many(pours.chain(kept)) {
+                // A meter's totals at QoS 0, every server all of them: a total says all
+                // before it, so none is owed to a server that was away.
+                let totals = meters
+                    .list
+                    .iter()
+                    .map(|m| Filter::new(m.topic.clone(), QoS::AtMostOnce));
+                if let Err(e) = client.try_subscribe_many(pours.chain(kept).chain(totals)) {
                     log::error!("mqtt: cannot subscribe: {e}");
                 }
             }
@@ -354,8 +409,14 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                         } else {
                             "new session"
                         },
-                        filters.join(" and ")
+                        filters.join(" and "),
                     );
+                    if !meters.list.is_empty() {
+                        log::info!(
+                            "mqtt: following {} meter(s) of --mqtt-meters",
+                            meters.list.len()
+                        );
+                    }
                 } else {
                     let why = format!(
                         "the broker refused the subscription ({}): no pours come over MQTT",
@@ -372,6 +433,17 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 // that the next comparison makes good.
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
                 let _ = keep.try_send((topic, publish.payload.to_vec()));
+            }
+            Ok(Event::Incoming(Packet::Publish(publish)))
+                if !meters.list.is_empty()
+                    && std::str::from_utf8(&publish.topic)
+                        .is_ok_and(|t| meters.index(t).is_some()) =>
+            {
+                // A full queue loses a total that the next one makes good.
+                let topic = std::str::from_utf8(&publish.topic).unwrap_or_default();
+                if let Some(i) = meters.index(topic) {
+                    let _ = read.try_send((i, publish.payload));
+                }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 // Waits while the worker has its hands full (the broker sends no more than
@@ -413,8 +485,9 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
     }
     // Finish what is in hand: its acknowledgements go out while this task still polls.
     drop(hand);
+    drop(read);
     let flush = async {
-        let mut both = futures::future::join(worker, publisher);
+        let mut both = futures::future::join3(worker, publisher, follower);
         loop {
             tokio::select! {
                 _ = &mut both => break,

@@ -1006,3 +1006,228 @@ async fn home_assistant_finds_each_tap_with_a_keg_and_loses_it_when_the_keg_is_f
         configs.keys().cloned().collect::<Vec<_>>()
     );
 }
+
+/// A meters file (`--mqtt-meters`) holding `text`; its path.
+fn meters_file(text: &str) -> String {
+    let path = tempdir("meters").join("meters.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The volumes of `pours`, in order.
+fn volumes(pours: &[Value]) -> Vec<f64> {
+    pours
+        .iter()
+        .map(|p| p["volume"].as_f64().unwrap())
+        .collect()
+}
+
+/// Waits for the next answer `device` hears, and says it is `outcome` (accepted or
+/// rejected); returns its body.
+async fn answered(device: &mut Device, outcome: &str) -> Value {
+    let (topic, body) = device.next().await;
+    assert!(
+        topic.ends_with(&format!("/pours/{outcome}")),
+        "{topic}: {body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn an_esphome_total_in_litres_becomes_pours_across_a_restart_a_duplicate_and_a_jump() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let file = meters_file(
+        "[[meter]]\ntopic = \"bar/sensor/tap_1_total/state\"\ntap = 1\nunit = \"l\"\nidle_seconds = 0.3\n",
+    );
+    let app = server(&broker, &["--mqtt-meters", &file]).await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    let mut device = Device::connect(broker.port, &["altair/taps/1/pours/#"]).await;
+    let total = "bar/sensor/tap_1_total/state";
+
+    // The first total is where counting starts; a repeated one adds nothing.
+    for value in ["12.0", "12.1", "12.3", "12.3"] {
+        device.publish(total, value).await;
+    }
+    let beer = answered(&mut device, "accepted").await["beer"].clone();
+    assert_eq!(
+        (beer["tapId"].as_u64(), beer["volume"].as_f64()),
+        (Some(1), Some(300.0))
+    );
+    assert_eq!(subscriber.next_pour().await["id"], beer["id"], "pushed");
+
+    // The device restarts mid-pour: what it poured before is a pour, the fall none.
+    device.publish(total, "12.5").await;
+    device.publish(total, "0.0").await;
+    let beer = answered(&mut device, "accepted").await;
+    assert_eq!(beer["beer"]["volume"], 200.0);
+    device.publish(total, "0.5").await;
+    assert_eq!(
+        answered(&mut device, "accepted").await["beer"]["volume"],
+        500.0
+    );
+    // Delivered again (QoS 1): nothing.
+    device.publish(total, "0.5").await;
+
+    // A jump no tap pours is flagged, not poured; counting goes on from it.
+    device.publish(total, "900").await;
+    let refused = answered(&mut device, "rejected").await;
+    assert_eq!(refused["status"], 422);
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("899500 ml at once") && message.contains("not poured"),
+        "{message}"
+    );
+    device.publish(total, "900.33").await;
+    assert_eq!(
+        answered(&mut device, "accepted").await["beer"]["volume"],
+        330.0
+    );
+    device.publish(total, "lots").await;
+    assert_eq!(answered(&mut device, "rejected").await["status"], 400);
+
+    assert_eq!(volumes(&pours(&app, 4).await), [300.0, 200.0, 500.0, 330.0]);
+    let health = connected(&app, true).await;
+    assert_eq!(
+        (health["messages"].as_u64(), health["pours"].as_u64()),
+        (Some(11), Some(4))
+    );
+}
+
+#[tokio::test]
+async fn a_tasmota_counter_in_pulses_pours_for_its_venue() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let file = meters_file(
+        "[[meter]]\nname = \"north tap 2\"\ntopic = \"tele/tap2/SENSOR\"\nvenue = \"north\"\ntap = 2\n\
+         unit = \"pulses\"\npulses_per_litre = 2000\npointer = \"/COUNTER/C1\"\nidle_seconds = 0.3\n",
+    );
+    let app = server(&broker, &["--mqtt-meters", &file]).await;
+    let (status, venue) = app
+        .send_json(
+            "POST",
+            "/api/venues",
+            r#"{"id": "north", "name": "North", "timezone": "UTC"}"#,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{venue}");
+    let mut device = Device::connect(broker.port, &["altair/north/taps/2/pours/#"]).await;
+    let counter =
+        |pulses: u32| format!(r#"{{"Time":"2026-12-04T21:00:00","COUNTER":{{"C1":{pulses}}}}}"#);
+
+    for pulses in [100, 400, 700] {
+        device.publish("tele/tap2/SENSOR", counter(pulses)).await;
+    }
+    let beer = answered(&mut device, "accepted").await["beer"].clone();
+    assert_eq!(
+        (
+            beer["venue"].as_str(),
+            beer["tapId"].as_u64(),
+            beer["volume"].as_f64()
+        ),
+        (Some("north"), Some(2), Some(300.0))
+    );
+    // Rebooted: the counter starts again at 0.
+    for pulses in [0, 660, 660] {
+        device.publish("tele/tap2/SENSOR", counter(pulses)).await;
+    }
+    assert_eq!(
+        answered(&mut device, "accepted").await["beer"]["volume"],
+        330.0
+    );
+    device
+        .publish("tele/tap2/SENSOR", r#"{"COUNTER":{}}"#)
+        .await;
+    let refused = answered(&mut device, "rejected").await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("/COUNTER/C1"),
+        "{refused}"
+    );
+    let stored = pours(&app, 2).await;
+    assert_eq!(volumes(&stored), [300.0, 330.0]);
+}
+
+#[tokio::test]
+async fn a_meter_s_count_survives_a_server_killed_mid_pour() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let file = meters_file(
+        "[[meter]]\ntopic = \"bar/sensor/tap_5_total/state\"\ntap = 5\nunit = \"l\"\nidle_seconds = 2\n",
+    );
+    let dir = tempdir("meter-kill");
+    let args = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--mqtt-url",
+        &broker.url(),
+        "--mqtt-meters",
+        &file,
+    ];
+    let (child, addr, _log) = spawn_binary_logged(&args);
+    binary_connected(&addr).await;
+    let mut device = Device::connect(broker.port, &["altair/taps/5/pours/accepted"]).await;
+    let total = "bar/sensor/tap_5_total/state";
+    device.publish(total, "5.0").await;
+    device.publish(total, "5.2").await;
+    assert_eq!(device.next().await.1["beer"]["volume"], 200.0);
+
+    // A pour is open (5.2 to 5.3) when the server is killed; the next total comes to
+    // the restarted one, which measures from where the log says counting stood.
+    device.publish(total, "5.3").await;
+    crate::helpers::signal(&child, rustix::process::Signal::KILL);
+    drop(child);
+    let (_child, addr, _log) = spawn_binary_logged(&args);
+    binary_connected(&addr).await;
+    device.publish(total, "5.5").await;
+    assert_eq!(device.next().await.1["beer"]["volume"], 300.0);
+    assert_eq!(volumes(&binary_pours(&addr, 2).await), [200.0, 300.0]);
+}
+
+#[tokio::test]
+async fn two_servers_following_one_meter_store_each_pour_once() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(pg) = crate::postgres::Postgres::start() else {
+        return;
+    };
+    let url = pg.url();
+    let file = meters_file(
+        "[[meter]]\ntopic = \"bar/sensor/tap_1_total/state\"\ntap = 1\nunit = \"l\"\nidle_seconds = 0.3\n",
+    );
+    let flags = |id| {
+        vec![
+            "--database-url",
+            url.as_str(),
+            "--mqtt-client-id",
+            id,
+            "--mqtt-meters",
+            file.as_str(),
+        ]
+    };
+    let one = server(&broker, &flags("altair-a")).await;
+    let two = server(&broker, &flags("altair-b")).await;
+    let mut device = Device::connect(broker.port, &["altair/taps/1/pours/accepted"]).await;
+    let total = "bar/sensor/tap_1_total/state";
+    for value in ["1.0", "1.2", "1.4"] {
+        device.publish(total, value).await;
+    }
+    assert_eq!(device.next().await.1["beer"]["volume"], 400.0);
+    for value in ["2.0", "2.3"] {
+        device.publish(total, value).await;
+    }
+    assert_eq!(device.next().await.1["beer"]["volume"], 900.0);
+    assert_eq!(
+        volumes(&pours(&one, 2).await),
+        [400.0, 900.0],
+        "each pour once"
+    );
+    assert_eq!(volumes(&pours(&two, 2).await), [400.0, 900.0]);
+    // Both read every total.
+    for app in [&one, &two] {
+        assert_eq!(connected(app, true).await["messages"], 5);
+    }
+}

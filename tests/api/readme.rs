@@ -7,11 +7,17 @@ use crate::helpers::spawn_with;
 
 /// The first `sh` block after the heading `heading`.
 fn block(heading: &str) -> &'static str {
+    fenced(heading, "sh")
+}
+
+/// The first block fenced as `lang` after `heading`.
+fn fenced(heading: &str, lang: &str) -> &'static str {
     let readme = include_str!("../../README.md");
     let at = readme
         .find(&format!("\n{heading}\n"))
         .unwrap_or_else(|| panic!("the README has {heading:?}"));
-    let start = at + readme[at..].find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let fence = format!("```{lang}\n");
+    let start = at + readme[at..].find(&fence).expect("a block") + fence.len();
     let end = start + readme[start..].find("```").expect("the block ends");
     &readme[start..end]
 }
@@ -186,4 +192,30 @@ async fn the_mqtt_block_gives_what_it_shows() {
     }
     let flags = ["--mqtt-url", url.as_str()];
     pasted_with("## MQTT", &flags, &[("-p 1883", port.as_str())]).await;
+}
+
+/// The meters file the README shows, as a server reads it, and its block's pour.
+#[tokio::test]
+async fn the_meters_block_gives_what_it_shows() {
+    let Some(broker) = crate::mqtt::Broker::start() else {
+        return;
+    };
+    if Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        return; // the_mqtt_block_gives_what_it_shows says why
+    }
+    let heading = "### Meters that count";
+    let file = crate::helpers::tempdir("readme-meters").join("meters.toml");
+    std::fs::write(&file, fenced(heading, "toml")).unwrap();
+    let (url, port) = (broker.url(), format!("-p {}", broker.port));
+    let flags = [
+        "--mqtt-url",
+        url.as_str(),
+        "--mqtt-meters",
+        file.to_str().unwrap(),
+    ];
+    pasted_with(heading, &flags, &[("-p 1883", port.as_str())]).await;
 }
