@@ -57,10 +57,12 @@ stop() {
 # Idempotency-Keys the first run spent on the other keg routes ("0", say) would make every
 # keg it taps under them a 409. GET /api/history and GET /api/variance run with it for the
 # same reason as the kegs: a history spans at most 3,660 days and a variance 400, which
-# relates `from` and `to` (400 says so). POST /api/sales runs on its own with invalid data
-# only: to JSON Schema its body is any text, to the server a file with the columns its
-# `format` names (422 lists what is wrong), so every generated "valid" body is refused;
-# tests/api/sales.rs sends it real files.
+# relates `from` and `to` (400 says so); so do GET /api/temperatures (`from` before `to`)
+# and POST /api/temperatures (a reading's time not ahead of the server's clock, 422).
+# POST /api/sales runs on its own with invalid data only: to JSON Schema its body is any
+# text, to the server a file with the columns its `format` names (422 lists what is
+# wrong), so every generated "valid" body is refused; tests/api/sales.rs sends it real
+# files.
 fuzz() {
   # One worker: CPython 3.11 before 3.11.8 counts AST recursion per interpreter, not per
   # thread, and two workers building schemas at once can crash it ("AST constructor
@@ -70,14 +72,16 @@ fuzz() {
       --max-examples "$examples" --workers 1 --seed 1 --exclude-path /sockets/beers --no-color "$@"
   }
   st --checks all --exclude-name "POST /api/kegs" --exclude-name "GET /api/history" \
-    --exclude-name "GET /api/variance" --exclude-name "POST /api/sales" "$@"
+    --exclude-name "GET /api/variance" --exclude-name "POST /api/sales" \
+    --exclude-name "POST /api/temperatures" --exclude-name "GET /api/temperatures" "$@"
   st --checks all --mode negative --include-name "POST /api/sales" "$@"
   stop
   start "${flags[@]}"
   kegs "$@"
   st --checks all --exclude-checks positive_data_acceptance \
     --include-name "POST /api/kegs" --include-name "GET /api/history" \
-    --include-name "GET /api/variance" "$@"
+    --include-name "GET /api/variance" --include-name "POST /api/temperatures" \
+    --include-name "GET /api/temperatures" "$@"
 }
 
 # Kegs 1 to 3, so that the keg routes find kegs to read, correct and finish; and taps 9

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keg::{KegError, KegEvent, KegEventKind, KegOp};
 use crate::pour::{Flag, Pour, Timestamp};
+use crate::temperature::Condition;
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -43,11 +44,17 @@ pub enum AlertKind {
     /// A venue's business day whose sales, as imported, are further from its pours than
     /// the variance goal.
     Variance,
+    /// A tap's beer has been above the warm limit for longer than allowed (it foams).
+    TooWarm,
+    /// A tap's beer is above the hot limit (it spoils).
+    TooHot,
+    /// A tap's temperature sensor has sent nothing for the silent time.
+    SensorSilent,
 }
 
 impl AlertKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::KegLow,
         AlertKind::KegEmpty,
         AlertKind::TapQuiet,
@@ -57,6 +64,9 @@ impl AlertKind {
         AlertKind::DiskLow,
         AlertKind::WebhookFailing,
         AlertKind::Variance,
+        AlertKind::TooWarm,
+        AlertKind::TooHot,
+        AlertKind::SensorSilent,
     ];
 
     /// The kind's name in the API.
@@ -71,6 +81,9 @@ impl AlertKind {
             AlertKind::DiskLow => "diskLow",
             AlertKind::WebhookFailing => "webhookFailing",
             AlertKind::Variance => "variance",
+            AlertKind::TooWarm => "tooWarm",
+            AlertKind::TooHot => "tooHot",
+            AlertKind::SensorSilent => "sensorSilent",
         }
     }
 
@@ -82,7 +95,8 @@ impl AlertKind {
     /// How loud it is.
     pub fn severity(self) -> Severity {
         match self {
-            AlertKind::KegEmpty | AlertKind::StoreFailing => Severity::Critical,
+            AlertKind::KegEmpty | AlertKind::StoreFailing | AlertKind::TooHot => Severity::Critical,
+            AlertKind::TooWarm | AlertKind::SensorSilent => Severity::Warning,
             AlertKind::KegLow
             | AlertKind::TapQuiet
             | AlertKind::AfterHours
@@ -104,6 +118,9 @@ impl AlertKind {
                 | AlertKind::FlaggedPours
                 | AlertKind::AfterHours
                 | AlertKind::Variance
+                | AlertKind::TooWarm
+                | AlertKind::TooHot
+                | AlertKind::SensorSilent
         )
     }
 
@@ -209,6 +226,9 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Date)]
     pub day: Option<String>,
+    /// For `tooWarm`, `tooHot` and `sensorSilent`: the tap's sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
     /// How many times it was seen: the pours it groups, or 1.
     pub count: u64,
     /// What is wrong, for people.
@@ -294,9 +314,23 @@ struct Subject {
     flag: Option<Flag>,
     webhook_id: Option<u64>,
     day: Option<String>,
+    sensor: Option<String>,
 }
 
 impl Subject {
+    fn sensor(kind: AlertKind, venue: Arc<str>, tap_id: u32, sensor: &str) -> Subject {
+        Subject {
+            kind,
+            venue: Some(venue),
+            tap_id: Some(tap_id),
+            keg_id: None,
+            flag: None,
+            webhook_id: None,
+            day: None,
+            sensor: Some(sensor.to_owned()),
+        }
+    }
+
     fn webhook(id: u64) -> Subject {
         Subject {
             kind: AlertKind::WebhookFailing,
@@ -306,6 +340,7 @@ impl Subject {
             flag: None,
             webhook_id: Some(id),
             day: None,
+            sensor: None,
         }
     }
 
@@ -318,6 +353,7 @@ impl Subject {
             flag: None,
             webhook_id: None,
             day: Some(day),
+            sensor: None,
         }
     }
 }
@@ -409,6 +445,7 @@ impl Alerts {
                 flag,
                 webhook_id: None,
                 day: None,
+                sensor: None,
             };
             self.seen(&subject, pour.timestamp, pour.id, &mut changes);
         }
@@ -457,9 +494,51 @@ impl Alerts {
             KegOp::WebhookUp { webhook_id, .. } => {
                 self.clear(Subject::webhook(*webhook_id), at, &mut changes);
             }
+            KegOp::Temperature {
+                venue,
+                tap_id,
+                sensor,
+                condition,
+                celsius,
+                ..
+            } => {
+                let venue = venue.clone().unwrap_or_else(|| self.default_venue.clone());
+                let wanted = kind_of(*condition);
+                // What it was resolves before what it is opens.
+                for kind in TEMPERATURE_KINDS.into_iter().filter(|&k| Some(k) != wanted) {
+                    self.clear(
+                        Subject::sensor(kind, venue.clone(), *tap_id, sensor),
+                        at,
+                        &mut changes,
+                    );
+                }
+                if let Some(kind) = wanted {
+                    let subject = Subject::sensor(kind, venue.clone(), *tap_id, sensor);
+                    if self.unresolved_of(&subject).is_none() {
+                        let message = temperature_message(kind, *tap_id, sensor, *celsius);
+                        let index = self.push(subject, at, after, message);
+                        changes.push((Change::Opened, self.alerts[index].clone()));
+                    }
+                }
+            }
             _ => {}
         }
         changes
+    }
+
+    /// What a tap sensor's unresolved alerts say of it.
+    pub fn sensor_condition(&self, venue: &Arc<str>, tap_id: u32, sensor: &str) -> Condition {
+        TEMPERATURE_KINDS
+            .into_iter()
+            .find(|&kind| {
+                self.unresolved_of(&Subject::sensor(kind, venue.clone(), tap_id, sensor))
+                    .is_some()
+            })
+            .map_or(Condition::Fine, |kind| match kind {
+                AlertKind::TooHot => Condition::Hot,
+                AlertKind::SensorSilent => Condition::Silent,
+                _ => Condition::Warm,
+            })
     }
 
     fn keg_events(
@@ -480,6 +559,7 @@ impl Alerts {
                 flag: None,
                 webhook_id: None,
                 day: None,
+                sensor: None,
             };
             match event.kind {
                 KegEventKind::Low => {
@@ -611,6 +691,7 @@ impl Alerts {
             server: None,
             webhook_id: subject.webhook_id,
             day: subject.day.clone(),
+            sensor: subject.sensor.clone(),
             count: 1,
             message,
             opened_at: at,
@@ -680,6 +761,20 @@ impl Alerts {
                     .unresolved_of(&Subject::webhook(*webhook_id))
                     .map(|i| self.alerts[i].id)
                     .ok_or(KegError::NoAlert(0));
+            }
+            // Once a change: every server looks, the first to say it is kept.
+            KegOp::Temperature {
+                venue,
+                tap_id,
+                sensor,
+                condition,
+                ..
+            } => {
+                let venue = venue.clone().unwrap_or_else(|| self.default_venue.clone());
+                return match self.sensor_condition(&venue, *tap_id, sensor) == *condition {
+                    true => Err(KegError::SensorUnchanged(sensor.clone())),
+                    false => Ok(0),
+                };
             }
             _ => return Err(KegError::NotAnAlert),
         };
@@ -824,6 +919,7 @@ impl ServerAlerts {
             keg_id: None,
             webhook_id: None,
             day: None,
+            sensor: None,
             flag: None,
             server: Some(self.server.clone()),
             count: 1,
@@ -924,6 +1020,31 @@ impl ServerAlerts {
     }
 }
 
+/// The kinds of a tap sensor's alerts: one at a time.
+const TEMPERATURE_KINDS: [AlertKind; 3] = [
+    AlertKind::TooWarm,
+    AlertKind::TooHot,
+    AlertKind::SensorSilent,
+];
+
+fn kind_of(condition: Condition) -> Option<AlertKind> {
+    match condition {
+        Condition::Fine => None,
+        Condition::Warm => Some(AlertKind::TooWarm),
+        Condition::Hot => Some(AlertKind::TooHot),
+        Condition::Silent => Some(AlertKind::SensorSilent),
+    }
+}
+
+fn temperature_message(kind: AlertKind, tap: u32, sensor: &str, celsius: Option<f64>) -> String {
+    let reads = celsius.map_or(String::new(), |c| format!(": {sensor} reads {c} °C"));
+    match kind {
+        AlertKind::TooHot => format!("Tap {tap} is too hot{reads}; beer spoils above this"),
+        AlertKind::SensorSilent => format!("Tap {tap}: sensor {sensor} has gone silent"),
+        _ => format!("Tap {tap} has been too warm for a while{reads}; beer foams"),
+    }
+}
+
 fn subject_of(alert: &Alert) -> Subject {
     Subject {
         kind: alert.kind,
@@ -937,6 +1058,7 @@ fn subject_of(alert: &Alert) -> Subject {
         flag: alert.flag,
         webhook_id: alert.webhook_id,
         day: alert.day.clone(),
+        sensor: alert.sensor.clone(),
     }
 }
 

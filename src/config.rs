@@ -134,6 +134,23 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_QUIET_AFTER", value_name = "SECS", default_value = "1800", value_parser = seconds)]
     pub quiet_after: Duration,
 
+    /// Beer above this temperature (°C) for --warm-for is too warm: an alert (it foams).
+    #[arg(long, env = "ALTAIR_WARM_ABOVE", value_name = "CELSIUS", default_value = "3.3", value_parser = celsius)]
+    pub warm_above: f64,
+
+    /// Seconds beer may stay above --warm-above before it is an alert (a cooler door
+    /// left open a minute is not).
+    #[arg(long, env = "ALTAIR_WARM_FOR", value_name = "SECS", default_value = "900", value_parser = seconds)]
+    pub warm_for: Duration,
+
+    /// Beer above this temperature (°C) is a critical alert at once (it spoils).
+    #[arg(long, env = "ALTAIR_HOT_ABOVE", value_name = "CELSIUS", default_value = "10", value_parser = celsius)]
+    pub hot_above: f64,
+
+    /// Seconds without a reading after which a temperature sensor is silent: an alert.
+    #[arg(long, env = "ALTAIR_SENSOR_SILENT_AFTER", value_name = "SECS", default_value = "300", value_parser = seconds)]
+    pub sensor_silent_after: Duration,
+
     /// Seconds after which an alert about events (flagged or after-hours pours on a tap)
     /// resolves when no new one came; a later one opens a new alert.
     #[arg(long, env = "ALTAIR_ALERT_WINDOW", value_name = "SECS", default_value = "3600", value_parser = seconds)]
@@ -600,6 +617,17 @@ fn mqtt_prefix(text: &str) -> Result<String, String> {
     match fine {
         true => Ok(text.to_owned()),
         false => Err("1 to 64 letters, digits, '-' or '_'".into()),
+    }
+}
+
+fn celsius(text: &str) -> Result<f64, String> {
+    let c: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a temperature in °C"))?;
+    if c.is_finite() && (-40.0..=100.0).contains(&c) {
+        Ok(c)
+    } else {
+        Err(format!("{text} must be from -40 to 100 °C"))
     }
 }
 

@@ -231,6 +231,20 @@ pub enum KegOp {
         jump_ml: Option<f64>,
         at: Timestamp,
     },
+    /// What a tap sensor's temperatures say changed ([`crate::alert`] decides it): too
+    /// warm, too hot or silent opens an alert; fine resolves it.
+    #[serde(rename_all = "camelCase")]
+    Temperature {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Arc<str>>,
+        tap_id: u32,
+        sensor: String,
+        condition: crate::temperature::Condition,
+        /// The latest reading then (none: silent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        celsius: Option<f64>,
+        at: Timestamp,
+    },
 }
 
 impl KegOp {
@@ -257,6 +271,7 @@ impl KegOp {
             | KegOp::Sales { at, .. }
             | KegOp::MapItem { at, .. }
             | KegOp::Meter { at, .. }
+            | KegOp::Temperature { at, .. }
             | KegOp::Cleaning { at, .. } => at,
         }
     }
@@ -269,6 +284,7 @@ impl KegOp {
                 | KegOp::CloseAlert { .. }
                 | KegOp::WebhookDown { .. }
                 | KegOp::WebhookUp { .. }
+                | KegOp::Temperature { .. }
         )
     }
 
@@ -363,6 +379,9 @@ pub enum KegError {
     /// Another move of this meter's mark was logged first.
     #[error("meter {0:?} moved since")]
     MeterMoved(String),
+    /// The sensor's alerts say so already.
+    #[error("sensor {0:?} is in that condition already")]
+    SensorUnchanged(String),
 }
 
 /// One keg.
@@ -642,6 +661,9 @@ pub struct TapView {
     /// water, flagged `cleaning`. Only shown while true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cleaning: bool,
+    /// Its temperature sensors' latest readings (of the last day), if it has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<crate::temperature::SensorNow>,
 }
 
 /// What the kegs have announced, so that a log whose deleted pours were dropped
@@ -728,6 +750,7 @@ impl Cellar {
             | KegOp::ChangeVenue { .. }
             | KegOp::Sales { .. }
             | KegOp::Meter { .. }
+            | KegOp::Temperature { .. }
             | KegOp::MapItem { .. } => Ok(0),
             KegOp::Tap { .. } => {
                 self.venue_of(op)?;
@@ -944,7 +967,10 @@ impl Cellar {
                 }
                 (None, _) => {}
             },
-            KegOp::Sales { .. } | KegOp::MapItem { .. } | KegOp::Meter { .. } => {}
+            KegOp::Sales { .. }
+            | KegOp::MapItem { .. }
+            | KegOp::Meter { .. }
+            | KegOp::Temperature { .. } => {}
             KegOp::AddVenue { venue, .. } => self.venues.add(venue),
             KegOp::ChangeVenue { change, .. } => {
                 self.venues.change(change);
@@ -1339,6 +1365,7 @@ impl Cellar {
             pace_ml_per_hour: ml(pace_ul),
             forecast_empty_at,
             last_pour_at,
+            temperatures: Vec::new(),
         }
     }
 }

@@ -67,8 +67,12 @@
 //! - [`sales`]: a till's CSV export (generic, Toast, Square) read into sold lines, each
 //!   with the identity that makes a second import count it once.
 //! - [`report`]: incremental metrics and the report document.
-//! - [`pouring`]: how this server judges a pour coming in, over HTTP or MQTT: read,
-//!   classified and flagged as far as it can be on its own, from the configuration.
+//! - [`pouring`]: how this server judges a pour (or a temperature reading) coming in, over
+//!   HTTP or MQTT: read, classified and flagged as far as it can be on its own, from the
+//!   configuration.
+//! - [`temperature`]: the taps' temperature readings, the series they make (a day as
+//!   read, then a mean a minute), and whether a sensor's beer is too warm, too hot, or
+//!   its sensor silent.
 //! - [`anomaly`]: the flags a pour earns on its own (tiny, over-pour), a venue's clock
 //!   (after hours), and the burst rule.
 //! - [`pour`]: the pour, its timestamp, and parsing a request body into one.
@@ -109,6 +113,7 @@ pub mod sales;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod temperature;
 pub mod variance;
 pub mod venue;
 pub mod webhook;

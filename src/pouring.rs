@@ -8,6 +8,7 @@ use crate::anomaly::Rules;
 use crate::config::Config;
 use crate::glass::Catalogue;
 use crate::pour::{Intake, NewPour, PourError, Timestamp, parse_pour};
+use crate::temperature::{Limits, Reading, parse_reading};
 
 /// What a pour's volume must be to be stored.
 pub fn intake(config: &Config) -> Intake {
@@ -34,6 +35,10 @@ pub struct Pouring {
     pub default_venue: Arc<str>,
     /// How far from zero a variance may be, in per cent (`--variance-goal`).
     pub variance_goal: f64,
+    /// When beer is too warm or too hot, and a sensor silent.
+    pub limits: Limits,
+    /// How far ahead of the server's clock a device's timestamp may be (`--clock-skew`).
+    pub clock_skew: Duration,
 }
 
 impl Pouring {
@@ -49,5 +54,26 @@ impl Pouring {
         let mut pour = parse_pour(body, tap, &self.catalogue, &self.intake, now, venue)?;
         self.rules.assess(&mut pour, &self.catalogue);
         Ok(pour)
+    }
+
+    /// The temperature reading a body describes, for `venue`; `tap` as for [`Pouring::judge`].
+    pub fn reading(
+        &self,
+        body: &[u8],
+        tap: Option<u32>,
+        venue: Arc<str>,
+        now: Timestamp,
+    ) -> Result<Reading, PourError> {
+        parse_reading(body, tap, venue, now, self.clock_skew)
+    }
+}
+
+/// The temperature limits the configuration sets.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        warm_above: config.warm_above,
+        warm_for: config.warm_for,
+        hot_above: config.hot_above,
+        silent_after: config.sensor_silent_after,
     }
 }

@@ -228,6 +228,7 @@ impl Server {
                 bar: state.bar.clone(),
                 bus: state.bus.clone(),
                 pouring: state.pouring.clone(),
+                thermometers: settings.thermometers(),
             };
             chores.push(tokio::spawn(crate::mqtt::run(
                 settings,

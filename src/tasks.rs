@@ -31,6 +31,7 @@ pub fn start(
         tokio::spawn(reports(state.feed.clone(), report_period, shutdown.clone())),
         tokio::spawn(alert_updates(state.feed.clone(), shutdown.clone())),
         tokio::spawn(quiet_taps(state.clone())),
+        tokio::spawn(temperatures(state.clone())),
         tokio::spawn(closing_alerts(state.clone())),
         tokio::spawn(store_condition(
             state.clone(),
@@ -134,6 +135,74 @@ async fn quiet_taps(state: AppState) {
         }
     })
     .await;
+}
+
+/// Logs each change of what a tap sensor's temperatures say (too warm, too hot, silent,
+/// fine again), once: every server looks, the store keeps the first word. And folds the
+/// readings a day old into one a minute, hourly.
+async fn temperatures(state: AppState) {
+    let limits = state.pouring.limits;
+    let period = (limits.silent_after.min(limits.warm_for) / 4)
+        .clamp(Duration::from_millis(200), Duration::from_secs(15));
+    let judge = every(Duration::ZERO, period, &state.shutdown, || async {
+        let now = Timestamp::now();
+        let latest = match state
+            .store
+            .thermometer()
+            .latest(limits.warm_above, now)
+            .await
+        {
+            Ok(latest) => latest,
+            Err(e) => return log::debug!("temperatures: cannot read the latest: {e}"),
+        };
+        for l in latest {
+            let r = &l.reading;
+            let condition = limits.judge(&l, now);
+            let (logged, venue) = {
+                let held = state.bar.hold();
+                (
+                    held.alerts()
+                        .sensor_condition(&r.venue, r.tap_id, &r.sensor),
+                    held.venues().stored(&r.venue),
+                )
+            };
+            if condition == logged {
+                continue;
+            }
+            let op = KegOp::Temperature {
+                venue,
+                tap_id: r.tap_id,
+                sensor: r.sensor.clone(),
+                condition,
+                celsius: (condition != crate::temperature::Condition::Silent).then_some(r.celsius),
+                at: now,
+            };
+            match state.store.keg(op, None).await {
+                Ok(Ok(_)) => log::info!(
+                    "tap {} sensor {:?} ({}): {condition:?} at {} °C",
+                    r.tap_id,
+                    r.sensor,
+                    r.venue,
+                    r.celsius
+                ),
+                // Another server said so first.
+                Ok(Err(_)) => {}
+                Err(e) => log::debug!("temperatures: the store cannot say so: {e}"),
+            }
+        }
+    });
+    let hour = Duration::from_secs(3600);
+    let fold = every(Duration::ZERO, hour, &state.shutdown, || async {
+        match state.store.thermometer().fold(Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "temperatures: folded {} readings a day old into one a minute",
+                human::count(n)
+            ),
+            Err(e) => log::warn!("temperatures: cannot fold the old readings: {e}"),
+        }
+    });
+    tokio::join!(judge, fold);
 }
 
 /// Says, at start and after each reload of the tokens file, which venues its tokens name

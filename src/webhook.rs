@@ -532,6 +532,9 @@ fn kind_words(kind: AlertKind) -> &'static str {
         AlertKind::DiskLow => "Disk low",
         AlertKind::WebhookFailing => "Webhook failing",
         AlertKind::Variance => "Beer not sold",
+        AlertKind::TooWarm => "Beer too warm",
+        AlertKind::TooHot => "Beer too hot",
+        AlertKind::SensorSilent => "Sensor silent",
     }
 }
 

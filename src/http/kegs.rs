@@ -258,7 +258,8 @@ pub(crate) async fn logged(
             | KegError::VenueExists(_)
             | KegError::VenueRefused(_)
             | KegError::NothingNew
-            | KegError::MeterMoved(_)),
+            | KegError::MeterMoved(_)
+            | KegError::SensorUnchanged(_)),
         ) => Err(ApiError::Conflict(e.to_string())),
         Err(e @ KegError::Refused(_)) => Err(ApiError::Unprocessable(e.to_string())),
     }
@@ -592,14 +593,15 @@ pub fn sizes() -> Response {
         (status = 404, description = "No such venue", body = ErrorBody),
     )
 )]
-pub fn taps(
+pub async fn taps(
     state: &AppState,
     raw_query: &str,
     who: &Option<Identity>,
 ) -> Result<Response, ApiError> {
     let venue = Scope::of(state, who).read(state, venue_param(raw_query).as_deref())?;
     let now = Timestamp::now();
-    let taps = state.bar.cellar(|c| c.taps(venue.as_deref(), now));
+    let mut taps = state.bar.cellar(|c| c.taps(venue.as_deref(), now));
+    super::temperatures::on_taps(state, &mut taps).await;
     Ok(json_with(&TapList { taps }, StatusCode::OK))
 }
 

@@ -34,6 +34,7 @@ mod kegs;
 mod operations;
 mod page;
 mod sales;
+mod temperatures;
 mod venues;
 mod webhooks;
 
@@ -93,6 +94,12 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::Taps => ignore(&at, taps(state)),
         Handler::Tap => tap(&at, state),
         Handler::TapCleaning => tap_cleaning(&at, state),
+        Handler::Temperatures => ignore(
+            &at,
+            temperatures_list(state.clone())
+                .or(temperature_new(state))
+                .unify(),
+        ),
         Handler::Venues => ignore(&at, venues_list(state.clone()).or(venue_new(state)).unify()),
         Handler::Venue => venue(&at, state),
         Handler::Alerts => ignore(&at, alerts_list(state)),
@@ -331,9 +338,43 @@ fn taps(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and(raw_query())
         .and(identity())
-        .map(|state: AppState, query: String, who: Option<Identity>| {
-            answer(kegs::taps(&state, &query, &who))
-        })
+        .then(
+            |state: AppState, query: String, who: Option<Identity>| async move {
+                answer(kegs::taps(&state, &query, &who).await)
+            },
+        )
+        .boxed()
+}
+
+/// `GET /api/temperatures`
+fn temperatures_list(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(identity())
+        .then(
+            |state: AppState, query: String, who: Option<Identity>| async move {
+                answer(temperatures::list(&state, &query, &who).await)
+            },
+        )
+        .boxed()
+}
+
+/// `POST /api/temperatures`
+fn temperature_new(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .and(identity())
+        .then(
+            |state: AppState,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(temperatures::record(&state, &headers, body, who).await)
+            },
+        )
         .boxed()
 }
 

@@ -15,7 +15,8 @@ use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
 use super::{
-    alerts, beers, csv, export, history, kegs, operations, sales, socket, venues, webhooks,
+    alerts, beers, csv, export, history, kegs, operations, sales, socket, temperatures, venues,
+    webhooks,
 };
 use crate::auth::Auth;
 use crate::config::Config;
@@ -56,6 +57,8 @@ use crate::pour::Intake;
         kegs::set_tap,
         kegs::forget_tap,
         kegs::cleaning,
+        temperatures::record,
+        temperatures::list,
         venues::list,
         venues::create,
         venues::show,
@@ -88,6 +91,7 @@ use crate::pour::Intake;
         (name = "pours", description = "Pours and the report"),
         (name = "catalogue", description = "The glass catalogue"),
         (name = "kegs", description = "Kegs on taps, their levels, and the taps"),
+        (name = "temperatures", description = "The taps' temperature readings: kept a day as they came, then a mean a minute"),
         (name = "venues", description = "The bars of a chain: each one's name, clock, opening hours and settings"),
         (name = "alerts", description = "Open problems: kegs low or empty, quiet taps, flagged and after-hours pours"),
         (name = "webhooks", description = "Alerts and keg news posted to other services, signed as Standard Webhooks says"),

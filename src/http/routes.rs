@@ -22,8 +22,9 @@ pub struct Route {
     pub documented: bool,
     /// The methods that take an `Idempotency-Key`.
     pub idempotent: &'static [&'static str],
-    /// What each method needs of the caller, checked by the gate. A pour's is not here:
-    /// which tap it is for is in its body, so its handler checks it.
+    /// What each method needs of the caller, checked by the gate. A pour's (and a
+    /// temperature reading's) is not here: which tap it is for is in its body, so its
+    /// handler checks it.
     pub needs: &'static [(&'static str, Need)],
     /// What serves it.
     pub handler: Handler,
@@ -52,6 +53,7 @@ pub enum Handler {
     Taps,
     Tap,
     TapCleaning,
+    Temperatures,
     Venues,
     Venue,
     Alerts,
@@ -134,6 +136,7 @@ pub const ROUTES: &[Route] = &[
     api("/api/taps", "GET", &[("GET", Need::Read)], &[], Handler::Taps),
     api("/api/taps/{tapId}", "GET, PATCH, DELETE", &[("GET", Need::Read), ("PATCH", Need::Manage), ("DELETE", Need::Manage)], &["PATCH"], Handler::Tap),
     api("/api/taps/{tapId}/cleaning", "POST", &[("POST", Need::Manage)], &[], Handler::TapCleaning),
+    api("/api/temperatures", "GET, POST", &[("GET", Need::Read)], &[], Handler::Temperatures),
     api("/api/venues", "GET, POST", &[("GET", Need::Read), ("POST", Need::ChainManage)], &["POST"], Handler::Venues),
     api("/api/venues/{id}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::ChainManage)], &["PATCH"], Handler::Venue),
     api("/api/venues/{id}/beers", "POST", &[], &["POST"], Handler::VenueBeers),
@@ -299,13 +302,14 @@ mod tests {
     }
 
     #[test]
-    fn every_method_of_an_api_route_says_what_it_needs_but_the_pours_and_healths() {
+    fn every_method_of_an_api_route_says_what_it_needs_but_the_pours_readings_and_healths() {
         for route in ROUTES.iter().filter(|r| r.access == Access::Tokens) {
             for method in route.methods() {
                 let exempt = matches!(
                     (method, route.path),
                     ("POST", "/api/beers")
                         | ("POST", "/api/venues/{id}/beers")
+                        | ("POST", "/api/temperatures")
                         | ("GET", "/health")
                 );
                 assert_eq!(

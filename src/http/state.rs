@@ -112,6 +112,8 @@ impl AppState {
                 time_zone: config.timezone.name(),
                 default_venue: config.default_venue.as_str().into(),
                 variance_goal: config.variance_goal,
+                limits: crate::pouring::limits(config),
+                clock_skew: config.clock_skew,
             }),
             started: Instant::now(),
             socket: SocketSettings {

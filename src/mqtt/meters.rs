@@ -23,6 +23,7 @@ use crate::keg::{KegError, KegOp};
 use crate::meter::{Follower, Gauge, Mark, Moved, Proposal};
 use crate::metrics;
 use crate::pour::{PourError, Timestamp, parse_tap_id, tap_id_rule};
+use crate::temperature::{Location, MAX_SENSOR_LEN, Reading, checked_celsius};
 
 use super::{Intake, Link};
 
@@ -70,23 +71,165 @@ struct Entry {
     max_ml: Option<f64>,
 }
 
+/// One `[[thermometer]]` of the file, as written: a topic whose messages are a sensor's
+/// reading in °C, a bare number or a field of a JSON document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThermometerEntry {
+    topic: String,
+    tap: serde_json::Value,
+    venue: Option<String>,
+    sensor: Option<String>,
+    location: Option<String>,
+    pointer: Option<String>,
+}
+
+/// A temperature sensor that publishes a bare reading, and for which tap.
+#[derive(Debug, Clone)]
+pub struct Thermometer {
+    pub topic: String,
+    /// The venue the file names (`None`: the default venue).
+    pub venue: Option<String>,
+    tap_id: u32,
+    sensor: String,
+    location: Location,
+    pointer: Option<String>,
+}
+
+impl Thermometer {
+    /// The reading a message holds, for `venue`, timed `now`.
+    pub fn reading(
+        &self,
+        payload: &[u8],
+        venue: Arc<str>,
+        now: Timestamp,
+    ) -> Result<Reading, PourError> {
+        let celsius = number(payload, self.pointer.as_deref())
+            .and_then(checked_celsius)
+            .map_err(PourError::Invalid)?;
+        Ok(Reading {
+            venue,
+            tap_id: self.tap_id,
+            sensor: self.sensor.clone(),
+            location: self.location,
+            celsius,
+            timestamp: now,
+            samples: 1,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     meter: Vec<Entry>,
+    #[serde(default)]
+    thermometer: Vec<ThermometerEntry>,
 }
 
-/// Reads the meters file; `max_ml`: the server's largest pour, a meter's default limit.
-pub fn load(path: &Path, max_ml: f64) -> Result<Vec<Meter>, String> {
+/// Reads the meters file: its meters and its thermometers; `max_ml`: the server's largest
+/// pour, a meter's default limit.
+pub fn load(path: &Path, max_ml: f64) -> Result<(Vec<Meter>, Vec<Thermometer>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    parse(&text, max_ml)
+    let file: File = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let meters = meters_of(file.meter, max_ml)?;
+    let mut thermometers: Vec<Thermometer> = Vec::new();
+    for (i, entry) in file.thermometer.into_iter().enumerate() {
+        let which = format!("thermometer {} (topic {:?})", i + 1, entry.topic);
+        let t = entry.check().map_err(|e| format!("{which}: {e}"))?;
+        if meters.iter().any(|m| m.topic == t.topic)
+            || thermometers.iter().any(|o| o.topic == t.topic)
+        {
+            return Err(format!("{which}: another device reads this topic"));
+        }
+        thermometers.push(t);
+    }
+    Ok((meters, thermometers))
 }
 
+impl ThermometerEntry {
+    fn check(self) -> Result<Thermometer, String> {
+        one_topic(&self.topic)?;
+        let tap_id = tap_of(&self.tap)?;
+        let location = match self.location.as_deref() {
+            None => Location::Keg,
+            Some(l) => Location::parse(l).ok_or("location must be keg, cooler, tower or room")?,
+        };
+        let sensor = self.sensor.unwrap_or_else(|| "probe".to_owned());
+        if sensor.is_empty() || sensor.chars().count() > MAX_SENSOR_LEN {
+            return Err(format!("sensor must be 1 to {MAX_SENSOR_LEN} characters"));
+        }
+        pointer_of(self.pointer.as_deref())?;
+        Ok(Thermometer {
+            topic: self.topic,
+            venue: self.venue,
+            tap_id,
+            sensor,
+            location,
+            pointer: self.pointer,
+        })
+    }
+}
+
+/// A topic names one device's messages: no wildcards, not the broker's own.
+fn one_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.contains(['+', '#']) || topic.starts_with('$') {
+        return Err("a topic names one device's messages: no wildcards (+, #), not $…".into());
+    }
+    Ok(())
+}
+
+fn tap_of(tap: &serde_json::Value) -> Result<u32, String> {
+    match tap {
+        serde_json::Value::Number(n) => parse_tap_id(&n.to_string()),
+        _ => None,
+    }
+    .ok_or_else(|| format!("tap must be {}", tap_id_rule()))
+}
+
+fn pointer_of(pointer: Option<&str>) -> Result<(), String> {
+    match pointer {
+        Some(p) if !p.starts_with('/') => {
+            Err("pointer is a JSON pointer: it starts with / (/COUNTER/C1)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The number a message holds: itself, or the field at `pointer` of its JSON.
+fn number(payload: &[u8], pointer: Option<&str>) -> Result<f64, String> {
+    let text = std::str::from_utf8(payload).map_err(|_| "the message is not UTF-8")?;
+    let value = match pointer {
+        None => text.trim().parse::<f64>().ok(),
+        Some(pointer) => {
+            let doc: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| format!("the message is not JSON: {e}"))?;
+            match doc.pointer(pointer) {
+                Some(serde_json::Value::Number(n)) => n.as_f64(),
+                Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+                Some(_) => None,
+                None => return Err(format!("the message has nothing at {pointer}")),
+            }
+        }
+    };
+    value.filter(|v| v.is_finite()).ok_or_else(|| {
+        format!(
+            "the message must be a number{}",
+            pointer.map(|p| format!(" (at {p})")).unwrap_or_default()
+        )
+    })
+}
+
+#[cfg(test)]
 fn parse(text: &str, max_ml: f64) -> Result<Vec<Meter>, String> {
     let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    meters_of(file.meter, max_ml)
+}
+
+fn meters_of(entries: Vec<Entry>, max_ml: f64) -> Result<Vec<Meter>, String> {
     let mut meters: Vec<Meter> = Vec::new();
-    for (i, entry) in file.meter.into_iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let which = format!("meter {} (topic {:?})", i + 1, entry.topic);
         let meter = entry.check(max_ml).map_err(|e| format!("{which}: {e}"))?;
         if meters.iter().any(|m| m.topic == meter.topic) {
@@ -119,11 +262,7 @@ impl Entry {
             }
             (_, Some(_)) => return Err("pulses_per_litre is for unit = \"pulses\"".into()),
         };
-        if let Some(pointer) = &self.pointer
-            && !pointer.starts_with('/')
-        {
-            return Err("pointer is a JSON pointer: it starts with / (/COUNTER/C1)".into());
-        }
+        pointer_of(self.pointer.as_deref())?;
         let idle = self.idle_seconds.unwrap_or(3.0);
         if !(0.1..=600.0).contains(&idle) {
             return Err("idle_seconds must be from 0.1 to 600".into());
@@ -154,29 +293,11 @@ impl Entry {
 impl Meter {
     /// The total a message holds.
     pub fn reading(&self, payload: &[u8]) -> Result<f64, String> {
-        let text = std::str::from_utf8(payload).map_err(|_| "the message is not UTF-8")?;
-        let value = match &self.pointer {
-            None => text.trim().parse::<f64>().ok(),
-            Some(pointer) => {
-                let doc: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| format!("the message is not JSON: {e}"))?;
-                match doc.pointer(pointer) {
-                    Some(serde_json::Value::Number(n)) => n.as_f64(),
-                    Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
-                    Some(_) => None,
-                    None => return Err(format!("the message has nothing at {pointer}")),
-                }
-            }
-        };
-        match value {
-            Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
-            _ => Err(format!(
-                "the total must be a number, 0 or more{}",
-                self.pointer
-                    .as_ref()
-                    .map(|p| format!(" (at {p})"))
-                    .unwrap_or_default()
-            )),
+        let v = number(payload, self.pointer.as_deref())?;
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err("the total must be 0 or more".into())
         }
     }
 

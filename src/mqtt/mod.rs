@@ -31,6 +31,7 @@ use crate::metrics;
 use crate::pour::{IDEMPOTENCY_KEY_RULE, Pour, PourError, Timestamp, idempotency_key};
 use crate::pouring::Pouring;
 use crate::store::Store;
+use crate::temperature::Reading;
 
 pub use out::Out;
 pub use topic::{SHARE_GROUP, filters};
@@ -60,6 +61,8 @@ pub struct Settings {
     pub discovery: Option<String>,
     /// The counter devices of `--mqtt-meters`.
     pub meters: Vec<meters::Meter>,
+    /// The temperature sensors of `--mqtt-meters` that publish a bare reading.
+    pub mapped: Vec<meters::Thermometer>,
     /// How long an idempotency key stands (`--idempotency-ttl`).
     pub key_ttl: Duration,
 }
@@ -92,26 +95,31 @@ impl Settings {
                 (None, None) => Ok(None),
             };
         };
-        let meters = match &config.mqtt_meters {
-            None => Vec::new(),
+        let (meters, mapped) = match &config.mqtt_meters {
+            None => (Vec::new(), Vec::new()),
             Some(path) => {
                 let failed = |why: String| SettingsError::Meters {
                     path: path.clone(),
                     why,
                 };
-                let meters = meters::load(path, config.max_volume).map_err(failed)?;
+                let (meters, mapped) = meters::load(path, config.max_volume).map_err(failed)?;
                 let ours = [Some(&config.mqtt_prefix), config.mqtt_discovery.as_ref()];
-                if let Some(m) = meters.iter().find(|m| {
-                    ours.iter()
+                let topics = meters
+                    .iter()
+                    .map(|m| &m.topic)
+                    .chain(mapped.iter().map(|t| &t.topic));
+                for topic in topics {
+                    if ours
+                        .iter()
                         .flatten()
-                        .any(|p| m.topic == **p || m.topic.starts_with(&format!("{p}/")))
-                }) {
-                    return Err(failed(format!(
-                        "topic {:?} is under Altair's own prefix; a meter publishes elsewhere",
-                        m.topic
-                    )));
+                        .any(|p| topic == *p || topic.starts_with(&format!("{p}/")))
+                    {
+                        return Err(failed(format!(
+                            "topic {topic:?} is under Altair's own prefix; a device publishes elsewhere"
+                        )));
+                    }
                 }
-                meters
+                (meters, mapped)
             }
         };
         let password = match &config.mqtt_password_file {
@@ -139,8 +147,19 @@ impl Settings {
             shared: false,
             discovery: config.mqtt_discovery.clone(),
             meters,
+            mapped,
             key_ttl: config.idempotency_ttl,
         }))
+    }
+
+    /// The mapped temperature sensors, by topic.
+    pub fn thermometers(&self) -> Arc<std::collections::HashMap<String, meters::Thermometer>> {
+        Arc::new(
+            self.mapped
+                .iter()
+                .map(|t| (t.topic.clone(), t.clone()))
+                .collect(),
+        )
     }
 
     /// What this server publishes, and where.
@@ -295,6 +314,9 @@ pub struct Intake {
     /// What changes the published state.
     pub bus: crate::bus::Bus,
     pub pouring: Arc<Pouring>,
+    /// Topics whose messages are a sensor's bare reading (`[[thermometer]]` of
+    /// `--mqtt-meters`).
+    pub thermometers: Arc<std::collections::HashMap<String, meters::Thermometer>>,
 }
 
 /// Runs the link until `shutdown`: connects (and reconnects), reads the pour topics, and
@@ -364,9 +386,21 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 resumed = ack.session_present;
                 // Up once the subscriptions are in place: until then nothing comes.
                 use rumqttc::v5::mqttbytes::v5::Filter;
+                let share = if settings.shared {
+                    format!("$share/{SHARE_GROUP}/")
+                } else {
+                    String::new()
+                };
                 let pours = filters
                     .iter()
-                    .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
+                    .cloned()
+                    .chain(
+                        settings
+                            .mapped
+                            .iter()
+                            .map(|t| format!("{share}{}", t.topic)),
+                    )
+                    .map(|f| Filter::new(f, QoS::AtLeastOnce));
                 // What the broker keeps of our own topics, read back (not what this
                 // connection publishes, which the server knows).
                 let kept = out.filters().into_iter().map(|f| Filter {
@@ -531,6 +565,8 @@ impl Default for Backoff {
 /// What became of a message.
 enum Verdict {
     Stored(Pour),
+    /// A temperature reading, kept.
+    Recorded(Reading),
     /// A message with a key seen before: its pour, nothing stored.
     Replayed(Pour),
     Refused {
@@ -602,29 +638,21 @@ async fn handle(
 ) -> Option<(Publish, Verdict)> {
     let judged = judge(&intake, &prefix, &publish);
     let (pour, key) = match judged {
-        Ok(judged) => judged,
+        Ok(Job::Pour(pour, key)) => (pour, key),
+        Ok(Job::Reading(reading)) => {
+            let thermometer = intake.store.thermometer();
+            retried(&shutdown, "a temperature reading", || {
+                thermometer.record(vec![reading.clone()])
+            })
+            .await?;
+            return Some((publish, Verdict::Recorded(reading)));
+        }
         Err(refused) => return Some((publish, refused)),
     };
-    let mut wait = Duration::from_millis(100);
-    let mut told = false;
-    let inserted = loop {
-        match intake.store.insert(pour.clone(), key.clone()).await {
-            Ok(inserted) => break inserted,
-            Err(e) => {
-                if !told {
-                    log::warn!(
-                        "mqtt: the store cannot take a pour now ({e}); the message stays unacknowledged and is tried again"
-                    );
-                    told = true;
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
+    let inserted = retried(&shutdown, "a pour", || {
+        intake.store.insert(pour.clone(), key.clone())
+    })
+    .await?;
     let verdict = match inserted {
         Inserted::Created(pour) => Verdict::Stored(pour),
         Inserted::Replayed(pour) => Verdict::Replayed(pour),
@@ -648,12 +676,44 @@ async fn handle(
     Some((publish, verdict))
 }
 
-/// The pour a message describes and its idempotency key, or why there is none.
-fn judge(
-    intake: &Intake,
-    prefix: &str,
-    publish: &Publish,
-) -> Result<(crate::pour::NewPour, Option<String>), Verdict> {
+/// Does `attempt` until the store takes it, with backoff, saying so once; `None` if the
+/// server stopped first (the message stays unacknowledged, and comes again).
+async fn retried<T, F, Fut>(shutdown: &CancellationToken, what: &str, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let mut wait = Duration::from_millis(100);
+    let mut told = false;
+    loop {
+        match attempt().await {
+            Ok(done) => return Some(done),
+            Err(e) => {
+                if !told {
+                    log::warn!(
+                        "mqtt: the store cannot take {what} now ({e}); the message stays unacknowledged and is tried again"
+                    );
+                    told = true;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// What a message asks for.
+enum Job {
+    Pour(crate::pour::NewPour, Option<String>),
+    Reading(Reading),
+}
+
+/// The pour (and its idempotency key) or the reading a message describes, or why there
+/// is none.
+fn judge(intake: &Intake, prefix: &str, publish: &Publish) -> Result<Job, Verdict> {
     let refused = |status, reason, message: String| Verdict::Refused {
         status,
         reason,
@@ -661,6 +721,23 @@ fn judge(
     };
     let topic = std::str::from_utf8(&publish.topic)
         .map_err(|_| refused(400, "malformed", "the topic is not UTF-8".into()))?;
+    let bad = |e: PourError| match e {
+        PourError::Malformed(m) => refused(400, "malformed", m),
+        PourError::Invalid(m) => refused(422, "invalid", m),
+    };
+    if let Some(mapped) = intake.thermometers.get(topic) {
+        let venue = match &mapped.venue {
+            None => intake.pouring.default_venue.clone(),
+            Some(named) => intake
+                .bar
+                .venues(|v| v.id(named))
+                .ok_or_else(|| refused(404, "forbidden", format!("no venue {named:?}")))?,
+        };
+        return mapped
+            .reading(&publish.payload, venue, Timestamp::now())
+            .map(Job::Reading)
+            .map_err(bad);
+    }
     let target = topic::pours(prefix, topic).map_err(|e| refused(404, "forbidden", e.0))?;
     let venue = match target.venue {
         None => intake.pouring.default_venue.clone(),
@@ -669,6 +746,18 @@ fn judge(
             .venues(|v| v.id(named))
             .ok_or_else(|| refused(404, "forbidden", format!("no venue {named:?}")))?,
     };
+    if target.kind == topic::Kind::Temperature {
+        return intake
+            .pouring
+            .reading(
+                &publish.payload,
+                Some(target.tap_id),
+                venue,
+                Timestamp::now(),
+            )
+            .map(Job::Reading)
+            .map_err(bad);
+    }
     let pour = intake
         .pouring
         .judge(
@@ -677,12 +766,9 @@ fn judge(
             venue,
             Timestamp::now(),
         )
-        .map_err(|e| match e {
-            PourError::Malformed(m) => refused(400, "malformed", m),
-            PourError::Invalid(m) => refused(422, "invalid", m),
-        })?;
+        .map_err(bad)?;
     let key = key_of(publish).map_err(|m| refused(422, "invalid", m))?;
-    Ok((pour, key))
+    Ok(Job::Pour(pour, key))
 }
 
 /// The message's idempotency key: its body's `idempotencyKey`, or its MQTT 5 user
@@ -743,6 +829,10 @@ fn finish(link: &Link, publish: &Publish, verdict: Verdict) -> Option<Answer> {
                 serde_json::to_vec(&serde_json::json!({ "beer": pour })),
             )
         }
+        Verdict::Recorded(reading) => (
+            "accepted",
+            serde_json::to_vec(&serde_json::json!({ "temperature": reading })),
+        ),
         Verdict::Replayed(pour) => {
             metrics::idempotent_replay();
             (

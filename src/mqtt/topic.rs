@@ -12,6 +12,17 @@ pub struct Target<'a> {
     /// The venue's id as the topic writes it; `None`: the default venue's topic.
     pub venue: Option<&'a str>,
     pub tap_id: u32,
+    /// A pour, or a temperature reading.
+    pub kind: Kind,
+}
+
+/// What a message on a tap's topic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `…/pours`
+    Pour,
+    /// `…/temperature`
+    Temperature,
 }
 
 /// Why a topic names no tap.
@@ -28,22 +39,33 @@ pub fn filters(prefix: &str, shared: bool) -> Vec<String> {
     vec![
         format!("{share}{prefix}/taps/+/pours"),
         format!("{share}{prefix}/+/taps/+/pours"),
+        format!("{share}{prefix}/taps/+/temperature"),
+        format!("{share}{prefix}/+/taps/+/temperature"),
     ]
 }
 
-/// The venue and tap of a pour topic under `prefix`: `PREFIX/taps/{tapId}/pours` or
-/// `PREFIX/{venue}/taps/{tapId}/pours`.
+/// The venue and tap of a pour or temperature topic under `prefix`:
+/// `PREFIX/taps/{tapId}/pours` or `PREFIX/{venue}/taps/{tapId}/pours`, and the same
+/// ending `/temperature`.
 pub fn pours<'a>(prefix: &str, topic: &'a str) -> Result<Target<'a>, NoTap> {
     let levels: Vec<&str> = topic.split('/').collect();
-    let (venue, tap) = match levels.as_slice() {
-        [p, "taps", tap, "pours"] if *p == prefix => (None, *tap),
-        [p, venue, "taps", tap, "pours"] if *p == prefix => (Some(*venue), *tap),
+    let kind = |last: &str| match last {
+        "pours" => Some(Kind::Pour),
+        "temperature" => Some(Kind::Temperature),
+        _ => None,
+    };
+    let (venue, tap, kind) = match levels.as_slice() {
+        [p, "taps", tap, last] if *p == prefix && kind(last).is_some() => (None, *tap, kind(last)),
+        [p, venue, "taps", tap, last] if *p == prefix && kind(last).is_some() => {
+            (Some(*venue), *tap, kind(last))
+        }
         _ => {
             return Err(NoTap(format!(
                 "not a pour topic: {prefix}/taps/{{tapId}}/pours or {prefix}/{{venue}}/taps/{{tapId}}/pours"
             )));
         }
     };
+    let kind = kind.unwrap_or(Kind::Pour);
     // Only digits: the topic is a name, not JSON (`3.0` is not tap 3's topic).
     let tap_id = tap
         .bytes()
@@ -51,7 +73,11 @@ pub fn pours<'a>(prefix: &str, topic: &'a str) -> Result<Target<'a>, NoTap> {
         .then(|| parse_tap_id(tap))
         .flatten()
         .ok_or_else(|| NoTap(format!("{tap:?} in the topic is not a tap id")))?;
-    Ok(Target { venue, tap_id })
+    Ok(Target {
+        venue,
+        tap_id,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -65,14 +91,16 @@ mod tests {
             t("altair/taps/3/pours"),
             Ok(Target {
                 venue: None,
-                tap_id: 3
+                tap_id: 3,
+                kind: Kind::Pour,
             })
         );
         assert_eq!(
             t("altair/north/taps/12/pours"),
             Ok(Target {
                 venue: Some("north"),
-                tap_id: 12
+                tap_id: 12,
+                kind: Kind::Pour,
             })
         );
         // A venue called "taps" is still a venue: the levels tell them apart.
@@ -96,11 +124,15 @@ mod tests {
     #[test]
     fn servers_on_one_store_share_their_subscriptions() {
         assert_eq!(
-            filters("bar", true),
+            filters("bar", true)[..2],
             [
                 "$share/altair/bar/taps/+/pours",
                 "$share/altair/bar/+/taps/+/pours"
             ]
+        );
+        assert_eq!(
+            pours("bar", "bar/north/taps/2/temperature").map(|t| t.kind),
+            Ok(Kind::Temperature)
         );
         assert_eq!(filters("bar", false)[0], "bar/taps/+/pours");
     }

@@ -9,6 +9,7 @@
 //!   disk with `--ephemeral`) behind an in-memory index.
 //! - [`postgres`]: PostgreSQL, shared by several servers; each tails the log.
 //! - [`outbox`]: the webhooks and the messages owed to them, which every store keeps too.
+//! - [`thermometer`]: the taps' temperature readings, which every store keeps too.
 //! - [`portable`]: the whole log as a versioned, checksummed NDJSON stream, which every
 //!   store exports and imports (backups, and moving between stores).
 //!
@@ -19,6 +20,7 @@ mod open;
 pub mod outbox;
 pub mod portable;
 pub mod postgres;
+pub mod thermometer;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub use journal::{JournalError, JournalSettings, JournalStore, Opened};
 pub use open::{OpenError, database_settings, open};
 pub use outbox::{FileOutbox, Outbox};
 pub use postgres::{PgOpened, PgSettings, PgStore};
+pub use thermometer::{FileThermometer, Thermometer};
 
 use crate::keg::{KegError, KegOp};
 use crate::pour::{Flag, NewPour, Pour, Timestamp};
@@ -167,6 +170,8 @@ pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Where this store keeps the webhooks and the messages owed to them.
     fn outbox(&self) -> Arc<dyn Outbox>;
+    /// Where this store keeps the taps' temperature readings.
+    fn thermometer(&self) -> Arc<dyn Thermometer>;
     /// Whether it can serve now, for `/health`.
     fn condition(&self) -> Condition {
         Condition::Ready

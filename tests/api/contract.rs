@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, assert_error, ids_of, spawn_with, tempdir};
+use crate::helpers::{TestApp, assert_error, ids_of, spawn_with, tempdir, within};
 use crate::postgres::Postgres;
 use crate::sales::{
     a_day_over_the_goal_is_an_alert_until_an_import_brings_it_under,
@@ -146,6 +146,7 @@ contract!(
     variance_is_sold_against_poured_exactly_once_and_kept,
     line_cleaning_pours_water_that_no_keg_variance_or_history_counts,
     a_day_over_the_goal_is_an_alert_until_an_import_brings_it_under,
+    temperatures_are_kept_read_a_mean_a_minute_after_a_day_and_alert_once,
 );
 
 async fn ids_increase_from_one_and_are_never_reused(backend: &Backend) {
@@ -2617,4 +2618,152 @@ async fn the_export_streams_every_pour_stored_when_it_began(backend: &Backend) {
         .collect();
     assert_eq!(ids.len(), 2101);
     assert_eq!(ids.last(), Some(&last_id));
+}
+
+/// What the store keeps of the temperatures, as rows or lines: fewer once a day-old
+/// minute's readings are folded into one. `None` for memory.
+async fn temperature_rows(backend: &Backend) -> Option<u64> {
+    match backend {
+        Backend::Memory => None,
+        Backend::Journal(dir) => Some(
+            std::fs::read_to_string(dir.join("temperatures.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .count() as u64,
+        ),
+        Backend::Postgres(pg) => {
+            let row = pg
+                .client()
+                .await
+                .query_one("SELECT count(*) FROM altair_temperatures", &[])
+                .await
+                .unwrap();
+            Some(row.get::<_, i64>(0) as u64)
+        }
+    }
+}
+
+async fn temperatures_are_kept_read_a_mean_a_minute_after_a_day_and_alert_once(backend: &Backend) {
+    let flags = ["--warm-for", "0.5", "--sensor-silent-after", "2"];
+    let app = backend.server_with(&flags).await;
+    let (mut subscriber, _) = app.subscribe("").await;
+    app.pour(1, 500.0).await;
+    assert_eq!(heard(&mut subscriber).await, "pour 1");
+
+    // Three readings of a minute two days ago, and one now.
+    let minute = (chrono::Utc::now() - chrono::Duration::days(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    for (second, celsius) in [(10, 2.0), (20, 3.0), (30, 4.5)] {
+        let body = format!(
+            r#"{{"tapId": 1, "sensor": "keg", "celsius": {celsius}, "timestamp": "{minute}:{second}Z"}}"#
+        );
+        assert_eq!(
+            app.post_json("/api/temperatures", &body).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (status, kept) = app
+        .post_json(
+            "/api/temperatures",
+            r#"{"tapId": 1, "sensor": "keg", "location": "keg", "celsius": 12.04}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    assert_eq!(kept["temperature"]["celsius"], 12.04);
+    let series = format!("/api/temperatures?tapId=1&from={minute}:00Z");
+    let read = app.get(&series).await.1["temperatures"].clone();
+    assert_eq!(read.as_array().map(Vec::len), Some(2), "{read}");
+    assert_eq!(
+        (
+            read[0]["timestamp"].as_str(),
+            read[0]["celsius"].as_f64(),
+            read[0]["samples"].as_u64()
+        ),
+        (
+            Some(format!("{minute}:00.000Z").as_str()),
+            Some(3.17),
+            Some(3)
+        ),
+        "a day-old minute is one mean"
+    );
+    assert_eq!(
+        (read[1]["celsius"].as_f64(), read[1]["samples"].as_u64()),
+        (Some(12.04), Some(1))
+    );
+
+    // Too hot at once; fine again; silent; too warm for longer than allowed.
+    assert_eq!(heard(&mut subscriber).await, "alert opened tooHot 1 #1");
+    let (_, taps) = app.get("/api/taps").await;
+    let now = &taps["taps"][0]["temperatures"][0];
+    assert_eq!(
+        (
+            now["sensor"].as_str(),
+            now["celsius"].as_f64(),
+            now["condition"].as_str()
+        ),
+        (Some("keg"), Some(12.04), Some("hot")),
+        "{taps}"
+    );
+    assert!(now["ageSeconds"].as_u64().is_some_and(|s| s < 60), "{now}");
+    let reading = |c: f64| format!(r#"{{"tapId": 1, "sensor": "keg", "celsius": {c}}}"#);
+    app.post_json("/api/temperatures", &reading(2.0)).await;
+    assert_eq!(heard(&mut subscriber).await, "alert resolved tooHot 1 #2");
+    assert_eq!(
+        heard(&mut subscriber).await,
+        "alert opened sensorSilent 2 #3"
+    );
+    app.post_json("/api/temperatures", &reading(5.0)).await;
+    assert_eq!(
+        heard(&mut subscriber).await,
+        "alert resolved sensorSilent 2 #4"
+    );
+    assert_eq!(heard(&mut subscriber).await, "alert opened tooWarm 3 #5");
+    let (_, alert) = app.get("/api/alerts/3").await;
+    assert_eq!(
+        (
+            alert["alert"]["severity"].as_str(),
+            alert["alert"]["sensor"].as_str(),
+            alert["alert"]["tapId"].as_u64()
+        ),
+        (Some("warning"), Some("keg"), Some(1)),
+        "{alert}"
+    );
+    let (_, hot) = app.get("/api/alerts/1").await;
+    assert_eq!(hot["alert"]["severity"], "critical");
+
+    // Bad readings are refused with the field, and keep nothing.
+    let (status, body) = app
+        .post_json("/api/temperatures", r#"{"tapId": 1, "celsius": "cold"}"#)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let before = temperature_rows(backend).await;
+    assert_eq!(before, before.map(|_| 6), "six readings kept");
+
+    // A server that starts again reads the same, folds the day-old minute into one row,
+    // and knows the alerts it had.
+    drop(subscriber);
+    let Some(app) = backend.restart(app, &flags).await else {
+        return;
+    };
+    assert_eq!(
+        app.get(&series).await.1["temperatures"][0],
+        read[0],
+        "the same mean"
+    );
+    within(async {
+        while temperature_rows(backend).await != Some(4) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (_, alerts) = app.get("/api/alerts?state=open").await;
+    let kinds: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["kind"].as_str())
+        .filter(|k| ["tooWarm", "tooHot", "sensorSilent"].contains(k))
+        .collect();
+    assert_eq!(kinds.len(), 1, "one alert for the sensor: {alerts}");
 }

@@ -1231,3 +1231,60 @@ async fn two_servers_following_one_meter_store_each_pour_once() {
         assert_eq!(connected(app, true).await["messages"], 5);
     }
 }
+
+#[tokio::test]
+async fn temperatures_come_on_a_tap_s_topic_or_as_a_bare_number_on_a_mapped_one() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let file = meters_file(
+        "[[thermometer]]\ntopic = \"cellar/cooler/temperature\"\ntap = 2\nsensor = \"cooler\"\nlocation = \"cooler\"\n",
+    );
+    let app = server(&broker, &["--mqtt-meters", &file]).await;
+    let mut device = Device::connect(
+        broker.port,
+        &["altair/taps/2/temperature/+", "cellar/cooler/temperature/+"],
+    )
+    .await;
+    device
+        .publish(
+            "altair/taps/2/temperature",
+            r#"{"sensor": "keg", "celsius": 3.25}"#,
+        )
+        .await;
+    let (topic, answer) = device.next().await;
+    assert_eq!(topic, "altair/taps/2/temperature/accepted");
+    assert_eq!(
+        (
+            answer["temperature"]["tapId"].as_u64(),
+            answer["temperature"]["celsius"].as_f64()
+        ),
+        (Some(2), Some(3.25))
+    );
+    device.publish("cellar/cooler/temperature", "4.2").await;
+    let (topic, answer) = device.next().await;
+    assert_eq!(topic, "cellar/cooler/temperature/accepted");
+    assert_eq!(answer["temperature"]["location"], "cooler");
+    device
+        .publish("altair/taps/2/temperature", r#"{"celsius": 400}"#)
+        .await;
+    let (topic, answer) = device.next().await;
+    assert_eq!(topic, "altair/taps/2/temperature/rejected");
+    assert_eq!(answer["status"], 422);
+    device.publish("cellar/cooler/temperature", "warm").await;
+    assert_eq!(device.next().await.0, "cellar/cooler/temperature/rejected");
+
+    let (_, read) = app.get("/api/temperatures?tapId=2").await;
+    let sensors: Vec<(&str, f64)> = read["temperatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["sensor"].as_str().unwrap(),
+                r["celsius"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sensors, [("keg", 3.25), ("cooler", 4.2)]);
+}

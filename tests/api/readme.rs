@@ -194,6 +194,11 @@ async fn the_mqtt_block_gives_what_it_shows() {
     pasted_with("## MQTT", &flags, &[("-p 1883", port.as_str())]).await;
 }
 
+#[tokio::test]
+async fn the_temperatures_block_gives_what_it_shows() {
+    pasted("## Temperatures").await;
+}
+
 /// The meters file the README shows, as a server reads it, and its block's pour.
 #[tokio::test]
 async fn the_meters_block_gives_what_it_shows() {

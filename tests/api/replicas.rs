@@ -347,12 +347,12 @@ async fn migrate_creates_the_schema_and_says_so_without_the_password() {
     );
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
     assert!(
-        said.contains("applied v1, v2, v3, v4, v5, v6, v7, v8"),
+        said.contains("applied v1, v2, v3, v4, v5, v6, v7, v8, v9"),
         "{said}"
     );
     assert!(!said.contains("s3cret"));
     let again = migrate(&pg.url());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v8)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (v9)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -789,6 +789,7 @@ async fn pours_stored_before_venues_are_the_default_venues_after_the_upgrade() {
              ALTER TABLE altair_counts ADD PRIMARY KEY (tap_id, glass);
              ALTER TABLE altair_pours DROP COLUMN kept_for_key;
              DROP TABLE altair_restored;
+             DROP TABLE altair_temperatures;
              DELETE FROM altair_schema WHERE version >= 6",
         )
         .await

@@ -66,7 +66,9 @@ function tapCard(tapId) {
   const servingsLine = document.createElement("span");
   const forecastLine = document.createElement("span");
   const lastLine = document.createElement("span");
-  facts.append(servingsLine, forecastLine, lastLine);
+  const tempLine = document.createElement("span");
+  tempLine.className = "temp";
+  facts.append(servingsLine, forecastLine, lastLine, tempLine);
   const clean = document.createElement("button");
   clean.type = "button";
   clean.className = "clean";
@@ -75,7 +77,7 @@ function tapCard(tapId) {
     if (tap && actions.cleaning) actions.cleaning(tapId, !tap.cleaning, clean);
   });
   li.append(header, beverage, level, facts, clean);
-  card = { li, h3, badge, beverage, level, fill, pct, servingsLine, forecastLine, lastLine, clean };
+  card = { li, h3, badge, beverage, level, fill, pct, servingsLine, forecastLine, lastLine, tempLine, clean };
   tapCards.set(tapId, card);
   // Taps in id order.
   const after = [...tapCards.keys()].filter((id) => id > tapId).sort((a, b) => a - b)[0];
@@ -126,12 +128,29 @@ function drawTap(tap, now) {
   text(c.servingsLine, keg ? `${formatMl(Math.max(0, keg.remainingMl))} left: ${servings(keg)}` : "");
   text(c.forecastLine, forecast(tap, now));
   text(c.lastLine, tap.lastPourAt ? `Last pour ${ago(tap.lastPourAt, now)}` : "No pour yet");
+  text(c.tempLine, temperatures(tap, now));
+  // Said in words (and marked) when a sensor is not fine, not in colour alone.
+  const worst = (tap.temperatures || []).map((t) => t.condition).find((c) => c !== "fine") || "fine";
+  attr(c.tempLine, "class", `temp ${worst}`);
   // A failed click says why until the state changes.
   const label = tap.cleaning ? "Line clean: stop cleaning" : "Clean the line";
   if (c.clean.dataset.cleaning !== String(tap.cleaning)) {
     c.clean.dataset.cleaning = String(tap.cleaning);
     text(c.clean, label);
   }
+}
+
+const CONDITION_WORDS = { warm: "▲ too warm", hot: "✖ too hot", silent: "◌ silent" };
+
+/** Each sensor's latest reading and its age: "Keg 3.2 °C, 40 s ago". */
+function temperatures(tap, now) {
+  return (tap.temperatures || [])
+    .map((t) => {
+      const place = t.location[0].toUpperCase() + t.location.slice(1);
+      const said = CONDITION_WORDS[t.condition] ? ` ${CONDITION_WORDS[t.condition]}` : "";
+      return `${place} ${t.celsius.toFixed(1)} °C, ${ago(Date.parse(t.timestamp), now)}${said}`;
+    })
+    .join(" · ");
 }
 
 function feedRow(pour) {

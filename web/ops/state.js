@@ -46,7 +46,7 @@ export const dirty = { taps: new Set(), allTaps: false, feed: [], removed: [], r
 function tapOf(tapId) {
   let tap = state.taps.get(tapId);
   if (!tap) {
-    tap = { tapId, name: null, keg: null, paceMlPerHour: 0, lastPourAt: 0, quiet: false, cleaning: false };
+    tap = { tapId, name: null, keg: null, paceMlPerHour: 0, lastPourAt: 0, quiet: false, cleaning: false, temperatures: [] };
     state.taps.set(tapId, tap);
     dirty.allTaps = true;
   }
@@ -72,6 +72,7 @@ export function applyTaps(taps) {
     tap.lastPourAt = Math.max(tap.lastPourAt, t.lastPourAt ? Date.parse(t.lastPourAt) : 0);
     tap.quiet = Boolean(t.quiet);
     tap.cleaning = Boolean(t.cleaning);
+    tap.temperatures = t.temperatures ?? [];
     dirty.taps.add(t.tapId);
   }
 }

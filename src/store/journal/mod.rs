@@ -114,6 +114,7 @@ pub struct JournalStore {
     /// The journal's directory (none in memory).
     dir: Option<PathBuf>,
     outbox: Arc<dyn super::Outbox>,
+    thermometer: Arc<dyn super::Thermometer>,
     /// What an export names: the default venue, and how long keys stand.
     default_venue: Arc<str>,
     key_ttl: Duration,
@@ -267,6 +268,10 @@ impl JournalStore {
             path: dir.join(super::outbox::FILE_NAME),
             source: std::io::Error::other(e.0),
         })?;
+        let thermometer = super::FileThermometer::open(dir).map_err(|e| JournalError::Io {
+            path: dir.join(super::thermometer::FILE_NAME),
+            source: std::io::Error::other(e.0),
+        })?;
         let opened = Opened {
             recovery,
             pours: index.stats().pours,
@@ -282,6 +287,7 @@ impl JournalStore {
             settings,
         );
         store.outbox = Arc::new(outbox);
+        store.thermometer = Arc::new(thermometer);
         Ok((store, opened))
     }
 
@@ -370,6 +376,7 @@ impl JournalStore {
             broken,
             dir,
             outbox: Arc::new(super::FileOutbox::ephemeral()),
+            thermometer: Arc::new(super::FileThermometer::ephemeral()),
             default_venue,
             key_ttl,
         }
@@ -511,6 +518,10 @@ impl Store for JournalStore {
 
     fn outbox(&self) -> Arc<dyn super::Outbox> {
         self.outbox.clone()
+    }
+
+    fn thermometer(&self) -> Arc<dyn super::Thermometer> {
+        self.thermometer.clone()
     }
 
     fn broken(&self) -> Option<CancellationToken> {

@@ -24,6 +24,7 @@ mod outbox;
 pub mod portable;
 mod schema;
 mod tailer;
+mod thermometer;
 mod writer;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use outbox::PgOutbox;
 pub use schema::SchemaError;
+pub use thermometer::PgThermometer;
 
 use super::{Condition, Inserted, KegDone, ListQuery, Page, Stats, Store, StoreError};
 use crate::decide::{self, KeyTtl};
@@ -1016,6 +1018,10 @@ impl Store for PgStore {
 
     fn outbox(&self) -> Arc<dyn super::Outbox> {
         Arc::new(PgOutbox::new(self.pool.clone()))
+    }
+
+    fn thermometer(&self) -> Arc<dyn super::Thermometer> {
+        Arc::new(PgThermometer::new(self.pool.clone()))
     }
 
     fn condition(&self) -> Condition {

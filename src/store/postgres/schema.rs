@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/0006_venues.sql")),
     (7, include_str!("migrations/0007_venue_counts.sql")),
     (8, include_str!("migrations/0008_imported.sql")),
+    (9, include_str!("migrations/0009_temperatures.sql")),
 ];
 
 /// The schema version this binary writes.
