@@ -313,6 +313,16 @@ pub struct Config {
     #[arg(long, env = "ALTAIR_MQTT_CLIENT_ID", value_name = "ID")]
     pub mqtt_client_id: Option<String>,
 
+    /// The MQTT the server speaks to its broker: 5, or 3.1.1 for a broker that speaks
+    /// nothing newer (no Idempotency-Key user property then: the body's key works).
+    #[arg(
+        long,
+        env = "ALTAIR_MQTT_PROTOCOL",
+        value_name = "VERSION",
+        default_value = "5"
+    )]
+    pub mqtt_protocol: MqttProtocol,
+
     /// A TOML file of counter devices: topics whose messages are a meter's running total
     /// (litres, millilitres or pulses), each for a tap, turned into pours.
     #[arg(long, env = "ALTAIR_MQTT_METERS", value_name = "FILE")]
@@ -539,6 +549,17 @@ fn percent(text: &str) -> Result<f64, String> {
 }
 
 /// A positive number of seconds, fractions allowed: `10`, `0.25`.
+/// Which MQTT the server speaks to its broker (`--mqtt-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MqttProtocol {
+    /// MQTT 5 (the default).
+    #[value(name = "5")]
+    V5,
+    /// MQTT 3.1.1, for a broker that speaks nothing newer.
+    #[value(name = "3.1.1")]
+    V311,
+}
+
 /// Where the MQTT broker is: `--mqtt-url`. Its password never prints.
 #[derive(Clone, PartialEq)]
 pub struct MqttUrl {

@@ -89,8 +89,9 @@ impl Gate {
         if !routes::needs_token(route) {
             return Ok(Identity::Anonymous);
         }
-        // Browsers cannot set headers on a WebSocket: the socket alone takes ?token=.
-        let query_token = (path == SOCKET)
+        // Browsers cannot set headers on a WebSocket, nor Keg Cop on its reports: those
+        // alone take ?token= (the request log writes paths without their queries).
+        let query_token = (path == SOCKET || path == routes::KEG_COP)
             .then(|| query_param(query?, "token"))
             .flatten();
         let identity = self

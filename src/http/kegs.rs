@@ -215,7 +215,7 @@ fn size(fields: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
 
 /// What the store made of an operation sent with `headers`' idempotency key: the keg as
 /// it is now, and whether the operation was logged now (not a retry).
-async fn applied(
+pub(crate) async fn applied(
     state: &AppState,
     headers: &BodyHeaders,
     op: KegOp,

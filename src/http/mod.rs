@@ -30,6 +30,7 @@ mod beers;
 mod csv;
 mod export;
 mod history;
+mod kegcop;
 mod kegs;
 mod operations;
 mod page;
@@ -94,6 +95,7 @@ fn serve(route: &'static Route, state: &AppState) -> BoxedFilter<(Response,)> {
         Handler::Taps => ignore(&at, taps(state)),
         Handler::Tap => tap(&at, state),
         Handler::TapCleaning => tap_cleaning(&at, state),
+        Handler::KegCop => ignore(&at, kegcop(state)),
         Handler::Temperatures => ignore(
             &at,
             temperatures_list(state.clone())
@@ -341,6 +343,26 @@ fn taps(state: AppState) -> BoxedFilter<(Response,)> {
         .then(
             |state: AppState, query: String, who: Option<Identity>| async move {
                 answer(kegs::taps(&state, &query, &who).await)
+            },
+        )
+        .boxed()
+}
+
+/// `POST /api/kegcop`
+fn kegcop(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(body_headers())
+        .and(body_limited(BODY_LIMIT))
+        .and(identity())
+        .then(
+            |state: AppState,
+             query: String,
+             headers: BodyHeaders,
+             body: Result<bytes::Bytes, ApiError>,
+             who: Option<Identity>| async move {
+                answer(kegcop::report(&state, &query, &headers, body, who).await)
             },
         )
         .boxed()

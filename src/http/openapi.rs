@@ -15,8 +15,8 @@ use super::error::ApiError;
 use super::routes;
 use super::state::AppState;
 use super::{
-    alerts, beers, csv, export, history, kegs, operations, sales, socket, temperatures, venues,
-    webhooks,
+    alerts, beers, csv, export, history, kegcop, kegs, operations, sales, socket, temperatures,
+    venues, webhooks,
 };
 use crate::auth::Auth;
 use crate::config::Config;
@@ -58,6 +58,7 @@ use crate::pour::Intake;
         kegs::forget_tap,
         kegs::cleaning,
         temperatures::record,
+        kegcop::report,
         temperatures::list,
         venues::list,
         venues::create,

@@ -54,6 +54,7 @@ pub enum Handler {
     Tap,
     TapCleaning,
     Temperatures,
+    KegCop,
     Venues,
     Venue,
     Alerts,
@@ -84,6 +85,10 @@ pub enum Handler {
 /// The path of the WebSocket, the one route that takes its token in the query (browsers
 /// cannot set headers on a WebSocket).
 pub const SOCKET: &str = "/sockets/beers";
+
+/// Where Keg Cop's reports come: a Keg Cop cannot send a header, so it may name its token
+/// in the query, as the socket does.
+pub const KEG_COP: &str = "/api/kegcop";
 
 /// What the metrics call a path no route serves.
 pub const UNMATCHED: &str = "unmatched";
@@ -136,6 +141,7 @@ pub const ROUTES: &[Route] = &[
     api("/api/taps", "GET", &[("GET", Need::Read)], &[], Handler::Taps),
     api("/api/taps/{tapId}", "GET, PATCH, DELETE", &[("GET", Need::Read), ("PATCH", Need::Manage), ("DELETE", Need::Manage)], &["PATCH"], Handler::Tap),
     api("/api/taps/{tapId}/cleaning", "POST", &[("POST", Need::Manage)], &[], Handler::TapCleaning),
+    api(KEG_COP, "POST", &[], &[], Handler::KegCop),
     api("/api/temperatures", "GET, POST", &[("GET", Need::Read)], &[], Handler::Temperatures),
     api("/api/venues", "GET, POST", &[("GET", Need::Read), ("POST", Need::ChainManage)], &["POST"], Handler::Venues),
     api("/api/venues/{id}", "GET, PATCH", &[("GET", Need::Read), ("PATCH", Need::ChainManage)], &["PATCH"], Handler::Venue),
@@ -310,6 +316,7 @@ mod tests {
                     ("POST", "/api/beers")
                         | ("POST", "/api/venues/{id}/beers")
                         | ("POST", "/api/temperatures")
+                        | ("POST", "/api/kegcop")
                         | ("GET", "/health")
                 );
                 assert_eq!(

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -350,7 +349,7 @@ struct Follow {
 pub struct Task {
     pub meters: Arc<[Meter]>,
     pub intake: Intake,
-    pub client: AsyncClient,
+    pub client: super::Client,
     pub prefix: String,
     pub link: Link,
     /// How long an idempotency key stands: an owed pour older than half of it is not

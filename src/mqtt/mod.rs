@@ -1,14 +1,16 @@
 //! MQTT: pours from a broker's topics, as devices publish them.
 //!
-//! One connection per server (MQTT 5, QoS 1, a persistent session under a stable client
-//! id). A message is acknowledged (PUBACK) only once its pour is durable, so a server
-//! killed mid-message loses nothing: the broker delivers it again. Messages are judged and
-//! handed to the store in the order they came, and acknowledged in that order. Each
-//! outcome is published back on `…/pours/accepted` or `…/pours/rejected`.
+//! One connection per server (MQTT 5, or 3.1.1 for a broker that speaks nothing newer;
+//! QoS 1, a persistent session under a stable client id). A message is acknowledged
+//! (PUBACK) only once its pour is durable, so a server killed mid-message loses nothing:
+//! the broker delivers it again. Messages are judged and handed to the store in the order
+//! they came, and acknowledged in that order. Each outcome is published back on
+//! `…/pours/accepted` or `…/pours/rejected`.
 
 mod meters;
 mod out;
 mod topic;
+mod wire;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,10 +21,10 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use wire::Client;
 
 use crate::bar::Bar;
 use crate::config::{Config, MqttUrl};
@@ -65,6 +67,8 @@ pub struct Settings {
     pub mapped: Vec<meters::Thermometer>,
     /// How long an idempotency key stands (`--idempotency-ttl`).
     pub key_ttl: Duration,
+    /// MQTT 5, or 3.1.1.
+    pub protocol: wire::Protocol,
 }
 
 /// Why MQTT cannot be set up.
@@ -149,6 +153,7 @@ impl Settings {
             meters,
             mapped,
             key_ttl: config.idempotency_ttl,
+            protocol: config.mqtt_protocol,
         }))
     }
 
@@ -170,32 +175,23 @@ impl Settings {
         }
     }
 
-    fn options(&self) -> Result<MqttOptions, String> {
-        let mut options = MqttOptions::new(&self.client_id, &self.url.host, self.url.port);
-        options
-            .set_clean_start(false)
-            .set_session_expiry_interval(Some(
-                u32::try_from(self.session_expiry.as_secs()).unwrap_or(u32::MAX),
-            ))
-            .set_manual_acks(true)
-            .set_keep_alive(Duration::from_secs(30))
-            .set_receive_maximum(Some(RECEIVE_MAXIMUM))
-            .set_max_packet_size(Some(MAX_PACKET));
-        // A server that vanishes says so: Home Assistant marks its entities unavailable.
-        options.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
-            self.out().status_topic(),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-            None,
-        ));
-        if let Some(user) = &self.url.user {
-            options.set_credentials(user, self.password.clone().unwrap_or_default());
-        }
-        if self.url.tls {
-            options.set_transport(rumqttc::Transport::tls_with_config(tls()?));
-        }
-        Ok(options)
+    fn options(&self) -> Result<wire::Options, String> {
+        Ok(wire::Options {
+            client_id: self.client_id.clone(),
+            host: self.url.host.clone(),
+            port: self.url.port,
+            session_expiry: self.session_expiry,
+            receive_maximum: RECEIVE_MAXIMUM,
+            max_packet: MAX_PACKET,
+            // A server that vanishes says so: Home Assistant marks its entities unavailable.
+            will: (self.out().status_topic(), "offline"),
+            credentials: self
+                .url
+                .user
+                .clone()
+                .map(|user| (user, self.password.clone().unwrap_or_default())),
+            tls: if self.url.tls { Some(tls()?) } else { None },
+        })
     }
 }
 
@@ -333,7 +329,8 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
     metrics::mqtt_start_at_zero();
     // Room for an acknowledgement and an answer for every message in hand, and more: the
     // worker never waits on a full queue that only this task empties.
-    let (client, mut events) = AsyncClient::new(options, 4 * RECEIVE_MAXIMUM as usize);
+    let (client, mut events) =
+        wire::connect(settings.protocol, options, 4 * RECEIVE_MAXIMUM as usize);
     let (hand, taken) = mpsc::channel(RECEIVE_MAXIMUM as usize);
     let worker = tokio::spawn(work(
         taken,
@@ -381,11 +378,10 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
             event = events.poll() => event,
         };
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+            Ok(Some(Packet::ConnAck(ack))) => {
                 backoff = Backoff::default();
                 resumed = ack.session_present;
                 // Up once the subscriptions are in place: until then nothing comes.
-                use rumqttc::v5::mqttbytes::v5::Filter;
                 let share = if settings.shared {
                     format!("$share/{SHARE_GROUP}/")
                 } else {
@@ -400,24 +396,30 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                             .iter()
                             .map(|t| format!("{share}{}", t.topic)),
                     )
-                    .map(|f| Filter::new(f, QoS::AtLeastOnce));
+                    .map(|path| wire::Filter {
+                        path,
+                        qos: QoS::AtLeastOnce,
+                        no_local: false,
+                    });
                 // What the broker keeps of our own topics, read back (not what this
                 // connection publishes, which the server knows).
-                let kept = out.filters().into_iter().map(|f| Filter {
-                    nolocal: true,
-                    ..Filter::new(f, QoS::AtMostOnce)
+                let kept = out.filters().into_iter().map(|path| wire::Filter {
+                    path,
+                    qos: QoS::AtMostOnce,
+                    no_local: true,
                 });
                 // A meter's totals at QoS 0, every server all of them: a total says all
                 // before it, so none is owed to a server that was away.
-                let totals = meters
-                    .list
-                    .iter()
-                    .map(|m| Filter::new(m.topic.clone(), QoS::AtMostOnce));
-                if let Err(e) = client.try_subscribe_many(pours.chain(kept).chain(totals)) {
-                    log::error!("mqtt: cannot subscribe: {e}");
+                let totals = meters.list.iter().map(|m| wire::Filter {
+                    path: m.topic.clone(),
+                    qos: QoS::AtMostOnce,
+                    no_local: false,
+                });
+                if let Err(e) = client.try_subscribe(pours.chain(kept).chain(totals).collect()) {
+                    log::error!("mqtt: cannot subscribe: {}", e.0);
                 }
             }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+            Ok(Some(Packet::SubAck(ack))) => {
                 let refused: Vec<String> = ack
                     .return_codes
                     .iter()
@@ -435,9 +437,13 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                     connections += 1;
                     let _ = connected.send(connections);
                     log::info!(
-                        "mqtt: connected to {} as {} ({}), reading {}",
+                        "mqtt: connected to {} as {} (MQTT {}, {}), reading {}",
                         settings.url,
                         settings.client_id,
+                        match settings.protocol {
+                            wire::Protocol::V5 => "5",
+                            wire::Protocol::V311 => "3.1.1",
+                        },
                         if resumed {
                             "session resumed"
                         } else {
@@ -460,7 +466,7 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                     link.set(false, Some(why));
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(publish)))
+            Ok(Some(Packet::Publish(publish)))
                 if std::str::from_utf8(&publish.topic).is_ok_and(|t| out.owns(t)) =>
             {
                 // Read at QoS 0: nothing to acknowledge. A full queue loses a message
@@ -468,7 +474,7 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
                 let _ = keep.try_send((topic, publish.payload.to_vec()));
             }
-            Ok(Event::Incoming(Packet::Publish(publish)))
+            Ok(Some(Packet::Publish(publish)))
                 if !meters.list.is_empty()
                     && std::str::from_utf8(&publish.topic)
                         .is_ok_and(|t| meters.index(t).is_some()) =>
@@ -479,7 +485,7 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                     let _ = read.try_send((i, publish.payload));
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
+            Ok(Some(Packet::Publish(publish))) => {
                 // Waits while the worker has its hands full (the broker sends no more than
                 // the Receive Maximum unacknowledged); the worker never waits on this task.
                 tokio::select! {
@@ -488,8 +494,7 @@ pub async fn run(settings: Settings, intake: Intake, link: Link, shutdown: Cance
                 }
             }
             Ok(_) => {}
-            Err(e) => {
-                let cause = e.to_string();
+            Err(cause) => {
                 let wait = backoff.next();
                 let was_up = link.set(false, Some(cause.clone()));
                 let _ = connected.send(0);
@@ -580,7 +585,7 @@ enum Verdict {
 /// answers each once the store has it, in that order.
 async fn work(
     mut taken: mpsc::Receiver<Publish>,
-    client: AsyncClient,
+    client: Client,
     intake: Intake,
     prefix: String,
     link: Link,

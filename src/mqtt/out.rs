@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -345,7 +344,7 @@ pub(super) async fn publish(
     out: Out,
     bar: Bar,
     bus: Bus,
-    client: AsyncClient,
+    client: super::Client,
     mut kept: mpsc::Receiver<(String, Vec<u8>)>,
     mut connected: watch::Receiver<u64>,
     shutdown: CancellationToken,

@@ -15,6 +15,7 @@ mod crash;
 mod durable;
 mod flags;
 mod hostile;
+mod kegcop;
 mod metrics;
 mod mqtt;
 mod openapi;

@@ -516,6 +516,17 @@ async fn binary_pours(addr: &str, n: u64) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_server_killed_before_acknowledging_stores_the_pour_once_after_restart() {
+    killed_before_acknowledging("5").await;
+}
+
+/// The same over MQTT 3.1.1 (`--mqtt-protocol 3.1.1`), for a broker that speaks nothing
+/// newer: a persistent session, acknowledgements once durable, answers.
+#[tokio::test]
+async fn over_mqtt_3_1_1_a_killed_server_stores_the_pour_once_after_restart() {
+    killed_before_acknowledging("3.1.1").await;
+}
+
+async fn killed_before_acknowledging(protocol: &str) {
     let Some(broker) = Broker::start() else {
         return;
     };
@@ -531,12 +542,19 @@ async fn a_server_killed_before_acknowledging_stores_the_pour_once_after_restart
             url.to_owned(),
             "--mqtt-client-id".to_owned(),
             "altair-kill-test".to_owned(),
+            "--mqtt-protocol".to_owned(),
+            protocol.to_owned(),
         ]
     };
     let first = args(&through_relay);
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    let (mut child, addr, _log) = spawn_binary_logged(&first);
+    let (mut child, addr, log) = spawn_binary_logged(&first);
     binary_connected(&addr).await;
+    let spoken = format!("(MQTT {protocol}, new session)");
+    assert!(
+        log.lock().unwrap().iter().any(|l| l.contains(&spoken)),
+        "the server says it speaks MQTT {protocol}"
+    );
     let mut device = Device::connect(broker.port, &["altair/taps/+/pours/accepted"]).await;
     // A first message shows the subscription is in place.
     device

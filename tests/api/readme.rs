@@ -199,6 +199,11 @@ async fn the_temperatures_block_gives_what_it_shows() {
     pasted("## Temperatures").await;
 }
 
+#[tokio::test]
+async fn the_keg_cop_block_gives_what_it_shows() {
+    pasted("### Keg Cop").await;
+}
+
 /// The meters file the README shows, as a server reads it, and its block's pour.
 #[tokio::test]
 async fn the_meters_block_gives_what_it_shows() {

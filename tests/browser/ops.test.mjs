@@ -71,6 +71,25 @@ test("pours show in the feed and on their tap within a second; levels move, aler
   assertClean(assert, seen);
 });
 
+test("a tap's card shows its sensors' latest temperatures and their age; one too hot says so in words", async (t) => {
+  const server = await startServer(t, ["--ephemeral", "--warm-for", "1"]);
+  await tapKeg(server, { tapId: 1, beverage: "Helles", sizeMl: 5000 });
+  await tapKeg(server, { tapId: 2, beverage: "Stout", size: "corny" });
+  for (const [tapId, sensor, location, celsius] of [[1, "keg 1", "keg", 3.1], [2, "tower", "tower", 12.4]]) {
+    const { status, body } = await api(server, "POST", "/api/temperatures", { tapId, sensor, location, celsius });
+    assert.equal(status, 201, JSON.stringify(body));
+  }
+  const browser = await launch(t);
+  const { page, seen } = await openPage(t, browser, `${server.url}/`);
+  await page.waitForSelector(`${card(2)} .temp.hot`);
+  assert.match(await page.textContent(`${card(1)} .temp`), /^Keg 3\.1 °C, \d+ s ago$/);
+  assert.ok(await page.$eval(`${card(1)} .temp`, (el) => el.classList.contains("fine")));
+  assert.match(await page.textContent(`${card(2)} .temp`), /^Tower 12\.4 °C, \d+ s ago ✖ too hot$/);
+  // The server's alert comes too, critical.
+  await page.waitForSelector('#alerts li[data-kind="tooHot"]:has-text("Tap 2 is too hot")');
+  assertClean(assert, seen);
+});
+
 test("low and empty kegs say so in words on the card and the wall; a reload shows the server's open alerts; an admin acknowledges one", async (t) => {
   const server = await startServer(t, ["--ephemeral"]);
   const beverages = ["Helles", "Pils", "Stout", "Cider", "Porter", "Weizen"];
