@@ -16,7 +16,7 @@ use super::scope::{Scope, venue_param};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::metrics;
-use crate::pour::{Flag, Pour, PourError, Timestamp};
+use crate::pour::{Flag, Pour, Timestamp};
 use crate::store::{Inserted, ListQuery, Start};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -156,13 +156,7 @@ async fn store_pour(
     let key = headers.idempotency_key()?;
     let body = body?;
     let venue = Scope::of(state, &who).write(state, venue)?;
-    let new_pour = state
-        .pouring
-        .judge(&body, None, venue, Timestamp::now())
-        .map_err(|e| match e {
-            PourError::Malformed(m) => ApiError::BadRequest(m),
-            PourError::Invalid(m) => ApiError::Unprocessable(m),
-        })?;
+    let new_pour = state.pouring.judge(&body, None, venue, Timestamp::now())?;
     require(&who, Need::Pour(new_pour.tap_id))?;
     if let Some(identity) = &who {
         state.gate.limit_tap(identity, &new_pour.tap())?;

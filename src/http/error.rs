@@ -91,6 +91,17 @@ fn allowed(allow: &str) -> String {
 
 impl Reject for ApiError {}
 
+/// A body that is not JSON is a 400; one that is, but not an acceptable pour or reading,
+/// a 422 naming the field.
+impl From<crate::pour::PourError> for ApiError {
+    fn from(e: crate::pour::PourError) -> ApiError {
+        match e {
+            crate::pour::PourError::Malformed(m) => ApiError::BadRequest(m),
+            crate::pour::PourError::Invalid(m) => ApiError::Unprocessable(m),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
         ApiError::Unavailable(e.to_string())

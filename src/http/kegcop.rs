@@ -22,7 +22,7 @@ use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::decide::Inserted;
 use crate::keg::KegOp;
-use crate::pour::{PourError, TapRef, Timestamp};
+use crate::pour::{TapRef, Timestamp};
 use crate::temperature::{Location, MAX_SENSOR_LEN, Reading, checked_celsius};
 
 const ML_PER_GALLON: f64 = 3785.411784;
@@ -148,10 +148,7 @@ pub async fn report(
             let body = serde_json::json!({ "tapId": tap_id, "volume": volume }).to_string();
             let pour = state
                 .pouring
-                .judge(body.as_bytes(), None, venue, Timestamp::now())
-                .map_err(|e| match e {
-                    PourError::Malformed(m) | PourError::Invalid(m) => invalid(&m),
-                })?;
+                .judge(body.as_bytes(), None, venue, Timestamp::now())?;
             require(&who, Need::Pour(tap_id))?;
             if let Some(identity) = &who {
                 state.gate.limit_tap(identity, &pour.tap())?;

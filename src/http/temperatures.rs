@@ -13,7 +13,7 @@ use super::scope::{Scope, venue_param};
 use super::state::AppState;
 use crate::auth::{Identity, Need};
 use crate::keg::TapView;
-use crate::pour::{PourError, Timestamp};
+use crate::pour::Timestamp;
 use crate::store::thermometer::{MAX_READINGS, SeriesQuery};
 use crate::temperature::{RAW_FOR_MS, Reading, SensorNow};
 
@@ -80,11 +80,7 @@ pub async fn record(
     let venue = Scope::of(state, &who).write(state, None)?;
     let reading = state
         .pouring
-        .reading(&body, None, venue, Timestamp::now())
-        .map_err(|e| match e {
-            PourError::Malformed(m) => ApiError::BadRequest(m),
-            PourError::Invalid(m) => ApiError::Unprocessable(m),
-        })?;
+        .reading(&body, None, venue, Timestamp::now())?;
     require(&who, Need::Pour(reading.tap_id))?;
     state
         .store

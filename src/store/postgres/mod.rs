@@ -44,6 +44,18 @@ pub use outbox::PgOutbox;
 pub use schema::SchemaError;
 pub use thermometer::PgThermometer;
 
+/// A pooled connection, for the outbox and the thermometer.
+async fn pooled(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
+    pool.get()
+        .await
+        .map_err(|e| StoreError(format!("database unreachable: {e}")))
+}
+
+/// A statement that failed, as the store says it.
+fn failed(e: tokio_postgres::Error) -> StoreError {
+    StoreError(format!("database: {e}"))
+}
+
 use super::{Condition, Inserted, KegDone, ListQuery, Page, Stats, Store, StoreError};
 use crate::decide::{self, KeyTtl};
 use crate::feed::Feed;

@@ -22,16 +22,11 @@ impl PgOutbox {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError(format!("database unreachable: {e}")))
+        super::pooled(&self.pool).await
     }
 }
 
-fn failed(e: tokio_postgres::Error) -> StoreError {
-    StoreError(format!("database: {e}"))
-}
+use super::failed;
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError(format!("webhooks: unreadable row: {e}")))

@@ -25,16 +25,11 @@ impl PgThermometer {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError(format!("database unreachable: {e}")))
+        super::pooled(&self.pool).await
     }
 }
 
-fn failed(e: tokio_postgres::Error) -> StoreError {
-    StoreError(format!("database: {e}"))
-}
+use super::failed;
 
 const COLUMNS: &str = "venue, tap_id, sensor, location, at, celsius, samples";
 
