@@ -2,7 +2,10 @@
 # Two builds' ingest, alternating run by run so that both meet the same minutes of this
 # shared machine: the journal, one server on PostgreSQL and two servers on one PostgreSQL
 # (64 connections, the load spread over both), and with FANOUT=1 the delivery across two
-# servers (1,000 subscribers on each). Same cluster and cores as scripts/bench-postgres.sh.
+# servers (1,000 subscribers on each). KINDS picks the runs; `follower` is one server
+# loaded while a second on the same database only follows the log: what any two-server
+# design must pay here, since each server reads every pour. Same cluster and cores as
+# scripts/bench-postgres.sh.
 # Prints each run's JSON line, then medians with the spread.
 #
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release)
@@ -29,7 +32,7 @@ run() { # side, kind
       start_server "$PORT" --database-url "$db_url"
       if [ "$kind" != postgres1 ]; then
         start_server "$PORT2" --database-url "$db_url"
-        also=(--also "127.0.0.1:$PORT2")
+        [ "$kind" = follower ] || also=(--also "127.0.0.1:$PORT2")
       fi
       sleep 1
       ;;
@@ -49,14 +52,14 @@ import json, sys
 run = json.load(open(sys.argv[1]))
 b, a = sys.argv[2].split("|"), sys.argv[3].split("|")
 run["side"], run["kind"] = sys.argv[4], sys.argv[5]
-if run["kind"] in ("postgres1", "postgres2"):
+if run["kind"] in ("postgres1", "postgres2", "follower"):
     batches = int(a[0]) - int(b[0])
     run["pours_per_transaction"] = round(run["pours"] / max(batches, 1), 1)
 print(json.dumps(run))
 PY
 }
 
-kinds=(journal postgres1 postgres2)
+read -ra kinds <<<"${KINDS:-journal postgres1 postgres2}"
 [ "${FANOUT:-0}" = 1 ] && kinds+=(fanout)
 for i in $(seq "$RUNS"); do
   for kind in "${kinds[@]}"; do
