@@ -138,46 +138,48 @@ pub fn settle_message(message: &mut Message, next: &Next, now: Timestamp) -> Opt
 }
 
 /// The webhooks' book, as the file holds it.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Book {
     last_id: u64,
     hooks: BTreeMap<u64, Kept>,
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Kept {
     hook: Hook,
     /// Pending messages by id.
     messages: BTreeMap<String, Message>,
     /// Oldest first.
     attempts: std::collections::VecDeque<Attempt>,
-    #[serde(skip)]
-    lease: Option<(String, std::time::Instant)>,
 }
 
 /// The outbox of the journal store: in memory, and in `webhooks.json` in the data directory
 /// (rewritten whole at each change, then renamed over the old one) unless ephemeral.
+///
+/// A change is made to a copy of the book, written, and only then put in its place: what
+/// a reader sees is on disk, so a server stopped the moment it showed "delivered" does not
+/// send the message again when it starts.
 pub struct FileOutbox {
-    book: Mutex<Book>,
-    /// Changes so far; the file holds the state as of `written`.
-    version: Mutex<u64>,
-    file: Option<Arc<Writer>>,
-}
-
-struct Writer {
-    path: PathBuf,
-    written: Mutex<u64>,
+    book: Arc<Mutex<Book>>,
+    /// Which server holds each webhook, and until when: in memory only.
+    leases: Mutex<BTreeMap<u64, (String, std::time::Instant)>>,
+    /// The file, locked while a change is made and written: one change at a time.
+    file: Option<Arc<Mutex<PathBuf>>>,
 }
 
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "webhooks.json";
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl FileOutbox {
     /// Nothing kept on disk.
     pub fn ephemeral() -> FileOutbox {
         FileOutbox {
-            book: Mutex::new(Book::default()),
-            version: Mutex::new(0),
+            book: Arc::default(),
+            leases: Mutex::default(),
             file: None,
         }
     }
@@ -192,12 +194,9 @@ impl FileOutbox {
             Err(e) => return Err(StoreError(e.to_string())),
         };
         Ok(FileOutbox {
-            book: Mutex::new(book),
-            version: Mutex::new(0),
-            file: Some(Arc::new(Writer {
-                path,
-                written: Mutex::new(0),
-            })),
+            book: Arc::new(Mutex::new(book)),
+            leases: Mutex::default(),
+            file: Some(Arc::new(Mutex::new(path))),
         })
     }
 
@@ -213,80 +212,69 @@ impl FileOutbox {
                         hook,
                         messages: BTreeMap::new(),
                         attempts: std::collections::VecDeque::new(),
-                        lease: None,
                     };
                     (kept.hook.id, kept)
                 })
                 .collect(),
         };
-        let bytes = serde_json::to_vec(&book).map_err(|e| StoreError(e.to_string()))?;
-        Writer {
-            path: dir.join(FILE_NAME),
-            written: Mutex::new(0),
-        }
-        .write(1, &bytes)
+        write(&dir.join(FILE_NAME), &book)
     }
 
-    /// Changes the book, then writes it (a later change's write covers this one's).
-    async fn change_book<T>(
+    /// Makes `change` to a copy of the book, writes the copy if it changed, then puts it in
+    /// the book's place.
+    async fn change_book<T: Send + 'static>(
         &self,
-        change: impl FnOnce(&mut Book) -> (T, bool),
+        change: impl FnOnce(&mut Book) -> (T, bool) + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (value, bytes, version) = {
-            let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
-            let (value, changed) = change(&mut book);
-            if !changed || self.file.is_none() {
-                return Ok(value);
-            }
-            let bytes =
-                serde_json::to_vec(&*book).map_err(|e| StoreError(format!("webhooks: {e}")))?;
-            let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
-            *version += 1;
-            (value, bytes, *version)
+        let Some(file) = self.file.clone() else {
+            return Ok(change(&mut lock(&self.book)).0);
         };
-        if let Some(writer) = self.file.clone() {
-            tokio::task::spawn_blocking(move || writer.write(version, &bytes))
-                .await
-                .map_err(|e| StoreError(format!("webhooks: {e}")))??;
-        }
-        Ok(value)
+        let book = self.book.clone();
+        // Done to the end even if the caller is dropped: the book and the file agree.
+        tokio::task::spawn_blocking(move || {
+            let path = lock(&file);
+            let mut next = lock(&book).clone();
+            let (value, changed) = change(&mut next);
+            if changed {
+                write(&path, &next)?;
+                *lock(&book) = next;
+            }
+            Ok(value)
+        })
+        .await
+        .map_err(|e| StoreError(format!("webhooks: {e}")))?
     }
 
     fn read<T>(&self, read: impl FnOnce(&Book) -> T) -> T {
-        read(&self.book.lock().unwrap_or_else(PoisonError::into_inner))
+        read(&lock(&self.book))
     }
 }
 
-impl Writer {
-    fn write(&self, version: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        if *written >= version {
-            return Ok(());
-        }
-        let failed =
-            |e: std::io::Error| StoreError(format!("cannot write {}: {e}", self.path.display()));
-        let temporary = self.path.with_extension("json.new");
-        {
-            use std::io::Write as _;
-            let mut file = std::fs::File::create(&temporary).map_err(failed)?;
-            file.write_all(bytes).map_err(failed)?;
-            file.sync_all().map_err(failed)?;
-        }
-        std::fs::rename(&temporary, &self.path).map_err(failed)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(failed)?;
-        }
-        *written = version;
-        Ok(())
+/// Writes `book` to a new file, then renames it over `path`: a crash leaves one or the
+/// other, each whole.
+fn write(path: &Path, book: &Book) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(book).map_err(|e| StoreError(format!("webhooks: {e}")))?;
+    let failed = |e: std::io::Error| StoreError(format!("cannot write {}: {e}", path.display()));
+    let temporary = path.with_extension("json.new");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&temporary).map_err(failed)?;
+        file.write_all(&bytes).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
     }
+    std::fs::rename(&temporary, path).map_err(failed)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(failed)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
 impl Outbox for FileOutbox {
     async fn create(&self, new: NewHook, now: Timestamp) -> Result<Hook, StoreError> {
-        self.change_book(|book| {
+        self.change_book(move |book| {
             book.last_id += 1;
             let hook = new.into_hook(book.last_id, now);
             book.hooks.insert(
@@ -295,7 +283,6 @@ impl Outbox for FileOutbox {
                     hook: hook.clone(),
                     messages: BTreeMap::new(),
                     attempts: Default::default(),
-                    lease: None,
                 },
             );
             (hook, true)
@@ -317,7 +304,7 @@ impl Outbox for FileOutbox {
         change: HookChange,
         now: Timestamp,
     ) -> Result<Option<Hook>, StoreError> {
-        self.change_book(|book| match book.hooks.get_mut(&id) {
+        self.change_book(move |book| match book.hooks.get_mut(&id) {
             Some(kept) => {
                 change.apply(&mut kept.hook, now);
                 (Some(kept.hook.clone()), true)
@@ -328,11 +315,14 @@ impl Outbox for FileOutbox {
     }
 
     async fn remove(&self, id: u64) -> Result<bool, StoreError> {
-        self.change_book(|book| {
-            let removed = book.hooks.remove(&id).is_some();
-            (removed, removed)
-        })
-        .await
+        let removed = self
+            .change_book(move |book| {
+                let removed = book.hooks.remove(&id).is_some();
+                (removed, removed)
+            })
+            .await?;
+        lock(&self.leases).remove(&id);
+        Ok(removed)
     }
 
     async fn enqueue(
@@ -342,7 +332,7 @@ impl Outbox for FileOutbox {
         through: u64,
         _now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.change_book(|book| {
+        self.change_book(move |book| {
             let Some(kept) = book.hooks.get_mut(&hook) else {
                 return (true, false);
             };
@@ -364,10 +354,13 @@ impl Outbox for FileOutbox {
         lease: std::time::Duration,
         now: Timestamp,
     ) -> Result<Option<(Hook, Message)>, StoreError> {
-        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        let book = lock(&self.book);
+        let mut leases = lock(&self.leases);
         let clock = std::time::Instant::now();
-        for kept in book.hooks.values_mut() {
-            let free = kept.lease.as_ref().is_none_or(|(_, until)| *until <= clock);
+        for kept in book.hooks.values() {
+            let free = leases
+                .get(&kept.hook.id)
+                .is_none_or(|(_, until)| *until <= clock);
             if !kept.hook.enabled || !free {
                 continue;
             }
@@ -377,7 +370,7 @@ impl Outbox for FileOutbox {
                 .filter(|m| m.next_at <= now)
                 .min_by_key(|m| (m.letter.created_at, m.letter.seq));
             if let Some(message) = due.cloned() {
-                kept.lease = Some((owner.to_owned(), clock + lease));
+                leases.insert(kept.hook.id, (owner.to_owned(), clock + lease));
                 return Ok(Some((kept.hook.clone(), message)));
             }
         }
@@ -392,26 +385,30 @@ impl Outbox for FileOutbox {
         next: &Next,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.change_book(|book| {
+        let next = next.clone();
+        self.change_book(move |book| {
             let Some(kept) = book.hooks.get_mut(&hook) else {
                 return ((), false);
             };
             if let Some(message) = kept.messages.get_mut(&attempt.message_id)
-                && settle_message(message, next, now).is_none()
+                && settle_message(message, &next, now).is_none()
             {
                 kept.messages.remove(&attempt.message_id);
             }
-            settle_hook(&mut kept.hook, next, now);
+            settle_hook(&mut kept.hook, &next, now);
             kept.attempts.push_back(attempt);
             while kept.attempts.len() > ATTEMPTS_KEPT {
                 kept.attempts.pop_front();
             }
-            if kept.lease.as_ref().is_some_and(|(o, _)| o == owner) {
-                kept.lease = None;
-            }
             ((), true)
         })
-        .await
+        .await?;
+        // Let go once the attempt is kept: until then the webhook stays held.
+        let mut leases = lock(&self.leases);
+        if leases.get(&hook).is_some_and(|(o, _)| o == owner) {
+            leases.remove(&hook);
+        }
+        Ok(())
     }
 
     async fn deliveries(
@@ -441,5 +438,57 @@ impl Outbox for FileOutbox {
                 .get(&hook)
                 .map_or(0, |kept| kept.messages.len() as u64)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::{Format, Secret};
+
+    fn new_hook() -> NewHook {
+        NewHook {
+            url: "https://example.com/in".into(),
+            venue: None,
+            events: Vec::new(),
+            description: String::new(),
+            format: Format::Standard,
+            secret: Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+            uid: "u".into(),
+            cursor: 0,
+        }
+    }
+
+    /// A server stopped the moment it showed a change must find that change when it starts
+    /// again: what readers see is on disk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_is_seen_only_once_it_is_on_disk() {
+        let dir = std::env::temp_dir().join(format!("altair-outbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let outbox = Arc::new(FileOutbox::open(&dir).unwrap());
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let hook = outbox.create(new_hook(), now).await.unwrap();
+        for round in 0..20 {
+            let description = format!("round {round}");
+            let change = HookChange {
+                description: Some(description.clone()),
+                ..HookChange::default()
+            };
+            let writer = outbox.clone();
+            let changing = tokio::spawn(async move { writer.change(hook.id, change, now).await });
+            loop {
+                let seen = outbox.hook(hook.id).await.unwrap().unwrap();
+                if seen.description == description {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            let reopened = FileOutbox::open(&dir).unwrap();
+            let kept = reopened.hook(hook.id).await.unwrap().unwrap();
+            assert_eq!(kept.description, description, "round {round}");
+            changing.await.unwrap().unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
