@@ -124,6 +124,35 @@ fn a_circle_is_found_and_named() {
     );
 }
 
+#[test]
+fn a_use_over_several_lines_is_read_whole() {
+    let dir = std::env::temp_dir().join(format!("altair-arch-lines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("lib.rs"),
+        "pub mod feed;\npub mod store;\npub mod bus;\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bus.rs"), "pub struct Bus;\n").unwrap();
+    std::fs::write(
+        dir.join("store.rs"),
+        "use crate::{\n    bus::Bus,\n    feed::Feed,\n};\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("feed.rs"), "use crate::store::Store;\n").unwrap();
+    let graph = graph(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        graph["store"],
+        BTreeSet::from(["bus".to_owned(), "feed".to_owned()])
+    );
+    assert_eq!(
+        cycle(&graph),
+        Some(vec!["feed".into(), "store".into(), "feed".into()])
+    );
+}
+
 fn assert_acyclic(root: &Path, graph: &Graph) {
     assert!(graph.len() > 3, "no modules found under {}", root.display());
     if let Some(cycle) = cycle(graph) {
@@ -176,9 +205,9 @@ fn graph(root: &Path) -> Graph {
             .map(|m| m.rsplit("::").next().unwrap_or_default().to_owned())
             .collect();
         let mut uses = BTreeSet::new();
-        for line in code.lines().map(str::trim) {
-            if line.starts_with("//")
-                || line.starts_with("mod ")
+        for line in statements(code) {
+            let line = line.as_str();
+            if line.starts_with("mod ")
                 || line.starts_with("pub mod ")
                 || line.starts_with("pub use ")
             {
@@ -211,6 +240,30 @@ fn graph(root: &Path) -> Graph {
         graph.insert(module.clone(), uses);
     }
     graph
+}
+
+/// The code's lines without comments, a `use` over several lines joined into one:
+/// `use super::{\n    error::ApiError,\n    reply,\n};` is read as written on one line.
+fn statements(code: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut open = String::new();
+    for line in code.lines().map(str::trim) {
+        if line.starts_with("//") {
+            continue;
+        }
+        if !open.is_empty() {
+            open.push(' ');
+        }
+        open.push_str(line);
+        let is_use = open.starts_with("use ")
+            || open.starts_with("pub use ")
+            || open.starts_with("pub(crate) use ");
+        if is_use && open.matches('{').count() > open.matches('}').count() {
+            continue;
+        }
+        statements.push(std::mem::take(&mut open));
+    }
+    statements
 }
 
 /// The paths a line names, as (first segment, the rest), braces expanded one level:

@@ -7,9 +7,8 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{
-    Connection, Latency, auth_header, cpu_time, fetch, get_request, histogram, host_port, tool_cpu,
-};
+use super::connection::{Connection, fetch, get_request};
+use super::measure::{Latency, auth_header, cpu_time, histogram, host_port, tool_cpu};
 use crate::config::Settings;
 
 /// Results of `bench history`.

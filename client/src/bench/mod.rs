@@ -9,14 +9,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::Settings;
 use serde::Serialize;
-use subscriber::Subscriber;
-// Private imports: the scenarios in child modules reach them as `super::…`.
-use measure::{Latency, auth_header, cpu_time, find, histogram, host_port, pour_id, tool_cpu};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+// The scenarios in child modules use `connection` and `measure`, never this module: the
+// benches' layers only look down.
+use crate::config::Settings;
+use connection::{Connection, fetch, get_request, post_request, post_request_to};
+use measure::{Latency, auth_header, cpu_time, histogram, host_port, pour_id, tool_cpu};
+use subscriber::Subscriber;
+
+mod connection;
 mod history;
 mod measure;
 mod mqtt;
@@ -191,89 +193,11 @@ pub fn match_deliveries(posted: &[u64], received: &[u64]) -> Matching {
     m
 }
 
-/// One keep-alive HTTP/1.1 connection with a fixed request.
-struct Connection {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Connection {
-    async fn open(addr: &str) -> std::io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Connection {
-            stream,
-            buf: Vec::with_capacity(4096),
-        })
-    }
-
-    /// Sends `request` and reads one response; returns its status and body.
-    async fn call(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-        self.stream.write_all(request).await?;
-        self.buf.clear();
-        let head_end = loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while self.buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok((status, self.buf[head_end..head_end + length].to_vec()))
-    }
-}
-
 /// The server of `settings`, then the others.
 fn servers(settings: &Settings, also: &[String]) -> Vec<String> {
     std::iter::once(host_port(settings))
         .chain(also.iter().cloned())
         .collect()
-}
-
-fn post_request(settings: &Settings, tap: u32, volume: u32) -> Vec<u8> {
-    post_request_to(settings, "/api/beers", tap, volume)
-}
-
-fn post_request_to(settings: &Settings, path: &str, tap: u32, volume: u32) -> Vec<u8> {
-    let body = format!(r#"{{"tapId": {tap}, "volume": {volume}}}"#);
-    let auth = auth_header(settings);
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        host_port(settings),
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn get_request(settings: &Settings, target: &str) -> Vec<u8> {
-    let auth = auth_header(settings);
-    format!(
-        "GET {target} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n",
-        host_port(settings)
-    )
-    .into_bytes()
 }
 
 /// Results of `bench ingest`.
@@ -756,11 +680,6 @@ pub struct VenuePageResult {
     pub page_load: Latency,
     pub report: Latency,
     pub tool_cpu_percent: Option<f64>,
-}
-
-/// A request on one connection; its status and body, or why not.
-async fn fetch(conn: &mut Connection, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    conn.call(request).await.map_err(|e| e.to_string())
 }
 
 /// `bench venue-page`.

@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{
-    Connection, Latency, auth_header, cpu_time, fetch, get_request, histogram, host_port, tool_cpu,
-};
+use super::connection::{Connection, fetch, get_request};
+use super::measure::{Latency, auth_header, cpu_time, histogram, host_port, tool_cpu};
 use crate::config::Settings;
 
 /// Lines in one sales file.
