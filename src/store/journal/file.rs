@@ -32,6 +32,8 @@ pub const COMPACT_NAME: &str = "journal.compact";
 /// whole stream has checked out.
 pub const IMPORT_NAME: &str = "journal.import";
 const LOCK_NAME: &str = "LOCK";
+/// How long an opener waits for a lock held by someone on their way out.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const FILE_MAGIC: &[u8; 8] = b"ALTAIRJ1";
 const FRAME_MAGIC: [u8; 4] = 0xA17A_1F4A_u32.to_le_bytes();
 const HEADER: usize = 12;
@@ -181,14 +183,24 @@ impl Journal {
             .write(true)
             .open(&lock_path)
             .map_err(io_error(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(JournalError::Locked {
-                    path: dir.to_owned(),
-                });
+        // A lock can outlive its holder by a moment: a server on its way out, or a child
+        // process forked elsewhere in the holder that has not yet exec'd (it holds a copy
+        // of the descriptor). Such a holder lets go within the grace; a running server
+        // does not.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(JournalError::Locked {
+                        path: dir.to_owned(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
         // A compaction or an import that did not finish: the journal itself is whole.
         for (name, what) in [(COMPACT_NAME, "compaction"), (IMPORT_NAME, "import")] {
@@ -1079,6 +1091,24 @@ mod tests {
         assert!(matches!(reopen(&dir), Err(JournalError::Locked { .. })));
         drop(journal);
         assert!(reopen(&dir).is_ok(), "the lock goes with the journal");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_opener_waits_for_a_lock_let_go_within_the_grace() {
+        let dir = temp_dir("lock-grace");
+        let (journal, _, _) = reopen(&dir).unwrap();
+        // As a child forked before exec would: a copy of the lock's descriptor, closed soon.
+        let copy = journal._lock.try_clone().unwrap();
+        drop(journal);
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(copy);
+        });
+        let started = std::time::Instant::now();
+        assert!(reopen(&dir).is_ok(), "opened once the copy was closed");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+        holder.join().unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
 
