@@ -105,19 +105,18 @@ fn client_modules_only_use_modules_below_them() {
 
 #[test]
 fn a_circle_is_found_and_named() {
-    let dir = std::env::temp_dir().join(format!("altair-arch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("http")).unwrap();
-    std::fs::write(dir.join("lib.rs"), "pub mod http;\npub mod server;\n").unwrap();
-    std::fs::write(dir.join("server.rs"), "use crate::http::routes;\n").unwrap();
-    std::fs::write(
-        dir.join("http/mod.rs"),
-        "mod beers;\npub use beers::Thing;\nuse crate::server::AppState;\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("http/beers.rs"), "use super::{AppState};\n").unwrap();
-    let graph = graph(&dir);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let graph = graph_of(
+        "circle",
+        &[
+            ("lib.rs", "pub mod http;\npub mod server;\n"),
+            ("server.rs", "use crate::http::routes;\n"),
+            (
+                "http/mod.rs",
+                "mod beers;\npub use beers::Thing;\nuse crate::server::AppState;\n",
+            ),
+            ("http/beers.rs", "use super::{AppState};\n"),
+        ],
+    );
     assert_eq!(
         cycle(&graph),
         Some(vec!["http".into(), "server".into(), "http".into()])
@@ -126,23 +125,18 @@ fn a_circle_is_found_and_named() {
 
 #[test]
 fn a_use_over_several_lines_is_read_whole() {
-    let dir = std::env::temp_dir().join(format!("altair-arch-lines-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("lib.rs"),
-        "pub mod feed;\npub mod store;\npub mod bus;\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("bus.rs"), "pub struct Bus;\n").unwrap();
-    std::fs::write(
-        dir.join("store.rs"),
-        "use crate::{\n    bus::Bus,\n    feed::Feed,\n};\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("feed.rs"), "use crate::store::Store;\n").unwrap();
-    let graph = graph(&dir);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let graph = graph_of(
+        "lines",
+        &[
+            ("lib.rs", "pub mod feed;\npub mod store;\npub mod bus;\n"),
+            ("bus.rs", "pub struct Bus;\n"),
+            (
+                "store.rs",
+                "use crate::{\n    bus::Bus,\n    feed::Feed,\n};\n",
+            ),
+            ("feed.rs", "use crate::store::Store;\n"),
+        ],
+    );
     assert_eq!(
         graph["store"],
         BTreeSet::from(["bus".to_owned(), "feed".to_owned()])
@@ -151,6 +145,21 @@ fn a_use_over_several_lines_is_read_whole() {
         cycle(&graph),
         Some(vec!["feed".into(), "store".into(), "feed".into()])
     );
+}
+
+/// The graph of a crate made of `files` (path under `src`, text), written to a fresh
+/// directory named after `name`.
+fn graph_of(name: &str, files: &[(&str, &str)]) -> Graph {
+    let dir = std::env::temp_dir().join(format!("altair-arch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, text) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+    let graph = graph(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    graph
 }
 
 fn assert_acyclic(root: &Path, graph: &Graph) {
